@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+
+import {Terms, Service, Status, Snapshot, PPM} from "./SlaTypes.sol";
+import {TermsCodec} from "./TermsCodec.sol";
+import {CreditMath} from "./CreditMath.sol";
+
+/// @title One Service Level Agreement between a provider and a customer.
+/// @notice The customer prepays every period's fee and the provider deposits a collateral bond,
+/// both in the agreement's asset. After each period the oracle reports the measured value of
+/// every service; the agreement pays the customer the service credit its terms promise, out of
+/// the collateral, and releases that period's fee to the provider. Payments are pulled with
+/// `withdraw()`. A period below the disaster threshold lets the customer terminate and take back
+/// every fee not yet earned.
+/// @dev Deployed as an EIP-1167 clone by AgreementFactory with the packed terms appended to the
+/// clone's code (see TermsCodec), so the terms are immutable and need no initializer. The
+/// implementation contract itself refuses every call.
+contract Agreement is ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    // ---------------------------------------------------------------- errors
+    error NotAClone();
+    error Unauthorized(address caller);
+    error WrongStatus(Status current);
+    error AlreadyDeposited();
+    error WrongAmount(uint256 expected, uint256 received);
+    error PeriodAlreadySettled(uint256 period);
+    error PeriodOutOfOrder(uint256 expected, uint256 given);
+    error PeriodNotEnded(uint256 period, uint256 endsAt);
+    error WrongNumberOfValues(uint256 expected, uint256 given);
+    error ValueAboveOneHundredPercent(uint256 serviceIndex, uint256 valuePpm);
+    error NoDisaster();
+    error NothingToWithdraw(address party);
+
+    // ---------------------------------------------------------------- events
+    event FeesDeposited(address indexed customer, uint256 amount);
+    event CollateralDeposited(address indexed provider, uint256 amount);
+    event Activated(uint256 timestamp);
+    event Cancelled(address indexed by, uint256 refundToCustomer, uint256 refundToProvider);
+    /// @notice A period settled: the measured values, each service's credit, the credit paid
+    /// after cap and collateral limit, and the fee released to the provider.
+    event PeriodSettled(
+        uint256 indexed period,
+        uint32[] valuesPpm,
+        uint256[] serviceCredits,
+        uint256 creditPaid,
+        uint256 feeEarned,
+        bool disaster
+    );
+    /// @notice The credit owed exceeded the collateral left; `shortfall` was not paid.
+    event CollateralExhausted(uint256 indexed period, uint256 shortfall);
+    event Terminated(address indexed customer, uint256 refundedFees, uint256 returnedCollateral);
+    event Ended(uint256 returnedCollateral);
+    event Withdrawn(address indexed party, uint256 amount);
+
+    // ---------------------------------------------------------------- state
+    // Packed so that a settlement touches three slots.
+    Status private _status;
+    uint16 private _settledPeriods;
+    bool private _feesDeposited;
+    bool private _collateralDeposited;
+    bool private _disasterOccurred;
+
+    uint128 private _feesEscrowed;
+    uint128 private _collateralEscrowed;
+
+    uint128 private _owedToCustomer;
+    uint128 private _owedToProvider;
+
+    address private immutable _implementation;
+
+    constructor() {
+        _implementation = address(this);
+    }
+
+    modifier onlyClone() {
+        if (address(this) == _implementation) revert NotAClone();
+        _;
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// @notice The agreement's terms, as fixed at creation.
+    function terms() public view onlyClone returns (Terms memory) {
+        return TermsCodec.decode(Clones.fetchCloneArgs(address(this)));
+    }
+
+    /// @notice Current status, balances and progress in one call.
+    function snapshot() external view onlyClone returns (Snapshot memory) {
+        return Snapshot({
+            status: _status,
+            settledPeriods: _settledPeriods,
+            feesDeposited: _feesDeposited,
+            collateralDeposited: _collateralDeposited,
+            disasterOccurred: _disasterOccurred,
+            feesEscrowed: _feesEscrowed,
+            collateralEscrowed: _collateralEscrowed,
+            owedToCustomer: _owedToCustomer,
+            owedToProvider: _owedToProvider
+        });
+    }
+
+    /// @notice Unix time at which `period` ends (and may be settled).
+    function periodEnd(uint256 period) public view onlyClone returns (uint256) {
+        Terms memory t = terms();
+        return uint256(t.start) + (period + 1) * uint256(t.periodLength);
+    }
+
+    /// @notice What `values` would earn the customer in one period, before the collateral limit.
+    /// @return serviceCredits credit of each service in asset units
+    /// @return capped total after the per-period cap
+    function quoteCredit(uint32[] calldata values)
+        external
+        view
+        onlyClone
+        returns (uint256[] memory serviceCredits, uint256 capped)
+    {
+        Terms memory t = terms();
+        (serviceCredits, capped,) = _credits(t, values);
+    }
+
+    // ---------------------------------------------------------------- deposits
+
+    /// @notice The customer prepays the fees of every period (feePerPeriod x periodCount).
+    /// @dev For an ERC-20 asset, approve the amount first; send no ether.
+    function depositFees() external payable onlyClone nonReentrant {
+        Terms memory t = terms();
+        if (msg.sender != t.customer) revert Unauthorized(msg.sender);
+        if (_status != Status.Pending) revert WrongStatus(_status);
+        if (_feesDeposited) revert AlreadyDeposited();
+        uint256 amount = uint256(t.feePerPeriod) * t.periodCount;
+        _feesDeposited = true;
+        _feesEscrowed = uint128(amount);
+        emit FeesDeposited(msg.sender, amount);
+        _maybeActivate();
+        _pull(t.asset, amount);
+    }
+
+    /// @notice The provider deposits the collateral bond that backs the credits.
+    /// @dev For an ERC-20 asset, approve the amount first; send no ether.
+    function depositCollateral() external payable onlyClone nonReentrant {
+        Terms memory t = terms();
+        if (msg.sender != t.provider) revert Unauthorized(msg.sender);
+        if (_status != Status.Pending) revert WrongStatus(_status);
+        if (_collateralDeposited) revert AlreadyDeposited();
+        _collateralDeposited = true;
+        _collateralEscrowed = t.collateral;
+        emit CollateralDeposited(msg.sender, t.collateral);
+        _maybeActivate();
+        _pull(t.asset, t.collateral);
+    }
+
+    /// @notice Either party calls off an agreement that is still waiting for deposits; whatever
+    /// was deposited becomes withdrawable by whoever deposited it.
+    function cancel() external onlyClone {
+        Terms memory t = terms();
+        if (msg.sender != t.customer && msg.sender != t.provider) revert Unauthorized(msg.sender);
+        if (_status != Status.Pending) revert WrongStatus(_status);
+        uint128 fees = _feesEscrowed;
+        uint128 collateral = _collateralEscrowed;
+        _status = Status.Cancelled;
+        _feesEscrowed = 0;
+        _collateralEscrowed = 0;
+        _owedToCustomer += fees;
+        _owedToProvider += collateral;
+        emit Cancelled(msg.sender, fees, collateral);
+    }
+
+    // ---------------------------------------------------------------- settlement
+
+    /// @notice The oracle reports one period's measured value of every service (in ppm, in the
+    /// order of the terms' services). Periods settle in order, each once, after they end.
+    /// @param period zero-based period index; must be the next unsettled period
+    /// @param valuesPpm one measured value per service, at most 1,000,000 (100 %)
+    function settle(uint256 period, uint32[] calldata valuesPpm) external onlyClone {
+        Terms memory t = terms();
+        if (msg.sender != t.oracle) revert Unauthorized(msg.sender);
+        if (_status != Status.Active) revert WrongStatus(_status);
+        uint16 settled = _settledPeriods;
+        if (period < settled) revert PeriodAlreadySettled(period);
+        if (period != settled) revert PeriodOutOfOrder(settled, period);
+        uint256 endsAt = uint256(t.start) + (period + 1) * uint256(t.periodLength);
+        if (block.timestamp < endsAt) revert PeriodNotEnded(period, endsAt);
+
+        (uint256[] memory serviceCredits, uint256 credit, bool disaster) = _credits(t, valuesPpm);
+        uint128 collateral = _collateralEscrowed;
+        if (credit > collateral) {
+            emit CollateralExhausted(period, credit - collateral);
+            credit = collateral;
+        }
+        uint128 fee = t.feePerPeriod;
+
+        // Effects only: nothing leaves the contract here (pull payments).
+        bool last = settled + 1 == t.periodCount;
+        _settledPeriods = settled + 1;
+        if (disaster) _disasterOccurred = true;
+        _feesEscrowed -= fee;
+        uint128 returned = last ? collateral - uint128(credit) : 0;
+        _collateralEscrowed = last ? 0 : collateral - uint128(credit);
+        _owedToCustomer += uint128(credit);
+        _owedToProvider += fee + returned;
+        emit PeriodSettled(period, valuesPpm, serviceCredits, credit, fee, disaster);
+        if (last) {
+            _status = Status.Ended;
+            emit Ended(returned);
+        }
+    }
+
+    /// @notice Disaster clause: after a settled period in which a service fell below the
+    /// termination threshold, the customer ends the agreement and gets back every prepaid fee
+    /// not yet earned; the provider gets back the collateral left.
+    function terminate() external onlyClone {
+        Terms memory t = terms();
+        if (msg.sender != t.customer) revert Unauthorized(msg.sender);
+        if (_status != Status.Active) revert WrongStatus(_status);
+        if (!_disasterOccurred) revert NoDisaster();
+        uint128 refund = _feesEscrowed;
+        uint128 collateral = _collateralEscrowed;
+        _status = Status.Terminated;
+        _feesEscrowed = 0;
+        _collateralEscrowed = 0;
+        _owedToCustomer += refund;
+        _owedToProvider += collateral;
+        emit Terminated(msg.sender, refund, collateral);
+    }
+
+    // ---------------------------------------------------------------- withdrawals
+
+    /// @notice Pays the caller (provider or customer) everything the agreement owes them.
+    function withdraw() external onlyClone nonReentrant {
+        Terms memory t = terms();
+        uint256 amount;
+        if (msg.sender == t.customer) {
+            amount = _owedToCustomer;
+            _owedToCustomer = 0;
+        } else if (msg.sender == t.provider) {
+            amount = _owedToProvider;
+            _owedToProvider = 0;
+        } else {
+            revert Unauthorized(msg.sender);
+        }
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        emit Withdrawn(msg.sender, amount);
+        if (t.asset == address(0)) Address.sendValue(payable(msg.sender), amount);
+        else IERC20(t.asset).safeTransfer(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _maybeActivate() private {
+        if (_feesDeposited && _collateralDeposited) {
+            _status = Status.Active;
+            emit Activated(block.timestamp);
+        }
+    }
+
+    /// @dev Takes `amount` of the asset from the caller; an ERC-20 that delivers less than asked
+    /// (fee-on-transfer) is refused, so the escrow always holds what the books say.
+    function _pull(address asset, uint256 amount) private {
+        if (asset == address(0)) {
+            if (msg.value != amount) revert WrongAmount(amount, msg.value);
+            return;
+        }
+        if (msg.value != 0) revert WrongAmount(0, msg.value);
+        IERC20 token = IERC20(asset);
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert WrongAmount(amount, received);
+    }
+
+    function _credits(Terms memory t, uint32[] calldata values)
+        private
+        pure
+        returns (uint256[] memory serviceCredits, uint256 total, bool disaster)
+    {
+        uint256 n = t.services.length;
+        if (values.length != n) revert WrongNumberOfValues(n, values.length);
+        serviceCredits = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            uint32 v = values[i];
+            if (v > PPM) revert ValueAboveOneHundredPercent(i, v);
+            if (v < t.terminationPpm) disaster = true;
+            serviceCredits[i] = CreditMath.serviceCredit(t.services[i], v, t.feePerPeriod);
+            total += serviceCredits[i];
+        }
+        uint256 cap = CreditMath.cap(t.feePerPeriod, t.creditCapBps);
+        if (total > cap) total = cap;
+    }
+}

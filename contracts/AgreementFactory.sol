@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+
+import {Terms, Service, Tier, PPM, BPS} from "./SlaTypes.sol";
+import {TermsCodec} from "./TermsCodec.sol";
+import {Agreement} from "./Agreement.sol";
+
+/// @title Creates agreements and keeps the registry of who is party to which.
+/// @notice Every agreement is an EIP-1167 minimal-proxy clone of one Agreement implementation,
+/// with its validated terms packed into the clone's code.
+contract AgreementFactory {
+    uint256 public constant MAX_SERVICES = 16;
+    uint256 public constant MAX_TIERS = 8;
+
+    /// @notice Terms that cannot make a sound agreement; `reason` says which rule failed.
+    error InvalidTerms(string reason);
+    /// @notice A service's terms are unsound; `serviceIndex` is its position in the terms.
+    error InvalidService(uint256 serviceIndex, string reason);
+
+    event AgreementCreated(
+        address indexed agreement, address indexed provider, address indexed customer, address oracle, address asset
+    );
+
+    /// @notice The Agreement implementation every clone delegates to.
+    address public immutable implementation;
+
+    mapping(address => bool) public isAgreement;
+    mapping(address => address[]) private _byProvider;
+    mapping(address => address[]) private _byCustomer;
+    uint256 public agreementCount;
+
+    constructor() {
+        implementation = address(new Agreement());
+    }
+
+    /// @notice Creates an agreement with the given terms. Anyone may create one; it does nothing
+    /// until the customer deposits the fees and the provider the collateral.
+    /// @return agreement the new agreement's address
+    function createAgreement(Terms calldata terms) external returns (address agreement) {
+        validate(terms);
+        agreement = Clones.cloneWithImmutableArgs(implementation, TermsCodec.encode(terms));
+        isAgreement[agreement] = true;
+        _byProvider[terms.provider].push(agreement);
+        _byCustomer[terms.customer].push(agreement);
+        agreementCount += 1;
+        emit AgreementCreated(agreement, terms.provider, terms.customer, terms.oracle, terms.asset);
+    }
+
+    /// @notice Reverts with InvalidTerms/InvalidService when `terms` cannot make a sound agreement.
+    function validate(Terms memory terms) public pure {
+        if (terms.provider == address(0)) revert InvalidTerms("provider is the zero address");
+        if (terms.customer == address(0)) revert InvalidTerms("customer is the zero address");
+        if (terms.oracle == address(0)) revert InvalidTerms("oracle is the zero address");
+        if (terms.provider == terms.customer) revert InvalidTerms("provider and customer are the same");
+        if (terms.periodLength == 0) revert InvalidTerms("period length is zero");
+        if (terms.periodCount == 0) revert InvalidTerms("period count is zero");
+        if (terms.feePerPeriod == 0) revert InvalidTerms("fee per period is zero");
+        if (uint256(terms.feePerPeriod) * terms.periodCount > type(uint128).max) {
+            revert InvalidTerms("total fees overflow");
+        }
+        if (terms.creditCapBps == 0 || terms.creditCapBps > BPS) revert InvalidTerms("credit cap outside 1..10000 bps");
+        if (terms.terminationPpm > PPM) revert InvalidTerms("termination threshold above 100%");
+        uint256 n = terms.services.length;
+        if (n == 0 || n > MAX_SERVICES) revert InvalidTerms("service count outside 1..16");
+        uint256 weights;
+        for (uint256 i = 0; i < n; ++i) {
+            Service memory s = terms.services[i];
+            if (s.id == bytes32(0)) revert InvalidService(i, "empty id");
+            for (uint256 k = 0; k < i; ++k) {
+                if (terms.services[k].id == s.id) revert InvalidService(i, "duplicate id");
+            }
+            if (s.objectivePpm == 0 || s.objectivePpm > PPM) revert InvalidService(i, "objective outside 1..1000000 ppm");
+            if (s.weightBps == 0) revert InvalidService(i, "zero weight");
+            weights += s.weightBps;
+            uint256 m = s.tiers.length;
+            if (m == 0 || m > MAX_TIERS) revert InvalidService(i, "tier count outside 1..8");
+            for (uint256 j = 0; j < m; ++j) {
+                Tier memory tier = s.tiers[j];
+                if (tier.belowPpm > s.objectivePpm) revert InvalidService(i, "tier threshold above objective");
+                if (tier.creditBps == 0 || tier.creditBps > BPS) revert InvalidService(i, "tier credit outside 1..10000 bps");
+                if (j > 0) {
+                    if (tier.belowPpm >= s.tiers[j - 1].belowPpm) revert InvalidService(i, "tier thresholds not falling");
+                    if (tier.creditBps <= s.tiers[j - 1].creditBps) revert InvalidService(i, "tier credits not rising");
+                }
+            }
+        }
+        if (weights != BPS) revert InvalidTerms("service weights do not sum to 10000 bps");
+    }
+
+    /// @notice Number of agreements in which `provider` is the provider.
+    function providerAgreementCount(address provider) external view returns (uint256) {
+        return _byProvider[provider].length;
+    }
+
+    /// @notice Number of agreements in which `customer` is the customer.
+    function customerAgreementCount(address customer) external view returns (uint256) {
+        return _byCustomer[customer].length;
+    }
+
+    /// @notice A page of the agreements of `provider`, oldest first.
+    function agreementsOfProvider(address provider, uint256 offset, uint256 limit)
+        external
+        view
+        returns (address[] memory)
+    {
+        return _page(_byProvider[provider], offset, limit);
+    }
+
+    /// @notice A page of the agreements of `customer`, oldest first.
+    function agreementsOfCustomer(address customer, uint256 offset, uint256 limit)
+        external
+        view
+        returns (address[] memory)
+    {
+        return _page(_byCustomer[customer], offset, limit);
+    }
+
+    function _page(address[] storage list, uint256 offset, uint256 limit) private view returns (address[] memory out) {
+        if (offset >= list.length) return new address[](0);
+        uint256 end = offset + limit;
+        if (end > list.length || end < offset) end = list.length;
+        out = new address[](end - offset);
+        for (uint256 i = offset; i < end; ++i) {
+            out[i - offset] = list[i];
+        }
+    }
+}

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Terms, Service, Tier} from "./SlaTypes.sol";
+
+/// @title Compact encoding of agreement terms.
+/// @notice The factory stores each agreement's terms in the bytecode of its EIP-1167 clone
+/// ("immutable args"): they cannot change after creation, and bytes of code cost 200 gas where
+/// a storage slot costs 22,100. abi.encode would spend 32 bytes on every uint16, so the terms
+/// are packed tightly instead (about 190 bytes for one service with three tiers).
+/// @dev Layout (big-endian, no padding):
+///   0 provider(20) 20 customer(20) 40 oracle(20) 60 asset(20)
+///   80 start(8) 88 periodLength(4) 92 periodCount(2) 94 feePerPeriod(16) 110 collateral(16)
+///   126 creditCapBps(2) 128 terminationPpm(4) 132 serviceCount(1)
+///   133 services: id(32) objectivePpm(4) weightBps(2) tierCount(1) then per tier belowPpm(4) creditBps(2)
+library TermsCodec {
+    uint256 internal constant HEADER_LENGTH = 133;
+
+    /// @notice Packs terms; the caller has validated them (counts fit in one byte).
+    function encode(Terms memory t) internal pure returns (bytes memory out) {
+        out = abi.encodePacked(t.provider, t.customer, t.oracle, t.asset);
+        out = abi.encodePacked(
+            out,
+            t.start,
+            t.periodLength,
+            t.periodCount,
+            t.feePerPeriod,
+            t.collateral,
+            t.creditCapBps,
+            t.terminationPpm,
+            uint8(t.services.length)
+        );
+        for (uint256 i = 0; i < t.services.length; ++i) {
+            Service memory s = t.services[i];
+            out = abi.encodePacked(out, s.id, s.objectivePpm, s.weightBps, uint8(s.tiers.length));
+            for (uint256 j = 0; j < s.tiers.length; ++j) {
+                out = abi.encodePacked(out, s.tiers[j].belowPpm, s.tiers[j].creditBps);
+            }
+        }
+    }
+
+    /// @notice Unpacks what `encode` packed.
+    function decode(bytes memory b) internal pure returns (Terms memory t) {
+        t.provider = address(uint160(_read(b, 0, 160)));
+        t.customer = address(uint160(_read(b, 20, 160)));
+        t.oracle = address(uint160(_read(b, 40, 160)));
+        t.asset = address(uint160(_read(b, 60, 160)));
+        t.start = uint64(_read(b, 80, 64));
+        t.periodLength = uint32(_read(b, 88, 32));
+        t.periodCount = uint16(_read(b, 92, 16));
+        t.feePerPeriod = uint128(_read(b, 94, 128));
+        t.collateral = uint128(_read(b, 110, 128));
+        t.creditCapBps = uint16(_read(b, 126, 16));
+        t.terminationPpm = uint32(_read(b, 128, 32));
+        uint256 serviceCount = _read(b, 132, 8);
+        t.services = new Service[](serviceCount);
+        uint256 off = HEADER_LENGTH;
+        for (uint256 i = 0; i < serviceCount; ++i) {
+            Service memory s = t.services[i];
+            s.id = bytes32(_read(b, off, 256));
+            s.objectivePpm = uint32(_read(b, off + 32, 32));
+            s.weightBps = uint16(_read(b, off + 36, 16));
+            uint256 tierCount = _read(b, off + 38, 8);
+            off += 39;
+            s.tiers = new Tier[](tierCount);
+            for (uint256 j = 0; j < tierCount; ++j) {
+                s.tiers[j] = Tier({belowPpm: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + 4, 16))});
+                off += 6;
+            }
+        }
+    }
+
+    /// @dev Reads `bits` bits starting at byte `offset` of `b`, as an unsigned integer.
+    function _read(bytes memory b, uint256 offset, uint256 bits) private pure returns (uint256 value) {
+        require(offset + bits / 8 <= b.length, "TermsCodec: out of bounds");
+        assembly ("memory-safe") {
+            value := shr(sub(256, bits), mload(add(add(b, 32), offset)))
+        }
+    }
+}

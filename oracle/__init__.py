@@ -1,0 +1,1 @@
+"""The smartsla oracle daemon: measures services, computes per-period figures, reports on-chain."""

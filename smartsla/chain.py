@@ -1,0 +1,189 @@
+"""Connection to a chain: the embedded eth-tester/py-evm chain (the default) or any JSON-RPC URL.
+
+Every other module sends transactions through :meth:`Chain.transact`, so reverts are turned into
+:class:`~smartsla.errors.ContractReverted` naming the contract's custom error in one place.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import Contract, ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+from . import artifacts
+from .errors import ChainUnavailable, ContractReverted, SmartSLAError, decode_revert
+
+try:  # eth-tester reports reverts with its own exception, carrying the data as a bytes repr
+    from eth_tester.exceptions import TransactionFailed as _TesterFailed
+except ImportError:  # pragma: no cover - eth-tester is a dependency, but keep RPC-only use possible
+    class _TesterFailed(Exception):  # type: ignore[no-redef]
+        pass
+
+REVERTS = (ContractLogicError, _TesterFailed)
+
+
+def _revert_data(exc: Exception) -> str | bytes | None:
+    """Raw revert data from web3's ContractLogicError or eth-tester's TransactionFailed."""
+    if isinstance(exc, ContractLogicError):
+        return exc.data if isinstance(exc.data, str) else None
+    text = str(exc.args[0]) if exc.args else ""
+    text = text.removeprefix("execution reverted: ")
+    if text.startswith(("b'", 'b"')):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return None
+        return value if isinstance(value, bytes) else None
+    if text.startswith("0x"):
+        return text
+    # A decoded Error(string) reason: re-encode so that decode_revert names it uniformly.
+    return b"\x08\xc3\x79\xa0" + abi_encode(["string"], [text]) if text else None
+
+EMBEDDED = "embedded"
+RECEIPT_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """What a mined transaction did."""
+
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    receipt: Any
+
+
+class Chain:
+    """A web3 connection plus the few things every caller needs: accounts, signing, time."""
+
+    def __init__(self, w3: Web3, *, embedded: bool = False, url: str = EMBEDDED):
+        self.w3 = w3
+        self.embedded = embedded
+        self.url = url
+        self._local: dict[str, LocalAccount] = {}
+
+    # ------------------------------------------------------------------ connecting
+    @classmethod
+    def connect(cls, url: str = EMBEDDED, *, timeout_s: float = 10.0) -> Chain:
+        """Connect to ``"embedded"`` (an in-process eth-tester chain) or an HTTP JSON-RPC URL."""
+        if url == EMBEDDED:
+            from eth_tester import EthereumTester, PyEVMBackend
+            from web3 import EthereumTesterProvider
+
+            # Generous gas limit: the default block gas limit of eth-tester is small.
+            backend = PyEVMBackend(genesis_parameters=PyEVMBackend.generate_genesis_params({"gas_limit": 30_000_000}))
+            provider = EthereumTesterProvider(EthereumTester(backend))
+            return cls(Web3(provider), embedded=True, url=url)
+        if not url.startswith(("http://", "https://")):
+            raise SmartSLAError(f"chain URL must be 'embedded' or start with http:// or https://, got {url!r}")
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        chain = cls(w3, url=url)
+        chain.ensure_up()
+        return chain
+
+    def ensure_up(self) -> None:
+        """Raise ChainUnavailable with the URL when the node does not answer."""
+        try:
+            self.w3.eth.chain_id  # noqa: B018 - a cheap call that needs a live node
+        except (requests.ConnectionError, requests.Timeout, OSError) as exc:
+            raise ChainUnavailable(f"no chain answers at {self.url}: {exc.__class__.__name__}") from exc
+
+    @property
+    def chain_id(self) -> int:
+        return self.w3.eth.chain_id
+
+    @property
+    def accounts(self) -> list[str]:
+        """Accounts the node (or eth-tester) unlocks, then any local keys added."""
+        return list(self.w3.eth.accounts) + [a for a in self._local if a not in self.w3.eth.accounts]
+
+    def add_key(self, private_key: str | bytes) -> str:
+        """Sign locally for this key from now on (for chains whose nodes hold no keys)."""
+        account: LocalAccount = Account.from_key(private_key)
+        if account.address not in self._local:
+            self._local[account.address] = account
+            self.w3.middleware_onion.inject(
+                SignAndSendRawMiddlewareBuilder.build(account), name=f"sign-{account.address}", layer=0
+            )
+        return account.address
+
+    # ------------------------------------------------------------------ contracts
+    def contract(self, name: str, address: str) -> Contract:
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name)["abi"])
+
+    def deploy(self, name: str, sender: str, *args: Any) -> tuple[Contract, TxResult]:
+        art = artifacts.load(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        result = self.transact(factory.constructor(*args), sender, action=f"deploy {name}")
+        address = result.receipt["contractAddress"]
+        return self.contract(name, address), result
+
+    def transact(self, fn: ContractFunction, sender: str, *, value: int = 0, action: str = "") -> TxResult:
+        """Send `fn` from `sender`, wait for it to be mined, raise ContractReverted on revert."""
+        params: dict[str, Any] = {"from": Web3.to_checksum_address(sender)}
+        if value:
+            params["value"] = value
+        try:
+            tx_hash = fn.transact(params)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        except REVERTS as exc:
+            raise decode_revert(_revert_data(exc), action) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChainUnavailable(f"chain at {self.url} stopped answering during {action or 'a transaction'}") from exc
+        except TimeExhausted as exc:
+            raise ChainUnavailable(f"transaction not mined within {RECEIPT_TIMEOUT_S}s ({action})") from exc
+        except Web3RPCError as exc:
+            raise SmartSLAError(f"{action or 'transaction'} refused by the node: {exc}") from exc
+        if receipt["status"] != 1:
+            # Mined but reverted (gas estimation passed, state changed in between): replay as a call.
+            raise self._replay_revert(fn, params, receipt, action)
+        return TxResult(tx_hash=receipt["transactionHash"].to_0x_hex(), gas_used=receipt["gasUsed"],
+                        block_number=receipt["blockNumber"], receipt=receipt)
+
+    def _replay_revert(self, fn: ContractFunction, params: dict[str, Any], receipt: Any, action: str) -> ContractReverted:
+        try:
+            fn.call(params, block_identifier=receipt["blockNumber"] - 1)
+        except REVERTS as exc:
+            return decode_revert(_revert_data(exc), action)
+        return ContractReverted("Reverted", (), action=action)
+
+    def call(self, fn: ContractFunction, *, action: str = "") -> Any:
+        """A read-only call; a revert raises ContractReverted naming the error."""
+        try:
+            return fn.call()
+        except REVERTS as exc:
+            raise decode_revert(_revert_data(exc), action) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChainUnavailable(f"chain at {self.url} stopped answering") from exc
+
+    # ------------------------------------------------------------------ time
+    def now(self) -> int:
+        """Timestamp of the latest block."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def mine_at(self, timestamp: int) -> None:
+        """Mine a block at `timestamp` or later (dev chains only: embedded, Anvil, Ganache)."""
+        current = self.now()
+        if timestamp <= current:
+            timestamp = current + 1
+        if self.embedded:
+            self.w3.provider.ethereum_tester.time_travel(timestamp)  # type: ignore[attr-defined]
+            return
+        self.w3.provider.make_request("evm_increaseTime", [timestamp - current])  # type: ignore[arg-type]
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    def balance(self, address: str, asset: str | None = None) -> int:
+        """Balance of `address` in native ETH (asset None or zero address) or an ERC-20."""
+        if asset is None or int(asset, 16) == 0:
+            return self.w3.eth.get_balance(Web3.to_checksum_address(address))
+        token = self.contract("TestToken", asset)  # any ERC-20 ABI will do for balanceOf
+        return token.functions.balanceOf(Web3.to_checksum_address(address)).call()

@@ -1,0 +1,190 @@
+"""The smartsla library: deploy the factory, create agreements, move money, read status.
+
+One code path for the command line, the oracle, the API and the tests. Every method that sends
+a transaction takes the sender's address explicitly: the library never guesses who acts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import cached_property
+from typing import Any
+
+from web3 import Web3
+from web3.contract.contract import Contract
+
+from .chain import Chain, TxResult
+from .errors import InvalidTermsError, NotAnAgreement
+from .terms import Terms
+
+
+class Status(IntEnum):
+    """Mirror of the contract's Status enum."""
+
+    Pending = 0
+    Active = 1
+    Ended = 2
+    Terminated = 3
+    Cancelled = 4
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    status: Status
+    settled_periods: int
+    fees_deposited: bool
+    collateral_deposited: bool
+    disaster_occurred: bool
+    fees_escrowed: int
+    collateral_escrowed: int
+    owed_to_customer: int
+    owed_to_provider: int
+
+    @property
+    def held(self) -> int:
+        """What the contract should hold according to its own books."""
+        return self.fees_escrowed + self.collateral_escrowed + self.owed_to_customer + self.owed_to_provider
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A PeriodSettled event, decoded."""
+
+    period: int
+    values_ppm: tuple[int, ...]
+    service_credits: tuple[int, ...]
+    credit_paid: int
+    fee_earned: int
+    disaster: bool
+    tx: TxResult | None = None
+
+
+class Factory:
+    """The AgreementFactory on one chain."""
+
+    def __init__(self, chain: Chain, address: str):
+        self.chain = chain
+        self.contract: Contract = chain.contract("AgreementFactory", address)
+        self.address = self.contract.address
+
+    @classmethod
+    def deploy(cls, chain: Chain, sender: str) -> Factory:
+        contract, _ = chain.deploy("AgreementFactory", sender)
+        return cls(chain, contract.address)
+
+    def create_agreement(self, terms: Terms, sender: str) -> Agreement:
+        """Create an agreement; returns it once mined. Terms are validated before sending."""
+        if not isinstance(terms, Terms):
+            raise InvalidTermsError("terms must be smartsla.terms.Terms")
+        result = self.chain.transact(self.contract.functions.createAgreement(terms.to_abi()), sender,
+                                     action="createAgreement")
+        events = self.contract.events.AgreementCreated().process_receipt(result.receipt)
+        agreement = Agreement(self.chain, events[0]["args"]["agreement"], factory=self, terms=terms)
+        agreement.creation = result
+        return agreement
+
+    def agreement(self, address: str) -> Agreement:
+        """An agreement this factory created; NotAnAgreement otherwise."""
+        if not Web3.is_address(address):
+            raise NotAnAgreement(f"{address!r} is not an Ethereum address")
+        if not self.contract.functions.isAgreement(Web3.to_checksum_address(address)).call():
+            raise NotAnAgreement(f"{address} was not created by the factory at {self.address}")
+        return Agreement(self.chain, address, factory=self)
+
+    def _page(self, fn_name: str, count_name: str, party: str) -> list[Agreement]:
+        party = Web3.to_checksum_address(party)
+        count = getattr(self.contract.functions, count_name)(party).call()
+        out: list[Agreement] = []
+        page = 100
+        for offset in range(0, count, page):
+            for addr in getattr(self.contract.functions, fn_name)(party, offset, page).call():
+                out.append(Agreement(self.chain, addr, factory=self))
+        return out
+
+    def agreements_of_provider(self, provider: str) -> list[Agreement]:
+        return self._page("agreementsOfProvider", "providerAgreementCount", provider)
+
+    def agreements_of_customer(self, customer: str) -> list[Agreement]:
+        return self._page("agreementsOfCustomer", "customerAgreementCount", customer)
+
+
+class Agreement:
+    """One deployed agreement."""
+
+    def __init__(self, chain: Chain, address: str, *, factory: Factory | None = None, terms: Terms | None = None):
+        self.chain = chain
+        self.contract: Contract = chain.contract("Agreement", address)
+        self.address: str = self.contract.address
+        self.factory = factory
+        self.creation: TxResult | None = None
+        if terms is not None:
+            self.__dict__["terms"] = terms
+
+    def __repr__(self) -> str:
+        return f"Agreement({self.address})"
+
+    # ---------------------------------------------------------------- reads
+    @cached_property
+    def terms(self) -> Terms:
+        """The on-chain terms (immutable, so read once)."""
+        return Terms.from_abi(self.chain.call(self.contract.functions.terms(), action="terms"))
+
+    def snapshot(self) -> Snapshot:
+        raw = self.chain.call(self.contract.functions.snapshot(), action="snapshot")
+        return Snapshot(Status(raw[0]), *raw[1:])
+
+    def balance(self) -> int:
+        """What the contract actually holds of its asset."""
+        return self.chain.balance(self.address, self.terms.asset)
+
+    def quote_credit(self, values_ppm: list[int]) -> tuple[list[int], int]:
+        credits, capped = self.chain.call(self.contract.functions.quoteCredit(list(values_ppm)), action="quoteCredit")
+        return list(credits), capped
+
+    def settlements(self, from_block: int = 0) -> list[Settlement]:
+        """Every PeriodSettled event so far, oldest first."""
+        logs = self.contract.events.PeriodSettled().get_logs(from_block=from_block)
+        return [self._settlement(log) for log in logs]
+
+    @staticmethod
+    def _settlement(log: Any, tx: TxResult | None = None) -> Settlement:
+        a = log["args"]
+        return Settlement(a["period"], tuple(a["valuesPpm"]), tuple(a["serviceCredits"]), a["creditPaid"],
+                          a["feeEarned"], a["disaster"], tx)
+
+    # ---------------------------------------------------------------- actions
+    def _approve_if_token(self, sender: str, amount: int) -> int:
+        """For an ERC-20 asset approve `amount` and return 0 ether to send; else return `amount`."""
+        if self.terms.is_native:
+            return amount
+        token = self.chain.contract("TestToken", self.terms.asset)  # the ERC-20 ABI part is standard
+        self.chain.transact(token.functions.approve(self.address, amount), sender, action="approve")
+        return 0
+
+    def deposit_fees(self, sender: str) -> TxResult:
+        value = self._approve_if_token(sender, self.terms.total_fees)
+        return self.chain.transact(self.contract.functions.depositFees(), sender, value=value, action="depositFees")
+
+    def deposit_collateral(self, sender: str) -> TxResult:
+        value = self._approve_if_token(sender, self.terms.collateral)
+        return self.chain.transact(self.contract.functions.depositCollateral(), sender, value=value,
+                                   action="depositCollateral")
+
+    def settle(self, period: int, values_ppm: list[int], sender: str) -> Settlement:
+        result = self.chain.transact(self.contract.functions.settle(period, list(values_ppm)), sender,
+                                     action=f"settle period {period}")
+        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt)
+        return self._settlement(logs[0], result)
+
+    def terminate(self, sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.terminate(), sender, action="terminate")
+
+    def cancel(self, sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.cancel(), sender, action="cancel")
+
+    def withdraw(self, sender: str) -> int:
+        """Withdraw everything owed to `sender`; returns the amount paid."""
+        result = self.chain.transact(self.contract.functions.withdraw(), sender, action="withdraw")
+        logs = self.contract.events.Withdrawn().process_receipt(result.receipt)
+        return int(logs[0]["args"]["amount"])

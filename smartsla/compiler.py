@@ -1,0 +1,105 @@
+"""Compile contracts/ with the project's solc front end and manage the committed artifacts.
+
+No native solc can be downloaded on our machines, so ``scripts/solc`` (a Node front end over the
+npm ``solc`` package) stands in for the binary; py-solc-x drives it through standard JSON exactly
+as it would drive a native solc. Running the product needs none of this: the compiled ABI and
+bytecode are committed under ``smartsla/artifacts`` and loaded by :mod:`smartsla.artifacts`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS_DIR = PROJECT_ROOT / "contracts"
+FRONT_END = PROJECT_ROOT / "scripts" / "solc"
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+
+# One EVM version for every chain we run on: Ganache 7.9 stops at shanghai.
+EVM_VERSION = "shanghai"
+OPTIMIZER_RUNS = 200
+
+# Contracts whose artifacts ship with the package (test helpers included: the demo and tests
+# use the test token).
+SHIPPED_CONTRACTS = ("Agreement", "AgreementFactory", "TestToken", "FeeOnTransferToken")
+
+
+class CompilerUnavailable(RuntimeError):
+    """The Node front end or the npm packages it needs are missing (run `npm ci`)."""
+
+
+def standard_input(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:
+    """Standard-JSON input for every .sol file under contracts/, keyed by project-relative path."""
+    sources = {
+        path.relative_to(contracts_dir.parent).as_posix(): {"content": path.read_text()}
+        for path in sorted(contracts_dir.rglob("*.sol"))
+    }
+    return {
+        "language": "Solidity",
+        "sources": sources,
+        "settings": {
+            "evmVersion": EVM_VERSION,
+            "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
+            # No metadata hash: the bytecode then depends on the code, not on file paths, so
+            # Brownie, Forge and our pipeline produce the same bytes.
+            "metadata": {"bytecodeHash": "none"},
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "devdoc", "userdoc"]}
+            },
+        },
+    }
+
+
+def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str, Any]]:
+    """Compile and return ``{contract name: {"abi", "bytecode", "deployedBytecode", "source"}}``."""
+    import solcx  # imported here: only compiling needs it
+    from solcx.exceptions import SolcError
+
+    if not (PROJECT_ROOT / "node_modules" / "solc").is_dir():
+        raise CompilerUnavailable("node_modules/solc is missing: run `npm ci` in the project root")
+    try:
+        output = solcx.compile_standard(
+            standard_input(contracts_dir),
+            solc_binary=FRONT_END,
+            base_path=str(PROJECT_ROOT),
+            allow_paths=[str(PROJECT_ROOT)],
+        )
+    except SolcError as exc:  # py-solc-x raises on any error-severity message
+        raise RuntimeError(f"compilation failed:\n{exc}") from exc
+    result: dict[str, dict[str, Any]] = {}
+    for source, contracts in output["contracts"].items():
+        if not source.startswith("contracts/"):
+            continue  # OpenZeppelin and other libraries
+        for name, data in contracts.items():
+            if name not in SHIPPED_CONTRACTS:
+                continue
+            result[name] = {
+                "contractName": name,
+                "source": source,
+                "abi": data["abi"],
+                "bytecode": "0x" + data["evm"]["bytecode"]["object"],
+                "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+                "compiler": {"evmVersion": EVM_VERSION, "optimizerRuns": OPTIMIZER_RUNS},
+            }
+    missing = set(SHIPPED_CONTRACTS) - set(result)
+    if missing:
+        raise RuntimeError(f"compilation produced no artifact for {sorted(missing)}")
+    return result
+
+
+def artifact_text(artifact: dict[str, Any]) -> str:
+    """The exact text of a committed artifact file (stable key order, trailing newline)."""
+    return json.dumps(artifact, indent=1, sort_keys=True) + "\n"
+
+
+def write_artifacts(artifacts: dict[str, dict[str, Any]], out_dir: Path = ARTIFACTS_DIR) -> list[Path]:
+    """Write one JSON file per contract into the package; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, artifact in sorted(artifacts.items()):
+        path = out_dir / f"{name}.json"
+        path.write_text(artifact_text(artifact))
+        written.append(path)
+    return written

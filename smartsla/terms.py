@@ -1,0 +1,164 @@
+"""Agreement terms in Python, validated by the same rules as AgreementFactory.validate.
+
+Validating here first means bad terms get a clear error and nothing is sent to the chain; the
+contract checks again, because the chain must not trust its callers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from web3 import Web3
+
+from .units import BPS, PPM
+
+ZERO_ADDRESS = "0x" + "00" * 20
+MAX_SERVICES = 16
+MAX_TIERS = 8
+
+Ppm = Annotated[int, Field(ge=0, le=PPM)]
+Bps = Annotated[int, Field(ge=0, le=BPS)]
+
+
+def _checksum(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not Web3.is_address(value):
+        raise ValueError(f"{field} is not an Ethereum address: {value!r}")
+    return Web3.to_checksum_address(value)
+
+
+def service_id_bytes(name: str) -> bytes:
+    """A service name as the contract's bytes32 id (UTF-8, at most 32 bytes, zero-padded)."""
+    raw = name.encode()
+    if not raw or len(raw) > 32:
+        raise ValueError(f"service name must be 1..32 bytes of UTF-8, got {name!r}")
+    return raw.ljust(32, b"\0")
+
+
+def service_name(raw: bytes) -> str:
+    return raw.rstrip(b"\0").decode(errors="replace")
+
+
+class Tier(BaseModel):
+    """Below `below_ppm` the service earns `credit_bps` of its share of the period fee."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    below_ppm: Ppm
+    credit_bps: Annotated[int, Field(gt=0, le=BPS)]
+
+
+class Service(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: Annotated[str, Field(min_length=1)]
+    objective_ppm: Annotated[int, Field(gt=0, le=PPM)]
+    weight_bps: Annotated[int, Field(gt=0, le=BPS)] = BPS
+    tiers: tuple[Tier, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits(cls, v: str) -> str:
+        service_id_bytes(v)
+        return v
+
+    @model_validator(mode="after")
+    def _tiers_ordered(self) -> Service:
+        if not 1 <= len(self.tiers) <= MAX_TIERS:
+            raise ValueError(f"service {self.name!r}: needs 1..{MAX_TIERS} tiers, has {len(self.tiers)}")
+        for i, tier in enumerate(self.tiers):
+            if tier.below_ppm > self.objective_ppm:
+                raise ValueError(f"service {self.name!r}: tier {i} threshold {tier.below_ppm} is above the objective")
+            if i:
+                prev = self.tiers[i - 1]
+                if tier.below_ppm >= prev.below_ppm:
+                    raise ValueError(f"service {self.name!r}: tier {i} threshold must fall below tier {i - 1}'s")
+                if tier.credit_bps <= prev.credit_bps:
+                    raise ValueError(f"service {self.name!r}: tier {i} credit must rise above tier {i - 1}'s")
+        return self
+
+
+class Terms(BaseModel):
+    """Everything fixed when an agreement is created. Amounts are in the asset's smallest unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    provider: str
+    customer: str
+    oracle: str
+    asset: str = ZERO_ADDRESS
+    start: Annotated[int, Field(ge=0, lt=2**64)]
+    period_length: Annotated[int, Field(gt=0, lt=2**32)]
+    period_count: Annotated[int, Field(gt=0, lt=2**16)]
+    fee_per_period: Annotated[int, Field(gt=0, lt=2**128)]
+    collateral: Annotated[int, Field(ge=0, lt=2**128)]
+    credit_cap_bps: Annotated[int, Field(gt=0, le=BPS)] = BPS
+    termination_ppm: Ppm = 0
+    services: tuple[Service, ...]
+
+    @field_validator("provider", "customer", "oracle", "asset", mode="before")
+    @classmethod
+    def _address(cls, v: Any, info: Any) -> str:
+        return _checksum(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Terms:
+        for field in ("provider", "customer", "oracle"):
+            if int(getattr(self, field), 16) == 0:
+                raise ValueError(f"{field} is the zero address")
+        if self.provider == self.customer:
+            raise ValueError("provider and customer are the same address")
+        if self.fee_per_period * self.period_count >= 2**128:
+            raise ValueError("total fees (fee_per_period x period_count) overflow 128 bits")
+        if not 1 <= len(self.services) <= MAX_SERVICES:
+            raise ValueError(f"an agreement covers 1..{MAX_SERVICES} services, got {len(self.services)}")
+        names = [s.name for s in self.services]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate service names: {', '.join(dupes)}")
+        total = sum(s.weight_bps for s in self.services)
+        if total != BPS:
+            raise ValueError(f"service weights must sum to {BPS} bps (100 %), they sum to {total}")
+        return self
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def total_fees(self) -> int:
+        return self.fee_per_period * self.period_count
+
+    @property
+    def end(self) -> int:
+        return self.start + self.period_length * self.period_count
+
+    def period_end(self, period: int) -> int:
+        return self.start + (period + 1) * self.period_length
+
+    @property
+    def is_native(self) -> bool:
+        return int(self.asset, 16) == 0
+
+    # ---------------------------------------------------------------- ABI
+    def to_abi(self) -> tuple[Any, ...]:
+        """The Terms struct as the contracts' ABI expects it."""
+        services = [
+            (service_id_bytes(s.name), s.objective_ppm, s.weight_bps, [(t.below_ppm, t.credit_bps) for t in s.tiers])
+            for s in self.services
+        ]
+        return (
+            self.provider, self.customer, self.oracle, self.asset, self.start, self.period_length,
+            self.period_count, self.fee_per_period, self.collateral, self.credit_cap_bps,
+            self.termination_ppm, services,
+        )
+
+    @classmethod
+    def from_abi(cls, raw: Any) -> Terms:
+        """Inverse of :meth:`to_abi`, for what ``Agreement.terms()`` returns."""
+        (provider, customer, oracle, asset, start, period_length, period_count, fee, collateral,
+         cap, termination, services) = raw
+        return cls(
+            provider=provider, customer=customer, oracle=oracle, asset=asset, start=start,
+            period_length=period_length, period_count=period_count, fee_per_period=fee,
+            collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
+            services=tuple(
+                Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight,
+                        tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
+                for sid, obj, weight, tiers in services
+            ),
+        )
