@@ -1,0 +1,52 @@
+"""Shared fixtures: a fresh embedded chain per test, the factory, and a terms builder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from smartsla.chain import Chain
+from smartsla.client import Factory
+from smartsla.terms import Service, Terms, Tier
+
+# AWS EC2 region-level schedule (../shared/README.md): below 99.99 % 10 %, below 99 % 30 %,
+# below 95 % 100 %.
+EC2_TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
+             Tier(below_ppm=950_000, credit_bps=10_000))
+ETHER = 10**18
+
+
+@pytest.fixture
+def chain() -> Chain:
+    return Chain.connect("embedded")
+
+
+@pytest.fixture
+def roles(chain: Chain) -> dict[str, str]:
+    a = chain.accounts
+    return {"deployer": a[0], "provider": a[1], "customer": a[2], "oracle": a[3], "stranger": a[4]}
+
+
+@pytest.fixture
+def factory(chain: Chain, roles: dict[str, str]) -> Factory:
+    return Factory.deploy(chain, roles["deployer"])
+
+
+def make_terms(roles: dict[str, str], start: int, **overrides: Any) -> Terms:
+    """EC2-like terms: one service, 3 hourly periods, 1 ether fee, 3 ether collateral."""
+    fields: dict[str, Any] = dict(
+        provider=roles["provider"], customer=roles["customer"], oracle=roles["oracle"], start=start,
+        period_length=3600, period_count=3, fee_per_period=ETHER, collateral=3 * ETHER,
+        credit_cap_bps=10_000, termination_ppm=900_000,
+        services=(Service(name="compute", objective_ppm=999_900, tiers=EC2_TIERS),),
+    )
+    fields.update(overrides)
+    return Terms(**fields)
+
+
+@pytest.fixture
+def terms_for(chain: Chain, roles: dict[str, str]) -> Callable[..., Terms]:
+    """Build terms starting at the chain's current time, with overrides."""
+    return lambda **overrides: make_terms(roles, chain.now(), **overrides)
