@@ -13,6 +13,7 @@ from typing import Any
 
 from web3 import Web3
 from web3.contract.contract import Contract
+from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
 from .errors import InvalidTermsError, NotAnAgreement
@@ -79,7 +80,7 @@ class Factory:
             raise InvalidTermsError("terms must be smartsla.terms.Terms")
         result = self.chain.transact(self.contract.functions.createAgreement(terms.to_abi()), sender,
                                      action="createAgreement")
-        events = self.contract.events.AgreementCreated().process_receipt(result.receipt)
+        events = self.contract.events.AgreementCreated().process_receipt(result.receipt, errors=DISCARD)
         agreement = Agreement(self.chain, events[0]["args"]["agreement"], factory=self, terms=terms)
         agreement.creation = result
         return agreement
@@ -174,7 +175,7 @@ class Agreement:
     def settle(self, period: int, values_ppm: list[int], sender: str) -> Settlement:
         result = self.chain.transact(self.contract.functions.settle(period, list(values_ppm)), sender,
                                      action=f"settle period {period}")
-        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt)
+        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
         return self._settlement(logs[0], result)
 
     def terminate(self, sender: str) -> TxResult:
@@ -186,5 +187,5 @@ class Agreement:
     def withdraw(self, sender: str) -> int:
         """Withdraw everything owed to `sender`; returns the amount paid."""
         result = self.chain.transact(self.contract.functions.withdraw(), sender, action="withdraw")
-        logs = self.contract.events.Withdrawn().process_receipt(result.receipt)
+        logs = self.contract.events.Withdrawn().process_receipt(result.receipt, errors=DISCARD)
         return int(logs[0]["args"]["amount"])

@@ -1,0 +1,65 @@
+"""Bad terms are refused in Python with a message naming the problem, before any transaction."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import EC2_TIERS
+from pydantic import ValidationError
+
+from smartsla.terms import Service, Tier
+from smartsla.units import percent_to_bps, percent_to_ppm, ppm_to_percent
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"period_length": 0}, "period_length"),
+        ({"period_count": 0}, "period_count"),
+        ({"customer": "0xnot-an-address"}, "customer is not an Ethereum address"),
+        ({"credit_cap_bps": 10_001}, "credit_cap_bps"),
+        ({"termination_ppm": 1_000_001}, "termination_ppm"),
+        ({"services": ()}, "1..16 services"),
+        ({"services": (Service(name="a", objective_ppm=999_000, weight_bps=5_000, tiers=EC2_TIERS[1:]),)},
+         "weights must sum"),
+        ({"services": (Service(name="a", objective_ppm=999_900, weight_bps=5_000, tiers=EC2_TIERS),
+                       Service(name="a", objective_ppm=999_900, weight_bps=5_000, tiers=EC2_TIERS))},
+         "duplicate service names: a"),
+    ],
+)
+def test_bad_terms_raise_a_clear_error(terms_for, factory, overrides, message):
+    with pytest.raises(ValidationError, match=message):
+        terms_for(**overrides)
+    assert factory.contract.functions.agreementCount().call() == 0
+
+
+def test_provider_cannot_be_the_customer(terms_for, roles):
+    with pytest.raises(ValidationError, match="provider and customer are the same"):
+        terms_for(customer=roles["provider"])
+
+
+@pytest.mark.parametrize(
+    ("tiers", "message"),
+    [
+        ((Tier(below_ppm=990_000, credit_bps=3_000), Tier(below_ppm=999_000, credit_bps=1_000)), "must fall"),
+        ((Tier(below_ppm=999_000, credit_bps=3_000), Tier(below_ppm=990_000, credit_bps=1_000)), "must rise"),
+        ((Tier(below_ppm=999_990, credit_bps=1_000),), "above the objective"),
+        ((), "needs 1..8 tiers"),
+    ],
+)
+def test_bad_tiers(tiers, message):
+    with pytest.raises(ValidationError, match=message):
+        Service(name="api", objective_ppm=999_900, tiers=tiers)
+
+
+def test_objective_above_one_hundred_percent():
+    with pytest.raises(ValidationError, match="objective_ppm"):
+        Service(name="api", objective_ppm=1_000_001, tiers=EC2_TIERS)
+
+
+def test_percent_conversions_are_exact():
+    assert percent_to_ppm("99.99") == 999_900
+    assert percent_to_ppm(99.99) == 999_900
+    assert percent_to_bps(2.5) == 250
+    assert ppm_to_percent(999_950) == "99.9950%"
+    with pytest.raises(ValueError, match="precision"):
+        percent_to_ppm("99.99999")
