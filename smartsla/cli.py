@@ -388,12 +388,10 @@ def agreements_list(
         console.print(f"No agreements for {who} in the factory at {factory.address}.")
         return
     table = Table(title=f"Agreements of {who}", title_justify="left")
-    # The party listed by is the same on every row: show only the other one.
+    # The party listed by is the same on every row: show only the other one, under the address.
     shown_parties = [p for p, given in (("provider", provider), ("customer", customer)) if given is None]
-    table.add_column("agreement", no_wrap=True)
-    table.add_column("status")
-    for party in shown_parties:
-        table.add_column(party, no_wrap=True)
+    table.add_column("agreement" + "".join(f" / {p}" for p in shown_parties), no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("services")
     for col in ("settled", "fee / period", "collateral escrowed"):
         table.add_column(col, justify="right")
@@ -401,10 +399,10 @@ def agreements_list(
         terms = a.terms
         snap = a.snapshot()
         fmt = _amount_formatter(chain, terms.asset)
-        table.add_row(a.address, f"[{_status_style(snap.status)}]{snap.status.name}[/]",
-                      *(getattr(terms, p) for p in shown_parties), ", ".join(s.name for s in terms.services),
-                      f"{snap.settled_periods}/{terms.period_count}", fmt(terms.fee_per_period),
-                      fmt(snap.collateral_escrowed))
+        cell = "\n".join([a.address, *(f"[dim]{p}[/] {getattr(terms, p)}" for p in shown_parties)])
+        table.add_row(cell, f"[{_status_style(snap.status)}]{snap.status.name}[/]",
+                      ", ".join(s.name for s in terms.services), f"{snap.settled_periods}/{terms.period_count}",
+                      fmt(terms.fee_per_period), fmt(snap.collateral_escrowed))
     console.print(table)
 
 
