@@ -6,22 +6,25 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
-import {Terms, Service, Status, Snapshot, PPM} from "./SlaTypes.sol";
+import {Terms, Service, Status, Snapshot, SignedReport, PPM} from "./SlaTypes.sol";
 import {TermsCodec} from "./TermsCodec.sol";
 import {CreditMath} from "./CreditMath.sol";
 
 /// @title One Service Level Agreement between a provider and a customer.
 /// @notice The customer prepays every period's fee and the provider deposits a collateral bond,
-/// both in the agreement's asset. After each period the oracle reports the measured value of
-/// every service; the agreement pays the customer the service credit its terms promise, out of
+/// both in the agreement's asset. After each period the oracle committee reports the measured
+/// value of every service (the median of at least `quorum` EIP-712 reports signed by distinct
+/// members, so a lying minority cannot move it); the agreement pays the customer the service credit its terms promise, out of
 /// the collateral, and releases that period's fee to the provider. Payments are pulled with
 /// `withdraw()`. A period below the disaster threshold lets the customer terminate and take back
 /// every fee not yet earned.
 /// @dev Deployed as an EIP-1167 clone by AgreementFactory with the packed terms appended to the
 /// clone's code (see TermsCodec), so the terms are immutable and need no initializer. The
 /// implementation contract itself refuses every call.
-contract Agreement is ReentrancyGuard {
+contract Agreement is ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------- errors
@@ -37,6 +40,14 @@ contract Agreement is ReentrancyGuard {
     error ValueAboveOneHundredPercent(uint256 serviceIndex, uint256 valuePpm);
     error NoDisaster();
     error NothingToWithdraw(address party);
+    error QuorumNotReached(uint256 quorum, uint256 reports);
+    error NotACommitteeMember(address signer);
+    error DuplicateSigner(address signer);
+
+    /// @notice EIP-712 type of an oracle report. The domain (name "smartsla Agreement", version
+    /// "1", chain id, verifyingContract = this agreement) and the period make a signature useless
+    /// on any other chain, agreement or period.
+    bytes32 public constant REPORT_TYPEHASH = keccak256("Report(uint256 period,uint32[] valuesPpm)");
 
     // ---------------------------------------------------------------- events
     event FeesDeposited(address indexed customer, uint256 amount);
@@ -58,6 +69,8 @@ contract Agreement is ReentrancyGuard {
     event Terminated(address indexed customer, uint256 refundedFees, uint256 returnedCollateral);
     event Ended(uint256 returnedCollateral);
     event Withdrawn(address indexed party, uint256 amount);
+    /// @notice A period was settled from signed reports; bit i of `signers` is committee member i.
+    event ReportsAccepted(uint256 indexed period, uint256 signers);
 
     // ---------------------------------------------------------------- state
     // Packed so that a settlement touches three slots.
@@ -75,7 +88,7 @@ contract Agreement is ReentrancyGuard {
 
     address private immutable _implementation;
 
-    constructor() {
+    constructor() EIP712("smartsla Agreement", "1") {
         _implementation = address(this);
     }
 
@@ -174,13 +187,59 @@ contract Agreement is ReentrancyGuard {
 
     // ---------------------------------------------------------------- settlement
 
-    /// @notice The oracle reports one period's measured value of every service (in ppm, in the
-    /// order of the terms' services). Periods settle in order, each once, after they end.
+    /// @notice A committee member reports one period's measured value of every service directly
+    /// (only when the quorum is 1). Values are in ppm, in the order of the terms' services.
     /// @param period zero-based period index; must be the next unsettled period
     /// @param valuesPpm one measured value per service, at most 1,000,000 (100 %)
     function settle(uint256 period, uint32[] calldata valuesPpm) external onlyClone {
         Terms memory t = terms();
-        if (msg.sender != t.oracle) revert Unauthorized(msg.sender);
+        if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
+        if (t.quorum > 1) revert QuorumNotReached(t.quorum, 1);
+        _settle(t, period, valuesPpm);
+    }
+
+    /// @notice A committee member submits the signed reports of at least `quorum` distinct members;
+    /// the period settles on each service's median (the lower one for an even count).
+    /// @dev With f lying members, a quorum of 2f+1 keeps every median between honest values.
+    /// @param period zero-based period index; must be the next unsettled period
+    /// @param reports signed reports, each with one value per service
+    function settleWithReports(uint256 period, SignedReport[] calldata reports) external onlyClone {
+        Terms memory t = terms();
+        if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
+        uint256 k = reports.length;
+        if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
+        uint256 n = t.services.length;
+        uint256 signers;
+        uint32[][] memory columns = new uint32[][](n);
+        for (uint256 s = 0; s < n; ++s) {
+            columns[s] = new uint32[](k);
+        }
+        for (uint256 i = 0; i < k; ++i) {
+            uint32[] calldata values = reports[i].valuesPpm;
+            if (values.length != n) revert WrongNumberOfValues(n, values.length);
+            address signer = ECDSA.recover(reportDigest(period, values), reports[i].signature);
+            uint256 index = _memberIndex(t, signer);
+            if (index == type(uint256).max) revert NotACommitteeMember(signer);
+            if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
+            signers |= 1 << index;
+            for (uint256 s = 0; s < n; ++s) {
+                columns[s][i] = values[s];
+            }
+        }
+        uint32[] memory medians = new uint32[](n);
+        for (uint256 s = 0; s < n; ++s) {
+            medians[s] = _lowerMedian(columns[s]);
+        }
+        emit ReportsAccepted(period, signers);
+        _settle(t, period, medians);
+    }
+
+    /// @notice The EIP-712 digest an oracle signs for `valuesPpm` of `period` of this agreement.
+    function reportDigest(uint256 period, uint32[] memory valuesPpm) public view onlyClone returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, period, keccak256(abi.encodePacked(valuesPpm)))));
+    }
+
+    function _settle(Terms memory t, uint256 period, uint32[] memory valuesPpm) private {
         if (_status != Status.Active) revert WrongStatus(_status);
         uint16 settled = _settledPeriods;
         if (period < settled) revert PeriodAlreadySettled(period);
@@ -275,7 +334,29 @@ contract Agreement is ReentrancyGuard {
         if (received != amount) revert WrongAmount(amount, received);
     }
 
-    function _credits(Terms memory t, uint32[] calldata values)
+    /// @dev Position of `who` in the committee, or type(uint256).max when not a member.
+    function _memberIndex(Terms memory t, address who) private pure returns (uint256) {
+        for (uint256 i = 0; i < t.oracles.length; ++i) {
+            if (t.oracles[i] == who) return i;
+        }
+        return type(uint256).max;
+    }
+
+    /// @dev Lower median by insertion sort: at most 16 committee reports, so the loop is bounded.
+    function _lowerMedian(uint32[] memory xs) private pure returns (uint32) {
+        for (uint256 i = 1; i < xs.length; ++i) {
+            uint32 x = xs[i];
+            uint256 j = i;
+            while (j > 0 && xs[j - 1] > x) {
+                xs[j] = xs[j - 1];
+                --j;
+            }
+            xs[j] = x;
+        }
+        return xs[(xs.length - 1) / 2];
+    }
+
+    function _credits(Terms memory t, uint32[] memory values)
         private
         pure
         returns (uint256[] memory serviceCredits, uint256 total, bool disaster)

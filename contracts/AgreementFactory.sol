@@ -13,6 +13,7 @@ import {Agreement} from "./Agreement.sol";
 contract AgreementFactory {
     uint256 public constant MAX_SERVICES = 16;
     uint256 public constant MAX_TIERS = 8;
+    uint256 public constant MAX_ORACLES = 16;
 
     /// @notice Terms that cannot make a sound agreement; `reason` says which rule failed.
     error InvalidTerms(string reason);
@@ -20,7 +21,7 @@ contract AgreementFactory {
     error InvalidService(uint256 serviceIndex, string reason);
 
     event AgreementCreated(
-        address indexed agreement, address indexed provider, address indexed customer, address oracle, address asset
+        address indexed agreement, address indexed provider, address indexed customer, address asset
     );
 
     /// @notice The Agreement implementation every clone delegates to.
@@ -45,14 +46,24 @@ contract AgreementFactory {
         _byProvider[terms.provider].push(agreement);
         _byCustomer[terms.customer].push(agreement);
         agreementCount += 1;
-        emit AgreementCreated(agreement, terms.provider, terms.customer, terms.oracle, terms.asset);
+        emit AgreementCreated(agreement, terms.provider, terms.customer, terms.asset);
     }
 
     /// @notice Reverts with InvalidTerms/InvalidService when `terms` cannot make a sound agreement.
     function validate(Terms memory terms) public pure {
         if (terms.provider == address(0)) revert InvalidTerms("provider is the zero address");
         if (terms.customer == address(0)) revert InvalidTerms("customer is the zero address");
-        if (terms.oracle == address(0)) revert InvalidTerms("oracle is the zero address");
+        uint256 oracleCount = terms.oracles.length;
+        if (oracleCount == 0 || oracleCount > MAX_ORACLES) revert InvalidTerms("oracle count outside 1..16");
+        if (terms.quorum == 0 || terms.quorum > oracleCount) revert InvalidTerms("quorum outside 1..oracle count");
+        for (uint256 i = 0; i < oracleCount; ++i) {
+            address o = terms.oracles[i];
+            if (o == address(0)) revert InvalidTerms("oracle is the zero address");
+            if (o == terms.provider || o == terms.customer) revert InvalidTerms("a party cannot be an oracle");
+            for (uint256 k = 0; k < i; ++k) {
+                if (terms.oracles[k] == o) revert InvalidTerms("duplicate oracle");
+            }
+        }
         if (terms.provider == terms.customer) revert InvalidTerms("provider and customer are the same");
         if (terms.periodLength == 0) revert InvalidTerms("period length is zero");
         if (terms.periodCount == 0) revert InvalidTerms("period count is zero");

@@ -27,13 +27,16 @@ struct Service {
 }
 
 /// @notice The terms of an agreement, fixed at creation.
-/// @dev `asset` is address(0) for native ETH, else an ERC-20 token. `terminationPpm` is the
+/// @dev `oracles` is the oracle committee; a period settles on the median of at least `quorum`
+/// reports signed by distinct members (with `quorum` 1 a member may also report directly).
+/// `asset` is address(0) for native ETH, else an ERC-20 token. `terminationPpm` is the
 /// disaster clause: a settled period in which any service measured below it lets the customer
 /// terminate early (0 disables the clause).
 struct Terms {
     address provider;
     address customer;
-    address oracle;
+    address[] oracles;
+    uint8 quorum;
     address asset;
     uint64 start;
     uint32 periodLength;
@@ -68,4 +71,10 @@ struct Snapshot {
     uint128 collateralEscrowed;
     uint128 owedToCustomer;
     uint128 owedToProvider;
+}
+
+/// @notice One oracle's signed report of a period (EIP-712 typed data, see Agreement.REPORT_TYPEHASH).
+struct SignedReport {
+    uint32[] valuesPpm;
+    bytes signature;
 }

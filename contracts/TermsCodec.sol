@@ -7,20 +7,23 @@ import {Terms, Service, Tier} from "./SlaTypes.sol";
 /// @notice The factory stores each agreement's terms in the bytecode of its EIP-1167 clone
 /// ("immutable args"): they cannot change after creation, and bytes of code cost 200 gas where
 /// a storage slot costs 22,100. abi.encode would spend 32 bytes on every uint16, so the terms
-/// are packed tightly instead (about 190 bytes for one service with three tiers).
+/// are packed tightly instead (about 190 bytes for one oracle and one service with three tiers).
 /// @dev Layout (big-endian, no padding):
-///   0 provider(20) 20 customer(20) 40 oracle(20) 60 asset(20)
-///   80 start(8) 88 periodLength(4) 92 periodCount(2) 94 feePerPeriod(16) 110 collateral(16)
-///   126 creditCapBps(2) 128 terminationPpm(4) 132 serviceCount(1)
-///   133 services: id(32) objectivePpm(4) weightBps(2) tierCount(1) then per tier belowPpm(4) creditBps(2)
+///   0 provider(20) 20 customer(20) 40 asset(20)
+///   60 start(8) 68 periodLength(4) 72 periodCount(2) 74 feePerPeriod(16) 90 collateral(16)
+///   106 creditCapBps(2) 108 terminationPpm(4) 112 quorum(1) 113 oracleCount(1)
+///   114 oracles: address(20) each
+///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) tierCount(1),
+///   then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
-    uint256 internal constant HEADER_LENGTH = 133;
+    uint256 internal constant HEADER_LENGTH = 114;
 
     /// @notice Packs terms; the caller has validated them (counts fit in one byte).
     function encode(Terms memory t) internal pure returns (bytes memory out) {
-        out = abi.encodePacked(t.provider, t.customer, t.oracle, t.asset);
         out = abi.encodePacked(
-            out,
+            t.provider,
+            t.customer,
+            t.asset,
             t.start,
             t.periodLength,
             t.periodCount,
@@ -28,8 +31,13 @@ library TermsCodec {
             t.collateral,
             t.creditCapBps,
             t.terminationPpm,
-            uint8(t.services.length)
+            t.quorum,
+            uint8(t.oracles.length)
         );
+        for (uint256 i = 0; i < t.oracles.length; ++i) {
+            out = abi.encodePacked(out, t.oracles[i]);
+        }
+        out = abi.encodePacked(out, uint8(t.services.length));
         for (uint256 i = 0; i < t.services.length; ++i) {
             Service memory s = t.services[i];
             out = abi.encodePacked(out, s.id, s.objectivePpm, s.weightBps, uint8(s.tiers.length));
@@ -43,18 +51,25 @@ library TermsCodec {
     function decode(bytes memory b) internal pure returns (Terms memory t) {
         t.provider = address(uint160(_read(b, 0, 160)));
         t.customer = address(uint160(_read(b, 20, 160)));
-        t.oracle = address(uint160(_read(b, 40, 160)));
-        t.asset = address(uint160(_read(b, 60, 160)));
-        t.start = uint64(_read(b, 80, 64));
-        t.periodLength = uint32(_read(b, 88, 32));
-        t.periodCount = uint16(_read(b, 92, 16));
-        t.feePerPeriod = uint128(_read(b, 94, 128));
-        t.collateral = uint128(_read(b, 110, 128));
-        t.creditCapBps = uint16(_read(b, 126, 16));
-        t.terminationPpm = uint32(_read(b, 128, 32));
-        uint256 serviceCount = _read(b, 132, 8);
-        t.services = new Service[](serviceCount);
+        t.asset = address(uint160(_read(b, 40, 160)));
+        t.start = uint64(_read(b, 60, 64));
+        t.periodLength = uint32(_read(b, 68, 32));
+        t.periodCount = uint16(_read(b, 72, 16));
+        t.feePerPeriod = uint128(_read(b, 74, 128));
+        t.collateral = uint128(_read(b, 90, 128));
+        t.creditCapBps = uint16(_read(b, 106, 16));
+        t.terminationPpm = uint32(_read(b, 108, 32));
+        t.quorum = uint8(_read(b, 112, 8));
+        uint256 oracleCount = _read(b, 113, 8);
+        t.oracles = new address[](oracleCount);
         uint256 off = HEADER_LENGTH;
+        for (uint256 i = 0; i < oracleCount; ++i) {
+            t.oracles[i] = address(uint160(_read(b, off, 160)));
+            off += 20;
+        }
+        uint256 serviceCount = _read(b, off, 8);
+        off += 1;
+        t.services = new Service[](serviceCount);
         for (uint256 i = 0; i < serviceCount; ++i) {
             Service memory s = t.services[i];
             s.id = bytes32(_read(b, off, 256));

@@ -116,6 +116,16 @@ class Chain:
             )
         return account.address
 
+    def new_account(self, fund_from: str | None = None, amount: int = 10**18) -> tuple[str, str]:
+        """A fresh local key (signed locally from now on), funded with `amount` wei for gas when
+        `fund_from` is given. Returns (address, private key hex): dev chains and tests only."""
+        account = Account.create()
+        address = self.add_key(account.key)
+        if fund_from is not None:
+            tx = self.w3.eth.send_transaction({"from": fund_from, "to": address, "value": amount})
+            self.w3.eth.wait_for_transaction_receipt(tx, timeout=RECEIPT_TIMEOUT_S)
+        return address, account.key.to_0x_hex()
+
     # ------------------------------------------------------------------ contracts
     def contract(self, name: str, address: str) -> Contract:
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name)["abi"])

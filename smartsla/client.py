@@ -17,6 +17,7 @@ from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
 from .errors import InvalidTermsError, NotAnAgreement
+from .reports import SignedReport
 from .terms import Terms
 
 
@@ -173,10 +174,22 @@ class Agreement:
                                    action="depositCollateral")
 
     def settle(self, period: int, values_ppm: list[int], sender: str) -> Settlement:
+        """A committee member reports directly (agreements with a quorum of 1)."""
         result = self.chain.transact(self.contract.functions.settle(period, list(values_ppm)), sender,
                                      action=f"settle period {period}")
         logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
         return self._settlement(logs[0], result)
+
+    def settle_with_reports(self, period: int, reports: list[SignedReport], sender: str) -> Settlement:
+        """Submit the signed reports of at least `quorum` members; settles on the medians."""
+        fn = self.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
+        result = self.chain.transact(fn, sender, action=f"settle period {period} with {len(reports)} reports")
+        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
+        return self._settlement(logs[0], result)
+
+    def report_digest(self, period: int, values_ppm: list[int]) -> bytes:
+        """The EIP-712 digest as the contract computes it."""
+        return bytes(self.chain.call(self.contract.functions.reportDigest(period, list(values_ppm))))
 
     def terminate(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.terminate(), sender, action="terminate")

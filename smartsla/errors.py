@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from . import artifacts
 
@@ -99,4 +99,5 @@ def decode_revert(data: str | bytes | None, action: str = "") -> ContractReverte
         args = tuple(abi_decode(types, data_bytes[4:])) if types else ()
     except Exception:  # malformed payload: still report the name
         args = ()
+    args = tuple(to_checksum_address(a) if t == "address" else a for t, a in zip(types, args, strict=False))
     return ContractReverted(name, args, raw="0x" + data_bytes.hex(), action=action)

@@ -16,6 +16,7 @@ from .units import BPS, PPM
 ZERO_ADDRESS = "0x" + "00" * 20
 MAX_SERVICES = 16
 MAX_TIERS = 8
+MAX_ORACLES = 16
 
 Ppm = Annotated[int, Field(ge=0, le=PPM)]
 Bps = Annotated[int, Field(ge=0, le=BPS)]
@@ -82,7 +83,8 @@ class Terms(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     provider: str
     customer: str
-    oracle: str
+    oracles: tuple[str, ...]
+    quorum: Annotated[int, Field(ge=1, le=MAX_ORACLES)] = 1
     asset: str = ZERO_ADDRESS
     start: Annotated[int, Field(ge=0, lt=2**64)]
     period_length: Annotated[int, Field(gt=0, lt=2**32)]
@@ -93,18 +95,47 @@ class Terms(BaseModel):
     termination_ppm: Ppm = 0
     services: tuple[Service, ...]
 
-    @field_validator("provider", "customer", "oracle", "asset", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _single_oracle(cls, data: Any) -> Any:
+        """`oracle=X` is shorthand for a committee of one: `oracles=(X,), quorum=1`."""
+        if isinstance(data, dict) and "oracle" in data:
+            data = dict(data)
+            if "oracles" in data:
+                raise ValueError("give either oracle or oracles, not both")
+            data["oracles"] = (data.pop("oracle"),)
+        return data
+
+    @field_validator("provider", "customer", "asset", mode="before")
     @classmethod
     def _address(cls, v: Any, info: Any) -> str:
         return _checksum(v, info.field_name)
 
+    @field_validator("oracles", mode="before")
+    @classmethod
+    def _oracle_addresses(cls, v: Any) -> tuple[str, ...]:
+        if isinstance(v, str) or not hasattr(v, "__iter__"):
+            raise ValueError("oracles must be a list of addresses")
+        return tuple(_checksum(o, f"oracles[{i}]") for i, o in enumerate(v))
+
     @model_validator(mode="after")
     def _consistent(self) -> Terms:
-        for field in ("provider", "customer", "oracle"):
+        for field in ("provider", "customer"):
             if int(getattr(self, field), 16) == 0:
                 raise ValueError(f"{field} is the zero address")
         if self.provider == self.customer:
             raise ValueError("provider and customer are the same address")
+        if not 1 <= len(self.oracles) <= MAX_ORACLES:
+            raise ValueError(f"the oracle committee needs 1..{MAX_ORACLES} members, has {len(self.oracles)}")
+        if len(set(self.oracles)) != len(self.oracles):
+            raise ValueError("duplicate oracle in the committee")
+        for o in self.oracles:
+            if int(o, 16) == 0:
+                raise ValueError("an oracle is the zero address")
+            if o in (self.provider, self.customer):
+                raise ValueError(f"a party cannot be an oracle: {o}")
+        if self.quorum > len(self.oracles):
+            raise ValueError(f"quorum {self.quorum} exceeds the committee of {len(self.oracles)}")
         if self.fee_per_period * self.period_count >= 2**128:
             raise ValueError("total fees (fee_per_period x period_count) overflow 128 bits")
         if not 1 <= len(self.services) <= MAX_SERVICES:
@@ -131,6 +162,11 @@ class Terms(BaseModel):
         return self.start + (period + 1) * self.period_length
 
     @property
+    def oracle(self) -> str:
+        """The first committee member (the only one in a single-oracle agreement)."""
+        return self.oracles[0]
+
+    @property
     def is_native(self) -> bool:
         return int(self.asset, 16) == 0
 
@@ -142,7 +178,7 @@ class Terms(BaseModel):
             for s in self.services
         ]
         return (
-            self.provider, self.customer, self.oracle, self.asset, self.start, self.period_length,
+            self.provider, self.customer, list(self.oracles), self.quorum, self.asset, self.start, self.period_length,
             self.period_count, self.fee_per_period, self.collateral, self.credit_cap_bps,
             self.termination_ppm, services,
         )
@@ -150,10 +186,10 @@ class Terms(BaseModel):
     @classmethod
     def from_abi(cls, raw: Any) -> Terms:
         """Inverse of :meth:`to_abi`, for what ``Agreement.terms()`` returns."""
-        (provider, customer, oracle, asset, start, period_length, period_count, fee, collateral,
+        (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
          cap, termination, services) = raw
         return cls(
-            provider=provider, customer=customer, oracle=oracle, asset=asset, start=start,
+            provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
             period_length=period_length, period_count=period_count, fee_per_period=fee,
             collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
             services=tuple(

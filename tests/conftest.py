@@ -42,6 +42,8 @@ def make_terms(roles: dict[str, str], start: int, **overrides: Any) -> Terms:
         credit_cap_bps=10_000, termination_ppm=900_000,
         services=(Service(name="compute", objective_ppm=999_900, tiers=EC2_TIERS),),
     )
+    if "oracles" in overrides:
+        fields.pop("oracle")
     fields.update(overrides)
     return Terms(**fields)
 

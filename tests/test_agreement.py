@@ -204,15 +204,28 @@ def test_implementation_refuses_direct_use(chain, factory, roles):
 def test_factory_rejects_bad_terms_on_chain(chain, factory, roles, terms_for):
     """The Python model validates first; the contract must also refuse, for other callers."""
     raw = list(terms_for().to_abi())
-    raw[5] = 0  # period length zero
+    raw[6] = 0  # period length zero
     with pytest.raises(ContractReverted, match="period length is zero"):
         chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
     raw = list(terms_for().to_abi())
-    sid, obj, weight, tiers = raw[11][0]
-    raw[11] = [(sid, 1_000_001, weight, tiers)]
+    sid, obj, weight, tiers = raw[12][0]
+    raw[12] = [(sid, 1_000_001, weight, tiers)]
     with pytest.raises(ContractReverted, match="objective outside"):
         chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
-    raw[11] = [(sid, obj, weight, [(990_000, 3_000), (999_000, 1_000)])]
+    raw[12] = [(sid, obj, weight, [(990_000, 3_000), (999_000, 1_000)])]
     with pytest.raises(ContractReverted, match="tier thresholds not falling"):
         chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
     assert factory.contract.functions.agreementCount().call() == 0
+
+
+def test_committee_members_cannot_be_parties_and_quorum_fits(chain, factory, roles, terms_for):
+    raw = list(terms_for().to_abi())
+    raw[2] = [roles["oracle"], roles["provider"]]
+    with pytest.raises(ContractReverted, match="a party cannot be an oracle"):
+        chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
+    raw[2], raw[3] = [roles["oracle"]], 2
+    with pytest.raises(ContractReverted, match="quorum outside"):
+        chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
+    raw[2], raw[3] = [roles["oracle"], roles["oracle"]], 1
+    with pytest.raises(ContractReverted, match="duplicate oracle"):
+        chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])

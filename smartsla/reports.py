@@ -1,0 +1,70 @@
+"""Oracle reports as EIP-712 typed data: what a committee member signs for one period.
+
+The domain binds a signature to one chain and one agreement (verifyingContract), and the message
+to one period, so a report cannot be replayed anywhere else. `Agreement.reportDigest` computes
+the same digest on-chain; the tests check both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from web3 import Web3
+
+DOMAIN_NAME = "smartsla Agreement"
+DOMAIN_VERSION = "1"
+REPORT_TYPES = {"Report": [{"name": "period", "type": "uint256"}, {"name": "valuesPpm", "type": "uint32[]"}]}
+
+
+@dataclass(frozen=True)
+class SignedReport:
+    """One member's signed report; `to_abi()` gives the contract's SignedReport struct."""
+
+    agreement: str
+    chain_id: int
+    period: int
+    values_ppm: tuple[int, ...]
+    signer: str
+    signature: bytes
+
+    def to_abi(self) -> tuple[list[int], bytes]:
+        return (list(self.values_ppm), self.signature)
+
+
+def typed_data(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...]) -> dict:
+    """The full EIP-712 structure (what a wallet would display)."""
+    return {
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": Web3.to_checksum_address(agreement),
+        },
+        "types": REPORT_TYPES,
+        "primaryType": "Report",
+        "message": {"period": period, "valuesPpm": list(values_ppm)},
+    }
+
+
+def digest(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...]) -> bytes:
+    """The 32-byte EIP-712 digest (equals Agreement.reportDigest on-chain)."""
+    signable = encode_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm))
+    return Web3.keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign_report(private_key: str | bytes, chain_id: int, agreement: str, period: int,
+                values_ppm: list[int] | tuple[int, ...]) -> SignedReport:
+    """Sign a report with an oracle's key. The key never leaves this function."""
+    account = Account.from_key(private_key)
+    signed = account.sign_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm))
+    return SignedReport(Web3.to_checksum_address(agreement), chain_id, period, tuple(values_ppm),
+                        account.address, bytes(signed.signature))
+
+
+def recover_signer(report: SignedReport) -> str:
+    """Who signed `report` (for checking a report received from another member)."""
+    signable = encode_typed_data(full_message=typed_data(report.chain_id, report.agreement, report.period,
+                                                         report.values_ppm))
+    return Account.recover_message(signable, signature=report.signature)
