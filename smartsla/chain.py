@@ -159,7 +159,9 @@ class Chain:
         return TxResult(tx_hash=receipt["transactionHash"].to_0x_hex(), gas_used=receipt["gasUsed"],
                         block_number=receipt["blockNumber"], receipt=receipt)
 
-    def _replay_revert(self, fn: ContractFunction, params: dict[str, Any], receipt: Any, action: str) -> ContractReverted:
+    def _replay_revert(
+        self, fn: ContractFunction, params: dict[str, Any], receipt: Any, action: str
+    ) -> ContractReverted:
         try:
             fn.call(params, block_identifier=receipt["blockNumber"] - 1)
         except REVERTS as exc:

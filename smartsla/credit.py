@@ -43,7 +43,8 @@ def period_outcome(terms: Terms, values_ppm: list[int] | tuple[int, ...], collat
     for i, v in enumerate(values_ppm):
         if not 0 <= v <= PPM:
             raise ValueError(f"value {v} of service {i} is outside 0..{PPM} ppm")
-    credits = tuple(service_credit(s, v, terms.fee_per_period) for s, v in zip(terms.services, values_ppm))
+    fee = terms.fee_per_period
+    credits = tuple(service_credit(s, v, fee) for s, v in zip(terms.services, values_ppm, strict=True))
     capped = min(sum(credits), terms.fee_per_period * terms.credit_cap_bps // BPS)
     disaster = any(v < terms.termination_ppm for v in values_ppm)
     return PeriodOutcome(credits, capped, min(capped, collateral_left), disaster)

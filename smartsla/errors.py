@@ -85,10 +85,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
 
 def decode_revert(data: str | bytes | None, action: str = "") -> ContractReverted:
     """Turn raw revert data into a ContractReverted naming the custom error."""
-    if isinstance(data, str):
-        data_bytes = bytes.fromhex(data[2:] if data.startswith("0x") else data)
-    else:
-        data_bytes = data or b""
+    data_bytes = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data or b""
     if len(data_bytes) < 4:
         return ContractReverted("Reverted", (), raw="0x" + data_bytes.hex(), action=action)
     entry = _error_table().get(data_bytes[:4])

@@ -29,7 +29,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -98,6 +97,25 @@ def _same_program(pid: int, cmd: list[str]) -> bool:
     return actual == cmd
 
 
+def listens_on(pid: int, port: int) -> bool | None:
+    """Does process `pid` hold the listening TCP socket of `port`? None when /proc cannot tell."""
+    inodes: set[str] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(FileNotFoundError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    # local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 is the inode.
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                        inodes.add(fields[9])
+        links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    except (OSError, ValueError, IndexError):
+        return None
+    if not inodes:
+        return None
+    return any(f"socket:[{inode}]" in links for inode in inodes)
+
+
 def kill_pid(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     """SIGTERM `pid`, SIGKILL it if it still runs after `timeout_s`. True if it had been running."""
     if not pid_alive(pid):
@@ -163,7 +181,8 @@ def answers(url: str, timeout_s: float = 1.0) -> bool:
 # ---------------------------------------------------------------------------- the node
 
 
-_RUNNING: weakref.WeakSet[LocalNode] = weakref.WeakSet()
+# Nodes started by this process and not detached: stopped at exit even if the caller forgot.
+_RUNNING: set[LocalNode] = set()
 
 
 @dataclass(eq=False)
@@ -230,8 +249,15 @@ class LocalNode:
 def _tail(path: Path | None, lines: int) -> str:
     if path is None or not path.exists():
         return "(no log)"
-    text = path.read_text(errors="replace").rstrip("\n").splitlines()
+    with path.open("rb") as handle:  # a long-running node's log can be large: read its end only
+        handle.seek(max(0, path.stat().st_size - 64 * 1024))
+        text = handle.read().decode(errors="replace").rstrip("\n").splitlines()
     return "\n".join(text[-lines:]) if text else "(log is empty)"
+
+
+def _log_excerpt(node: LocalNode) -> str:
+    where = "its log" if node._temp_log else str(node.log_path)
+    return f"Last lines of {where}:\n{node.log_tail()}"
 
 
 def _remove_state_if_ours(path: Path, pid: int) -> None:
@@ -327,6 +353,9 @@ def start_node(
             node = _launch(kind, chosen, host=host, block_time=block_time, hardfork=hardfork, state_dir=state_dir,
                            detach=detach, timeout_s=timeout_s, node_modules=node_modules)
         except _PortTaken:
+            if port is not None:
+                raise NodeError(f"port {port} on {host} is already in use (another node?); choose another port") \
+                    from None
             if attempt + 1 == attempts:
                 raise NodeError(f"{kind} could not bind a port on {host}") from None
             continue
@@ -365,8 +394,7 @@ def _launch(kind: str, port: int, *, host: str, block_time: float | None, hardfo
         chain_id = _wait_ready(node, proc, timeout_s)
     except BaseException:
         tail = node.log_tail()
-        node._temp_log = False  # keep the log of a failed start for inspection
-        node.stop(timeout_s=2.0)
+        node.stop(timeout_s=2.0)  # a temporary log goes too: its tail is in the error
         if any(s in tail for s in ("Address already in use", "EADDRINUSE", "address in use")):
             raise _PortTaken from None
         raise
@@ -384,14 +412,18 @@ def _wait_ready(node: LocalNode, proc: subprocess.Popen[bytes], timeout_s: float
         code = proc.poll()
         if code is not None:
             raise NodeError(f"{node.kind} exited with code {code} during startup ({' '.join(node.cmd)}).\n"
-                            f"Last lines of {node.log_path}:\n{node.log_tail()}")
+                            f"{_log_excerpt(node)}")
         try:
-            return int(rpc(node.url, "eth_chainId", timeout_s=0.5), 16)
+            chain_id = int(rpc(node.url, "eth_chainId", timeout_s=0.5), 16)
         except (requests.RequestException, ValueError, NodeError):
             pass
+        else:
+            if listens_on(proc.pid, node.port) is False:  # someone else took the port first
+                raise _PortTaken
+            return chain_id
         if time.monotonic() >= deadline:
             raise NodeError(f"{node.kind} did not answer JSON-RPC at {node.url} within {timeout_s:.0f}s.\n"
-                            f"Last lines of {node.log_path}:\n{node.log_tail()}")
+                            f"{_log_excerpt(node)}")
         time.sleep(0.05)
 
 

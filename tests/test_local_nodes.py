@@ -22,6 +22,7 @@ from conftest import EC2_TIERS, ETHER, make_terms
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
+from web3.logs import DISCARD
 
 from smartsla import artifacts, deployments, localnode
 from smartsla.chain import Chain
@@ -66,7 +67,7 @@ def _withdraw(chain: Chain, agreement: Agreement, party: str) -> tuple[int, int]
     """Withdraw as `party`; returns (amount in the Withdrawn event, balance change + gas paid)."""
     before = chain.balance(party)
     result = chain.transact(agreement.contract.functions.withdraw(), party, action="withdraw")
-    amount = agreement.contract.events.Withdrawn().process_receipt(result.receipt)[0]["args"]["amount"]
+    amount = agreement.contract.events.Withdrawn().process_receipt(result.receipt, errors=DISCARD)[0]["args"]["amount"]
     gas_cost = result.receipt["gasUsed"] * result.receipt["effectiveGasPrice"]
     return amount, chain.balance(party) - before + gas_cost
 
@@ -205,6 +206,19 @@ def test_deploy_script_with_private_key(anvil: LocalNode, tmp_path: Path) -> Non
 
 
 @pytest.mark.anvil
+def test_deploy_main_without_arguments_reads_the_environment(anvil: LocalNode, tmp_path: Path) -> None:
+    """What `brownie run scripts/deploy.py` does: import the module and call main() with sys.argv its own."""
+    path = tmp_path / "deployments.json"
+    code = ("import sys; sys.argv = ['brownie', 'run', 'scripts/deploy.py', '--network', 'x']; "
+            "from scripts.deploy import main; main()")
+    environ = {k: v for k, v in os.environ.items() if k != "SMARTSLA_PRIVATE_KEY"}
+    environ.update(SMARTSLA_DEPLOYMENTS=str(path), SMARTSLA_RPC_URL=anvil.url, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    _assert_is_factory(Chain.connect(anvil.url), deployments.lookup(31337, path=path))  # type: ignore[arg-type]
+
+
 def test_deploy_script_reports_unreachable_chain(tmp_path: Path) -> None:
     port = localnode.free_port()
     proc = _run_deploy(f"http://127.0.0.1:{port}", tmp_path / "deployments.json")

@@ -36,14 +36,14 @@ def tiers(draw, objective: int) -> tuple[Tier, ...]:
     n = draw(st.integers(1, min(4, objective + 1)))
     thresholds = sorted(draw(st.sets(st.integers(0, objective), min_size=n, max_size=n)), reverse=True)
     credits = sorted(draw(st.sets(st.integers(1, BPS), min_size=n, max_size=n)))
-    return tuple(Tier(below_ppm=b, credit_bps=c) for b, c in zip(thresholds, credits))
+    return tuple(Tier(below_ppm=b, credit_bps=c) for b, c in zip(thresholds, credits, strict=False))
 
 
 @st.composite
 def services(draw) -> tuple[Service, ...]:
     n = draw(st.integers(1, 4))
     cuts = sorted(draw(st.sets(st.integers(1, BPS - 1), min_size=n - 1, max_size=n - 1)))
-    weights = [b - a for a, b in zip([0, *cuts], [*cuts, BPS])]
+    weights = [b - a for a, b in zip([0, *cuts], [*cuts, BPS], strict=False)]
     out = []
     for i, w in enumerate(weights):
         objective = draw(st.integers(1, PPM))
