@@ -42,7 +42,10 @@ def deploy(rpc_url: str = DEFAULT_RPC_URL, *, private_key: str | None = None, se
         raise SmartSLAError("the embedded chain lives only inside one process: deploy to a node's URL")
     chain = Chain.connect(rpc_url)
     if private_key:
-        account = chain.add_key(private_key)
+        try:
+            account = chain.add_key(private_key)
+        except (ValueError, TypeError) as exc:  # never echo the key itself
+            raise SmartSLAError(f"the private key is not valid ({exc.__class__.__name__})") from None
         if sender and sender.lower() != account.lower():
             raise SmartSLAError(f"--from {sender} does not match the private key's address {account}")
         sender = account
@@ -81,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         address, path, chain_id = deploy(args.rpc_url, private_key=private_key, sender=args.sender,
                                          deployments_file=args.deployments)
     except SmartSLAError as exc:
+        if argv is None:  # under Brownie: raise, so that `brownie run` reports the failure
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"AgreementFactory deployed at {address} on chain {chain_id} ({args.rpc_url})")
