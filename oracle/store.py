@@ -1,0 +1,480 @@
+"""Durable measurement store: raw samples, per-period results, and crash-safe report states.
+
+SQLAlchemy 2 Core over SQLite by default (one file, WAL journal, synchronous=FULL so a commit
+survives a power cut) or PostgreSQL through the same code (`postgresql://...` URLs use psycopg 3).
+
+* samples: raw probe results, kept at least `min_sample_retention_s` (the dispute window) and
+  then prunable;
+* period_results: one figure per (agreement, period, service), kept forever, saved idempotently;
+* reports: one row per (agreement, period) walking computed -> signed -> submitted -> confirmed,
+  so a restarted daemon knows what it already signed or sent and never signs twice.
+
+Every database failure surfaces as `StoreError` with the reason (database locked, disk full...);
+a method that returned has committed, and a failed one leaves earlier commits untouched.
+Agreement addresses are stored lower-case, so checksummed and plain spellings meet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy import Boolean as Bool
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from .probes import Sample
+from .sli import MissingPolicy, PeriodFigure
+
+SCHEMA_VERSION = 1
+# Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
+# two-week dispute window. Pruning anything newer is refused.
+DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
+
+REPORT_STATES = ("computed", "signed", "submitted", "confirmed")
+# submitted -> submitted: a replacement transaction (dropped, re-priced) gets a new tx_hash.
+# Nothing leaves 'confirmed', and nothing goes back to an earlier state: a signed report stays
+# the one that was signed.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "computed": frozenset({"signed"}),
+    "signed": frozenset({"submitted"}),
+    "submitted": frozenset({"submitted", "confirmed"}),
+    "confirmed": frozenset(),
+}
+
+
+class StoreError(RuntimeError):
+    """A database operation failed; the message says why (locked, disk full, schema...)."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer oracle; refusing to touch it."""
+
+
+class IllegalTransitionError(StoreError):
+    """A report state change that does not follow computed -> signed -> submitted -> confirmed."""
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", Double, nullable=False),
+)
+
+samples = Table(
+    "samples", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("ts", Double, nullable=False),
+    Column("ok", Bool, nullable=False),
+    Column("latency_ms", Double),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_samples_agreement_service_ts", "agreement", "service", "ts"),
+    Index("ix_samples_ts", "ts"),  # for pruning by age
+)
+
+period_results = Table(
+    "period_results", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("value_ppm", Integer, nullable=False),
+    Column("good_slices", Integer, nullable=False),
+    Column("total_slices", Integer, nullable=False),
+    Column("excluded_slices", Integer, nullable=False),
+    Column("maintenance_slices", Integer, nullable=False),
+    Column("missing_slices", Integer, nullable=False),
+    Column("missing_policy", String(16), nullable=False),
+    Column("slice_seconds", Integer, nullable=False),
+    Column("p50_ms", Double),
+    Column("p95_ms", Double),
+    Column("p99_ms", Double),
+    Column("computed_at", Double, nullable=False),
+    UniqueConstraint("agreement", "period", "service", name="uq_period_results"),
+)
+
+reports = Table(
+    "reports", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("signature", Text),
+    Column("tx_hash", Text),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("agreement", "period", name="uq_reports"),
+)
+
+_FIGURE_FIELDS = ("value_ppm", "good_slices", "total_slices", "excluded_slices", "maintenance_slices",
+                  "missing_slices", "missing_policy", "slice_seconds", "p50_ms", "p95_ms", "p99_ms")
+
+
+@dataclass(frozen=True)
+class Report:
+    agreement: str
+    period: int
+    state: str
+    payload: Any
+    signature: str | None
+    tx_hash: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A saved period figure, with when it was computed."""
+
+    figure: PeriodFigure
+    computed_at: float
+
+
+def _norm(agreement: str) -> str:
+    return agreement.lower()
+
+
+def _normalise_url(url: str) -> str:
+    """Plain `postgresql://` would pick psycopg2, which we do not ship; psycopg 3 it is. A bare
+    path means an SQLite file."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    return url
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()[0]
+    lowered = text.lower()
+    if "locked" in lowered or "could not obtain lock" in lowered or "lock timeout" in lowered:
+        return f"database is locked by another writer ({text})"
+    if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
+        return f"disk is full ({text})"
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"database is read-only ({text})"
+    return text
+
+
+class Store:
+    """Open with `Store.open(url)`; close with `close()` or use it as a context manager."""
+
+    def __init__(self, engine: Engine, min_sample_retention_s: float = DEFAULT_MIN_SAMPLE_RETENTION_S) -> None:
+        self.engine = engine
+        self.min_sample_retention_s = min_sample_retention_s
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout_s: float = 5.0,
+             min_sample_retention_s: float = DEFAULT_MIN_SAMPLE_RETENTION_S) -> Store:
+        """Create the schema or check its version. `url`: an SQLAlchemy URL or an SQLite file path.
+
+        `busy_timeout_s`: how long a write waits for another writer before failing with
+        "database is locked" (SQLite busy_timeout; PostgreSQL lock_timeout).
+        """
+        url = _normalise_url(url)
+        connect_args: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            connect_args["options"] = f"-c lock_timeout={int(busy_timeout_s * 1000)}"
+        try:
+            engine = create_engine(url, connect_args=connect_args)
+        except Exception as exc:  # bad URL, missing driver
+            raise StoreError(f"cannot open store {url!r}: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            _sqlite_pragmas(engine, busy_timeout_s)
+        store = cls(engine, min_sample_retention_s)
+        try:
+            store._init_schema()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def _init_schema(self) -> None:
+        with self._tx() as conn:
+            existing = set(inspect(conn).get_table_names())
+            if "schema_version" in existing:
+                found = conn.execute(select(schema_version.c.version).order_by(
+                    schema_version.c.version.desc())).scalar()
+                if found is None:
+                    raise StoreError("schema_version table is empty: not an oracle store, or a damaged one")
+                if found > SCHEMA_VERSION:
+                    raise SchemaTooNewError(
+                        f"database schema version {found} is newer than this oracle's {SCHEMA_VERSION}: "
+                        "it was written by a newer smartsla; upgrade instead of downgrading the data")
+                # Migrations from older versions go here, one step per version, in this transaction.
+                return
+            ours = {t.name for t in metadata.sorted_tables}
+            if existing & ours:
+                raise StoreError(f"tables {sorted(existing & ours)} exist without a schema_version: "
+                                 "refusing to guess what this database is")
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(schema_version.c.version).order_by(
+                schema_version.c.version.desc())).scalar_one())
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One transaction, committed on exit; database errors become StoreError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except StoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(_reason(exc)) from exc
+
+    # -- samples -------------------------------------------------------------------------------
+
+    def add_samples(self, agreement: str, batch: Sequence[Sample]) -> int:
+        """Insert samples of one agreement in one transaction; committed when this returns."""
+        return self.add_samples_many({agreement: batch})
+
+    def add_samples_many(self, batches: Mapping[str, Sequence[Sample]]) -> int:
+        """Insert samples of several agreements (agreement -> samples) in one transaction."""
+        rows = [{"agreement": _norm(agreement), "service": s.service, "ts": s.ts, "ok": s.ok,
+                 "latency_ms": s.latency_ms, "detail": s.detail}
+                for agreement, batch in batches.items() for s in batch]
+        if not rows:
+            return 0
+        with self._tx() as conn:
+            conn.execute(samples.insert(), rows)
+        return len(rows)
+
+    def samples(self, agreement: str, service: str, start: float, end: float) -> list[Sample]:
+        """Samples with start <= ts < end, oldest first."""
+        c = samples.c
+        query = (select(c.service, c.ts, c.ok, c.latency_ms, c.detail)
+                 .where(c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
+                 .order_by(c.ts, c.id))
+        with self._tx() as conn:
+            return [Sample(r.service, r.ts, bool(r.ok), r.latency_ms, r.detail) for r in conn.execute(query)]
+
+    def prune_samples(self, older_than_ts: float, *, now: float | None = None) -> int:
+        """Delete samples with ts < older_than_ts; returns how many. Refuses to cut into the
+        retention window (now - min_sample_retention_s): those samples may still be disputed."""
+        now = time.time() if now is None else now
+        floor = now - self.min_sample_retention_s
+        if older_than_ts > floor:
+            raise StoreError(f"refusing to prune samples newer than {floor:.0f} "
+                             f"(retention {self.min_sample_retention_s:.0f} s); asked for {older_than_ts:.0f}")
+        with self._tx() as conn:
+            return conn.execute(delete(samples).where(samples.c.ts < older_than_ts)).rowcount
+
+    # -- period results ------------------------------------------------------------------------
+
+    def save_period_results(self, agreement: str, period: int, figures: Mapping[str, PeriodFigure],
+                            *, computed_at: float | None = None) -> None:
+        """Save one figure per service for a period; saving again replaces them (idempotent).
+
+        Once the period's report is signed, the figures are what was attested: changing them
+        then raises StoreError (saving the same figures again is fine).
+        """
+        agreement = _norm(agreement)
+        computed_at = time.time() if computed_at is None else computed_at
+        rows = [{"agreement": agreement, "period": period, "service": service, "computed_at": computed_at,
+                 **{f: getattr(fig, f) for f in _FIGURE_FIELDS},
+                 "missing_policy": str(fig.missing_policy)}
+                for service, fig in figures.items()]
+        if not rows:
+            return
+        with self._tx() as conn:
+            state = conn.execute(select(reports.c.state).where(
+                reports.c.agreement == agreement, reports.c.period == period)).scalar()
+            if state is not None and state != "computed":
+                current = self._results(conn, agreement, period)
+                changed = [s for s, fig in figures.items() if s not in current or current[s].figure != fig]
+                if changed:
+                    raise StoreError(f"period {period} of {agreement} is already {state}: "
+                                     f"refusing to change its figures for {changed}")
+                return
+            self._upsert(conn, period_results, rows, ("agreement", "period", "service"))
+
+    def period_results(self, agreement: str, period: int) -> dict[str, StoredResult]:
+        with self._tx() as conn:
+            return self._results(conn, _norm(agreement), period)
+
+    @staticmethod
+    def _results(conn: Connection, agreement: str, period: int) -> dict[str, StoredResult]:
+        c = period_results.c
+        rows = conn.execute(select(period_results).where(c.agreement == agreement, c.period == period)
+                            .order_by(c.service))
+        out: dict[str, StoredResult] = {}
+        for r in rows:
+            m = r._mapping
+            fields = {f: m[f] for f in _FIGURE_FIELDS}
+            fields["missing_policy"] = MissingPolicy(fields["missing_policy"])
+            out[r.service] = StoredResult(PeriodFigure(**fields), m["computed_at"])
+        return out
+
+    def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            stmt = insert(table)
+            updates = {k: stmt.excluded[k] for k in rows[0] if k not in keys}
+            conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
+            return
+        for row in rows:  # portable fallback for other databases
+            where = [table.c[k] == row[k] for k in keys]
+            if conn.execute(update(table).where(*where).values(**row)).rowcount == 0:
+                conn.execute(table.insert().values(**row))
+
+    @staticmethod
+    def _insert_ignore(conn: Connection, table: Table, row: dict[str, Any], keys: tuple[str, ...]) -> bool:
+        """Insert `row` unless a row with the same keys exists; True when it inserted."""
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=list(keys))
+            return conn.execute(stmt).rowcount == 1
+        if conn.execute(select(table.c[keys[0]]).where(*[table.c[k] == row[k] for k in keys])).first() is None:
+            conn.execute(table.insert().values(**row))
+            return True
+        return False
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def put_computed_report(self, agreement: str, period: int, payload: Any) -> Report:
+        """Record a computed report (state 'computed'). Re-computing before signing replaces the
+        payload; once signed, the same payload is accepted (idempotent) and a different one raises."""
+        agreement = _norm(agreement)
+        now = time.time()
+        with self._tx() as conn:
+            row = {"agreement": agreement, "period": period, "state": "computed", "payload": payload,
+                   "updated_at": now}
+            # "Insert unless present", so two processes racing here do not both insert.
+            if self._insert_ignore(conn, reports, row, ("agreement", "period")):
+                return self._report(conn, agreement, period)  # type: ignore[return-value]
+            current = self._report(conn, agreement, period)
+            assert current is not None
+            if current.state == "computed":
+                conn.execute(update(reports).where(reports.c.agreement == agreement, reports.c.period == period,
+                                                   reports.c.state == "computed")
+                             .values(payload=payload, updated_at=now))
+                return self._report(conn, agreement, period)  # type: ignore[return-value]
+            if current.payload == payload:
+                return current
+            raise IllegalTransitionError(f"report for period {period} of {agreement} is already "
+                                         f"{current.state}: refusing a different payload")
+
+    def transition_report(self, agreement: str, period: int, from_state: str, to_state: str, *,
+                          signature: str | None = None, tx_hash: str | None = None) -> Report:
+        """Move a report from `from_state` to `to_state`, atomically.
+
+        Raises IllegalTransitionError when the move is not allowed, or when the report is not in
+        `from_state` (another process moved it, or the caller's view is stale). 'signed' needs a
+        signature, 'submitted' a tx_hash.
+        """
+        if to_state not in ALLOWED_TRANSITIONS.get(from_state, frozenset()):
+            raise IllegalTransitionError(f"report transition {from_state} -> {to_state} is not allowed")
+        if to_state == "signed" and not signature:
+            raise IllegalTransitionError("moving a report to 'signed' needs its signature")
+        if to_state == "submitted" and not tx_hash:
+            raise IllegalTransitionError("moving a report to 'submitted' needs the transaction hash")
+        agreement = _norm(agreement)
+        values: dict[str, Any] = {"state": to_state, "updated_at": time.time()}
+        if signature is not None:
+            values["signature"] = signature
+        if tx_hash is not None:
+            values["tx_hash"] = tx_hash
+        c = reports.c
+        with self._tx() as conn:
+            # The state check is in the WHERE clause, so two processes cannot both make the move.
+            moved = conn.execute(update(reports).where(c.agreement == agreement, c.period == period,
+                                                       c.state == from_state).values(**values)).rowcount
+            if moved != 1:
+                current = self._report(conn, agreement, period)
+                found = "no report" if current is None else f"it is {current.state}"
+                raise IllegalTransitionError(f"report for period {period} of {agreement}: expected state "
+                                             f"{from_state}, but {found}")
+            return self._report(conn, agreement, period)  # type: ignore[return-value]
+
+    def report(self, agreement: str, period: int) -> Report | None:
+        with self._tx() as conn:
+            return self._report(conn, _norm(agreement), period)
+
+    def reports(self, state: str | None = None) -> list[Report]:
+        """All reports (or those in `state`), e.g. 'signed'/'submitted' ones to resume after a crash."""
+        query = select(reports).order_by(reports.c.agreement, reports.c.period)
+        if state is not None:
+            query = query.where(reports.c.state == state)
+        with self._tx() as conn:
+            return [_to_report(r) for r in conn.execute(query)]
+
+    @staticmethod
+    def _report(conn: Connection, agreement: str, period: int) -> Report | None:
+        row = conn.execute(select(reports).where(reports.c.agreement == agreement,
+                                                 reports.c.period == period)).first()
+        return None if row is None else _to_report(row)
+
+
+def _to_report(row: Any) -> Report:
+    return Report(row.agreement, row.period, row.state, row.payload, row.signature, row.tx_hash, row.updated_at)
+
+
+def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:
+    """Set per-connection SQLite settings as each connection opens.
+
+    WAL lets readers (a status page, a report export) read while the daemon writes;
+    synchronous=FULL makes each commit durable across a power cut, not only a crash;
+    busy_timeout makes a writer wait for a brief lock instead of failing at once.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it would BEGIN only before
+        # writes, so a read-then-write would not be one transaction); we BEGIN ourselves below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
