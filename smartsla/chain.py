@@ -104,7 +104,8 @@ class Chain:
     @property
     def accounts(self) -> list[str]:
         """Accounts the node (or eth-tester) unlocks, then any local keys added."""
-        return list(self.w3.eth.accounts) + [a for a in self._local if a not in self.w3.eth.accounts]
+        node = list(self.w3.eth.accounts)
+        return node + [a for a in self._local if a not in node]
 
     def add_key(self, private_key: str | bytes) -> str:
         """Sign locally for this key from now on (for chains whose nodes hold no keys)."""

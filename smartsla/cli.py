@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import requests
@@ -408,3 +409,31 @@ def agreements_list(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+oracle_app = typer.Typer(help="Run and check the oracle daemon.", no_args_is_help=True)
+app.add_typer(oracle_app, name="oracle")
+
+
+@oracle_app.command("run")
+def oracle_run(
+    config: Annotated[Path, typer.Option("--config", help="Oracle YAML configuration.")],
+    log_level: Annotated[str, typer.Option(help="Log level (JSON logs on stderr).")] = "INFO",
+) -> None:
+    """Run the oracle daemon until SIGTERM: probe, store, report each period on-chain."""
+    from oracle.__main__ import main as oracle_main
+
+    raise typer.Exit(oracle_main(["--config", str(config), "--log-level", log_level]))
+
+
+@oracle_app.command("check")
+def oracle_check(config: Annotated[Path, typer.Option("--config", help="Oracle YAML configuration.")]) -> None:
+    """Validate the configuration file only (no chain, no key needed)."""
+    from oracle.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+    _console().print(f"[green]ok[/]: {config} serves {len(cfg.agreements)} listed agreement(s)"
+                     f"{' and discovers more' if cfg.discover else ''}")

@@ -323,6 +323,7 @@ def start_node(
     detach: bool = False,
     timeout_s: float = STARTUP_TIMEOUT_S,
     node_modules: Path = NODE_MODULES,
+    extra_args: tuple[str, ...] = (),
 ) -> LocalNode:
     """Start a local `kind` node and return once its JSON-RPC endpoint answers.
 
@@ -332,6 +333,8 @@ def start_node(
     process can find the node; refuses to start if a live node of that kind is recorded there.
     detach: the node gets its own session and outlives this process (for a background
     ``start`` command); otherwise it is stopped when this process exits.
+    extra_args: appended to the node's command line (e.g. Anvil's ``--state FILE`` to keep the
+    chain across a restart).
     """
     node_command(kind, port or 0, host=host, node_modules=node_modules)  # fail early on missing tools
     state_path: Path | None = None
@@ -351,7 +354,7 @@ def start_node(
         chosen = port if port is not None else free_port(host)
         try:
             node = _launch(kind, chosen, host=host, block_time=block_time, hardfork=hardfork, state_dir=state_dir,
-                           detach=detach, timeout_s=timeout_s, node_modules=node_modules)
+                           detach=detach, timeout_s=timeout_s, node_modules=node_modules, extra_args=extra_args)
         except _PortTaken:
             if port is not None:
                 raise NodeError(f"port {port} on {host} is already in use (another node?); choose another port") \
@@ -373,8 +376,10 @@ class _PortTaken(Exception):
 
 
 def _launch(kind: str, port: int, *, host: str, block_time: float | None, hardfork: str | None,
-            state_dir: Path | None, detach: bool, timeout_s: float, node_modules: Path) -> LocalNode:
+            state_dir: Path | None, detach: bool, timeout_s: float, node_modules: Path,
+            extra_args: tuple[str, ...] = ()) -> LocalNode:
     cmd = node_command(kind, port, host=host, block_time=block_time, hardfork=hardfork, node_modules=node_modules)
+    cmd += list(extra_args)
     if state_dir is not None:
         log_path, temp_log = state_dir / f"{kind}.log", False
     else:

@@ -1,0 +1,201 @@
+"""Crash-safe, idempotent submission of one period's report.
+
+Each report moves through the store's states computed -> signed -> submitted -> confirmed, and
+every move is committed before the action it announces:
+
+* the figures and the values are stored before they are signed, and once signed they never change
+  (what was attested stays attested, even if late samples arrive);
+* the transaction hash is stored (state 'submitted') before the transaction is broadcast, so a
+  crash right after sending leaves a hash to look up, not a mystery;
+* before sending anything, the period's on-chain state is read: a period that is already settled
+  (by us before a crash, or by another committee member) is marked confirmed and nothing is sent.
+
+The contract settles a period at most once whatever happens here; this module makes sure the
+daemon does not waste transactions trying, nor skip a period.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from smartsla.chain import REVERTS, Chain, _revert_data
+from smartsla.client import Agreement, Status
+from smartsla.errors import ContractReverted, decode_revert
+from smartsla.reports import SignedReport, recover_signer, sign_report
+
+from .sli import PeriodFigure
+from .store import Store
+
+log = logging.getLogger("oracle.submitter")
+
+RECEIPT_WAIT_S = 30
+PEER_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of `Submitter.process` achieved; `state` is the report's state afterwards."""
+
+    state: str
+    detail: str
+    tx_hash: str | None = None
+
+
+class Submitter:
+    def __init__(self, chain: Chain, account: LocalAccount, store: Store, peers: list[str] | None = None,
+                 metrics: Any = None):
+        self.chain = chain
+        self.account = account
+        self.store = store
+        self.peers = [str(p).rstrip("/") for p in (peers or [])]
+        self.metrics = metrics
+
+    # ------------------------------------------------------------------ public
+    def process(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure] | None) -> Outcome:
+        """Advance the report of `period` as far as it can go now. `figures` (one per service, by
+        name) are used only if the report has not been signed yet."""
+        report = self.store.report(agreement.address, period)
+        if self._settled_on_chain(agreement, period):
+            return self._confirm(agreement, period, report, "already settled on-chain")
+        if report is None or report.state == "computed":
+            if figures is None:
+                return Outcome("none", "no figures yet")
+            report = self._compute_and_sign(agreement, period, figures)
+        if report.state == "submitted":
+            outcome = self._follow_up(agreement, period, report.tx_hash)
+            if outcome is not None:
+                return outcome
+        return self._submit(agreement, period, report)
+
+    def own_signed_report(self, agreement: str, period: int) -> dict[str, Any] | None:
+        """What this member offers its committee peers for (agreement, period), if signed."""
+        report = self.store.report(agreement, period)
+        if report is None or report.state == "computed" or not report.signature:
+            return None
+        return {"agreement": Web3.to_checksum_address(agreement), "period": period,
+                "values": report.payload["values"], "signature": report.signature,
+                "signer": self.account.address}
+
+    # ------------------------------------------------------------------ steps
+    def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
+        snap = agreement.snapshot()
+        return snap.settled_periods > period or snap.status in (Status.Terminated, Status.Cancelled)
+
+    def _confirm(self, agreement: Agreement, period: int, report: Any, why: str) -> Outcome:
+        if report is not None and report.state in ("signed", "submitted"):
+            self.store.transition_report(agreement.address, period, report.state, "confirmed")
+        state = "confirmed" if report is not None else "none"
+        return Outcome(state, why, getattr(report, "tx_hash", None))
+
+    def _compute_and_sign(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure]) -> Any:
+        names = [s.name for s in agreement.terms.services]
+        missing = [n for n in names if n not in figures]
+        if missing:
+            raise ValueError(f"no figure for services {missing} of {agreement.address}")
+        values = [int(figures[n].value_ppm) for n in names]
+        self.store.save_period_results(agreement.address, period, {n: figures[n] for n in names})
+        payload = {"values": values, "services": names,
+                   "explain": {n: figures[n].explain() for n in names}}
+        report = self.store.put_computed_report(agreement.address, period, payload)
+        if report.state != "computed":
+            return report  # signed earlier with the same payload
+        signed = sign_report(self.account.key, self.chain.chain_id, agreement.address, period,
+                             report.payload["values"])
+        log.info("signed report", extra={"agreement": agreement.address, "period": period,
+                                         "values": report.payload["values"]})
+        return self.store.transition_report(agreement.address, period, "computed", "signed",
+                                            signature="0x" + signed.signature.hex())
+
+    def _follow_up(self, agreement: Agreement, period: int, tx_hash: str | None) -> Outcome | None:
+        """A transaction was (maybe) sent before: wait for it, or decide to send again (None)."""
+        if not tx_hash:
+            return None
+        try:
+            receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            receipt = None
+        if receipt is None:
+            try:
+                self.chain.w3.eth.get_transaction(tx_hash)
+                return Outcome("submitted", "transaction pending", tx_hash)  # still in the mempool
+            except TransactionNotFound:
+                log.warning("sent transaction unknown to the node; sending again",
+                            extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
+                return None
+        if self._settled_on_chain(agreement, period):
+            report = self.store.report(agreement.address, period)
+            return self._confirm(agreement, period, report, "settled")
+        return None  # mined but reverted, and the period is still open: try again
+
+    def _collect(self, agreement: Agreement, period: int, own: SignedReport) -> list[SignedReport]:
+        """Own report plus valid peer reports, one per distinct committee member."""
+        committee = set(agreement.terms.oracles)
+        found = {own.signer: own}
+        for peer in self.peers:
+            url = f"{peer}/reports/{agreement.address}/{period}"
+            try:
+                response = httpx.get(url, timeout=PEER_TIMEOUT_S)
+                if response.status_code != 200:
+                    continue
+                data = response.json()
+                report = SignedReport(agreement.address, self.chain.chain_id, period, tuple(data["values"]),
+                                      data["signer"], bytes.fromhex(data["signature"].removeprefix("0x")))
+                signer = recover_signer(report)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
+                continue
+            if signer in committee and signer not in found and len(report.values_ppm) == len(own.values_ppm):
+                found[signer] = report
+        return list(found.values())
+
+    def _submit(self, agreement: Agreement, period: int, report: Any) -> Outcome:
+        values = list(report.payload["values"])
+        terms = agreement.terms
+        if terms.quorum == 1:
+            fn = agreement.contract.functions.settle(period, values)
+        else:
+            own = SignedReport(agreement.address, self.chain.chain_id, period, tuple(values), self.account.address,
+                               bytes.fromhex(report.signature.removeprefix("0x")))
+            reports = self._collect(agreement, period, own)
+            if len(reports) < terms.quorum:
+                return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
+            fn = agreement.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
+        w3 = self.chain.w3
+        sender = self.account.address
+        try:
+            tx = fn.build_transaction({"from": sender, "nonce": w3.eth.get_transaction_count(sender, "pending")})
+        except REVERTS as exc:
+            error = decode_revert(_revert_data(exc), f"settle period {period}")
+            return self._refused(agreement, period, report, error)
+        signed = self.account.sign_transaction(tx)
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        # Record the hash first: after a crash here, the restart finds the hash and looks it up.
+        self.store.transition_report(agreement.address, period, report.state, "submitted", tx_hash=tx_hash)
+        w3.eth.send_raw_transaction(signed.raw_transaction)
+        if self.metrics is not None:
+            self.metrics.reports_submitted.inc()
+        log.info("report submitted", extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT_S)
+        if receipt["status"] == 1:
+            self.store.transition_report(agreement.address, period, "submitted", "confirmed")
+            if self.metrics is not None:
+                self.metrics.mark_report()
+            return Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
+        if self._settled_on_chain(agreement, period):  # another member won the race
+            return self._confirm(agreement, period, self.store.report(agreement.address, period), "settled by a peer")
+        return Outcome("submitted", "transaction reverted; will retry", tx_hash)
+
+    def _refused(self, agreement: Agreement, period: int, report: Any, error: ContractReverted) -> Outcome:
+        if error.name in ("PeriodAlreadySettled", "WrongStatus") and self._settled_on_chain(agreement, period):
+            return self._confirm(agreement, period, report, error.name)
+        # PeriodNotEnded (clock skew), a committee change... keep the report, say why, retry later.
+        log.warning("settlement refused", extra={"agreement": agreement.address, "period": period,
+                                                 "error": str(error)})
+        return Outcome(report.state, f"refused: {error}")
