@@ -32,7 +32,7 @@ def free_port() -> int:
 
 # Test modules get these helpers as fixtures: tests/ has no __init__.py, so a test module cannot
 # import this conftest by a name of its own.
-@pytest.fixture(name="free_port")
+@pytest.fixture(name="free_port", scope="session")
 def free_port_fixture() -> Callable[[], int]:
     """A function returning a currently free TCP port on 127.0.0.1."""
     return free_port
@@ -45,7 +45,7 @@ def missing_tool(reason: str) -> None:
     pytest.skip(f"{reason}: run scripts/setup.sh as root")
 
 
-@pytest.fixture(name="http_server")
+@pytest.fixture(name="http_server", scope="session")
 def http_server_fixture() -> Callable[[type[BaseHTTPRequestHandler]], contextlib.AbstractContextManager[
         ThreadingHTTPServer]]:
     """`with http_server(Handler) as srv:` a real HTTP server on 127.0.0.1 in a thread."""
@@ -156,11 +156,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 PROMETHEUS = "/usr/bin/prometheus"
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} not ready after {timeout} s")
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Debian's Prometheus server binary."""
+    if not os.access(PROMETHEUS, os.X_OK):
+        missing_tool(f"{PROMETHEUS} not found (Debian package prometheus)")
+    return PROMETHEUS
