@@ -19,4 +19,27 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "npm not found: the compiler, Anvil and Ganache tests will fail (install Node 20+)" >&2
 fi
+
+# Servers the oracle tests start on their own ports (tests/oracle): Debian's prometheus and
+# postgresql. Installed only when missing; as root only.
+apt_missing=()
+[ -x /usr/bin/prometheus ] || apt_missing+=(prometheus)
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || apt_missing+=(postgresql)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    # Keep the packages' own services (system Prometheus on :9090, the postgresql "main" cluster on
+    # :5432) from starting: the tests run their own servers and need nothing running.
+    own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+    fi
+    apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_missing[@]}"; }
+    apt_status=0
+    apt_install || { apt-get update -q && apt_install; } || apt_status=$?
+    if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    [ "$apt_status" = 0 ] || exit "$apt_status"
+  else
+    echo "missing ${apt_missing[*]}: the Prometheus/PostgreSQL oracle tests will skip, or fail under CI (run this script as root)" >&2
+  fi
+fi
 echo "smartsla set up: .venv/bin/smartsla --help"
