@@ -60,7 +60,8 @@ REPORT_STATES = ("computed", "signed", "submitted", "confirmed")
 # the one that was signed.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     "computed": frozenset({"signed"}),
-    "signed": frozenset({"submitted"}),
+    # signed -> confirmed: another committee member settled the period before we sent ours.
+    "signed": frozenset({"submitted", "confirmed"}),
     "submitted": frozenset({"submitted", "confirmed"}),
     "confirmed": frozenset(),
 }
@@ -206,7 +207,10 @@ class Store:
             connect_args["options"] = f"-c lock_timeout={int(busy_timeout_s * 1000)}"
         try:
             engine = create_engine(url, connect_args=connect_args)
-        except Exception as exc:  # bad URL, missing driver
+        except ModuleNotFoundError as exc:  # the driver is not a hard dependency
+            hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
+            raise StoreError(f"cannot open store {url!r}: {exc}{hint}") from exc
+        except Exception as exc:  # bad URL
             raise StoreError(f"cannot open store {url!r}: {exc}") from exc
         if engine.dialect.name == "sqlite":
             _sqlite_pragmas(engine, busy_timeout_s)
