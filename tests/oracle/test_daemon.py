@@ -1,0 +1,243 @@
+"""The oracle daemon end to end, all real: a local HTTP service switched off and on to a known
+schedule, an Anvil chain, the daemon as a subprocess. The credit settled on-chain must equal
+what the schedule implies; crashes and a chain outage must neither skip nor repeat a report.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smartsla.chain import Chain
+from smartsla.client import Factory, Status
+from smartsla.credit import period_outcome
+from smartsla.localnode import start_node
+from smartsla.terms import Service, Terms, Tier
+from smartsla.units import PPM
+
+pytestmark = pytest.mark.anvil
+
+EC2 = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
+       Tier(below_ppm=950_000, credit_bps=10_000))
+ETHER = 10**18
+
+
+class ScheduledService:
+    """An HTTP server on 127.0.0.1 that answers 500 inside the given wall-clock windows, else 200."""
+
+    def __init__(self) -> None:
+        self.down: list[tuple[float, float]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                now = time.time()
+                bad = any(a <= now < b for a, b in outer.down)
+                self.send_response(500 if bad else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def service() -> Iterator[ScheduledService]:
+    s = ScheduledService()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def anvil(tmp_path: Path):
+    node = start_node("anvil", extra_args=("--state", str(tmp_path / "anvil-state.json")))
+    yield node
+    node.stop()
+
+
+class World:
+    """Chain, factory, a funded oracle key, and a helper to run the daemon."""
+
+    def __init__(self, url: str, tmp: Path):
+        self.url, self.tmp = url, tmp
+        self.chain = Chain.connect(url)
+        a = self.chain.accounts
+        self.deployer, self.provider, self.customer = a[0], a[1], a[2]
+        self.factory = Factory.deploy(self.chain, self.deployer)
+        self.oracle, self.oracle_key = self.chain.new_account(fund_from=self.deployer, amount=ETHER)
+
+    def agreement(self, *, period_length: int, period_count: int, start_in: float = 1.0):
+        start = int(time.time() + start_in) + 1
+        terms = Terms(provider=self.provider, customer=self.customer, oracle=self.oracle, start=start,
+                      period_length=period_length, period_count=period_count, fee_per_period=ETHER,
+                      collateral=period_count * ETHER, termination_ppm=0,
+                      services=(Service(name="web", objective_ppm=999_900, tiers=EC2),))
+        ag = self.factory.create_agreement(terms, self.deployer)
+        ag.deposit_fees(self.customer)
+        ag.deposit_collateral(self.provider)
+        return ag
+
+    def config(self, agreement: str, service_url: str, **extra: object) -> Path:
+        cfg = {
+            "chain": {"rpc_url": self.url, "factory": self.factory.address, "timeout_s": 2},
+            "key": {"env": "SMARTSLA_ORACLE_KEY"},
+            "store": f"sqlite:///{self.tmp / 'oracle.db'}",
+            "slice_seconds": 1,
+            "grace_s": 1,
+            "report_check_s": 0.5,
+            "listen": "127.0.0.1:0",
+            "agreements": [{"address": agreement}],
+            "services": {"web": {"http": {"url": service_url, "timeout_s": 0.5}, "interval_s": 0.25}},
+        }
+        cfg.update(extra)
+        path = self.tmp / "oracle.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    def start(self, config: Path, crash_at: str | None = None) -> subprocess.Popen:
+        env = dict(os.environ, SMARTSLA_ORACLE_KEY=self.oracle_key)
+        env.pop("SMARTSLA_ORACLE_CRASH_AT", None)
+        if crash_at:
+            env["SMARTSLA_ORACLE_CRASH_AT"] = crash_at
+        log = open(self.tmp / "oracle.log", "ab")  # noqa: SIM115 - closed with the process
+        return subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+    def log_text(self) -> str:
+        return (self.tmp / "oracle.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def world(anvil, tmp_path: Path) -> World:
+    return World(anvil.url, tmp_path)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, log: Callable[[], str]) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; oracle log tail:\n{log()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def test_settled_credit_equals_what_the_outage_schedule_implies(world: World, service: ScheduledService):
+    ag = world.agreement(period_length=20, period_count=2)
+    s = ag.terms.start
+    # Period 0: down from 3.5 s to 5.5 s -> slices 3, 4, 5 have failed checks: 17/20 good (85 %).
+    # Period 1: down from 22.25 s to 22.75 s -> slice 2 of period 1 is bad: 19/20 good (exactly 95 %).
+    service.down = [(s + 3.5, s + 5.5), (s + 22.25, s + 22.75)]
+    proc = world.start(world.config(ag.address, service.url))
+    try:
+        wait_until(lambda: ag.snapshot().status is Status.Ended, 70, "both periods to settle", world.log_text)
+    finally:
+        assert stop(proc) == 0, world.log_text()[-2000:]
+    settlements = ag.settlements()
+    assert [x.values_ppm for x in settlements] == [(850_000,), (950_000,)]
+    expected = [period_outcome(ag.terms, [v], ag.terms.collateral).paid_credit for v in (850_000, 950_000)]
+    assert [x.credit_paid for x in settlements] == expected == [ETHER, 3 * ETHER // 10]
+    assert '"msg": "oracle stopped"' in world.log_text()  # SIGTERM: a graceful stop
+
+
+@pytest.mark.parametrize("crash_at", ["before-broadcast", "after-broadcast"])
+def test_sigkill_during_submission_then_restart_settles_exactly_once(world: World, service: ScheduledService,
+                                                                     crash_at: str):
+    ag = world.agreement(period_length=6, period_count=1)
+    config = world.config(ag.address, service.url)
+    proc = world.start(config, crash_at=crash_at)
+    assert proc.wait(timeout=40) == -signal.SIGKILL, world.log_text()[-2000:]
+    assert ag.snapshot().settled_periods == (1 if crash_at == "after-broadcast" else 0)
+    proc = world.start(config)
+    try:
+        wait_until(lambda: ag.snapshot().status is Status.Ended, 40, "the settlement", world.log_text)
+        time.sleep(2)  # give a wrong second submission the time to show up
+    finally:
+        stop(proc)
+    assert len(ag.settlements()) == 1
+    assert ag.settlements()[0].values_ppm == (PPM,)
+    # No reverted duplicate either: the oracle sent at most one settle transaction that mined.
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 1
+
+
+def test_chain_down_for_a_while_then_the_report_still_arrives(world: World, service: ScheduledService,
+                                                              anvil, tmp_path: Path):
+    ag = world.agreement(period_length=6, period_count=1)
+    proc = world.start(world.config(ag.address, service.url))
+    try:
+        time.sleep(2)
+        port = int(anvil.url.rsplit(":", 1)[1])
+        anvil.stop()  # dumps the chain state to --state
+        time.sleep(8)  # the period ends and its grace passes while the chain is down
+        restarted = start_node("anvil", port=port, extra_args=("--state", str(tmp_path / "anvil-state.json")))
+        try:
+            wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the report after the outage",
+                       world.log_text)
+            assert ag.settlements()[0].values_ppm == (PPM,)  # probes kept running: the service was up
+        finally:
+            stop(proc)
+            restarted.stop()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "chain error; retrying" in world.log_text()
+
+
+def test_bad_configuration_stops_at_start_with_the_field(world: World, service: ScheduledService, tmp_path: Path):
+    ag = world.agreement(period_length=60, period_count=1)
+
+    def run(config: Path, key: str | None = None) -> str:
+        env = dict(os.environ, SMARTSLA_ORACLE_KEY=key or world.oracle_key)
+        done = subprocess.run([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        return done.stderr
+
+    good = yaml.safe_load(world.config(ag.address, service.url).read_text())
+    bad = tmp_path / "bad.yaml"
+
+    bad.write_text(yaml.safe_dump({**good, "grace_seconds": 3}))
+    assert "grace_seconds: Extra inputs are not permitted" in run(bad)
+
+    bad.write_text(yaml.safe_dump({**good, "services": {"web": {"http": {"url": "not a url"}}}}))
+    assert "services.web.http.url" in run(bad)
+
+    bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": world.customer}]}))
+    assert "agreements[0].address" in run(bad) and "was not created by the factory" in run(bad)
+
+    stranger = "0x" + "42" * 32
+    assert "is not a member of the oracle committee" in run(world.config(ag.address, service.url), key=stranger)
+
+    bad.write_text(yaml.safe_dump({**good, "services": {}}))
+    assert "no probe configured for web" in run(bad)
+
+    bad.write_text("chain: [unclosed\n")
+    assert "not valid YAML" in run(bad)
