@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ETHER
+from sla_helpers import ETHER
 
 from smartsla.client import Status
 from smartsla.credit import Books

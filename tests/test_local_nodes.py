@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import rlp
-from conftest import EC2_TIERS, ETHER, make_terms
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from sla_helpers import EC2_TIERS, ETHER, make_terms
 from web3 import Web3
 from web3.logs import DISCARD
 

@@ -9,9 +9,9 @@ was withdrawn by exactly one party.
 from __future__ import annotations
 
 import pytest
-from conftest import ETHER, make_terms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sla_helpers import ETHER, make_terms
 
 from smartsla.chain import Chain
 from smartsla.client import Factory, Status

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EC2_TIERS
 from pydantic import ValidationError
+from sla_helpers import EC2_TIERS
 
 from smartsla.terms import Service, Tier
 from smartsla.units import percent_to_bps, percent_to_ppm, ppm_to_percent
