@@ -85,7 +85,7 @@ class World:
         self.factory = Factory.deploy(self.chain, self.deployer)
         self.oracle, self.oracle_key = self.chain.new_account(fund_from=self.deployer, amount=ETHER)
 
-    def agreement(self, *, period_length: int, period_count: int, start_in: float = 1.0):
+    def agreement(self, *, period_length: int, period_count: int, start_in: float = 8.0):
         start = int(time.time() + start_in) + 1
         terms = Terms(provider=self.provider, customer=self.customer, oracle=self.oracle, start=start,
                       period_length=period_length, period_count=period_count, fee_per_period=ETHER,
@@ -122,6 +122,16 @@ class World:
         return subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
+    def wait_ready(self, before: float) -> None:
+        """Wait for the daemon to listen; it must be measuring before the agreement starts, or
+        the first slices would have no data (counted as down) and the figures would be off."""
+        deadline = time.time() + 30
+        while '"msg": "listening"' not in self.log_text():
+            if time.time() > deadline:
+                pytest.fail(f"the oracle did not start within 30 s:\n{self.log_text()[-3000:]}")
+            time.sleep(0.1)
+        assert time.time() < before - 0.5, "the oracle started too late for this test's schedule"
+
     def log_text(self) -> str:
         return (self.tmp / "oracle.log").read_text(errors="replace")
 
@@ -157,6 +167,7 @@ def test_settled_credit_equals_what_the_outage_schedule_implies(world: World, se
     service.down = [(s + 3.5, s + 5.5), (s + 22.25, s + 22.75)]
     proc = world.start(world.config(ag.address, service.url))
     try:
+        world.wait_ready(ag.terms.start)
         wait_until(lambda: ag.snapshot().status is Status.Ended, 70, "both periods to settle", world.log_text)
     finally:
         assert stop(proc) == 0, world.log_text()[-2000:]
@@ -173,6 +184,7 @@ def test_sigkill_during_submission_then_restart_settles_exactly_once(world: Worl
     ag = world.agreement(period_length=6, period_count=1)
     config = world.config(ag.address, service.url)
     proc = world.start(config, crash_at=crash_at)
+    world.wait_ready(ag.terms.start)
     assert proc.wait(timeout=40) == -signal.SIGKILL, world.log_text()[-2000:]
     assert ag.snapshot().settled_periods == (1 if crash_at == "after-broadcast" else 0)
     proc = world.start(config)
@@ -192,7 +204,8 @@ def test_chain_down_for_a_while_then_the_report_still_arrives(world: World, serv
     ag = world.agreement(period_length=6, period_count=1)
     proc = world.start(world.config(ag.address, service.url))
     try:
-        time.sleep(2)
+        world.wait_ready(ag.terms.start)
+        time.sleep(ag.terms.start + 1 - time.time())
         port = int(anvil.url.rsplit(":", 1)[1])
         anvil.stop()  # dumps the chain state to --state
         time.sleep(8)  # the period ends and its grace passes while the chain is down
