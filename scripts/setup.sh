@@ -21,10 +21,13 @@ else
 fi
 
 # Servers the oracle tests start on their own ports (tests/oracle): Debian's prometheus and
-# postgresql. Installed only when missing; as root only.
+# postgresql; chromium for the dashboard tests. Installed only when missing; as root only.
 apt_missing=()
 [ -x /usr/bin/prometheus ] || apt_missing+=(prometheus)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || apt_missing+=(postgresql)
+# Debian's chromium for the dashboard's browser tests (tests/web): Playwright drives it through
+# executable_path; Playwright's own browser download is never used.
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     # Keep the packages' own services (system Prometheus on :9090, the postgresql "main" cluster on
@@ -39,7 +42,7 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     if [ "$own_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
     [ "$apt_status" = 0 ] || exit "$apt_status"
   else
-    echo "missing ${apt_missing[*]}: the Prometheus/PostgreSQL oracle tests will skip, or fail under CI (run this script as root)" >&2
+    echo "missing ${apt_missing[*]}: the Prometheus/PostgreSQL oracle tests and the browser tests will skip, or fail under CI (run this script as root)" >&2
   fi
 fi
 echo "smartsla set up: .venv/bin/smartsla --help"

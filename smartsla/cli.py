@@ -188,9 +188,17 @@ def main(
 def demo(
     rpc_url: Annotated[str, typer.Option("--rpc-url", help="'embedded' (an in-process chain) or a dev chain's "
                                          "JSON-RPC URL (Anvil, Ganache: it travels in time).")] = EMBEDDED,
+    serve: Annotated[bool, typer.Option("--serve", help="Afterwards keep the chain and serve the dashboard "
+                                        "and API on it (until Ctrl-C).")] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on with --serve.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port with --serve.")] = 8000,
 ) -> None:
     """Run one agreement's whole life, from deposits to withdrawals, and prove the books balance."""
-    run_demo(_console(), rpc_url)
+    result = run_demo(_console(), rpc_url)
+    if serve:
+        from .web.demo_serve import serve_demo
+
+        serve_demo(result, host=host, port=port, console=_console())
 
 
 @app.command("compile")
@@ -437,3 +445,174 @@ def oracle_check(config: Annotated[Path, typer.Option("--config", help="Oracle Y
         fail(str(exc), code=2)
     _console().print(f"[green]ok[/]: {config} serves {len(cfg.agreements)} listed agreement(s)"
                      f"{' and discovers more' if cfg.discover else ''}")
+
+
+# ---------------------------------------------------------------------------- web API and dashboard
+@app.command("serve")
+@cli_errors
+def serve_cmd(
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    db: Annotated[str, typer.Option("--db", envvar="SMARTSLA_INDEX_DB", help="Index database: an SQLite file path "
+                                    "or URL, or postgresql://...")] = "smartsla-index.db",
+    factory_address: FactoryOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    confirmations: Annotated[int, typer.Option("--confirmations", min=0, help="Index only blocks this deep "
+                                               "under the head.")] = 0,
+    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block to index (the factory's "
+                                            "deployment block saves time on long chains).")] = 0,
+    poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between indexer polls.")] = 2.0,
+    cors_origin: Annotated[list[str] | None, typer.Option("--cors-origin", help="Allow this origin to call the "
+                                                          "API from a browser (repeatable); none by default.")] = None,
+    rate_limit: Annotated[float, typer.Option("--rate-limit", min=0, help="Requests a second per client IP "
+                                              "(0: no limit).")] = 20.0,
+    rate_burst: Annotated[int, typer.Option("--rate-burst", min=1, help="Burst size of the rate limit.")] = 60,
+    read_token_env: Annotated[str | None, typer.Option("--read-token-env", metavar="VAR", help="Environment "
+                                                       "variable holding a Bearer token that reads require "
+                                                       "(default: public reads).")] = None,
+    oracle_health_url: Annotated[str | None, typer.Option("--oracle-health-url", help="The oracle's /healthz URL "
+                                                          "to include in /api/health.")] = None,
+) -> None:
+    """Index the factory's agreements and serve the REST API (/api, /docs) and the dashboard."""
+    import uvicorn
+
+    from .api.app import ApiSettings, create_app
+    from .index_store import IndexStore
+    from .indexer import Indexer
+
+    if rpc_url == EMBEDDED:
+        raise BadInput("serve needs a chain that outlives it (--rpc-url http://...); try `smartsla demo --serve`")
+    token = None
+    if read_token_env:
+        token = os.environ.get(read_token_env, "").strip()
+        if len(token) < 16:
+            raise BadInput(f"environment variable {read_token_env} must hold a token of at least 16 characters")
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        _console(stderr=True).print(f"[yellow]warning:[/] listening on {escape(host)} with public read access")
+    chain = _connect(rpc_url)
+    factory = _factory(chain, factory_address)
+    store = IndexStore.open(db)
+    indexer = Indexer(chain, store, factory.address, start_block=from_block, confirmations=confirmations)
+    settings = ApiSettings(rpc_url=rpc_url, cors_origins=tuple(cors_origin or ()), rate_limit_per_s=rate_limit,
+                           rate_limit_burst=rate_burst, read_token=token, oracle_health_url=oracle_health_url,
+                           confirmations=confirmations, poll_s=poll)
+    web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True)
+    console = _console()
+    console.print(f"Indexing factory [cyan]{factory.address}[/] on chain id {chain.chain_id} into {escape(db)}")
+    console.print(f"Dashboard http://{host}:{port}/  ·  API docs http://{host}:{port}/docs")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
+# ---------------------------------------------------------------------------- signing with a keystore
+keystore_app = typer.Typer(help="Encrypted key files for signing withdraw/terminate locally.", no_args_is_help=True)
+app.add_typer(keystore_app, name="keystore")
+
+PasswordEnv = Annotated[str, typer.Option("--password-env", metavar="VAR", help="Environment variable holding the "
+                                          "keystore password; prompted for when it is unset.")]
+KeystoreOpt = Annotated[Path, typer.Option("--keystore", help="Encrypted key file (smartsla keystore new/import).")]
+
+
+def _password(env_var: str, *, confirm: bool) -> str:
+    value = os.environ.get(env_var)
+    if value:
+        return value
+    if not os.isatty(0):
+        raise BadInput(f"no password: set {env_var} or run in a terminal to be prompted")
+    return str(typer.prompt("Keystore password", hide_input=True, confirmation_prompt=confirm))
+
+
+@keystore_app.command("new")
+@cli_errors
+def keystore_new(
+    out: Annotated[Path, typer.Option("--out", help="Key file to create (never overwritten).")],
+    password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
+) -> None:
+    """Create a fresh key in a new encrypted key file and print its address."""
+    from . import keystore
+
+    address = keystore.create(out, _password(password_env, confirm=True))
+    _console().print(f"created {escape(str(out))} for address [bold cyan]{address}[/] (mode 0600)")
+
+
+@keystore_app.command("import")
+@cli_errors
+def keystore_import(
+    out: Annotated[Path, typer.Option("--out", help="Key file to create (never overwritten).")],
+    private_key_env: Annotated[str | None, typer.Option("--private-key-env", metavar="VAR", help="Environment "
+                                                        "variable holding the private key; prompted for when "
+                                                        "not given.")] = None,
+    password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
+) -> None:
+    """Encrypt an existing private key into a new key file."""
+    from . import keystore
+
+    if private_key_env:
+        key = os.environ.get(private_key_env, "").strip()
+        if not key:
+            raise BadInput(f"environment variable {private_key_env} is not set or empty")
+    elif os.isatty(0):
+        key = str(typer.prompt("Private key (hex)", hide_input=True))
+    else:
+        raise BadInput("no private key: pass --private-key-env VAR or run in a terminal to be prompted")
+    address = keystore.create(out, _password(password_env, confirm=True), key)
+    _console().print(f"created {escape(str(out))} for address [bold cyan]{address}[/] (mode 0600)")
+
+
+def _signed_agreement(address: str, keystore_path: Path, password_env: str, rpc_url: str,
+                      factory_address: str | None) -> tuple[Chain, Agreement, str]:
+    from . import keystore
+
+    address = _address(address, "agreement address")
+    account = keystore.load(keystore_path, _password(password_env, confirm=False))
+    chain = _connect(rpc_url)
+    factory = _factory(chain, factory_address)
+    agreement = factory.agreement(address)
+    sender = chain.add_key(account.key)
+    return chain, agreement, sender
+
+
+@app.command("withdraw")
+@cli_errors
+def withdraw_cmd(
+    address: Annotated[str, typer.Argument(help="The agreement's address.")],
+    keystore_path: KeystoreOpt,
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory_address: FactoryOpt = None,
+    password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
+) -> None:
+    """Withdraw what an agreement owes you (customer or provider), signed with your key file."""
+    chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
+    terms = agreement.terms
+    if sender not in (terms.customer, terms.provider):
+        raise BadInput(f"the key file's address {sender} is neither the customer nor the provider of "
+                       f"{agreement.address}")
+    role = "customer" if sender == terms.customer else "provider"
+    snap = agreement.snapshot()
+    owed = snap.owed_to_customer if role == "customer" else snap.owed_to_provider
+    fmt = _amount_formatter(chain, terms.asset)
+    if owed == 0:
+        fail(f"nothing is owed to the {role} {sender} by {agreement.address}", 1)
+    amount = agreement.withdraw(sender)
+    _console().print(f"The {role} {sender} withdrew [bold]{fmt(amount)}[/] from {agreement.address}.")
+
+
+@app.command("terminate")
+@cli_errors
+def terminate_cmd(
+    address: Annotated[str, typer.Argument(help="The agreement's address.")],
+    keystore_path: KeystoreOpt,
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory_address: FactoryOpt = None,
+    password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
+) -> None:
+    """Invoke the disaster clause (customer only): end the agreement, get back the unearned fees."""
+    chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
+    terms = agreement.terms
+    if sender != terms.customer:
+        raise BadInput(f"only the customer {terms.customer} may terminate; the key file is for {sender}")
+    tx = agreement.terminate(sender)
+    event = agreement.contract.events.Terminated().process_receipt(tx.receipt)[0]["args"]
+    fmt = _amount_formatter(chain, terms.asset)
+    _console().print(f"Terminated {agreement.address} (block {tx.block_number}): {fmt(int(event['refundedFees']))} "
+                     f"of fees refunded to the customer, {fmt(int(event['returnedCollateral']))} of collateral "
+                     "returned to the provider. Withdraw with `smartsla withdraw`.")

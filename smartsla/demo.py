@@ -121,6 +121,7 @@ class DemoResult:
     contract_balance: int = 0  # what the agreement contract actually holds at the end
     wallet_change: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTIES, 0))
     gas_paid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTIES, 0))
+    chain: Chain | None = field(default=None, repr=False, compare=False)  # kept for `smartsla demo --serve`
     final_status: str = ""
 
     @property
@@ -245,7 +246,7 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     print_terms(console, terms)
 
     result = DemoResult(chain_id=chain.chain_id, factory=factory.address, agreement=agreement.address, terms=terms,
-                        accounts=dict(roles))
+                        accounts=dict(roles), chain=chain)
     books = Books(terms)
     _check_books(agreement, books, "after creation")
 

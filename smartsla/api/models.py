@@ -1,0 +1,288 @@
+"""Request and response models of the REST API (they make the OpenAPI document at /docs).
+
+Amounts are decimal strings in the asset's smallest unit (wei for ETH). Measured values and
+objectives are integers in ppm (999_900 = 99.99 %), credit shares in bps (1_000 = 10 %).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Amount = str
+ADDRESS_PATTERN = r"^0[xX][0-9a-fA-F]{40}$"
+
+
+class StatusName(StrEnum):
+    Pending = "Pending"
+    Active = "Active"
+    Ended = "Ended"
+    Terminated = "Terminated"
+    Cancelled = "Cancelled"
+
+
+class ErrorOut(BaseModel):
+    detail: Any = Field(description="What was wrong")
+
+
+class AgreementSummary(BaseModel):
+    address: str
+    provider: str
+    customer: str
+    asset: str
+    status: StatusName
+    settled_periods: int
+    period_count: int
+    period_length: int
+    start: int
+    fee_per_period: Amount
+    collateral_escrowed: Amount
+    fees_escrowed: Amount
+    owed_to_customer: Amount
+    owed_to_provider: Amount
+    credits_paid: Amount
+    disaster_occurred: bool
+    created_block: int
+    services: list[str]
+    exposure: Amount = Field(description="min(collateral left, credit cap x fee x periods left)")
+
+
+class AgreementPage(BaseModel):
+    items: list[AgreementSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class TierOut(BaseModel):
+    below_ppm: int
+    credit_bps: int
+
+
+class ServiceTermsOut(BaseModel):
+    name: str
+    objective_ppm: int
+    weight_bps: int
+    tiers: list[TierOut]
+
+
+class TermsOut(BaseModel):
+    provider: str
+    customer: str
+    oracles: list[str]
+    quorum: int
+    asset: str
+    start: int
+    period_length: int
+    period_count: int
+    fee_per_period: Amount
+    collateral: Amount
+    credit_cap_bps: int
+    termination_ppm: int
+    total_fees: Amount
+    end: int
+    services: list[ServiceTermsOut]
+
+
+class SnapshotOut(BaseModel):
+    status: StatusName
+    settled_periods: int
+    fees_deposited: bool
+    collateral_deposited: bool
+    disaster_occurred: bool
+    fees_escrowed: Amount
+    collateral_escrowed: Amount
+    owed_to_customer: Amount
+    owed_to_provider: Amount
+    snapshot_block: int | None = Field(description="block at which the snapshot was read")
+
+
+class TotalsOut(BaseModel):
+    credits_earned: Amount = Field(description="credits after the per-period cap, before the collateral limit")
+    credits_paid: Amount
+    shortfall: Amount = Field(description="credit not paid because the collateral ran out")
+    fees_earned: Amount
+    withdrawn_customer: Amount
+    withdrawn_provider: Amount
+    exposure: Amount
+
+
+class ProgressOut(BaseModel):
+    chain_time: int
+    periods_left: int
+    current_period: int | None
+    current_period_start: int | None
+    current_period_end: int | None
+    elapsed_seconds: int | None
+    elapsed_fraction: float | None
+    next_settlement_at: int | None
+    settlement_overdue: bool
+    ends_at: int
+
+
+class AgreementDetail(BaseModel):
+    address: str
+    factory: str
+    created_block: int
+    created_tx: str
+    created_timestamp: int
+    terms: TermsOut
+    snapshot: SnapshotOut
+    totals: TotalsOut
+    progress: ProgressOut
+
+
+class ServicePeriodOut(BaseModel):
+    service: str
+    objective_ppm: int
+    value_ppm: int
+    met: bool
+    tier: int | None = Field(description="1 = the mildest tier; null when no tier applied")
+    tier_credit_bps: int
+    credit: Amount
+    disaster: bool
+    state: Literal["operational", "degraded", "outage", "maintenance"]
+
+
+class PeriodOut(BaseModel):
+    period: int
+    start: int
+    end: int
+    services: list[ServicePeriodOut]
+    credit_paid: Amount
+    fee_earned: Amount
+    shortfall: Amount
+    disaster: bool
+    block_number: int
+    tx_hash: str
+    timestamp: int
+
+
+class PeriodPage(BaseModel):
+    items: list[PeriodOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    id: int
+    address: str = Field(description="the contract that emitted the event")
+    agreement: str | None
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    name: str = Field(description="the event's name; 'Unknown' when the ABI does not know it (args holds the "
+                      "raw topics and data)")
+    topic0: str | None
+    args: dict[str, Any]
+    timestamp: int
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class WithdrawalOut(BaseModel):
+    party: str
+    role: str
+    amount: Amount
+    block_number: int
+    tx_hash: str
+    log_index: int
+    timestamp: int
+
+
+class WithdrawalPage(BaseModel):
+    items: list[WithdrawalOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReportRow(BaseModel):
+    period: int
+    period_start: int
+    period_end: int
+    service: str
+    objective_percent: str
+    measured_percent: str
+    met: bool
+    tier: int | None
+    tier_credit_percent: str
+    service_credit: Amount
+    period_credit_paid: Amount
+    period_shortfall: Amount
+    period_fee_earned: Amount
+    disaster: bool
+
+
+class ReportOut(BaseModel):
+    agreement: str
+    asset: str
+    from_period: int
+    to_period: int
+    rows: list[ReportRow]
+
+
+class OracleHealth(BaseModel):
+    url: str
+    ok: bool
+    status_code: int | None
+    error: str | None
+
+
+class HealthOut(BaseModel):
+    ok: bool
+    chain_reachable: bool
+    chain_id: int | None
+    factory: str | None
+    chain_head: int | None
+    last_indexed_block: int | None
+    lag_blocks: int | None
+    confirmations: int
+    indexer_running: bool
+    last_sync_age_seconds: float | None
+    reorgs: int
+    last_error: str | None
+    agreements: int
+    oracle: OracleHealth | None
+
+
+class TxRequest(BaseModel):
+    from_: str = Field(alias="from", pattern=r"^0[xX][0-9a-fA-F]{40}$",
+                       description="the address that will sign and send the transaction")
+
+    model_config = {"populate_by_name": True}
+
+
+class UnsignedTx(BaseModel):
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    data: str
+    value: str = Field(description="hex quantity, as eth_sendTransaction takes it")
+    chainId: str = Field(description="hex quantity")
+    gas: str | None = Field(default=None, description="hex quantity: the node's estimate, when it could give one")
+
+    model_config = {"populate_by_name": True}
+
+
+class TxOut(BaseModel):
+    action: str
+    agreement: str
+    description: str
+    transactions: list[UnsignedTx] = Field(description="send in this order (an ERC-20 deposit needs an approve "
+                                           "first)")
+    cli: str | None = Field(description="the smartsla command that signs with a local encrypted keystore instead")
+
+
+class SentOut(BaseModel):
+    action: str
+    tx_hash: str
+    block_number: int

@@ -1,0 +1,192 @@
+"""Index rows shaped for the API and the dashboard (one place, so both say the same thing).
+
+Everything here reads the index only; nothing touches the chain. Amounts are decimal strings of
+the asset's smallest unit (wei for ETH): JSON numbers lose precision above 2**53.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from web3 import Web3
+
+from ..indexer import period_services
+from ..terms import Terms
+from ..units import BPS, PPM
+
+ACTIVE_LIKE = ("Pending", "Active")
+
+
+def parse_address(value: str, what: str = "address") -> str:
+    """A checksummed address, or ValueError saying what is wrong with `value`."""
+    if not isinstance(value, str) or len(value) != 42 or not value.startswith(("0x", "0X")):
+        raise ValueError(f"{what} must be 0x followed by 40 hexadecimal digits, got {value!r}")
+    try:
+        int(value[2:], 16)
+    except ValueError:
+        raise ValueError(f"{what} must be 0x followed by 40 hexadecimal digits, got {value!r}") from None
+    digits = value[2:]
+    mixed = digits != digits.lower() and digits != digits.upper()
+    if mixed and not Web3.is_checksum_address(value):
+        raise ValueError(f"{what} {value} has a wrong EIP-55 checksum (mixed case that does not match): "
+                         "check for a typo, or give it all lower-case")
+    return Web3.to_checksum_address(value)
+
+
+def terms_of(row: dict[str, Any]) -> Terms:
+    return Terms.model_validate(row["terms"])
+
+
+def chain_now(cursor: dict[str, Any] | None) -> int:
+    """The chain's time: the head's timestamp as last seen by the indexer (dev chains travel in
+    time, so wall-clock time would be wrong there)."""
+    if cursor and cursor.get("head_timestamp"):
+        seen_at = cursor.get("head_seen_at") or time.time()
+        return int(cursor["head_timestamp"]) + max(0, int(time.time() - seen_at))
+    return int(time.time())
+
+
+def fmt_amount(units: int | str, asset: str) -> str:
+    """ETH with every significant wei (at least 4 decimals); other assets in raw units."""
+    units = int(units)
+    if int(asset, 16) == 0:
+        text = f"{Decimal(units) / 10**18:.18f}".rstrip("0")
+        whole, _, frac = text.partition(".")
+        return f"{whole}.{frac.ljust(4, '0')} ETH"
+    return f"{units} units of {asset[:8]}…{asset[-4:]}"
+
+
+def pct(ppm: int) -> str:
+    return f"{Decimal(ppm) / 10_000:.4f}%"
+
+
+def periods_left(row: dict[str, Any]) -> int:
+    if row["status"] not in ACTIVE_LIKE:
+        return 0
+    return max(0, int(row["period_count"]) - int(row["settled_periods"]))
+
+
+def exposure(row: dict[str, Any]) -> int:
+    """The provider's worst case still to pay: min(collateral left, cap x fee x periods left).
+    For an agreement still waiting for its collateral, the collateral it will deposit."""
+    left = periods_left(row)
+    collateral_left = int(row["collateral_escrowed"]) if row["collateral_deposited"] else (
+        int(row["collateral"]) if row["status"] == "Pending" else 0)
+    worst = int(row["fee_per_period"]) * int(row["credit_cap_bps"]) // BPS * left
+    return min(collateral_left, worst)
+
+
+def progress(row: dict[str, Any], now: int) -> dict[str, Any]:
+    """Where the agreement stands in time: the current period so far and the next settlement."""
+    start, length, count = int(row["start"]), int(row["period_length"]), int(row["period_count"])
+    settled = int(row["settled_periods"])
+    out: dict[str, Any] = {
+        "chain_time": now, "periods_left": periods_left(row), "current_period": None,
+        "current_period_start": None, "current_period_end": None, "elapsed_seconds": None,
+        "elapsed_fraction": None, "next_settlement_at": None, "settlement_overdue": False,
+        "ends_at": start + length * count,
+    }
+    if row["status"] in ACTIVE_LIKE and settled < count:
+        p = settled
+        p_start, p_end = start + p * length, start + (p + 1) * length
+        elapsed = min(max(0, now - p_start), length)
+        out.update(current_period=p, current_period_start=p_start, current_period_end=p_end,
+                   elapsed_seconds=elapsed, elapsed_fraction=round(elapsed / length, 4),
+                   next_settlement_at=p_end, settlement_overdue=now > p_end)
+    return out
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    terms = row["terms"]
+    return {
+        "address": row["address"], "provider": row["provider"], "customer": row["customer"],
+        "asset": row["asset"], "status": row["status"], "settled_periods": row["settled_periods"],
+        "period_count": row["period_count"], "period_length": row["period_length"], "start": row["start"],
+        "fee_per_period": row["fee_per_period"], "collateral_escrowed": row["collateral_escrowed"],
+        "fees_escrowed": row["fees_escrowed"], "owed_to_customer": row["owed_to_customer"],
+        "owed_to_provider": row["owed_to_provider"], "credits_paid": row["credits_paid"],
+        "disaster_occurred": row["disaster_occurred"], "created_block": row["created_block"],
+        "services": [s["name"] for s in terms["services"]], "exposure": str(exposure(row)),
+    }
+
+
+def terms_json(terms: Terms) -> dict[str, Any]:
+    return {
+        "provider": terms.provider, "customer": terms.customer, "oracles": list(terms.oracles),
+        "quorum": terms.quorum, "asset": terms.asset, "start": terms.start, "period_length": terms.period_length,
+        "period_count": terms.period_count, "fee_per_period": str(terms.fee_per_period),
+        "collateral": str(terms.collateral), "credit_cap_bps": terms.credit_cap_bps,
+        "termination_ppm": terms.termination_ppm, "total_fees": str(terms.total_fees), "end": terms.end,
+        "services": [{"name": s.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
+                      "tiers": [{"below_ppm": t.below_ppm, "credit_bps": t.credit_bps} for t in s.tiers]}
+                     for s in terms.services],
+    }
+
+
+def snapshot_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("status", "settled_periods", "fees_deposited", "collateral_deposited",
+                                "disaster_occurred", "fees_escrowed", "collateral_escrowed", "owed_to_customer",
+                                "owed_to_provider", "snapshot_block")}
+
+
+def totals_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("credits_earned", "credits_paid", "shortfall", "fees_earned",
+                                "withdrawn_customer", "withdrawn_provider")} | {"exposure": str(exposure(row))}
+
+
+def detail(row: dict[str, Any], now: int) -> dict[str, Any]:
+    return {
+        "address": row["address"], "factory": row["factory"], "created_block": row["created_block"],
+        "created_tx": row["created_tx"], "created_timestamp": row["created_timestamp"],
+        "terms": terms_json(terms_of(row)), "snapshot": snapshot_json(row), "totals": totals_json(row),
+        "progress": progress(row, now),
+    }
+
+
+def period_json(prow: dict[str, Any], terms: Terms) -> dict[str, Any]:
+    p = int(prow["period"])
+    return {
+        "period": p, "start": terms.start + p * terms.period_length, "end": terms.period_end(p),
+        "services": period_services(terms, prow["values_ppm"], prow["service_credits"]),
+        "credit_paid": prow["credit_paid"], "fee_earned": prow["fee_earned"], "shortfall": prow["shortfall"],
+        "disaster": prow["disaster"], "block_number": prow["block_number"], "tx_hash": prow["tx_hash"],
+        "timestamp": prow["timestamp"],
+    }
+
+
+def event_json(erow: dict[str, Any]) -> dict[str, Any]:
+    return {k: erow[k] for k in ("id", "address", "agreement", "block_number", "block_hash", "tx_hash", "log_index",
+                                 "name", "topic0", "args", "timestamp")}
+
+
+def withdrawal_json(wrow: dict[str, Any]) -> dict[str, Any]:
+    return {k: wrow[k] for k in ("party", "role", "amount", "block_number", "tx_hash", "log_index", "timestamp")}
+
+
+REPORT_COLUMNS = ("period", "period_start", "period_end", "service", "objective_percent", "measured_percent", "met",
+                  "tier", "tier_credit_percent", "service_credit", "period_credit_paid", "period_shortfall",
+                  "period_fee_earned", "disaster")
+
+
+def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, Any]]:
+    """Compliance report: one row per (period, service). Percentages to four decimals (ppm are
+    exact there); amounts in the asset's smallest unit."""
+    rows = []
+    for prow in periods:
+        pj = period_json(prow, terms)
+        for s in pj["services"]:
+            rows.append({
+                "period": pj["period"], "period_start": pj["start"], "period_end": pj["end"],
+                "service": s["service"], "objective_percent": f"{Decimal(s['objective_ppm']) / 10_000:.4f}",
+                "measured_percent": f"{Decimal(s['value_ppm']) / 10_000:.4f}", "met": s["met"],
+                "tier": s["tier"], "tier_credit_percent": f"{Decimal(s['tier_credit_bps']) / 100:.2f}",
+                "service_credit": s["credit"], "period_credit_paid": pj["credit_paid"],
+                "period_shortfall": pj["shortfall"], "period_fee_earned": pj["fee_earned"],
+                "disaster": s["disaster"],
+            })
+    return rows
+
+
+__all__ = ["PPM", "parse_address", "summary", "detail", "period_json", "event_json", "report_rows"]

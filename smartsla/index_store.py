@@ -1,0 +1,548 @@
+"""The event index: what the indexer read from the chain, for the API and the dashboard.
+
+SQLAlchemy 2 Core over SQLite by default (one file, WAL journal) or PostgreSQL through the same
+code (`postgresql://...` URLs use psycopg 3), like the oracle's store. Every table is prefixed
+`idx_` so the index can share a database with the oracle's tables; its own `idx_schema_version`
+table versions it.
+
+* idx_cursor: one row: the chain id and factory indexed, the last indexed block and its hash,
+  the chain head last seen and the last error;
+* idx_blocks: hashes of recently indexed blocks (range ends and blocks with events), to find
+  where a reorganised or restarted chain parts from what was indexed;
+* idx_agreements: per agreement its terms (read once), its current snapshot (refreshed after
+  each of its events) and running totals (recomputed from the rows below);
+* idx_periods: one row per settled period (values, per-service credits, paid credit, fee);
+* idx_events: every log of the factory and of every agreement, decoded generically to JSON
+  (events the ABI does not know are kept raw: topics and data), so new contract events are
+  recorded before anyone writes code for them;
+* idx_withdrawals: one row per Withdrawn event.
+
+Amounts are kept as decimal strings: uint128 values do not fit SQLite's 64-bit integers.
+Every row derived from a log carries its block number, so a rollback deletes by block number.
+Writes of one indexed block range happen in one transaction: a crash leaves the previous cursor
+and the whole range is read again, never half of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+SCHEMA_VERSION = 1
+STATUSES = ("Pending", "Active", "Ended", "Terminated", "Cancelled")
+KEEP_BLOCK_HASHES = 512  # how far back a reorganisation can be matched before a full re-index
+
+
+class IndexStoreError(RuntimeError):
+    """A database operation on the index failed; the message says why."""
+
+
+class SchemaTooNewError(IndexStoreError):
+    """The index was written by a newer smartsla."""
+
+
+metadata = MetaData()
+
+idx_schema_version = Table(
+    "idx_schema_version", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", Double, nullable=False),
+)
+
+idx_cursor = Table(
+    "idx_cursor", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("factory", String(42), nullable=False),
+    Column("start_block", BigInteger, nullable=False),
+    Column("last_block", BigInteger),  # NULL: nothing indexed yet
+    Column("last_hash", String(66)),
+    Column("last_timestamp", BigInteger),
+    Column("head_block", BigInteger),
+    Column("head_timestamp", BigInteger),
+    Column("head_seen_at", Double),
+    Column("last_error", Text),
+    Column("reorgs", Integer, nullable=False, default=0),
+    Column("updated_at", Double, nullable=False),
+)
+
+idx_blocks = Table(
+    "idx_blocks", metadata,
+    Column("number", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(66), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+idx_agreements = Table(
+    "idx_agreements", metadata,
+    Column("address", String(42), primary_key=True),
+    Column("factory", String(42), nullable=False),
+    Column("created_block", BigInteger, nullable=False),
+    Column("created_tx", String(66), nullable=False),
+    Column("created_timestamp", BigInteger, nullable=False),
+    Column("provider", String(42), nullable=False),
+    Column("customer", String(42), nullable=False),
+    Column("asset", String(42), nullable=False),
+    Column("terms", JSON, nullable=False),  # Terms.model_dump(mode="json")
+    Column("start", BigInteger, nullable=False),
+    Column("period_length", BigInteger, nullable=False),
+    Column("period_count", Integer, nullable=False),
+    Column("fee_per_period", String(40), nullable=False),
+    Column("collateral", String(40), nullable=False),
+    Column("credit_cap_bps", Integer, nullable=False),
+    # snapshot, as of snapshot_block
+    Column("status", String(16), nullable=False),
+    Column("settled_periods", Integer, nullable=False, default=0),
+    Column("fees_deposited", Boolean, nullable=False, default=False),
+    Column("collateral_deposited", Boolean, nullable=False, default=False),
+    Column("disaster_occurred", Boolean, nullable=False, default=False),
+    Column("fees_escrowed", String(40), nullable=False, default="0"),
+    Column("collateral_escrowed", String(40), nullable=False, default="0"),
+    Column("owed_to_customer", String(40), nullable=False, default="0"),
+    Column("owed_to_provider", String(40), nullable=False, default="0"),
+    Column("snapshot_block", BigInteger),  # NULL or above the cursor: stale, refresh
+    # totals recomputed from idx_periods and idx_withdrawals
+    Column("credits_earned", String(40), nullable=False, default="0"),  # after the cap, before the collateral limit
+    Column("credits_paid", String(40), nullable=False, default="0"),
+    Column("shortfall", String(40), nullable=False, default="0"),
+    Column("fees_earned", String(40), nullable=False, default="0"),
+    Column("withdrawn_customer", String(40), nullable=False, default="0"),
+    Column("withdrawn_provider", String(40), nullable=False, default="0"),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_idx_agreements_provider", "provider", "created_block"),
+    Index("ix_idx_agreements_customer", "customer", "created_block"),
+    Index("ix_idx_agreements_status", "status"),
+    Index("ix_idx_agreements_created", "created_block"),
+)
+
+idx_periods = Table(
+    "idx_periods", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("values_ppm", JSON, nullable=False),
+    Column("service_credits", JSON, nullable=False),  # decimal strings
+    Column("credit_paid", String(40), nullable=False),
+    Column("fee_earned", String(40), nullable=False),
+    Column("shortfall", String(40), nullable=False, default="0"),
+    Column("disaster", Boolean, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("tx_hash", String(66), nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    UniqueConstraint("agreement", "period", name="uq_idx_periods"),
+    Index("ix_idx_periods_block", "block_number"),
+)
+
+idx_events = Table(
+    "idx_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("address", String(42), nullable=False),  # the emitting contract
+    Column("agreement", String(42)),  # the agreement it concerns (for AgreementCreated: the new one)
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", String(66), nullable=False),
+    Column("tx_hash", String(66), nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("name", String(64), nullable=False),  # "Unknown" when the ABI has no such event
+    Column("topic0", String(66)),
+    Column("args", JSON, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    UniqueConstraint("block_number", "log_index", name="uq_idx_events"),
+    Index("ix_idx_events_agreement", "agreement", "block_number", "log_index"),
+    Index("ix_idx_events_name", "name"),
+)
+
+idx_withdrawals = Table(
+    "idx_withdrawals", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("party", String(42), nullable=False),
+    Column("role", String(16), nullable=False),  # customer | provider | other
+    Column("amount", String(40), nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("tx_hash", String(66), nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    UniqueConstraint("block_number", "log_index", name="uq_idx_withdrawals"),
+    Index("ix_idx_withdrawals_agreement", "agreement"),
+)
+
+DERIVED = (idx_events, idx_periods, idx_withdrawals)
+
+
+# ---------------------------------------------------------------------------- batches
+@dataclass
+class Batch:
+    """Everything read from one block range, written in one transaction."""
+
+    from_block: int
+    to_block: int
+    to_hash: str
+    to_timestamp: int
+    blocks: dict[int, tuple[str, int]] = field(default_factory=dict)  # number -> (hash, timestamp)
+    agreements: list[dict[str, Any]] = field(default_factory=list)  # new idx_agreements rows
+    events: list[dict[str, Any]] = field(default_factory=list)
+    periods: list[dict[str, Any]] = field(default_factory=list)
+    withdrawals: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # address -> snapshot columns
+    head_block: int | None = None
+    head_timestamp: int | None = None
+
+
+def _normalise_url(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    return url
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()[0]
+    if "locked" in text.lower():
+        return f"database is locked by another writer ({text})"
+    return text
+
+
+def _sum(values: Iterable[str | int]) -> str:
+    return str(sum(int(v) for v in values))
+
+
+class IndexStore:
+    """Open with `IndexStore.open(url)`; close with `close()` or use it as a context manager."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, busy_timeout_s: float = 10.0) -> IndexStore:
+        """Create the schema or check its version. `url`: an SQLAlchemy URL or an SQLite file path."""
+        url = _normalise_url(url)
+        connect_args: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            connect_args["check_same_thread"] = False  # the API reads from worker threads
+        try:
+            engine = create_engine(url, connect_args=connect_args, pool_pre_ping=url.startswith("postgresql"))
+        except ModuleNotFoundError as exc:
+            hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
+            raise IndexStoreError(f"cannot open index {url!r}: {exc}{hint}") from exc
+        except Exception as exc:  # bad URL
+            raise IndexStoreError(f"cannot open index {url!r}: {exc}") from exc
+        if engine.dialect.name == "sqlite":
+            _sqlite_pragmas(engine, busy_timeout_s)
+        store = cls(engine)
+        try:
+            store._init_schema()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def _init_schema(self) -> None:
+        with self._tx() as conn:
+            existing = set(inspect(conn).get_table_names())
+            if "idx_schema_version" in existing:
+                found = conn.execute(select(func.max(idx_schema_version.c.version))).scalar()
+                if found is None:
+                    raise IndexStoreError("idx_schema_version is empty: a damaged index")
+                if found > SCHEMA_VERSION:
+                    raise SchemaTooNewError(f"index schema version {found} is newer than this smartsla's "
+                                            f"{SCHEMA_VERSION}: upgrade smartsla")
+                # Migrations from older versions go here, one step per version.
+                return
+            ours = {t.name for t in metadata.sorted_tables}
+            if existing & ours:
+                raise IndexStoreError(f"tables {sorted(existing & ours)} exist without idx_schema_version")
+            metadata.create_all(conn)
+            conn.execute(idx_schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IndexStoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise IndexStoreError(_reason(exc)) from exc
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise IndexStoreError(_reason(exc)) from exc
+
+    # ------------------------------------------------------------------ cursor
+    def cursor(self) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(select(idx_cursor).where(idx_cursor.c.id == 1)).mappings().first()
+        return dict(row) if row else None
+
+    def init_cursor(self, chain_id: int, factory: str, start_block: int) -> dict[str, Any]:
+        """Start indexing `factory` on `chain_id`, or check that this index is about them."""
+        with self._tx() as conn:
+            row = conn.execute(select(idx_cursor).where(idx_cursor.c.id == 1)).mappings().first()
+            if row is None:
+                conn.execute(idx_cursor.insert().values(id=1, chain_id=chain_id, factory=factory,
+                                                        start_block=start_block, reorgs=0, updated_at=time.time()))
+            elif row["chain_id"] != chain_id or row["factory"].lower() != factory.lower():
+                raise IndexStoreError(
+                    f"this index holds factory {row['factory']} on chain id {row['chain_id']}, not {factory} on "
+                    f"chain id {chain_id}: use another database")
+        cursor = self.cursor()
+        assert cursor is not None
+        return cursor
+
+    def note_head(self, head_block: int, head_timestamp: int, error: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(update(idx_cursor).where(idx_cursor.c.id == 1).values(
+                head_block=head_block, head_timestamp=head_timestamp, head_seen_at=time.time(), last_error=error,
+                updated_at=time.time()))
+
+    def note_error(self, error: str | None) -> None:
+        with self._tx() as conn:
+            conn.execute(update(idx_cursor).where(idx_cursor.c.id == 1).values(last_error=error,
+                                                                               updated_at=time.time()))
+
+    def recent_blocks(self, limit: int = KEEP_BLOCK_HASHES) -> list[tuple[int, str]]:
+        with self._read() as conn:
+            rows = conn.execute(select(idx_blocks.c.number, idx_blocks.c.hash)
+                                .order_by(idx_blocks.c.number.desc()).limit(limit)).all()
+        return [(int(n), str(h)) for n, h in rows]
+
+    def known_agreements(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(select(idx_agreements.c.address).order_by(idx_agreements.c.created_block)
+                                     ).scalars())
+
+    def stale_agreements(self, up_to_block: int) -> list[str]:
+        """Agreements whose snapshot was read after `up_to_block` (rolled back) or never."""
+        with self._read() as conn:
+            return list(conn.execute(select(idx_agreements.c.address).where(
+                (idx_agreements.c.snapshot_block.is_(None)) | (idx_agreements.c.snapshot_block > up_to_block)
+            )).scalars())
+
+    # ------------------------------------------------------------------ writing
+    def apply(self, batch: Batch) -> None:
+        """Write one block range and move the cursor to its end, in one transaction."""
+        now = time.time()
+        with self._tx() as conn:
+            cur = conn.execute(select(idx_cursor.c.last_block).where(idx_cursor.c.id == 1)).scalar()
+            if cur is not None and batch.from_block != cur + 1:
+                raise IndexStoreError(f"batch starts at block {batch.from_block}, the index is at {cur}")
+            for row in batch.agreements:
+                conn.execute(idx_agreements.insert().values(**row, updated_at=now))
+            if batch.events:
+                conn.execute(idx_events.insert(), batch.events)
+            if batch.periods:
+                conn.execute(idx_periods.insert(), batch.periods)
+            if batch.withdrawals:
+                conn.execute(idx_withdrawals.insert(), batch.withdrawals)
+            for address, snap in batch.snapshots.items():
+                conn.execute(update(idx_agreements).where(idx_agreements.c.address == address)
+                             .values(**snap, snapshot_block=batch.to_block, updated_at=now))
+            touched = {p["agreement"] for p in batch.periods} | {w["agreement"] for w in batch.withdrawals}
+            self._recompute_totals(conn, touched)
+            blocks = dict(batch.blocks)
+            blocks[batch.to_block] = (batch.to_hash, batch.to_timestamp)
+            existing = set(conn.execute(select(idx_blocks.c.number).where(
+                idx_blocks.c.number.in_(list(blocks)))).scalars())
+            new_blocks = [{"number": n, "hash": h, "timestamp": ts} for n, (h, ts) in blocks.items()
+                          if n not in existing]
+            if new_blocks:
+                conn.execute(idx_blocks.insert(), new_blocks)
+            # keep the newest KEEP_BLOCK_HASHES hashes
+            cutoff = conn.execute(select(idx_blocks.c.number).order_by(idx_blocks.c.number.desc())
+                                  .offset(KEEP_BLOCK_HASHES).limit(1)).scalar()
+            if cutoff is not None:
+                conn.execute(delete(idx_blocks).where(idx_blocks.c.number <= cutoff))
+            values: dict[str, Any] = dict(last_block=batch.to_block, last_hash=batch.to_hash,
+                                          last_timestamp=batch.to_timestamp, last_error=None, updated_at=now)
+            if batch.head_block is not None:
+                values.update(head_block=batch.head_block, head_timestamp=batch.head_timestamp, head_seen_at=now)
+            conn.execute(update(idx_cursor).where(idx_cursor.c.id == 1).values(**values))
+
+    def rollback_to(self, block: int | None) -> int:
+        """Forget everything indexed after `block` (None: everything); returns the rows deleted.
+        Agreements whose snapshot was read later become stale, to be read again."""
+        after = -1 if block is None else block
+        deleted = 0
+        with self._tx() as conn:
+            touched = set(conn.execute(select(idx_periods.c.agreement).where(
+                idx_periods.c.block_number > after)).scalars())
+            touched |= set(conn.execute(select(idx_withdrawals.c.agreement).where(
+                idx_withdrawals.c.block_number > after)).scalars())
+            for table in DERIVED:
+                deleted += conn.execute(delete(table).where(table.c.block_number > after)).rowcount or 0
+            deleted += conn.execute(delete(idx_agreements).where(idx_agreements.c.created_block > after)).rowcount or 0
+            conn.execute(delete(idx_blocks).where(idx_blocks.c.number > after))
+            self._recompute_totals(conn, touched)
+            last = None if block is None else conn.execute(
+                select(idx_blocks.c.hash, idx_blocks.c.timestamp).where(idx_blocks.c.number == block)).first()
+            conn.execute(update(idx_cursor).where(idx_cursor.c.id == 1).values(
+                last_block=block, last_hash=last[0] if last else None, last_timestamp=last[1] if last else None,
+                reorgs=idx_cursor.c.reorgs + 1, updated_at=time.time()))
+        return deleted
+
+    def _recompute_totals(self, conn: Connection, addresses: Iterable[str]) -> None:
+        for address in addresses:
+            periods = conn.execute(select(idx_periods.c.credit_paid, idx_periods.c.shortfall,
+                                          idx_periods.c.fee_earned).where(idx_periods.c.agreement == address)).all()
+            withdrawals = conn.execute(select(idx_withdrawals.c.role, idx_withdrawals.c.amount).where(
+                idx_withdrawals.c.agreement == address)).all()
+            conn.execute(update(idx_agreements).where(idx_agreements.c.address == address).values(
+                credits_paid=_sum(p[0] for p in periods),
+                shortfall=_sum(p[1] for p in periods),
+                credits_earned=str(sum(int(p[0]) + int(p[1]) for p in periods)),
+                fees_earned=_sum(p[2] for p in periods),
+                withdrawn_customer=_sum(w[1] for w in withdrawals if w[0] == "customer"),
+                withdrawn_provider=_sum(w[1] for w in withdrawals if w[0] == "provider"),
+            ))
+
+    # ------------------------------------------------------------------ reading
+    def list_agreements(self, *, provider: str | None = None, customer: str | None = None,
+                        status: str | None = None, limit: int = 50, offset: int = 0
+                        ) -> tuple[list[dict[str, Any]], int]:
+        conds = []
+        if provider:
+            conds.append(idx_agreements.c.provider == provider)
+        if customer:
+            conds.append(idx_agreements.c.customer == customer)
+        if status:
+            conds.append(idx_agreements.c.status == status)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(idx_agreements).where(*conds)).scalar() or 0
+            rows = conn.execute(select(idx_agreements).where(*conds)
+                                .order_by(idx_agreements.c.created_block.desc(), idx_agreements.c.address)
+                                .limit(limit).offset(offset)).mappings().all()
+        return [dict(r) for r in rows], int(total)
+
+    def all_agreements_of(self, *, provider: str | None = None, customer: str | None = None,
+                          limit: int = 1000) -> list[dict[str, Any]]:
+        rows, _ = self.list_agreements(provider=provider, customer=customer, limit=limit)
+        return rows
+
+    def agreement(self, address: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(select(idx_agreements).where(idx_agreements.c.address == address)).mappings().first()
+        return dict(row) if row else None
+
+    def periods(self, address: str, *, from_period: int | None = None, to_period: int | None = None,
+                limit: int | None = None, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        conds = [idx_periods.c.agreement == address]
+        if from_period is not None:
+            conds.append(idx_periods.c.period >= from_period)
+        if to_period is not None:
+            conds.append(idx_periods.c.period <= to_period)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(idx_periods).where(*conds)).scalar() or 0
+            q = select(idx_periods).where(*conds).order_by(idx_periods.c.period).offset(offset)
+            if limit is not None:
+                q = q.limit(limit)
+            rows = conn.execute(q).mappings().all()
+        return [dict(r) for r in rows], int(total)
+
+    def events(self, address: str | None = None, *, names: Sequence[str] | None = None, limit: int = 50,
+               offset: int = 0, newest_first: bool = False) -> tuple[list[dict[str, Any]], int]:
+        conds = []
+        if address is not None:
+            conds.append(idx_events.c.agreement == address)
+        if names:
+            conds.append(idx_events.c.name.in_(list(names)))
+        order = (idx_events.c.block_number.desc(), idx_events.c.log_index.desc()) if newest_first else (
+            idx_events.c.block_number, idx_events.c.log_index)
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(idx_events).where(*conds)).scalar() or 0
+            rows = conn.execute(select(idx_events).where(*conds).order_by(*order).limit(limit).offset(offset)
+                                ).mappings().all()
+        return [dict(r) for r in rows], int(total)
+
+    def event_names_like(self, address: str, words: Sequence[str]) -> list[dict[str, Any]]:
+        """Events of `address` whose name contains one of `words` (maintenance, dispute...)."""
+        conds = [idx_events.c.name.ilike(f"%{w}%") for w in words]
+        with self._read() as conn:
+            rows = conn.execute(select(idx_events).where(idx_events.c.agreement == address, or_(*conds))
+                                .order_by(idx_events.c.block_number, idx_events.c.log_index)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def withdrawals(self, address: str, *, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        conds = [idx_withdrawals.c.agreement == address]
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(idx_withdrawals).where(*conds)).scalar() or 0
+            rows = conn.execute(select(idx_withdrawals).where(*conds).order_by(
+                idx_withdrawals.c.block_number, idx_withdrawals.c.log_index).limit(limit).offset(offset)
+            ).mappings().all()
+        return [dict(r) for r in rows], int(total)
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar() or 0)
+                    for t in (idx_agreements, idx_periods, idx_events, idx_withdrawals)}
+
+    # ------------------------------------------------------------------ bulk (benchmarks, tests)
+    def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows straight into one index table (synthetic data for benchmarks)."""
+        if rows:
+            with self._tx() as conn:
+                conn.execute(table.insert(), list(rows))
+
+
+def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:
+    """WAL so the pages read while the indexer writes; synchronous=NORMAL is enough for an index
+    that can be rebuilt from the chain; explicit BEGIN so a read-then-write is one transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")

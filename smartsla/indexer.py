@@ -1,0 +1,403 @@
+"""Follow the factory and every agreement it created into the index (smartsla.index_store).
+
+One `sync()` brings the index up to the chain head less `confirmations`:
+
+1. it compares the stored hash of the last indexed block with the chain's; on a mismatch (a
+   reorganisation, or a dev chain restarted without its state) it walks back over the stored
+   hashes to the newest block the chain still has, rolls the index back to it and reads again
+   from there (with no match at all it re-indexes from the start block);
+2. it reads logs in block ranges (`chunk_blocks`), by address list and range, never a scan of
+   the whole chain per agreement: first the factory's AgreementCreated logs (so an agreement
+   created in the range is followed in the same range), then the logs of every known agreement
+   (`address_batch` addresses per query);
+3. it decodes each log with the ABIs in the package's artifacts (unknown events are kept raw),
+   reads the terms of new agreements once, the snapshot of every agreement with new events (at
+   the range's last block), and writes the range in one transaction, with the range's last block
+   number and hash as the new cursor.
+
+A restarted indexer resumes after the stored cursor; as a range is written whole or not at all,
+nothing is missed and nothing counted twice.
+
+The embedded chain (eth-tester) is not thread-safe: give the indexer the lock that every other
+user of the chain takes (`lock=`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic
+from hexbytes import HexBytes
+from web3 import Web3
+from web3._utils.events import get_event_data
+from web3.exceptions import BlockNotFound
+
+from . import artifacts
+from .chain import Chain
+from .client import Agreement, Status
+from .credit import tier_credit_bps
+from .index_store import Batch, IndexStore
+from .terms import Terms
+
+log = logging.getLogger("smartsla.indexer")
+
+DEFAULT_CHUNK_BLOCKS = 2_000
+DEFAULT_ADDRESS_BATCH = 200
+JS_SAFE = 2**53
+
+
+class IndexerError(RuntimeError):
+    """The indexer cannot go on (wrong factory, inconsistent index)."""
+
+
+# ---------------------------------------------------------------------------- decoding
+def _json_value(abi_type: str, components: list[dict[str, Any]] | None, value: Any) -> Any:
+    """One ABI value as JSON: addresses checksummed, bytes as 0x hex, integers wider than 53
+    bits as decimal strings (JavaScript cannot hold them), tuples as objects."""
+    if abi_type.endswith("]"):
+        inner = abi_type[: abi_type.rindex("[")]
+        return [_json_value(inner, components, v) for v in value]
+    if abi_type == "tuple":
+        comps = components or []
+        return {c["name"] or str(i): _json_value(c["type"], c.get("components"), v)
+                for i, (c, v) in enumerate(zip(comps, value, strict=False))}
+    if abi_type.startswith(("uint", "int")):
+        bits = int(abi_type.lstrip("uint") or 256)
+        return str(int(value)) if bits > 53 else int(value)
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
+    if abi_type.startswith("bytes"):
+        return "0x" + bytes(value).hex()
+    if abi_type == "bool":
+        return bool(value)
+    return value if isinstance(value, (str, int, float)) or value is None else str(value)
+
+
+def _hex(value: Any) -> str:
+    return HexBytes(value).to_0x_hex()
+
+
+class EventDecoder:
+    """topic0 -> event ABI, for the factory's and the agreement's events (from the artifacts, so
+    events added to the contracts are decoded once the artifacts are rebuilt)."""
+
+    def __init__(self, w3: Web3) -> None:
+        self.codec = w3.codec
+        self.by_topic: dict[str, dict[str, Any]] = {}
+        for name in ("AgreementFactory", "Agreement"):
+            for item in artifacts.load(name)["abi"]:
+                if item.get("type") == "event" and not item.get("anonymous"):
+                    self.by_topic[_hex(event_abi_to_log_topic(item))] = item
+
+    def topic(self, name: str) -> str:
+        for topic, abi in self.by_topic.items():
+            if abi["name"] == name:
+                return topic
+        raise KeyError(name)
+
+    def decode(self, raw: Any) -> tuple[str, str | None, dict[str, Any]]:
+        """(event name, topic0, JSON args). Unknown or undecodable logs: ("Unknown", topic0,
+        {"topics": [...], "data": "0x..."})."""
+        topics = [_hex(t) for t in raw["topics"]]
+        topic0 = topics[0] if topics else None
+        abi = self.by_topic.get(topic0) if topic0 else None
+        if abi is not None:
+            try:
+                decoded = get_event_data(self.codec, abi, raw)
+            except Exception:  # the ABI changed under us (same signature, other indexing)
+                decoded = None
+            if decoded is not None:
+                args = {inp["name"]: _json_value(inp["type"], inp.get("components"), decoded["args"][inp["name"]])
+                        for inp in abi["inputs"]}
+                return abi["name"], topic0, args
+        return "Unknown", topic0, {"topics": topics, "data": _hex(raw["data"])}
+
+
+# ---------------------------------------------------------------------------- period details
+def period_services(terms: Terms, values_ppm: list[int], service_credits: list[int | str]) -> list[dict[str, Any]]:
+    """Per service of a settled period: objective, measured, met, tier (1 = mildest), credit."""
+    out = []
+    for i, service in enumerate(terms.services):
+        value = int(values_ppm[i]) if i < len(values_ppm) else 0
+        credit = int(service_credits[i]) if i < len(service_credits) else 0
+        bps = tier_credit_bps(service, value)
+        tier = None
+        if bps:
+            tier = 1 + [t.credit_bps for t in service.tiers].index(bps)
+        harshest = tier is not None and tier == len(service.tiers)
+        disaster = value < terms.termination_ppm
+        if value >= service.objective_ppm:
+            state = "operational"
+        elif harshest or disaster:
+            state = "outage"
+        else:
+            state = "degraded"
+        out.append({"service": service.name, "objective_ppm": service.objective_ppm, "value_ppm": value,
+                    "met": value >= service.objective_ppm, "tier": tier, "tier_credit_bps": bps,
+                    "credit": str(credit), "disaster": disaster, "state": state})
+    return out
+
+
+def snapshot_columns(raw: Any) -> dict[str, Any]:
+    """Agreement.snapshot() as idx_agreements columns."""
+    return {
+        "status": Status(raw[0]).name, "settled_periods": int(raw[1]), "fees_deposited": bool(raw[2]),
+        "collateral_deposited": bool(raw[3]), "disaster_occurred": bool(raw[4]), "fees_escrowed": str(raw[5]),
+        "collateral_escrowed": str(raw[6]), "owed_to_customer": str(raw[7]), "owed_to_provider": str(raw[8]),
+    }
+
+
+# ---------------------------------------------------------------------------- the indexer
+@dataclass
+class SyncResult:
+    from_block: int | None
+    to_block: int | None
+    head: int
+    events: int = 0
+    agreements: int = 0
+    rolled_back_to: int | None = None
+    reorg: bool = False
+    caught_up: bool = True  # False when max_ranges stopped it before the target
+
+
+class Indexer:
+    def __init__(self, chain: Chain, store: IndexStore, factory: str, *, start_block: int = 0,
+                 confirmations: int = 0, chunk_blocks: int = DEFAULT_CHUNK_BLOCKS,
+                 address_batch: int = DEFAULT_ADDRESS_BATCH, lock: threading.RLock | None = None) -> None:
+        if confirmations < 0 or chunk_blocks < 1 or address_batch < 1:
+            raise ValueError("confirmations must be >= 0, chunk_blocks and address_batch >= 1")
+        self.chain = chain
+        self.w3 = chain.w3
+        self.store = store
+        self.factory = Web3.to_checksum_address(factory)
+        self.start_block = start_block
+        self.confirmations = confirmations
+        self.chunk_blocks = chunk_blocks
+        self.address_batch = address_batch
+        self.lock = lock or threading.RLock()
+        self.decoder = EventDecoder(self.w3)
+        self.created_topic = self.decoder.topic("AgreementCreated")
+        self._terms: dict[str, Terms] = {}
+        self._chain_id: int | None = None
+        self.last_error: str | None = None
+        self.last_sync_at: float | None = None
+
+    @contextlib.contextmanager
+    def _chain(self) -> Iterator[Web3]:
+        with self.lock:
+            yield self.w3
+
+    # ------------------------------------------------------------------ helpers
+    def _block(self, number: int) -> tuple[str, int] | None:
+        with self._chain() as w3:
+            try:
+                b = w3.eth.get_block(number)
+            except BlockNotFound:
+                return None
+        if b is None:
+            return None
+        return _hex(b["hash"]), int(b["timestamp"])
+
+    def _terms_of(self, address: str) -> Terms:
+        terms = self._terms.get(address)
+        if terms is None:
+            row = self.store.agreement(address)
+            if row is not None:
+                terms = Terms.model_validate(row["terms"])
+            else:
+                with self._chain():
+                    terms = Agreement(self.chain, address).terms
+            self._terms[address] = terms
+        return terms
+
+    def _get_logs(self, addresses: list[str], frm: int, to: int, topics: list[Any] | None = None) -> list[Any]:
+        out: list[Any] = []
+        for i in range(0, len(addresses), self.address_batch):
+            params: dict[str, Any] = {"fromBlock": frm, "toBlock": to, "address": addresses[i:i + self.address_batch]}
+            if topics:
+                params["topics"] = topics
+            with self._chain() as w3:
+                out.extend(w3.eth.get_logs(params))  # type: ignore[arg-type]
+        return out
+
+    # ------------------------------------------------------------------ reorgs
+    def _find_fork(self) -> int | None:
+        """The newest stored block the chain still has with the same hash; None: none does."""
+        for number, stored_hash in self.store.recent_blocks():
+            got = self._block(number)
+            if got is not None and got[0] == stored_hash:
+                return number
+        return None
+
+    def _check_reorg(self, cursor: dict[str, Any], result: SyncResult) -> dict[str, Any]:
+        last = cursor["last_block"]
+        if last is None:
+            return cursor
+        got = self._block(last)
+        if got is not None and got[0] == cursor["last_hash"]:
+            return cursor
+        fork = self._find_fork()
+        if fork is not None and fork < self.start_block:
+            fork = None
+        log.warning("chain no longer has block %s with hash %s: rolling the index back to %s",
+                    last, cursor["last_hash"], "the start" if fork is None else f"block {fork}")
+        self.store.rollback_to(fork)
+        self._terms.clear()
+        result.reorg = True
+        result.rolled_back_to = fork
+        new = self.store.cursor()
+        assert new is not None
+        return new
+
+    # ------------------------------------------------------------------ syncing
+    def sync(self, *, max_ranges: int | None = None) -> SyncResult:
+        """Index up to the head less the confirmations; returns what was done."""
+        with self._chain() as w3:
+            chain_id = self._chain_id or w3.eth.chain_id
+            self._chain_id = chain_id
+            head_block = w3.eth.get_block("latest")
+        head = int(head_block["number"])
+        cursor = self.store.init_cursor(chain_id, self.factory, self.start_block)
+        result = SyncResult(None, None, head)
+        cursor = self._check_reorg(cursor, result)
+        target = head - self.confirmations
+        last = cursor["last_block"]
+        next_block = self.start_block if last is None else last + 1
+        ranges = 0
+        while next_block <= target and (max_ranges is None or ranges < max_ranges):
+            to = min(next_block + self.chunk_blocks - 1, target)
+            batch = self._read_range(next_block, to)
+            batch.head_block, batch.head_timestamp = head, int(head_block["timestamp"])
+            self.store.apply(batch)
+            result.from_block = next_block if result.from_block is None else result.from_block
+            result.to_block = to
+            result.events += len(batch.events)
+            result.agreements += len(batch.agreements)
+            next_block = to + 1
+            ranges += 1
+        result.caught_up = next_block > target
+        if result.to_block is None:
+            self.store.note_head(head, int(head_block["timestamp"]))
+        self.last_error = None
+        self.last_sync_at = time.time()
+        return result
+
+    def _read_range(self, frm: int, to: int) -> Batch:
+        to_block = self._block(to)
+        if to_block is None:  # the chain went shorter since we read its head
+            raise IndexerError(f"block {to} disappeared while indexing")
+        batch = Batch(from_block=frm, to_block=to, to_hash=to_block[0], to_timestamp=to_block[1])
+        created = self._get_logs([self.factory], frm, to, [self.created_topic])
+        known = self.store.known_agreements()
+        timestamps: dict[int, int] = {}
+
+        def ts(raw: Any) -> int:
+            number = int(raw["blockNumber"])
+            if number not in timestamps:
+                got = self._block(number)
+                timestamps[number] = got[1] if got else 0
+                if got:
+                    batch.blocks[number] = got
+            return timestamps[number]
+
+        new_agreements: list[str] = []
+        for raw in created:
+            name, _, args = self.decoder.decode(raw)
+            if name != "AgreementCreated":
+                continue
+            address = args["agreement"]
+            if address in known or address in new_agreements:
+                continue
+            terms = self._terms_of(address)
+            new_agreements.append(address)
+            batch.agreements.append({
+                "address": address, "factory": self.factory, "created_block": int(raw["blockNumber"]),
+                "created_tx": _hex(raw["transactionHash"]), "created_timestamp": ts(raw),
+                "provider": terms.provider, "customer": terms.customer, "asset": terms.asset,
+                "terms": terms.model_dump(mode="json"), "start": terms.start, "period_length": terms.period_length,
+                "period_count": terms.period_count, "fee_per_period": str(terms.fee_per_period),
+                "collateral": str(terms.collateral), "credit_cap_bps": terms.credit_cap_bps,
+                "status": Status.Pending.name, "snapshot_block": None,
+            })
+        addresses = known + new_agreements
+        logs = list(created) + (self._get_logs(addresses, frm, to) if addresses else [])
+        logs.sort(key=lambda r: (int(r["blockNumber"]), int(r["logIndex"])))
+        touched: set[str] = set(new_agreements)
+        shortfalls: dict[tuple[str, int], int] = {}
+        seen: set[tuple[int, int]] = set()
+        for raw in logs:
+            key = (int(raw["blockNumber"]), int(raw["logIndex"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            emitter = Web3.to_checksum_address(raw["address"])
+            name, topic0, args = self.decoder.decode(raw)
+            if emitter == self.factory:
+                if name != "AgreementCreated":
+                    continue  # the factory emits nothing else today; keep only what concerns agreements
+                agreement = args["agreement"]
+            else:
+                agreement = emitter
+            touched.add(agreement)
+            common = {"block_number": key[0], "tx_hash": _hex(raw["transactionHash"]), "log_index": key[1],
+                      "timestamp": ts(raw)}
+            batch.events.append({"address": emitter, "agreement": agreement, "block_hash": _hex(raw["blockHash"]),
+                                 "name": name, "topic0": topic0, "args": args, **common})
+            if emitter == self.factory:
+                continue
+            if name == "CollateralExhausted":
+                shortfalls[(agreement, int(args["period"]))] = int(args["shortfall"])
+            elif name == "PeriodSettled":
+                period = int(args["period"])
+                batch.periods.append({
+                    "agreement": agreement, "period": period, "values_ppm": [int(v) for v in args["valuesPpm"]],
+                    "service_credits": [str(c) for c in args["serviceCredits"]],
+                    "credit_paid": str(args["creditPaid"]), "fee_earned": str(args["feeEarned"]),
+                    "shortfall": str(shortfalls.pop((agreement, period), 0)), "disaster": bool(args["disaster"]),
+                    **common,
+                })
+            elif name == "Withdrawn":
+                terms = self._terms_of(agreement)
+                party = args["party"]
+                role = "customer" if party == terms.customer else "provider" if party == terms.provider else "other"
+                batch.withdrawals.append({"agreement": agreement, "party": party, "role": role,
+                                          "amount": str(args["amount"]), **common})
+        stale = set(self.store.stale_agreements(frm - 1))
+        for address in sorted(touched | (stale & set(addresses))):
+            with self._chain():
+                contract = self.chain.contract("Agreement", address)
+                raw_snap = contract.functions.snapshot().call(block_identifier=to)
+            batch.snapshots[address] = snapshot_columns(raw_snap)
+        return batch
+
+    # ------------------------------------------------------------------ background
+    def run(self, stop: threading.Event, *, poll_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+        """Sync every `poll_s` seconds until `stop` is set; errors are recorded (health) and retried
+        with a growing pause."""
+        backoff = poll_s
+        while not stop.is_set():
+            try:
+                result = self.sync(max_ranges=50)
+                backoff = poll_s
+                if not result.caught_up:
+                    continue
+            except Exception as exc:  # keep the thread alive: the chain may come back
+                self.last_error = f"{exc.__class__.__name__}: {exc}"
+                log.warning("indexer: %s", self.last_error)
+                with contextlib.suppress(Exception):
+                    self.store.note_error(self.last_error[:500])
+                backoff = min(max_backoff_s, backoff * 2)
+            stop.wait(backoff)
+
+    def start_thread(self, *, poll_s: float = 1.0) -> tuple[threading.Thread, threading.Event]:
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run, args=(stop,), kwargs={"poll_s": poll_s},
+                                  name="smartsla-indexer", daemon=True)
+        thread.start()
+        return thread, stop

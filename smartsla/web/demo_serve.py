@@ -1,0 +1,110 @@
+"""`smartsla demo --serve`: keep the demo's embedded chain and show it on the dashboard.
+
+After the demo's lifecycle (an agreement terminated under the disaster clause, everything
+withdrawn) a second agreement is started between the same parties and left running with a
+credit owed to the customer, so that the customer view has something to withdraw. Both are
+indexed before the server starts; the indexer then keeps following the chain (the embedded
+chain is in this process: every access takes one lock).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from ..api.app import ApiSettings, create_app
+from ..chain import Chain
+from ..client import Agreement, Factory
+from ..demo import DemoResult, demo_terms
+from ..errors import SmartSLAError
+from ..index_store import IndexStore
+from ..indexer import Indexer
+from ..units import percent_to_ppm
+
+# Period 0 meets every objective; period 1 is an outage of compute (93 %: the harshest tier,
+# 100 % credit, capped at half the fee) with storage degraded (99.5 %: 10 %).
+LIVE_PERIODS = ((percent_to_ppm("99.995"), percent_to_ppm("100"), percent_to_ppm("99.9")),
+                (percent_to_ppm("93.0"), percent_to_ppm("99.5"), percent_to_ppm("100")))
+
+
+@dataclass
+class DemoServer:
+    app: FastAPI
+    store: IndexStore
+    indexer: Indexer
+    lock: threading.RLock
+    db_path: Path
+    live_agreement: str
+    demo: DemoResult
+
+    def urls(self, base: str) -> dict[str, str]:
+        roles = self.demo.accounts
+        return {
+            "dashboard": f"{base}/",
+            "demo agreement (terminated)": f"{base}/agreements/{self.demo.agreement}",
+            "live agreement": f"{base}/agreements/{self.live_agreement}",
+            "customer view": f"{base}/customer/{roles['customer']}",
+            "provider view": f"{base}/provider/{roles['provider']}",
+            "API docs": f"{base}/docs",
+        }
+
+
+def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, str]) -> Agreement:
+    """A second agreement: deposited, two periods settled (one outage), a third in progress."""
+    factory = Factory(chain, factory_address)
+    terms = demo_terms(roles["provider"], roles["customer"], roles["oracle"], chain.now())
+    agreement = factory.create_agreement(terms, roles["deployer"])
+    agreement.deposit_fees(roles["customer"])
+    agreement.deposit_collateral(roles["provider"])
+    for period, values in enumerate(LIVE_PERIODS):
+        chain.mine_at(terms.period_end(period))
+        agreement.settle(period, list(values), roles["oracle"])
+    chain.mine_at(terms.period_end(len(LIVE_PERIODS) - 1) + terms.period_length * 2 // 5)  # 40 % into the next
+    return agreement
+
+
+def build_demo_server(demo: DemoResult, *, db_path: Path | None = None, server_signing: bool = True,
+                      poll_s: float = 1.0) -> DemoServer:
+    if demo.chain is None:
+        raise ValueError("the demo result carries no chain")
+    chain = demo.chain
+    lock = threading.RLock()
+    with lock:
+        live = start_live_agreement(chain, demo.factory, demo.accounts)
+    if db_path is None:
+        db_path = Path(tempfile.mkdtemp(prefix="smartsla-demo-")) / "index.db"
+    store = IndexStore.open(str(db_path))
+    indexer = Indexer(chain, store, demo.factory, lock=lock)
+    indexer.sync()  # index everything before the first page is served
+    settings = ApiSettings(rpc_url="embedded", server_signing=server_signing, poll_s=poll_s)
+    app = create_app(store, settings=settings, chain=chain, indexer=indexer, lock=lock, run_indexer=True)
+    return DemoServer(app, store, indexer, lock, db_path, live.address, demo)
+
+
+def serve_demo(demo: DemoResult, *, host: str = "127.0.0.1", port: int = 8000, console: Any = None) -> None:
+    """Index the demo's chain and serve the dashboard until interrupted."""
+    import socket
+
+    import uvicorn
+    from rich.console import Console
+
+    console = console or Console()
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SmartSLAError(f"cannot listen on {host}:{port} ({exc.strerror}): pass --port") from None
+    server = build_demo_server(demo)
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    console.rule("Dashboard")
+    console.print("A second agreement between the same parties is running, with a credit owed to the customer.")
+    for label, url in server.urls(base).items():
+        console.print(f"  {label:<28} {url}")
+    console.print("Demo mode: the server signs for the chain's unlocked accounts when no browser wallet is there. "
+                  "Ctrl-C stops.")
+    uvicorn.run(server.app, host=host, port=port, log_level="warning")

@@ -1,0 +1,263 @@
+"""The dashboard: server-rendered pages (Jinja2) over the index, with the app's own CSS.
+
+* `/` every agreement, newest first, with a status filter and links to the party views;
+* `/agreements/{address}` a status page: a bar of periods per service, the current period,
+  credits earned and paid, escrow left, maintenance windows and disputes, charts, events;
+* `/customer/{address}` what a customer is owed, with withdraw (and terminate) actions;
+* `/provider/{address}` a provider's agreements and exposure.
+
+Pages read the index only. Nothing is loaded from elsewhere: the Content-Security-Policy
+allows this origin only.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from ..api import views
+from ..api.security import TOKEN_COOKIE, bearer, token_matches
+from ..api.tx import cli_command
+from . import charts
+
+if TYPE_CHECKING:
+    from ..api.app import AppState
+
+WEB_DIR = resources.files("smartsla.web")
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+MAINTENANCE_WORDS = ("Maintenance",)
+DISPUTE_WORDS = ("Dispute",)
+
+
+def fmt_time(ts: int | None) -> str:
+    if ts is None:
+        return "–"
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt_duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    days, rest = divmod(abs(seconds), 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days and not hours and not minutes:
+        text = f"{days} day{'s' if days != 1 else ''}"
+    elif days:
+        text = f"{days} d {hours} h"
+    elif hours:
+        text = f"{hours} h {minutes} min"
+    else:
+        text = f"{minutes} min"
+    return ("-" if seconds < 0 else "") + text
+
+
+def short(address: str | None) -> str:
+    return "–" if not address else f"{address[:8]}…{address[-4:]}"
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    env = templates.env
+    env.filters.update(time=fmt_time, duration=fmt_duration, short=short, pct=views.pct,
+                       bps=lambda b: f"{Decimal(int(b)) / 100:.2f}%")
+    env.globals.update(amount=views.fmt_amount, state_labels=charts.STATE_LABELS, colors=charts.COLORS)
+    return templates
+
+
+def _cells(row: dict[str, Any], periods: list[dict[str, Any]], service_index: int, now: int) -> list[dict[str, Any]]:
+    """One status-bar cell per period of the agreement for one service."""
+    by_period = {p["period"]: p for p in periods}
+    count, settled = int(row["period_count"]), int(row["settled_periods"])
+    running = row["status"] in ("Pending", "Active")
+    start, length = int(row["start"]), int(row["period_length"])
+    cells = []
+    for period in range(count):
+        p = by_period.get(period)
+        p_start, p_end = start + period * length, start + (period + 1) * length
+        when = f"period {period}, {fmt_time(p_start)} – {fmt_time(p_end)}"
+        if p is not None and service_index < len(p["services"]):
+            s = p["services"][service_index]
+            tier = f", tier {s['tier']} ({Decimal(s['tier_credit_bps']) / 100:.2f}% credit)" if s["tier"] else ""
+            title = (f"{when}: {s['value_ppm'] / 10_000:.4f}% against {s['objective_ppm'] / 10_000:.4f}%{tier}"
+                     f" — {charts.STATE_LABELS[s['state']]}")
+            cells.append({"period": period, "state": s["state"], "title": title})
+        elif running and period == settled and now >= p_start:
+            cells.append({"period": period, "state": "current", "title": f"{when}: in progress"})
+        elif running:
+            cells.append({"period": period, "state": "future", "title": f"{when}: not started"})
+        else:
+            cells.append({"period": period, "state": "void", "title": f"{when}: never ran"})
+    return cells
+
+
+def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, Any]]:
+    """The buttons a party sees for one agreement."""
+    terms = views.terms_of(row)
+    me = terms.customer if role == "customer" else terms.provider
+    out = []
+    owed = int(row[f"owed_to_{role}"])
+    if owed:
+        out.append({"action": "withdraw", "from": me, "label": f"Withdraw {views.fmt_amount(owed, row['asset'])}",
+                    "cli": cli_command("withdraw", row["address"], state.settings.rpc_url)})
+    if role == "customer" and row["status"] == "Active" and row["disaster_occurred"]:
+        refund = views.fmt_amount(row["fees_escrowed"], row["asset"])
+        out.append({"action": "terminate", "from": me, "label": f"Terminate (disaster clause): get back {refund}",
+                    "cli": cli_command("terminate", row["address"], state.settings.rpc_url)})
+    if row["status"] == "Pending":
+        kind = "deposit-fees" if role == "customer" else "deposit-collateral"
+        done = row["fees_deposited"] if role == "customer" else row["collateral_deposited"]
+        if not done:
+            amount = terms.total_fees if role == "customer" else terms.collateral
+            out.append({"action": kind, "from": me, "cli": None,
+                        "label": f"Deposit the {'fees' if role == 'customer' else 'collateral'}: "
+                                 f"{views.fmt_amount(amount, row['asset'])}"})
+    return out
+
+
+def mount_dashboard(app: FastAPI, state: AppState) -> None:
+    templates = _templates()
+    store = state.store
+    settings = state.settings
+    app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
+
+    def authorised(request: Request) -> bool:
+        token = bearer(request.headers) or request.cookies.get(TOKEN_COOKIE)
+        return token_matches(token, settings.read_token)
+
+    def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+        cursor = store.cursor()
+        context = {"request": request, "cursor": cursor, "now": views.chain_now(cursor),
+                   "server_signing": settings.server_signing, **context}
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def gate(request: Request) -> Response | None:
+        if authorised(request):
+            return None
+        target = urllib.parse.quote(request.url.path)
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+
+    def bad_address(request: Request, value: str) -> Response:
+        try:
+            views.parse_address(value)
+        except ValueError as exc:
+            return render(request, "error.html", {"title": "Not an address", "message": str(exc)}, 422)
+        raise AssertionError("unreachable")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request, status: str | None = None, page: int = 1) -> Response:
+        if (redirect := gate(request)) is not None:
+            return redirect
+        status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled") else None
+        page = max(1, min(page, 10_000_000))
+        per_page = 50
+        rows, total = store.list_agreements(status=status, limit=per_page, offset=(page - 1) * per_page)
+        return render(request, "index.html", {"rows": rows, "total": total, "page": page, "per_page": per_page,
+                                              "status": status, "pages": max(1, -(-total // per_page))})
+
+    @app.get("/party", include_in_schema=False)
+    def party(request: Request, role: str = "customer", address: str = "") -> Response:
+        try:
+            checked = views.parse_address(address.strip())
+        except ValueError:
+            return bad_address(request, address)
+        return RedirectResponse(f"/{'provider' if role == 'provider' else 'customer'}/{checked}", status_code=303)
+
+    @app.get("/agreements/{address}", response_class=HTMLResponse, include_in_schema=False)
+    def agreement_page(request: Request, address: str) -> Response:
+        if (redirect := gate(request)) is not None:
+            return redirect
+        try:
+            address = views.parse_address(address)
+        except ValueError:
+            return bad_address(request, address)
+        row = store.agreement(address)
+        if row is None:
+            return render(request, "error.html", {"title": "Unknown agreement", "message":
+                          f"No agreement {address} in the index."}, 404)
+        terms = views.terms_of(row)
+        now = views.chain_now(store.cursor())
+        prows, _ = store.periods(address)
+        periods = [views.period_json(p, terms) for p in prows]
+        services = [{"name": s.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
+                     "tiers": s.tiers} for s in terms.services]
+        bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now)),
+                 "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
+                 "met": sum(1 for c in cells if c["state"] == "operational"),
+                 "settled": sum(1 for c in cells if c["state"] in ("operational", "degraded", "outage"))}
+                for i, s in enumerate(services)]
+        events, events_total = store.events(address, limit=100, newest_first=True)
+        fmt = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
+        context = {
+            "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
+            "events": events, "events_total": events_total,
+            "maintenance": store.event_names_like(address, MAINTENANCE_WORDS),
+            "disputes": store.event_names_like(address, DISPUTE_WORDS),
+            "withdrawals": store.withdrawals(address, limit=200)[0],
+            "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
+            "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt),
+            "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
+        }
+        return render(request, "agreement.html", context)
+
+    def party_page(request: Request, address: str, role: str) -> Response:
+        if (redirect := gate(request)) is not None:
+            return redirect
+        try:
+            address = views.parse_address(address)
+        except ValueError:
+            return bad_address(request, address)
+        rows = store.all_agreements_of(**{role: address}, limit=500)
+        now = views.chain_now(store.cursor())
+        items = []
+        totals: dict[str, dict[str, int]] = {}
+        for row in rows:
+            t = totals.setdefault(row["asset"], {"owed": 0, "credits": 0, "exposure": 0, "collateral": 0,
+                                                 "withdrawn": 0})
+            t["owed"] += int(row[f"owed_to_{role}"])
+            t["credits"] += int(row["credits_paid"])
+            t["exposure"] += views.exposure(row)
+            t["collateral"] += int(row["collateral_escrowed"])
+            t["withdrawn"] += int(row[f"withdrawn_{role}"])
+            items.append({"row": row, "exposure": views.exposure(row), "progress": views.progress(row, now),
+                          "actions": _actions(row, role, state)})
+        return render(request, "party.html", {"role": role, "address": address, "items": items, "totals": totals})
+
+    @app.get("/customer/{address}", response_class=HTMLResponse, include_in_schema=False)
+    def customer_page(request: Request, address: str) -> Response:
+        return party_page(request, address, "customer")
+
+    @app.get("/provider/{address}", response_class=HTMLResponse, include_in_schema=False)
+    def provider_page(request: Request, address: str) -> Response:
+        return party_page(request, address, "provider")
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(request: Request, next: str = "/") -> Response:
+        return render(request, "login.html", {"next": next if next.startswith("/") else "/", "failed": False})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+        token = (form.get("token") or [""])[0]
+        target = (form.get("next") or ["/"])[0]
+        target = target if target.startswith("/") and not target.startswith("//") else "/"
+        if not token_matches(token, settings.read_token):
+            return render(request, "login.html", {"next": target, "failed": True}, 401)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
