@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Agreement} from "../../contracts/Agreement.sol";
+import {Status, Snapshot} from "../../contracts/SlaTypes.sol";
+
+import {TestBase, FuzzSelector} from "./utils/TestBase.sol";
+import {AgreementHandler, Book} from "./handlers/AgreementHandler.sol";
+
+/// @title Invariants of agreements under random sequences of calls by random actors.
+/// @notice The handler (handlers/AgreementHandler.sol) is the only fuzzed contract. Each run
+/// starts from the README's example agreement and may open up to two more with random valid
+/// terms (ether or ERC-20, committee of 1 to 3, quorum 1 to 3); every run ends with
+/// `afterInvariant`, which winds every agreement down and checks the final payouts.
+contract AgreementInvariantTest is TestBase {
+    AgreementHandler internal handler;
+
+    function setUp() public {
+        handler = new AgreementHandler();
+        targetContract(address(handler));
+        bytes4[] memory selectors = new bytes4[](11);
+        selectors[0] = AgreementHandler.createAgreement.selector;
+        selectors[1] = AgreementHandler.depositFees.selector;
+        selectors[2] = AgreementHandler.depositCollateral.selector;
+        selectors[3] = AgreementHandler.cancel.selector;
+        selectors[4] = AgreementHandler.settle.selector;
+        selectors[5] = AgreementHandler.settleWithReports.selector;
+        selectors[6] = AgreementHandler.terminate.selector;
+        selectors[7] = AgreementHandler.withdraw.selector;
+        selectors[8] = AgreementHandler.warp.selector;
+        selectors[9] = AgreementHandler.donate.selector;
+        // settling is the interesting part: give it a second ticket
+        selectors[10] = AgreementHandler.settle.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+    }
+
+    /// @notice The agreement holds exactly what its books say (escrowed fees and collateral plus
+    /// what each party can withdraw), plus whatever was forced in from outside.
+    function invariant_balanceEqualsBooks() public view {
+        for (uint256 i = 0; i < handler.bookCount(); ++i) {
+            Book memory b = handler.book(i);
+            Snapshot memory s = b.agreement.snapshot();
+            uint256 books = uint256(s.feesEscrowed) + s.collateralEscrowed + s.owedToCustomer + s.owedToProvider;
+            assertEq(handler.balanceOf(i, address(b.agreement)), books + b.donated, "balance = books + donations");
+        }
+    }
+
+    /// @notice No party is ever owed more than the terms allow, and every unit is accounted for.
+    function invariant_payoutsWithinTerms() public view {
+        for (uint256 i = 0; i < handler.bookCount(); ++i) {
+            Book memory b = handler.book(i);
+            Snapshot memory s = b.agreement.snapshot();
+            uint256 totalFees = b.fee * b.count;
+            uint256 toCustomer = s.owedToCustomer + b.withdrawnByCustomer;
+            uint256 toProvider = s.owedToProvider + b.withdrawnByProvider;
+            assertLe(toCustomer, totalFees + b.collateral, "customer <= fees + collateral");
+            assertLe(toProvider, totalFees + b.collateral, "provider <= fees + collateral");
+            assertLe(b.creditsPaid, b.collateral, "credits <= collateral");
+            assertLe(b.creditsPaid, b.collateralIn, "credits <= collateral deposited");
+            assertEq(toCustomer, b.feesRefunded + b.creditsPaid, "customer entitlement = refunds + credits");
+            assertEq(toProvider, b.feesReleased + b.collateralReturned, "provider entitlement = fees + collateral back");
+            assertEq(b.feesReleased + b.feesRefunded + s.feesEscrowed, b.feesIn, "every fee accounted for");
+            assertEq(
+                b.creditsPaid + b.collateralReturned + s.collateralEscrowed, b.collateralIn, "every unit of collateral accounted for"
+            );
+        }
+    }
+
+    /// @notice A period settles at most once; PeriodSettled events agree with the counter.
+    function invariant_periodSettlesAtMostOnce() public view {
+        for (uint256 i = 0; i < handler.bookCount(); ++i) {
+            Book memory b = handler.book(i);
+            Snapshot memory s = b.agreement.snapshot();
+            uint256 sum;
+            for (uint256 p = 0; p < b.count; ++p) {
+                uint256 n = handler.settledEvents(address(b.agreement), p);
+                assertLe(n, 1, "a period settled twice");
+                assertEq(n, p < s.settledPeriods ? 1 : 0, "settled periods are exactly 0..settledPeriods-1");
+                sum += n;
+            }
+            assertEq(sum, s.settledPeriods, "events = settled counter");
+            assertEq(b.settlements, s.settledPeriods, "no settlement outside the term");
+            assertLe(s.settledPeriods, b.count, "never more periods than the term");
+        }
+    }
+
+    /// @notice The credit of any one period never exceeds the cap (nor the period's fee).
+    function invariant_creditPerPeriodWithinCap() public view {
+        for (uint256 i = 0; i < handler.bookCount(); ++i) {
+            Book memory b = handler.book(i);
+            assertLe(b.maxCreditInPeriod, b.fee * b.capBps / 10_000, "period credit <= cap");
+            assertLe(b.maxCreditInPeriod, b.fee, "period credit <= fee");
+        }
+    }
+
+    /// @notice Only committee members settle: strangers and parties were tried and always refused.
+    function invariant_onlyCommitteeSettles() public view {
+        assertEq(handler.nonMemberSettleSuccesses(), 0, "a non-member settled a period");
+    }
+
+    /// @notice Status and flags agree; terminal statuses empty the escrow.
+    function invariant_statusConsistent() public view {
+        for (uint256 i = 0; i < handler.bookCount(); ++i) {
+            Book memory b = handler.book(i);
+            Snapshot memory s = b.agreement.snapshot();
+            if (s.status == Status.Pending) {
+                assertTrue(!(s.feesDeposited && s.collateralDeposited), "pending with both deposits");
+                assertEq(s.settledPeriods, 0, "pending yet settled");
+            }
+            if (s.status == Status.Active) {
+                assertTrue(s.feesDeposited && s.collateralDeposited, "active without both deposits");
+                assertEq(s.feesEscrowed, b.fee * (b.count - s.settledPeriods), "fees of the unsettled periods escrowed");
+            }
+            if (s.status == Status.Ended) assertEq(s.settledPeriods, b.count, "ended early");
+            if (s.status == Status.Ended || s.status == Status.Terminated || s.status == Status.Cancelled) {
+                assertEq(uint256(s.feesEscrowed) + s.collateralEscrowed, 0, "terminal status keeps escrow");
+            }
+            if (s.status == Status.Terminated) assertTrue(s.disasterOccurred, "terminated without a disaster");
+            if (b.terminal) assertTrue(s.status == b.terminalStatus, "terminal status changed");
+        }
+    }
+
+    /// @notice After every run: the term ends, everything is withdrawn, the agreements hold
+    /// nothing (but donations), and each party got exactly its due.
+    function afterInvariant() public {
+        handler.windDown();
+    }
+}

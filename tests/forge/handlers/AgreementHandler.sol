@@ -1,0 +1,935 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+import {Agreement} from "../../../contracts/Agreement.sol";
+import {AgreementFactory} from "../../../contracts/AgreementFactory.sol";
+import {Terms, Status, Snapshot, SignedReport, PPM, BPS} from "../../../contracts/SlaTypes.sol";
+import {TestToken} from "../../../contracts/test/TestToken.sol";
+
+import {Assertions, VmExtra} from "../utils/TestBase.sol";
+import {TermsGen, Limits} from "../utils/TermsGen.sol";
+import {RefModel} from "../utils/RefModel.sol";
+import {ForceSend} from "../mocks/ForceSend.sol";
+
+/// @notice What the handler knows about one agreement: the money that went in and out, from
+/// its own calls and from the events the agreement emitted.
+struct Book {
+    Agreement agreement;
+    bool eth;
+    uint256 fee;
+    uint256 count;
+    uint256 collateral;
+    uint256 capBps;
+    uint256 quorum;
+    uint256 feesIn; // deposited by the customer
+    uint256 collateralIn; // deposited by the provider
+    uint256 feesReleased; // PeriodSettled.feeEarned, summed
+    uint256 creditsPaid; // PeriodSettled.creditPaid, summed
+    uint256 maxCreditInPeriod;
+    uint256 feesRefunded; // Cancelled / Terminated
+    uint256 collateralReturned; // Cancelled / Terminated / Ended
+    uint256 withdrawnByCustomer;
+    uint256 withdrawnByProvider;
+    uint256 donated; // forced in from outside (SELFDESTRUCT, plain token transfer)
+    uint256 settlements; // PeriodSettled events seen
+    bool terminal;
+    Status terminalStatus;
+}
+
+/// @title Drives agreements through random deposits, settlements, cancellations, terminations,
+/// withdrawals, donations and clock jumps, by random actors.
+/// @notice Every call to an agreement is predicted first: success, or the exact custom error
+/// the contract must revert with. A wrong prediction, or a success whose balances and books
+/// differ from the reference model, makes the handler revert, and the campaign (with
+/// fail_on_revert = true) fails with the sequence that caused it. The agreements' own reverts
+/// never reach the fuzzer: they are caught and compared.
+contract AgreementHandler is Assertions {
+    uint256 public constant MAX_AGREEMENTS = 3;
+    uint256 internal constant START_TIME = 1_700_000_000;
+
+    AgreementFactory public immutable factory;
+    TestToken public immutable token;
+    address public immutable provider;
+    address public immutable customer;
+
+    uint256[] internal _oracleKeys; // committee candidates; an agreement's committee is a prefix
+    address[] public oracles;
+    uint256[] internal _strangerKeys;
+    address[] public strangers;
+    address[] public actors; // provider, customer, oracles, strangers
+
+    uint256 public clock;
+    Book[] internal _books;
+    /// agreement => period => PeriodSettled events seen
+    mapping(address => mapping(uint256 => uint256)) public settledEvents;
+
+    // figures for the summary
+    mapping(bytes32 => uint256) public attempts;
+    mapping(bytes32 => uint256) public successes;
+    /// custom error selector => times an agreement reverted with it, as predicted
+    mapping(bytes4 => uint256) public revertsSeen;
+    uint256 public nonMemberSettleAttempts;
+    uint256 public nonMemberSettleSuccesses;
+
+    Limits internal _limits = Limits({
+        maxServices: 3,
+        maxTiers: 4,
+        maxPeriods: 6,
+        minPeriodLength: 1 hours,
+        maxPeriodLength: 3 days,
+        maxFee: 1e24,
+        maxCollateral: 1e25
+    });
+
+    constructor() {
+        factory = new AgreementFactory();
+        token = new TestToken();
+        provider = vm.addr(0xA11CE);
+        customer = vm.addr(0xB0B);
+        for (uint256 i = 0; i < 3; ++i) {
+            _oracleKeys.push(0x0A0 + i);
+            oracles.push(vm.addr(0x0A0 + i));
+        }
+        for (uint256 i = 0; i < 2; ++i) {
+            _strangerKeys.push(0x5000 + i);
+            strangers.push(vm.addr(0x5000 + i));
+        }
+        actors.push(provider);
+        actors.push(customer);
+        for (uint256 i = 0; i < 3; ++i) actors.push(oracles[i]);
+        for (uint256 i = 0; i < 2; ++i) actors.push(strangers[i]);
+        clock = START_TIME;
+        vm.warp(clock);
+        // Agreement 0: the README's example (two AWS-like services, ether, one oracle).
+        address[] memory committee = new address[](1);
+        committee[0] = oracles[0];
+        Terms memory t0 = TermsGen.example(provider, customer, committee, 1, address(0), uint64(clock));
+        t0.periodLength = 1 days; // short periods: a run of a few dozen calls sees several of them
+        _open(t0);
+        // ...already funded, so that every run starts with an active agreement
+        Book storage b = _books[0];
+        vm.deal(customer, b.fee * b.count);
+        vm.prank(customer);
+        b.agreement.depositFees{value: b.fee * b.count}();
+        vm.deal(provider, b.collateral);
+        vm.prank(provider);
+        b.agreement.depositCollateral{value: b.collateral}();
+        b.feesIn = b.fee * b.count;
+        b.collateralIn = b.collateral;
+    }
+
+    // ================================================================ reads for the invariants
+    function bookCount() external view returns (uint256) {
+        return _books.length;
+    }
+
+    function book(uint256 i) external view returns (Book memory) {
+        return _books[i];
+    }
+
+    function balanceOf(uint256 i, address who) public view returns (uint256) {
+        return _books[i].eth ? who.balance : token.balanceOf(who);
+    }
+
+    // ================================================================ actions
+    function createAgreement(uint256 seed) external {
+        _count("createAgreement");
+        if (_books.length >= MAX_AGREEMENTS) return;
+        vm.warp(clock);
+        uint256 n = 1 + seed % 3;
+        address[] memory committee = new address[](n);
+        for (uint256 i = 0; i < n; ++i) committee[i] = oracles[i];
+        address asset = (seed >> 8) % 2 == 0 ? address(0) : address(token);
+        // start up to two periods in the past or the future (late activation is allowed)
+        uint256 len = bound(seed >> 16, _limits.minPeriodLength, _limits.maxPeriodLength);
+        uint256 offset = bound(seed >> 64, 0, 4 * len);
+        uint64 start = uint64(clock + offset - 2 * len);
+        Terms memory t = TermsGen.random(seed, _limits, provider, customer, committee, asset, start);
+        _open(t);
+        _success("createAgreement");
+    }
+
+    function depositFees(uint256 aSeed, uint256 actorSeed, uint256 amountSeed) external {
+        _count("depositFees");
+        vm.warp(clock);
+        (uint256 idx, Book storage b) = _pickFor(aSeed, PENDING);
+        address who = actorSeed % 4 != 0 ? customer : _actor(actorSeed >> 2);
+        Snapshot memory s = b.agreement.snapshot();
+        uint256 amount = b.fee * b.count;
+        (uint256 value, uint256 allowance) = _fund(b, who, amount, amountSeed);
+
+        bytes memory expected;
+        if (who != customer) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        else if (s.feesDeposited) expected = abi.encodeWithSelector(Agreement.AlreadyDeposited.selector);
+        else expected = _pullError(b, amount, value, allowance);
+
+        uint256 agreementBefore = balanceOf(idx, address(b.agreement));
+        uint256 whoBefore = balanceOf(idx, who);
+        bool ok;
+        bytes memory err;
+        vm.prank(who);
+        try b.agreement.depositFees{value: value}() {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "depositFees");
+        if (!ok) return;
+        _success("depositFees");
+        b.feesIn += amount;
+        assertEq(balanceOf(idx, address(b.agreement)), agreementBefore + amount, "fees reached the escrow");
+        assertEq(balanceOf(idx, who), whoBefore - amount, "fees left the customer");
+        Snapshot memory after_ = b.agreement.snapshot();
+        assertEq(after_.feesEscrowed, amount, "fees escrowed");
+        assertTrue(after_.feesDeposited, "fees flag");
+        assertTrue((after_.status == Status.Active) == s.collateralDeposited, "activation needs both deposits");
+    }
+
+    function depositCollateral(uint256 aSeed, uint256 actorSeed, uint256 amountSeed) external {
+        _count("depositCollateral");
+        vm.warp(clock);
+        (uint256 idx, Book storage b) = _pickFor(aSeed, PENDING);
+        address who = actorSeed % 4 != 0 ? provider : _actor(actorSeed >> 2);
+        Snapshot memory s = b.agreement.snapshot();
+        uint256 amount = b.collateral;
+        (uint256 value, uint256 allowance) = _fund(b, who, amount, amountSeed);
+
+        bytes memory expected;
+        if (who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        else if (s.collateralDeposited) expected = abi.encodeWithSelector(Agreement.AlreadyDeposited.selector);
+        else expected = _pullError(b, amount, value, allowance);
+
+        uint256 agreementBefore = balanceOf(idx, address(b.agreement));
+        uint256 whoBefore = balanceOf(idx, who);
+        bool ok;
+        bytes memory err;
+        vm.prank(who);
+        try b.agreement.depositCollateral{value: value}() {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "depositCollateral");
+        if (!ok) return;
+        _success("depositCollateral");
+        b.collateralIn += amount;
+        assertEq(balanceOf(idx, address(b.agreement)), agreementBefore + amount, "collateral reached the escrow");
+        assertEq(balanceOf(idx, who), whoBefore - amount, "collateral left the provider");
+        Snapshot memory after_ = b.agreement.snapshot();
+        assertEq(after_.collateralEscrowed, amount, "collateral escrowed");
+        assertTrue((after_.status == Status.Active) == s.feesDeposited, "activation needs both deposits");
+    }
+
+    function cancel(uint256 aSeed, uint256 actorSeed) external {
+        _count("cancel");
+        vm.warp(clock);
+        (, Book storage b) = _pick(aSeed);
+        address who = _actor(actorSeed);
+        Snapshot memory s = b.agreement.snapshot();
+        bytes memory expected;
+        if (who != customer && who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        bool ok;
+        bytes memory err;
+        vm.prank(who);
+        try b.agreement.cancel() {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "cancel");
+        if (!ok) return;
+        _success("cancel");
+        b.feesRefunded += s.feesEscrowed;
+        b.collateralReturned += s.collateralEscrowed;
+        Snapshot memory after_ = b.agreement.snapshot();
+        assertTrue(after_.status == Status.Cancelled, "cancelled");
+        assertEq(after_.owedToCustomer, s.owedToCustomer + s.feesEscrowed, "fees back to the customer");
+        assertEq(after_.owedToProvider, s.owedToProvider + s.collateralEscrowed, "collateral back to the provider");
+        _observe(b);
+    }
+
+    /// @notice A direct report (quorum 1 only), by a member most of the time, else by anyone.
+    function settle(uint256 aSeed, uint256 actorSeed, uint256 periodSeed, uint256 valueSeed) external {
+        _count("settle");
+        vm.warp(clock);
+        (, Book storage b) = _pickFor(aSeed, ACTIVE_QUORUM_1);
+        Terms memory t = b.agreement.terms();
+        address who = actorSeed % 4 != 0 ? t.oracles[(actorSeed >> 8) % t.oracles.length] : _actor(actorSeed >> 8);
+        Snapshot memory s = b.agreement.snapshot();
+        uint256 period = _choosePeriod(periodSeed, s.settledPeriods);
+        _maybeReachEnd(b, periodSeed >> 64, period, s);
+        uint32[] memory values = _values(valueSeed, t, valueSeed % 32 == 0 ? 1 : 0);
+
+        bool member = _isMember(t, who);
+        if (!member) ++nonMemberSettleAttempts;
+        bytes memory expected;
+        if (!member) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (t.quorum > 1) expected = abi.encodeWithSelector(Agreement.QuorumNotReached.selector, t.quorum, 1);
+        else expected = _settleError(t, s, period, values);
+
+        bool ok;
+        bytes memory err;
+        vmx.recordLogs();
+        vm.prank(who);
+        try b.agreement.settle(period, values) {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        VmExtra.Log[] memory logs = _logs();
+        _expect(ok, err, expected, "settle");
+        if (!ok) return;
+        if (!member) ++nonMemberSettleSuccesses;
+        _success("settle");
+        _afterSettle(b, t, s, period, values, logs);
+    }
+
+    /// @notice Signed reports (vm.sign over Agreement.reportDigest): mostly distinct members, and
+    /// sometimes strangers, duplicates, too few, a wrong number of values, or a signature made
+    /// for another period (a replay).
+    struct ReportCall {
+        uint256 idx;
+        Terms t;
+        address who;
+        Snapshot s;
+        uint256 period;
+        uint256 valueSeed;
+        uint256 signerSeed;
+        bool member;
+    }
+
+    function settleWithReports(uint256 aSeed, uint256 actorSeed, uint256 periodSeed, uint256 valueSeed, uint256 signerSeed)
+        external
+    {
+        _count("settleWithReports");
+        vm.warp(clock);
+        ReportCall memory c;
+        Book storage b;
+        (c.idx, b) = _pickFor(aSeed, ACTIVE);
+        c.t = b.agreement.terms();
+        c.who = actorSeed % 4 != 0 ? c.t.oracles[(actorSeed >> 8) % c.t.oracles.length] : _actor(actorSeed >> 8);
+        c.s = b.agreement.snapshot();
+        c.period = _choosePeriod(periodSeed, c.s.settledPeriods);
+        _maybeReachEnd(b, periodSeed >> 64, c.period, c.s);
+        c.valueSeed = valueSeed;
+        c.signerSeed = signerSeed;
+        c.member = _isMember(c.t, c.who);
+        _settleWithReports(b, c);
+    }
+
+    function _settleWithReports(Book storage b, ReportCall memory c) internal {
+        uint256[] memory keys = _signers(c.signerSeed, c.t);
+        (SignedReport[] memory reports, bytes memory expected, uint32[] memory medians, uint256 mask) =
+            _reports(b.agreement, c.t, c.period, keys, c.valueSeed, c.signerSeed);
+        if (!c.member) ++nonMemberSettleAttempts;
+        if (!c.member) {
+            expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, c.who);
+        } else if (reports.length < c.t.quorum || reports.length == 0) {
+            expected = abi.encodeWithSelector(Agreement.QuorumNotReached.selector, c.t.quorum, reports.length);
+        } else if (expected.length == 0) {
+            expected = _settleError(c.t, c.s, c.period, medians);
+        }
+
+        bool ok;
+        bytes memory err;
+        vmx.recordLogs();
+        vm.prank(c.who);
+        try b.agreement.settleWithReports(c.period, reports) {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        VmExtra.Log[] memory logs = _logs();
+        _expect(ok, err, expected, "settleWithReports");
+        if (!ok) return;
+        if (!c.member) ++nonMemberSettleSuccesses;
+        _success("settleWithReports");
+        bool sawAccepted;
+        for (uint256 i = 0; i < logs.length; ++i) {
+            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == Agreement.ReportsAccepted.selector) {
+                assertEq(uint256(logs[i].topics[1]), c.period, "ReportsAccepted period");
+                assertEq(abi.decode(logs[i].data, (uint256)), mask, "ReportsAccepted signers");
+                sawAccepted = true;
+            }
+        }
+        assertTrue(sawAccepted, "ReportsAccepted emitted");
+        _afterSettle(b, c.t, c.s, c.period, medians, logs);
+    }
+
+    function terminate(uint256 aSeed, uint256 actorSeed) external {
+        _count("terminate");
+        vm.warp(clock);
+        (, Book storage b) = _pickFor(aSeed, ACTIVE_DISASTER);
+        address who = actorSeed % 2 == 0 ? customer : _actor(actorSeed >> 1);
+        Snapshot memory s = b.agreement.snapshot();
+        bytes memory expected;
+        if (who != customer) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (s.status != Status.Active) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        else if (!s.disasterOccurred) expected = abi.encodeWithSelector(Agreement.NoDisaster.selector);
+        bool ok;
+        bytes memory err;
+        vm.prank(who);
+        try b.agreement.terminate() {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "terminate");
+        if (!ok) return;
+        _success("terminate");
+        b.feesRefunded += s.feesEscrowed;
+        b.collateralReturned += s.collateralEscrowed;
+        Snapshot memory after_ = b.agreement.snapshot();
+        assertTrue(after_.status == Status.Terminated, "terminated");
+        assertEq(after_.feesEscrowed + after_.collateralEscrowed, 0, "nothing left in escrow");
+        assertEq(after_.owedToCustomer, s.owedToCustomer + s.feesEscrowed, "unearned fees back");
+        assertEq(after_.owedToProvider, s.owedToProvider + s.collateralEscrowed, "collateral left back");
+        _observe(b);
+    }
+
+    function withdraw(uint256 aSeed, uint256 actorSeed) external {
+        _count("withdraw");
+        vm.warp(clock);
+        (uint256 idx, Book storage b) = _pick(aSeed);
+        address who = actorSeed % 4 == 0 ? _actor(actorSeed >> 2) : (actorSeed % 4 == 1 ? provider : customer);
+        if (_withdraw(idx, b, who)) _success("withdraw");
+    }
+
+    /// @notice Moves the clock forward: by a random amount, or to (one second before) the end of
+    /// the next period to settle of some agreement.
+    function warp(uint256 seed, uint256 aSeed) external {
+        _count("warp");
+        if (seed % 2 == 0) {
+            (, Book storage b) = _pick(aSeed);
+            Snapshot memory s = b.agreement.snapshot();
+            uint256 end = b.agreement.periodEnd(s.settledPeriods);
+            uint256 target = (seed >> 8) % 2 == 0 ? end : end - 1;
+            if (target > clock) clock = target;
+        } else {
+            clock += bound(seed >> 8, 0, 4 days);
+        }
+        vm.warp(clock);
+        _success("warp");
+    }
+
+    /// @notice Someone pushes money into an agreement without calling it.
+    function donate(uint256 aSeed, uint256 amountSeed) external {
+        _count("donate");
+        (uint256 idx, Book storage b) = _pick(aSeed);
+        uint256 amount = bound(amountSeed, 1, 1e20);
+        uint256 before = balanceOf(idx, address(b.agreement));
+        if (b.eth) {
+            vm.deal(address(this), amount);
+            new ForceSend{value: amount}(payable(address(b.agreement)));
+        } else {
+            token.mint(address(b.agreement), amount);
+        }
+        b.donated += amount;
+        assertEq(balanceOf(idx, address(b.agreement)), before + amount, "donation arrived");
+        _success("donate");
+    }
+
+    // ================================================================ end of a run
+    /// @notice After the term: settles what is left (or cancels what never started), lets both
+    /// parties withdraw, and checks that the agreement holds nothing but donations and that each
+    /// party got exactly what the books promised.
+    function windDown() external {
+        for (uint256 i = 0; i < _books.length; ++i) {
+            Book storage b = _books[i];
+            Agreement a = b.agreement;
+            Terms memory t = a.terms();
+            uint256 end = a.periodEnd(t.periodCount - 1);
+            if (end > clock) clock = end;
+            vm.warp(clock);
+            Snapshot memory s = a.snapshot();
+            if (s.status == Status.Pending) {
+                vm.prank(customer);
+                a.cancel();
+                b.feesRefunded += s.feesEscrowed;
+                b.collateralReturned += s.collateralEscrowed;
+            }
+            while (a.snapshot().status == Status.Active) {
+                _settlePerfect(b, t);
+            }
+            _observe(b);
+            s = a.snapshot();
+            if (s.owedToCustomer > 0) assertTrue(_withdraw(i, b, customer), "customer withdraws at the end");
+            if (s.owedToProvider > 0) assertTrue(_withdraw(i, b, provider), "provider withdraws at the end");
+            s = a.snapshot();
+            assertEq(s.feesEscrowed + s.collateralEscrowed + s.owedToCustomer + s.owedToProvider, 0, "books empty");
+            assertEq(balanceOf(i, address(a)), b.donated, "agreement holds nothing but donations");
+            assertEq(b.withdrawnByCustomer, b.feesRefunded + b.creditsPaid, "customer got refunds + credits");
+            assertEq(b.withdrawnByProvider, b.feesReleased + b.collateralReturned, "provider got fees + collateral left");
+            assertEq(b.withdrawnByCustomer + b.withdrawnByProvider, b.feesIn + b.collateralIn, "all deposits paid out");
+        }
+    }
+
+    // ================================================================ internals
+    function _open(Terms memory t) internal {
+        address a = factory.createAgreement(t);
+        assertTrue(factory.isAgreement(a), "registered");
+        assertEq(keccak256(abi.encode(Agreement(a).terms())), keccak256(abi.encode(t)), "terms round trip");
+        Book storage b = _books.push();
+        b.agreement = Agreement(a);
+        b.eth = t.asset == address(0);
+        b.fee = t.feePerPeriod;
+        b.count = t.periodCount;
+        b.collateral = t.collateral;
+        b.capBps = t.creditCapBps;
+        b.quorum = t.quorum;
+    }
+
+    function _pick(uint256 seed) internal view returns (uint256 idx, Book storage b) {
+        idx = seed % _books.length;
+        b = _books[idx];
+    }
+
+    uint8 internal constant ANY = 0;
+    uint8 internal constant PENDING = 1;
+    uint8 internal constant ACTIVE = 2;
+    uint8 internal constant ACTIVE_QUORUM_1 = 3;
+    uint8 internal constant ACTIVE_DISASTER = 4;
+
+    /// @dev Three times in four, the first agreement (from a random one on) in the state the
+    /// action needs; else (or if none is) any agreement. Keeps short runs meaningful.
+    function _pickFor(uint256 seed, uint8 want) internal view returns (uint256 idx, Book storage b) {
+        (idx, b) = _pick(seed);
+        if (want == ANY || (seed >> 128) % 4 == 0) return (idx, b);
+        for (uint256 k = 0; k < _books.length; ++k) {
+            uint256 j = (idx + k) % _books.length;
+            Snapshot memory s = _books[j].agreement.snapshot();
+            bool fits = want == PENDING
+                ? s.status == Status.Pending
+                : s.status == Status.Active
+                    && (want == ACTIVE || (want == ACTIVE_DISASTER && s.disasterOccurred)
+                        || (want == ACTIVE_QUORUM_1 && _books[j].quorum == 1));
+            if (fits) return (j, _books[j]);
+        }
+    }
+
+    /// @dev Half the time, when the next period has not ended yet, the clock jumps to its end.
+    function _maybeReachEnd(Book storage b, uint256 seed, uint256 period, Snapshot memory s) internal {
+        if (seed % 2 != 0 || period != s.settledPeriods || s.status != Status.Active) return;
+        uint256 end = b.agreement.periodEnd(period);
+        if (end > clock) {
+            clock = end;
+            vm.warp(clock);
+        }
+    }
+
+    function _actor(uint256 seed) internal view returns (address) {
+        return actors[seed % actors.length];
+    }
+
+    function _isMember(Terms memory t, address who) internal pure returns (bool) {
+        for (uint256 i = 0; i < t.oracles.length; ++i) {
+            if (t.oracles[i] == who) return true;
+        }
+        return false;
+    }
+
+    function _count(bytes32 what) internal {
+        ++attempts[what];
+    }
+
+    function _success(bytes32 what) internal {
+        ++successes[what];
+    }
+
+    /// @dev Gives `who` the means to pay `amount` (sometimes wrongly: a wrong ether value, a short
+    /// allowance, ether sent along with a token deposit); returns the ether value to send and the
+    /// token allowance granted.
+    function _fund(Book storage b, address who, uint256 amount, uint256 seed)
+        internal
+        returns (uint256 value, uint256 allowance)
+    {
+        if (b.eth) {
+            value = seed % 8 == 0 ? bound(seed >> 8, 0, amount + 1) : amount;
+        } else {
+            value = seed % 16 == 1 ? 1 : 0;
+            allowance = seed % 8 == 0 ? bound(seed >> 8, 0, amount) : amount;
+            token.mint(who, amount);
+            vm.prank(who);
+            token.approve(address(b.agreement), allowance);
+        }
+        vm.deal(who, value);
+    }
+
+    function _pullError(Book storage b, uint256 amount, uint256 value, uint256 allowance)
+        internal
+        view
+        returns (bytes memory)
+    {
+        if (b.eth) {
+            if (value != amount) return abi.encodeWithSelector(Agreement.WrongAmount.selector, amount, value);
+            return "";
+        }
+        if (value != 0) return abi.encodeWithSelector(Agreement.WrongAmount.selector, 0, value);
+        if (allowance < amount) {
+            return abi.encodeWithSelector(
+                IERC20Errors.ERC20InsufficientAllowance.selector, address(b.agreement), allowance, amount
+            );
+        }
+        return "";
+    }
+
+    /// @dev Mostly the next period to settle; sometimes one already settled or one further on.
+    function _choosePeriod(uint256 seed, uint256 settled) internal pure returns (uint256) {
+        uint256 mode = seed % 8;
+        if (mode == 0 && settled > 0) return bound(seed >> 8, 0, settled - 1);
+        if (mode == 1) return settled + 1 + bound(seed >> 8, 0, 3);
+        if (mode == 2) return type(uint256).max - bound(seed >> 8, 0, 1);
+        return settled;
+    }
+
+    /// @dev One value per service (plus `extra`, or one fewer when seed says so): edge values
+    /// (0, objective, objective - 1, 100 %, termination threshold - 1), values above 100 %, and
+    /// random values mostly near 100 %.
+    function _values(uint256 seed, Terms memory t, uint256 extra) internal pure returns (uint32[] memory values) {
+        uint256 n = t.services.length;
+        uint256 len = n + extra;
+        if (seed % 64 == 1 && n > 0) len = n - 1;
+        values = new uint32[](len);
+        for (uint256 i = 0; i < len; ++i) {
+            uint256 r = TermsGen.rand(seed, i);
+            uint256 objective = i < n ? t.services[i].objectivePpm : PPM;
+            uint256 kind = r % 16;
+            uint256 v;
+            if (kind == 0) v = 0;
+            else if (kind == 1) v = PPM;
+            else if (kind == 2) v = objective;
+            else if (kind == 3) v = objective - 1;
+            else if (kind == 4) v = t.terminationPpm > 0 ? t.terminationPpm - 1 : 0;
+            else if (kind == 5) v = PPM + 1 + (r >> 8) % 1000;
+            else if (kind == 6) v = (r >> 8) % (PPM + 1);
+            else if (kind < 11) v = PPM - (r >> 8) % 60_000;
+            else v = PPM;
+            values[i] = uint32(v);
+        }
+    }
+
+    /// @dev The error `_settle` must raise for these arguments, in the contract's order of checks.
+    function _settleError(Terms memory t, Snapshot memory s, uint256 period, uint32[] memory values)
+        internal
+        view
+        returns (bytes memory)
+    {
+        if (s.status != Status.Active) return abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        if (period < s.settledPeriods) return abi.encodeWithSelector(Agreement.PeriodAlreadySettled.selector, period);
+        if (period != s.settledPeriods) {
+            return abi.encodeWithSelector(Agreement.PeriodOutOfOrder.selector, s.settledPeriods, period);
+        }
+        uint256 endsAt = uint256(t.start) + (period + 1) * uint256(t.periodLength);
+        if (block.timestamp < endsAt) return abi.encodeWithSelector(Agreement.PeriodNotEnded.selector, period, endsAt);
+        if (values.length != t.services.length) {
+            return abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, t.services.length, values.length);
+        }
+        for (uint256 i = 0; i < values.length; ++i) {
+            if (values[i] > PPM) {
+                return abi.encodeWithSelector(Agreement.ValueAboveOneHundredPercent.selector, i, values[i]);
+            }
+        }
+        return "";
+    }
+
+    /// @dev Private keys of the reports' signers: mostly distinct members of the committee
+    /// (as many as the quorum, or more), sometimes a random draw from members and strangers.
+    function _signers(uint256 seed, Terms memory t) internal view returns (uint256[] memory keys) {
+        uint256 n = t.oracles.length;
+        if (seed % 8 == 0) {
+            uint256 k = bound(seed >> 8, 0, 5);
+            keys = new uint256[](k);
+            for (uint256 i = 0; i < k; ++i) {
+                uint256 pick = TermsGen.rand(seed, i) % 5;
+                keys[i] = pick < 3 ? _oracleKeys[pick] : _strangerKeys[pick - 3];
+            }
+        } else {
+            uint256 k = bound(seed >> 8, t.quorum, n);
+            if (seed % 8 == 1 && t.quorum > 1) k = t.quorum - 1; // one short
+            keys = new uint256[](k);
+            uint256 offset = (seed >> 16) % n;
+            for (uint256 i = 0; i < k; ++i) keys[i] = _oracleKeys[(offset + i) % n];
+        }
+    }
+
+    struct ReportPlan {
+        Agreement a;
+        uint256 period;
+        uint256 n;
+        uint256 valueSeed;
+        uint256 signerSeed;
+        uint256 signers;
+        bool failed;
+        bytes expected;
+        uint32[] honest;
+        uint32[][] columns;
+    }
+
+    /// @dev Builds and signs the reports; returns the first error the contract must raise while
+    /// reading them (empty if none), the per-service lower medians, and the signers' bitmask.
+    function _reports(
+        Agreement a,
+        Terms memory t,
+        uint256 period,
+        uint256[] memory keys,
+        uint256 valueSeed,
+        uint256 signerSeed
+    ) internal returns (SignedReport[] memory reports, bytes memory expected, uint32[] memory medians, uint256 mask) {
+        ReportPlan memory p;
+        p.a = a;
+        p.period = period;
+        p.n = t.services.length;
+        p.valueSeed = valueSeed;
+        p.signerSeed = signerSeed;
+        p.honest = _values(valueSeed, t, 0);
+        if (p.honest.length != p.n) p.honest = _values(valueSeed + 1, t, 0); // exact count for the base
+        p.columns = new uint32[][](p.n);
+        for (uint256 s = 0; s < p.n; ++s) p.columns[s] = new uint32[](keys.length);
+        reports = new SignedReport[](keys.length);
+        for (uint256 i = 0; i < keys.length; ++i) {
+            reports[i] = _oneReport(p, t, keys, i);
+        }
+        expected = p.expected;
+        mask = p.signers;
+        medians = new uint32[](p.n);
+        if (!p.failed && keys.length > 0) {
+            for (uint256 s = 0; s < p.n; ++s) medians[s] = RefModel.lowerMedian(p.columns[s]);
+        }
+    }
+
+    function _oneReport(ReportPlan memory p, Terms memory t, uint256[] memory keys, uint256 i)
+        internal
+        returns (SignedReport memory report)
+    {
+        // values: the honest ones, or a liar's/independent ones, or (first report) a wrong count
+        uint32[] memory v =
+            TermsGen.rand(p.valueSeed, 1000 + i) % 4 == 0 ? _values(TermsGen.rand(p.valueSeed, 2000 + i), t, 0) : p.honest;
+        if (i == 0 && (p.signerSeed >> 32) % 16 == 0) v = _values(p.valueSeed, t, 1);
+        // a signature made for another period is a replay
+        uint256 signedPeriod = (p.signerSeed >> 40) % 16 == 0 && i == keys.length - 1 ? p.period ^ 1 : p.period;
+        address signer;
+        (report, signer) = _signOne(p.a, keys[i], p.period, signedPeriod, v);
+        if (p.failed) return report;
+        p.failed = true;
+        if (v.length != p.n) {
+            p.expected = abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, p.n, v.length);
+            return report;
+        }
+        if (signer == address(0)) {
+            p.expected = abi.encodeWithSelector(ECDSA.ECDSAInvalidSignature.selector);
+            return report;
+        }
+        uint256 index = type(uint256).max;
+        for (uint256 m = 0; m < t.oracles.length; ++m) {
+            if (t.oracles[m] == signer) index = m;
+        }
+        if (index == type(uint256).max) {
+            p.expected = abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, signer);
+            return report;
+        }
+        if (p.signers & (1 << index) != 0) {
+            p.expected = abi.encodeWithSelector(Agreement.DuplicateSigner.selector, signer);
+            return report;
+        }
+        p.failed = false;
+        p.signers |= 1 << index;
+        for (uint256 s = 0; s < p.n; ++s) p.columns[s][i] = v[s];
+    }
+
+    struct Expected {
+        uint256 period;
+        uint256 modelCredit;
+        uint256 paid;
+        uint256 returned;
+        bool disaster;
+        bool last;
+        uint256 collateralBefore;
+    }
+
+    /// @dev Signs `v` for `signedPeriod`; returns the report and the address the contract will
+    /// recover when it checks the report against `period`.
+    function _signOne(Agreement a, uint256 key, uint256 period, uint256 signedPeriod, uint32[] memory v)
+        internal
+        returns (SignedReport memory report, address recovered)
+    {
+        (uint8 sv, bytes32 sr, bytes32 ss) = vm.sign(key, a.reportDigest(signedPeriod, v));
+        report = SignedReport({valuesPpm: v, signature: abi.encodePacked(sr, ss, sv)});
+        recovered = ecrecover(a.reportDigest(period, v), sv, sr, ss);
+    }
+
+    /// @dev Checks a successful settlement against the reference model and records its events.
+    function _afterSettle(
+        Book storage b,
+        Terms memory t,
+        Snapshot memory s,
+        uint256 period,
+        uint32[] memory values,
+        VmExtra.Log[] memory logs
+    ) internal {
+        Expected memory e;
+        e.period = period;
+        (e.modelCredit, e.disaster) = RefModel.periodCredit(t, values);
+        e.collateralBefore = s.collateralEscrowed;
+        e.paid = e.modelCredit < e.collateralBefore ? e.modelCredit : e.collateralBefore;
+        e.last = s.settledPeriods + 1 == t.periodCount;
+        e.returned = e.last ? e.collateralBefore - e.paid : 0;
+        _checkSettleLogs(b, t, values, logs, e);
+        Snapshot memory n = b.agreement.snapshot();
+        assertEq(n.settledPeriods, s.settledPeriods + 1, "settled count");
+        assertEq(n.feesEscrowed, s.feesEscrowed - t.feePerPeriod, "fee left the escrow");
+        assertEq(n.collateralEscrowed, e.last ? 0 : e.collateralBefore - e.paid, "collateral escrow");
+        assertEq(n.owedToCustomer, s.owedToCustomer + e.paid, "customer owed the credit");
+        assertEq(n.owedToProvider, s.owedToProvider + t.feePerPeriod + e.returned, "provider owed the fee");
+        assertTrue(n.disasterOccurred == (s.disasterOccurred || e.disaster), "disaster sticks");
+        assertTrue((n.status == Status.Ended) == e.last, "ends after the last period");
+        _observe(b);
+    }
+
+    function _checkSettleLogs(
+        Book storage b,
+        Terms memory t,
+        uint32[] memory values,
+        VmExtra.Log[] memory logs,
+        Expected memory e
+    ) internal {
+        uint256 seen;
+        bool sawShortfall;
+        bool sawEnded;
+        for (uint256 i = 0; i < logs.length; ++i) {
+            if (logs[i].emitter != address(b.agreement)) continue;
+            bytes32 topic = logs[i].topics[0];
+            if (topic == Agreement.PeriodSettled.selector) {
+                ++seen;
+                _checkPeriodSettled(b, t, values, logs[i], e);
+            } else if (topic == Agreement.CollateralExhausted.selector) {
+                sawShortfall = true;
+                assertEq(abi.decode(logs[i].data, (uint256)), e.modelCredit - e.collateralBefore, "shortfall");
+            } else if (topic == Agreement.Ended.selector) {
+                sawEnded = true;
+                uint256 r = abi.decode(logs[i].data, (uint256));
+                assertEq(r, e.returned, "collateral returned at the end");
+                b.collateralReturned += r;
+            }
+        }
+        assertEq(seen, 1, "one PeriodSettled per settlement");
+        assertTrue(
+            sawShortfall == (e.modelCredit > e.collateralBefore), "CollateralExhausted iff the credit exceeds the collateral"
+        );
+        assertTrue(sawEnded == e.last, "Ended after the last period");
+    }
+
+    function _checkPeriodSettled(
+        Book storage b,
+        Terms memory t,
+        uint32[] memory values,
+        VmExtra.Log memory log,
+        Expected memory e
+    ) internal {
+        uint256 p = uint256(log.topics[1]);
+        ++settledEvents[address(b.agreement)][p];
+        ++b.settlements;
+        (uint32[] memory vs, uint256[] memory serviceCredits, uint256 creditPaid, uint256 feeEarned, bool dis) =
+            abi.decode(log.data, (uint32[], uint256[], uint256, uint256, bool));
+        assertEq(p, e.period, "PeriodSettled period");
+        assertEq(keccak256(abi.encode(vs)), keccak256(abi.encode(values)), "PeriodSettled values");
+        for (uint256 k = 0; k < vs.length; ++k) {
+            assertEq(serviceCredits[k], RefModel.serviceCredit(t.services[k], vs[k], t.feePerPeriod), "service credit");
+        }
+        assertEq(creditPaid, e.paid, "credit paid = min(model credit, collateral left)");
+        assertEq(feeEarned, t.feePerPeriod, "fee released");
+        assertTrue(dis == e.disaster, "disaster flag");
+        b.creditsPaid += creditPaid;
+        b.feesReleased += feeEarned;
+        if (creditPaid > b.maxCreditInPeriod) b.maxCreditInPeriod = creditPaid;
+    }
+
+    function _withdraw(uint256 idx, Book storage b, address who) internal returns (bool ok) {
+        Snapshot memory s = b.agreement.snapshot();
+        uint256 owed;
+        bytes memory expected;
+        if (who == customer) owed = s.owedToCustomer;
+        else if (who == provider) owed = s.owedToProvider;
+        if (who != customer && who != provider) {
+            expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        } else if (owed == 0) {
+            expected = abi.encodeWithSelector(Agreement.NothingToWithdraw.selector, who);
+        }
+        uint256 agreementBefore = balanceOf(idx, address(b.agreement));
+        uint256 whoBefore = balanceOf(idx, who);
+        bytes memory err;
+        vm.prank(who);
+        try b.agreement.withdraw() {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "withdraw");
+        if (!ok) return false;
+        assertEq(balanceOf(idx, who), whoBefore + owed, "the party received what it was owed");
+        assertEq(balanceOf(idx, address(b.agreement)), agreementBefore - owed, "the escrow paid it");
+        Snapshot memory n = b.agreement.snapshot();
+        if (who == customer) {
+            b.withdrawnByCustomer += owed;
+            assertEq(n.owedToCustomer, 0, "customer paid off");
+            assertEq(n.owedToProvider, s.owedToProvider, "provider untouched");
+        } else {
+            b.withdrawnByProvider += owed;
+            assertEq(n.owedToProvider, 0, "provider paid off");
+            assertEq(n.owedToCustomer, s.owedToCustomer, "customer untouched");
+        }
+    }
+
+    /// @dev Settles the next period with perfect values (used by windDown).
+    function _settlePerfect(Book storage b, Terms memory t) internal {
+        Snapshot memory s = b.agreement.snapshot();
+        uint32[] memory values = new uint32[](t.services.length);
+        for (uint256 i = 0; i < values.length; ++i) values[i] = PPM;
+        vmx.recordLogs();
+        if (t.quorum == 1) {
+            vm.prank(t.oracles[0]);
+            b.agreement.settle(s.settledPeriods, values);
+        } else {
+            SignedReport[] memory reports = new SignedReport[](t.quorum);
+            for (uint256 i = 0; i < t.quorum; ++i) {
+                (uint8 v, bytes32 r, bytes32 ss) = vm.sign(_oracleKeys[i], b.agreement.reportDigest(s.settledPeriods, values));
+                reports[i] = SignedReport({valuesPpm: values, signature: abi.encodePacked(r, ss, v)});
+            }
+            vm.prank(t.oracles[0]);
+            b.agreement.settleWithReports(s.settledPeriods, reports);
+        }
+        _afterSettle(b, t, s, s.settledPeriods, values, _logs());
+    }
+
+    /// @dev Terminal statuses never change.
+    function _observe(Book storage b) internal {
+        Status st = b.agreement.snapshot().status;
+        if (b.terminal) {
+            assertTrue(st == b.terminalStatus, "a terminal status changed");
+        } else if (st == Status.Ended || st == Status.Terminated || st == Status.Cancelled) {
+            b.terminal = true;
+            b.terminalStatus = st;
+        }
+    }
+
+    function _expect(bool ok, bytes memory err, bytes memory expected, string memory what) internal {
+        if (expected.length >= 4) ++revertsSeen[bytes4(expected)];
+        if (expected.length == 0) {
+            if (!ok) fail(string.concat(what, " reverted unexpectedly: ", vmx.toString(err)));
+        } else {
+            if (ok) fail(string.concat(what, " succeeded; expected revert ", vmx.toString(expected)));
+            if (keccak256(err) != keccak256(expected)) {
+                fail(string.concat(what, " reverted with ", vmx.toString(err), "; expected ", vmx.toString(expected)));
+            }
+        }
+    }
+
+    function _logs() internal returns (VmExtra.Log[] memory) {
+        return vmx.getRecordedLogs();
+    }
+}
