@@ -9,7 +9,19 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
-import {Terms, Service, Status, Snapshot, SignedReport, PPM} from "./SlaTypes.sol";
+import {
+    Terms,
+    Options,
+    Status,
+    Snapshot,
+    SignedReport,
+    MaintenanceWindow,
+    PeriodState,
+    PPM,
+    KIND_AVAILABILITY,
+    KIND_SATISFACTION,
+    KIND_COMPOSITE
+} from "./SlaTypes.sol";
 import {TermsCodec} from "./TermsCodec.sol";
 import {CreditMath} from "./CreditMath.sol";
 
@@ -17,10 +29,11 @@ import {CreditMath} from "./CreditMath.sol";
 /// @notice The customer prepays every period's fee and the provider deposits a collateral bond,
 /// both in the agreement's asset. After each period the oracle committee reports the measured
 /// value of every service (the median of at least `quorum` EIP-712 reports signed by distinct
-/// members, so a lying minority cannot move it); the agreement pays the customer the service credit its terms promise, out of
-/// the collateral, and releases that period's fee to the provider. Payments are pulled with
-/// `withdraw()`. A period below the disaster threshold lets the customer terminate and take back
-/// every fee not yet earned.
+/// members, so a lying minority cannot move it); the agreement pays the customer the service
+/// credit its terms promise, out of the collateral, and releases that period's fee to the
+/// provider. Payments are pulled with `withdraw()`. A period below the disaster threshold lets
+/// the customer terminate and take back every fee not yet earned. With a dispute window, a
+/// settled period pays out only after the window, and an arbiter settles disputes.
 /// @dev Deployed as an EIP-1167 clone by AgreementFactory with the packed terms appended to the
 /// clone's code (see TermsCodec), so the terms are immutable and need no initializer. The
 /// implementation contract itself refuses every call.
@@ -43,6 +56,11 @@ contract Agreement is ReentrancyGuard, EIP712 {
     error QuorumNotReached(uint256 quorum, uint256 reports);
     error NotACommitteeMember(address signer);
     error DuplicateSigner(address signer);
+    error InvalidWindow(uint256 start, uint256 end);
+    error NoSatisfactionService();
+    error WrongPeriodState(uint256 period, PeriodState state);
+    error DisputeWindowOpen(uint256 period, uint256 until);
+    error DisputeWindowClosed(uint256 period, uint256 closedAt);
 
     /// @notice EIP-712 type of an oracle report. The domain (name "smartsla Agreement", version
     /// "1", chain id, verifyingContract = this agreement) and the period make a signature useless
@@ -54,8 +72,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
     event CollateralDeposited(address indexed provider, uint256 amount);
     event Activated(uint256 timestamp);
     event Cancelled(address indexed by, uint256 refundToCustomer, uint256 refundToProvider);
-    /// @notice A period settled: the measured values, each service's credit, the credit paid
-    /// after cap and collateral limit, and the fee released to the provider.
+    /// @notice A period settled: the values that counted (satisfaction and composite figures
+    /// filled in), each service's credit, the credit after cap and collateral limit, and the fee
+    /// released to the provider (payable now, or after the dispute window).
     event PeriodSettled(
         uint256 indexed period,
         uint32[] valuesPpm,
@@ -71,20 +90,43 @@ contract Agreement is ReentrancyGuard, EIP712 {
     event Withdrawn(address indexed party, uint256 amount);
     /// @notice A period was settled from signed reports; bit i of `signers` is committee member i.
     event ReportsAccepted(uint256 indexed period, uint256 signers);
+    /// @notice The provider declared maintenance; `withNotice` says whether it came at least the
+    /// agreed notice ahead (only then do the oracles exclude it from the figures).
+    event MaintenanceDeclared(uint256 indexed index, uint64 start, uint64 end, uint64 declaredAt, bool withNotice);
+    event SatisfactionAttested(uint256 indexed period, uint32 scorePpm);
+    event Disputed(uint256 indexed period, address indexed by, bytes32 evidence);
+    event DisputeResolved(uint256 indexed period, uint32[] valuesPpm, uint256 previousCredit, uint256 creditPaid);
+    event PeriodFinalized(uint256 indexed period, uint256 creditPaid, uint256 feeEarned);
+    /// @notice Collateral kept back for pending periods was released to the provider.
+    event CollateralReleased(uint256 amount);
 
     // ---------------------------------------------------------------- state
-    // Packed so that a settlement touches three slots.
+    // Packed so that a settlement on the fast path touches three slots.
     Status private _status;
     uint16 private _settledPeriods;
     bool private _feesDeposited;
     bool private _collateralDeposited;
     bool private _disasterOccurred;
+    uint16 private _pendingPeriods;
 
     uint128 private _feesEscrowed;
     uint128 private _collateralEscrowed;
 
     uint128 private _owedToCustomer;
     uint128 private _owedToProvider;
+
+    uint128 private _pendingToCustomer;
+    uint128 private _pendingToProvider;
+
+    struct Pending {
+        uint128 credit;
+        uint64 finalAfter;
+        PeriodState state;
+    }
+
+    mapping(uint256 period => Pending) private _pending;
+    mapping(uint256 period => uint256 scorePlusOne) private _satisfaction;
+    MaintenanceWindow[] private _maintenance;
 
     address private immutable _implementation;
 
@@ -100,8 +142,14 @@ contract Agreement is ReentrancyGuard, EIP712 {
     // ---------------------------------------------------------------- reads
 
     /// @notice The agreement's terms, as fixed at creation.
-    function terms() public view onlyClone returns (Terms memory) {
-        return TermsCodec.decode(Clones.fetchCloneArgs(address(this)));
+    function terms() public view onlyClone returns (Terms memory t) {
+        (t,) = _load();
+    }
+
+    /// @notice The agreement's optional terms (dispute window, arbiter, maintenance notice,
+    /// service kinds), as fixed at creation.
+    function options() external view onlyClone returns (Options memory o) {
+        (, o) = _load();
     }
 
     /// @notice Current status, balances and progress in one call.
@@ -115,7 +163,10 @@ contract Agreement is ReentrancyGuard, EIP712 {
             feesEscrowed: _feesEscrowed,
             collateralEscrowed: _collateralEscrowed,
             owedToCustomer: _owedToCustomer,
-            owedToProvider: _owedToProvider
+            owedToProvider: _owedToProvider,
+            pendingToCustomer: _pendingToCustomer,
+            pendingToProvider: _pendingToProvider,
+            pendingPeriods: _pendingPeriods
         });
     }
 
@@ -125,7 +176,46 @@ contract Agreement is ReentrancyGuard, EIP712 {
         return uint256(t.start) + (period + 1) * uint256(t.periodLength);
     }
 
-    /// @notice What `values` would earn the customer in one period, before the collateral limit.
+    /// @notice A settled period's payout state under a dispute window (None without one).
+    function periodState(uint256 period)
+        external
+        view
+        onlyClone
+        returns (PeriodState state, uint256 credit, uint256 finalAfter)
+    {
+        Pending memory p = _pending[period];
+        return (p.state, p.credit, p.finalAfter);
+    }
+
+    /// @notice The customer's satisfaction score for `period`, if attested.
+    function satisfaction(uint256 period) external view onlyClone returns (bool attested, uint32 scorePpm) {
+        uint256 v = _satisfaction[period];
+        return (v != 0, v == 0 ? 0 : uint32(v - 1));
+    }
+
+    /// @notice Number of maintenance windows declared so far.
+    function maintenanceCount() external view onlyClone returns (uint256) {
+        return _maintenance.length;
+    }
+
+    /// @notice A page of declared maintenance windows, oldest first.
+    function maintenanceWindows(uint256 offset, uint256 limit)
+        external
+        view
+        onlyClone
+        returns (MaintenanceWindow[] memory out)
+    {
+        uint256 n = _maintenance.length;
+        if (offset >= n) return new MaintenanceWindow[](0);
+        uint256 end = limit > n - offset ? n : offset + limit;
+        out = new MaintenanceWindow[](end - offset);
+        for (uint256 i = offset; i < end; ++i) {
+            out[i - offset] = _maintenance[i];
+        }
+    }
+
+    /// @notice What `values` would earn the customer in one period, before the collateral limit
+    /// (satisfaction services count as attested so far for period `settledPeriods`).
     /// @return serviceCredits credit of each service in asset units
     /// @return capped total after the per-period cap
     function quoteCredit(uint32[] calldata values)
@@ -134,8 +224,8 @@ contract Agreement is ReentrancyGuard, EIP712 {
         onlyClone
         returns (uint256[] memory serviceCredits, uint256 capped)
     {
-        Terms memory t = terms();
-        (serviceCredits, capped,) = _credits(t, values);
+        (Terms memory t, Options memory o) = _load();
+        (, serviceCredits, capped,) = _credits(t, o, _settledPeriods, values);
     }
 
     // ---------------------------------------------------------------- deposits
@@ -185,17 +275,55 @@ contract Agreement is ReentrancyGuard, EIP712 {
         emit Cancelled(msg.sender, fees, collateral);
     }
 
+    // ---------------------------------------------------------------- measurements
+
+    /// @notice The provider declares a maintenance window. Declared at least the agreed notice
+    /// ahead, the oracles exclude it from the figures; with shorter notice it counts as usual.
+    /// @param start unix time, not in the past and within the term
+    /// @param end unix time, after start and within the term
+    function declareMaintenance(uint64 start, uint64 end) external onlyClone {
+        (Terms memory t, Options memory o) = _load();
+        if (msg.sender != t.provider) revert Unauthorized(msg.sender);
+        if (_status != Status.Pending && _status != Status.Active) revert WrongStatus(_status);
+        uint256 termEnd = uint256(t.start) + uint256(t.periodLength) * t.periodCount;
+        if (start < block.timestamp || end <= start || start < t.start || end > termEnd) {
+            revert InvalidWindow(start, end);
+        }
+        bool withNotice = uint256(start) >= block.timestamp + o.maintenanceNotice;
+        _maintenance.push(MaintenanceWindow({start: start, end: end, declaredAt: uint64(block.timestamp)}));
+        emit MaintenanceDeclared(_maintenance.length - 1, start, end, uint64(block.timestamp), withNotice);
+    }
+
+    /// @notice The customer attests its satisfaction score (ppm) for a period not yet settled; the
+    /// last attestation before settlement counts. Without one the period counts as satisfied.
+    function attestSatisfaction(uint256 period, uint32 scorePpm) external onlyClone {
+        (Terms memory t, Options memory o) = _load();
+        if (msg.sender != t.customer) revert Unauthorized(msg.sender);
+        if (_status != Status.Active && _status != Status.Pending) revert WrongStatus(_status);
+        if (period < _settledPeriods) revert PeriodAlreadySettled(period);
+        if (period >= t.periodCount) revert PeriodOutOfOrder(_settledPeriods, period);
+        if (scorePpm > PPM) revert ValueAboveOneHundredPercent(type(uint256).max, scorePpm);
+        bool has;
+        for (uint256 i = 0; i < o.serviceKinds.length; ++i) {
+            if (o.serviceKinds[i] == KIND_SATISFACTION) has = true;
+        }
+        if (!has) revert NoSatisfactionService();
+        _satisfaction[period] = uint256(scorePpm) + 1;
+        emit SatisfactionAttested(period, scorePpm);
+    }
+
     // ---------------------------------------------------------------- settlement
 
     /// @notice A committee member reports one period's measured value of every service directly
-    /// (only when the quorum is 1). Values are in ppm, in the order of the terms' services.
+    /// (only when the quorum is 1). Values are in ppm (ms for latency services), in the order of
+    /// the terms' services.
     /// @param period zero-based period index; must be the next unsettled period
-    /// @param valuesPpm one measured value per service, at most 1,000,000 (100 %)
+    /// @param valuesPpm one measured value per service
     function settle(uint256 period, uint32[] calldata valuesPpm) external onlyClone {
-        Terms memory t = terms();
+        (Terms memory t, Options memory o) = _load();
         if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
         if (t.quorum > 1) revert QuorumNotReached(t.quorum, 1);
-        _settle(t, period, valuesPpm);
+        _settle(t, o, period, valuesPpm);
     }
 
     /// @notice A committee member submits the signed reports of at least `quorum` distinct members;
@@ -204,7 +332,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// @param period zero-based period index; must be the next unsettled period
     /// @param reports signed reports, each with one value per service
     function settleWithReports(uint256 period, SignedReport[] calldata reports) external onlyClone {
-        Terms memory t = terms();
+        (Terms memory t, Options memory o) = _load();
         if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
         uint256 k = reports.length;
         if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
@@ -231,7 +359,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
             medians[s] = _lowerMedian(columns[s]);
         }
         emit ReportsAccepted(period, signers);
-        _settle(t, period, medians);
+        _settle(t, o, period, medians);
     }
 
     /// @notice The EIP-712 digest an oracle signs for `valuesPpm` of `period` of this agreement.
@@ -239,7 +367,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, period, keccak256(abi.encodePacked(valuesPpm)))));
     }
 
-    function _settle(Terms memory t, uint256 period, uint32[] memory valuesPpm) private {
+    function _settle(Terms memory t, Options memory o, uint256 period, uint32[] memory reported) private {
         if (_status != Status.Active) revert WrongStatus(_status);
         uint16 settled = _settledPeriods;
         if (period < settled) revert PeriodAlreadySettled(period);
@@ -247,7 +375,8 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint256 endsAt = uint256(t.start) + (period + 1) * uint256(t.periodLength);
         if (block.timestamp < endsAt) revert PeriodNotEnded(period, endsAt);
 
-        (uint256[] memory serviceCredits, uint256 credit, bool disaster) = _credits(t, valuesPpm);
+        (uint32[] memory values, uint256[] memory serviceCredits, uint256 credit, bool disaster) =
+            _credits(t, o, period, reported);
         uint128 collateral = _collateralEscrowed;
         if (credit > collateral) {
             emit CollateralExhausted(period, credit - collateral);
@@ -260,36 +389,105 @@ contract Agreement is ReentrancyGuard, EIP712 {
         _settledPeriods = settled + 1;
         if (disaster) _disasterOccurred = true;
         _feesEscrowed -= fee;
-        uint128 returned = last ? collateral - uint128(credit) : 0;
-        _collateralEscrowed = last ? 0 : collateral - uint128(credit);
-        _owedToCustomer += uint128(credit);
-        _owedToProvider += fee + returned;
-        emit PeriodSettled(period, valuesPpm, serviceCredits, credit, fee, disaster);
+        _collateralEscrowed = collateral - uint128(credit);
+        if (o.disputeWindow == 0) {
+            _owedToCustomer += uint128(credit);
+            _owedToProvider += fee;
+        } else {
+            _pending[period] = Pending({
+                credit: uint128(credit), finalAfter: uint64(block.timestamp + o.disputeWindow), state: PeriodState.Pending
+            });
+            _pendingPeriods += 1;
+            _pendingToCustomer += uint128(credit);
+            _pendingToProvider += fee;
+        }
+        emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster);
         if (last) {
             _status = Status.Ended;
-            emit Ended(returned);
+            emit Ended(_releaseCollateral());
         }
     }
 
+    // ---------------------------------------------------------------- disputes
+
+    /// @notice Within the dispute window, the customer or the provider disputes a settled period,
+    /// pointing at its evidence (e.g. the hash of a document both can see). The arbiter decides.
+    function dispute(uint256 period, bytes32 evidence) external onlyClone {
+        Terms memory t = terms();
+        if (msg.sender != t.customer && msg.sender != t.provider) revert Unauthorized(msg.sender);
+        Pending storage p = _pending[period];
+        if (p.state != PeriodState.Pending) revert WrongPeriodState(period, p.state);
+        if (block.timestamp >= p.finalAfter) revert DisputeWindowClosed(period, p.finalAfter);
+        p.state = PeriodState.Disputed;
+        emit Disputed(period, msg.sender, evidence);
+    }
+
+    /// @notice The arbiter settles a disputed period with a corrected report; the corrected
+    /// credit (within the cap and the collateral) becomes payable at once.
+    function resolveDispute(uint256 period, uint32[] calldata correctedValues) external onlyClone {
+        (Terms memory t, Options memory o) = _load();
+        if (msg.sender != o.arbiter) revert Unauthorized(msg.sender);
+        Pending storage p = _pending[period];
+        if (p.state != PeriodState.Disputed) revert WrongPeriodState(period, p.state);
+        (uint32[] memory values,, uint256 credit, bool disaster) = _credits(t, o, period, correctedValues);
+        uint128 previous = p.credit;
+        uint256 available = uint256(_collateralEscrowed) + previous;
+        if (credit > available) {
+            emit CollateralExhausted(period, credit - available);
+            credit = available;
+        }
+        uint128 fee = t.feePerPeriod;
+        p.state = PeriodState.Final;
+        p.credit = uint128(credit);
+        if (disaster) _disasterOccurred = true;
+        _collateralEscrowed = uint128(available - credit);
+        _pendingToCustomer -= previous;
+        _pendingToProvider -= fee;
+        _pendingPeriods -= 1;
+        _owedToCustomer += uint128(credit);
+        _owedToProvider += fee;
+        emit DisputeResolved(period, values, previous, credit);
+        emit PeriodFinalized(period, credit, fee);
+        _releaseCollateralIfDone();
+    }
+
+    /// @notice Anyone makes a settled period payable once its dispute window has passed; a
+    /// disputed period the arbiter left undecided for another window pays out as reported.
+    function finalize(uint256 period) external onlyClone {
+        (Terms memory t, Options memory o) = _load();
+        Pending storage p = _pending[period];
+        uint256 until = p.finalAfter;
+        if (p.state == PeriodState.Disputed) until += o.disputeWindow;
+        else if (p.state != PeriodState.Pending) revert WrongPeriodState(period, p.state);
+        if (block.timestamp < until) revert DisputeWindowOpen(period, until);
+        uint128 credit = p.credit;
+        uint128 fee = t.feePerPeriod;
+        p.state = PeriodState.Final;
+        _pendingToCustomer -= credit;
+        _pendingToProvider -= fee;
+        _pendingPeriods -= 1;
+        _owedToCustomer += credit;
+        _owedToProvider += fee;
+        emit PeriodFinalized(period, credit, fee);
+        _releaseCollateralIfDone();
+    }
+
+    // ---------------------------------------------------------------- ending
+
     /// @notice Disaster clause: after a settled period in which a service fell below the
     /// termination threshold, the customer ends the agreement and gets back every prepaid fee
-    /// not yet earned; the provider gets back the collateral left.
+    /// not yet earned; the provider gets back the collateral left (once no period is pending).
     function terminate() external onlyClone {
         Terms memory t = terms();
         if (msg.sender != t.customer) revert Unauthorized(msg.sender);
         if (_status != Status.Active) revert WrongStatus(_status);
         if (!_disasterOccurred) revert NoDisaster();
         uint128 refund = _feesEscrowed;
-        uint128 collateral = _collateralEscrowed;
         _status = Status.Terminated;
         _feesEscrowed = 0;
-        _collateralEscrowed = 0;
         _owedToCustomer += refund;
-        _owedToProvider += collateral;
-        emit Terminated(msg.sender, refund, collateral);
+        emit Terminated(msg.sender, refund, _releaseCollateral());
     }
-
-    // ---------------------------------------------------------------- withdrawals
 
     /// @notice Pays the caller (provider or customer) everything the agreement owes them.
     function withdraw() external onlyClone nonReentrant {
@@ -311,6 +509,25 @@ contract Agreement is ReentrancyGuard, EIP712 {
     }
 
     // ---------------------------------------------------------------- internals
+
+    function _load() private view returns (Terms memory t, Options memory o) {
+        return TermsCodec.decode(Clones.fetchCloneArgs(address(this)));
+    }
+
+    /// @dev Returns the collateral left to the provider when nothing can still claim it: the
+    /// agreement is over and no settled period waits for its dispute window.
+    function _releaseCollateral() private returns (uint128 amount) {
+        if (_pendingPeriods != 0) return 0;
+        amount = _collateralEscrowed;
+        _collateralEscrowed = 0;
+        _owedToProvider += amount;
+    }
+
+    function _releaseCollateralIfDone() private {
+        if (_status != Status.Ended && _status != Status.Terminated) return;
+        uint128 amount = _releaseCollateral();
+        if (amount != 0) emit CollateralReleased(amount);
+    }
 
     function _maybeActivate() private {
         if (_feesDeposited && _collateralDeposited) {
@@ -356,22 +573,52 @@ contract Agreement is ReentrancyGuard, EIP712 {
         return xs[(xs.length - 1) / 2];
     }
 
-    function _credits(Terms memory t, uint32[] memory values)
+    /// @dev The values that count (reported ones, with satisfaction attested by the customer and
+    /// composite figures computed here), each service's credit, the capped total, and whether an
+    /// availability figure fell below the disaster threshold.
+    function _credits(Terms memory t, Options memory o, uint256 period, uint32[] memory reported)
         private
-        pure
-        returns (uint256[] memory serviceCredits, uint256 total, bool disaster)
+        view
+        returns (uint32[] memory values, uint256[] memory serviceCredits, uint256 total, bool disaster)
     {
-        uint256 n = t.services.length;
-        if (values.length != n) revert WrongNumberOfValues(n, values.length);
+        values = _effectiveValues(t, o, period, reported);
+        uint256 n = values.length;
         serviceCredits = new uint256[](n);
         for (uint256 i = 0; i < n; ++i) {
-            uint32 v = values[i];
-            if (v > PPM) revert ValueAboveOneHundredPercent(i, v);
-            if (v < t.terminationPpm) disaster = true;
-            serviceCredits[i] = CreditMath.serviceCredit(t.services[i], v, t.feePerPeriod);
+            uint8 kind = o.serviceKinds[i];
+            if ((kind == KIND_AVAILABILITY || kind == KIND_COMPOSITE) && values[i] < t.terminationPpm) disaster = true;
+            serviceCredits[i] = CreditMath.serviceCredit(t.services[i], kind, values[i], t.feePerPeriod);
             total += serviceCredits[i];
         }
         uint256 cap = CreditMath.cap(t.feePerPeriod, t.creditCapBps);
         if (total > cap) total = cap;
+    }
+
+    function _effectiveValues(Terms memory t, Options memory o, uint256 period, uint32[] memory reported)
+        private
+        view
+        returns (uint32[] memory values)
+    {
+        uint256 n = t.services.length;
+        if (reported.length != n) revert WrongNumberOfValues(n, reported.length);
+        values = new uint32[](n);
+        uint256 weighted;
+        uint256 weights;
+        for (uint256 i = 0; i < n; ++i) {
+            uint8 kind = o.serviceKinds[i];
+            uint32 v = reported[i];
+            if (kind == KIND_SATISFACTION) {
+                uint256 s = _satisfaction[period];
+                v = s == 0 ? PPM : uint32(s - 1);
+            } else if (kind == KIND_AVAILABILITY) {
+                if (v > PPM) revert ValueAboveOneHundredPercent(i, v);
+                weighted += uint256(v) * t.services[i].weightBps;
+                weights += t.services[i].weightBps;
+            }
+            values[i] = v;
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            if (o.serviceKinds[i] == KIND_COMPOSITE) values[i] = uint32(weighted / weights);
+        }
     }
 }

@@ -3,7 +3,17 @@ pragma solidity ^0.8.24;
 
 import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
 
-import {Terms, Service, Tier, PPM, BPS} from "./SlaTypes.sol";
+import {
+    Terms,
+    Options,
+    Service,
+    Tier,
+    PPM,
+    BPS,
+    KIND_AVAILABILITY,
+    KIND_LATENCY,
+    KIND_COMPOSITE
+} from "./SlaTypes.sol";
 import {TermsCodec} from "./TermsCodec.sol";
 import {Agreement} from "./Agreement.sol";
 
@@ -36,12 +46,28 @@ contract AgreementFactory {
         implementation = address(new Agreement());
     }
 
-    /// @notice Creates an agreement with the given terms. Anyone may create one; it does nothing
-    /// until the customer deposits the fees and the provider the collateral.
+    /// @notice Creates an agreement with the given terms (no dispute window, no maintenance
+    /// notice, availability services only). Anyone may create one; it does nothing until the
+    /// customer deposits the fees and the provider the collateral.
     /// @return agreement the new agreement's address
     function createAgreement(Terms calldata terms) external returns (address agreement) {
-        validate(terms);
-        agreement = Clones.cloneWithImmutableArgs(implementation, TermsCodec.encode(terms));
+        Options memory none;
+        return _create(terms, none);
+    }
+
+    /// @notice Creates an agreement with optional terms: a dispute window and its arbiter, the
+    /// notice that makes declared maintenance excluded, and the kind of each service.
+    /// @return agreement the new agreement's address
+    function createAgreementWithOptions(Terms calldata terms, Options calldata options)
+        external
+        returns (address agreement)
+    {
+        return _create(terms, options);
+    }
+
+    function _create(Terms calldata terms, Options memory options) private returns (address agreement) {
+        validate(terms, options);
+        agreement = Clones.cloneWithImmutableArgs(implementation, TermsCodec.encode(terms, options));
         isAgreement[agreement] = true;
         _byProvider[terms.provider].push(agreement);
         _byCustomer[terms.customer].push(agreement);
@@ -49,10 +75,12 @@ contract AgreementFactory {
         emit AgreementCreated(agreement, terms.provider, terms.customer, terms.asset);
     }
 
-    /// @notice Reverts with InvalidTerms/InvalidService when `terms` cannot make a sound agreement.
-    function validate(Terms memory terms) public pure {
+    /// @notice Reverts with InvalidTerms/InvalidService when `terms` with `options` cannot make a
+    /// sound agreement.
+    function validate(Terms memory terms, Options memory options) public pure {
         if (terms.provider == address(0)) revert InvalidTerms("provider is the zero address");
         if (terms.customer == address(0)) revert InvalidTerms("customer is the zero address");
+        if (terms.provider == terms.customer) revert InvalidTerms("provider and customer are the same");
         uint256 oracleCount = terms.oracles.length;
         if (oracleCount == 0 || oracleCount > MAX_ORACLES) revert InvalidTerms("oracle count outside 1..16");
         if (terms.quorum == 0 || terms.quorum > oracleCount) revert InvalidTerms("quorum outside 1..oracle count");
@@ -64,7 +92,6 @@ contract AgreementFactory {
                 if (terms.oracles[k] == o) revert InvalidTerms("duplicate oracle");
             }
         }
-        if (terms.provider == terms.customer) revert InvalidTerms("provider and customer are the same");
         if (terms.periodLength == 0) revert InvalidTerms("period length is zero");
         if (terms.periodCount == 0) revert InvalidTerms("period count is zero");
         if (terms.feePerPeriod == 0) revert InvalidTerms("fee per period is zero");
@@ -73,31 +100,62 @@ contract AgreementFactory {
         }
         if (terms.creditCapBps == 0 || terms.creditCapBps > BPS) revert InvalidTerms("credit cap outside 1..10000 bps");
         if (terms.terminationPpm > PPM) revert InvalidTerms("termination threshold above 100%");
+        if (options.disputeWindow != 0) {
+            if (options.arbiter == address(0)) revert InvalidTerms("a dispute window needs an arbiter");
+            if (options.arbiter == terms.provider || options.arbiter == terms.customer) {
+                revert InvalidTerms("a party cannot be the arbiter");
+            }
+        }
         uint256 n = terms.services.length;
         if (n == 0 || n > MAX_SERVICES) revert InvalidTerms("service count outside 1..16");
+        if (options.serviceKinds.length != 0 && options.serviceKinds.length != n) {
+            revert InvalidTerms("one service kind per service");
+        }
         uint256 weights;
+        bool hasAvailability;
+        bool hasComposite;
         for (uint256 i = 0; i < n; ++i) {
             Service memory s = terms.services[i];
+            uint8 kind = options.serviceKinds.length == 0 ? KIND_AVAILABILITY : options.serviceKinds[i];
+            if (kind > KIND_COMPOSITE) revert InvalidService(i, "unknown kind");
+            hasAvailability = hasAvailability || kind == KIND_AVAILABILITY;
+            hasComposite = hasComposite || kind == KIND_COMPOSITE;
             if (s.id == bytes32(0)) revert InvalidService(i, "empty id");
             for (uint256 k = 0; k < i; ++k) {
                 if (terms.services[k].id == s.id) revert InvalidService(i, "duplicate id");
             }
-            if (s.objectivePpm == 0 || s.objectivePpm > PPM) revert InvalidService(i, "objective outside 1..1000000 ppm");
+            if (s.objectivePpm == 0) revert InvalidService(i, "objective is zero");
+            if (kind != KIND_LATENCY && s.objectivePpm > PPM) revert InvalidService(i, "objective above 100%");
             if (s.weightBps == 0) revert InvalidService(i, "zero weight");
             weights += s.weightBps;
-            uint256 m = s.tiers.length;
-            if (m == 0 || m > MAX_TIERS) revert InvalidService(i, "tier count outside 1..8");
-            for (uint256 j = 0; j < m; ++j) {
-                Tier memory tier = s.tiers[j];
-                if (tier.belowPpm > s.objectivePpm) revert InvalidService(i, "tier threshold above objective");
-                if (tier.creditBps == 0 || tier.creditBps > BPS) revert InvalidService(i, "tier credit outside 1..10000 bps");
-                if (j > 0) {
-                    if (tier.belowPpm >= s.tiers[j - 1].belowPpm) revert InvalidService(i, "tier thresholds not falling");
-                    if (tier.creditBps <= s.tiers[j - 1].creditBps) revert InvalidService(i, "tier credits not rising");
-                }
-            }
+            _validateTiers(s, i, kind == KIND_LATENCY);
         }
         if (weights != BPS) revert InvalidTerms("service weights do not sum to 10000 bps");
+        if (hasComposite && !hasAvailability) revert InvalidTerms("a composite needs availability services");
+    }
+
+    /// @dev Tiers go from mildest to harshest: credits rise; thresholds fall below the objective
+    /// (higher is better) or rise above it (latency: lower is better).
+    function _validateTiers(Service memory s, uint256 i, bool latency) private pure {
+        uint256 m = s.tiers.length;
+        if (m == 0 || m > MAX_TIERS) revert InvalidService(i, "tier count outside 1..8");
+        for (uint256 j = 0; j < m; ++j) {
+            Tier memory tier = s.tiers[j];
+            if (tier.creditBps == 0 || tier.creditBps > BPS) revert InvalidService(i, "tier credit outside 1..10000 bps");
+            if (latency) {
+                if (tier.belowPpm < s.objectivePpm) revert InvalidService(i, "latency tier below objective");
+            } else if (tier.belowPpm > s.objectivePpm) {
+                revert InvalidService(i, "tier threshold above objective");
+            }
+            if (j == 0) continue;
+            if (latency && tier.belowPpm <= s.tiers[j - 1].belowPpm) {
+                revert InvalidService(i, "latency tier thresholds not rising");
+            }
+            if (!latency && tier.belowPpm >= s.tiers[j - 1].belowPpm) {
+                revert InvalidService(i, "tier thresholds not falling");
+            }
+            if (tier.creditBps <= s.tiers[j - 1].creditBps) revert InvalidService(i, "tier credits not rising");
+        }
     }
 
     /// @notice Number of agreements in which `provider` is the provider.

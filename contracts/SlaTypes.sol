@@ -3,14 +3,27 @@ pragma solidity ^0.8.24;
 
 // Shared types of smartsla agreements.
 // Units used everywhere: measured values and objectives in parts per million
-// (1_000_000 = 100 %, so 99.99 % is 999_900); credits, weights and caps in basis points
-// (10_000 = 100 %).
+// (1_000_000 = 100 %, so 99.99 % is 999_900), except latency services (milliseconds); credits,
+// weights and caps in basis points (10_000 = 100 %).
 
 uint32 constant PPM = 1_000_000;
 uint16 constant BPS = 10_000;
 
-/// @notice One step of a credit schedule: a measured value strictly below `belowPpm`
-/// earns `creditBps` of the service's share of the period fee.
+// Service kinds (Options.serviceKinds).
+/// @dev Availability: value in ppm, higher is better; credit below the objective. The default.
+uint8 constant KIND_AVAILABILITY = 0;
+/// @dev Latency (an experience objective): value in ms, lower is better; credit above the objective.
+uint8 constant KIND_LATENCY = 1;
+/// @dev Customer satisfaction (an experience objective): the customer attests a score in ppm per
+/// period (`attestSatisfaction`); the oracle's value for it is ignored.
+uint8 constant KIND_SATISFACTION = 2;
+/// @dev Combined figure: the fee-weighted mean of the availability services, computed on-chain;
+/// the oracle's value for it is ignored.
+uint8 constant KIND_COMPOSITE = 3;
+
+/// @notice One step of a credit schedule. For availability, satisfaction and composite services a
+/// value strictly below `belowPpm` earns `creditBps` of the service's share of the period fee; for
+/// latency services `belowPpm` is a bound in milliseconds and a value strictly above it earns it.
 struct Tier {
     uint32 belowPpm;
     uint16 creditBps;
@@ -18,7 +31,7 @@ struct Tier {
 
 /// @notice One service covered by an agreement.
 /// @dev `weightBps` is the service's share of the period fee; the shares of all services sum
-/// to 100 %. Tiers are ordered from the mildest (highest threshold) to the harshest.
+/// to 100 %. Tiers are ordered from the mildest to the harshest.
 struct Service {
     bytes32 id;
     uint32 objectivePpm;
@@ -30,8 +43,8 @@ struct Service {
 /// @dev `oracles` is the oracle committee; a period settles on the median of at least `quorum`
 /// reports signed by distinct members (with `quorum` 1 a member may also report directly).
 /// `asset` is address(0) for native ETH, else an ERC-20 token. `terminationPpm` is the
-/// disaster clause: a settled period in which any service measured below it lets the customer
-/// terminate early (0 disables the clause).
+/// disaster clause: a settled period in which any availability (or composite) figure fell below
+/// it lets the customer terminate early (0 disables the clause).
 struct Terms {
     address provider;
     address customer;
@@ -48,6 +61,19 @@ struct Terms {
     Service[] services;
 }
 
+/// @notice Optional terms, also fixed at creation.
+/// @dev `disputeWindow` (seconds, 0 = none): a settled period pays out only after it, and within
+/// it either party may dispute; `arbiter` then settles the dispute with a corrected report.
+/// `maintenanceNotice` (seconds): a maintenance window declared at least this long before it
+/// starts is excluded from the figures by the oracles. `serviceKinds`: one KIND_* per service,
+/// or empty for all availability.
+struct Options {
+    uint32 disputeWindow;
+    address arbiter;
+    uint32 maintenanceNotice;
+    uint8[] serviceKinds;
+}
+
 /// @notice Life cycle of an agreement.
 /// Pending: waiting for the prepaid fees and the collateral. Active: both deposited, periods
 /// settle. Ended: every period settled. Terminated: the customer used the disaster clause.
@@ -61,6 +87,7 @@ enum Status {
 }
 
 /// @notice Everything that changes over an agreement's life, in one read.
+/// @dev The contract holds feesEscrowed + collateralEscrowed + owedTo* + pendingTo*.
 struct Snapshot {
     Status status;
     uint16 settledPeriods;
@@ -71,10 +98,28 @@ struct Snapshot {
     uint128 collateralEscrowed;
     uint128 owedToCustomer;
     uint128 owedToProvider;
+    uint128 pendingToCustomer;
+    uint128 pendingToProvider;
+    uint16 pendingPeriods;
 }
 
 /// @notice One oracle's signed report of a period (EIP-712 typed data, see Agreement.REPORT_TYPEHASH).
 struct SignedReport {
     uint32[] valuesPpm;
     bytes signature;
+}
+
+/// @notice A maintenance window the provider declared on-chain.
+struct MaintenanceWindow {
+    uint64 start;
+    uint64 end;
+    uint64 declaredAt;
+}
+
+/// @notice States of a settled period when the agreement has a dispute window.
+enum PeriodState {
+    None,
+    Pending,
+    Disputed,
+    Final
 }

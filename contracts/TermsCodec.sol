@@ -1,25 +1,26 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Terms, Service, Tier} from "./SlaTypes.sol";
+import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 
 /// @title Compact encoding of agreement terms.
 /// @notice The factory stores each agreement's terms in the bytecode of its EIP-1167 clone
 /// ("immutable args"): they cannot change after creation, and bytes of code cost 200 gas where
 /// a storage slot costs 22,100. abi.encode would spend 32 bytes on every uint16, so the terms
-/// are packed tightly instead (about 190 bytes for one oracle and one service with three tiers).
+/// are packed tightly instead (about 220 bytes for one oracle and one service with three tiers).
 /// @dev Layout (big-endian, no padding):
 ///   0 provider(20) 20 customer(20) 40 asset(20)
 ///   60 start(8) 68 periodLength(4) 72 periodCount(2) 74 feePerPeriod(16) 90 collateral(16)
 ///   106 creditCapBps(2) 108 terminationPpm(4) 112 quorum(1) 113 oracleCount(1)
 ///   114 oracles: address(20) each
-///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) tierCount(1),
+///   then disputeWindow(4) arbiter(20) maintenanceNotice(4)
+///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1) tierCount(1),
 ///   then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
     uint256 internal constant HEADER_LENGTH = 114;
 
     /// @notice Packs terms; the caller has validated them (counts fit in one byte).
-    function encode(Terms memory t) internal pure returns (bytes memory out) {
+    function encode(Terms memory t, Options memory o) internal pure returns (bytes memory out) {
         out = abi.encodePacked(
             t.provider,
             t.customer,
@@ -37,18 +38,19 @@ library TermsCodec {
         for (uint256 i = 0; i < t.oracles.length; ++i) {
             out = abi.encodePacked(out, t.oracles[i]);
         }
-        out = abi.encodePacked(out, uint8(t.services.length));
+        out = abi.encodePacked(out, o.disputeWindow, o.arbiter, o.maintenanceNotice, uint8(t.services.length));
         for (uint256 i = 0; i < t.services.length; ++i) {
             Service memory s = t.services[i];
-            out = abi.encodePacked(out, s.id, s.objectivePpm, s.weightBps, uint8(s.tiers.length));
+            uint8 kind = o.serviceKinds.length == 0 ? 0 : o.serviceKinds[i];
+            out = abi.encodePacked(out, s.id, s.objectivePpm, s.weightBps, kind, uint8(s.tiers.length));
             for (uint256 j = 0; j < s.tiers.length; ++j) {
                 out = abi.encodePacked(out, s.tiers[j].belowPpm, s.tiers[j].creditBps);
             }
         }
     }
 
-    /// @notice Unpacks what `encode` packed.
-    function decode(bytes memory b) internal pure returns (Terms memory t) {
+    /// @notice Unpacks what `encode` packed (service kinds always come back explicit).
+    function decode(bytes memory b) internal pure returns (Terms memory t, Options memory o) {
         t.provider = address(uint160(_read(b, 0, 160)));
         t.customer = address(uint160(_read(b, 20, 160)));
         t.asset = address(uint160(_read(b, 40, 160)));
@@ -67,16 +69,21 @@ library TermsCodec {
             t.oracles[i] = address(uint160(_read(b, off, 160)));
             off += 20;
         }
-        uint256 serviceCount = _read(b, off, 8);
-        off += 1;
+        o.disputeWindow = uint32(_read(b, off, 32));
+        o.arbiter = address(uint160(_read(b, off + 4, 160)));
+        o.maintenanceNotice = uint32(_read(b, off + 24, 32));
+        uint256 serviceCount = _read(b, off + 28, 8);
+        off += 29;
         t.services = new Service[](serviceCount);
+        o.serviceKinds = new uint8[](serviceCount);
         for (uint256 i = 0; i < serviceCount; ++i) {
             Service memory s = t.services[i];
             s.id = bytes32(_read(b, off, 256));
             s.objectivePpm = uint32(_read(b, off + 32, 32));
             s.weightBps = uint16(_read(b, off + 36, 16));
-            uint256 tierCount = _read(b, off + 38, 8);
-            off += 39;
+            o.serviceKinds[i] = uint8(_read(b, off + 38, 8));
+            uint256 tierCount = _read(b, off + 39, 8);
+            off += 40;
             s.tiers = new Tier[](tierCount);
             for (uint256 j = 0; j < tierCount; ++j) {
                 s.tiers[j] = Tier({belowPpm: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + 4, 16))});

@@ -42,11 +42,15 @@ class Snapshot:
     collateral_escrowed: int
     owed_to_customer: int
     owed_to_provider: int
+    pending_to_customer: int = 0  # settled, waiting for the dispute window
+    pending_to_provider: int = 0
+    pending_periods: int = 0
 
     @property
     def held(self) -> int:
         """What the contract should hold according to its own books."""
-        return self.fees_escrowed + self.collateral_escrowed + self.owed_to_customer + self.owed_to_provider
+        return (self.fees_escrowed + self.collateral_escrowed + self.owed_to_customer + self.owed_to_provider
+                + self.pending_to_customer + self.pending_to_provider)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,17 @@ class Settlement:
     fee_earned: int
     disaster: bool
     tx: TxResult | None = None
+
+
+PERIOD_STATES = ("None", "Pending", "Disputed", "Final")
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    start: int
+    end: int
+    declared_at: int
+    with_notice: bool  # declared at least the agreed notice ahead: excluded from the figures
 
 
 class Factory:
@@ -79,8 +94,11 @@ class Factory:
         """Create an agreement; returns it once mined. Terms are validated before sending."""
         if not isinstance(terms, Terms):
             raise InvalidTermsError("terms must be smartsla.terms.Terms")
-        result = self.chain.transact(self.contract.functions.createAgreement(terms.to_abi()), sender,
-                                     action="createAgreement")
+        if terms.has_options:
+            fn = self.contract.functions.createAgreementWithOptions(terms.to_abi(), terms.options_abi())
+        else:
+            fn = self.contract.functions.createAgreement(terms.to_abi())
+        result = self.chain.transact(fn, sender, action="createAgreement")
         events = self.contract.events.AgreementCreated().process_receipt(result.receipt, errors=DISCARD)
         agreement = Agreement(self.chain, events[0]["args"]["agreement"], factory=self, terms=terms)
         agreement.creation = result
@@ -130,7 +148,8 @@ class Agreement:
     @cached_property
     def terms(self) -> Terms:
         """The on-chain terms (immutable, so read once)."""
-        return Terms.from_abi(self.chain.call(self.contract.functions.terms(), action="terms"))
+        return Terms.from_abi(self.chain.call(self.contract.functions.terms(), action="terms"),
+                              self.chain.call(self.contract.functions.options(), action="options"))
 
     def snapshot(self) -> Snapshot:
         raw = self.chain.call(self.contract.functions.snapshot(), action="snapshot")
@@ -196,6 +215,42 @@ class Agreement:
 
     def cancel(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.cancel(), sender, action="cancel")
+
+    # ---------------------------------------------------------------- maintenance, XLA, disputes
+    def declare_maintenance(self, start: int, end: int, sender: str) -> TxResult:
+        """The provider declares a maintenance window (excluded if declared with enough notice)."""
+        return self.chain.transact(self.contract.functions.declareMaintenance(start, end), sender,
+                                   action="declareMaintenance")
+
+    def maintenance_windows(self) -> list[MaintenanceWindow]:
+        """Every declared window, with whether it came with the agreed notice."""
+        count = self.chain.call(self.contract.functions.maintenanceCount())
+        notice = self.terms.maintenance_notice
+        out: list[MaintenanceWindow] = []
+        for offset in range(0, count, 100):
+            for start, end, declared in self.chain.call(self.contract.functions.maintenanceWindows(offset, 100)):
+                out.append(MaintenanceWindow(start, end, declared, start >= declared + notice))
+        return out
+
+    def attest_satisfaction(self, period: int, score_ppm: int, sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.attestSatisfaction(period, score_ppm), sender,
+                                   action="attestSatisfaction")
+
+    def dispute(self, period: int, evidence: bytes, sender: str) -> TxResult:
+        """Dispute a settled period within its window; `evidence` is a 32-byte hash."""
+        return self.chain.transact(self.contract.functions.dispute(period, evidence), sender, action="dispute")
+
+    def resolve_dispute(self, period: int, values: list[int], sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.resolveDispute(period, list(values)), sender,
+                                   action="resolveDispute")
+
+    def finalize(self, period: int, sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.finalize(period), sender, action="finalize")
+
+    def period_state(self, period: int) -> tuple[str, int, int]:
+        """(state name, credit, final-after time) of a settled period under a dispute window."""
+        state, credit, final_after = self.chain.call(self.contract.functions.periodState(period))
+        return PERIOD_STATES[state], credit, final_after
 
     def withdraw(self, sender: str) -> int:
         """Withdraw everything owed to `sender`; returns the amount paid."""

@@ -67,7 +67,8 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str
             allow_paths=[str(PROJECT_ROOT)],
         )
     except SolcError as exc:  # py-solc-x raises on any error-severity message
-        raise RuntimeError(f"compilation failed:\n{exc}") from exc
+        # Its message ends with the command's whole stdout (megabytes of JSON): keep the errors.
+        raise RuntimeError(f"compilation failed:\n{str(exc).split('> command')[0].strip()}") from exc
     result: dict[str, dict[str, Any]] = {}
     for source, contracts in output["contracts"].items():
         if not source.startswith("contracts/"):

@@ -7,26 +7,55 @@ schedules and values, and random operation sequences for the books).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .terms import Service, Terms
+from .terms import Kind, Service, Terms
 from .units import BPS, PPM
 
 
-def tier_credit_bps(service: Service, value_ppm: int) -> int:
-    """Credit share earned by a measured value: the harshest tier it falls strictly below."""
-    if value_ppm >= service.objective_ppm:
+def tier_credit_bps(service: Service, value: int) -> int:
+    """Credit share earned by a measured value: the harshest tier it is strictly beyond (below for
+    availability-like services, above for latency); nothing when the objective is met."""
+    if service.lower_is_better:
+        if value <= service.objective_ppm:
+            return 0
+        return max((t.credit_bps for t in service.tiers if value > t.below_ppm), default=0)
+    if value >= service.objective_ppm:
         return 0
-    applicable = [t.credit_bps for t in service.tiers if value_ppm < t.below_ppm]
-    return max(applicable, default=0)
+    return max((t.credit_bps for t in service.tiers if value < t.below_ppm), default=0)
 
 
-def service_credit(service: Service, value_ppm: int, fee_per_period: int) -> int:
-    return fee_per_period * service.weight_bps * tier_credit_bps(service, value_ppm) // (BPS * BPS)
+def service_credit(service: Service, value: int, fee_per_period: int) -> int:
+    return fee_per_period * service.weight_bps * tier_credit_bps(service, value) // (BPS * BPS)
+
+
+def effective_values(terms: Terms, reported: Sequence[int], satisfaction: int | None = None) -> tuple[int, ...]:
+    """The values that count: satisfaction services take the customer's attested score (100 % when
+    none), composite services the fee-weighted mean of the availability services."""
+    if len(reported) != len(terms.services):
+        raise ValueError(f"expected {len(terms.services)} values, got {len(reported)}")
+    values = list(reported)
+    weighted = weights = 0
+    for i, (s, v) in enumerate(zip(terms.services, reported, strict=True)):
+        if s.kind is Kind.satisfaction:
+            values[i] = PPM if satisfaction is None else satisfaction
+        elif s.kind is Kind.availability:
+            if not 0 <= v <= PPM:
+                raise ValueError(f"value {v} of service {i} is outside 0..{PPM} ppm")
+            weighted += v * s.weight_bps
+            weights += s.weight_bps
+        elif not 0 <= v < 2**32:
+            raise ValueError(f"value {v} of service {i} does not fit 32 bits")
+    for i, s in enumerate(terms.services):
+        if s.kind is Kind.composite:
+            values[i] = weighted // weights
+    return tuple(values)
 
 
 @dataclass(frozen=True)
 class PeriodOutcome:
+    values: tuple[int, ...]  # what counted
     service_credits: tuple[int, ...]
     capped_credit: int  # after the per-period cap
     paid_credit: int  # after the collateral limit
@@ -37,22 +66,21 @@ class PeriodOutcome:
         return self.capped_credit - self.paid_credit
 
 
-def period_outcome(terms: Terms, values_ppm: list[int] | tuple[int, ...], collateral_left: int) -> PeriodOutcome:
-    if len(values_ppm) != len(terms.services):
-        raise ValueError(f"expected {len(terms.services)} values, got {len(values_ppm)}")
-    for i, v in enumerate(values_ppm):
-        if not 0 <= v <= PPM:
-            raise ValueError(f"value {v} of service {i} is outside 0..{PPM} ppm")
+def period_outcome(terms: Terms, values_ppm: Sequence[int], collateral_left: int,
+                   satisfaction: int | None = None) -> PeriodOutcome:
+    values = effective_values(terms, values_ppm, satisfaction)
     fee = terms.fee_per_period
-    credits = tuple(service_credit(s, v, fee) for s, v in zip(terms.services, values_ppm, strict=True))
-    capped = min(sum(credits), terms.fee_per_period * terms.credit_cap_bps // BPS)
-    disaster = any(v < terms.termination_ppm for v in values_ppm)
-    return PeriodOutcome(credits, capped, min(capped, collateral_left), disaster)
+    credits = tuple(service_credit(s, v, fee) for s, v in zip(terms.services, values, strict=True))
+    capped = min(sum(credits), fee * terms.credit_cap_bps // BPS)
+    disaster = any(v < terms.termination_ppm for s, v in zip(terms.services, values, strict=True)
+                   if s.kind in (Kind.availability, Kind.composite))
+    return PeriodOutcome(values, credits, capped, min(capped, collateral_left), disaster)
 
 
 @dataclass
 class Books:
-    """Where every unit of an agreement's asset is: escrowed, owed to a party, or withdrawn."""
+    """Where every unit of an agreement's asset is: escrowed, pending its dispute window, owed to a
+    party, or withdrawn."""
 
     terms: Terms
     status: str = "Pending"
@@ -63,12 +91,16 @@ class Books:
     fees_escrowed: int = 0
     collateral_escrowed: int = 0
     owed: dict[str, int] = field(default_factory=lambda: {"customer": 0, "provider": 0})
+    pending: dict[str, int] = field(default_factory=lambda: {"customer": 0, "provider": 0})
+    pending_credit: dict[int, int] = field(default_factory=dict)  # period -> credit awaiting its window
     withdrawn: dict[str, int] = field(default_factory=lambda: {"customer": 0, "provider": 0})
+    satisfaction: dict[int, int] = field(default_factory=dict)
 
     @property
     def held(self) -> int:
         """What the agreement contract must hold."""
-        return self.fees_escrowed + self.collateral_escrowed + self.owed["customer"] + self.owed["provider"]
+        return (self.fees_escrowed + self.collateral_escrowed + sum(self.owed.values())
+                + sum(self.pending.values()))
 
     @property
     def deposited(self) -> int:
@@ -96,29 +128,55 @@ class Books:
         self.fees_escrowed = self.collateral_escrowed = 0
         self.status = "Cancelled"
 
-    def settle(self, values_ppm: list[int]) -> PeriodOutcome:
-        outcome = period_outcome(self.terms, values_ppm, self.collateral_escrowed)
+    def settle(self, values_ppm: Sequence[int]) -> PeriodOutcome:
+        period = self.settled_periods
+        outcome = period_outcome(self.terms, values_ppm, self.collateral_escrowed, self.satisfaction.get(period))
         fee = self.terms.fee_per_period
         self.settled_periods += 1
         self.disaster = self.disaster or outcome.disaster
         self.fees_escrowed -= fee
         self.collateral_escrowed -= outcome.paid_credit
-        self.owed["customer"] += outcome.paid_credit
-        self.owed["provider"] += fee
+        if self.terms.dispute_window:
+            self.pending["customer"] += outcome.paid_credit
+            self.pending["provider"] += fee
+            self.pending_credit[period] = outcome.paid_credit
+        else:
+            self.owed["customer"] += outcome.paid_credit
+            self.owed["provider"] += fee
         if self.settled_periods == self.terms.period_count:
+            self.status = "Ended"
+            self._release_collateral()
+        return outcome
+
+    def finalize(self, period: int, credit: int | None = None) -> None:
+        """A pending period pays out (with `credit` instead of the reported one: an arbiter's
+        corrected credit, already limited by the caller to the collateral available)."""
+        reported = self.pending_credit.pop(period)
+        fee = self.terms.fee_per_period
+        credit = reported if credit is None else credit
+        self.collateral_escrowed += reported - credit
+        self.pending["customer"] -= reported
+        self.pending["provider"] -= fee
+        self.owed["customer"] += credit
+        self.owed["provider"] += fee
+        if self.status in ("Ended", "Terminated"):
+            self._release_collateral()
+
+    def _release_collateral(self) -> None:
+        if not self.pending_credit:
             self.owed["provider"] += self.collateral_escrowed
             self.collateral_escrowed = 0
-            self.status = "Ended"
-        return outcome
 
     def terminate(self) -> None:
         self.owed["customer"] += self.fees_escrowed
-        self.owed["provider"] += self.collateral_escrowed
-        self.fees_escrowed = self.collateral_escrowed = 0
+        self.fees_escrowed = 0
         self.status = "Terminated"
+        self._release_collateral()
 
     def withdraw(self, party: str) -> int:
         amount = self.owed[party]
         self.owed[party] = 0
         self.withdrawn[party] += amount
         return amount
+
+

@@ -6,6 +6,7 @@ contract checks again, because the chain must not trust its callers.
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -41,19 +42,34 @@ def service_name(raw: bytes) -> str:
 
 
 class Tier(BaseModel):
-    """Below `below_ppm` the service earns `credit_bps` of its share of the period fee."""
+    """Beyond `below_ppm` the service earns `credit_bps` of its share of the period fee: strictly
+    below it for availability-like services (ppm), strictly above it for latency services (ms)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    below_ppm: Ppm
+    below_ppm: Annotated[int, Field(ge=0, lt=2**32)]
     credit_bps: Annotated[int, Field(gt=0, le=BPS)]
+
+    @property
+    def threshold(self) -> int:
+        return self.below_ppm
+
+
+class Kind(IntEnum):
+    """What a service measures (the contract's KIND_* constants)."""
+
+    availability = 0  # ppm, higher is better
+    latency = 1  # milliseconds, lower is better (an experience objective)
+    satisfaction = 2  # ppm score attested by the customer (an experience objective)
+    composite = 3  # fee-weighted mean of the availability services, computed on-chain
 
 
 class Service(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: Annotated[str, Field(min_length=1)]
-    objective_ppm: Annotated[int, Field(gt=0, le=PPM)]
+    objective_ppm: Annotated[int, Field(gt=0, lt=2**32)]
     weight_bps: Annotated[int, Field(gt=0, le=BPS)] = BPS
     tiers: tuple[Tier, ...]
+    kind: Kind = Kind.availability
 
     @field_validator("name")
     @classmethod
@@ -61,16 +77,37 @@ class Service(BaseModel):
         service_id_bytes(v)
         return v
 
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind_by_name(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.isdigit():
+            try:
+                return Kind[v]
+            except KeyError:
+                raise ValueError(f"unknown kind {v!r}: one of {', '.join(k.name for k in Kind)}") from None
+        return v
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.kind is Kind.latency
+
     @model_validator(mode="after")
     def _tiers_ordered(self) -> Service:
+        if not self.lower_is_better and self.objective_ppm > PPM:
+            raise ValueError(f"service {self.name!r}: objective {self.objective_ppm} ppm is above 100 %")
         if not 1 <= len(self.tiers) <= MAX_TIERS:
             raise ValueError(f"service {self.name!r}: needs 1..{MAX_TIERS} tiers, has {len(self.tiers)}")
         for i, tier in enumerate(self.tiers):
-            if tier.below_ppm > self.objective_ppm:
+            if self.lower_is_better and tier.below_ppm < self.objective_ppm:
+                raise ValueError(f"service {self.name!r}: latency tier {i} bound {tier.below_ppm} ms is below the "
+                                 "objective")
+            if not self.lower_is_better and tier.below_ppm > self.objective_ppm:
                 raise ValueError(f"service {self.name!r}: tier {i} threshold {tier.below_ppm} is above the objective")
             if i:
                 prev = self.tiers[i - 1]
-                if tier.below_ppm >= prev.below_ppm:
+                if self.lower_is_better and tier.below_ppm <= prev.below_ppm:
+                    raise ValueError(f"service {self.name!r}: latency tier {i} bound must rise above tier {i - 1}'s")
+                if not self.lower_is_better and tier.below_ppm >= prev.below_ppm:
                     raise ValueError(f"service {self.name!r}: tier {i} threshold must fall below tier {i - 1}'s")
                 if tier.credit_bps <= prev.credit_bps:
                     raise ValueError(f"service {self.name!r}: tier {i} credit must rise above tier {i - 1}'s")
@@ -94,6 +131,10 @@ class Terms(BaseModel):
     credit_cap_bps: Annotated[int, Field(gt=0, le=BPS)] = BPS
     termination_ppm: Ppm = 0
     services: tuple[Service, ...]
+    # Options (AgreementFactory.createAgreementWithOptions)
+    dispute_window: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    arbiter: str = ZERO_ADDRESS
+    maintenance_notice: Annotated[int, Field(ge=0, lt=2**32)] = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -106,7 +147,7 @@ class Terms(BaseModel):
             data["oracles"] = (data.pop("oracle"),)
         return data
 
-    @field_validator("provider", "customer", "asset", mode="before")
+    @field_validator("provider", "customer", "asset", "arbiter", mode="before")
     @classmethod
     def _address(cls, v: Any, info: Any) -> str:
         return _checksum(v, info.field_name)
@@ -147,6 +188,14 @@ class Terms(BaseModel):
         total = sum(s.weight_bps for s in self.services)
         if total != BPS:
             raise ValueError(f"service weights must sum to {BPS} bps (100 %), they sum to {total}")
+        kinds = {s.kind for s in self.services}
+        if Kind.composite in kinds and Kind.availability not in kinds:
+            raise ValueError("a composite service needs availability services to combine")
+        if self.dispute_window:
+            if int(self.arbiter, 16) == 0:
+                raise ValueError("a dispute window needs an arbiter")
+            if self.arbiter in (self.provider, self.customer):
+                raise ValueError("a party cannot be the arbiter")
         return self
 
     # ---------------------------------------------------------------- derived
@@ -167,6 +216,12 @@ class Terms(BaseModel):
         return self.oracles[0]
 
     @property
+    def has_options(self) -> bool:
+        """Whether creating needs createAgreementWithOptions (else the cheaper createAgreement)."""
+        return bool(self.dispute_window or self.maintenance_notice or int(self.arbiter, 16)
+                    or any(s.kind is not Kind.availability for s in self.services))
+
+    @property
     def is_native(self) -> bool:
         return int(self.asset, 16) == 0
 
@@ -183,18 +238,26 @@ class Terms(BaseModel):
             self.termination_ppm, services,
         )
 
+    def options_abi(self) -> tuple[Any, ...]:
+        """The Options struct as the contracts' ABI expects it."""
+        return (self.dispute_window, self.arbiter, self.maintenance_notice, [int(s.kind) for s in self.services])
+
     @classmethod
-    def from_abi(cls, raw: Any) -> Terms:
-        """Inverse of :meth:`to_abi`, for what ``Agreement.terms()`` returns."""
+    def from_abi(cls, raw: Any, options: Any = None) -> Terms:
+        """Inverse of :meth:`to_abi` (and :meth:`options_abi`), for what ``Agreement.terms()``
+        and ``Agreement.options()`` return."""
         (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
          cap, termination, services) = raw
+        dispute_window, arbiter, notice, kinds = options if options is not None else (0, ZERO_ADDRESS, 0, [])
+        kinds = list(kinds) or [0] * len(services)
         return cls(
             provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
             period_length=period_length, period_count=period_count, fee_per_period=fee,
             collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
+            dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice,
             services=tuple(
-                Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight,
+                Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight, kind=Kind(kind),
                         tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
-                for sid, obj, weight, tiers in services
+                for (sid, obj, weight, tiers), kind in zip(services, kinds, strict=True)
             ),
         )

@@ -210,7 +210,7 @@ def test_factory_rejects_bad_terms_on_chain(chain, factory, roles, terms_for):
     raw = list(terms_for().to_abi())
     sid, obj, weight, tiers = raw[12][0]
     raw[12] = [(sid, 1_000_001, weight, tiers)]
-    with pytest.raises(ContractReverted, match="objective outside"):
+    with pytest.raises(ContractReverted, match="objective above 100%"):
         chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
     raw[12] = [(sid, obj, weight, [(990_000, 3_000), (999_000, 1_000)])]
     with pytest.raises(ContractReverted, match="tier thresholds not falling"):

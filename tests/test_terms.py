@@ -52,7 +52,7 @@ def test_bad_tiers(tiers, message):
 
 
 def test_objective_above_one_hundred_percent():
-    with pytest.raises(ValidationError, match="objective_ppm"):
+    with pytest.raises(ValidationError, match="objective 1000001 ppm is above 100 %"):
         Service(name="api", objective_ppm=1_000_001, tiers=EC2_TIERS)
 
 
