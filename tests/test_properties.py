@@ -40,14 +40,30 @@ def tiers(draw, objective: int) -> tuple[Tier, ...]:
 
 
 @st.composite
+def latency_tiers(draw, objective: int) -> tuple[Tier, ...]:
+    n = draw(st.integers(1, 4))
+    bounds = sorted(draw(st.sets(st.integers(objective, objective + 5_000), min_size=n, max_size=n)))
+    credits = sorted(draw(st.sets(st.integers(1, BPS), min_size=n, max_size=n)))
+    return tuple(Tier(below_ppm=b, credit_bps=c) for b, c in zip(bounds, credits, strict=True))
+
+
+@st.composite
 def services(draw) -> tuple[Service, ...]:
+    """Availability services, sometimes a latency one (ms, lower is better) and a composite."""
     n = draw(st.integers(1, 4))
     cuts = sorted(draw(st.sets(st.integers(1, BPS - 1), min_size=n - 1, max_size=n - 1)))
     weights = [b - a for a, b in zip([0, *cuts], [*cuts, BPS], strict=False)]
     out = []
     for i, w in enumerate(weights):
+        kind = draw(st.sampled_from(["availability", "latency", "composite"])) if i else "availability"
+        if kind == "latency":
+            objective = draw(st.integers(1, 2_000))
+            out.append(Service(name=f"svc{i}", kind=kind, objective_ppm=objective, weight_bps=w,
+                               tiers=draw(latency_tiers(objective))))
+            continue
         objective = draw(st.integers(1, PPM))
-        out.append(Service(name=f"svc{i}", objective_ppm=objective, weight_bps=w, tiers=draw(tiers(objective))))
+        out.append(Service(name=f"svc{i}", kind=kind, objective_ppm=objective, weight_bps=w,
+                           tiers=draw(tiers(objective))))
     return tuple(out)
 
 
@@ -70,19 +86,22 @@ def test_contract_credit_equals_the_reference_model(env, svcs, fee, cap, data):
 
 operations = st.lists(
     st.tuples(st.sampled_from(["fees", "collateral", "cancel", "settle", "terminate", "withdraw_c", "withdraw_p",
-                               "stranger"]),
+                               "stranger", "dispute", "resolve", "finalize"]),
               st.integers(0, PPM)),
-    max_size=14,
+    max_size=16,
 )
 
 
 @SETTINGS
-@given(ops=operations, collateral=st.integers(0, 4 * ETHER), cap=st.integers(1, BPS))
-def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap):
+@given(ops=operations, collateral=st.integers(0, 4 * ETHER), cap=st.integers(1, BPS),
+       window=st.sampled_from([0, 3_600]))
+def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap, window):
     chain, roles, factory = env
-    terms = make_terms(roles, chain.now(), collateral=collateral, credit_cap_bps=cap, period_count=4)
+    terms = make_terms(roles, chain.now(), collateral=collateral, credit_cap_bps=cap, period_count=4,
+                       dispute_window=window, arbiter=roles["stranger"] if window else "0x" + "00" * 20)
     ag = factory.create_agreement(terms, roles["deployer"])
     books = Books(terms)
+    disputed: set[int] = set()
     for op, value in ops:
         try:
             if op == "fees":
@@ -109,11 +128,29 @@ def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap):
             elif op == "stranger":
                 ag.withdraw(roles["stranger"])
                 pytest.fail("a stranger withdrew")
+            elif op == "dispute":
+                period = min(books.pending_credit, default=0)
+                ag.dispute(period, b"\x01" * 32, roles["customer"])
+                disputed.add(period)
+            elif op == "resolve":
+                period = min(disputed, default=0)
+                ag.resolve_dispute(period, [value], roles["stranger"])
+                available = books.collateral_escrowed + books.pending_credit[period]
+                books.finalize(period, period_outcome(terms, [value], available).paid_credit)
+                disputed.discard(period)
+            elif op == "finalize":
+                period = min(books.pending_credit, default=0)
+                chain.mine_at(chain.now() + 2 * 3_600)
+                ag.finalize(period, roles["provider"])
+                books.finalize(period)
+                disputed.discard(period)
         except ContractReverted:
             pass  # refused operations must leave the books untouched: checked below
         snap = ag.snapshot()
         assert snap.status is Status[books.status]
         assert (snap.owed_to_customer, snap.owed_to_provider) == (books.owed["customer"], books.owed["provider"])
+        assert (snap.pending_to_customer, snap.pending_to_provider) == (books.pending["customer"],
+                                                                        books.pending["provider"])
         assert (snap.fees_escrowed, snap.collateral_escrowed) == (books.fees_escrowed, books.collateral_escrowed)
         assert ag.balance() == snap.held == books.held
         assert books.held + sum(books.withdrawn.values()) == books.deposited
