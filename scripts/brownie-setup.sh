@@ -55,11 +55,14 @@ printf '#!/bin/sh\n# The project solc front end for py-solc-x (written by script
 chmod +x "$tmp"
 mv -f "$tmp" "$entry"
 "$VENV/bin/python" - "$solcx_dir" <<'EOF'
-import sys, sysconfig
+import os, sys, sysconfig
 from pathlib import Path
-site = Path(sysconfig.get_paths()["purelib"])
+pth = Path(sysconfig.get_paths()["purelib"]) / "smartsla_solcx.pth"
 line = f"import os; os.environ.setdefault('SOLCX_BINARY_PATH', {sys.argv[1]!r})\n"
-(site / "smartsla_solcx.pth").write_text(line)
+if not pth.exists() or pth.read_text() != line:  # atomic: a Python starting now reads all or nothing
+    tmp = pth.with_name(pth.name + ".tmp")
+    tmp.write_text(line)
+    os.replace(tmp, pth)
 EOF
 # Check it the way Brownie will find it.
 "$VENV/bin/python" - "$version" <<'EOF'
@@ -74,15 +77,20 @@ solcx.set_solc_version(want, silent=True)
 print(f"brownie-setup: solc {solcx.get_solc_version(with_commit_hash=True)} registered with py-solc-x in {folder}")
 EOF
 
-# 3. A Brownie network for the project's Ganache (chain id 1337), kept in Brownie's own data
-# folder (~/.brownie). `modify` when it exists, so that the command stays idempotent.
+# 3. A Brownie network for the project's Ganache (chain id 1337), in Brownie's own data folder
+# (~/.brownie). It is a *development* network in Brownie's terms: Brownie attaches to the node
+# that answers at the URL (start it first: .venv/bin/python scripts/chain.py start ganache
+# --port 8545), keeps no deployment records of its own for it (on a "live" network it would,
+# under build/, and fail at the next connect once a restarted Ganache, same chain id, no longer
+# has those contracts), and sends transactions with the project's development settings
+# (gas_price: auto). Deleted and added again, so that the command stays idempotent.
+case "$GANACHE_URL" in
+  http://*:[0-9]*|https://*:[0-9]*) ganache_port=${GANACHE_URL##*:} ;;
+  *) echo "brownie-setup: BROWNIE_GANACHE_URL must look like http://HOST:PORT, not $GANACHE_URL" >&2; exit 1 ;;
+esac
 brownie="$VENV/bin/brownie"
-networks=$("$brownie" networks list 2>/dev/null || true)
-if grep -q 'ganache-local' <<<"$networks"; then
-  "$brownie" networks modify ganache-local host="$GANACHE_URL" chainid=1337 >/dev/null
-else
-  "$brownie" networks add Ethereum ganache-local host="$GANACHE_URL" chainid=1337 \
-    name="Ganache (smartsla scripts/chain.py)" >/dev/null
-fi
-echo "brownie-setup: network ganache-local -> $GANACHE_URL (chain id 1337)"
+"$brownie" networks delete ganache-local >/dev/null 2>&1 || true  # absent the first time
+"$brownie" networks add development ganache-local cmd=ganache host="$GANACHE_URL" port="$ganache_port" \
+  name="Ganache (smartsla scripts/chain.py)" >/dev/null
+echo "brownie-setup: network ganache-local -> $GANACHE_URL (a running Ganache, chain id 1337)"
 echo "brownie-setup: ready: $VENV/bin/brownie compile | test | run scripts/deploy.py --network ganache-local"
