@@ -56,6 +56,8 @@ class ServiceProbe(_Strict):
     prometheus: PrometheusCheck | None = None
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     failure_threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    # For latency services (an experience objective): which percentile of the period is reported.
+    latency_percentile: Literal[50, 95, 99] = 95
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ServiceProbe:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import requests
 from aiohttp import web
@@ -28,18 +29,20 @@ from smartsla import deployments
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory, Status
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
+from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe
 from .keys import load_key
 from .metrics import OracleMetrics
 from .probes import HttpProbe, Probe, ProbeSchedule, TcpProbe, run_round
 from .prometheus import PrometheusError, PrometheusSource
-from .sli import PeriodFigure, availability
+from .sli import MissingPolicy, PeriodFigure, SliceCounts, availability, figure_from_counts
 from .store import Store, StoreError
 from .submitter import Submitter
 
 log = logging.getLogger("oracle")
 
+LATENCY_UNKNOWN_MS = 2**32 - 1  # reported when a latency service had no successful check at all
 CHAIN_ERRORS = (ChainUnavailable, requests.ConnectionError, requests.Timeout, Web3Exception, OSError)
 MAX_BACKOFF_S = 30.0
 
@@ -126,7 +129,9 @@ class Daemon:
             raise ConfigError(f"key: {self.account.address} is not a member of the oracle committee of "
                               f"{agreement.address} (members: {', '.join(terms.oracles)}) [{where}]")
         probes = self.config.probes_for(agreement.address)
-        names = [s.name for s in terms.services]
+        # Satisfaction (attested by the customer) and composite (computed on-chain) figures need
+        # no probe.
+        names = [s.name for s in terms.services if s.kind in (Kind.availability, Kind.latency)]
         unprobed = [n for n in names if n not in probes]
         if unprobed:
             raise ConfigError(f"{where}.services: no probe configured for {', '.join(unprobed)} "
@@ -233,22 +238,50 @@ class Daemon:
                 if outcome.state != "confirmed":
                     break
 
+    def maintenance(self, served: Served) -> list[tuple[int, int]]:
+        """Configured windows plus those the provider declared on-chain with the agreed notice
+        (declared with less notice they count like any other time)."""
+        declared = [(w.start, w.end) for w in served.agreement.maintenance_windows() if w.with_notice]
+        return served.maintenance + declared
+
     def figures(self, served: Served, period: int) -> dict[str, PeriodFigure]:
         terms = served.agreement.terms
         start, end = terms.start + period * terms.period_length, terms.period_end(period)
+        maintenance = self.maintenance(served)
         out: dict[str, PeriodFigure] = {}
+        for service in terms.services:
+            if service.kind in (Kind.satisfaction, Kind.composite):
+                # The contract fills these in; report a neutral figure (ignored on-chain).
+                out[service.name] = figure_from_counts(SliceCounts(0, 0, 0, 0, 0), self.config.missing_data,
+                                                       self.config.slice_seconds)
+        kinds = {s.name: s.kind for s in terms.services}
+        objectives = {s.name: s.objective_ppm for s in terms.services}
         for name, probe in served.probes.items():
             if probe.prometheus is not None:
                 p = probe.prometheus
                 out[name] = PrometheusSource(str(p.url).rstrip("/")).availability(
                     p.query, start, end, slice_seconds=self.config.slice_seconds, threshold=p.threshold,
-                    inclusive=p.inclusive, maintenance=served.maintenance, missing=self.config.missing_data)
+                    inclusive=p.inclusive, maintenance=maintenance, missing=self.config.missing_data)
                 continue
             samples = self.store.samples(served.agreement.address, name, start, end)
             samples = served.schedule.apply_thresholds(samples)
-            out[name] = availability(samples, start, end, slice_seconds=self.config.slice_seconds,
-                                     maintenance=served.maintenance, missing=self.config.missing_data)
+            figure = availability(samples, start, end, slice_seconds=self.config.slice_seconds,
+                                  maintenance=maintenance, missing=self.config.missing_data)
+            if kinds[name] is Kind.latency:
+                figure = self._latency_figure(figure, probe.latency_percentile, objectives[name])
+            out[name] = figure
         return out
+
+    def _latency_figure(self, figure: PeriodFigure, percentile: int, objective_ms: int) -> PeriodFigure:
+        """A latency service reports its period percentile in whole ms (rounded up, never in the
+        provider's favour). Without a single ok check: the worst value under 'down', the
+        objective under 'exclude'."""
+        ms = {50: figure.p50_ms, 95: figure.p95_ms, 99: figure.p99_ms}[percentile]
+        if ms is None:
+            value = LATENCY_UNKNOWN_MS if self.config.missing_data is MissingPolicy.DOWN else objective_ms
+        else:
+            value = min(math.ceil(ms), LATENCY_UNKNOWN_MS)
+        return replace(figure, value_ppm=value)
 
     # ------------------------------------------------------------------ HTTP
     async def _start_http(self) -> web.AppRunner:

@@ -37,10 +37,13 @@ class ScheduledService:
 
     def __init__(self) -> None:
         self.down: list[tuple[float, float]] = []
+        self.delay_s = 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 now = time.time()
                 bad = any(a <= now < b for a, b in outer.down)
                 self.send_response(500 if bad else 200)
@@ -85,12 +88,13 @@ class World:
         self.factory = Factory.deploy(self.chain, self.deployer)
         self.oracle, self.oracle_key = self.chain.new_account(fund_from=self.deployer, amount=ETHER)
 
-    def agreement(self, *, period_length: int, period_count: int, start_in: float = 8.0):
+    def agreement(self, *, period_length: int, period_count: int, start_in: float = 8.0,
+                  services: tuple[Service, ...] = (Service(name="web", objective_ppm=999_900, tiers=EC2),),
+                  **options: object):
         start = int(time.time() + start_in) + 1
         terms = Terms(provider=self.provider, customer=self.customer, oracle=self.oracle, start=start,
                       period_length=period_length, period_count=period_count, fee_per_period=ETHER,
-                      collateral=period_count * ETHER, termination_ppm=0,
-                      services=(Service(name="web", objective_ppm=999_900, tiers=EC2),))
+                      collateral=period_count * ETHER, termination_ppm=0, services=services, **options)
         ag = self.factory.create_agreement(terms, self.deployer)
         ag.deposit_fees(self.customer)
         ag.deposit_collateral(self.provider)
@@ -221,6 +225,38 @@ def test_chain_down_for_a_while_then_the_report_still_arrives(world: World, serv
         if proc.poll() is None:
             proc.kill()
     assert "chain error; retrying" in world.log_text()
+
+
+def test_maintenance_declared_on_chain_with_notice_is_excluded_and_latency_reported(
+        world: World, service: ScheduledService):
+    services = (Service(name="web", objective_ppm=999_900, weight_bps=8_000, tiers=EC2),
+                Service(name="web-p95", kind="latency", objective_ppm=300, weight_bps=2_000,
+                        tiers=(Tier(below_ppm=300, credit_bps=1_000),)))
+    ag = world.agreement(period_length=20, period_count=1, services=services, maintenance_notice=5)
+    s = ag.terms.start
+    service.delay_s = 0.03  # every answer takes at least 30 ms
+    # Down in slices 3-5, inside maintenance declared well ahead: excluded from good and total.
+    # Down in slices 12-13, inside maintenance declared only 3 s ahead: counts as downtime.
+    service.down = [(s + 3.5, s + 5.5), (s + 12.5, s + 13.5)]
+    ag.declare_maintenance(s + 3, s + 6, world.provider)
+    config = world.config(ag.address, service.url)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["services"]["web-p95"] = {"http": {"url": service.url, "timeout_s": 0.5}, "interval_s": 0.25}
+    config.write_text(yaml.safe_dump(cfg))
+    proc = world.start(config)
+    try:
+        world.wait_ready(s)
+        time.sleep(max(0.0, s + 9 - time.time()))
+        ag.declare_maintenance(s + 12, s + 14, world.provider)
+        assert [w.with_notice for w in ag.maintenance_windows()] == [True, False]
+        wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the settlement", world.log_text)
+    finally:
+        stop(proc)
+    (settled,) = ag.settlements()
+    availability, latency_ms = settled.values_ppm
+    assert availability == 15 * PPM // 17  # 17 slices count, 2 of them bad
+    assert 30 <= latency_ms < 300  # p95 in whole ms, above the server's delay, within the objective
+    assert settled.service_credits[1] == 0
 
 
 def test_bad_configuration_stops_at_start_with_the_field(world: World, service: ScheduledService, tmp_path: Path):
