@@ -38,6 +38,9 @@ if [ ! -x "$VENV/bin/brownie" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ];
   echo "$want" >"$stamp"
 fi
 
+# Brownie creates its build folder (build/brownie, see brownie-config.yaml) without parents.
+mkdir -p build/brownie
+
 # 2. The compiler. py-solc-x looks for `solc-v<version>` in its install folder; this environment
 # gets a folder of its own ($VENV/solcx, set as SOLCX_BINARY_PATH by a .pth file at interpreter
 # start) so that it never touches ~/.solcx and every checkout uses its own front end. The entry
