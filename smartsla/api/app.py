@@ -110,6 +110,20 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descript
                                                      "index"}}
 
 
+_security = HTTPBearer(auto_error=False, description="the read token configured on the server")
+
+
+def require_read(request: Request,
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_security)] = None) -> None:
+    """401 unless the request carries the configured read token (Bearer header, or the cookie
+    the login page sets)."""
+    expected = request.app.state.smartsla.settings.read_token
+    token = creds.credentials if creds else request.cookies.get(TOKEN_COOKIE)
+    if not token_matches(token, expected):
+        raise HTTPException(401, "a valid Bearer token is required to read this index",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
 def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = []
     for err in exc.errors():
@@ -166,15 +180,6 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], allow_credentials=False)
     app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
-
-    security = HTTPBearer(auto_error=False, description="the read token configured on the server")
-
-    def require_read(request: Request,
-                     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(security)] = None) -> None:
-        token = creds.credentials if creds else request.cookies.get(TOKEN_COOKIE)
-        if not token_matches(token, settings.read_token):
-            raise HTTPException(401, "a valid Bearer token is required to read this index",
-                                headers={"WWW-Authenticate": "Bearer"})
 
     deps = [Depends(require_read)] if settings.read_token else []
     api = APIRouter(prefix="/api", dependencies=deps, responses=ERRORS)

@@ -69,7 +69,7 @@ def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, st
 
 
 def build_demo_server(demo: DemoResult, *, db_path: Path | None = None, server_signing: bool = True,
-                      poll_s: float = 1.0) -> DemoServer:
+                      poll_s: float = 1.0, run_indexer: bool = True, rate_limit_per_s: float = 20.0) -> DemoServer:
     if demo.chain is None:
         raise ValueError("the demo result carries no chain")
     chain = demo.chain
@@ -81,8 +81,9 @@ def build_demo_server(demo: DemoResult, *, db_path: Path | None = None, server_s
     store = IndexStore.open(str(db_path))
     indexer = Indexer(chain, store, demo.factory, lock=lock)
     indexer.sync()  # index everything before the first page is served
-    settings = ApiSettings(rpc_url="embedded", server_signing=server_signing, poll_s=poll_s)
-    app = create_app(store, settings=settings, chain=chain, indexer=indexer, lock=lock, run_indexer=True)
+    settings = ApiSettings(rpc_url="embedded", server_signing=server_signing, poll_s=poll_s,
+                           rate_limit_per_s=rate_limit_per_s)
+    app = create_app(store, settings=settings, chain=chain, indexer=indexer, lock=lock, run_indexer=run_indexer)
     return DemoServer(app, store, indexer, lock, db_path, live.address, demo)
 
 
