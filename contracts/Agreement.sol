@@ -172,8 +172,8 @@ contract Agreement is ReentrancyGuard, EIP712 {
 
     /// @notice Unix time at which `period` ends (and may be settled).
     function periodEnd(uint256 period) public view onlyClone returns (uint256) {
-        Terms memory t = terms();
-        return uint256(t.start) + (period + 1) * uint256(t.periodLength);
+        (Terms memory t, Options memory o) = _load();
+        return _periodEnd(t, o, period);
     }
 
     /// @notice A settled period's payout state under a dispute window (None without one).
@@ -285,7 +285,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         (Terms memory t, Options memory o) = _load();
         if (msg.sender != t.provider) revert Unauthorized(msg.sender);
         if (_status != Status.Pending && _status != Status.Active) revert WrongStatus(_status);
-        uint256 termEnd = uint256(t.start) + uint256(t.periodLength) * t.periodCount;
+        uint256 termEnd = _periodEnd(t, o, t.periodCount - 1);
         if (start < block.timestamp || end <= start || start < t.start || end > termEnd) {
             revert InvalidWindow(start, end);
         }
@@ -372,7 +372,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint16 settled = _settledPeriods;
         if (period < settled) revert PeriodAlreadySettled(period);
         if (period != settled) revert PeriodOutOfOrder(settled, period);
-        uint256 endsAt = uint256(t.start) + (period + 1) * uint256(t.periodLength);
+        uint256 endsAt = _periodEnd(t, o, period);
         if (block.timestamp < endsAt) revert PeriodNotEnded(period, endsAt);
 
         (uint32[] memory values, uint256[] memory serviceCredits, uint256 credit, bool disaster) =
@@ -512,6 +512,12 @@ contract Agreement is ReentrancyGuard, EIP712 {
 
     function _load() private view returns (Terms memory t, Options memory o) {
         return TermsCodec.decode(Clones.fetchCloneArgs(address(this)));
+    }
+
+    /// @dev End of `period`: fixed-length periods, or the calendar ends fixed at creation.
+    function _periodEnd(Terms memory t, Options memory o, uint256 period) private pure returns (uint256) {
+        if (o.periodEnds.length == 0) return uint256(t.start) + (period + 1) * uint256(t.periodLength);
+        return uint256(t.start) + o.periodEnds[period];
     }
 
     /// @dev Returns the collateral left to the provider when nothing can still claim it: the

@@ -92,8 +92,17 @@ contract AgreementFactory {
                 if (terms.oracles[k] == o) revert InvalidTerms("duplicate oracle");
             }
         }
-        if (terms.periodLength == 0) revert InvalidTerms("period length is zero");
         if (terms.periodCount == 0) revert InvalidTerms("period count is zero");
+        uint256 ends = options.periodEnds.length;
+        if (ends == 0 && terms.periodLength == 0) revert InvalidTerms("period length is zero");
+        if (ends != 0) {
+            if (terms.periodLength != 0) revert InvalidTerms("calendar periods need a period length of zero");
+            if (ends != terms.periodCount) revert InvalidTerms("one period end per period");
+            for (uint256 i = 0; i < ends; ++i) {
+                uint32 previous = i == 0 ? 0 : options.periodEnds[i - 1];
+                if (options.periodEnds[i] <= previous) revert InvalidTerms("period ends not rising");
+            }
+        }
         if (terms.feePerPeriod == 0) revert InvalidTerms("fee per period is zero");
         if (uint256(terms.feePerPeriod) * terms.periodCount > type(uint128).max) {
             revert InvalidTerms("total fees overflow");

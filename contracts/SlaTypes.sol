@@ -66,12 +66,15 @@ struct Terms {
 /// it either party may dispute; `arbiter` then settles the dispute with a corrected report.
 /// `maintenanceNotice` (seconds): a maintenance window declared at least this long before it
 /// starts is excluded from the figures by the oracles. `serviceKinds`: one KIND_* per service,
-/// or empty for all availability.
+/// or empty for all availability. `periodEnds`: for calendar periods (e.g. months in a time
+/// zone), the end of each period in seconds after `start`, strictly rising; then the terms'
+/// `periodLength` is 0. Empty for periods of a fixed `periodLength`.
 struct Options {
     uint32 disputeWindow;
     address arbiter;
     uint32 maintenanceNotice;
     uint8[] serviceKinds;
+    uint32[] periodEnds;
 }
 
 /// @notice Life cycle of an agreement.

@@ -246,7 +246,7 @@ class Daemon:
 
     def figures(self, served: Served, period: int) -> dict[str, PeriodFigure]:
         terms = served.agreement.terms
-        start, end = terms.start + period * terms.period_length, terms.period_end(period)
+        start, end = terms.period_start(period), terms.period_end(period)
         maintenance = self.maintenance(served)
         out: dict[str, PeriodFigure] = {}
         for service in terms.services:

@@ -124,7 +124,7 @@ class Terms(BaseModel):
     quorum: Annotated[int, Field(ge=1, le=MAX_ORACLES)] = 1
     asset: str = ZERO_ADDRESS
     start: Annotated[int, Field(ge=0, lt=2**64)]
-    period_length: Annotated[int, Field(gt=0, lt=2**32)]
+    period_length: Annotated[int, Field(ge=0, lt=2**32)]  # 0 with calendar period_ends
     period_count: Annotated[int, Field(gt=0, lt=2**16)]
     fee_per_period: Annotated[int, Field(gt=0, lt=2**128)]
     collateral: Annotated[int, Field(ge=0, lt=2**128)]
@@ -135,6 +135,8 @@ class Terms(BaseModel):
     dispute_window: Annotated[int, Field(ge=0, lt=2**32)] = 0
     arbiter: str = ZERO_ADDRESS
     maintenance_notice: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    # Calendar periods: the end of each period in seconds after `start` (then period_length is 0).
+    period_ends: tuple[Annotated[int, Field(gt=0, lt=2**32)], ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -188,6 +190,15 @@ class Terms(BaseModel):
         total = sum(s.weight_bps for s in self.services)
         if total != BPS:
             raise ValueError(f"service weights must sum to {BPS} bps (100 %), they sum to {total}")
+        if self.period_ends:
+            if self.period_length:
+                raise ValueError("give either period_length or calendar period_ends, not both")
+            if len(self.period_ends) != self.period_count:
+                raise ValueError(f"{len(self.period_ends)} period ends for {self.period_count} periods")
+            if any(b <= a for a, b in zip((0, *self.period_ends), self.period_ends, strict=False)):
+                raise ValueError("period ends must rise")
+        elif self.period_length == 0:
+            raise ValueError("period_length must be positive")
         kinds = {s.kind for s in self.services}
         if Kind.composite in kinds and Kind.availability not in kinds:
             raise ValueError("a composite service needs availability services to combine")
@@ -205,10 +216,15 @@ class Terms(BaseModel):
 
     @property
     def end(self) -> int:
-        return self.start + self.period_length * self.period_count
+        return self.period_end(self.period_count - 1)
 
     def period_end(self, period: int) -> int:
+        if self.period_ends:
+            return self.start + self.period_ends[period]
         return self.start + (period + 1) * self.period_length
+
+    def period_start(self, period: int) -> int:
+        return self.start if period == 0 else self.period_end(period - 1)
 
     @property
     def oracle(self) -> str:
@@ -218,7 +234,7 @@ class Terms(BaseModel):
     @property
     def has_options(self) -> bool:
         """Whether creating needs createAgreementWithOptions (else the cheaper createAgreement)."""
-        return bool(self.dispute_window or self.maintenance_notice or int(self.arbiter, 16)
+        return bool(self.dispute_window or self.maintenance_notice or int(self.arbiter, 16) or self.period_ends
                     or any(s.kind is not Kind.availability for s in self.services))
 
     @property
@@ -240,7 +256,8 @@ class Terms(BaseModel):
 
     def options_abi(self) -> tuple[Any, ...]:
         """The Options struct as the contracts' ABI expects it."""
-        return (self.dispute_window, self.arbiter, self.maintenance_notice, [int(s.kind) for s in self.services])
+        return (self.dispute_window, self.arbiter, self.maintenance_notice, [int(s.kind) for s in self.services],
+                list(self.period_ends))
 
     @classmethod
     def from_abi(cls, raw: Any, options: Any = None) -> Terms:
@@ -248,13 +265,13 @@ class Terms(BaseModel):
         and ``Agreement.options()`` return."""
         (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
          cap, termination, services) = raw
-        dispute_window, arbiter, notice, kinds = options if options is not None else (0, ZERO_ADDRESS, 0, [])
+        dispute_window, arbiter, notice, kinds, ends = options if options is not None else (0, ZERO_ADDRESS, 0, [], [])
         kinds = list(kinds) or [0] * len(services)
         return cls(
             provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
             period_length=period_length, period_count=period_count, fee_per_period=fee,
             collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
-            dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice,
+            dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice, period_ends=tuple(ends),
             services=tuple(
                 Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight, kind=Kind(kind),
                         tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))

@@ -192,3 +192,29 @@ def test_options_are_validated(terms_for, roles):
                 tiers=(Tier(below_ppm=500, credit_bps=1_000), Tier(below_ppm=400, credit_bps=2_000)))
     with pytest.raises(ValidationError, match="unknown kind 'speed'"):
         Service(name="x", kind="speed", objective_ppm=300, tiers=(Tier(below_ppm=300, credit_bps=1),))
+
+
+def test_calendar_periods_end_where_the_terms_say(chain, factory, roles, terms_for):
+    """Calendar months have different lengths: the ends are fixed at creation (see smartsla.spec)."""
+    ag = active(chain, factory, roles, terms_for, period_length=0, period_ends=(100, 250, 400))
+    start = ag.terms.start
+    assert [ag.chain.call(ag.contract.functions.periodEnd(p)) for p in range(3)] == [start + 100, start + 250,
+                                                                                     start + 400]
+    chain.mine_at(start + 100)
+    ag.settle(0, [1_000_000], roles["oracle"])
+    with pytest.raises(ContractReverted, match=rf"^PeriodNotEnded\(1, {start + 250}\)"):
+        ag.settle(1, [1_000_000], roles["oracle"])
+    now = chain.now()
+    with reverted("InvalidWindow"):
+        ag.declare_maintenance(now + 10, start + 401, roles["provider"])  # beyond the calendar term
+
+
+def test_calendar_periods_are_validated(terms_for):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="either period_length or calendar period_ends"):
+        terms_for(period_ends=(100, 200, 300))
+    with pytest.raises(ValidationError, match="2 period ends for 3 periods"):
+        terms_for(period_length=0, period_ends=(100, 200))
+    with pytest.raises(ValidationError, match="period ends must rise"):
+        terms_for(period_length=0, period_ends=(100, 100, 300))
