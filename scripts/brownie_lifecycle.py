@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def main() -> Any:
     from brownie import accounts, chain, network, project
 
     from scripts.deploy import deploy_with_brownie
+
+    warnings.filterwarnings("ignore", r"rpc\.\w+ should not be called directly", FutureWarning)  # Brownie's own
 
     if not network.is_connected():
         raise RuntimeError("run this with `brownie run scripts/brownie_lifecycle.py --network <id>`")

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -156,6 +157,9 @@ def deploy_with_brownie(*, private_key: str | None = None,
     unlocked account on a live network, Brownie's own on a development one)."""
     from brownie import accounts, chain, project
     from brownie.convert import to_address
+
+    # Brownie's own chain bookkeeping calls its deprecated rpc.* functions and warns about it.
+    warnings.filterwarnings("ignore", r"rpc\.\w+ should not be called directly", FutureWarning)
 
     loaded = project.get_loaded_projects()
     if not loaded:
