@@ -7,11 +7,12 @@ an operator never finds out at the end of a month that a probe was never configu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 from web3 import Web3
+
+from smartsla.yamlfile import load_model
 
 from .sli import MissingPolicy
 
@@ -169,50 +170,6 @@ class OracleConfig(_Strict):
         return [(w.start, w.end) for e in self.agreements if e.address == address for w in e.maintenance]
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """Line (1-based) of the YAML node at `loc` (a pydantic error location)."""
-    line = None if node is None else node.start_mark.line + 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if k.value == key), None)
-            if found is None:
-                # the error is about this key's absence or an unknown key: point at the key itself
-                kn = next((k for k, _ in node.value if k.value == key), None)
-                return kn.start_mark.line + 1 if kn is not None else line
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def load_config(path: str | Path) -> OracleConfig:
     """Read and validate the YAML file; ConfigError names file, line and field on any problem."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of settings")
-    try:
-        return OracleConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        # model-level validators report no field: the location is the enclosing object
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(node, loc)
-        where = f":{line}" if line else ""
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{path}{where}: {field}: {msg}{more}") from exc
+    return load_model(OracleConfig, path, ConfigError)

@@ -1,0 +1,104 @@
+"""`smartsla spec validate`, `smartsla agreement create FILE`, `smartsla agreement show ADDRESS`.
+
+Registered on the main app by smartsla.cli (kept apart so that each group of commands has a home).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .cli import (
+    DEFAULT_RPC_URL,
+    FactoryOpt,
+    RpcUrl,
+    _address,
+    _connect,
+    _console,
+    _factory,
+    _sender,
+    agreement_app,
+    app,
+    cli_errors,
+    fail,
+)
+from .spec import SpecError, dump_spec, load_spec, terms_to_spec
+from .units import bps_to_percent, ppm_to_percent
+
+spec_app = typer.Typer(help="Agreement specs in YAML.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+
+
+def _load(path: Path):  # noqa: ANN202 - AgreementSpec
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        fail(str(exc), 2)
+
+
+@spec_app.command("validate")
+@cli_errors
+def spec_validate(files: Annotated[list[Path], typer.Argument(help="Spec files to check.")]) -> None:
+    """Check spec files; each error names the file, line and field. Nothing is sent anywhere."""
+    console = _console()
+    for path in files:
+        spec = _load(path)
+        terms = spec.to_terms()
+        table = Table(title=f"{path}: {spec.metadata.name} ({spec.metadata.structure})", title_justify="left")
+        for col in ("service", "kind", "weight", "objective", "tiers"):
+            table.add_column(col)
+        for s in terms.services:
+            unit = (lambda v: f"{v} ms") if s.lower_is_better else ppm_to_percent
+            sign = ">" if s.lower_is_better else "<"
+            tiers = ", ".join(f"{sign} {unit(t.below_ppm)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
+            table.add_row(s.name, s.kind.name, bps_to_percent(s.weight_bps), unit(s.objective_ppm), tiers)
+        console.print(table)
+        console.print(f"[green]valid[/]: {terms.period_count} periods, {len(terms.oracles)} oracle(s), quorum "
+                      f"{terms.quorum}, dispute window {terms.dispute_window} s, maintenance notice "
+                      f"{terms.maintenance_notice} s")
+
+
+@agreement_app.command("create")
+@cli_errors
+def agreement_create(
+    file: Annotated[Path, typer.Argument(help="The agreement's spec (YAML).")],
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory_address: FactoryOpt = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Sender (the provider, to declare the "
+                                              "spec's maintenance windows).")] = None,
+    private_key_env: Annotated[str | None, typer.Option("--private-key-env", metavar="VAR")] = None,
+) -> None:
+    """Validate a spec, then create the agreement on-chain (and declare its maintenance windows)."""
+    spec = _load(file)
+    terms = spec.to_terms()  # validated before anything is sent
+    console = _console()
+    chain = _connect(rpc_url)
+    factory = _factory(chain, factory_address)
+    sender = _sender(chain, from_, private_key_env)
+    agreement = factory.create_agreement(terms, sender)
+    console.print(f"Agreement [bold cyan]{agreement.address}[/] created from {file} "
+                  f"(gas {agreement.creation.gas_used if agreement.creation else '?'})")
+    windows = spec.maintenance_windows()
+    if windows and sender != terms.provider:
+        console.print(f"[yellow]{len(windows)} maintenance window(s) not declared[/]: only the provider can "
+                      f"declare them (smartsla agreement create --from {terms.provider})")
+        return
+    for start, end in windows:
+        agreement.declare_maintenance(start, end, sender)
+        console.print(f"  maintenance declared: {start} → {end}")
+
+
+@agreement_app.command("show")
+@cli_errors
+def agreement_show(
+    address: Annotated[str, typer.Argument(help="The agreement's address.")],
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory_address: FactoryOpt = None,
+) -> None:
+    """Print an agreement's on-chain terms as a spec (YAML that `spec validate` accepts)."""
+    chain = _connect(rpc_url)
+    agreement = _factory(chain, factory_address).agreement(_address(address, "agreement address"))
+    typer.echo(dump_spec(terms_to_spec(agreement.terms, name=f"agreement-{agreement.address[2:10].lower()}")), nl=False)
