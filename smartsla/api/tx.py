@@ -60,7 +60,7 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
         owed = int(row[f"owed_to_{role}"])
         if owed == 0:
             raise ActionRefused(f"nothing is owed to the {role} {sender} (as of block {row['snapshot_block']})")
-        fn, description = "withdraw", f"withdraw {fmt_amount(owed, terms.asset)} owed to the {role}"
+        fn, description = "withdraw", f"Withdraw {fmt_amount(owed, terms.asset)} owed to the {role}"
     elif action == "terminate":
         if role != "customer":
             raise ActionRefused(f"only the customer {terms.customer} may invoke the disaster clause")
@@ -69,7 +69,7 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
         if not row["disaster_occurred"]:
             raise ActionRefused("no settled period fell below the disaster threshold: the clause cannot be invoked")
         fn = "terminate"
-        description = (f"terminate under the disaster clause: {fmt_amount(int(row['fees_escrowed']), terms.asset)} "
+        description = (f"Terminate under the disaster clause: {fmt_amount(int(row['fees_escrowed']), terms.asset)} "
                        "of unearned fees come back to the customer")
     elif action in ("deposit-fees", "deposit-collateral"):
         fees = action == "deposit-fees"
@@ -83,7 +83,7 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
             raise ActionRefused(f"the {'fees are' if fees else 'collateral is'} already deposited")
         amount = terms.total_fees if fees else terms.collateral
         fn = "depositFees" if fees else "depositCollateral"
-        description = f"deposit {'the prepaid fees' if fees else 'the collateral'}: {fmt_amount(amount, terms.asset)}"
+        description = f"Deposit {'the prepaid fees' if fees else 'the collateral'}: {fmt_amount(amount, terms.asset)}"
         if terms.is_native:
             value = amount
         else:
