@@ -16,6 +16,8 @@ if command -v npm >/dev/null 2>&1; then
   # --ignore-scripts: the packages' install scripts only fetch binaries we already get as
   # optional dependencies (Anvil) or build optional native speed-ups (Ganache).
   npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+  # Brownie (unmaintained, pins old versions): its own env .venv-brownie, see README "Brownie".
+  scripts/brownie-setup.sh
 else
   echo "npm not found: the compiler, Anvil and Ganache tests will fail (install Node 20+)" >&2
 fi
