@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Agreement} from "../../contracts/Agreement.sol";
-import {Status, Snapshot} from "../../contracts/SlaTypes.sol";
+import {Agreement} from "contracts/Agreement.sol";
+import {Status, Snapshot} from "contracts/SlaTypes.sol";
 
 import {TestBase, FuzzSelector} from "./utils/TestBase.sol";
 import {AgreementHandler, Book} from "./handlers/AgreementHandler.sol";
@@ -40,7 +40,8 @@ contract AgreementInvariantTest is TestBase {
         for (uint256 i = 0; i < handler.bookCount(); ++i) {
             Book memory b = handler.book(i);
             Snapshot memory s = b.agreement.snapshot();
-            uint256 books = uint256(s.feesEscrowed) + s.collateralEscrowed + s.owedToCustomer + s.owedToProvider;
+            uint256 books = uint256(s.feesEscrowed) + s.collateralEscrowed + s.owedToCustomer + s.owedToProvider
+                + s.pendingToCustomer + s.pendingToProvider;
             assertEq(handler.balanceOf(i, address(b.agreement)), books + b.donated, "balance = books + donations");
         }
     }
@@ -51,8 +52,8 @@ contract AgreementInvariantTest is TestBase {
             Book memory b = handler.book(i);
             Snapshot memory s = b.agreement.snapshot();
             uint256 totalFees = b.fee * b.count;
-            uint256 toCustomer = s.owedToCustomer + b.withdrawnByCustomer;
-            uint256 toProvider = s.owedToProvider + b.withdrawnByProvider;
+            uint256 toCustomer = s.owedToCustomer + s.pendingToCustomer + b.withdrawnByCustomer;
+            uint256 toProvider = s.owedToProvider + s.pendingToProvider + b.withdrawnByProvider;
             assertLe(toCustomer, totalFees + b.collateral, "customer <= fees + collateral");
             assertLe(toProvider, totalFees + b.collateral, "provider <= fees + collateral");
             assertLe(b.creditsPaid, b.collateral, "credits <= collateral");

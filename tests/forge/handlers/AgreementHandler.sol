@@ -4,10 +4,10 @@ pragma solidity ^0.8.24;
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
-import {Agreement} from "../../../contracts/Agreement.sol";
-import {AgreementFactory} from "../../../contracts/AgreementFactory.sol";
-import {Terms, Status, Snapshot, SignedReport, PPM, BPS} from "../../../contracts/SlaTypes.sol";
-import {TestToken} from "../../../contracts/test/TestToken.sol";
+import {Agreement} from "contracts/Agreement.sol";
+import {AgreementFactory} from "contracts/AgreementFactory.sol";
+import {Terms, Status, Snapshot, SignedReport, PPM, BPS} from "contracts/SlaTypes.sol";
+import {TestToken} from "contracts/test/TestToken.sol";
 
 import {Assertions, VmExtra} from "../utils/TestBase.sol";
 import {TermsGen, Limits} from "../utils/TermsGen.sol";

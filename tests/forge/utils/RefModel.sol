@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Terms, Service, PPM, BPS} from "../../../contracts/SlaTypes.sol";
+import {Terms, Service, PPM, BPS} from "contracts/SlaTypes.sol";
 
 /// @title An independent restatement of the credit rules, for comparison with CreditMath.
 /// @notice Written from the README, not from CreditMath: a value strictly below a tier's
@@ -12,6 +12,15 @@ library RefModel {
         if (valuePpm >= s.objectivePpm) return 0;
         for (uint256 j = s.tiers.length; j > 0; --j) {
             if (valuePpm < s.tiers[j - 1].belowPpm && s.tiers[j - 1].creditBps > best) best = s.tiers[j - 1].creditBps;
+        }
+    }
+
+    /// @notice Latency (lower is better, thresholds in ms): a value strictly above a tier's
+    /// threshold earns it; the largest credit earned counts; nothing at or below the objective.
+    function latencyCreditBps(Service memory s, uint256 valueMs) internal pure returns (uint256 best) {
+        if (valueMs <= s.objectivePpm) return 0;
+        for (uint256 j = 0; j < s.tiers.length; ++j) {
+            if (valueMs > s.tiers[j].belowPpm && s.tiers[j].creditBps > best) best = s.tiers[j].creditBps;
         }
     }
 

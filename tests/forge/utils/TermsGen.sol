@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Terms, Service, Tier, PPM, BPS} from "../../../contracts/SlaTypes.sol";
+import {Terms, Service, Tier, PPM, BPS} from "contracts/SlaTypes.sol";
 
 /// @notice Bounds for random terms.
 struct Limits {
