@@ -1,0 +1,70 @@
+"""Gas of a multi-level agreement with 1, 10 and 100 departments (embedded chain: EVM gas is the
+same on every chain). The oracle's report must cost the same whatever the number of departments;
+each department's settlement is a separate, constant cost that anyone may pay.
+
+    .venv/bin/python bench/multilevel_gas.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from smartsla.chain import Chain
+from smartsla.corporate import Corporate, CorporateTerms, DepartmentTerms
+from smartsla.terms import Service, Tier
+
+ETHER = 10**18
+SERVICES = (
+    Service(name="email", objective_ppm=999_000, tiers=(Tier(below_ppm=999_000, credit_bps=1_000),
+                                                         Tier(below_ppm=990_000, credit_bps=2_500))),
+    Service(name="erp", objective_ppm=995_000, tiers=(Tier(below_ppm=995_000, credit_bps=1_000),)),
+    Service(name="vpn", objective_ppm=990_000, tiers=(Tier(below_ppm=990_000, credit_bps=2_000),)),
+)
+
+
+def measure(departments: int) -> dict[str, int]:
+    chain = Chain.connect("embedded")
+    a = chain.accounts
+    payouts = [chain.new_account()[0] for _ in range(departments)]
+    deps = tuple(DepartmentTerms(f"d{i}", payouts[i], ETHER // 10, 0b111, 0, (0, 0, 0), (4_000, 3_000, 3_000))
+                 for i in range(departments))
+    terms = CorporateTerms(a[1], a[2], a[3], "0x" + "00" * 20, chain.now() + 10, 3_600, 2, 5_000, 10 * ETHER,
+                           SERVICES, deps)
+    corp = Corporate.deploy(chain, terms, a[0])
+    corp.deposit_fees(a[2])
+    corp.deposit_collateral(a[1])
+    chain.mine_at(terms.period_end(0))
+    report = corp.report(0, [985_000, 999_000, 980_000], a[3])
+    _, first = corp.settle_department(0, 0, a[4])
+    _, last = corp.settle_department(departments - 1, 0, a[4]) if departments > 1 else (0, first)
+    assert corp.creation is not None
+    return {"departments": departments, "deploy": corp.creation.gas_used, "oracle_report": report.gas_used,
+            "settle_department_first": first.gas_used, "settle_department_last": last.gas_used}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = [measure(n) for n in (1, 10, 100)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Multi-level agreement gas (3 services)")
+    for col in ("departments", "deploy", "oracle report", "settle 1st department", "settle last department"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*(f"{r[k]:,}" for k in ("departments", "deploy", "oracle_report", "settle_department_first",
+                                               "settle_department_last")))
+    console = Console()
+    console.print(table)
+    spread = max(r["oracle_report"] for r in rows) - min(r["oracle_report"] for r in rows)
+    console.print(f"oracle report gas spread across 1..100 departments: {spread} gas")
+
+
+if __name__ == "__main__":
+    main()

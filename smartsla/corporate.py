@@ -1,0 +1,213 @@
+"""Multi-level SLAs: a corporate agreement with one collateral pool and departments on top.
+
+The spec (`kind: CorporateAgreement`) names the corporate defaults (services with objectives and
+credit tiers, the cap, the schedule, the pool) and each department's payout address, fee,
+subset of services and overrides. `Corporate` drives the CorporateAgreement contract: the oracle
+reports each period once; every department's period settles from that one report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+from web3.contract.contract import Contract
+from web3.logs import DISCARD
+
+from .chain import Chain, TxResult
+from .credit import service_credit
+from .spec import Address, Amount, Metadata, Percent, ServiceSpec, SpecError, TimeWindow, _bps, _ppm, _Strict, _units
+from .terms import ZERO_ADDRESS, Kind, Service, service_id_bytes
+from .units import BPS
+from .yamlfile import load_model
+
+DEPARTMENT_BATCH = 20
+
+
+class DepartmentService(_Strict):
+    weight: Percent
+    objective: Percent | None = None  # overrides the corporate objective
+
+
+class DepartmentSpec(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    payout: Address
+    fee: Amount
+    creditCap: Percent | None = None  # noqa: N815 - default: the corporate cap
+    services: dict[str, DepartmentService]
+
+    @model_validator(mode="after")
+    def _weights(self) -> DepartmentSpec:
+        total = sum(s.weight for s in self.services.values())
+        if total != 100:
+            raise ValueError(f"department {self.name!r}: service weights must sum to 100%, they sum to {total}%")
+        return self
+
+
+class CorporateBody(_Strict):
+    parties: dict[Literal["provider", "organisation"], Address]
+    oracle: Address
+    asset: Literal["ETH"] = "ETH"
+    collateral: Amount
+    timeWindow: TimeWindow  # noqa: N815
+    creditCap: Percent = Decimal(100)  # noqa: N815
+    services: Annotated[list[ServiceSpec], Field(min_length=1, max_length=16)]
+    departments: Annotated[list[DepartmentSpec], Field(min_length=1, max_length=256)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CorporateBody:
+        if set(self.parties) != {"provider", "organisation"}:
+            raise ValueError("parties needs provider and organisation")
+        if self.timeWindow.duration is None:
+            raise ValueError("a corporate agreement uses fixed periods: timeWindow.duration")
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate service names")
+        for s in self.services:
+            if s.slo.sli != "availability":
+                raise ValueError(f"service {s.name!r}: corporate services are availability services")
+        for d in self.departments:
+            unknown = [n for n in d.services if n not in names]
+            if unknown:
+                raise ValueError(f"department {d.name!r} names unknown services: {', '.join(unknown)}")
+        return self
+
+
+class CorporateSpec(_Strict):
+    apiVersion: Literal["smartsla/v1"]  # noqa: N815
+    kind: Literal["CorporateAgreement"]
+    metadata: Metadata
+    spec: CorporateBody
+
+    def to_terms(self) -> CorporateTerms:
+        b = self.spec
+        start, length, _ = b.timeWindow.period_ends()
+        scale = Decimal(10) ** 18
+        services = tuple(s.to_service() for s in b.services)
+        names = [s.name for s in services]
+        departments = []
+        for d in b.departments:
+            mask = sum(1 << names.index(n) for n in d.services)
+            objectives = tuple(_ppm(d.services[n].objective) if n in d.services and d.services[n].objective
+                               else 0 for n in names)
+            weights = tuple(_bps(d.services[n].weight) if n in d.services else 0 for n in names)
+            departments.append(DepartmentTerms(d.name, d.payout, _units(d.fee, scale, "fee"), mask,
+                                               _bps(d.creditCap) if d.creditCap is not None else 0,
+                                               objectives, weights))
+        return CorporateTerms(b.parties["provider"], b.parties["organisation"], b.oracle, ZERO_ADDRESS, start,
+                              length, b.timeWindow.count, _bps(b.creditCap), _units(b.collateral, scale, "collateral"),
+                              services, tuple(departments))
+
+
+def load_corporate_spec(path: str | Path) -> CorporateSpec:
+    return load_model(CorporateSpec, path, SpecError)
+
+
+@dataclass(frozen=True)
+class DepartmentTerms:
+    name: str
+    payout: str
+    fee_per_period: int
+    service_mask: int
+    credit_cap_bps: int  # 0: the corporate cap
+    objectives: tuple[int, ...]  # 0: the corporate objective
+    weights_bps: tuple[int, ...]
+
+    def to_abi(self) -> tuple:
+        return (self.payout, self.fee_per_period, self.service_mask, self.credit_cap_bps, list(self.objectives),
+                list(self.weights_bps))
+
+
+@dataclass(frozen=True)
+class CorporateTerms:
+    provider: str
+    organisation: str
+    oracle: str
+    asset: str
+    start: int
+    period_length: int
+    period_count: int
+    credit_cap_bps: int
+    collateral: int
+    services: tuple[Service, ...]
+    departments: tuple[DepartmentTerms, ...]
+
+    @property
+    def total_fees(self) -> int:
+        return sum(d.fee_per_period for d in self.departments) * self.period_count
+
+    def period_end(self, period: int) -> int:
+        return self.start + (period + 1) * self.period_length
+
+    def department_credit(self, index: int, values: list[int] | tuple[int, ...]) -> tuple[tuple[int, ...], int]:
+        """Reference model: each service's credit and the capped total (before the pool limit)."""
+        dep = self.departments[index]
+        credits = []
+        for i, (service, value) in enumerate(zip(self.services, values, strict=True)):
+            if not dep.service_mask & (1 << i):
+                credits.append(0)
+                continue
+            tiers = service.tiers
+            if dep.objectives[i]:  # the mildest tier moves with an overridden objective
+                tiers = (tiers[0].model_copy(update={"below_ppm": dep.objectives[i]}), *tiers[1:])
+            s = service.model_copy(update={"objective_ppm": dep.objectives[i] or service.objective_ppm,
+                                           "weight_bps": dep.weights_bps[i], "tiers": tiers})
+            credits.append(service_credit(s, value, dep.fee_per_period))
+        cap = dep.fee_per_period * (dep.credit_cap_bps or self.credit_cap_bps) // BPS
+        return tuple(credits), min(sum(credits), cap)
+
+
+class Corporate:
+    """A deployed CorporateAgreement."""
+
+    def __init__(self, chain: Chain, address: str, terms: CorporateTerms | None = None):
+        self.chain = chain
+        self.contract: Contract = chain.contract("CorporateAgreement", address)
+        self.address = self.contract.address
+        self.terms = terms
+        self.creation: TxResult | None = None
+
+    @classmethod
+    def deploy(cls, chain: Chain, terms: CorporateTerms, sender: str) -> Corporate:
+        services = [(service_id_bytes(s.name), s.objective_ppm, s.weight_bps,
+                     [(t.below_ppm, t.credit_bps) for t in s.tiers]) for s in terms.services]
+        assert all(s.kind is Kind.availability for s in terms.services)
+        contract, tx = chain.deploy("CorporateAgreement", sender, terms.provider, terms.organisation, terms.oracle,
+                                    terms.asset, terms.start, terms.period_length, terms.period_count,
+                                    terms.credit_cap_bps, terms.collateral, services)
+        corporate = cls(chain, contract.address, terms)
+        corporate.creation = tx
+        # In batches: the calldata of a hundred departments is large, and each batch's gas bounded.
+        for i in range(0, len(terms.departments), DEPARTMENT_BATCH):
+            batch = [d.to_abi() for d in terms.departments[i:i + DEPARTMENT_BATCH]]
+            chain.transact(contract.functions.addDepartments(batch), sender, action="addDepartments")
+        return corporate
+
+    def deposit_fees(self, sender: str) -> TxResult:
+        total = self.chain.call(self.contract.functions.totalFees())
+        return self.chain.transact(self.contract.functions.depositFees(), sender, value=total, action="depositFees")
+
+    def deposit_collateral(self, sender: str) -> TxResult:
+        amount = self.chain.call(self.contract.functions.collateral())
+        return self.chain.transact(self.contract.functions.depositCollateral(), sender, value=amount,
+                                   action="depositCollateral")
+
+    def report(self, period: int, values: list[int], sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.report(period, list(values)), sender,
+                                   action=f"report period {period}")
+
+    def settle_department(self, index: int, period: int, sender: str) -> tuple[int, TxResult]:
+        """Settle a department's period (anyone may); returns the credit paid."""
+        tx = self.chain.transact(self.contract.functions.settleDepartment(index, period), sender,
+                                 action=f"settle department {index} period {period}")
+        logs = self.contract.events.DepartmentSettled().process_receipt(tx.receipt, errors=DISCARD)
+        return int(logs[0]["args"]["creditPaid"]), tx
+
+    def owed(self, party: str) -> int:
+        return self.chain.call(self.contract.functions.owed(party))
+
+    def withdraw(self, sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.withdraw(), sender, action="withdraw")
