@@ -37,7 +37,15 @@ def localized(example: str, chain, roles, tmp_path: Path, **spec_changes) -> Pat
     return write(tmp_path, data, example)
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+AGREEMENT_EXAMPLES = sorted(p for p in EXAMPLES.glob("*.yaml") if "kind: Agreement\n" in p.read_text())
+
+
+def test_examples_cover_the_three_structures():
+    structures = {yaml.safe_load(p.read_text())["metadata"]["structure"] for p in EXAMPLES.glob("*.yaml")}
+    assert structures == {"service-based", "customer-based", "multi-level"}
+
+
+@pytest.mark.parametrize("path", AGREEMENT_EXAMPLES, ids=lambda p: p.name)
 def test_every_example_validates_and_round_trips(path: Path, tmp_path: Path):
     spec = load_spec(path)
     terms = spec.to_terms()
