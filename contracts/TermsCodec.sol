@@ -103,9 +103,10 @@ library TermsCodec {
         }
     }
 
-    /// @dev Reads `bits` bits starting at byte `offset` of `b`, as an unsigned integer.
+    /// @dev Reads `bits` bits starting at byte `offset` of `b`, as an unsigned integer. No bounds
+    /// check: `b` is always what `encode` wrote into a clone's code (the factory is the only
+    /// writer and code cannot change), and every read of a settlement would pay for the check.
     function _read(bytes memory b, uint256 offset, uint256 bits) private pure returns (uint256 value) {
-        require(offset + bits / 8 <= b.length, "TermsCodec: out of bounds");
         assembly ("memory-safe") {
             value := shr(sub(256, bits), mload(add(add(b, 32), offset)))
         }
