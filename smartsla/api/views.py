@@ -35,8 +35,21 @@ def parse_address(value: str, what: str = "address") -> str:
     return Web3.to_checksum_address(value)
 
 
+_TERMS_CACHE: dict[tuple[str, str], Terms] = {}
+_TERMS_CACHE_SIZE = 4096
+
+
 def terms_of(row: dict[str, Any]) -> Terms:
-    return Terms.model_validate(row["terms"])
+    """The row's terms as a Terms model. Validating them is the costliest step of a page, and
+    terms never change for a given creation transaction: cached by (address, creation tx)."""
+    key = (row["address"], row["created_tx"])
+    terms = _TERMS_CACHE.get(key)
+    if terms is None:
+        terms = Terms.model_validate(row["terms"])
+        if len(_TERMS_CACHE) >= _TERMS_CACHE_SIZE:
+            _TERMS_CACHE.clear()
+        _TERMS_CACHE[key] = terms
+    return terms
 
 
 def chain_now(cursor: dict[str, Any] | None) -> int:

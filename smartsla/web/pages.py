@@ -159,7 +159,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         raise AssertionError("unreachable")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request, status: str | None = None, page: int = 1) -> Response:
+    async def index(request: Request, status: str | None = None, page: int = 1) -> Response:
         if (redirect := gate(request)) is not None:
             return redirect
         status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled") else None
@@ -170,7 +170,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
                                               "status": status, "pages": max(1, -(-total // per_page))})
 
     @app.get("/party", include_in_schema=False)
-    def party(request: Request, role: str = "customer", address: str = "") -> Response:
+    async def party(request: Request, role: str = "customer", address: str = "") -> Response:
         try:
             checked = views.parse_address(address.strip())
         except ValueError:
@@ -178,7 +178,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         return RedirectResponse(f"/{'provider' if role == 'provider' else 'customer'}/{checked}", status_code=303)
 
     @app.get("/agreements/{address}", response_class=HTMLResponse, include_in_schema=False)
-    def agreement_page(request: Request, address: str) -> Response:
+    async def agreement_page(request: Request, address: str) -> Response:
         if (redirect := gate(request)) is not None:
             return redirect
         try:
@@ -200,7 +200,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
                  "met": sum(1 for c in cells if c["state"] == "operational"),
                  "settled": sum(1 for c in cells if c["state"] in ("operational", "degraded", "outage"))}
                 for i, s in enumerate(services)]
-        events, events_total = store.events(address, limit=100, newest_first=True)
+        events, events_total = store.events(address, limit=30, newest_first=True)
         fmt = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
         context = {
             "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
@@ -238,15 +238,15 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         return render(request, "party.html", {"role": role, "address": address, "items": items, "totals": totals})
 
     @app.get("/customer/{address}", response_class=HTMLResponse, include_in_schema=False)
-    def customer_page(request: Request, address: str) -> Response:
+    async def customer_page(request: Request, address: str) -> Response:
         return party_page(request, address, "customer")
 
     @app.get("/provider/{address}", response_class=HTMLResponse, include_in_schema=False)
-    def provider_page(request: Request, address: str) -> Response:
+    async def provider_page(request: Request, address: str) -> Response:
         return party_page(request, address, "provider")
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    def login_form(request: Request, next: str = "/") -> Response:
+    async def login_form(request: Request, next: str = "/") -> Response:
         return render(request, "login.html", {"next": next if next.startswith("/") else "/", "failed": False})
 
     @app.post("/login", include_in_schema=False)

@@ -1,0 +1,272 @@
+"""Requests per second and p99 latency of the API's agreement status endpoint and the dashboard's
+status page, with 1,000 agreements x 12 settled periods in the index.
+
+    .venv/bin/python bench/api_bench.py [--agreements 1000] [--periods 12] [--duration 10] [--concurrency 16]
+
+The index is filled directly with synthetic rows (SQLite, in a temporary directory): the bench
+measures serving, not indexing. The server (uvicorn, one worker, no chain, no rate limit) and
+the load generator run as two separate processes on 127.0.0.1; the load generator is `wrk` when
+it is installed, else a Python asyncio/httpx client (which then competes for the same two cores
+and is itself often the limit: its figures are a floor). Every run is bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SERVICES = ("compute", "storage", "api")
+DAY = 86_400
+ETHER = 10**18
+
+
+def _address(rng: random.Random) -> str:
+    from web3 import Web3
+
+    return Web3.to_checksum_address("0x" + "".join(rng.choice("0123456789abcdef") for _ in range(40)))
+
+
+def fill(db: Path, agreements: int, periods: int, seed: int = 7) -> list[str]:
+    """Synthetic index rows: `agreements` agreements (50 providers, 200 customers), each with
+    `periods` settled periods and the events that go with them."""
+    from smartsla.index_store import IndexStore, idx_agreements, idx_events, idx_periods
+    from smartsla.indexer import period_services
+    from smartsla.terms import Service, Terms, Tier
+
+    rng = random.Random(seed)
+    providers = [_address(rng) for _ in range(50)]
+    customers = [_address(rng) for _ in range(200)]
+    oracle = _address(rng)
+    factory = _address(rng)
+    tiers = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
+             Tier(below_ppm=950_000, credit_bps=10_000))
+    services = tuple(Service(name=n, objective_ppm=999_900, weight_bps=w, tiers=tiers)
+                     for n, w in zip(SERVICES, (5_000, 3_000, 2_000), strict=True))
+    store = IndexStore.open(str(db))
+    store.init_cursor(31337, factory, 0)
+    block = 1
+    rows, period_rows, event_rows, addresses = [], [], [], []
+    start = 1_700_000_000
+    fee = 3 * ETHER // 2
+    for i in range(agreements):
+        address = _address(rng)
+        addresses.append(address)
+        terms = Terms(provider=providers[i % len(providers)], customer=customers[i % len(customers)], oracle=oracle,
+                      start=start, period_length=30 * DAY, period_count=periods + 6, fee_per_period=fee,
+                      collateral=4 * ETHER, credit_cap_bps=5_000, termination_ppm=900_000, services=services)
+        created = block
+        credits_paid = 0
+        for p in range(periods):
+            values = [rng.choice((1_000_000, 999_950, 998_000, 985_000, 940_000)) for _ in SERVICES]
+            details = period_services(terms, values, [0, 0, 0])
+            credits = [fee * s.weight_bps * d["tier_credit_bps"] // 10_000**2 for s, d in zip(services, details,
+                                                                                             strict=True)]
+            paid = min(sum(credits), fee // 2)
+            credits_paid += paid
+            block += 1
+            period_rows.append({"agreement": address, "period": p, "values_ppm": values,
+                                "service_credits": [str(c) for c in credits], "credit_paid": str(paid),
+                                "fee_earned": str(fee), "shortfall": "0", "disaster": False, "block_number": block,
+                                "tx_hash": f"0x{block:064x}", "log_index": 0, "timestamp": start + (p + 1) * 30 * DAY})
+            event_rows.append({"address": address, "agreement": address, "block_number": block,
+                               "block_hash": f"0x{block:064x}", "tx_hash": f"0x{block:064x}",
+                               "log_index": 0, "name": "PeriodSettled", "topic0": "0x" + "00" * 32,
+                               "args": {"period": str(p), "valuesPpm": values,
+                                        "serviceCredits": [str(c) for c in credits], "creditPaid": str(paid),
+                                        "feeEarned": str(fee), "disaster": False},
+                               "timestamp": start + (p + 1) * 30 * DAY})
+        for k, name in enumerate(("AgreementCreated", "FeesDeposited", "CollateralDeposited", "Activated")):
+            event_rows.append({"address": factory if k == 0 else address, "agreement": address,
+                               "block_number": created, "block_hash": f"0x{created:064x}",
+                               "tx_hash": f"0x{created:064x}", "log_index": k + 1, "name": name,
+                               "topic0": "0x" + "00" * 32, "args": {}, "timestamp": start})
+        block += 1
+        rows.append({
+            "address": address, "factory": factory, "created_block": created, "created_tx": f"0x{created:064x}",
+            "created_timestamp": start, "provider": terms.provider, "customer": terms.customer, "asset": terms.asset,
+            "terms": terms.model_dump(mode="json"), "start": start, "period_length": terms.period_length,
+            "period_count": terms.period_count, "fee_per_period": str(fee), "collateral": str(terms.collateral),
+            "credit_cap_bps": terms.credit_cap_bps, "status": "Active", "settled_periods": periods,
+            "fees_deposited": True, "collateral_deposited": True, "disaster_occurred": False,
+            "fees_escrowed": str(fee * 6), "collateral_escrowed": str(terms.collateral - credits_paid),
+            "owed_to_customer": str(credits_paid), "owed_to_provider": str(fee * periods), "snapshot_block": block,
+            "credits_earned": str(credits_paid), "credits_paid": str(credits_paid), "shortfall": "0",
+            "fees_earned": str(fee * periods), "withdrawn_customer": "0", "withdrawn_provider": "0",
+            "updated_at": time.time(),
+        })
+    for table, data in ((idx_agreements, rows), (idx_periods, period_rows), (idx_events, event_rows)):
+        for i in range(0, len(data), 2_000):
+            store.insert_rows(table, data[i:i + 2_000])
+    from smartsla.index_store import Batch
+
+    store.apply(Batch(from_block=0, to_block=block, to_hash=f"0x{block:064x}", to_timestamp=start + 400 * DAY,
+                      head_block=block, head_timestamp=start + 400 * DAY))
+    counts = store.counts()
+    store.close()
+    print(f"index: {counts['idx_agreements']} agreements, {counts['idx_periods']} periods, "
+          f"{counts['idx_events']} events in {db}", flush=True)
+    return addresses
+
+
+# ---------------------------------------------------------------------------- the two processes
+def run_server(db: str, port: int) -> None:
+    import uvicorn
+
+    from smartsla.api.app import ApiSettings, create_app
+    from smartsla.index_store import IndexStore
+
+    app = create_app(IndexStore.open(db), settings=ApiSettings(rate_limit_per_s=0))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+async def _load(urls: list[str], duration: float, concurrency: int, max_requests: int) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+        async def worker(k: int) -> None:
+            nonlocal errors
+            i = k
+            while time.perf_counter() < stop_at and len(latencies) + errors < max_requests:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(urls[i % len(urls)])
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors += 1
+                i += concurrency
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    latencies.sort()
+    n = len(latencies)
+    return {"requests": n, "errors": errors, "seconds": round(elapsed, 2), "rps": round(n / elapsed, 1),
+            "p50_ms": round(latencies[n // 2] * 1000, 2) if n else None,
+            "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 2) if n else None, "tool": "httpx"}
+
+
+def run_load(url_file: str, duration: float, concurrency: int, max_requests: int) -> None:
+    urls = Path(url_file).read_text().split()
+    print(json.dumps(asyncio.run(_load(urls, duration, concurrency, max_requests))))
+
+
+def _wrk(urls: list[str], duration: float, concurrency: int) -> dict[str, Any]:
+    """wrk with a Lua script cycling through the URLs; p99 from its latency distribution."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        paths = ", ".join(json.dumps(u.split("/", 3)[3].join(["/", ""])) for u in urls)
+        fh.write(f"local paths = {{{paths}}}\nlocal i = 0\n"
+                 "request = function() i = i % #paths + 1; return wrk.format('GET', paths[i]) end\n")
+        script = fh.name
+    base = "/".join(urls[0].split("/", 3)[:3])
+    out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{int(duration)}s", "--latency", "-s", script, base],
+                         capture_output=True, text=True, timeout=duration + 60).stdout
+    os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": round(float(p99.group(1)) * scale[p99.group(2)], 2) if p99 else None,
+            "tool": "wrk", "non_2xx": int(bad.group(1)) if bad else 0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agreements", type=int, default=1_000)
+    parser.add_argument("--periods", type=int, default=12)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per endpoint")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-requests", type=int, default=200_000, help="bound per endpoint")
+    parser.add_argument("--role", choices=("main", "server", "load"), default="main", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--urls", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "server":
+        run_server(args.db, args.port)
+        return 0
+    if args.role == "load":
+        run_load(args.urls, args.duration, args.concurrency, args.max_requests)
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="smartsla-api-bench-"))
+    db = work / "index.db"
+    addresses = fill(db, args.agreements, args.periods)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, __file__, "--role", "server", "--db", str(db), "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    results: dict[str, Any] = {}
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/api/agreements?limit=1", timeout=1.0)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.2)
+        rng = random.Random(1)
+        sample = [rng.choice(addresses) for _ in range(500)]
+        targets = {
+            "GET /api/agreements/{address} (status)": [f"{base}/api/agreements/{a}" for a in sample],
+            "GET /agreements/{address} (dashboard page)": [f"{base}/agreements/{a}" for a in sample],
+            "GET /api/agreements?customer=...&limit=50": [f"{base}/api/agreements?customer="
+                                                          + httpx.get(f"{base}/api/agreements/{a}").json()["terms"][
+                                                              "customer"] + "&limit=50" for a in sample[:50]],
+        }
+        for name, urls in targets.items():
+            for u in urls[:3]:  # warm up, and check that it answers
+                assert httpx.get(u, timeout=10).status_code == 200, u
+            if shutil.which("wrk"):
+                results[name] = _wrk(urls, args.duration, args.concurrency)
+            else:
+                url_file = work / "urls.txt"
+                url_file.write_text("\n".join(urls))
+                out = subprocess.run([sys.executable, __file__, "--role", "load", "--urls", str(url_file),
+                                      "--duration", str(args.duration), "--concurrency", str(args.concurrency),
+                                      "--max-requests", str(args.max_requests)],
+                                     capture_output=True, text=True, timeout=args.duration + 120, check=True)
+                results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[name]
+            print(f"{name:<48} {r['rps']:>8.1f} req/s   p99 {r['p99_ms']} ms   ({r['tool']}, "
+                  f"{args.concurrency} connections, {args.duration:g} s)", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"agreements": args.agreements, "periods": args.periods, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The command line added with the web work: encrypted key files, withdraw and terminate signed
+with them, and `smartsla serve` as a real process against Anvil."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from sla_helpers import ETHER, make_terms
+from typer.testing import CliRunner
+from web_helpers import free_port
+
+from smartsla import keystore
+from smartsla.chain import Chain
+from smartsla.cli import app
+from smartsla.client import Agreement, Factory
+from smartsla.localnode import LocalNode, NodeToolMissing, start_node
+
+PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
+    return result.exit_code, result.output
+
+
+def test_keystore_new_and_import(tmp_path: Path) -> None:
+    path = tmp_path / "key.json"
+    code, out = _run("keystore", "new", "--out", str(path), env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
+    assert code == 0, out
+    address = keystore.address_of(path)
+    assert address and address in out
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keystore.load(path, PASSWORD).address == address
+    code, out = _run("keystore", "new", "--out", str(path), env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
+    assert code != 0 and "refusing to overwrite" in out
+
+    account = Account.create()
+    imported = tmp_path / "imported.json"
+    code, out = _run("keystore", "import", "--out", str(imported), "--private-key-env", "MY_KEY",
+                     env={"MY_KEY": account.key.to_0x_hex(), "SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
+    assert code == 0 and account.address in out
+    assert keystore.load(imported, PASSWORD).key == account.key
+    assert account.key.to_0x_hex()[2:] not in imported.read_text()  # encrypted, not in clear
+    code, out = _run("keystore", "new", "--out", str(tmp_path / "weak.json"),
+                     env={"SMARTSLA_KEYSTORE_PASSWORD": "short"})
+    assert code != 0 and "at least 8 characters" in out
+    code, out = _run("keystore", "new", "--out", str(tmp_path / "nopw.json"),
+                     env={"SMARTSLA_KEYSTORE_PASSWORD": ""})
+    assert code == 2 and "no password" in out
+
+
+@pytest.fixture(scope="module")
+def anvil() -> Iterator[LocalNode]:
+    try:
+        node = start_node("anvil")
+    except NodeToolMissing as exc:
+        pytest.skip(str(exc))
+    yield node
+    node.stop()
+
+
+def _party_with_keystore(chain: Chain, tmp_path: Path, name: str) -> tuple[str, Path]:
+    account = Account.create()
+    path = tmp_path / f"{name}.json"
+    keystore.create(path, PASSWORD, account.key, kdf="pbkdf2", iterations=2)  # fast for tests
+    tx = chain.w3.eth.send_transaction({"from": chain.accounts[0], "to": account.address, "value": 50 * ETHER})
+    chain.w3.eth.wait_for_transaction_receipt(tx)
+    chain.add_key(account.key)  # the test itself deposits for this party
+    return account.address, path
+
+
+@pytest.mark.anvil
+def test_withdraw_and_terminate_signed_with_key_files(anvil: LocalNode, tmp_path: Path) -> None:
+    chain = Chain.connect(anvil.url)
+    a = chain.accounts
+    customer, customer_ks = _party_with_keystore(chain, tmp_path, "customer")
+    provider, provider_ks = _party_with_keystore(chain, tmp_path, "provider")
+    roles = {"provider": provider, "customer": customer, "oracle": a[3]}
+    factory = Factory.deploy(chain, a[0])
+    terms = make_terms(roles, chain.now())
+    agreement = factory.create_agreement(terms, a[0])
+    agreement.deposit_fees(customer)
+    agreement.deposit_collateral(provider)
+    chain.mine_at(terms.period_end(0))
+    agreement.settle(0, [800_000], a[3])  # 80 %: 100 % credit, and below the 90 % disaster threshold
+    env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
+    common = ["--rpc-url", anvil.url, "--factory", factory.address]
+
+    code, out = _run("withdraw", agreement.address, "--keystore", str(customer_ks), *common,
+                     env={"SMARTSLA_KEYSTORE_PASSWORD": "wrong password"})
+    assert code != 0 and "wrong password" in out
+    code, out = _run("withdraw", agreement.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 0, out
+    assert "withdrew 1.0000 ETH" in out
+    code, out = _run("withdraw", agreement.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 1 and "nothing is owed" in out
+    code, out = _run("terminate", agreement.address, "--keystore", str(provider_ks), *common, env=env)
+    assert code == 2 and "only the customer" in out
+    code, out = _run("terminate", agreement.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 0, out
+    assert "Terminated" in out and "2.0000 ETH of fees refunded" in out
+    assert Agreement(chain, agreement.address).snapshot().status.name == "Terminated"
+    code, out = _run("withdraw", agreement.address, "--keystore", str(provider_ks), *common, env=env)
+    assert code == 0 and "withdrew" in out
+
+
+@pytest.mark.anvil
+def test_serve_indexes_and_answers(anvil: LocalNode, tmp_path: Path) -> None:
+    chain = Chain.connect(anvil.url)
+    a = chain.accounts
+    roles = {"provider": a[1], "customer": a[2], "oracle": a[3]}
+    factory = Factory.deploy(chain, a[0])
+    agreement = factory.create_agreement(make_terms(roles, chain.now()), a[0])
+    port = free_port()
+    env = {**os.environ, "READ_TOKEN": "a-long-enough-read-token", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "smartsla", "serve", "--rpc-url", anvil.url, "--factory",
+                             factory.address, "--db", str(tmp_path / "index.db"), "--port", str(port), "--poll",
+                             "0.2", "--read-token-env", "READ_TOKEN"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": "Bearer a-long-enough-read-token"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2)
+                if health.status_code == 200 and health.json()["agreements"] == 1:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become healthy"
+            time.sleep(0.2)
+        assert health.json()["chain_id"] == 31337 and health.json()["indexer_running"]
+        assert httpx.get(f"{base}/api/agreements", timeout=5).status_code == 401
+        listed = httpx.get(f"{base}/api/agreements", headers=headers, timeout=5).json()
+        assert [x["address"] for x in listed["items"]] == [agreement.address]
+        # A deposit made now shows up through the running indexer.
+        agreement.deposit_fees(roles["customer"])
+        deadline = time.monotonic() + 20
+        while not httpx.get(f"{base}/api/agreements/{agreement.address}", headers=headers,
+                            timeout=5).json()["snapshot"]["fees_deposited"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_serve_refuses_the_embedded_chain(tmp_path: Path) -> None:
+    code, out = _run("serve", "--rpc-url", "embedded", "--db", str(tmp_path / "i.db"))
+    assert code == 2 and "demo --serve" in out
+
+
+def test_demo_serve_option_is_there() -> None:
+    code, out = _run("demo", "--help")
+    assert code == 0 and "--serve" in out and "--port" in out
