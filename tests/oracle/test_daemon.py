@@ -92,7 +92,8 @@ class World:
                   services: tuple[Service, ...] = (Service(name="web", objective_ppm=999_900, tiers=EC2),),
                   **options: object):
         start = int(time.time() + start_in) + 1
-        terms = Terms(provider=self.provider, customer=self.customer, oracle=self.oracle, start=start,
+        options.setdefault("oracles", (self.oracle,))
+        terms = Terms(provider=self.provider, customer=self.customer, start=start,
                       period_length=period_length, period_count=period_count, fee_per_period=ETHER,
                       collateral=period_count * ETHER, termination_ppm=0, services=services, **options)
         ag = self.factory.create_agreement(terms, self.deployer)
@@ -290,3 +291,45 @@ def test_bad_configuration_stops_at_start_with_the_field(world: World, service: 
 
     bad.write_text("chain: [unclosed\n")
     assert "not valid YAML" in run(bad)
+
+
+def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: World, service: ScheduledService,
+                                                                        tmp_path: Path):
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    keys = [(world.oracle, world.oracle_key)] + [world.chain.new_account(fund_from=world.deployer, amount=ETHER)
+                                                 for _ in range(2)]
+    ag = world.agreement(period_length=6, period_count=1, oracles=tuple(a for a, _ in keys), quorum=3, start_in=12)
+    ports = [free_port() for _ in keys]
+    procs = []
+    for i, (_, key) in enumerate(keys):
+        # The third oracle probes a port where nothing listens: it will report 0 % (as a liar would).
+        url = service.url if i < 2 else f"http://127.0.0.1:{free_port()}/health"
+        cfg = yaml.safe_load(world.config(ag.address, url).read_text())
+        cfg.update(store=f"sqlite:///{tmp_path / f'oracle{i}.db'}", listen=f"127.0.0.1:{ports[i]}",
+                   peers=[f"http://127.0.0.1:{p}" for j, p in enumerate(ports) if j != i])
+        path = tmp_path / f"oracle{i}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        env = dict(os.environ, SMARTSLA_ORACLE_KEY=key)
+        log = open(tmp_path / f"oracle{i}.log", "ab")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(path)], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT))
+
+    def logs() -> str:
+        return "\n".join((tmp_path / f"oracle{i}.log").read_text(errors="replace")[-1500:] for i in range(3))
+
+    try:
+        wait_until(lambda: logs().count('"msg": "listening"') == 3, 30, "three oracles listening", logs)
+        assert time.time() < ag.terms.start - 0.5, "the oracles started too late for this test's schedule"
+        wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the committee settlement", logs)
+    finally:
+        for p in procs:
+            stop(p)
+    (settled,) = ag.settlements()
+    assert settled.values_ppm == (PPM,)  # the median of (100 %, 100 %, 0 %)
+    assert settled.credit_paid == 0
