@@ -45,6 +45,7 @@ log = logging.getLogger("oracle")
 LATENCY_UNKNOWN_MS = 2**32 - 1  # reported when a latency service had no successful check at all
 CHAIN_ERRORS = (ChainUnavailable, requests.ConnectionError, requests.Timeout, Web3Exception, OSError)
 MAX_BACKOFF_S = 30.0
+PRUNE_EVERY_S = 3_600
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Daemon:
         self.factory: Factory
         self.submitter: Submitter
         self._discovered_to_block = 0
+        self._last_prune = 0.0
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
@@ -136,6 +138,10 @@ class Daemon:
         if unprobed:
             raise ConfigError(f"{where}.services: no probe configured for {', '.join(unprobed)} "
                               f"(the agreement covers {', '.join(names)})")
+        if terms.dispute_window > self.config.sample_retention_s:
+            raise ConfigError(f"sample_retention_s: {self.config.sample_retention_s:.0f} s is shorter than the "
+                              f"dispute window of {agreement.address} ({terms.dispute_window} s): the samples "
+                              "behind a disputed period must outlive the dispute")
         runners = {n: r for n in names if (r := _runner(n, probes[n])) is not None}
         schedule = ProbeSchedule(intervals={n: probes[n].interval_s for n in runners},
                                  failure_thresholds={n: probes[n].failure_threshold for n in names})
@@ -207,8 +213,20 @@ class Daemon:
                 log.error("report step failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             await _sleep(stop, backoff)
 
+    def prune_old_samples(self) -> None:
+        """Raw samples are kept `sample_retention_s` (at least every dispute window); period
+        results forever. Runs at most hourly."""
+        now = time.time()
+        if now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        removed = self.store.prune_samples(now - self.config.sample_retention_s, now=now)
+        if removed:
+            log.info("pruned old samples", extra={"removed": removed})
+
     def report_due_periods(self) -> None:
         """Report every period of every served agreement that ended more than grace_s ago."""
+        self.prune_old_samples()
         if self.config.discover:
             self._discover()
         for served in list(self.served.values()):

@@ -292,6 +292,12 @@ def test_bad_configuration_stops_at_start_with_the_field(world: World, service: 
     bad.write_text("chain: [unclosed\n")
     assert "not valid YAML" in run(bad)
 
+    disputed = world.agreement(period_length=60, period_count=1, dispute_window=3_600,
+                               arbiter=world.chain.accounts[5])
+    bad.write_text(yaml.safe_dump({**yaml.safe_load(world.config(disputed.address, service.url).read_text()),
+                                   "sample_retention_s": 60}))
+    assert "sample_retention_s: 60 s is shorter than the dispute window" in run(bad)
+
 
 def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: World, service: ScheduledService,
                                                                         tmp_path: Path):
