@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -333,9 +334,14 @@ def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: W
         wait_until(lambda: logs().count('"msg": "listening"') == 3, 30, "three oracles listening", logs)
         assert time.time() < ag.terms.start - 0.5, "the oracles started too late for this test's schedule"
         wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the committee settlement", logs)
+        metrics = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text for port in ports]
     finally:
         for p in procs:
             stop(p)
+    # The daemons' own metrics: checks run per service, failures seen by the third one.
+    assert all("smartsla_oracle_checks_total{" in m for m in metrics)
+    assert 'smartsla_oracle_check_failures_total{agreement="' in metrics[2]
+    assert sum("smartsla_oracle_reports_submitted_total 1.0" in m for m in metrics) >= 1
     (settled,) = ag.settlements()
     assert settled.values_ppm == (PPM,)  # the median of (100 %, 100 %, 0 %)
     assert settled.credit_paid == 0
