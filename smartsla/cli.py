@@ -616,3 +616,7 @@ def terminate_cmd(
     _console().print(f"Terminated {agreement.address} (block {tx.block_number}): {fmt(int(event['refundedFees']))} "
                      f"of fees refunded to the customer, {fmt(int(event['returnedCollateral']))} of collateral "
                      "returned to the provider. Withdraw with `smartsla withdraw`.")
+
+
+# Command groups with a home of their own register themselves on `app` when imported.
+from . import cli_spec  # noqa: E402, F401
