@@ -11,11 +11,14 @@ table versions it.
   where a reorganised or restarted chain parts from what was indexed;
 * idx_agreements: per agreement its terms (read once), its current snapshot (refreshed after
   each of its events) and running totals (recomputed from the rows below);
-* idx_periods: one row per settled period (values, per-service credits, paid credit, fee);
 * idx_events: every log of the factory and of every agreement, decoded generically to JSON
   (events the ABI does not know are kept raw: topics and data), so new contract events are
   recorded before anyone writes code for them;
-* idx_withdrawals: one row per Withdrawn event.
+* idx_periods: one row per settled period (values, per-service credits, paid credit, fee,
+  dispute state) and idx_withdrawals: one row per Withdrawn event. Both are derived from
+  idx_events (see `derive`): after every write and every rollback they are rebuilt for the
+  agreements concerned, so a dispute resolved in a block that a reorganisation removes is
+  undone with it.
 
 Amounts are kept as decimal strings: uint128 values do not fit SQLite's 64-bit integers.
 Every row derived from a log carries its block number, so a rollback deletes by block number.
@@ -56,6 +59,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
+
+from .credit import service_credit
+from .terms import Kind, Terms
 
 SCHEMA_VERSION = 1
 STATUSES = ("Pending", "Active", "Ended", "Terminated", "Cancelled")
@@ -129,6 +135,9 @@ idx_agreements = Table(
     Column("collateral_escrowed", String(40), nullable=False, default="0"),
     Column("owed_to_customer", String(40), nullable=False, default="0"),
     Column("owed_to_provider", String(40), nullable=False, default="0"),
+    Column("pending_to_customer", String(40), nullable=False, default="0"),  # waiting for a dispute window
+    Column("pending_to_provider", String(40), nullable=False, default="0"),
+    Column("pending_periods", Integer, nullable=False, default=0),
     Column("snapshot_block", BigInteger),  # NULL or above the cursor: stale, refresh
     # totals recomputed from idx_periods and idx_withdrawals
     Column("credits_earned", String(40), nullable=False, default="0"),  # after the cap, before the collateral limit
@@ -155,7 +164,13 @@ idx_periods = Table(
     Column("fee_earned", String(40), nullable=False),
     Column("shortfall", String(40), nullable=False, default="0"),
     Column("disaster", Boolean, nullable=False),
-    Column("block_number", BigInteger, nullable=False),
+    # final | pending (inside the dispute window) | disputed
+    Column("state", String(16), nullable=False, default="final"),
+    Column("final_after", BigInteger),  # end of the dispute window, when there is one
+    Column("disputed_by", String(42)),
+    Column("resolved", Boolean, nullable=False, default=False),  # corrected by the arbiter
+    Column("previous_credit", String(40)),  # the credit before the arbiter's correction
+    Column("block_number", BigInteger, nullable=False),  # of the PeriodSettled event
     Column("tx_hash", String(66), nullable=False),
     Column("log_index", Integer, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
@@ -211,8 +226,6 @@ class Batch:
     blocks: dict[int, tuple[str, int]] = field(default_factory=dict)  # number -> (hash, timestamp)
     agreements: list[dict[str, Any]] = field(default_factory=list)  # new idx_agreements rows
     events: list[dict[str, Any]] = field(default_factory=list)
-    periods: list[dict[str, Any]] = field(default_factory=list)
-    withdrawals: list[dict[str, Any]] = field(default_factory=list)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # address -> snapshot columns
     head_block: int | None = None
     head_timestamp: int | None = None
@@ -375,15 +388,11 @@ class IndexStore:
                 conn.execute(idx_agreements.insert().values(**row, updated_at=now))
             if batch.events:
                 conn.execute(idx_events.insert(), batch.events)
-            if batch.periods:
-                conn.execute(idx_periods.insert(), batch.periods)
-            if batch.withdrawals:
-                conn.execute(idx_withdrawals.insert(), batch.withdrawals)
             for address, snap in batch.snapshots.items():
                 conn.execute(update(idx_agreements).where(idx_agreements.c.address == address)
                              .values(**snap, snapshot_block=batch.to_block, updated_at=now))
-            touched = {p["agreement"] for p in batch.periods} | {w["agreement"] for w in batch.withdrawals}
-            self._recompute_totals(conn, touched)
+            touched = {e["agreement"] for e in batch.events if e.get("agreement") and e["name"] in DERIVING}
+            self._rederive(conn, touched)
             blocks = dict(batch.blocks)
             blocks[batch.to_block] = (batch.to_hash, batch.to_timestamp)
             existing = set(conn.execute(select(idx_blocks.c.number).where(
@@ -403,27 +412,52 @@ class IndexStore:
                 values.update(head_block=batch.head_block, head_timestamp=batch.head_timestamp, head_seen_at=now)
             conn.execute(update(idx_cursor).where(idx_cursor.c.id == 1).values(**values))
 
+    def update_snapshots(self, snapshots: dict[str, dict[str, Any]], block: int) -> None:
+        """Snapshots read at `block` (refreshing stale ones after a rollback)."""
+        with self._tx() as conn:
+            for address, snap in snapshots.items():
+                conn.execute(update(idx_agreements).where(idx_agreements.c.address == address)
+                             .values(**snap, snapshot_block=block, updated_at=time.time()))
+
     def rollback_to(self, block: int | None) -> int:
         """Forget everything indexed after `block` (None: everything); returns the rows deleted.
-        Agreements whose snapshot was read later become stale, to be read again."""
+        Derived rows are rebuilt from the events left; agreements whose snapshot was read later
+        become stale, to be read again."""
         after = -1 if block is None else block
         deleted = 0
         with self._tx() as conn:
-            touched = set(conn.execute(select(idx_periods.c.agreement).where(
-                idx_periods.c.block_number > after)).scalars())
-            touched |= set(conn.execute(select(idx_withdrawals.c.agreement).where(
-                idx_withdrawals.c.block_number > after)).scalars())
+            touched = set(conn.execute(select(idx_events.c.agreement).where(
+                idx_events.c.block_number > after, idx_events.c.agreement.is_not(None))).scalars())
             for table in DERIVED:
                 deleted += conn.execute(delete(table).where(table.c.block_number > after)).rowcount or 0
             deleted += conn.execute(delete(idx_agreements).where(idx_agreements.c.created_block > after)).rowcount or 0
             conn.execute(delete(idx_blocks).where(idx_blocks.c.number > after))
-            self._recompute_totals(conn, touched)
+            self._rederive(conn, touched)
             last = None if block is None else conn.execute(
                 select(idx_blocks.c.hash, idx_blocks.c.timestamp).where(idx_blocks.c.number == block)).first()
             conn.execute(update(idx_cursor).where(idx_cursor.c.id == 1).values(
                 last_block=block, last_hash=last[0] if last else None, last_timestamp=last[1] if last else None,
                 reorgs=idx_cursor.c.reorgs + 1, updated_at=time.time()))
         return deleted
+
+    def _rederive(self, conn: Connection, addresses: Iterable[str]) -> None:
+        """Rebuild idx_periods and idx_withdrawals of `addresses` from their events, then totals."""
+        for address in sorted(addresses):
+            terms_json = conn.execute(select(idx_agreements.c.terms).where(
+                idx_agreements.c.address == address)).scalar()
+            conn.execute(delete(idx_periods).where(idx_periods.c.agreement == address))
+            conn.execute(delete(idx_withdrawals).where(idx_withdrawals.c.agreement == address))
+            if terms_json is None:  # the agreement itself was rolled back
+                continue
+            events = conn.execute(select(idx_events).where(
+                idx_events.c.agreement == address, idx_events.c.name.in_(DERIVING)).order_by(
+                idx_events.c.block_number, idx_events.c.log_index)).mappings().all()
+            periods, withdrawals = derive(address, Terms.model_validate(terms_json), [dict(e) for e in events])
+            if periods:
+                conn.execute(idx_periods.insert(), periods)
+            if withdrawals:
+                conn.execute(idx_withdrawals.insert(), withdrawals)
+        self._recompute_totals(conn, addresses)
 
     def _recompute_totals(self, conn: Connection, addresses: Iterable[str]) -> None:
         for address in addresses:
@@ -526,6 +560,60 @@ class IndexStore:
         if rows:
             with self._tx() as conn:
                 conn.execute(table.insert(), list(rows))
+
+
+# ---------------------------------------------------------------------------- derived rows
+DERIVING = ("PeriodSettled", "CollateralExhausted", "Disputed", "DisputeResolved", "PeriodFinalized", "Withdrawn")
+
+
+def derive(address: str, terms: Terms, events: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                                                  list[dict[str, Any]]]:
+    """Period and withdrawal rows of one agreement from its events, oldest first.
+
+    PeriodSettled opens a period (final at once, or pending for the dispute window);
+    CollateralExhausted just before it records the unpaid part; Disputed marks it; the arbiter's
+    DisputeResolved replaces its values and credit; PeriodFinalized makes it final."""
+    periods: dict[int, dict[str, Any]] = {}
+    withdrawals: list[dict[str, Any]] = []
+    shortfalls: dict[int, int] = {}
+    window = terms.dispute_window
+    for e in events:
+        name, a = e["name"], e["args"]
+        where = {"block_number": e["block_number"], "tx_hash": e["tx_hash"], "log_index": e["log_index"],
+                 "timestamp": e["timestamp"]}
+        if name == "Withdrawn":
+            party = a["party"]
+            role = "customer" if party == terms.customer else "provider" if party == terms.provider else "other"
+            withdrawals.append({"agreement": address, "party": party, "role": role, "amount": str(a["amount"]),
+                                **where})
+            continue
+        period = int(a["period"])
+        if name == "CollateralExhausted":
+            shortfalls[period] = int(a["shortfall"])
+        elif name == "PeriodSettled":
+            periods[period] = {
+                "agreement": address, "period": period, "values_ppm": [int(v) for v in a["valuesPpm"]],
+                "service_credits": [str(c) for c in a["serviceCredits"]], "credit_paid": str(a["creditPaid"]),
+                "fee_earned": str(a["feeEarned"]), "shortfall": str(shortfalls.pop(period, 0)),
+                "disaster": bool(a["disaster"]), "state": "pending" if window else "final",
+                "final_after": int(e["timestamp"]) + window if window else None, "disputed_by": None,
+                "resolved": False, "previous_credit": None, **where,
+            }
+        elif (row := periods.get(period)) is None:
+            continue  # a period settled before the start block
+        elif name == "Disputed":
+            row.update(state="disputed", disputed_by=a["by"])
+        elif name == "DisputeResolved":
+            values = [int(v) for v in a["valuesPpm"]]
+            row.update(values_ppm=values, credit_paid=str(a["creditPaid"]), previous_credit=str(a["previousCredit"]),
+                       resolved=True, shortfall=str(shortfalls.pop(period, 0)), state="final",
+                       service_credits=[str(service_credit(s, v, terms.fee_per_period))
+                                        for s, v in zip(terms.services, values, strict=False)],
+                       disaster=any(v < terms.termination_ppm for s, v in zip(terms.services, values, strict=False)
+                                    if s.kind in (Kind.availability, Kind.composite)))
+        elif name == "PeriodFinalized":
+            row.update(state="final", credit_paid=str(a["creditPaid"]))
+    return [periods[p] for p in sorted(periods)], withdrawals
 
 
 def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:

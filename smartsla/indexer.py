@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from eth_utils import event_abi_to_log_topic
@@ -43,7 +44,7 @@ from .chain import Chain
 from .client import Agreement, Status
 from .credit import tier_credit_bps
 from .index_store import Batch, IndexStore
-from .terms import Terms
+from .terms import Kind, Service, Terms
 
 log = logging.getLogger("smartsla.indexer")
 
@@ -120,8 +121,14 @@ class EventDecoder:
 
 
 # ---------------------------------------------------------------------------- period details
+def measure_text(service: Service, value: int) -> str:
+    """A measured value or objective as people read it: 99.9900% or 250 ms."""
+    return f"{value} ms" if service.lower_is_better else f"{Decimal(value) / 10_000:.4f}%"
+
+
 def period_services(terms: Terms, values_ppm: list[int], service_credits: list[int | str]) -> list[dict[str, Any]]:
-    """Per service of a settled period: objective, measured, met, tier (1 = mildest), credit."""
+    """Per service of a settled period: objective, measured, met, tier (1 = mildest), credit and a
+    status-page state (operational, degraded, outage)."""
     out = []
     for i, service in enumerate(terms.services):
         value = int(values_ppm[i]) if i < len(values_ppm) else 0
@@ -131,15 +138,17 @@ def period_services(terms: Terms, values_ppm: list[int], service_credits: list[i
         if bps:
             tier = 1 + [t.credit_bps for t in service.tiers].index(bps)
         harshest = tier is not None and tier == len(service.tiers)
-        disaster = value < terms.termination_ppm
-        if value >= service.objective_ppm:
+        disaster = service.kind in (Kind.availability, Kind.composite) and value < terms.termination_ppm
+        met = value <= service.objective_ppm if service.lower_is_better else value >= service.objective_ppm
+        if met:
             state = "operational"
         elif harshest or disaster:
             state = "outage"
         else:
             state = "degraded"
-        out.append({"service": service.name, "objective_ppm": service.objective_ppm, "value_ppm": value,
-                    "met": value >= service.objective_ppm, "tier": tier, "tier_credit_bps": bps,
+        out.append({"service": service.name, "kind": service.kind.name, "objective_ppm": service.objective_ppm,
+                    "value_ppm": value, "objective": measure_text(service, service.objective_ppm),
+                    "measured": measure_text(service, value), "met": met, "tier": tier, "tier_credit_bps": bps,
                     "credit": str(credit), "disaster": disaster, "state": state})
     return out
 
@@ -150,6 +159,10 @@ def snapshot_columns(raw: Any) -> dict[str, Any]:
         "status": Status(raw[0]).name, "settled_periods": int(raw[1]), "fees_deposited": bool(raw[2]),
         "collateral_deposited": bool(raw[3]), "disaster_occurred": bool(raw[4]), "fees_escrowed": str(raw[5]),
         "collateral_escrowed": str(raw[6]), "owed_to_customer": str(raw[7]), "owed_to_provider": str(raw[8]),
+        # fields added with dispute windows (absent from older agreements' ABI)
+        "pending_to_customer": str(raw[9]) if len(raw) > 9 else "0",
+        "pending_to_provider": str(raw[10]) if len(raw) > 10 else "0",
+        "pending_periods": int(raw[11]) if len(raw) > 11 else 0,
     }
 
 
@@ -282,6 +295,11 @@ class Indexer:
             next_block = to + 1
             ranges += 1
         result.caught_up = next_block > target
+        if next_block - 1 >= self.start_block:
+            # Snapshots read after a block that a rollback removed, with no new range to refresh them.
+            stale = self.store.stale_agreements(next_block - 1)
+            if stale:
+                self.store.update_snapshots({a: self._snapshot(a, next_block - 1) for a in stale}, next_block - 1)
         if result.to_block is None:
             self.store.note_head(head, int(head_block["timestamp"]))
         self.last_error = None
@@ -329,7 +347,6 @@ class Indexer:
         logs = list(created) + (self._get_logs(addresses, frm, to) if addresses else [])
         logs.sort(key=lambda r: (int(r["blockNumber"]), int(r["logIndex"])))
         touched: set[str] = set(new_agreements)
-        shortfalls: dict[tuple[str, int], int] = {}
         seen: set[tuple[int, int]] = set()
         for raw in logs:
             key = (int(raw["blockNumber"]), int(raw["logIndex"]))
@@ -345,36 +362,18 @@ class Indexer:
             else:
                 agreement = emitter
             touched.add(agreement)
-            common = {"block_number": key[0], "tx_hash": _hex(raw["transactionHash"]), "log_index": key[1],
-                      "timestamp": ts(raw)}
             batch.events.append({"address": emitter, "agreement": agreement, "block_hash": _hex(raw["blockHash"]),
-                                 "name": name, "topic0": topic0, "args": args, **common})
-            if emitter == self.factory:
-                continue
-            if name == "CollateralExhausted":
-                shortfalls[(agreement, int(args["period"]))] = int(args["shortfall"])
-            elif name == "PeriodSettled":
-                period = int(args["period"])
-                batch.periods.append({
-                    "agreement": agreement, "period": period, "values_ppm": [int(v) for v in args["valuesPpm"]],
-                    "service_credits": [str(c) for c in args["serviceCredits"]],
-                    "credit_paid": str(args["creditPaid"]), "fee_earned": str(args["feeEarned"]),
-                    "shortfall": str(shortfalls.pop((agreement, period), 0)), "disaster": bool(args["disaster"]),
-                    **common,
-                })
-            elif name == "Withdrawn":
-                terms = self._terms_of(agreement)
-                party = args["party"]
-                role = "customer" if party == terms.customer else "provider" if party == terms.provider else "other"
-                batch.withdrawals.append({"agreement": agreement, "party": party, "role": role,
-                                          "amount": str(args["amount"]), **common})
+                                 "name": name, "topic0": topic0, "args": args, "block_number": key[0],
+                                 "tx_hash": _hex(raw["transactionHash"]), "log_index": key[1], "timestamp": ts(raw)})
         stale = set(self.store.stale_agreements(frm - 1))
         for address in sorted(touched | (stale & set(addresses))):
-            with self._chain():
-                contract = self.chain.contract("Agreement", address)
-                raw_snap = contract.functions.snapshot().call(block_identifier=to)
-            batch.snapshots[address] = snapshot_columns(raw_snap)
+            batch.snapshots[address] = self._snapshot(address, to)
         return batch
+
+    def _snapshot(self, address: str, block: int) -> dict[str, Any]:
+        with self._chain():
+            contract = self.chain.contract("Agreement", address)
+            return snapshot_columns(contract.functions.snapshot().call(block_identifier=block))
 
     # ------------------------------------------------------------------ background
     def run(self, stop: threading.Event, *, poll_s: float = 1.0, max_backoff_s: float = 30.0) -> None:

@@ -63,6 +63,7 @@ class TierOut(BaseModel):
 
 class ServiceTermsOut(BaseModel):
     name: str
+    kind: str = Field(description="availability | latency (objective and values in ms) | satisfaction | composite")
     objective_ppm: int
     weight_bps: int
     tiers: list[TierOut]
@@ -83,6 +84,10 @@ class TermsOut(BaseModel):
     termination_ppm: int
     total_fees: Amount
     end: int
+    dispute_window: int
+    arbiter: str
+    maintenance_notice: int
+    period_ends: list[int] = Field(description="calendar periods: each period's end, in seconds after start")
     services: list[ServiceTermsOut]
 
 
@@ -96,6 +101,9 @@ class SnapshotOut(BaseModel):
     collateral_escrowed: Amount
     owed_to_customer: Amount
     owed_to_provider: Amount
+    pending_to_customer: Amount = Field(description="credit settled but inside the dispute window")
+    pending_to_provider: Amount
+    pending_periods: int
     snapshot_block: int | None = Field(description="block at which the snapshot was read")
 
 
@@ -136,8 +144,11 @@ class AgreementDetail(BaseModel):
 
 class ServicePeriodOut(BaseModel):
     service: str
-    objective_ppm: int
-    value_ppm: int
+    kind: str
+    objective_ppm: int = Field(description="ppm, or ms for a latency service")
+    value_ppm: int = Field(description="ppm, or ms for a latency service")
+    objective: str = Field(description="as people read it: 99.9900% or 250 ms")
+    measured: str
     met: bool
     tier: int | None = Field(description="1 = the mildest tier; null when no tier applied")
     tier_credit_bps: int
@@ -155,6 +166,11 @@ class PeriodOut(BaseModel):
     fee_earned: Amount
     shortfall: Amount
     disaster: bool
+    state: Literal["final", "pending", "disputed"] = Field(description="pending: inside the dispute window")
+    final_after: int | None
+    disputed_by: str | None
+    resolved: bool = Field(description="corrected by the arbiter")
+    previous_credit: Amount | None
     block_number: int
     tx_hash: str
     timestamp: int
@@ -211,8 +227,9 @@ class ReportRow(BaseModel):
     period_start: int
     period_end: int
     service: str
-    objective_percent: str
-    measured_percent: str
+    unit: Literal["percent", "ms"]
+    objective: str
+    measured: str
     met: bool
     tier: int | None
     tier_credit_percent: str
@@ -221,6 +238,7 @@ class ReportRow(BaseModel):
     period_shortfall: Amount
     period_fee_earned: Amount
     disaster: bool
+    period_state: str
 
 
 class ReportOut(BaseModel):

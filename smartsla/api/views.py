@@ -71,6 +71,12 @@ def fmt_amount(units: int | str, asset: str) -> str:
     return f"{units} units of {asset[:8]}…{asset[-4:]}"
 
 
+def measure(service: Any, value: int) -> str:
+    """A value of `service` (a Service or its JSON) as people read it: 99.9900% or 250 ms."""
+    kind = service.kind.name if hasattr(service, "kind") and hasattr(service.kind, "name") else service.get("kind")
+    return f"{value} ms" if kind == "latency" else pct(value)
+
+
 def pct(ppm: int) -> str:
     return f"{Decimal(ppm) / 10_000:.4f}%"
 
@@ -92,18 +98,19 @@ def exposure(row: dict[str, Any]) -> int:
 
 
 def progress(row: dict[str, Any], now: int) -> dict[str, Any]:
-    """Where the agreement stands in time: the current period so far and the next settlement."""
-    start, length, count = int(row["start"]), int(row["period_length"]), int(row["period_count"])
-    settled = int(row["settled_periods"])
+    """Where the agreement stands in time: the current period so far and the next settlement
+    (calendar periods have lengths of their own: always ask the terms)."""
+    terms = terms_of(row)
+    count, settled = int(row["period_count"]), int(row["settled_periods"])
     out: dict[str, Any] = {
         "chain_time": now, "periods_left": periods_left(row), "current_period": None,
         "current_period_start": None, "current_period_end": None, "elapsed_seconds": None,
-        "elapsed_fraction": None, "next_settlement_at": None, "settlement_overdue": False,
-        "ends_at": start + length * count,
+        "elapsed_fraction": None, "next_settlement_at": None, "settlement_overdue": False, "ends_at": terms.end,
     }
     if row["status"] in ACTIVE_LIKE and settled < count:
         p = settled
-        p_start, p_end = start + p * length, start + (p + 1) * length
+        p_start, p_end = terms.period_start(p), terms.period_end(p)
+        length = max(1, p_end - p_start)
         elapsed = min(max(0, now - p_start), length)
         out.update(current_period=p, current_period_start=p_start, current_period_end=p_end,
                    elapsed_seconds=elapsed, elapsed_fraction=round(elapsed / length, 4),
@@ -132,7 +139,9 @@ def terms_json(terms: Terms) -> dict[str, Any]:
         "period_count": terms.period_count, "fee_per_period": str(terms.fee_per_period),
         "collateral": str(terms.collateral), "credit_cap_bps": terms.credit_cap_bps,
         "termination_ppm": terms.termination_ppm, "total_fees": str(terms.total_fees), "end": terms.end,
-        "services": [{"name": s.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
+        "dispute_window": terms.dispute_window, "arbiter": terms.arbiter,
+        "maintenance_notice": terms.maintenance_notice, "period_ends": list(terms.period_ends),
+        "services": [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
                       "tiers": [{"below_ppm": t.below_ppm, "credit_bps": t.credit_bps} for t in s.tiers]}
                      for s in terms.services],
     }
@@ -141,7 +150,8 @@ def terms_json(terms: Terms) -> dict[str, Any]:
 def snapshot_json(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("status", "settled_periods", "fees_deposited", "collateral_deposited",
                                 "disaster_occurred", "fees_escrowed", "collateral_escrowed", "owed_to_customer",
-                                "owed_to_provider", "snapshot_block")}
+                                "owed_to_provider", "pending_to_customer", "pending_to_provider", "pending_periods",
+                                "snapshot_block")}
 
 
 def totals_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -161,11 +171,12 @@ def detail(row: dict[str, Any], now: int) -> dict[str, Any]:
 def period_json(prow: dict[str, Any], terms: Terms) -> dict[str, Any]:
     p = int(prow["period"])
     return {
-        "period": p, "start": terms.start + p * terms.period_length, "end": terms.period_end(p),
+        "period": p, "start": terms.period_start(p), "end": terms.period_end(p),
         "services": period_services(terms, prow["values_ppm"], prow["service_credits"]),
         "credit_paid": prow["credit_paid"], "fee_earned": prow["fee_earned"], "shortfall": prow["shortfall"],
-        "disaster": prow["disaster"], "block_number": prow["block_number"], "tx_hash": prow["tx_hash"],
-        "timestamp": prow["timestamp"],
+        "disaster": prow["disaster"], "state": prow["state"], "final_after": prow["final_after"],
+        "disputed_by": prow["disputed_by"], "resolved": prow["resolved"], "previous_credit": prow["previous_credit"],
+        "block_number": prow["block_number"], "tx_hash": prow["tx_hash"], "timestamp": prow["timestamp"],
     }
 
 
@@ -178,26 +189,33 @@ def withdrawal_json(wrow: dict[str, Any]) -> dict[str, Any]:
     return {k: wrow[k] for k in ("party", "role", "amount", "block_number", "tx_hash", "log_index", "timestamp")}
 
 
-REPORT_COLUMNS = ("period", "period_start", "period_end", "service", "objective_percent", "measured_percent", "met",
+def _number(value: int, latency: bool) -> str:
+    return str(value) if latency else f"{Decimal(value) / 10_000:.4f}"
+
+
+REPORT_COLUMNS = ("period", "period_start", "period_end", "service", "unit", "objective", "measured", "met",
                   "tier", "tier_credit_percent", "service_credit", "period_credit_paid", "period_shortfall",
-                  "period_fee_earned", "disaster")
+                  "period_fee_earned", "disaster", "period_state")
 
 
 def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, Any]]:
-    """Compliance report: one row per (period, service). Percentages to four decimals (ppm are
-    exact there); amounts in the asset's smallest unit."""
+    """Compliance report: one row per (period, service). Objective and measured value in percent
+    to four decimals (ppm are exact there), or in milliseconds for latency services (`unit`);
+    amounts in the asset's smallest unit."""
     rows = []
     for prow in periods:
         pj = period_json(prow, terms)
         for s in pj["services"]:
+            latency = s["kind"] == "latency"
             rows.append({
                 "period": pj["period"], "period_start": pj["start"], "period_end": pj["end"],
-                "service": s["service"], "objective_percent": f"{Decimal(s['objective_ppm']) / 10_000:.4f}",
-                "measured_percent": f"{Decimal(s['value_ppm']) / 10_000:.4f}", "met": s["met"],
+                "service": s["service"], "unit": "ms" if latency else "percent",
+                "objective": _number(s["objective_ppm"], latency), "measured": _number(s["value_ppm"], latency),
+                "met": s["met"],
                 "tier": s["tier"], "tier_credit_percent": f"{Decimal(s['tier_credit_bps']) / 100:.2f}",
                 "service_credit": s["credit"], "period_credit_paid": pj["credit_paid"],
                 "period_shortfall": pj["shortfall"], "period_fee_earned": pj["fee_earned"],
-                "disaster": s["disaster"],
+                "disaster": s["disaster"], "period_state": pj["state"],
             })
     return rows
 

@@ -71,8 +71,11 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
     if not periods:
         return Markup('<p class="muted">No settled period yet.</p>')
     W, H, left, right, top, bottom = 640.0, 240.0, 56.0, 12.0, 12.0, 30.0
-    values = [s["value_ppm"] / 10_000 for p in periods for s in p["services"]]
-    objectives = [s["objective_ppm"] / 10_000 for s in services]
+    shown = [i for i, s in enumerate(services) if s.get("kind") != "latency"]  # ms do not go on a % axis
+    if not shown:
+        return Markup('<p class="muted">No availability service.</p>')
+    values = [p["services"][i]["value_ppm"] / 10_000 for p in periods for i in shown if i < len(p["services"])]
+    objectives = [services[i]["objective_ppm"] / 10_000 for i in shown]
     ymin = _nice_floor(min(values + objectives) - 0.05)
     span = max(100.0 - ymin, 0.01)
     n = max(period_count, 1)
@@ -94,6 +97,8 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
     for p in range(0, n, step):
         parts.append(f'<text x="{_f(x(p))}" y="{_f(H - 10)}" class="axis" text-anchor="middle">{p}</text>')
     for i, service in enumerate(services):
+        if i not in shown:
+            continue
         color = SERIES[i % len(SERIES)]
         obj = service["objective_ppm"] / 10_000
         parts.append(f'<line x1="{_f(left)}" x2="{_f(W - right)}" y1="{_f(y(obj))}" y2="{_f(y(obj))}" '
@@ -109,7 +114,7 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
                          f'{escape(service["name"])} {s["value_ppm"] / 10_000:.4f}%</title></circle>')
     parts.append("</svg>")
     legend = "".join(f'<span class="key"><i style="background:{SERIES[i % len(SERIES)]}"></i>{escape(s["name"])}'
-                     "</span>" for i, s in enumerate(services))
+                     "</span>" for i, s in enumerate(services) if i in shown)
     return Markup("".join(parts) + f'<div class="legend">{legend}<span class="key dashed">objective</span></div>')
 
 

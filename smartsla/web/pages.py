@@ -75,27 +75,51 @@ def _templates() -> Jinja2Templates:
     return templates
 
 
-def _cells(row: dict[str, Any], periods: list[dict[str, Any]], service_index: int, now: int) -> list[dict[str, Any]]:
-    """One status-bar cell per period of the agreement for one service."""
+def _windows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """MaintenanceDeclared events as windows (start, end, with notice)."""
+    out = []
+    for e in events:
+        if e["name"] != "MaintenanceDeclared":
+            continue
+        a = e["args"]
+        try:
+            out.append({"start": int(a["start"]), "end": int(a["end"]), "declared_at": int(a["declaredAt"]),
+                        "with_notice": bool(a.get("withNotice", False)), "index": int(a.get("index", 0))})
+        except (KeyError, TypeError, ValueError):  # another shape of the event: shown raw only
+            continue
+    return out
+
+
+def _cells(row: dict[str, Any], periods: list[dict[str, Any]], service_index: int, now: int,
+           windows: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    """One status-bar cell per period of the agreement for one service. A period that met its
+    objective with a maintenance window declared with notice shows as maintenance."""
+    terms = views.terms_of(row)
     by_period = {p["period"]: p for p in periods}
     count, settled = int(row["period_count"]), int(row["settled_periods"])
     running = row["status"] in ("Pending", "Active")
-    start, length = int(row["start"]), int(row["period_length"])
     cells = []
     for period in range(count):
         p = by_period.get(period)
-        p_start, p_end = start + period * length, start + (period + 1) * length
+        p_start, p_end = terms.period_start(period), terms.period_end(period)
         when = f"period {period}, {fmt_time(p_start)} – {fmt_time(p_end)}"
+        overlapping = [w for w in windows if w["with_notice"] and w["start"] < p_end and w["end"] > p_start]
+        maint = f"; maintenance {fmt_time(overlapping[0]['start'])} – {fmt_time(overlapping[0]['end'])}" \
+            if overlapping else ""
         if p is not None and service_index < len(p["services"]):
             s = p["services"][service_index]
             tier = f", tier {s['tier']} ({Decimal(s['tier_credit_bps']) / 100:.2f}% credit)" if s["tier"] else ""
-            title = (f"{when}: {s['value_ppm'] / 10_000:.4f}% against {s['objective_ppm'] / 10_000:.4f}%{tier}"
-                     f" — {charts.STATE_LABELS[s['state']]}")
-            cells.append({"period": period, "state": s["state"], "title": title})
+            state = "maintenance" if overlapping and s["state"] == "operational" else s["state"]
+            dispute = {"pending": " (inside the dispute window)", "disputed": " (disputed)"}.get(p["state"], "")
+            title = (f"{when}: {s['measured']} against {s['objective']}{tier} — {charts.STATE_LABELS[s['state']]}"
+                     f"{maint}{dispute}")
+            cells.append({"period": period, "state": state, "title": title})
         elif running and period == settled and now >= p_start:
-            cells.append({"period": period, "state": "current", "title": f"{when}: in progress"})
+            active = [w for w in overlapping if w["start"] <= now < w["end"]]
+            cells.append({"period": period, "state": "maintenance" if active else "current",
+                          "title": f"{when}: in progress{maint}"})
         elif running:
-            cells.append({"period": period, "state": "future", "title": f"{when}: not started"})
+            cells.append({"period": period, "state": "future", "title": f"{when}: not started{maint}"})
         else:
             cells.append({"period": period, "state": "void", "title": f"{when}: never ran"})
     return cells
@@ -193,19 +217,25 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         now = views.chain_now(store.cursor())
         prows, _ = store.periods(address)
         periods = [views.period_json(p, terms) for p in prows]
-        services = [{"name": s.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
-                     "tiers": s.tiers} for s in terms.services]
-        bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now)),
+        maintenance = store.event_names_like(address, MAINTENANCE_WORDS)
+        windows = _windows(maintenance)
+        services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
+                     "objective": views.measure(s, s.objective_ppm),
+                     "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {views.measure(s, t.below_ppm)} → "
+                                        f"{Decimal(t.credit_bps) / 100:.2f}%" for t in s.tiers)}
+                    for s in terms.services]
+        bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now, windows)),
                  "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
-                 "met": sum(1 for c in cells if c["state"] == "operational"),
-                 "settled": sum(1 for c in cells if c["state"] in ("operational", "degraded", "outage"))}
+                 "met": sum(1 for c in cells if c["state"] in ("operational", "maintenance") and c["period"]
+                            < int(row["settled_periods"])),
+                 "settled": sum(1 for c in cells if c["period"] < int(row["settled_periods"]))}
                 for i, s in enumerate(services)]
         events, events_total = store.events(address, limit=30, newest_first=True)
         fmt = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
         context = {
             "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
             "events": events, "events_total": events_total,
-            "maintenance": store.event_names_like(address, MAINTENANCE_WORDS),
+            "maintenance": maintenance, "windows": windows,
             "disputes": store.event_names_like(address, DISPUTE_WORDS),
             "withdrawals": store.withdrawals(address, limit=200)[0],
             "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),

@@ -146,7 +146,7 @@ def test_report_json_and_csv(client: TestClient, demo_server: DemoServer) -> Non
     rows = body["rows"]
     assert [(r["period"], r["service"]) for r in rows] == [(3, "compute"), (3, "storage"), (3, "api"),
                                                          (4, "compute"), (4, "storage"), (4, "api")]
-    assert rows[0]["measured_percent"] == "94.0000" and rows[0]["objective_percent"] == "99.9900"
+    assert rows[0]["measured"] == "94.0000" and rows[0]["objective"] == "99.9900" and rows[0]["unit"] == "percent"
     assert rows[0]["met"] is False and rows[0]["tier"] == 3 and rows[0]["tier_credit_percent"] == "100.00"
     assert rows[4]["disaster"] is True  # storage 87.5 % < 90 %
     r = client.get(f"/api/agreements/{a}/report", params={"format": "csv"})
@@ -154,7 +154,7 @@ def test_report_json_and_csv(client: TestClient, demo_server: DemoServer) -> Non
     assert "attachment" in r.headers["content-disposition"]
     table = list(csv.DictReader(io.StringIO(r.text)))
     assert len(table) == len(DEMO_VALUES_PPM) * 3
-    assert table[0]["met"] == "true" and table[0]["tier"] == ""
+    assert table[0]["met"] == "true" and table[0]["tier"] == "" and table[0]["period_state"] == "final"
     assert client.get(f"/api/agreements/{a}/report", params={"from_period": 4, "to_period": 2}).status_code == 422
     assert client.get(f"/api/agreements/{a}/report", params={"format": "xml"}).status_code == 422
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,74 @@ def test_chain_restarted_without_state_is_read_again(tmp_path: Path) -> None:
     finally:
         node.stop()
         store.close()
+
+
+@pytest.mark.anvil
+def test_disputes_maintenance_latency_and_calendar_periods(anvil: LocalNode, tmp_path: Path) -> None:
+    """Agreements with options: a dispute window with an arbiter, maintenance declared with notice,
+    a latency service (ms, lower is better) and calendar periods of unequal length. The arbiter's
+    correction replaces the period's figures; a reorganisation that removes the correction puts
+    the period back to disputed (periods are rebuilt from the events left)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from smartsla.api.app import ApiSettings, create_app
+    from smartsla.terms import Service, Tier
+
+    chain = Chain.connect(anvil.url)
+    a = chain.accounts
+    roles = {"deployer": a[0], "provider": a[1], "customer": a[2], "oracle": a[3]}
+    arbiter = a[5]
+    services = (
+        Service(name="compute", objective_ppm=999_900, weight_bps=7_000, tiers=(
+            Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))),
+        Service(name="latency", kind="latency", objective_ppm=200, weight_bps=3_000, tiers=(
+            Tier(below_ppm=200, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000))),
+    )
+    factory = Factory.deploy(chain, roles["deployer"])
+    start = chain.now()
+    agreement = factory.create_agreement(make_terms(
+        roles, start, services=services, period_length=0, period_count=2, period_ends=(3_600, 10_800),
+        dispute_window=1_800, arbiter=arbiter, maintenance_notice=600), roles["deployer"])
+    agreement.deposit_fees(roles["customer"])
+    agreement.deposit_collateral(roles["provider"])
+    agreement.declare_maintenance(start + 4_000, start + 4_600, roles["provider"])  # in period 1, with notice
+    chain.mine_at(start + 3_600)
+    agreement.settle(0, [989_000, 600], roles["oracle"])  # compute below 99 %: 30 %; 600 ms > 500: 30 %
+    agreement.dispute(0, b"\x01" * 32, roles["customer"])
+    before_resolution = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    agreement.resolve_dispute(0, [999_950, 150], arbiter)  # both met: no credit
+
+    store = IndexStore.open(str(tmp_path / "index.db"))
+    indexer = Indexer(chain, store, factory.address)
+    indexer.sync()
+    (p0,), _ = store.periods(agreement.address)
+    assert p0["state"] == "final" and p0["resolved"] and p0["values_ppm"] == [999_950, 150]
+    assert p0["credit_paid"] == "0" and int(p0["previous_credit"]) == ETHER * 3 // 10  # 30 % x (70 % + 30 %)
+    assert p0["disputed_by"] == roles["customer"]
+
+    app = create_app(store, settings=ApiSettings(rate_limit_per_s=0), chain=chain, indexer=indexer)
+    with TestClient(app) as c:
+        d = c.get(f"/api/agreements/{agreement.address}").json()
+        assert d["terms"]["period_ends"] == [3_600, 10_800] and d["terms"]["dispute_window"] == 1_800
+        assert d["progress"]["current_period"] == 1 and d["progress"]["current_period_end"] == start + 10_800
+        latency = c.get(f"/api/agreements/{agreement.address}/periods").json()["items"][0]["services"][1]
+        assert latency["kind"] == "latency" and latency["measured"] == "150 ms" and latency["met"]
+        report = c.get(f"/api/agreements/{agreement.address}/report", params={"format": "csv"}).text
+        assert ",latency,ms,200,150,true," in report
+        page = c.get(f"/agreements/{agreement.address}")
+        assert page.status_code == 200
+        assert "with notice: excluded from the figures" in page.text and "Disputed" in page.text
+        assert "corrected by the arbiter" in page.text and "150 ms" in page.text
+
+    # The resolution disappears with a reorganisation: the period is disputed again.
+    assert chain.w3.provider.make_request("evm_revert", [before_resolution])["result"] is True  # type: ignore[arg-type]
+    result = indexer.sync()
+    assert result.reorg
+    (p0,), _ = store.periods(agreement.address)
+    assert p0["state"] == "disputed" and not p0["resolved"] and p0["values_ppm"] == [989_000, 600]
+    assert int(p0["credit_paid"]) == ETHER * 3 // 10
+    row = store.agreement(agreement.address)
+    assert row is not None and int(row["pending_to_customer"]) == ETHER * 3 // 10 and row["owed_to_customer"] == "0"
+    store.close()
