@@ -13,6 +13,7 @@ allows this origin only.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
@@ -91,7 +92,7 @@ def _windows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _cells(row: dict[str, Any], periods: list[dict[str, Any]], service_index: int, now: int,
-           windows: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+           windows: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """One status-bar cell per period of the agreement for one service. A period that met its
     objective with a maintenance window declared with notice shows as maintenance."""
     terms = views.terms_of(row)

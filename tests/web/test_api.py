@@ -165,6 +165,25 @@ def test_health(client: TestClient) -> None:
     assert body["last_indexed_block"] == body["chain_head"]
 
 
+def test_health_includes_the_oracle_when_configured(demo_server: DemoServer) -> None:
+    from web_helpers import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/healthz"  # nothing listens there
+    app = create_app(demo_server.store, settings=ApiSettings(oracle_health_url=down, rate_limit_per_s=0),
+                     chain=demo_server.demo.chain, indexer=demo_server.indexer, lock=demo_server.lock)
+    with TestClient(app) as c:
+        r = c.get("/api/health")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["ok"] is False and body["oracle"]["ok"] is False and body["oracle"]["url"] == down
+        assert body["oracle"]["error"] == "ConnectError"
+        with serve(demo_server.app) as base:  # any URL answering 200 counts as a healthy oracle
+            app.state.smartsla.settings.oracle_health_url = f"{base}/static/style.css"
+            app.state.smartsla._oracle_cache = None
+            assert c.get("/api/health").json()["oracle"] == {"url": f"{base}/static/style.css", "ok": True,
+                                                             "status_code": 200, "error": None}
+
+
 def test_withdraw_tx_is_unsigned_and_checked(client: TestClient, demo_server: DemoServer) -> None:
     roles = demo_server.demo.accounts
     live = demo_server.live_agreement
