@@ -30,6 +30,7 @@ from .chain import EMBEDDED, Chain
 from .client import Agreement, Factory, Status
 from .demo import fmt_eth, fmt_time, print_terms, run_demo
 from .errors import ContractReverted, SmartSLAError
+from .terms import parse_address
 from .units import ppm_to_percent
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
@@ -117,9 +118,10 @@ FactoryOpt = Annotated[
 
 
 def _address(value: str, what: str) -> str:
-    if not Web3.is_address(value):
-        raise BadInput(f"{what} is not an Ethereum address: {value!r}")
-    return Web3.to_checksum_address(value)
+    try:
+        return parse_address(value, what)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _connect(url: str) -> Chain:

@@ -22,9 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from web3 import Web3
 
-from .terms import ZERO_ADDRESS, Kind, Service, Terms, Tier
+from .terms import ZERO_ADDRESS, Kind, Service, Terms, Tier, parse_address
 from .units import BPS, PPM
 from .yamlfile import YamlFileError, load_model
 
@@ -97,9 +96,9 @@ Amount = Annotated[Decimal, BeforeValidator(_amount)]
 
 
 def _address(value: Any) -> str:
-    if not isinstance(value, str) or not Web3.is_address(value):
+    if not isinstance(value, str):
         raise ValueError(f"not an Ethereum address: {value!r} (quote it in YAML)")
-    return Web3.to_checksum_address(value)
+    return parse_address(value, "address")
 
 
 Address = Annotated[str, BeforeValidator(_address)]

@@ -23,10 +23,19 @@ Ppm = Annotated[int, Field(ge=0, le=PPM)]
 Bps = Annotated[int, Field(ge=0, le=BPS)]
 
 
-def _checksum(value: Any, field: str) -> str:
+def parse_address(value: Any, field: str) -> str:
+    """A checksummed address, or ValueError naming `field`. An address written in mixed case
+    carries an EIP-55 checksum: a wrong one is a typo, and is refused rather than "corrected"
+    (web3's is_address accepts it)."""
     if not isinstance(value, str) or not Web3.is_address(value):
         raise ValueError(f"{field} is not an Ethereum address: {value!r}")
+    body = value[2:] if value.startswith(("0x", "0X")) else value
+    if body != body.lower() and body != body.upper() and not Web3.is_checksum_address(value):
+        raise ValueError(f"{field} has a wrong EIP-55 checksum (a typo?): {value!r}")
     return Web3.to_checksum_address(value)
+
+
+_checksum = parse_address
 
 
 def service_id_bytes(name: str) -> bytes:

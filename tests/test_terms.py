@@ -63,3 +63,12 @@ def test_percent_conversions_are_exact():
     assert ppm_to_percent(999_950) == "99.9950%"
     with pytest.raises(ValueError, match="precision"):
         percent_to_ppm("99.99999")
+
+
+def test_an_address_with_a_wrong_checksum_is_a_typo(terms_for, roles):
+    good = roles["customer"]
+    flipped = good[:2] + "".join(c.swapcase() if c.isalpha() else c for c in good[2:6]) + good[6:]
+    assert flipped != good and flipped.lower() == good.lower()
+    with pytest.raises(ValidationError, match="customer has a wrong EIP-55 checksum"):
+        terms_for(customer=flipped)
+    assert terms_for(customer=good.lower()).customer == good  # all lower case carries no checksum
