@@ -83,16 +83,6 @@ contract TermsCodecTest is TestBase {
         assertLe(packed.length, abi.encode(t, o).length / 3, "packed tightly");
     }
 
-    function testFuzz_truncatedTermsAreRefused(uint256 seed, uint256 cut) public {
-        (Terms memory t, Options memory o) = _random(seed);
-        bytes memory packed = codec.encode(t, o);
-        cut = bound(cut, 0, packed.length - 1);
-        bytes memory short = new bytes(cut);
-        for (uint256 i = 0; i < cut; ++i) short[i] = packed[i];
-        vm.expectRevert(bytes("TermsCodec: out of bounds"));
-        codec.decode(short);
-    }
-
     /// @notice Through the factory: validated, cloned, and read back by the clone itself.
     function testFuzz_cloneReadsBackItsTerms(uint256 seed) public {
         (Terms memory t, Options memory o) = _random(seed);

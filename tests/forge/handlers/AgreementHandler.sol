@@ -6,7 +6,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {Agreement} from "contracts/Agreement.sol";
 import {AgreementFactory} from "contracts/AgreementFactory.sol";
-import {Terms, Status, Snapshot, SignedReport, PPM, BPS} from "contracts/SlaTypes.sol";
+import {Terms, Options, Status, Snapshot, SignedReport, PeriodState, PPM, BPS} from "contracts/SlaTypes.sol";
 import {TestToken} from "contracts/test/TestToken.sol";
 
 import {Assertions, VmExtra} from "../utils/TestBase.sol";
@@ -24,13 +24,14 @@ struct Book {
     uint256 collateral;
     uint256 capBps;
     uint256 quorum;
+    uint256 disputeWindow; // 0: payouts at settlement; else pending for that long, disputable
     uint256 feesIn; // deposited by the customer
     uint256 collateralIn; // deposited by the provider
     uint256 feesReleased; // PeriodSettled.feeEarned, summed
-    uint256 creditsPaid; // PeriodSettled.creditPaid, summed
+    uint256 creditsPaid; // PeriodSettled.creditPaid, summed, corrected by DisputeResolved
     uint256 maxCreditInPeriod;
     uint256 feesRefunded; // Cancelled / Terminated
-    uint256 collateralReturned; // Cancelled / Terminated / Ended
+    uint256 collateralReturned; // Cancelled / Terminated / Ended / CollateralReleased
     uint256 withdrawnByCustomer;
     uint256 withdrawnByProvider;
     uint256 donated; // forced in from outside (SELFDESTRUCT, plain token transfer)
@@ -47,13 +48,14 @@ struct Book {
 /// fail_on_revert = true) fails with the sequence that caused it. The agreements' own reverts
 /// never reach the fuzzer: they are caught and compared.
 contract AgreementHandler is Assertions {
-    uint256 public constant MAX_AGREEMENTS = 3;
+    uint256 public constant MAX_AGREEMENTS = 4;
     uint256 internal constant START_TIME = 1_700_000_000;
 
     AgreementFactory public immutable factory;
     TestToken public immutable token;
     address public immutable provider;
     address public immutable customer;
+    address public immutable arbiter;
 
     uint256[] internal _oracleKeys; // committee candidates; an agreement's committee is a prefix
     address[] public oracles;
@@ -89,6 +91,7 @@ contract AgreementHandler is Assertions {
         token = new TestToken();
         provider = vm.addr(0xA11CE);
         customer = vm.addr(0xB0B);
+        arbiter = vm.addr(0xA4B1);
         for (uint256 i = 0; i < 3; ++i) {
             _oracleKeys.push(0x0A0 + i);
             oracles.push(vm.addr(0x0A0 + i));
@@ -101,14 +104,15 @@ contract AgreementHandler is Assertions {
         actors.push(customer);
         for (uint256 i = 0; i < 3; ++i) actors.push(oracles[i]);
         for (uint256 i = 0; i < 2; ++i) actors.push(strangers[i]);
+        actors.push(arbiter);
         clock = START_TIME;
         vm.warp(clock);
-        // Agreement 0: the README's example (two AWS-like services, ether, one oracle).
+        // Agreement 0: the README's example (two AWS-like services, ether, one oracle, no window).
         address[] memory committee = new address[](1);
         committee[0] = oracles[0];
         Terms memory t0 = TermsGen.example(provider, customer, committee, 1, address(0), uint64(clock));
         t0.periodLength = 1 days; // short periods: a run of a few dozen calls sees several of them
-        _open(t0);
+        _open(t0, _noOptions());
         // ...already funded, so that every run starts with an active agreement
         Book storage b = _books[0];
         vm.deal(customer, b.fee * b.count);
@@ -117,6 +121,30 @@ contract AgreementHandler is Assertions {
         vm.deal(provider, b.collateral);
         vm.prank(provider);
         b.agreement.depositCollateral{value: b.collateral}();
+        b.feesIn = b.fee * b.count;
+        b.collateralIn = b.collateral;
+        // Agreement 1: the same services in tokens, a committee of three with quorum 2, a smaller
+        // collateral and a three-day dispute window; funded as well.
+        address[] memory three = new address[](3);
+        for (uint256 i = 0; i < 3; ++i) three[i] = oracles[i];
+        Terms memory t1 = TermsGen.example(provider, customer, three, 2, address(token), uint64(clock));
+        t1.periodLength = 1 days;
+        t1.collateral = 1.5 ether; // runs out after a bad period or two: corrections then hit the limit
+        Options memory o1 = _noOptions();
+        o1.disputeWindow = 3 days;
+        o1.arbiter = arbiter;
+        _open(t1, o1);
+        b = _books[1];
+        token.mint(customer, b.fee * b.count);
+        vm.prank(customer);
+        token.approve(address(b.agreement), b.fee * b.count);
+        vm.prank(customer);
+        b.agreement.depositFees();
+        token.mint(provider, b.collateral);
+        vm.prank(provider);
+        token.approve(address(b.agreement), b.collateral);
+        vm.prank(provider);
+        b.agreement.depositCollateral();
         b.feesIn = b.fee * b.count;
         b.collateralIn = b.collateral;
     }
@@ -148,7 +176,13 @@ contract AgreementHandler is Assertions {
         uint256 offset = bound(seed >> 64, 0, 4 * len);
         uint64 start = uint64(clock + offset - 2 * len);
         Terms memory t = TermsGen.random(seed, _limits, provider, customer, committee, asset, start);
-        _open(t);
+        Options memory o = _noOptions();
+        if ((seed >> 128) % 2 == 0) {
+            // half the new agreements have a dispute window (payouts pending, disputable)
+            o.disputeWindow = uint32(bound(seed >> 136, 1 hours, 2 days));
+            o.arbiter = arbiter;
+        }
+        _open(t, o);
         _success("createAgreement");
     }
 
@@ -311,7 +345,7 @@ contract AgreementHandler is Assertions {
         vm.warp(clock);
         ReportCall memory c;
         Book storage b;
-        (c.idx, b) = _pickFor(aSeed, ACTIVE);
+        (c.idx, b) = _pickFor(aSeed, (aSeed >> 64) % 2 == 0 ? ACTIVE_COMMITTEE : ACTIVE);
         c.t = b.agreement.terms();
         c.who = actorSeed % 4 != 0 ? c.t.oracles[(actorSeed >> 8) % c.t.oracles.length] : _actor(actorSeed >> 8);
         c.s = b.agreement.snapshot();
@@ -383,13 +417,15 @@ contract AgreementHandler is Assertions {
         _expect(ok, err, expected, "terminate");
         if (!ok) return;
         _success("terminate");
+        uint256 released = s.pendingPeriods == 0 ? s.collateralEscrowed : 0;
         b.feesRefunded += s.feesEscrowed;
-        b.collateralReturned += s.collateralEscrowed;
+        b.collateralReturned += released;
         Snapshot memory after_ = b.agreement.snapshot();
         assertTrue(after_.status == Status.Terminated, "terminated");
-        assertEq(after_.feesEscrowed + after_.collateralEscrowed, 0, "nothing left in escrow");
+        assertEq(after_.feesEscrowed, 0, "no fee left in escrow");
+        assertEq(after_.collateralEscrowed, s.collateralEscrowed - released, "collateral kept only for pending periods");
         assertEq(after_.owedToCustomer, s.owedToCustomer + s.feesEscrowed, "unearned fees back");
-        assertEq(after_.owedToProvider, s.owedToProvider + s.collateralEscrowed, "collateral left back");
+        assertEq(after_.owedToProvider, s.owedToProvider + released, "collateral left back");
         _observe(b);
     }
 
@@ -435,6 +471,192 @@ contract AgreementHandler is Assertions {
         _success("donate");
     }
 
+    // ---------------------------------------------------------------- disputes
+    /// @dev A settled period most of the time (the latest one half of that), else any.
+    function _settledPeriod(Book storage b, uint256 seed) internal view returns (uint256) {
+        uint256 settled = b.agreement.snapshot().settledPeriods;
+        if (settled == 0 || seed % 8 == 0) return bound(seed >> 8, 0, b.count + 1);
+        if (seed % 2 == 0) return settled - 1;
+        return (seed >> 8) % settled;
+    }
+
+    /// @dev Three times in four, a period in state `want` (if any); else `_settledPeriod`.
+    function _periodIn(Book storage b, uint256 seed, PeriodState want) internal view returns (uint256) {
+        if ((seed >> 200) % 4 != 0) {
+            uint256 from = seed % b.count;
+            for (uint256 k = 0; k < b.count; ++k) {
+                uint256 p = (from + k) % b.count;
+                (PeriodState st,,) = b.agreement.periodState(p);
+                if (st == want) return p;
+            }
+        }
+        return _settledPeriod(b, seed);
+    }
+
+    /// @notice A party (or anyone) disputes a settled period.
+    function dispute(uint256 aSeed, uint256 actorSeed, uint256 periodSeed) external {
+        _count("dispute");
+        vm.warp(clock);
+        (, Book storage b) = _pickFor(aSeed, WITH_WINDOW);
+        address who = actorSeed % 4 == 0 ? _actor(actorSeed >> 2) : (actorSeed % 4 == 1 ? provider : customer);
+        uint256 period = _periodIn(b, periodSeed, PeriodState.Pending);
+        (PeriodState st,, uint256 finalAfter) = b.agreement.periodState(period);
+        Snapshot memory s = b.agreement.snapshot();
+        bytes memory expected;
+        if (who != customer && who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (st != PeriodState.Pending) expected = abi.encodeWithSelector(Agreement.WrongPeriodState.selector, period, st);
+        else if (block.timestamp >= finalAfter) {
+            expected = abi.encodeWithSelector(Agreement.DisputeWindowClosed.selector, period, finalAfter);
+        }
+        bool ok;
+        bytes memory err;
+        vm.prank(who);
+        try b.agreement.dispute(period, bytes32(actorSeed)) {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "dispute");
+        if (!ok) return;
+        _success("dispute");
+        (st,,) = b.agreement.periodState(period);
+        assertTrue(st == PeriodState.Disputed, "disputed");
+        assertEq(keccak256(abi.encode(b.agreement.snapshot())), keccak256(abi.encode(s)), "a dispute moves no money");
+    }
+
+    struct Resolution {
+        uint256 period;
+        PeriodState state;
+        uint256 previous;
+        uint256 modelCredit;
+        bool disaster;
+        uint256 credit;
+        uint256 available;
+    }
+
+    /// @notice The arbiter (or anyone) settles a disputed period with corrected values.
+    function resolveDispute(uint256 aSeed, uint256 actorSeed, uint256 periodSeed, uint256 valueSeed) external {
+        _count("resolveDispute");
+        vm.warp(clock);
+        (, Book storage b) = _pickFor(aSeed, WITH_WINDOW);
+        Terms memory t = b.agreement.terms();
+        address who = actorSeed % 4 != 0 ? arbiter : _actor(actorSeed >> 2);
+        Resolution memory r;
+        r.period = _periodIn(b, periodSeed, PeriodState.Disputed);
+        (r.state, r.previous,) = b.agreement.periodState(r.period);
+        uint32[] memory values = _values(valueSeed, t, valueSeed % 32 == 0 ? 1 : 0);
+        Snapshot memory s = b.agreement.snapshot();
+        bytes memory expected;
+        if (b.disputeWindow == 0 || who != arbiter) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        else if (r.state != PeriodState.Disputed) {
+            expected = abi.encodeWithSelector(Agreement.WrongPeriodState.selector, r.period, r.state);
+        } else {
+            expected = _valuesError(t, values);
+        }
+        bool ok;
+        bytes memory err;
+        vmx.recordLogs();
+        vm.prank(who);
+        try b.agreement.resolveDispute(r.period, values) {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        VmExtra.Log[] memory logs = _logs();
+        _expect(ok, err, expected, "resolveDispute");
+        if (!ok) return;
+        _success("resolveDispute");
+        (r.modelCredit, r.disaster) = RefModel.periodCredit(t, values);
+        r.available = s.collateralEscrowed + r.previous;
+        r.credit = r.modelCredit < r.available ? r.modelCredit : r.available;
+        b.creditsPaid = b.creditsPaid - r.previous + r.credit;
+        if (r.credit > b.maxCreditInPeriod) b.maxCreditInPeriod = r.credit;
+        uint256 released = _released(b, logs);
+        Snapshot memory n = b.agreement.snapshot();
+        assertEq(n.collateralEscrowed, r.available - r.credit - released, "collateral after the correction");
+        assertEq(n.pendingToCustomer, s.pendingToCustomer - r.previous, "pending credit cleared");
+        assertEq(n.pendingToProvider, s.pendingToProvider - t.feePerPeriod, "pending fee cleared");
+        assertEq(n.pendingPeriods, s.pendingPeriods - 1, "one pending period fewer");
+        assertEq(n.owedToCustomer, s.owedToCustomer + r.credit, "corrected credit payable");
+        assertEq(n.owedToProvider, s.owedToProvider + t.feePerPeriod + released, "fee payable");
+        assertTrue(n.disasterOccurred == (s.disasterOccurred || r.disaster), "disaster from the correction");
+        (PeriodState st, uint256 credit,) = b.agreement.periodState(r.period);
+        assertTrue(st == PeriodState.Final, "final");
+        assertEq(credit, r.credit, "recorded credit");
+    }
+
+    /// @notice Anyone makes a period payable after its window (half the time the clock is first
+    /// moved to that moment).
+    function finalize(uint256 aSeed, uint256 actorSeed, uint256 periodSeed) external {
+        _count("finalize");
+        vm.warp(clock);
+        (, Book storage b) = _pickFor(aSeed, WITH_WINDOW);
+        uint256 period = _periodIn(b, periodSeed, (periodSeed >> 100) % 2 == 0 ? PeriodState.Pending : PeriodState.Disputed);
+        (PeriodState st, uint256 credit, uint256 until) = b.agreement.periodState(period);
+        if (st == PeriodState.Disputed) until += b.disputeWindow;
+        if ((periodSeed >> 128) % 2 == 0 && (st == PeriodState.Pending || st == PeriodState.Disputed) && until > clock) {
+            clock = until;
+            vm.warp(clock);
+        }
+        _finalize(b, period, st, credit, until, _actor(actorSeed));
+    }
+
+    function _finalize(Book storage b, uint256 period, PeriodState st, uint256 credit, uint256 until, address who)
+        internal
+        returns (bool ok)
+    {
+        Snapshot memory s = b.agreement.snapshot();
+        bytes memory expected;
+        if (st != PeriodState.Pending && st != PeriodState.Disputed) {
+            expected = abi.encodeWithSelector(Agreement.WrongPeriodState.selector, period, st);
+        } else if (block.timestamp < until) {
+            expected = abi.encodeWithSelector(Agreement.DisputeWindowOpen.selector, period, until);
+        }
+        bytes memory err;
+        vmx.recordLogs();
+        vm.prank(who);
+        try b.agreement.finalize(period) {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        VmExtra.Log[] memory logs = _logs();
+        _expect(ok, err, expected, "finalize");
+        if (!ok) return false;
+        _success("finalize");
+        uint256 released = _released(b, logs);
+        Snapshot memory n = b.agreement.snapshot();
+        assertEq(n.pendingToCustomer, s.pendingToCustomer - credit, "pending credit cleared");
+        assertEq(n.pendingToProvider, s.pendingToProvider - b.fee, "pending fee cleared");
+        assertEq(n.owedToCustomer, s.owedToCustomer + credit, "credit payable as reported");
+        assertEq(n.owedToProvider, s.owedToProvider + b.fee + released, "fee payable");
+        assertEq(n.collateralEscrowed, s.collateralEscrowed - released, "collateral released only at the very end");
+        assertEq(n.pendingPeriods, s.pendingPeriods - 1, "one pending period fewer");
+    }
+
+    /// @dev Collateral handed back to the provider (CollateralReleased) in these logs.
+    function _released(Book storage b, VmExtra.Log[] memory logs) internal returns (uint256 amount) {
+        for (uint256 i = 0; i < logs.length; ++i) {
+            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == Agreement.CollateralReleased.selector) {
+                amount += abi.decode(logs[i].data, (uint256));
+            }
+        }
+        b.collateralReturned += amount;
+        Snapshot memory n = b.agreement.snapshot();
+        bool done = (n.status == Status.Ended || n.status == Status.Terminated) && n.pendingPeriods == 0;
+        if (done) assertEq(n.collateralEscrowed, 0, "collateral released once nothing is pending");
+    }
+
+    function _valuesError(Terms memory t, uint32[] memory values) internal pure returns (bytes memory) {
+        if (values.length != t.services.length) {
+            return abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, t.services.length, values.length);
+        }
+        for (uint256 i = 0; i < values.length; ++i) {
+            if (values[i] > PPM) return abi.encodeWithSelector(Agreement.ValueAboveOneHundredPercent.selector, i, values[i]);
+        }
+        return "";
+    }
+
     // ================================================================ end of a run
     /// @notice After the term: settles what is left (or cancels what never started), lets both
     /// parties withdraw, and checks that the agreement holds nothing but donations and that each
@@ -457,6 +679,14 @@ contract AgreementHandler is Assertions {
             while (a.snapshot().status == Status.Active) {
                 _settlePerfect(b, t);
             }
+            for (uint256 p = 0; p < t.periodCount; ++p) {
+                (PeriodState st, uint256 credit, uint256 until) = a.periodState(p);
+                if (st != PeriodState.Pending && st != PeriodState.Disputed) continue;
+                if (st == PeriodState.Disputed) until += b.disputeWindow;
+                if (until > clock) clock = until;
+                vm.warp(clock);
+                assertTrue(_finalize(b, p, st, credit, until, customer), "finalize at the end");
+            }
             _observe(b);
             s = a.snapshot();
             if (s.owedToCustomer > 0) assertTrue(_withdraw(i, b, customer), "customer withdraws at the end");
@@ -471,8 +701,10 @@ contract AgreementHandler is Assertions {
     }
 
     // ================================================================ internals
-    function _open(Terms memory t) internal {
-        address a = factory.createAgreement(t);
+    function _noOptions() internal pure returns (Options memory o) {}
+
+    function _open(Terms memory t, Options memory o) internal {
+        address a = o.disputeWindow == 0 ? factory.createAgreement(t) : factory.createAgreementWithOptions(t, o);
         assertTrue(factory.isAgreement(a), "registered");
         assertEq(keccak256(abi.encode(Agreement(a).terms())), keccak256(abi.encode(t)), "terms round trip");
         Book storage b = _books.push();
@@ -483,6 +715,7 @@ contract AgreementHandler is Assertions {
         b.collateral = t.collateral;
         b.capBps = t.creditCapBps;
         b.quorum = t.quorum;
+        b.disputeWindow = o.disputeWindow;
     }
 
     function _pick(uint256 seed) internal view returns (uint256 idx, Book storage b) {
@@ -495,6 +728,8 @@ contract AgreementHandler is Assertions {
     uint8 internal constant ACTIVE = 2;
     uint8 internal constant ACTIVE_QUORUM_1 = 3;
     uint8 internal constant ACTIVE_DISASTER = 4;
+    uint8 internal constant WITH_WINDOW = 5;
+    uint8 internal constant ACTIVE_COMMITTEE = 6;
 
     /// @dev Three times in four, the first agreement (from a random one on) in the state the
     /// action needs; else (or if none is) any agreement. Keeps short runs meaningful.
@@ -503,12 +738,17 @@ contract AgreementHandler is Assertions {
         if (want == ANY || (seed >> 128) % 4 == 0) return (idx, b);
         for (uint256 k = 0; k < _books.length; ++k) {
             uint256 j = (idx + k) % _books.length;
+            if (want == WITH_WINDOW) {
+                if (_books[j].disputeWindow != 0) return (j, _books[j]);
+                continue;
+            }
             Snapshot memory s = _books[j].agreement.snapshot();
             bool fits = want == PENDING
                 ? s.status == Status.Pending
                 : s.status == Status.Active
                     && (want == ACTIVE || (want == ACTIVE_DISASTER && s.disasterOccurred)
-                        || (want == ACTIVE_QUORUM_1 && _books[j].quorum == 1));
+                        || (want == ACTIVE_QUORUM_1 && _books[j].quorum == 1)
+                        || (want == ACTIVE_COMMITTEE && _books[j].quorum > 1));
             if (fits) return (j, _books[j]);
         }
     }
@@ -609,6 +849,7 @@ contract AgreementHandler is Assertions {
             else if (kind == 5) v = PPM + 1 + (r >> 8) % 1000;
             else if (kind == 6) v = (r >> 8) % (PPM + 1);
             else if (kind < 11) v = PPM - (r >> 8) % 60_000;
+            else if (kind == 11) v = t.terminationPpm > 0 ? t.terminationPpm - 1 - (r >> 8) % t.terminationPpm : 0;
             else v = PPM;
             values[i] = uint32(v);
         }
@@ -749,6 +990,7 @@ contract AgreementHandler is Assertions {
         uint256 returned;
         bool disaster;
         bool last;
+        bool pending;
         uint256 collateralBefore;
     }
 
@@ -778,14 +1020,27 @@ contract AgreementHandler is Assertions {
         e.collateralBefore = s.collateralEscrowed;
         e.paid = e.modelCredit < e.collateralBefore ? e.modelCredit : e.collateralBefore;
         e.last = s.settledPeriods + 1 == t.periodCount;
-        e.returned = e.last ? e.collateralBefore - e.paid : 0;
+        e.pending = b.disputeWindow != 0;
+        e.returned = e.last && !e.pending ? e.collateralBefore - e.paid : 0;
         _checkSettleLogs(b, t, values, logs, e);
         Snapshot memory n = b.agreement.snapshot();
         assertEq(n.settledPeriods, s.settledPeriods + 1, "settled count");
         assertEq(n.feesEscrowed, s.feesEscrowed - t.feePerPeriod, "fee left the escrow");
-        assertEq(n.collateralEscrowed, e.last ? 0 : e.collateralBefore - e.paid, "collateral escrow");
-        assertEq(n.owedToCustomer, s.owedToCustomer + e.paid, "customer owed the credit");
-        assertEq(n.owedToProvider, s.owedToProvider + t.feePerPeriod + e.returned, "provider owed the fee");
+        assertEq(n.collateralEscrowed, e.collateralBefore - e.paid - e.returned, "collateral escrow");
+        if (e.pending) {
+            assertEq(n.pendingToCustomer, s.pendingToCustomer + e.paid, "credit pending");
+            assertEq(n.pendingToProvider, s.pendingToProvider + t.feePerPeriod, "fee pending");
+            assertEq(n.pendingPeriods, s.pendingPeriods + 1, "one more pending period");
+            assertEq(n.owedToCustomer, s.owedToCustomer, "nothing payable yet (customer)");
+            assertEq(n.owedToProvider, s.owedToProvider, "nothing payable yet (provider)");
+            (PeriodState st, uint256 credit, uint256 finalAfter) = b.agreement.periodState(e.period);
+            assertTrue(st == PeriodState.Pending, "period pending");
+            assertEq(credit, e.paid, "pending credit");
+            assertEq(finalAfter, block.timestamp + b.disputeWindow, "final after the window");
+        } else {
+            assertEq(n.owedToCustomer, s.owedToCustomer + e.paid, "customer owed the credit");
+            assertEq(n.owedToProvider, s.owedToProvider + t.feePerPeriod + e.returned, "provider owed the fee");
+        }
         assertTrue(n.disasterOccurred == (s.disasterOccurred || e.disaster), "disaster sticks");
         assertTrue((n.status == Status.Ended) == e.last, "ends after the last period");
         _observe(b);
