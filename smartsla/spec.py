@@ -98,7 +98,10 @@ Amount = Annotated[Decimal, BeforeValidator(_amount)]
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"not an Ethereum address: {value!r} (quote it in YAML)")
-    return parse_address(value, "address")
+    try:
+        return parse_address(value, "address")
+    except ValueError as exc:  # the field's path is in front of the message already
+        raise ValueError(str(exc).removeprefix("address ")) from None
 
 
 Address = Annotated[str, BeforeValidator(_address)]

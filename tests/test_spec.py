@@ -117,7 +117,7 @@ BAD_SPECS = [
     (lambda b: b["maintenance"].update(windows=[{"start": "2020-01-01T00:00:00Z", "end": "2020-01-01T01:00:00Z"}]),
      "maintenance.windows[0] is outside the term"),
     (lambda b: b["services"].append(dict(b["services"][0])), "duplicate service names: ec2-region"),
-    (lambda b: b["parties"].update(customer="0xnope"), "spec.parties.customer: not an Ethereum address"),
+    (lambda b: b["parties"].update(customer="0xnope"), "spec.parties.customer: is not an Ethereum address"),
     (lambda b: b["services"][0].update(weight="90%"), "service weights must sum to 100%"),
     (lambda b: b.update(fee=1.5), "write amounts as strings or integers"),
 ]
