@@ -37,7 +37,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
-    event,
     inspect,
     select,
     update,
@@ -45,6 +44,8 @@ from sqlalchemy import (
 from sqlalchemy import Boolean as Bool
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+
+from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 
 from .probes import Sample
 from .sli import MissingPolicy, PeriodFigure
@@ -161,29 +162,6 @@ def _norm(agreement: str) -> str:
     return agreement.lower()
 
 
-def _normalise_url(url: str) -> str:
-    """Plain `postgresql://` would pick psycopg2, which we do not ship; psycopg 3 it is. A bare
-    path means an SQLite file."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    return url
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip().splitlines()[0]
-    lowered = text.lower()
-    if "locked" in lowered or "could not obtain lock" in lowered or "lock timeout" in lowered:
-        return f"database is locked by another writer ({text})"
-    if "disk is full" in lowered or "no space left" in lowered or "disk full" in lowered:
-        return f"disk is full ({text})"
-    if "readonly" in lowered or "read-only" in lowered:
-        return f"database is read-only ({text})"
-    return text
-
-
 class Store:
     """Open with `Store.open(url)`; close with `close()` or use it as a context manager."""
 
@@ -201,7 +179,7 @@ class Store:
         `busy_timeout_s`: how long a write waits for another writer before failing with
         "database is locked" (SQLite busy_timeout; PostgreSQL lock_timeout).
         """
-        url = _normalise_url(url)
+        url = normalise_url(url)
         connect_args: dict[str, Any] = {}
         if url.startswith("postgresql"):
             connect_args["options"] = f"-c lock_timeout={int(busy_timeout_s * 1000)}"
@@ -213,7 +191,7 @@ class Store:
         except Exception as exc:  # bad URL
             raise StoreError(f"cannot open store {url!r}: {exc}") from exc
         if engine.dialect.name == "sqlite":
-            _sqlite_pragmas(engine, busy_timeout_s)
+            sqlite_pragmas(engine, busy_timeout_s)
         store = cls(engine, min_sample_retention_s)
         try:
             store._init_schema()
@@ -266,7 +244,7 @@ class Store:
         except StoreError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(_reason(exc)) from exc
+            raise StoreError(error_reason(exc)) from exc
 
     # -- samples -------------------------------------------------------------------------------
 
@@ -457,28 +435,3 @@ def _to_report(row: Any) -> Report:
     return Report(row.agreement, row.period, row.state, row.payload, row.signature, row.tx_hash, row.updated_at)
 
 
-def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:
-    """Set per-connection SQLite settings as each connection opens.
-
-    WAL lets readers (a status page, a report export) read while the daemon writes;
-    synchronous=FULL makes each commit durable across a power cut, not only a crash;
-    busy_timeout makes a writer wait for a brief lock instead of failing at once.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control away from the sqlite3 module (it would BEGIN only before
-        # writes, so a read-then-write would not be one transaction); we BEGIN ourselves below.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        finally:
-            cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")

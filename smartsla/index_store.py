@@ -51,7 +51,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
-    event,
     func,
     inspect,
     or_,
@@ -61,6 +60,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from .credit import service_credit
+from .database import error_reason, normalise_url, sqlite_pragmas
 from .terms import Kind, Terms
 
 SCHEMA_VERSION = 1
@@ -231,22 +231,6 @@ class Batch:
     head_timestamp: int | None = None
 
 
-def _normalise_url(url: str) -> str:
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    return url
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip().splitlines()[0]
-    if "locked" in text.lower():
-        return f"database is locked by another writer ({text})"
-    return text
-
-
 def _sum(values: Iterable[str | int]) -> str:
     return str(sum(int(v) for v in values))
 
@@ -260,7 +244,7 @@ class IndexStore:
     @classmethod
     def open(cls, url: str, *, busy_timeout_s: float = 10.0) -> IndexStore:
         """Create the schema or check its version. `url`: an SQLAlchemy URL or an SQLite file path."""
-        url = _normalise_url(url)
+        url = normalise_url(url)
         connect_args: dict[str, Any] = {}
         if url.startswith("sqlite"):
             connect_args["check_same_thread"] = False  # the API reads from worker threads
@@ -272,7 +256,7 @@ class IndexStore:
         except Exception as exc:  # bad URL
             raise IndexStoreError(f"cannot open index {url!r}: {exc}") from exc
         if engine.dialect.name == "sqlite":
-            _sqlite_pragmas(engine, busy_timeout_s)
+            sqlite_pragmas(engine, busy_timeout_s, synchronous="NORMAL", foreign_keys=False)
         store = cls(engine)
         try:
             store._init_schema()
@@ -316,7 +300,7 @@ class IndexStore:
         except IndexStoreError:
             raise
         except SQLAlchemyError as exc:
-            raise IndexStoreError(_reason(exc)) from exc
+            raise IndexStoreError(error_reason(exc)) from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -324,7 +308,7 @@ class IndexStore:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise IndexStoreError(_reason(exc)) from exc
+            raise IndexStoreError(error_reason(exc)) from exc
 
     # ------------------------------------------------------------------ cursor
     def cursor(self) -> dict[str, Any] | None:
@@ -616,21 +600,3 @@ def derive(address: str, terms: Terms, events: Sequence[dict[str, Any]]) -> tupl
     return [periods[p] for p in sorted(periods)], withdrawals
 
 
-def _sqlite_pragmas(engine: Engine, busy_timeout_s: float) -> None:
-    """WAL so the pages read while the indexer writes; synchronous=NORMAL is enough for an index
-    that can be rebuilt from the chain; explicit BEGIN so a read-then-write is one transaction."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
-        finally:
-            cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
