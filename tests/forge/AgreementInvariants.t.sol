@@ -135,7 +135,7 @@ contract AgreementInvariantTest is TestBase {
     // ------------------------------------------------------------------ the two campaigns
     // Forge runs one campaign (runs x depth calls) per invariant function, so the checks are
     // grouped in two: each check runs after every call of every run of its campaign, and the two
-    // campaigns use the two cores (profile ci: 10,000 runs each; see README "Forge").
+    // campaigns use the two cores (profile ci: 10,000 runs each; docs/forge-and-slither.md).
 
     /// @notice Money: the balance equals the books, payouts stay within the terms and every unit
     /// is accounted for, status and flags agree.

@@ -191,6 +191,16 @@ contract CommitteeTest is Fixture {
         a.settleWithReports(0, r);
     }
 
+    /// @notice 65 bytes that are no signature at all (r = s = 0).
+    function test_garbageSignatureIsRefused() public {
+        _toEnd(a, 0);
+        SignedReport[] memory r = _three(0, _values(PPM, PPM), _values(PPM, PPM), _values(PPM, PPM));
+        r[1].signature = new bytes(65);
+        vm.expectRevert(abi.encodeWithSelector(ECDSA.ECDSAInvalidSignature.selector));
+        vm.prank(oracles[0]);
+        a.settleWithReports(0, r);
+    }
+
     function test_reportsBeforeThePeriodEndsAreRefused() public {
         uint256 end = a.periodEnd(0);
         vm.warp(end - 1);

@@ -237,6 +237,17 @@ contract HostileInputsTest is Fixture {
         a.withdraw();
     }
 
+    /// @notice An asset address with no code: the factory accepts it; the deposit reverts (with
+    /// no reason: the balance query returns nothing to decode) and nothing is booked.
+    function test_assetWithoutCodeIsRefusedAtDeposit() public {
+        Terms memory t = _terms(1, address(0xDEAD));
+        Agreement a = _open(t);
+        vm.expectRevert(bytes(""));
+        vm.prank(customer);
+        a.depositFees();
+        assertTrue(!a.snapshot().feesDeposited, "nothing booked");
+    }
+
     // ------------------------------------------------------------------ ether and callers
     function test_etherSentDirectlyOrWithATokenDepositIsRefused() public {
         TestToken token = new TestToken();
