@@ -61,6 +61,12 @@ contract Agreement is ReentrancyGuard, EIP712 {
     error WrongPeriodState(uint256 period, PeriodState state);
     error DisputeWindowOpen(uint256 period, uint256 until);
     error DisputeWindowClosed(uint256 period, uint256 closedAt);
+    error PeriodAwaitingReport(uint256 period);
+    error NotExpired(uint256 expiresAt);
+
+    /// @notice How long after the term's end periods may still be reported; after it anyone may
+    /// `expire()` the agreement, so that silent oracles cannot lock the escrow forever.
+    uint256 public constant REPORT_DEADLINE = 30 days;
 
     /// @notice EIP-712 type of an oracle report. The domain (name "smartsla Agreement", version
     /// "1", chain id, verifyingContract = this agreement) and the period make a signature useless
@@ -99,6 +105,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
     event PeriodFinalized(uint256 indexed period, uint256 creditPaid, uint256 feeEarned);
     /// @notice Collateral kept back for pending periods was released to the provider.
     event CollateralReleased(uint256 amount);
+    /// @notice Periods were never reported by the deadline: their prepaid fees went back to the
+    /// customer, the collateral left to the provider.
+    event Expired(uint256 unreportedPeriods, uint256 refundedFees, uint256 returnedCollateral);
 
     // ---------------------------------------------------------------- state
     // Packed so that a settlement on the fast path touches three slots.
@@ -303,7 +312,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         if (period < _settledPeriods) revert PeriodAlreadySettled(period);
         if (period >= t.periodCount) revert PeriodOutOfOrder(_settledPeriods, period);
         if (scorePpm > PPM) revert ValueAboveOneHundredPercent(type(uint256).max, scorePpm);
-        bool has;
+        bool has = false;
         for (uint256 i = 0; i < o.serviceKinds.length; ++i) {
             if (o.serviceKinds[i] == KIND_SATISFACTION) has = true;
         }
@@ -337,7 +346,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint256 k = reports.length;
         if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
         uint256 n = t.services.length;
-        uint256 signers;
+        uint256 signers = 0;
         uint32[][] memory columns = new uint32[][](n);
         for (uint256 s = 0; s < n; ++s) {
             columns[s] = new uint32[](k);
@@ -478,10 +487,16 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// termination threshold, the customer ends the agreement and gets back every prepaid fee
     /// not yet earned; the provider gets back the collateral left (once no period is pending).
     function terminate() external onlyClone {
-        Terms memory t = terms();
+        (Terms memory t, Options memory o) = _load();
         if (msg.sender != t.customer) revert Unauthorized(msg.sender);
         if (_status != Status.Active) revert WrongStatus(_status);
         if (!_disasterOccurred) revert NoDisaster();
+        // A period that has ended was served: its fee is the provider's once reported, so the
+        // customer cannot take it back by terminating before the oracle's report arrives.
+        uint16 settled = _settledPeriods;
+        if (settled < t.periodCount && block.timestamp >= _periodEnd(t, o, settled)) {
+            revert PeriodAwaitingReport(settled);
+        }
         uint128 refund = _feesEscrowed;
         _status = Status.Terminated;
         _feesEscrowed = 0;
@@ -489,10 +504,27 @@ contract Agreement is ReentrancyGuard, EIP712 {
         emit Terminated(msg.sender, refund, _releaseCollateral());
     }
 
+    /// @notice Anyone ends an agreement whose periods were not all reported within REPORT_DEADLINE
+    /// of the term's end (oracles gone silent): the unreported periods' fees go back to the
+    /// customer (nothing proved the service), the collateral left to the provider.
+    function expire() external onlyClone {
+        (Terms memory t, Options memory o) = _load();
+        if (_status != Status.Active) revert WrongStatus(_status);
+        uint256 expiresAt = _periodEnd(t, o, t.periodCount - 1) + REPORT_DEADLINE;
+        if (block.timestamp < expiresAt) revert NotExpired(expiresAt);
+        uint128 refund = _feesEscrowed;
+        uint256 unreported = t.periodCount - _settledPeriods;
+        _status = Status.Expired;
+        _feesEscrowed = 0;
+        _owedToCustomer += refund;
+        uint128 returned = _pendingPeriods == 0 ? _releaseCollateral() : 0;
+        emit Expired(unreported, refund, returned);
+    }
+
     /// @notice Pays the caller (provider or customer) everything the agreement owes them.
     function withdraw() external onlyClone nonReentrant {
         Terms memory t = terms();
-        uint256 amount;
+        uint256 amount = 0;
         if (msg.sender == t.customer) {
             amount = _owedToCustomer;
             _owedToCustomer = 0;
@@ -530,7 +562,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
     }
 
     function _releaseCollateralIfDone() private {
-        if (_status != Status.Ended && _status != Status.Terminated) return;
+        if (_status != Status.Ended && _status != Status.Terminated && _status != Status.Expired) return;
         uint128 amount = _releaseCollateral();
         if (amount != 0) emit CollateralReleased(amount);
     }
@@ -608,8 +640,8 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint256 n = t.services.length;
         if (reported.length != n) revert WrongNumberOfValues(n, reported.length);
         values = new uint32[](n);
-        uint256 weighted;
-        uint256 weights;
+        uint256 weighted = 0;
+        uint256 weights = 0;
         for (uint256 i = 0; i < n; ++i) {
             uint8 kind = o.serviceKinds[i];
             uint32 v = reported[i];

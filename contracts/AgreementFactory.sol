@@ -51,7 +51,7 @@ contract AgreementFactory {
     /// customer deposits the fees and the provider the collateral.
     /// @return agreement the new agreement's address
     function createAgreement(Terms calldata terms) external returns (address agreement) {
-        Options memory none;
+        Options memory none = Options(0, address(0), 0, new uint8[](0), new uint32[](0));
         return _create(terms, none);
     }
 
@@ -104,8 +104,9 @@ contract AgreementFactory {
             }
         }
         if (terms.feePerPeriod == 0) revert InvalidTerms("fee per period is zero");
-        if (uint256(terms.feePerPeriod) * terms.periodCount > type(uint128).max) {
-            revert InvalidTerms("total fees overflow");
+        // The books hold fees, collateral and what is owed in uint128: the sum must fit.
+        if (uint256(terms.feePerPeriod) * terms.periodCount + terms.collateral > type(uint128).max) {
+            revert InvalidTerms("total fees plus collateral overflow");
         }
         if (terms.creditCapBps == 0 || terms.creditCapBps > BPS) revert InvalidTerms("credit cap outside 1..10000 bps");
         if (terms.terminationPpm > PPM) revert InvalidTerms("termination threshold above 100%");
@@ -120,9 +121,9 @@ contract AgreementFactory {
         if (options.serviceKinds.length != 0 && options.serviceKinds.length != n) {
             revert InvalidTerms("one service kind per service");
         }
-        uint256 weights;
-        bool hasAvailability;
-        bool hasComposite;
+        uint256 weights = 0;
+        bool hasAvailability = false;
+        bool hasComposite = false;
         for (uint256 i = 0; i < n; ++i) {
             Service memory s = terms.services[i];
             uint8 kind = options.serviceKinds.length == 0 ? KIND_AVAILABILITY : options.serviceKinds[i];

@@ -61,6 +61,7 @@ contract CorporateAgreement is ReentrancyGuard {
     event CollateralExhausted(uint256 indexed department, uint256 indexed period, uint256 shortfall);
     event CollateralReleased(uint256 amount);
     event Withdrawn(address indexed party, uint256 amount);
+    event Cancelled(address indexed by, uint256 refundToOrganisation, uint256 refundToProvider);
 
     address public immutable provider;
     address public immutable organisation;
@@ -79,6 +80,7 @@ contract CorporateAgreement is ReentrancyGuard {
     Department[] private _departments;
 
     bool public feesDeposited;
+    bool public cancelled;
     bool public collateralDeposited;
     uint16 public reportedPeriods;
     uint16 public departmentsDone;
@@ -89,7 +91,7 @@ contract CorporateAgreement is ReentrancyGuard {
     mapping(uint256 department => uint16) public settledPeriodsOf;
     mapping(address party => uint256) public owed;
 
-    /// @param services corporate services with default objectives and tiers (availability kind)
+    /// @param services_ corporate services with default objectives and tiers (availability kind)
     /// @dev Departments are added with `addDepartments` (in batches: a hundred departments do not
     /// fit in one creation transaction's code size limit) before the first deposit freezes them.
     constructor(
@@ -102,7 +104,7 @@ contract CorporateAgreement is ReentrancyGuard {
         uint16 periodCount_,
         uint16 creditCapBps_,
         uint128 collateral_,
-        Service[] memory services
+        Service[] memory services_
     ) {
         if (provider_ == address(0) || organisation_ == address(0) || oracle_ == address(0)) {
             revert InvalidTerms("zero address");
@@ -112,7 +114,7 @@ contract CorporateAgreement is ReentrancyGuard {
         }
         if (periodLength_ == 0 || periodCount_ == 0) revert InvalidTerms("empty schedule");
         if (creditCapBps_ == 0 || creditCapBps_ > BPS) revert InvalidTerms("credit cap outside 1..10000 bps");
-        uint256 n = services.length;
+        uint256 n = services_.length;
         if (n == 0 || n > MAX_SERVICES) revert InvalidTerms("service count outside 1..16");
         provider = provider_;
         organisation = organisation_;
@@ -125,7 +127,7 @@ contract CorporateAgreement is ReentrancyGuard {
         collateral = collateral_;
         creator = msg.sender;
         for (uint256 i = 0; i < n; ++i) {
-            Service memory s = services[i];
+            Service memory s = services_[i];
             if (s.objectivePpm == 0 || s.objectivePpm > PPM) revert InvalidTerms("objective outside 1..1000000 ppm");
             if (s.tiers.length == 0 || s.tiers.length > 8) revert InvalidTerms("tier count outside 1..8");
             Service storage stored = _services.push();
@@ -169,7 +171,7 @@ contract CorporateAgreement is ReentrancyGuard {
         if (dep.serviceMask == 0 || dep.serviceMask >> n != 0) revert InvalidTerms("department covers no or unknown services");
         if (dep.objectives.length != n || dep.weightsBps.length != n) revert InvalidTerms("one override per service");
         if (dep.creditCapBps > BPS) revert InvalidTerms("department cap above 100%");
-        uint256 weights;
+        uint256 weights = 0;
         for (uint256 i = 0; i < n; ++i) {
             bool covered = dep.serviceMask & (1 << i) != 0;
             if (!covered && dep.weightsBps[i] != 0) revert InvalidTerms("weight for a service not covered");
@@ -211,10 +213,30 @@ contract CorporateAgreement is ReentrancyGuard {
 
     // ---------------------------------------------------------------- money in
 
+    /// @notice Either party calls off the agreement before both deposits are in; what was
+    /// deposited becomes withdrawable by whoever deposited it.
+    function cancel() external {
+        if (msg.sender != organisation && msg.sender != provider) revert Unauthorized(msg.sender);
+        if (cancelled || (feesDeposited && collateralDeposited)) revert AlreadyDeposited();
+        cancelled = true;
+        uint128 fees = feesEscrowed;
+        uint128 pool = collateralPool;
+        feesEscrowed = 0;
+        collateralPool = 0;
+        owed[organisation] += fees;
+        owed[provider] += pool;
+        emit Cancelled(msg.sender, fees, pool);
+    }
+
     /// @notice The organisation prepays every department's fees for the whole term.
-    function depositFees() external payable nonReentrant {
+    /// @param expectedTotal the total the organisation agreed to (departments cannot be added in
+    /// front of its deposit)
+    function depositFees(uint256 expectedTotal) external payable nonReentrant {
         if (msg.sender != organisation) revert Unauthorized(msg.sender);
         if (_departments.length == 0) revert InvalidTerms("no departments");
+        if (cancelled) revert AlreadyDeposited();
+        if (expectedTotal != totalFees) revert WrongAmount(expectedTotal, totalFees);
+        if (totalFees > type(uint128).max) revert InvalidTerms("total fees overflow");
         if (feesDeposited) revert AlreadyDeposited();
         feesDeposited = true;
         feesEscrowed = uint128(totalFees);
@@ -225,6 +247,7 @@ contract CorporateAgreement is ReentrancyGuard {
     /// @notice The provider deposits the collateral pool that backs every department's credits.
     function depositCollateral() external payable nonReentrant {
         if (msg.sender != provider) revert Unauthorized(msg.sender);
+        if (cancelled) revert AlreadyDeposited();
         if (collateralDeposited) revert AlreadyDeposited();
         collateralDeposited = true;
         collateralPool = collateral;
@@ -262,7 +285,7 @@ contract CorporateAgreement is ReentrancyGuard {
         if (period >= reportedPeriods) revert PeriodNotReported(period);
         uint32[] memory values = _values[period];
         uint256[] memory credits = new uint256[](values.length);
-        uint256 total;
+        uint256 total = 0;
         for (uint256 i = 0; i < values.length; ++i) {
             if (dep.serviceMask & (1 << i) == 0) continue;
             Service memory s = _services[i];

@@ -80,13 +80,15 @@ struct Options {
 /// @notice Life cycle of an agreement.
 /// Pending: waiting for the prepaid fees and the collateral. Active: both deposited, periods
 /// settle. Ended: every period settled. Terminated: the customer used the disaster clause.
-/// Cancelled: a party withdrew from a pending agreement; deposits are returned.
+/// Cancelled: a party withdrew from a pending agreement; deposits are returned. Expired: the term
+/// ended long ago (REPORT_DEADLINE) with periods never reported; their fees went back.
 enum Status {
     Pending,
     Active,
     Ended,
     Terminated,
-    Cancelled
+    Cancelled,
+    Expired
 }
 
 /// @notice Everything that changes over an agreement's life, in one read.

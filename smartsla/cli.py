@@ -311,7 +311,7 @@ def _sender(chain: Chain, from_: str | None, key_env: str | None) -> str:
 # ---------------------------------------------------------------------------- agreements
 def _status_style(status: Status) -> str:
     return {Status.Pending: "yellow", Status.Active: "green", Status.Ended: "blue", Status.Terminated: "red",
-            Status.Cancelled: "dim"}[status]
+            Status.Cancelled: "dim", Status.Expired: "magenta"}[status]
 
 
 @agreement_app.command("status")

@@ -29,6 +29,7 @@ class Status(IntEnum):
     Ended = 2
     Terminated = 3
     Cancelled = 4
+    Expired = 5
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,10 @@ class Agreement:
 
     def terminate(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.terminate(), sender, action="terminate")
+
+    def expire(self, sender: str) -> TxResult:
+        """End an agreement whose periods went unreported past the deadline (anyone)."""
+        return self.chain.transact(self.contract.functions.expire(), sender, action="expire")
 
     def cancel(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.cancel(), sender, action="cancel")

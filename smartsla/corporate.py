@@ -188,7 +188,11 @@ class Corporate:
 
     def deposit_fees(self, sender: str) -> TxResult:
         total = self.chain.call(self.contract.functions.totalFees())
-        return self.chain.transact(self.contract.functions.depositFees(), sender, value=total, action="depositFees")
+        return self.chain.transact(self.contract.functions.depositFees(total), sender, value=total,
+                                   action="depositFees")
+
+    def cancel(self, sender: str) -> TxResult:
+        return self.chain.transact(self.contract.functions.cancel(), sender, action="cancel")
 
     def deposit_collateral(self, sender: str) -> TxResult:
         amount = self.chain.call(self.contract.functions.collateral())

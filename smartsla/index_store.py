@@ -64,7 +64,7 @@ from .database import error_reason, normalise_url, sqlite_pragmas
 from .terms import Kind, Terms
 
 SCHEMA_VERSION = 1
-STATUSES = ("Pending", "Active", "Ended", "Terminated", "Cancelled")
+STATUSES = ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired")
 KEEP_BLOCK_HASHES = 512  # how far back a reorganisation can be matched before a full re-index
 
 

@@ -188,8 +188,8 @@ class Terms(BaseModel):
                 raise ValueError(f"a party cannot be an oracle: {o}")
         if self.quorum > len(self.oracles):
             raise ValueError(f"quorum {self.quorum} exceeds the committee of {len(self.oracles)}")
-        if self.fee_per_period * self.period_count >= 2**128:
-            raise ValueError("total fees (fee_per_period x period_count) overflow 128 bits")
+        if self.fee_per_period * self.period_count + self.collateral >= 2**128:
+            raise ValueError("total fees (fee_per_period x period_count) plus collateral overflow 128 bits")
         if not 1 <= len(self.services) <= MAX_SERVICES:
             raise ValueError(f"an agreement covers 1..{MAX_SERVICES} services, got {len(self.services)}")
         names = [s.name for s in self.services]

@@ -229,3 +229,42 @@ def test_committee_members_cannot_be_parties_and_quorum_fits(chain, factory, rol
     raw[2], raw[3] = [roles["oracle"], roles["oracle"]], 1
     with pytest.raises(ContractReverted, match="duplicate oracle"):
         chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
+
+
+def test_terminate_waits_for_ended_periods_to_be_reported(chain, active, roles):
+    chain.mine_at(active.terms.period_end(0))
+    active.settle(0, [850_000], roles["oracle"])  # a disaster
+    chain.mine_at(active.terms.period_end(1))  # period 1 was served and is over, not yet reported
+    with reverted("PeriodAwaitingReport"):
+        active.terminate(roles["customer"])  # front-running the report would take its fee back
+    active.settle(1, [1_000_000], roles["oracle"])
+    active.terminate(roles["customer"])
+    assert active.snapshot().owed_to_customer == ETHER + active.terms.fee_per_period  # credit + unserved fee
+
+
+def test_silent_oracles_cannot_lock_the_escrow(chain, active, roles):
+    chain.mine_at(active.terms.period_end(0))
+    active.settle(0, [985_000], roles["oracle"])  # then the oracle goes silent
+    deadline = active.terms.end + active.chain.call(active.contract.functions.REPORT_DEADLINE())
+    chain.mine_at(deadline - 10)
+    with reverted("NotExpired"):
+        active.expire(roles["stranger"])
+    chain.mine_at(deadline)
+    active.expire(roles["stranger"])  # anyone may
+    snap = active.snapshot()
+    assert snap.status is Status.Expired
+    assert snap.owed_to_customer == 3 * ETHER // 10 + 2 * ETHER  # the credit + the two unreported fees
+    assert snap.owed_to_provider == ETHER + 3 * ETHER - 3 * ETHER // 10  # the served fee + collateral left
+    assert active.withdraw(roles["customer"]) + active.withdraw(roles["provider"]) == 6 * ETHER
+    assert active.balance() == 0
+
+
+def test_terms_whose_sums_overflow_the_books_are_refused(chain, factory, roles, terms_for):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="plus collateral overflow 128 bits"):
+        terms_for(period_count=1, fee_per_period=2**128 - 1, collateral=1)
+    raw = list(terms_for().to_abi())
+    raw[7], raw[8], raw[9] = 1, 2**128 - 1, 1  # one period, the largest fee, collateral 1
+    with pytest.raises(ContractReverted, match="total fees plus collateral overflow"):
+        chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])

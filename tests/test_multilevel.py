@@ -89,3 +89,25 @@ def test_bad_department_spec_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError, match="department 'sales': service weights must sum to 100%"):
         load_corporate_spec(path)
+
+
+def test_cancel_before_both_deposits_returns_the_money(chain, roles):
+    from smartsla.corporate import CorporateTerms, DepartmentTerms
+    from smartsla.terms import Service, Tier
+
+    a = chain.accounts
+    terms = CorporateTerms(roles["provider"], roles["customer"], roles["oracle"], "0x" + "00" * 20, chain.now() + 10,
+                           3_600, 2, 5_000, 10**18,
+                           (Service(name="email", objective_ppm=999_000, tiers=(Tier(below_ppm=999_000,
+                                                                                     credit_bps=1_000),)),),
+                           (DepartmentTerms("d", a[6], 10**17, 1, 0, (0,), (10_000,)),))
+    c = Corporate.deploy(chain, terms, roles["deployer"])
+    c.deposit_fees(roles["customer"])
+    with pytest.raises(ContractReverted, match=r"^Unauthorized"):
+        c.cancel(roles["stranger"])
+    c.cancel(roles["provider"])  # the provider never bonded: the organisation gets its fees back
+    assert c.owed(roles["customer"]) == terms.total_fees
+    with pytest.raises(ContractReverted, match=r"^AlreadyDeposited"):
+        c.deposit_collateral(roles["provider"])
+    c.withdraw(roles["customer"])
+    assert chain.balance(c.address) == 0

@@ -21,6 +21,7 @@ class StatusName(StrEnum):
     Ended = "Ended"
     Terminated = "Terminated"
     Cancelled = "Cancelled"
+    Expired = "Expired"
 
 
 class ErrorOut(BaseModel):

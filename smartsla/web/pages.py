@@ -187,7 +187,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
     async def index(request: Request, status: str | None = None, page: int = 1) -> Response:
         if (redirect := gate(request)) is not None:
             return redirect
-        status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled") else None
+        status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired") else None
         page = max(1, min(page, 10_000_000))
         per_page = 50
         rows, total = store.list_agreements(status=status, limit=per_page, offset=(page - 1) * per_page)

@@ -360,10 +360,11 @@ contract HostileInputsTest is Fixture {
     }
 
     // ------------------------------------------------------------------ timing
-    /// @notice Known issue F2 (docs/security.md): after a disaster, the customer may terminate
-    /// while an ended period waits for its report, and so takes back that period's fee although
-    /// the provider served it (e.g. by front-running the oracle's settlement).
-    function test_knownIssue_F2_terminateRefundsEndedButUnsettledPeriods() public {
+    /// @notice Fixed F2 (docs/security.md): after a disaster, the customer may not terminate while an
+    /// ended period waits for its report: that period was served, its fee is the provider's once
+    /// reported (front-running the oracle's settlement gains nothing). Termination works again
+    /// once the period is settled.
+    function test_fixed_F2_terminateWaitsForEndedPeriodsToBeReported() public {
         Terms memory t = _terms(1, address(0));
         Agreement a = _open(t);
         _fund(a, t);
@@ -371,14 +372,16 @@ contract HostileInputsTest is Fixture {
         vm.prank(oracles[0]);
         a.settle(0, _values(800_000, PPM)); // disaster (below 90 %)
         _toEnd(a, 1); // period 1 served perfectly and over, not yet reported
+        vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodAwaitingReport.selector, uint256(1)));
+        vm.prank(customer);
+        a.terminate();
+        vm.prank(oracles[0]);
+        a.settle(1, _values(PPM, PPM));
         vm.prank(customer);
         a.terminate();
         Snapshot memory s = a.snapshot();
-        assertEq(s.owedToProvider, t.feePerPeriod + t.collateral - 0.6 ether, "provider: period 0's fee only");
-        assertEq(s.owedToCustomer, 0.6 ether + 2 * t.feePerPeriod, "customer: credit + fees of periods 1 and 2");
-        vm.expectRevert(abi.encodeWithSelector(Agreement.WrongStatus.selector, Status.Terminated));
-        vm.prank(oracles[0]);
-        a.settle(1, _values(PPM, PPM));
+        assertEq(s.owedToProvider, 2 * t.feePerPeriod + t.collateral - 0.6 ether, "provider: both served fees");
+        assertEq(s.owedToCustomer, 0.6 ether + t.feePerPeriod, "customer: credit + the unserved period's fee");
     }
 
     /// @notice Known issue F3 (docs/security.md): nothing limits how much maintenance the provider

@@ -406,6 +406,9 @@ contract AgreementHandler is Assertions {
         if (who != customer) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
         else if (s.status != Status.Active) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
         else if (!s.disasterOccurred) expected = abi.encodeWithSelector(Agreement.NoDisaster.selector);
+        else if (s.settledPeriods < b.agreement.terms().periodCount && block.timestamp >= b.agreement.periodEnd(s.settledPeriods)) {
+            expected = abi.encodeWithSelector(Agreement.PeriodAwaitingReport.selector, uint256(s.settledPeriods));
+        }
         bool ok;
         bytes memory err;
         vm.prank(who);
