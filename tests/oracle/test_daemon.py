@@ -6,7 +6,9 @@ what the schedule implies; crashes and a chain outage must neither skip nor repe
 from __future__ import annotations
 
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -345,3 +347,57 @@ def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: W
     (settled,) = ag.settlements()
     assert settled.values_ppm == (PPM,)  # the median of (100 %, 100 %, 0 %)
     assert settled.credit_paid == 0
+
+
+# ---------------------------------------------------------------- fault injection
+# The daemon SIGKILLed at random moments, over and over, while it measures and reports a short
+# agreement; after every kill it is restarted at once. What must survive: every sample committed
+# before a kill is still in the store afterwards; every period settles exactly once, none is
+# skipped; the oracle never sends a settlement twice (its nonce equals the number of periods).
+PERIODS = 3
+PERIOD_S = 5
+MAX_KILLS = 20
+
+
+def sample_count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+
+
+def test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing(world: World, service: ScheduledService,
+                                                                           tmp_path: Path):
+    rng = random.Random(20261125)
+    ag = world.agreement(period_length=PERIOD_S, period_count=PERIODS, start_in=8)
+    config = world.config(ag.address, service.url)
+    db = tmp_path / "oracle.db"
+    kills = 0
+    seen = 0
+    proc = world.start(config)
+    world.wait_ready(ag.terms.start)
+    deadline = time.time() + PERIODS * PERIOD_S + 90
+    while ag.snapshot().status is not Status.Ended:
+        assert time.time() < deadline, f"not settled after {kills} kills:\n{world.log_text()[-3000:]}"
+        time.sleep(rng.uniform(0.5, 3.0))
+        if ag.snapshot().status is Status.Ended or kills >= MAX_KILLS:
+            continue  # enough trials: let it finish
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        kills += 1
+        now_count = sample_count(db)
+        assert now_count >= seen, f"samples lost across kill {kills}: {seen} -> {now_count}"
+        seen = now_count
+        proc = world.start(config)
+    stop(proc)
+    settled = ag.settlements()
+    assert [s.period for s in settled] == list(range(PERIODS))  # each once, none skipped
+    nonce = world.chain.w3.eth.get_transaction_count(world.oracle)
+    assert nonce == PERIODS, f"{nonce} transactions for {PERIODS} periods"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        states = dict(conn.execute("SELECT period, state FROM reports").fetchall())
+    assert states == {p: "confirmed" for p in range(PERIODS)}
+    print(f"\nfault injection: {kills} SIGKILLs over {PERIODS} periods; {sample_count(db)} samples kept, "
+          f"{len(settled)} settlements, {nonce} transactions, store integrity ok")
+    assert kills >= 5
