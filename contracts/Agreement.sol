@@ -63,6 +63,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
     error DisputeWindowClosed(uint256 period, uint256 closedAt);
     error PeriodAwaitingReport(uint256 period);
     error NotExpired(uint256 expiresAt);
+    error MaintenanceBudgetExceeded(uint256 requested, uint256 remaining);
 
     /// @notice How long after the term's end periods may still be reported; after it anyone may
     /// `expire()` the agreement, so that silent oracles cannot lock the escrow forever.
@@ -117,6 +118,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
     bool private _collateralDeposited;
     bool private _disasterOccurred;
     uint16 private _pendingPeriods;
+    uint32 private _maintenanceUsed; // seconds of excluded maintenance declared so far
 
     uint128 private _feesEscrowed;
     uint128 private _collateralEscrowed;
@@ -299,6 +301,12 @@ contract Agreement is ReentrancyGuard, EIP712 {
             revert InvalidWindow(start, end);
         }
         bool withNotice = uint256(start) >= block.timestamp + o.maintenanceNotice;
+        if (withNotice && o.maintenanceBudget != 0) {
+            // Excluded maintenance is bounded, or the provider could exclude the whole term.
+            uint256 remaining = o.maintenanceBudget - _maintenanceUsed;
+            if (end - start > remaining) revert MaintenanceBudgetExceeded(end - start, remaining);
+            _maintenanceUsed += uint32(end - start);
+        }
         _maintenance.push(MaintenanceWindow({start: start, end: end, declaredAt: uint64(block.timestamp)}));
         emit MaintenanceDeclared(_maintenance.length - 1, start, end, uint64(block.timestamp), withNotice);
     }

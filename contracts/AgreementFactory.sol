@@ -51,7 +51,7 @@ contract AgreementFactory {
     /// customer deposits the fees and the provider the collateral.
     /// @return agreement the new agreement's address
     function createAgreement(Terms calldata terms) external returns (address agreement) {
-        Options memory none = Options(0, address(0), 0, new uint8[](0), new uint32[](0));
+        Options memory none = Options(0, address(0), 0, new uint8[](0), new uint32[](0), 0);
         return _create(terms, none);
     }
 

@@ -68,13 +68,15 @@ struct Terms {
 /// starts is excluded from the figures by the oracles. `serviceKinds`: one KIND_* per service,
 /// or empty for all availability. `periodEnds`: for calendar periods (e.g. months in a time
 /// zone), the end of each period in seconds after `start`, strictly rising; then the terms'
-/// `periodLength` is 0. Empty for periods of a fixed `periodLength`.
+/// `periodLength` is 0. Empty for periods of a fixed `periodLength`. `maintenanceBudget`: the most
+/// seconds of maintenance (declared with notice, so excluded) over the whole term; 0: no limit.
 struct Options {
     uint32 disputeWindow;
     address arbiter;
     uint32 maintenanceNotice;
     uint8[] serviceKinds;
     uint32[] periodEnds;
+    uint32 maintenanceBudget;
 }
 
 /// @notice Life cycle of an agreement.

@@ -13,7 +13,8 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 ///   60 start(8) 68 periodLength(4) 72 periodCount(2) 74 feePerPeriod(16) 90 collateral(16)
 ///   106 creditCapBps(2) 108 terminationPpm(4) 112 quorum(1) 113 oracleCount(1)
 ///   114 oracles: address(20) each
-///   then disputeWindow(4) arbiter(20) maintenanceNotice(4) periodEndCount(2) periodEnds(4 each)
+///   then disputeWindow(4) arbiter(20) maintenanceNotice(4) maintenanceBudget(4) periodEndCount(2)
+///   periodEnds(4 each)
 ///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1) tierCount(1),
 ///   then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
@@ -38,7 +39,9 @@ library TermsCodec {
         for (uint256 i = 0; i < t.oracles.length; ++i) {
             out = abi.encodePacked(out, t.oracles[i]);
         }
-        out = abi.encodePacked(out, o.disputeWindow, o.arbiter, o.maintenanceNotice, uint16(o.periodEnds.length));
+        out = abi.encodePacked(
+            out, o.disputeWindow, o.arbiter, o.maintenanceNotice, o.maintenanceBudget, uint16(o.periodEnds.length)
+        );
         for (uint256 i = 0; i < o.periodEnds.length; ++i) {
             out = abi.encodePacked(out, o.periodEnds[i]);
         }
@@ -76,8 +79,9 @@ library TermsCodec {
         o.disputeWindow = uint32(_read(b, off, 32));
         o.arbiter = address(uint160(_read(b, off + 4, 160)));
         o.maintenanceNotice = uint32(_read(b, off + 24, 32));
-        uint256 endCount = _read(b, off + 28, 16);
-        off += 30;
+        o.maintenanceBudget = uint32(_read(b, off + 28, 32));
+        uint256 endCount = _read(b, off + 32, 16);
+        off += 34;
         o.periodEnds = new uint32[](endCount);
         for (uint256 i = 0; i < endCount; ++i) {
             o.periodEnds[i] = uint32(_read(b, off, 32));

@@ -298,6 +298,7 @@ class MaintenanceWindowSpec(_Strict):
 
 class Maintenance(_Strict):
     notice: Duration = 0
+    budget: Duration = 0  # most maintenance (with notice, so excluded) over the term; 0: no limit
     windows: list[MaintenanceWindowSpec] = Field(default_factory=list)
 
 
@@ -374,7 +375,7 @@ class AgreementSpec(_Strict):
             termination_ppm=_ppm(b.termination.below) if b.termination else 0,
             dispute_window=b.disputes.window if b.disputes else 0,
             arbiter=b.disputes.arbiter if b.disputes else ZERO_ADDRESS,
-            maintenance_notice=b.maintenance.notice,
+            maintenance_notice=b.maintenance.notice, maintenance_budget=b.maintenance.budget,
             services=tuple(s.to_service() for s in b.services),
         )
 
@@ -467,8 +468,8 @@ def terms_to_spec(terms: Terms, name: str = "on-chain", decimals: int = 18) -> d
         body["termination"] = {"below": _pct(terms.termination_ppm, PPM)}
     if terms.dispute_window:
         body["disputes"] = {"window": f"{terms.dispute_window}s", "arbiter": terms.arbiter}
-    if terms.maintenance_notice:
-        body["maintenance"] = {"notice": f"{terms.maintenance_notice}s"}
+    if terms.maintenance_notice or terms.maintenance_budget:
+        body["maintenance"] = {"notice": f"{terms.maintenance_notice}s", "budget": f"{terms.maintenance_budget}s"}
     return {"apiVersion": API_VERSION, "kind": "Agreement", "metadata": {"name": name}, "spec": body}
 
 

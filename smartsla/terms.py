@@ -144,6 +144,7 @@ class Terms(BaseModel):
     dispute_window: Annotated[int, Field(ge=0, lt=2**32)] = 0
     arbiter: str = ZERO_ADDRESS
     maintenance_notice: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    maintenance_budget: Annotated[int, Field(ge=0, lt=2**32)] = 0  # seconds over the term; 0: no limit
     # Calendar periods: the end of each period in seconds after `start` (then period_length is 0).
     period_ends: tuple[Annotated[int, Field(gt=0, lt=2**32)], ...] = ()
 
@@ -243,7 +244,8 @@ class Terms(BaseModel):
     @property
     def has_options(self) -> bool:
         """Whether creating needs createAgreementWithOptions (else the cheaper createAgreement)."""
-        return bool(self.dispute_window or self.maintenance_notice or int(self.arbiter, 16) or self.period_ends
+        return bool(self.dispute_window or self.maintenance_notice or self.maintenance_budget
+                    or int(self.arbiter, 16) or self.period_ends
                     or any(s.kind is not Kind.availability for s in self.services))
 
     @property
@@ -266,7 +268,7 @@ class Terms(BaseModel):
     def options_abi(self) -> tuple[Any, ...]:
         """The Options struct as the contracts' ABI expects it."""
         return (self.dispute_window, self.arbiter, self.maintenance_notice, [int(s.kind) for s in self.services],
-                list(self.period_ends))
+                list(self.period_ends), self.maintenance_budget)
 
     @classmethod
     def from_abi(cls, raw: Any, options: Any = None) -> Terms:
@@ -274,13 +276,15 @@ class Terms(BaseModel):
         and ``Agreement.options()`` return."""
         (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
          cap, termination, services) = raw
-        dispute_window, arbiter, notice, kinds, ends = options if options is not None else (0, ZERO_ADDRESS, 0, [], [])
+        dispute_window, arbiter, notice, kinds, ends, budget = (options if options is not None
+                                                                else (0, ZERO_ADDRESS, 0, [], [], 0))
         kinds = list(kinds) or [0] * len(services)
         return cls(
             provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
             period_length=period_length, period_count=period_count, fee_per_period=fee,
             collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
             dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice, period_ends=tuple(ends),
+            maintenance_budget=budget,
             services=tuple(
                 Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight, kind=Kind(kind),
                         tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))

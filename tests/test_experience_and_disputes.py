@@ -218,3 +218,14 @@ def test_calendar_periods_are_validated(terms_for):
         terms_for(period_length=0, period_ends=(100, 200))
     with pytest.raises(ValidationError, match="period ends must rise"):
         terms_for(period_length=0, period_ends=(100, 100, 300))
+
+
+def test_maintenance_budget_bounds_what_can_be_excluded(chain, factory, roles, terms_for):
+    ag = active(chain, factory, roles, terms_for, maintenance_notice=600, maintenance_budget=1_000)
+    now = chain.now()
+    ag.declare_maintenance(now + 700, now + 1_300, roles["provider"])  # 600 s of the 1,000
+    with reverted("MaintenanceBudgetExceeded"):
+        ag.declare_maintenance(now + 2_000, now + 2_500, roles["provider"])  # 500 s > 400 left
+    ag.declare_maintenance(now + 2_000, now + 2_400, roles["provider"])  # exactly what is left
+    ag.declare_maintenance(now + 100, now + 5_000, roles["provider"])  # short notice: not excluded, no budget
+    assert [w.with_notice for w in ag.maintenance_windows()] == [True, True, False]

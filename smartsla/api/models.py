@@ -88,6 +88,7 @@ class TermsOut(BaseModel):
     dispute_window: int
     arbiter: str
     maintenance_notice: int
+    maintenance_budget: int = 0  # seconds of excluded maintenance over the term; 0: no limit
     period_ends: list[int] = Field(description="calendar periods: each period's end, in seconds after start")
     services: list[ServiceTermsOut]
 

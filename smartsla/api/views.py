@@ -140,7 +140,8 @@ def terms_json(terms: Terms) -> dict[str, Any]:
         "collateral": str(terms.collateral), "credit_cap_bps": terms.credit_cap_bps,
         "termination_ppm": terms.termination_ppm, "total_fees": str(terms.total_fees), "end": terms.end,
         "dispute_window": terms.dispute_window, "arbiter": terms.arbiter,
-        "maintenance_notice": terms.maintenance_notice, "period_ends": list(terms.period_ends),
+        "maintenance_notice": terms.maintenance_notice, "maintenance_budget": terms.maintenance_budget,
+        "period_ends": list(terms.period_ends),
         "services": [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
                       "tiers": [{"below_ppm": t.below_ppm, "credit_bps": t.credit_bps} for t in s.tiers]}
                      for s in terms.services],
