@@ -41,29 +41,73 @@ contract Agreement is ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
     // ---------------------------------------------------------------- errors
+    /// @notice The implementation itself was called; only clones hold terms.
     error NotAClone();
+    /// @notice `caller` may not do this.
     error Unauthorized(address caller);
+    /// @notice Not allowed in the agreement's `current` status.
     error WrongStatus(Status current);
+    /// @notice The caller's deposit is already in.
     error AlreadyDeposited();
+    /// @notice The amount sent (ether) or received (token) differs from the one due.
     error WrongAmount(uint256 expected, uint256 received);
+    /// @notice Deposits close when the term starts (`start`): a party cannot join with hindsight.
+    error TermStarted(uint256 start);
+    /// @notice `period` is already settled.
     error PeriodAlreadySettled(uint256 period);
+    /// @notice Periods settle in order; `expected` is the next one.
     error PeriodOutOfOrder(uint256 expected, uint256 given);
+    /// @notice `period` ends at `endsAt`; it cannot be reported before.
     error PeriodNotEnded(uint256 period, uint256 endsAt);
+    /// @notice A report needs one value per service.
     error WrongNumberOfValues(uint256 expected, uint256 given);
+    /// @notice An availability value above 1,000,000 ppm.
     error ValueAboveOneHundredPercent(uint256 serviceIndex, uint256 valuePpm);
+    /// @notice The oracles measured only `measuredPpm` of the period's countable time, less than
+    /// the agreed `minimumPpm` (a figure nobody measured is not reported; see `expire`).
+    error PeriodNotMeasured(uint256 period, uint256 measuredPpm, uint256 minimumPpm);
+    /// @notice A measured share above 1,000,000 ppm.
+    error MeasuredShareAboveOneHundredPercent(uint256 measuredPpm);
+    /// @notice The signed report at position `index` expired at `deadline`.
+    error ReportExpired(uint256 index, uint256 deadline);
+    /// @notice No settled period has triggered the disaster clause.
     error NoDisaster();
+    /// @notice Nothing is owed to `party`.
     error NothingToWithdraw(address party);
+    /// @notice Payments to the zero address are refused.
+    error InvalidRecipient();
+    /// @notice Fewer reports than the quorum.
     error QuorumNotReached(uint256 quorum, uint256 reports);
+    /// @notice A report was signed by someone outside the committee.
     error NotACommitteeMember(address signer);
+    /// @notice Two reports by the same member.
     error DuplicateSigner(address signer);
+    /// @notice A maintenance window in the past, empty, or outside the term.
     error InvalidWindow(uint256 start, uint256 end);
+    /// @notice A window declared with notice under the maintenance clause must start and end on
+    /// slice boundaries (`sliceLength` seconds after the term's start), so that what is charged
+    /// to the budget equals what the oracles exclude.
+    error MisalignedWindow(uint256 start, uint256 end, uint256 sliceLength);
+    /// @notice The agreement already has `limit` declared windows, the most anyone must read.
+    error TooManyMaintenanceWindows(uint256 limit);
+    /// @notice The agreement has no satisfaction service to attest.
     error NoSatisfactionService();
+    /// @notice The period is not in a state that allows this.
     error WrongPeriodState(uint256 period, PeriodState state);
+    /// @notice The dispute window of `period` is open until `until`.
     error DisputeWindowOpen(uint256 period, uint256 until);
+    /// @notice The dispute window of `period` closed at `closedAt`.
     error DisputeWindowClosed(uint256 period, uint256 closedAt);
+    /// @notice `period` has ended and waits for its report; its fee is the provider's.
     error PeriodAwaitingReport(uint256 period);
+    /// @notice The report deadline passes at `expiresAt`.
     error NotExpired(uint256 expiresAt);
+    /// @notice Excluded maintenance of `requested` seconds exceeds the `remaining` budget.
     error MaintenanceBudgetExceeded(uint256 requested, uint256 remaining);
+
+    /// @notice The most maintenance windows one agreement may declare, so that every reader (the
+    /// oracles, anyone auditing the figures) reads a bounded list.
+    uint256 public constant MAX_MAINTENANCE_WINDOWS = 64;
 
     /// @notice How long after the term's end periods may still be reported; after it anyone may
     /// `expire()` the agreement, so that silent oracles cannot lock the escrow forever.
@@ -72,7 +116,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// @notice EIP-712 type of an oracle report. The domain (name "smartsla Agreement", version
     /// "1", chain id, verifyingContract = this agreement) and the period make a signature useless
     /// on any other chain, agreement or period.
-    bytes32 public constant REPORT_TYPEHASH = keccak256("Report(uint256 period,uint32[] valuesPpm)");
+    /// The deadline makes an unused signature worthless after it.
+    bytes32 public constant REPORT_TYPEHASH =
+        keccak256("Report(uint256 period,uint32[] valuesPpm,uint32 measuredPpm,uint64 deadline)");
 
     // ---------------------------------------------------------------- events
     event FeesDeposited(address indexed customer, uint256 amount);
@@ -81,24 +127,34 @@ contract Agreement is ReentrancyGuard, EIP712 {
     event Cancelled(address indexed by, uint256 refundToCustomer, uint256 refundToProvider);
     /// @notice A period settled: the values that counted (satisfaction and composite figures
     /// filled in), each service's credit, the credit after cap and collateral limit, and the fee
-    /// released to the provider (payable now, or after the dispute window).
+    /// released to the provider (payable now, or after the dispute window). `disaster`: the
+    /// reported figures fell below the disaster threshold (with a dispute window the clause opens
+    /// only when the period becomes final with such a figure). `measuredPpm`: the share of the
+    /// period's countable time the oracles measured.
     event PeriodSettled(
         uint256 indexed period,
         uint32[] valuesPpm,
         uint256[] serviceCredits,
         uint256 creditPaid,
         uint256 feeEarned,
-        bool disaster
+        bool disaster,
+        uint32 measuredPpm
     );
     /// @notice The credit owed exceeded the collateral left; `shortfall` was not paid.
     event CollateralExhausted(uint256 indexed period, uint256 shortfall);
-    event Terminated(address indexed customer, uint256 refundedFees, uint256 returnedCollateral);
+    /// @notice The customer used the disaster clause: `refundedFees` (the unserved part of the
+    /// period in progress and every later period) went back to it, `feeEarnedByProvider` (the
+    /// served part of the period in progress) to the provider.
+    event Terminated(
+        address indexed customer, uint256 refundedFees, uint256 returnedCollateral, uint256 feeEarnedByProvider
+    );
     event Ended(uint256 returnedCollateral);
-    event Withdrawn(address indexed party, uint256 amount);
+    /// @notice What `party` was owed was paid to `to`.
+    event Withdrawn(address indexed party, address indexed to, uint256 amount);
     /// @notice A period was settled from signed reports; bit i of `signers` is committee member i.
     event ReportsAccepted(uint256 indexed period, uint256 signers);
-    /// @notice The provider declared maintenance; `withNotice` says whether it came at least the
-    /// agreed notice ahead (only then do the oracles exclude it from the figures).
+    /// @notice The provider declared maintenance; `withNotice` says whether it is excluded from
+    /// the figures (declared under the maintenance clause at least the agreed notice ahead).
     event MaintenanceDeclared(uint256 indexed index, uint64 start, uint64 end, uint64 declaredAt, bool withNotice);
     event SatisfactionAttested(uint256 indexed period, uint32 scorePpm);
     event Disputed(uint256 indexed period, address indexed by, bytes32 evidence);
@@ -133,6 +189,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint128 credit;
         uint64 finalAfter;
         PeriodState state;
+        bool disaster; // the figure that becomes final opens the disaster clause
     }
 
     mapping(uint256 period => Pending) private _pending;
@@ -241,13 +298,15 @@ contract Agreement is ReentrancyGuard, EIP712 {
 
     // ---------------------------------------------------------------- deposits
 
-    /// @notice The customer prepays the fees of every period (feePerPeriod x periodCount).
+    /// @notice The customer prepays the fees of every period (feePerPeriod x periodCount), before
+    /// the term starts.
     /// @dev For an ERC-20 asset, approve the amount first; send no ether.
     function depositFees() external payable onlyClone nonReentrant {
         Terms memory t = terms();
         if (msg.sender != t.customer) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         if (_feesDeposited) revert AlreadyDeposited();
+        if (block.timestamp >= t.start) revert TermStarted(t.start);
         uint256 amount = uint256(t.feePerPeriod) * t.periodCount;
         _feesDeposited = true;
         _feesEscrowed = uint128(amount);
@@ -256,13 +315,15 @@ contract Agreement is ReentrancyGuard, EIP712 {
         _pull(t.asset, amount);
     }
 
-    /// @notice The provider deposits the collateral bond that backs the credits.
+    /// @notice The provider deposits the collateral bond that backs the credits, before the term
+    /// starts.
     /// @dev For an ERC-20 asset, approve the amount first; send no ether.
     function depositCollateral() external payable onlyClone nonReentrant {
         Terms memory t = terms();
         if (msg.sender != t.provider) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         if (_collateralDeposited) revert AlreadyDeposited();
+        if (block.timestamp >= t.start) revert TermStarted(t.start);
         _collateralDeposited = true;
         _collateralEscrowed = t.collateral;
         emit CollateralDeposited(msg.sender, t.collateral);
@@ -270,8 +331,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
         _pull(t.asset, t.collateral);
     }
 
-    /// @notice Either party calls off an agreement that is still waiting for deposits; whatever
-    /// was deposited becomes withdrawable by whoever deposited it.
+    /// @notice Either party calls off an agreement that is still waiting for deposits (past its
+    /// start that is all a pending agreement can do); whatever was deposited becomes withdrawable
+    /// by whoever deposited it.
     function cancel() external onlyClone {
         Terms memory t = terms();
         if (msg.sender != t.customer && msg.sender != t.provider) revert Unauthorized(msg.sender);
@@ -288,27 +350,40 @@ contract Agreement is ReentrancyGuard, EIP712 {
 
     // ---------------------------------------------------------------- measurements
 
-    /// @notice The provider declares a maintenance window. Declared at least the agreed notice
-    /// ahead, the oracles exclude it from the figures; with shorter notice it counts as usual.
+    /// @notice The provider declares a maintenance window. Under the agreement's maintenance
+    /// clause (a positive notice and budget), a window declared at least the notice ahead is
+    /// excluded from the figures by the oracles and charged to the budget; it must then start and
+    /// end on slice boundaries. Any other window counts as ordinary time (it is only a notice).
     /// @param start unix time, not in the past and within the term
     /// @param end unix time, after start and within the term
     function declareMaintenance(uint64 start, uint64 end) external onlyClone {
         (Terms memory t, Options memory o) = _load();
         if (msg.sender != t.provider) revert Unauthorized(msg.sender);
         if (_status != Status.Pending && _status != Status.Active) revert WrongStatus(_status);
+        if (_maintenance.length >= MAX_MAINTENANCE_WINDOWS) revert TooManyMaintenanceWindows(MAX_MAINTENANCE_WINDOWS);
         uint256 termEnd = _periodEnd(t, o, t.periodCount - 1);
         if (start < block.timestamp || end <= start || start < t.start || end > termEnd) {
             revert InvalidWindow(start, end);
         }
-        bool withNotice = uint256(start) >= block.timestamp + o.maintenanceNotice;
-        if (withNotice && o.maintenanceBudget != 0) {
-            // Excluded maintenance is bounded, or the provider could exclude the whole term.
+        // No clause (notice and budget both zero, the default): nothing is ever excluded, so the
+        // provider cannot declare an outage away as it happens.
+        bool excluded = o.maintenanceNotice != 0 && o.maintenanceBudget != 0
+            && uint256(start) >= block.timestamp + o.maintenanceNotice;
+        if (excluded) {
+            // The oracles exclude whole slices; aligned windows make the seconds charged to the
+            // budget exactly the seconds excluded (a one-second window cannot erase a slice).
+            uint256 slice = o.sliceLength;
+            if ((start - t.start) % slice != 0 || (end - t.start) % slice != 0) {
+                revert MisalignedWindow(start, end, slice);
+            }
             uint256 remaining = o.maintenanceBudget - _maintenanceUsed;
             if (end - start > remaining) revert MaintenanceBudgetExceeded(end - start, remaining);
             _maintenanceUsed += uint32(end - start);
         }
-        _maintenance.push(MaintenanceWindow({start: start, end: end, declaredAt: uint64(block.timestamp)}));
-        emit MaintenanceDeclared(_maintenance.length - 1, start, end, uint64(block.timestamp), withNotice);
+        _maintenance.push(
+            MaintenanceWindow({start: start, end: end, declaredAt: uint64(block.timestamp), excluded: excluded})
+        );
+        emit MaintenanceDeclared(_maintenance.length - 1, start, end, uint64(block.timestamp), excluded);
     }
 
     /// @notice The customer attests its satisfaction score (ppm) for a period not yet settled; the
@@ -336,33 +411,42 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// the terms' services.
     /// @param period zero-based period index; must be the next unsettled period
     /// @param valuesPpm one measured value per service
-    function settle(uint256 period, uint32[] calldata valuesPpm) external onlyClone {
+    /// @param measuredPpm share of the period's countable time that was measured (the least over
+    /// the services); at least the agreed `minMeasuredPpm`
+    function settle(uint256 period, uint32[] calldata valuesPpm, uint32 measuredPpm) external onlyClone {
         (Terms memory t, Options memory o) = _load();
         if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
         if (t.quorum > 1) revert QuorumNotReached(t.quorum, 1);
-        _settle(t, o, period, valuesPpm);
+        _settle(t, o, period, valuesPpm, measuredPpm);
     }
 
-    /// @notice A committee member submits the signed reports of at least `quorum` distinct members;
-    /// the period settles on each service's median (the lower one for an even count).
-    /// @dev With f lying members, a quorum of 2f+1 keeps every median between honest values.
+    /// @notice Anyone submits the signed reports of at least `quorum` distinct members; the period
+    /// settles on each service's median, and the median measured share. With an odd number of
+    /// reports the median is the middle one; with an even number (more than the odd quorum) it is
+    /// the mean of the two middle ones, rounded down, which favours neither side for higher-is-
+    /// better and lower-is-better services alike.
+    /// @dev The signatures are the authority, not the sender: each is bound to this chain, this
+    /// agreement, the period, the values and a deadline, a quorum of distinct members is needed,
+    /// and a period settles once. With f lying members, a quorum of 2f+1 keeps every median
+    /// between honest values.
     /// @param period zero-based period index; must be the next unsettled period
     /// @param reports signed reports, each with one value per service
     function settleWithReports(uint256 period, SignedReport[] calldata reports) external onlyClone {
         (Terms memory t, Options memory o) = _load();
-        if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
         uint256 k = reports.length;
         if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
         uint256 n = t.services.length;
         uint256 signers = 0;
-        uint32[][] memory columns = new uint32[][](n);
-        for (uint256 s = 0; s < n; ++s) {
+        uint32[][] memory columns = new uint32[][](n + 1); // one per service, then the measured shares
+        for (uint256 s = 0; s <= n; ++s) {
             columns[s] = new uint32[](k);
         }
         for (uint256 i = 0; i < k; ++i) {
-            uint32[] calldata values = reports[i].valuesPpm;
+            SignedReport calldata r = reports[i];
+            if (r.deadline < block.timestamp) revert ReportExpired(i, r.deadline);
+            uint32[] calldata values = r.valuesPpm;
             if (values.length != n) revert WrongNumberOfValues(n, values.length);
-            address signer = ECDSA.recover(reportDigest(period, values), reports[i].signature);
+            address signer = ECDSA.recover(reportDigest(period, values, r.measuredPpm, r.deadline), r.signature);
             uint256 index = _memberIndex(t, signer);
             if (index == type(uint256).max) revert NotACommitteeMember(signer);
             if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
@@ -370,28 +454,51 @@ contract Agreement is ReentrancyGuard, EIP712 {
             for (uint256 s = 0; s < n; ++s) {
                 columns[s][i] = values[s];
             }
+            columns[n][i] = r.measuredPpm;
         }
         uint32[] memory medians = new uint32[](n);
         for (uint256 s = 0; s < n; ++s) {
-            medians[s] = _lowerMedian(columns[s]);
+            medians[s] = _median(columns[s]);
         }
         emit ReportsAccepted(period, signers);
-        _settle(t, o, period, medians);
+        _settle(t, o, period, medians, _median(columns[n]));
     }
 
-    /// @notice The EIP-712 digest an oracle signs for `valuesPpm` of `period` of this agreement.
-    function reportDigest(uint256 period, uint32[] memory valuesPpm) public view onlyClone returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, period, keccak256(abi.encodePacked(valuesPpm)))));
+    /// @notice The EIP-712 digest an oracle signs for `valuesPpm` and `measuredPpm` of `period`
+    /// of this agreement, valid until `deadline`.
+    function reportDigest(uint256 period, uint32[] memory valuesPpm, uint32 measuredPpm, uint64 deadline)
+        public
+        view
+        onlyClone
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(REPORT_TYPEHASH, period, keccak256(abi.encodePacked(valuesPpm)), measuredPpm, deadline)
+            )
+        );
     }
 
-    function _settle(Terms memory t, Options memory o, uint256 period, uint32[] memory reported) private {
+    /// @dev The checks of a settlement; returns the number of periods settled so far.
+    function _checkSettle(Terms memory t, Options memory o, uint256 period, uint32 measuredPpm)
+        private
+        view
+        returns (uint16 settled)
+    {
         if (_status != Status.Active) revert WrongStatus(_status);
-        uint16 settled = _settledPeriods;
+        settled = _settledPeriods;
         if (period < settled) revert PeriodAlreadySettled(period);
         if (period != settled) revert PeriodOutOfOrder(settled, period);
         uint256 endsAt = _periodEnd(t, o, period);
         if (block.timestamp < endsAt) revert PeriodNotEnded(period, endsAt);
+        if (measuredPpm > PPM) revert MeasuredShareAboveOneHundredPercent(measuredPpm);
+        if (measuredPpm < o.minMeasuredPpm) revert PeriodNotMeasured(period, measuredPpm, o.minMeasuredPpm);
+    }
 
+    function _settle(Terms memory t, Options memory o, uint256 period, uint32[] memory reported, uint32 measuredPpm)
+        private
+    {
+        uint16 settled = _checkSettle(t, o, period, measuredPpm);
         (uint32[] memory values, uint256[] memory serviceCredits, uint256 credit, bool disaster) =
             _credits(t, o, period, reported);
         uint128 collateral = _collateralEscrowed;
@@ -402,24 +509,28 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint128 fee = t.feePerPeriod;
 
         // Effects only: nothing leaves the contract here (pull payments).
-        bool last = settled + 1 == t.periodCount;
         _settledPeriods = settled + 1;
-        if (disaster) _disasterOccurred = true;
         _feesEscrowed -= fee;
         _collateralEscrowed = collateral - uint128(credit);
         if (o.disputeWindow == 0) {
+            if (disaster) _disasterOccurred = true;
             _owedToCustomer += uint128(credit);
             _owedToProvider += fee;
         } else {
+            // The disaster clause follows the final figure: a report that can still be disputed
+            // (or is overturned later) does not open it.
             _pending[period] = Pending({
-                credit: uint128(credit), finalAfter: uint64(block.timestamp + o.disputeWindow), state: PeriodState.Pending
+                credit: uint128(credit),
+                finalAfter: uint64(block.timestamp + o.disputeWindow),
+                state: PeriodState.Pending,
+                disaster: disaster
             });
             _pendingPeriods += 1;
             _pendingToCustomer += uint128(credit);
             _pendingToProvider += fee;
         }
-        emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster);
-        if (last) {
+        emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster, measuredPpm);
+        if (settled + 1 == t.periodCount) {
             _status = Status.Ended;
             emit Ended(_releaseCollateral());
         }
@@ -456,6 +567,8 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint128 fee = t.feePerPeriod;
         p.state = PeriodState.Final;
         p.credit = uint128(credit);
+        p.disaster = disaster;
+        // The corrected figure decides: a corrected non-disaster leaves the clause closed.
         if (disaster) _disasterOccurred = true;
         _collateralEscrowed = uint128(available - credit);
         _pendingToCustomer -= previous;
@@ -480,6 +593,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         uint128 credit = p.credit;
         uint128 fee = t.feePerPeriod;
         p.state = PeriodState.Final;
+        if (p.disaster) _disasterOccurred = true;
         _pendingToCustomer -= credit;
         _pendingToProvider -= fee;
         _pendingPeriods -= 1;
@@ -491,9 +605,12 @@ contract Agreement is ReentrancyGuard, EIP712 {
 
     // ---------------------------------------------------------------- ending
 
-    /// @notice Disaster clause: after a settled period in which a service fell below the
-    /// termination threshold, the customer ends the agreement and gets back every prepaid fee
-    /// not yet earned; the provider gets back the collateral left (once no period is pending).
+    /// @notice Disaster clause: after a period that became final with a service below the
+    /// termination threshold, the customer ends the agreement. The provider earns the part of
+    /// the period in progress already served, pro rata by the second (rounded down, in the
+    /// customer's favour: the terminating party just suffered a disaster); the customer gets back
+    /// the rest of it and every later period's fee; the provider gets back the collateral left
+    /// (once no period is pending).
     function terminate() external onlyClone {
         (Terms memory t, Options memory o) = _load();
         if (msg.sender != t.customer) revert Unauthorized(msg.sender);
@@ -502,14 +619,19 @@ contract Agreement is ReentrancyGuard, EIP712 {
         // A period that has ended was served: its fee is the provider's once reported, so the
         // customer cannot take it back by terminating before the oracle's report arrives.
         uint16 settled = _settledPeriods;
-        if (settled < t.periodCount && block.timestamp >= _periodEnd(t, o, settled)) {
-            revert PeriodAwaitingReport(settled);
-        }
-        uint128 refund = _feesEscrowed;
+        uint256 periodEndsAt = _periodEnd(t, o, settled);
+        if (block.timestamp >= periodEndsAt) revert PeriodAwaitingReport(settled);
+        // A disaster needs a settled period, so `settled` >= 1 and the period in progress began
+        // at the previous one's end, which is in the past.
+        uint256 periodStartsAt = _periodEnd(t, o, settled - 1);
+        uint128 earned =
+            uint128(uint256(t.feePerPeriod) * (block.timestamp - periodStartsAt) / (periodEndsAt - periodStartsAt));
+        uint128 refund = _feesEscrowed - earned;
         _status = Status.Terminated;
         _feesEscrowed = 0;
         _owedToCustomer += refund;
-        emit Terminated(msg.sender, refund, _releaseCollateral());
+        _owedToProvider += earned;
+        emit Terminated(msg.sender, refund, _releaseCollateral(), earned);
     }
 
     /// @notice Anyone ends an agreement whose periods were not all reported within REPORT_DEADLINE
@@ -530,7 +652,14 @@ contract Agreement is ReentrancyGuard, EIP712 {
     }
 
     /// @notice Pays the caller (provider or customer) everything the agreement owes them.
-    function withdraw() external onlyClone nonReentrant {
+    function withdraw() external onlyClone {
+        withdrawTo(payable(msg.sender));
+    }
+
+    /// @notice Pays everything the agreement owes the caller (provider or customer) to `to`, for
+    /// a party that cannot receive ether or is blocked by the token.
+    function withdrawTo(address payable to) public onlyClone nonReentrant {
+        if (to == address(0)) revert InvalidRecipient();
         Terms memory t = terms();
         uint256 amount = 0;
         if (msg.sender == t.customer) {
@@ -543,9 +672,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
             revert Unauthorized(msg.sender);
         }
         if (amount == 0) revert NothingToWithdraw(msg.sender);
-        emit Withdrawn(msg.sender, amount);
-        if (t.asset == address(0)) Address.sendValue(payable(msg.sender), amount);
-        else IERC20(t.asset).safeTransfer(msg.sender, amount);
+        emit Withdrawn(msg.sender, to, amount);
+        if (t.asset == address(0)) Address.sendValue(to, amount);
+        else IERC20(t.asset).safeTransfer(to, amount);
     }
 
     // ---------------------------------------------------------------- internals
@@ -605,9 +734,12 @@ contract Agreement is ReentrancyGuard, EIP712 {
         return type(uint256).max;
     }
 
-    /// @dev Lower median by insertion sort: at most 16 committee reports, so the loop is bounded.
-    function _lowerMedian(uint32[] memory xs) private pure returns (uint32) {
-        for (uint256 i = 1; i < xs.length; ++i) {
+    /// @dev Median by insertion sort (at most 16 committee reports, so the loop is bounded): the
+    /// middle value of an odd count; of an even count the floor of the mean of the two middle
+    /// values, neutral between higher-is-better and lower-is-better services.
+    function _median(uint32[] memory xs) private pure returns (uint32) {
+        uint256 n = xs.length;
+        for (uint256 i = 1; i < n; ++i) {
             uint32 x = xs[i];
             uint256 j = i;
             while (j > 0 && xs[j - 1] > x) {
@@ -616,7 +748,8 @@ contract Agreement is ReentrancyGuard, EIP712 {
             }
             xs[j] = x;
         }
-        return xs[(xs.length - 1) / 2];
+        if (n % 2 == 1) return xs[n / 2];
+        return uint32((uint256(xs[n / 2 - 1]) + xs[n / 2]) / 2);
     }
 
     /// @dev The values that count (reported ones, with satisfaction attested by the customer and

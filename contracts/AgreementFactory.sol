@@ -24,11 +24,21 @@ contract AgreementFactory {
     uint256 public constant MAX_SERVICES = 16;
     uint256 public constant MAX_TIERS = 8;
     uint256 public constant MAX_ORACLES = 16;
+    /// @notice Longest measurement slice, in seconds.
+    uint256 public constant MAX_SLICE_LENGTH = 3600;
+    /// @notice Slice length and least measured share `createAgreement` (no options) agrees to.
+    uint32 public constant DEFAULT_SLICE_LENGTH = 60;
+    uint32 public constant DEFAULT_MIN_MEASURED_PPM = 900_000;
+    /// @notice The most bytes of packed terms a clone can carry: EIP-170 limits code to 24,576
+    /// bytes and the clone's own code (Clones.cloneWithImmutableArgs) takes 45 of them.
+    uint256 public constant MAX_PACKED_TERMS = 24_531;
 
     /// @notice Terms that cannot make a sound agreement; `reason` says which rule failed.
     error InvalidTerms(string reason);
     /// @notice A service's terms are unsound; `serviceIndex` is its position in the terms.
     error InvalidService(uint256 serviceIndex, string reason);
+    /// @notice The packed terms (`size` bytes) exceed what a clone's code can hold (`limit`).
+    error TermsTooLarge(uint256 size, uint256 limit);
 
     event AgreementCreated(
         address indexed agreement, address indexed provider, address indexed customer, address asset
@@ -46,13 +56,17 @@ contract AgreementFactory {
         implementation = address(new Agreement());
     }
 
-    /// @notice Creates an agreement with the given terms (no dispute window, no maintenance
-    /// notice, availability services only). Anyone may create one; it does nothing until the
-    /// customer deposits the fees and the provider the collateral.
+    /// @notice Creates an agreement with the given terms and the default options: no dispute
+    /// window, no maintenance clause (every declared window counts as ordinary time),
+    /// availability services only, fixed periods, one-minute slices, and reports accepted only
+    /// when at least 90 % of a period was measured. Anyone may create one; it does nothing until
+    /// the customer deposits the fees and the provider the collateral.
     /// @return agreement the new agreement's address
     function createAgreement(Terms calldata terms) external returns (address agreement) {
-        Options memory none = Options(0, address(0), 0, new uint8[](0), new uint32[](0), 0);
-        return _create(terms, none);
+        Options memory defaults = Options(
+            0, address(0), 0, new uint8[](0), new uint32[](0), 0, DEFAULT_SLICE_LENGTH, DEFAULT_MIN_MEASURED_PPM
+        );
+        return _create(terms, defaults);
     }
 
     /// @notice Creates an agreement with optional terms: a dispute window and its arbiter, the
@@ -75,15 +89,18 @@ contract AgreementFactory {
         emit AgreementCreated(agreement, terms.provider, terms.customer, terms.asset);
     }
 
-    /// @notice Reverts with InvalidTerms/InvalidService when `terms` with `options` cannot make a
-    /// sound agreement.
-    function validate(Terms memory terms, Options memory options) public pure {
+    /// @notice Reverts with InvalidTerms/InvalidService/TermsTooLarge when `terms` with `options`
+    /// cannot make a sound agreement, or when the term would start before the current block.
+    function validate(Terms memory terms, Options memory options) public view {
+        if (terms.start < block.timestamp) revert InvalidTerms("start is in the past");
         if (terms.provider == address(0)) revert InvalidTerms("provider is the zero address");
         if (terms.customer == address(0)) revert InvalidTerms("customer is the zero address");
         if (terms.provider == terms.customer) revert InvalidTerms("provider and customer are the same");
         uint256 oracleCount = terms.oracles.length;
         if (oracleCount == 0 || oracleCount > MAX_ORACLES) revert InvalidTerms("oracle count outside 1..16");
         if (terms.quorum == 0 || terms.quorum > oracleCount) revert InvalidTerms("quorum outside 1..oracle count");
+        // An odd quorum has a true middle report: no tie for a bribed member to break.
+        if (terms.quorum % 2 == 0) revert InvalidTerms("quorum must be odd");
         for (uint256 i = 0; i < oracleCount; ++i) {
             address o = terms.oracles[i];
             if (o == address(0)) revert InvalidTerms("oracle is the zero address");
@@ -93,15 +110,28 @@ contract AgreementFactory {
             }
         }
         if (terms.periodCount == 0) revert InvalidTerms("period count is zero");
+        uint256 slice = options.sliceLength;
+        if (slice == 0 || slice > MAX_SLICE_LENGTH) revert InvalidTerms("slice length outside 1..3600 s");
         uint256 ends = options.periodEnds.length;
         if (ends == 0 && terms.periodLength == 0) revert InvalidTerms("period length is zero");
+        if (ends == 0 && terms.periodLength % slice != 0) {
+            revert InvalidTerms("period length is not a whole number of slices");
+        }
         if (ends != 0) {
             if (terms.periodLength != 0) revert InvalidTerms("calendar periods need a period length of zero");
             if (ends != terms.periodCount) revert InvalidTerms("one period end per period");
             for (uint256 i = 0; i < ends; ++i) {
                 uint32 previous = i == 0 ? 0 : options.periodEnds[i - 1];
                 if (options.periodEnds[i] <= previous) revert InvalidTerms("period ends not rising");
+                if (options.periodEnds[i] % slice != 0) revert InvalidTerms("period end is not a whole number of slices");
             }
+        }
+        if (options.minMeasuredPpm > PPM) revert InvalidTerms("minimum measured share above 100%");
+        // The maintenance clause is opt-in and bounded: notice without a budget would exclude
+        // without limit, a budget without notice would let the provider exclude an outage as it
+        // happens.
+        if ((options.maintenanceNotice == 0) != (options.maintenanceBudget == 0)) {
+            revert InvalidTerms("maintenance notice and budget go together");
         }
         if (terms.feePerPeriod == 0) revert InvalidTerms("fee per period is zero");
         // The books hold fees, collateral and what is owed in uint128: the sum must fit.
@@ -142,6 +172,8 @@ contract AgreementFactory {
         }
         if (weights != BPS) revert InvalidTerms("service weights do not sum to 10000 bps");
         if (hasComposite && !hasAvailability) revert InvalidTerms("a composite needs availability services");
+        uint256 size = TermsCodec.packedLength(terms, options);
+        if (size > MAX_PACKED_TERMS) revert TermsTooLarge(size, MAX_PACKED_TERMS);
     }
 
     /// @dev Tiers go from mildest to harshest: credits rise; thresholds fall below the objective

@@ -64,12 +64,18 @@ struct Terms {
 /// @notice Optional terms, also fixed at creation.
 /// @dev `disputeWindow` (seconds, 0 = none): a settled period pays out only after it, and within
 /// it either party may dispute; `arbiter` then settles the dispute with a corrected report.
-/// `maintenanceNotice` (seconds): a maintenance window declared at least this long before it
-/// starts is excluded from the figures by the oracles. `serviceKinds`: one KIND_* per service,
-/// or empty for all availability. `periodEnds`: for calendar periods (e.g. months in a time
-/// zone), the end of each period in seconds after `start`, strictly rising; then the terms'
-/// `periodLength` is 0. Empty for periods of a fixed `periodLength`. `maintenanceBudget`: the most
-/// seconds of maintenance (declared with notice, so excluded) over the whole term; 0: no limit.
+/// The maintenance clause is opt-in: `maintenanceNotice` and `maintenanceBudget` (seconds) are
+/// both positive or both zero. With the clause, a window declared at least `maintenanceNotice`
+/// before it starts, aligned to the measurement slices, is excluded from the figures by the
+/// oracles, and its length is charged to `maintenanceBudget` (the most excluded seconds over the
+/// whole term). Without it (both zero) every declared window counts as ordinary time.
+/// `serviceKinds`: one KIND_* per service, or empty for all availability. `periodEnds`: for
+/// calendar periods (e.g. months in a time zone), the end of each period in seconds after
+/// `start`, strictly rising; then the terms' `periodLength` is 0. Empty for periods of a fixed
+/// `periodLength`. `sliceLength` (seconds, 1..3600): the measurement slice, the unit in which the
+/// oracles count time and exclude maintenance; every period boundary is a whole number of slices
+/// after `start`. `minMeasuredPpm`: the least share of a period's countable time (not excluded by
+/// maintenance) the oracles must have measured for their report to be accepted.
 struct Options {
     uint32 disputeWindow;
     address arbiter;
@@ -77,6 +83,8 @@ struct Options {
     uint8[] serviceKinds;
     uint32[] periodEnds;
     uint32 maintenanceBudget;
+    uint32 sliceLength;
+    uint32 minMeasuredPpm;
 }
 
 /// @notice Life cycle of an agreement.
@@ -111,16 +119,24 @@ struct Snapshot {
 }
 
 /// @notice One oracle's signed report of a period (EIP-712 typed data, see Agreement.REPORT_TYPEHASH).
+/// @dev `measuredPpm`: the share of the period's countable time the oracle measured (the least
+/// over the services). `deadline`: unix time after which the report is refused, so an old
+/// signature cannot be held back and used later.
 struct SignedReport {
     uint32[] valuesPpm;
+    uint32 measuredPpm;
+    uint64 deadline;
     bytes signature;
 }
 
-/// @notice A maintenance window the provider declared on-chain.
+/// @notice A maintenance window the provider declared on-chain. `excluded`: declared under the
+/// maintenance clause with the agreed notice (and charged to the budget), so the oracles leave it
+/// out of the figures; otherwise it counts as ordinary time.
 struct MaintenanceWindow {
     uint64 start;
     uint64 end;
     uint64 declaredAt;
+    bool excluded;
 }
 
 /// @notice States of a settled period when the agreement has a dispute window.

@@ -7,53 +7,90 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 /// @notice The factory stores each agreement's terms in the bytecode of its EIP-1167 clone
 /// ("immutable args"): they cannot change after creation, and bytes of code cost 200 gas where
 /// a storage slot costs 22,100. abi.encode would spend 32 bytes on every uint16, so the terms
-/// are packed tightly instead (about 220 bytes for one oracle and one service with three tiers).
+/// are packed tightly instead (about 230 bytes for one oracle and one service with three tiers).
+/// The decoder does not check the length it read against the code's length: every settlement
+/// would pay for it, and the only writer is the factory, which validated the size.
 /// @dev Layout (big-endian, no padding):
 ///   0 provider(20) 20 customer(20) 40 asset(20)
 ///   60 start(8) 68 periodLength(4) 72 periodCount(2) 74 feePerPeriod(16) 90 collateral(16)
 ///   106 creditCapBps(2) 108 terminationPpm(4) 112 quorum(1) 113 oracleCount(1)
 ///   114 oracles: address(20) each
-///   then disputeWindow(4) arbiter(20) maintenanceNotice(4) maintenanceBudget(4) periodEndCount(2)
-///   periodEnds(4 each)
+///   then disputeWindow(4) arbiter(20) maintenanceNotice(4) maintenanceBudget(4) sliceLength(4)
+///   minMeasuredPpm(4) periodEndCount(2) periodEnds(4 each)
 ///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1) tierCount(1),
 ///   then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
     uint256 internal constant HEADER_LENGTH = 114;
+    /// @dev disputeWindow, arbiter, maintenanceNotice, maintenanceBudget, sliceLength,
+    /// minMeasuredPpm, periodEndCount.
+    uint256 internal constant OPTIONS_LENGTH = 42;
 
-    /// @notice Packs terms; the caller has validated them (counts fit in one byte).
+    /// @notice Size in bytes of `encode(t, o)`.
+    function packedLength(Terms memory t, Options memory o) internal pure returns (uint256 size) {
+        size = HEADER_LENGTH + 20 * t.oracles.length + OPTIONS_LENGTH + 4 * o.periodEnds.length + 1;
+        for (uint256 i = 0; i < t.services.length; ++i) {
+            size += 40 + 6 * t.services[i].tiers.length;
+        }
+    }
+
+    /// @notice Packs terms; the caller has validated them (counts fit in one byte, the size fits
+    /// a clone). The output is allocated once and every field written in place, so the cost is
+    /// linear in the size of the terms.
     function encode(Terms memory t, Options memory o) internal pure returns (bytes memory out) {
-        out = abi.encodePacked(
-            t.provider,
-            t.customer,
-            t.asset,
-            t.start,
-            t.periodLength,
-            t.periodCount,
-            t.feePerPeriod,
-            t.collateral,
-            t.creditCapBps,
-            t.terminationPpm,
-            t.quorum,
-            uint8(t.oracles.length)
-        );
+        uint256 size = packedLength(t, o);
+        // 32 spare bytes: each write stores a whole word whose tail (zeros) the next field overwrites.
+        out = new bytes(size + 32);
+        assembly ("memory-safe") {
+            mstore(out, size)
+        }
+        uint256 off = _put(out, 0, uint160(t.provider), 160);
+        off = _put(out, off, uint160(t.customer), 160);
+        off = _put(out, off, uint160(t.asset), 160);
+        off = _put(out, off, t.start, 64);
+        off = _put(out, off, t.periodLength, 32);
+        off = _put(out, off, t.periodCount, 16);
+        off = _put(out, off, t.feePerPeriod, 128);
+        off = _put(out, off, t.collateral, 128);
+        off = _put(out, off, t.creditCapBps, 16);
+        off = _put(out, off, t.terminationPpm, 32);
+        off = _put(out, off, t.quorum, 8);
+        off = _put(out, off, t.oracles.length, 8);
         for (uint256 i = 0; i < t.oracles.length; ++i) {
-            out = abi.encodePacked(out, t.oracles[i]);
+            off = _put(out, off, uint160(t.oracles[i]), 160);
         }
-        out = abi.encodePacked(
-            out, o.disputeWindow, o.arbiter, o.maintenanceNotice, o.maintenanceBudget, uint16(o.periodEnds.length)
-        );
+        off = _put(out, off, o.disputeWindow, 32);
+        off = _put(out, off, uint160(o.arbiter), 160);
+        off = _put(out, off, o.maintenanceNotice, 32);
+        off = _put(out, off, o.maintenanceBudget, 32);
+        off = _put(out, off, o.sliceLength, 32);
+        off = _put(out, off, o.minMeasuredPpm, 32);
+        off = _put(out, off, o.periodEnds.length, 16);
         for (uint256 i = 0; i < o.periodEnds.length; ++i) {
-            out = abi.encodePacked(out, o.periodEnds[i]);
+            off = _put(out, off, o.periodEnds[i], 32);
         }
-        out = abi.encodePacked(out, uint8(t.services.length));
+        off = _put(out, off, t.services.length, 8);
         for (uint256 i = 0; i < t.services.length; ++i) {
             Service memory s = t.services[i];
-            uint8 kind = o.serviceKinds.length == 0 ? 0 : o.serviceKinds[i];
-            out = abi.encodePacked(out, s.id, s.objectivePpm, s.weightBps, kind, uint8(s.tiers.length));
+            off = _put(out, off, uint256(s.id), 256);
+            off = _put(out, off, s.objectivePpm, 32);
+            off = _put(out, off, s.weightBps, 16);
+            off = _put(out, off, o.serviceKinds.length == 0 ? 0 : o.serviceKinds[i], 8);
+            off = _put(out, off, s.tiers.length, 8);
             for (uint256 j = 0; j < s.tiers.length; ++j) {
-                out = abi.encodePacked(out, s.tiers[j].belowPpm, s.tiers[j].creditBps);
+                off = _put(out, off, s.tiers[j].belowPpm, 32);
+                off = _put(out, off, s.tiers[j].creditBps, 16);
             }
         }
+    }
+
+    /// @dev Writes the low `bits` bits of `value` big-endian at byte `offset` of `b` and returns
+    /// the offset after them. Stores a whole word: the bytes after the field become zero, which
+    /// is harmless because fields are written in rising order and `b` has 32 spare bytes.
+    function _put(bytes memory b, uint256 offset, uint256 value, uint256 bits) private pure returns (uint256) {
+        assembly ("memory-safe") {
+            mstore(add(add(b, 32), offset), shl(sub(256, bits), value))
+        }
+        return offset + bits / 8;
     }
 
     /// @notice Unpacks what `encode` packed (service kinds always come back explicit).
@@ -80,8 +117,10 @@ library TermsCodec {
         o.arbiter = address(uint160(_read(b, off + 4, 160)));
         o.maintenanceNotice = uint32(_read(b, off + 24, 32));
         o.maintenanceBudget = uint32(_read(b, off + 28, 32));
-        uint256 endCount = _read(b, off + 32, 16);
-        off += 34;
+        o.sliceLength = uint32(_read(b, off + 32, 32));
+        o.minMeasuredPpm = uint32(_read(b, off + 36, 32));
+        uint256 endCount = _read(b, off + 40, 16);
+        off += OPTIONS_LENGTH;
         o.periodEnds = new uint32[](endCount);
         for (uint256 i = 0; i < endCount; ++i) {
             o.periodEnds[i] = uint32(_read(b, off, 32));

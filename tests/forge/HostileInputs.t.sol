@@ -64,7 +64,7 @@ contract HostileInputsTest is Fixture {
         for (uint256 p = a.snapshot().settledPeriods; p < t.periodCount; ++p) {
             _toEnd(a, p);
             vm.prank(oracles[0]);
-            a.settle(p, _values(x, x));
+            a.settle(p, _values(x, x), PPM);
         }
     }
 
@@ -275,7 +275,7 @@ contract HostileInputsTest is Fixture {
         impl.terms();
         vm.expectRevert(Agreement.NotAClone.selector);
         vm.prank(oracles[0]);
-        impl.settle(0, _values(PPM, PPM));
+        impl.settle(0, _values(PPM, PPM), PPM);
         vm.expectRevert(Agreement.NotAClone.selector);
         impl.withdraw();
     }
@@ -311,7 +311,7 @@ contract HostileInputsTest is Fixture {
         vm.expectEmit(true, false, false, true, address(a));
         emit Agreement.CollateralExhausted(0, 1 ether);
         vm.prank(oracles[0]);
-        a.settle(0, _values(0, 0));
+        a.settle(0, _values(0, 0), PPM);
         Snapshot memory s = a.snapshot();
         assertEq(s.owedToCustomer, 0, "no credit");
         assertEq(s.owedToProvider, t.feePerPeriod, "fee released");
@@ -345,7 +345,7 @@ contract HostileInputsTest is Fixture {
             _toEnd(a, 0);
             vm.expectRevert(abi.encodeWithSignature("Panic(uint256)", 0x11));
             vm.prank(oracles[0]);
-            a.settle(0, _values(PPM, PPM));
+            a.settle(0, _values(PPM, PPM), PPM);
             assertTrue(a.snapshot().status == Status.Active, "stuck: active with every period over");
             vm.expectRevert(abi.encodeWithSelector(Agreement.WrongStatus.selector, Status.Active));
             vm.prank(customer);
@@ -370,13 +370,13 @@ contract HostileInputsTest is Fixture {
         _fund(a, t);
         _toEnd(a, 0);
         vm.prank(oracles[0]);
-        a.settle(0, _values(800_000, PPM)); // disaster (below 90 %)
+        a.settle(0, _values(800_000, PPM), PPM); // disaster (below 90 %)
         _toEnd(a, 1); // period 1 served perfectly and over, not yet reported
         vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodAwaitingReport.selector, uint256(1)));
         vm.prank(customer);
         a.terminate();
         vm.prank(oracles[0]);
-        a.settle(1, _values(PPM, PPM));
+        a.settle(1, _values(PPM, PPM), PPM);
         vm.prank(customer);
         a.terminate();
         Snapshot memory s = a.snapshot();
@@ -384,23 +384,30 @@ contract HostileInputsTest is Fixture {
         assertEq(s.owedToCustomer, 0.6 ether + t.feePerPeriod, "customer: credit + the unserved period's fee");
     }
 
-    /// @notice Known issue F3 (docs/security.md): nothing limits how much maintenance the provider
-    /// declares; with the agreed notice, the rest of the term can be declared maintenance.
-    function test_knownIssue_F3_wholeTermDeclaredAsMaintenance() public {
+    /// @notice Fixed F3 (docs/security.md): excluded maintenance is bounded by the agreed budget;
+    /// declaring the rest of the term is refused.
+    function test_fixed_F3_wholeTermCannotBeDeclaredAsMaintenance() public {
         Terms memory t = _terms(1, address(0));
-        Options memory o;
+        Options memory o = _defaultOptions();
         o.maintenanceNotice = 1 days;
+        o.maintenanceBudget = 4 hours;
         Agreement a = Agreement(factory.createAgreementWithOptions(t, o));
         _fund(a, t);
         uint256 termEnd = a.periodEnd(t.periodCount - 1);
-        vm.expectEmit(true, false, false, true, address(a));
-        emit Agreement.MaintenanceDeclared(0, uint64(block.timestamp + 1 days), uint64(termEnd), uint64(block.timestamp), true);
+        uint64 from = uint64(t.start + 2 days);
+        vm.expectRevert(abi.encodeWithSelector(Agreement.MaintenanceBudgetExceeded.selector, termEnd - from, 4 hours));
         vm.prank(provider);
-        a.declareMaintenance(uint64(block.timestamp + 1 days), uint64(termEnd));
-        assertEq(a.maintenanceCount(), 1, "accepted");
+        a.declareMaintenance(from, uint64(termEnd));
+        assertEq(a.maintenanceCount(), 0, "refused");
     }
 
     // ------------------------------------------------------------------ factory
+    function _two() internal returns (address[] memory two) {
+        two = new address[](2);
+        two[0] = vm.addr(0x0A0);
+        two[1] = vm.addr(0x0A1);
+    }
+
     function _kinds(uint8 first) internal pure returns (uint8[] memory k) {
         k = new uint8[](2);
         k[0] = first;
@@ -410,8 +417,8 @@ contract HostileInputsTest is Fixture {
     /// refuses with InvalidTerms/InvalidService (never a panic), and nothing is created.
     function testFuzz_factoryRefusesBrokenTermsCleanly(uint8 which, uint256 noise) public {
         Terms memory t = _terms(1, address(0));
-        Options memory o;
-        which = uint8(bound(which, 0, 24));
+        Options memory o = _defaultOptions();
+        which = uint8(bound(which, 0, 31));
         if (which == 0) t.provider = address(0);
         else if (which == 1) t.customer = t.provider;
         else if (which == 2) t.oracles[0] = t.customer;
@@ -437,6 +444,13 @@ contract HostileInputsTest is Fixture {
         else if (which == 22) (o.disputeWindow, o.arbiter) = (1 days, t.customer);
         else if (which == 23) o.serviceKinds = new uint8[](1); // two services
         else if (which == 24) o.serviceKinds = _kinds(uint8(bound(noise, 4, 255)));
+        else if (which == 25) o.maintenanceNotice = uint32(bound(noise, 1, type(uint32).max)); // no budget
+        else if (which == 26) o.maintenanceBudget = uint32(bound(noise, 1, type(uint32).max)); // no notice
+        else if (which == 27) o.sliceLength = noise % 2 == 0 ? 0 : uint32(bound(noise, 3601, type(uint32).max));
+        else if (which == 28) o.sliceLength = 7; // 30 days is not a whole number of 7 s slices
+        else if (which == 29) o.minMeasuredPpm = uint32(bound(noise, PPM + 1, type(uint32).max));
+        else if (which == 30) t.start = uint64(bound(noise, 0, block.timestamp - 1));
+        else if (which == 31) (t.oracles, t.quorum) = (_two(), 2); // even quorum
         uint256 before = factory.agreementCount();
         try factory.createAgreementWithOptions(t, o) {
             fail(string.concat("broken terms accepted: case ", vmx.toString(uint256(which))));

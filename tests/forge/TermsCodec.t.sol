@@ -52,7 +52,7 @@ contract TermsCodecTest is TestBase {
             address(uint160(TermsGen.rand(seed, 71) | 2)),
             oracles,
             TermsGen.rand(seed, 72) % 2 == 0 ? address(0) : address(uint160(TermsGen.rand(seed, 73))),
-            uint64(TermsGen.rand(seed, 74))
+            uint64(TermsGen.between(TermsGen.rand(seed, 74), block.timestamp, type(uint64).max))
         );
         uint256 r = TermsGen.rand(seed, 80);
         if (r % 2 == 0) {
@@ -60,6 +60,11 @@ contract TermsCodecTest is TestBase {
             o.arbiter = address(uint160(TermsGen.rand(seed, 81) | 4));
         }
         o.maintenanceNotice = uint32(r >> 40);
+        // notice and budget go together
+        o.maintenanceBudget = o.maintenanceNotice == 0 ? 0 : uint32(TermsGen.between(r >> 72, 1, type(uint32).max));
+        // periods are whole minutes (TermsGen), so 1 s and 60 s slices divide them
+        o.sliceLength = (r >> 104) % 2 == 0 ? 1 : 60;
+        o.minMeasuredPpm = uint32(TermsGen.between(r >> 112, 0, 1_000_000));
         if ((r >> 80) % 2 == 0) {
             // explicit kinds: availability or composite (not latency: its tiers differ)
             o.serviceKinds = new uint8[](t.services.length);
@@ -100,7 +105,7 @@ contract TermsCodecTest is TestBase {
         (Terms memory t, Options memory o) = _random(1);
         t.oracles = new address[](16);
         for (uint256 i = 0; i < 16; ++i) t.oracles[i] = address(uint160(0xA000 + i));
-        t.quorum = 16;
+        t.quorum = 15; // odd
         t.services = new Service[](16);
         for (uint256 i = 0; i < 16; ++i) {
             Service memory s = t.services[i];

@@ -25,6 +25,7 @@ struct Book {
     uint256 capBps;
     uint256 quorum;
     uint256 disputeWindow; // 0: payouts at settlement; else pending for that long, disputable
+    uint256 start; // deposits close then
     uint256 feesIn; // deposited by the customer
     uint256 collateralIn; // deposited by the provider
     uint256 feesReleased; // PeriodSettled.feeEarned, summed
@@ -73,8 +74,11 @@ contract AgreementHandler is Assertions {
     mapping(bytes32 => uint256) public successes;
     /// custom error selector => times an agreement reverted with it, as predicted
     mapping(bytes4 => uint256) public revertsSeen;
+    /// direct reports (`settle`) by non-members; signed reports may come from anyone
     uint256 public nonMemberSettleAttempts;
     uint256 public nonMemberSettleSuccesses;
+    /// agreement => period => the pending (disputable) figure was a disaster
+    mapping(address => mapping(uint256 => bool)) internal _pendingDisaster;
 
     Limits internal _limits = Limits({
         maxServices: 3,
@@ -110,7 +114,8 @@ contract AgreementHandler is Assertions {
         // Agreement 0: the README's example (two AWS-like services, ether, one oracle, no window).
         address[] memory committee = new address[](1);
         committee[0] = oracles[0];
-        Terms memory t0 = TermsGen.example(provider, customer, committee, 1, address(0), uint64(clock));
+        // Deposits close at the start: both agreements start an hour from now.
+        Terms memory t0 = TermsGen.example(provider, customer, committee, 1, address(0), uint64(clock + 1 hours));
         t0.periodLength = 1 days; // short periods: a run of a few dozen calls sees several of them
         _open(t0, _noOptions());
         // ...already funded, so that every run starts with an active agreement
@@ -123,11 +128,12 @@ contract AgreementHandler is Assertions {
         b.agreement.depositCollateral{value: b.collateral}();
         b.feesIn = b.fee * b.count;
         b.collateralIn = b.collateral;
-        // Agreement 1: the same services in tokens, a committee of three with quorum 2, a smaller
-        // collateral and a three-day dispute window; funded as well.
+        // Agreement 1: the same services in tokens, a committee of three with quorum 1 (so that
+        // one, two or three signed reports settle: even counts take the neutral median), a
+        // smaller collateral and a three-day dispute window; funded as well.
         address[] memory three = new address[](3);
         for (uint256 i = 0; i < 3; ++i) three[i] = oracles[i];
-        Terms memory t1 = TermsGen.example(provider, customer, three, 2, address(token), uint64(clock));
+        Terms memory t1 = TermsGen.example(provider, customer, three, 1, address(token), uint64(clock + 1 hours));
         t1.periodLength = 1 days;
         t1.collateral = 1.5 ether; // runs out after a bad period or two: corrections then hit the limit
         Options memory o1 = _noOptions();
@@ -171,10 +177,11 @@ contract AgreementHandler is Assertions {
         address[] memory committee = new address[](n);
         for (uint256 i = 0; i < n; ++i) committee[i] = oracles[i];
         address asset = (seed >> 8) % 2 == 0 ? address(0) : address(token);
-        // start up to two periods in the past or the future (late activation is allowed)
+        // start now or up to four periods ahead (the factory refuses a start in the past; a
+        // start at `clock` leaves no time to deposit: only cancel remains)
         uint256 len = bound(seed >> 16, _limits.minPeriodLength, _limits.maxPeriodLength);
         uint256 offset = bound(seed >> 64, 0, 4 * len);
-        uint64 start = uint64(clock + offset - 2 * len);
+        uint64 start = uint64(clock + offset);
         Terms memory t = TermsGen.random(seed, _limits, provider, customer, committee, asset, start);
         Options memory o = _noOptions();
         if ((seed >> 128) % 2 == 0) {
@@ -199,6 +206,7 @@ contract AgreementHandler is Assertions {
         if (who != customer) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
         else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
         else if (s.feesDeposited) expected = abi.encodeWithSelector(Agreement.AlreadyDeposited.selector);
+        else if (block.timestamp >= b.start) expected = abi.encodeWithSelector(Agreement.TermStarted.selector, b.start);
         else expected = _pullError(b, amount, value, allowance);
 
         uint256 agreementBefore = balanceOf(idx, address(b.agreement));
@@ -236,6 +244,7 @@ contract AgreementHandler is Assertions {
         if (who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
         else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
         else if (s.collateralDeposited) expected = abi.encodeWithSelector(Agreement.AlreadyDeposited.selector);
+        else if (block.timestamp >= b.start) expected = abi.encodeWithSelector(Agreement.TermStarted.selector, b.start);
         else expected = _pullError(b, amount, value, allowance);
 
         uint256 agreementBefore = balanceOf(idx, address(b.agreement));
@@ -299,19 +308,20 @@ contract AgreementHandler is Assertions {
         uint256 period = _choosePeriod(periodSeed, s.settledPeriods);
         _maybeReachEnd(b, periodSeed >> 64, period, s);
         uint32[] memory values = _values(valueSeed, t, valueSeed % 32 == 0 ? 1 : 0);
+        uint32 measured = _measured(valueSeed >> 128);
 
         bool member = _isMember(t, who);
         if (!member) ++nonMemberSettleAttempts;
         bytes memory expected;
         if (!member) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
         else if (t.quorum > 1) expected = abi.encodeWithSelector(Agreement.QuorumNotReached.selector, t.quorum, 1);
-        else expected = _settleError(t, s, period, values);
+        else expected = _settleError(t, s, period, values, measured);
 
         bool ok;
         bytes memory err;
         vmx.recordLogs();
         vm.prank(who);
-        try b.agreement.settle(period, values) {
+        try b.agreement.settle(period, values, measured) {
             ok = true;
         } catch (bytes memory e) {
             err = e;
@@ -321,12 +331,12 @@ contract AgreementHandler is Assertions {
         if (!ok) return;
         if (!member) ++nonMemberSettleSuccesses;
         _success("settle");
-        _afterSettle(b, t, s, period, values, logs);
+        _afterSettle(b, t, s, period, values, measured, logs);
     }
 
-    /// @notice Signed reports (vm.sign over Agreement.reportDigest): mostly distinct members, and
-    /// sometimes strangers, duplicates, too few, a wrong number of values, or a signature made
-    /// for another period (a replay).
+    /// @notice Signed reports (vm.sign over Agreement.reportDigest), submitted by anyone: mostly
+    /// distinct members, and sometimes strangers, duplicates, too few, a wrong number of values,
+    /// an expired deadline, or a signature made for another period (a replay).
     struct ReportCall {
         uint256 idx;
         Terms t;
@@ -359,15 +369,13 @@ contract AgreementHandler is Assertions {
 
     function _settleWithReports(Book storage b, ReportCall memory c) internal {
         uint256[] memory keys = _signers(c.signerSeed, c.t);
-        (SignedReport[] memory reports, bytes memory expected, uint32[] memory medians, uint256 mask) =
-            _reports(b.agreement, c.t, c.period, keys, c.valueSeed, c.signerSeed);
-        if (!c.member) ++nonMemberSettleAttempts;
-        if (!c.member) {
-            expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, c.who);
-        } else if (reports.length < c.t.quorum || reports.length == 0) {
+        ReportPlan memory p = _reports(b.agreement, c.t, c.period, keys, c.valueSeed, c.signerSeed);
+        SignedReport[] memory reports = p.reports;
+        bytes memory expected = p.expected;
+        if (reports.length < c.t.quorum || reports.length == 0) {
             expected = abi.encodeWithSelector(Agreement.QuorumNotReached.selector, c.t.quorum, reports.length);
         } else if (expected.length == 0) {
-            expected = _settleError(c.t, c.s, c.period, medians);
+            expected = _settleError(c.t, c.s, c.period, p.medians, p.measured);
         }
 
         bool ok;
@@ -382,18 +390,17 @@ contract AgreementHandler is Assertions {
         VmExtra.Log[] memory logs = _logs();
         _expect(ok, err, expected, "settleWithReports");
         if (!ok) return;
-        if (!c.member) ++nonMemberSettleSuccesses;
         _success("settleWithReports");
         bool sawAccepted;
         for (uint256 i = 0; i < logs.length; ++i) {
             if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == Agreement.ReportsAccepted.selector) {
                 assertEq(uint256(logs[i].topics[1]), c.period, "ReportsAccepted period");
-                assertEq(abi.decode(logs[i].data, (uint256)), mask, "ReportsAccepted signers");
+                assertEq(abi.decode(logs[i].data, (uint256)), p.signers, "ReportsAccepted signers");
                 sawAccepted = true;
             }
         }
         assertTrue(sawAccepted, "ReportsAccepted emitted");
-        _afterSettle(b, c.t, c.s, c.period, medians, logs);
+        _afterSettle(b, c.t, c.s, c.period, p.medians, p.measured, logs);
     }
 
     function terminate(uint256 aSeed, uint256 actorSeed) external {
@@ -421,14 +428,19 @@ contract AgreementHandler is Assertions {
         if (!ok) return;
         _success("terminate");
         uint256 released = s.pendingPeriods == 0 ? s.collateralEscrowed : 0;
-        b.feesRefunded += s.feesEscrowed;
+        // the served seconds of the period in progress are the provider's (rounded down)
+        uint256 from = b.agreement.periodEnd(s.settledPeriods - 1);
+        uint256 to = b.agreement.periodEnd(s.settledPeriods);
+        uint256 earned = b.fee * (block.timestamp - from) / (to - from);
+        b.feesRefunded += s.feesEscrowed - earned;
+        b.feesReleased += earned;
         b.collateralReturned += released;
         Snapshot memory after_ = b.agreement.snapshot();
         assertTrue(after_.status == Status.Terminated, "terminated");
         assertEq(after_.feesEscrowed, 0, "no fee left in escrow");
         assertEq(after_.collateralEscrowed, s.collateralEscrowed - released, "collateral kept only for pending periods");
-        assertEq(after_.owedToCustomer, s.owedToCustomer + s.feesEscrowed, "unearned fees back");
-        assertEq(after_.owedToProvider, s.owedToProvider + released, "collateral left back");
+        assertEq(after_.owedToCustomer, s.owedToCustomer + s.feesEscrowed - earned, "unserved fees back");
+        assertEq(after_.owedToProvider, s.owedToProvider + released + earned, "served time and collateral left back");
         _observe(b);
     }
 
@@ -437,7 +449,9 @@ contract AgreementHandler is Assertions {
         vm.warp(clock);
         (uint256 idx, Book storage b) = _pick(aSeed);
         address who = actorSeed % 4 == 0 ? _actor(actorSeed >> 2) : (actorSeed % 4 == 1 ? provider : customer);
-        if (_withdraw(idx, b, who)) _success("withdraw");
+        // a quarter of the time to another address (withdrawTo), rarely the zero address
+        address to = (actorSeed >> 64) % 4 != 0 ? who : ((actorSeed >> 66) % 8 == 0 ? address(0) : strangers[0]);
+        if (_withdraw(idx, b, who, to)) _success("withdraw");
     }
 
     /// @notice Moves the clock forward: by a random amount, or to (one second before) the end of
@@ -635,6 +649,8 @@ contract AgreementHandler is Assertions {
         assertEq(n.owedToProvider, s.owedToProvider + b.fee + released, "fee payable");
         assertEq(n.collateralEscrowed, s.collateralEscrowed - released, "collateral released only at the very end");
         assertEq(n.pendingPeriods, s.pendingPeriods - 1, "one pending period fewer");
+        bool dis = _pendingDisaster[address(b.agreement)][period];
+        assertTrue(n.disasterOccurred == (s.disasterOccurred || dis), "the final figure opens the disaster clause");
     }
 
     /// @dev Collateral handed back to the provider (CollateralReleased) in these logs.
@@ -692,8 +708,8 @@ contract AgreementHandler is Assertions {
             }
             _observe(b);
             s = a.snapshot();
-            if (s.owedToCustomer > 0) assertTrue(_withdraw(i, b, customer), "customer withdraws at the end");
-            if (s.owedToProvider > 0) assertTrue(_withdraw(i, b, provider), "provider withdraws at the end");
+            if (s.owedToCustomer > 0) assertTrue(_withdraw(i, b, customer, customer), "customer withdraws at the end");
+            if (s.owedToProvider > 0) assertTrue(_withdraw(i, b, provider, provider), "provider withdraws at the end");
             s = a.snapshot();
             assertEq(s.feesEscrowed + s.collateralEscrowed + s.owedToCustomer + s.owedToProvider, 0, "books empty");
             assertEq(balanceOf(i, address(a)), b.donated, "agreement holds nothing but donations");
@@ -704,7 +720,11 @@ contract AgreementHandler is Assertions {
     }
 
     // ================================================================ internals
-    function _noOptions() internal pure returns (Options memory o) {}
+    /// @dev What createAgreement agrees to: one-minute slices, 90 % measured at least.
+    function _noOptions() internal pure returns (Options memory o) {
+        o.sliceLength = 60;
+        o.minMeasuredPpm = 900_000;
+    }
 
     function _open(Terms memory t, Options memory o) internal {
         address a = o.disputeWindow == 0 ? factory.createAgreement(t) : factory.createAgreementWithOptions(t, o);
@@ -719,6 +739,7 @@ contract AgreementHandler is Assertions {
         b.capBps = t.creditCapBps;
         b.quorum = t.quorum;
         b.disputeWindow = o.disputeWindow;
+        b.start = t.start;
     }
 
     function _pick(uint256 seed) internal view returns (uint256 idx, Book storage b) {
@@ -859,7 +880,7 @@ contract AgreementHandler is Assertions {
     }
 
     /// @dev The error `_settle` must raise for these arguments, in the contract's order of checks.
-    function _settleError(Terms memory t, Snapshot memory s, uint256 period, uint32[] memory values)
+    function _settleError(Terms memory t, Snapshot memory s, uint256 period, uint32[] memory values, uint32 measured)
         internal
         view
         returns (bytes memory)
@@ -871,6 +892,10 @@ contract AgreementHandler is Assertions {
         }
         uint256 endsAt = uint256(t.start) + (period + 1) * uint256(t.periodLength);
         if (block.timestamp < endsAt) return abi.encodeWithSelector(Agreement.PeriodNotEnded.selector, period, endsAt);
+        if (measured > PPM) return abi.encodeWithSelector(Agreement.MeasuredShareAboveOneHundredPercent.selector, measured);
+        if (measured < MIN_MEASURED) {
+            return abi.encodeWithSelector(Agreement.PeriodNotMeasured.selector, period, measured, MIN_MEASURED);
+        }
         if (values.length != t.services.length) {
             return abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, t.services.length, values.length);
         }
@@ -880,6 +905,19 @@ contract AgreementHandler is Assertions {
             }
         }
         return "";
+    }
+
+    uint32 internal constant MIN_MEASURED = 900_000;
+
+    /// @dev A measured share: mostly all of the period, sometimes just enough, below the minimum,
+    /// or above 100 %.
+    function _measured(uint256 seed) internal pure returns (uint32) {
+        uint256 mode = seed % 32;
+        if (mode == 0) return uint32(bound(seed >> 8, 0, MIN_MEASURED - 1));
+        if (mode == 1) return uint32(PPM + 1 + (seed >> 8) % 1000);
+        if (mode == 2) return MIN_MEASURED;
+        if (mode < 8) return uint32(bound(seed >> 8, MIN_MEASURED, PPM));
+        return PPM;
     }
 
     /// @dev Private keys of the reports' signers: mostly distinct members of the committee
@@ -912,11 +950,15 @@ contract AgreementHandler is Assertions {
         bool failed;
         bytes expected;
         uint32[] honest;
-        uint32[][] columns;
+        uint32[][] columns; // one per service, then the measured shares
+        SignedReport[] reports;
+        uint32[] medians;
+        uint32 measured;
     }
 
-    /// @dev Builds and signs the reports; returns the first error the contract must raise while
-    /// reading them (empty if none), the per-service lower medians, and the signers' bitmask.
+    /// @dev Builds and signs the reports; records the first error the contract must raise while
+    /// reading them (empty if none), the per-service medians, the median measured share and the
+    /// signers' bitmask.
     function _reports(
         Agreement a,
         Terms memory t,
@@ -924,8 +966,7 @@ contract AgreementHandler is Assertions {
         uint256[] memory keys,
         uint256 valueSeed,
         uint256 signerSeed
-    ) internal returns (SignedReport[] memory reports, bytes memory expected, uint32[] memory medians, uint256 mask) {
-        ReportPlan memory p;
+    ) internal returns (ReportPlan memory p) {
         p.a = a;
         p.period = period;
         p.n = t.services.length;
@@ -933,17 +974,16 @@ contract AgreementHandler is Assertions {
         p.signerSeed = signerSeed;
         p.honest = _values(valueSeed, t, 0);
         if (p.honest.length != p.n) p.honest = _values(valueSeed + 1, t, 0); // exact count for the base
-        p.columns = new uint32[][](p.n);
-        for (uint256 s = 0; s < p.n; ++s) p.columns[s] = new uint32[](keys.length);
-        reports = new SignedReport[](keys.length);
+        p.columns = new uint32[][](p.n + 1);
+        for (uint256 s = 0; s <= p.n; ++s) p.columns[s] = new uint32[](keys.length);
+        p.reports = new SignedReport[](keys.length);
         for (uint256 i = 0; i < keys.length; ++i) {
-            reports[i] = _oneReport(p, t, keys, i);
+            p.reports[i] = _oneReport(p, t, keys, i);
         }
-        expected = p.expected;
-        mask = p.signers;
-        medians = new uint32[](p.n);
+        p.medians = new uint32[](p.n);
         if (!p.failed && keys.length > 0) {
-            for (uint256 s = 0; s < p.n; ++s) medians[s] = RefModel.lowerMedian(p.columns[s]);
+            for (uint256 s = 0; s < p.n; ++s) p.medians[s] = RefModel.median(p.columns[s]);
+            p.measured = RefModel.median(p.columns[p.n]);
         }
     }
 
@@ -957,10 +997,18 @@ contract AgreementHandler is Assertions {
         if (i == 0 && (p.signerSeed >> 32) % 16 == 0) v = _values(p.valueSeed, t, 1);
         // a signature made for another period is a replay
         uint256 signedPeriod = (p.signerSeed >> 40) % 16 == 0 && i == keys.length - 1 ? p.period ^ 1 : p.period;
+        uint256 r = TermsGen.rand(p.signerSeed, 3000 + i);
+        uint32 measured = _measured(r);
+        // mostly valid for a day; sometimes expired a second ago, or expiring right now (valid)
+        uint64 deadline = uint64(r % 16 == 0 ? block.timestamp - 1 : r % 16 == 1 ? block.timestamp : block.timestamp + 1 days);
         address signer;
-        (report, signer) = _signOne(p.a, keys[i], p.period, signedPeriod, v);
+        (report, signer) = _signOne(p.a, keys[i], p.period, signedPeriod, v, measured, deadline);
         if (p.failed) return report;
         p.failed = true;
+        if (deadline < block.timestamp) {
+            p.expected = abi.encodeWithSelector(Agreement.ReportExpired.selector, i, uint256(deadline));
+            return report;
+        }
         if (v.length != p.n) {
             p.expected = abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, p.n, v.length);
             return report;
@@ -984,10 +1032,12 @@ contract AgreementHandler is Assertions {
         p.failed = false;
         p.signers |= 1 << index;
         for (uint256 s = 0; s < p.n; ++s) p.columns[s][i] = v[s];
+        p.columns[p.n][i] = measured;
     }
 
     struct Expected {
         uint256 period;
+        uint32 measured;
         uint256 modelCredit;
         uint256 paid;
         uint256 returned;
@@ -999,13 +1049,18 @@ contract AgreementHandler is Assertions {
 
     /// @dev Signs `v` for `signedPeriod`; returns the report and the address the contract will
     /// recover when it checks the report against `period`.
-    function _signOne(Agreement a, uint256 key, uint256 period, uint256 signedPeriod, uint32[] memory v)
-        internal
-        returns (SignedReport memory report, address recovered)
-    {
-        (uint8 sv, bytes32 sr, bytes32 ss) = vm.sign(key, a.reportDigest(signedPeriod, v));
-        report = SignedReport({valuesPpm: v, signature: abi.encodePacked(sr, ss, sv)});
-        recovered = ecrecover(a.reportDigest(period, v), sv, sr, ss);
+    function _signOne(
+        Agreement a,
+        uint256 key,
+        uint256 period,
+        uint256 signedPeriod,
+        uint32[] memory v,
+        uint32 measured,
+        uint64 deadline
+    ) internal returns (SignedReport memory report, address recovered) {
+        (uint8 sv, bytes32 sr, bytes32 ss) = vm.sign(key, a.reportDigest(signedPeriod, v, measured, deadline));
+        report = SignedReport({valuesPpm: v, measuredPpm: measured, deadline: deadline, signature: abi.encodePacked(sr, ss, sv)});
+        recovered = ecrecover(a.reportDigest(period, v, measured, deadline), sv, sr, ss);
     }
 
     /// @dev Checks a successful settlement against the reference model and records its events.
@@ -1015,10 +1070,12 @@ contract AgreementHandler is Assertions {
         Snapshot memory s,
         uint256 period,
         uint32[] memory values,
+        uint32 measured,
         VmExtra.Log[] memory logs
     ) internal {
         Expected memory e;
         e.period = period;
+        e.measured = measured;
         (e.modelCredit, e.disaster) = RefModel.periodCredit(t, values);
         e.collateralBefore = s.collateralEscrowed;
         e.paid = e.modelCredit < e.collateralBefore ? e.modelCredit : e.collateralBefore;
@@ -1040,11 +1097,13 @@ contract AgreementHandler is Assertions {
             assertTrue(st == PeriodState.Pending, "period pending");
             assertEq(credit, e.paid, "pending credit");
             assertEq(finalAfter, block.timestamp + b.disputeWindow, "final after the window");
+            _pendingDisaster[address(b.agreement)][e.period] = e.disaster;
+            assertTrue(n.disasterOccurred == s.disasterOccurred, "a disputable disaster opens nothing yet");
         } else {
             assertEq(n.owedToCustomer, s.owedToCustomer + e.paid, "customer owed the credit");
             assertEq(n.owedToProvider, s.owedToProvider + t.feePerPeriod + e.returned, "provider owed the fee");
+            assertTrue(n.disasterOccurred == (s.disasterOccurred || e.disaster), "disaster sticks");
         }
-        assertTrue(n.disasterOccurred == (s.disasterOccurred || e.disaster), "disaster sticks");
         assertTrue((n.status == Status.Ended) == e.last, "ends after the last period");
         _observe(b);
     }
@@ -1092,44 +1151,65 @@ contract AgreementHandler is Assertions {
         uint256 p = uint256(log.topics[1]);
         ++settledEvents[address(b.agreement)][p];
         ++b.settlements;
-        (uint32[] memory vs, uint256[] memory serviceCredits, uint256 creditPaid, uint256 feeEarned, bool dis) =
-            abi.decode(log.data, (uint32[], uint256[], uint256, uint256, bool));
+        SettledLog memory d;
+        (d.vs, d.serviceCredits, d.creditPaid, d.feeEarned, d.disaster, d.measured) =
+            abi.decode(log.data, (uint32[], uint256[], uint256, uint256, bool, uint32));
+        assertEq(d.measured, e.measured, "PeriodSettled measured share");
         assertEq(p, e.period, "PeriodSettled period");
-        assertEq(keccak256(abi.encode(vs)), keccak256(abi.encode(values)), "PeriodSettled values");
-        for (uint256 k = 0; k < vs.length; ++k) {
-            assertEq(serviceCredits[k], RefModel.serviceCredit(t.services[k], vs[k], t.feePerPeriod), "service credit");
+        assertEq(keccak256(abi.encode(d.vs)), keccak256(abi.encode(values)), "PeriodSettled values");
+        for (uint256 k = 0; k < d.vs.length; ++k) {
+            assertEq(d.serviceCredits[k], RefModel.serviceCredit(t.services[k], d.vs[k], t.feePerPeriod), "service credit");
         }
-        assertEq(creditPaid, e.paid, "credit paid = min(model credit, collateral left)");
-        assertEq(feeEarned, t.feePerPeriod, "fee released");
-        assertTrue(dis == e.disaster, "disaster flag");
-        b.creditsPaid += creditPaid;
-        b.feesReleased += feeEarned;
-        if (creditPaid > b.maxCreditInPeriod) b.maxCreditInPeriod = creditPaid;
+        assertEq(d.creditPaid, e.paid, "credit paid = min(model credit, collateral left)");
+        assertEq(d.feeEarned, t.feePerPeriod, "fee released");
+        assertTrue(d.disaster == e.disaster, "disaster flag");
+        b.creditsPaid += d.creditPaid;
+        b.feesReleased += d.feeEarned;
+        if (d.creditPaid > b.maxCreditInPeriod) b.maxCreditInPeriod = d.creditPaid;
     }
 
-    function _withdraw(uint256 idx, Book storage b, address who) internal returns (bool ok) {
+    struct SettledLog {
+        uint32[] vs;
+        uint256[] serviceCredits;
+        uint256 creditPaid;
+        uint256 feeEarned;
+        bool disaster;
+        uint32 measured;
+    }
+
+    function _withdraw(uint256 idx, Book storage b, address who, address to) internal returns (bool ok) {
         Snapshot memory s = b.agreement.snapshot();
         uint256 owed;
         bytes memory expected;
         if (who == customer) owed = s.owedToCustomer;
         else if (who == provider) owed = s.owedToProvider;
-        if (who != customer && who != provider) {
+        if (to == address(0)) {
+            expected = abi.encodeWithSelector(Agreement.InvalidRecipient.selector);
+        } else if (who != customer && who != provider) {
             expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
         } else if (owed == 0) {
             expected = abi.encodeWithSelector(Agreement.NothingToWithdraw.selector, who);
         }
         uint256 agreementBefore = balanceOf(idx, address(b.agreement));
-        uint256 whoBefore = balanceOf(idx, who);
+        uint256 toBefore = balanceOf(idx, to);
         bytes memory err;
         vm.prank(who);
-        try b.agreement.withdraw() {
-            ok = true;
-        } catch (bytes memory e) {
-            err = e;
+        if (to == who) {
+            try b.agreement.withdraw() {
+                ok = true;
+            } catch (bytes memory e) {
+                err = e;
+            }
+        } else {
+            try b.agreement.withdrawTo(payable(to)) {
+                ok = true;
+            } catch (bytes memory e) {
+                err = e;
+            }
         }
         _expect(ok, err, expected, "withdraw");
         if (!ok) return false;
-        assertEq(balanceOf(idx, who), whoBefore + owed, "the party received what it was owed");
+        assertEq(balanceOf(idx, to), toBefore + owed, "the recipient received what the party was owed");
         assertEq(balanceOf(idx, address(b.agreement)), agreementBefore - owed, "the escrow paid it");
         Snapshot memory n = b.agreement.snapshot();
         if (who == customer) {
@@ -1151,17 +1231,20 @@ contract AgreementHandler is Assertions {
         vmx.recordLogs();
         if (t.quorum == 1) {
             vm.prank(t.oracles[0]);
-            b.agreement.settle(s.settledPeriods, values);
+            b.agreement.settle(s.settledPeriods, values, PPM);
         } else {
             SignedReport[] memory reports = new SignedReport[](t.quorum);
+            uint64 deadline = uint64(block.timestamp);
             for (uint256 i = 0; i < t.quorum; ++i) {
-                (uint8 v, bytes32 r, bytes32 ss) = vm.sign(_oracleKeys[i], b.agreement.reportDigest(s.settledPeriods, values));
-                reports[i] = SignedReport({valuesPpm: values, signature: abi.encodePacked(r, ss, v)});
+                (uint8 v, bytes32 r, bytes32 ss) =
+                    vm.sign(_oracleKeys[i], b.agreement.reportDigest(s.settledPeriods, values, PPM, deadline));
+                reports[i] =
+                    SignedReport({valuesPpm: values, measuredPpm: PPM, deadline: deadline, signature: abi.encodePacked(r, ss, v)});
             }
             vm.prank(t.oracles[0]);
             b.agreement.settleWithReports(s.settledPeriods, reports);
         }
-        _afterSettle(b, t, s, s.settledPeriods, values, _logs());
+        _afterSettle(b, t, s, s.settledPeriods, values, PPM, _logs());
     }
 
     /// @dev Terminal statuses never change.

@@ -31,8 +31,9 @@ abstract contract Fixture is TestBase {
             oracleKeys.push(0x0A0 + i);
             oracles.push(vm.addr(0x0A0 + i));
         }
-        start = 1_700_000_000;
-        vm.warp(start);
+        // The term starts an hour from now: deposits are accepted only before the start.
+        vm.warp(1_700_000_000);
+        start = 1_700_000_000 + 1 hours;
     }
 
     function _terms(uint8 quorum, address asset) internal view returns (Terms memory t) {
@@ -73,12 +74,32 @@ abstract contract Fixture is TestBase {
         v[1] = b;
     }
 
+    /// @dev A report of a fully measured period, valid for a day.
     function _sign(Agreement a, uint256 key, uint256 period, uint32[] memory values)
         internal
         returns (SignedReport memory)
     {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, a.reportDigest(period, values));
-        return SignedReport({valuesPpm: values, signature: abi.encodePacked(r, s, v)});
+        return _signFull(a, key, period, values, PPM, uint64(block.timestamp + 1 days));
+    }
+
+    function _signFull(
+        Agreement a,
+        uint256 key,
+        uint256 period,
+        uint32[] memory values,
+        uint32 measuredPpm,
+        uint64 deadline
+    ) internal returns (SignedReport memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, a.reportDigest(period, values, measuredPpm, deadline));
+        return SignedReport({
+            valuesPpm: values, measuredPpm: measuredPpm, deadline: deadline, signature: abi.encodePacked(r, s, v)
+        });
+    }
+
+    /// @dev Default options of createAgreement, to be changed field by field.
+    function _defaultOptions() internal pure returns (Options memory o) {
+        o.sliceLength = 60;
+        o.minMeasuredPpm = 900_000;
     }
 
     function _toEnd(Agreement a, uint256 period) internal {

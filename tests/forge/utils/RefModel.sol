@@ -55,6 +55,28 @@ library RefModel {
         revert("unreachable");
     }
 
+    /// @notice Rank `k` (zero-based) of a copy of xs, by counting.
+    function rank(uint32[] memory xs, uint256 k) internal pure returns (uint32) {
+        for (uint256 i = 0; i < xs.length; ++i) {
+            uint256 below;
+            uint256 equal;
+            for (uint256 j = 0; j < xs.length; ++j) {
+                if (xs[j] < xs[i]) ++below;
+                else if (xs[j] == xs[i]) ++equal;
+            }
+            if (below <= k && k < below + equal) return xs[i];
+        }
+        revert("unreachable");
+    }
+
+    /// @notice The neutral median: the middle value of an odd count, the floor of the mean of the
+    /// two middle values of an even count.
+    function median(uint32[] memory xs) internal pure returns (uint32) {
+        uint256 n = xs.length;
+        if (n % 2 == 1) return rank(xs, n / 2);
+        return uint32((uint256(rank(xs, n / 2 - 1)) + rank(xs, n / 2)) / 2);
+    }
+
     function ppmMax() internal pure returns (uint256) {
         return PPM;
     }

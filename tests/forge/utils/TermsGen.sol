@@ -116,9 +116,12 @@ library TermsGen {
         t.customer = customer;
         t.oracles = oracles;
         t.quorum = uint8(between(rand(seed, 2), 1, oracles.length));
+        if (t.quorum % 2 == 0) t.quorum -= 1; // the factory requires an odd quorum
         t.asset = asset;
         t.start = start;
-        t.periodLength = uint32(between(rand(seed, 3), lim.minPeriodLength, lim.maxPeriodLength));
+        // whole minutes: the default slice is 60 s
+        t.periodLength = uint32(between(rand(seed, 3), lim.minPeriodLength, lim.maxPeriodLength) / 60 * 60);
+        if (t.periodLength == 0) t.periodLength = 60;
         t.periodCount = uint16(between(rand(seed, 4), 1, lim.maxPeriods));
         _amounts(t, rand(seed, 5), lim);
         t.services = services(rand(seed, 6), lim.maxServices, lim.maxTiers);
