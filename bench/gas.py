@@ -62,7 +62,7 @@ class Bench:
         weight = 10_000 // services
         return Terms(
             provider=self.provider, customer=self.customer, oracle=self.oracle,
-            asset=asset or "0x" + "00" * 20, start=self.chain.now(), period_length=3600, period_count=periods,
+            asset=asset or "0x" + "00" * 20, start=self.chain.now() + 60, period_length=3600, period_count=periods,
             fee_per_period=ETHER, collateral=3 * ETHER, credit_cap_bps=10_000, termination_ppm=900_000,
             services=tuple(
                 Service(name=f"service-{i}", objective_ppm=999_900,
@@ -78,7 +78,7 @@ class Bench:
 
     def settle(self, agreement: Agreement, period: int, values: list[int]) -> TxResult:
         self.chain.mine_at(agreement.terms.period_end(period))
-        settled = agreement.settle(period, values, self.oracle)
+        settled = agreement.settle(period, values, 1_000_000, self.oracle)
         assert settled.tx is not None
         return settled.tx
 

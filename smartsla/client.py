@@ -64,6 +64,7 @@ class Settlement:
     credit_paid: int
     fee_earned: int
     disaster: bool
+    measured_ppm: int = 1_000_000  # share of the period's countable time the oracles measured
     tx: TxResult | None = None
 
 
@@ -75,7 +76,9 @@ class MaintenanceWindow:
     start: int
     end: int
     declared_at: int
-    with_notice: bool  # declared at least the agreed notice ahead: excluded from the figures
+    # excluded from the figures: declared under the maintenance clause with the agreed notice
+    # (the contract decides and stores it; without a clause nothing is excluded)
+    with_notice: bool
 
 
 class Factory:
@@ -95,6 +98,13 @@ class Factory:
         """Create an agreement; returns it once mined. Terms are validated before sending."""
         if not isinstance(terms, Terms):
             raise InvalidTermsError("terms must be smartsla.terms.Terms")
+        # The factory refuses a start before the block's time; say so before paying for a revert.
+        # The next block is at least one second later than the latest one.
+        now = self.chain.now()
+        if terms.start < now:
+            raise InvalidTermsError(f"start {terms.start} is in the past: the chain's latest block is at {now} "
+                                    f"({now - terms.start} s later); an agreement must start in the future, "
+                                    "so that both deposits can come in before its first period")
         if terms.has_options:
             fn = self.contract.functions.createAgreementWithOptions(terms.to_abi(), terms.options_abi())
         else:
@@ -173,7 +183,7 @@ class Agreement:
     def _settlement(log: Any, tx: TxResult | None = None) -> Settlement:
         a = log["args"]
         return Settlement(a["period"], tuple(a["valuesPpm"]), tuple(a["serviceCredits"]), a["creditPaid"],
-                          a["feeEarned"], a["disaster"], tx)
+                          a["feeEarned"], a["disaster"], a["measuredPpm"], tx)
 
     # ---------------------------------------------------------------- actions
     def _approve_if_token(self, sender: str, amount: int) -> int:
@@ -193,23 +203,26 @@ class Agreement:
         return self.chain.transact(self.contract.functions.depositCollateral(), sender, value=value,
                                    action="depositCollateral")
 
-    def settle(self, period: int, values_ppm: list[int], sender: str) -> Settlement:
-        """A committee member reports directly (agreements with a quorum of 1)."""
-        result = self.chain.transact(self.contract.functions.settle(period, list(values_ppm)), sender,
+    def settle(self, period: int, values_ppm: list[int], measured_ppm: int, sender: str) -> Settlement:
+        """A committee member reports directly (agreements with a quorum of 1); `measured_ppm` is
+        the share of the period's countable time measured (at least the terms' minimum)."""
+        result = self.chain.transact(self.contract.functions.settle(period, list(values_ppm), measured_ppm), sender,
                                      action=f"settle period {period}")
         logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
         return self._settlement(logs[0], result)
 
     def settle_with_reports(self, period: int, reports: list[SignedReport], sender: str) -> Settlement:
-        """Submit the signed reports of at least `quorum` members; settles on the medians."""
+        """Submit the signed reports of at least `quorum` members; settles on the medians. Anyone
+        may submit them: the signatures are the authority."""
         fn = self.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
         result = self.chain.transact(fn, sender, action=f"settle period {period} with {len(reports)} reports")
         logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
         return self._settlement(logs[0], result)
 
-    def report_digest(self, period: int, values_ppm: list[int]) -> bytes:
+    def report_digest(self, period: int, values_ppm: list[int], measured_ppm: int, deadline: int) -> bytes:
         """The EIP-712 digest as the contract computes it."""
-        return bytes(self.chain.call(self.contract.functions.reportDigest(period, list(values_ppm))))
+        return bytes(self.chain.call(self.contract.functions.reportDigest(period, list(values_ppm), measured_ppm,
+                                                                          deadline)))
 
     def terminate(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.terminate(), sender, action="terminate")
@@ -230,11 +243,11 @@ class Agreement:
     def maintenance_windows(self) -> list[MaintenanceWindow]:
         """Every declared window, with whether it came with the agreed notice."""
         count = self.chain.call(self.contract.functions.maintenanceCount())
-        notice = self.terms.maintenance_notice
         out: list[MaintenanceWindow] = []
         for offset in range(0, count, 100):
-            for start, end, declared in self.chain.call(self.contract.functions.maintenanceWindows(offset, 100)):
-                out.append(MaintenanceWindow(start, end, declared, start >= declared + notice))
+            for start, end, declared, excluded in self.chain.call(
+                    self.contract.functions.maintenanceWindows(offset, 100)):
+                out.append(MaintenanceWindow(start, end, declared, excluded))
         return out
 
     def attest_satisfaction(self, period: int, score_ppm: int, sender: str) -> TxResult:
@@ -260,5 +273,13 @@ class Agreement:
     def withdraw(self, sender: str) -> int:
         """Withdraw everything owed to `sender`; returns the amount paid."""
         result = self.chain.transact(self.contract.functions.withdraw(), sender, action="withdraw")
+        logs = self.contract.events.Withdrawn().process_receipt(result.receipt, errors=DISCARD)
+        return int(logs[0]["args"]["amount"])
+
+    def withdraw_to(self, to: str, sender: str) -> int:
+        """Pay everything owed to `sender` to the address `to` (a party that cannot receive ether,
+        or is blocked by the token); returns the amount paid."""
+        fn = self.contract.functions.withdrawTo(Web3.to_checksum_address(to))
+        result = self.chain.transact(fn, sender, action="withdrawTo")
         logs = self.contract.events.Withdrawn().process_receipt(result.receipt, errors=DISCARD)
         return int(logs[0]["args"]["amount"])

@@ -53,6 +53,25 @@ def effective_values(terms: Terms, reported: Sequence[int], satisfaction: int | 
     return tuple(values)
 
 
+def median(xs: Sequence[int]) -> int:
+    """The committee's median (Agreement._median): the middle value of an odd count; of an even
+    count the floor of the mean of the two middle values, which favours neither higher-is-better
+    nor lower-is-better services."""
+    if not xs:
+        raise ValueError("the median of no reports")
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) // 2
+
+
+def served_fee(fee_per_period: int, period_start: int, period_end: int, now: int) -> int:
+    """The part of a period's fee the provider earned by `now` when the customer terminates
+    (Agreement.terminate): pro rata by the second, rounded down (in the customer's favour)."""
+    if not period_start <= now < period_end:
+        raise ValueError(f"{now} is not within the period [{period_start}, {period_end})")
+    return fee_per_period * (now - period_start) // (period_end - period_start)
+
+
 @dataclass(frozen=True)
 class PeriodOutcome:
     values: tuple[int, ...]  # what counted
@@ -93,6 +112,7 @@ class Books:
     owed: dict[str, int] = field(default_factory=lambda: {"customer": 0, "provider": 0})
     pending: dict[str, int] = field(default_factory=lambda: {"customer": 0, "provider": 0})
     pending_credit: dict[int, int] = field(default_factory=dict)  # period -> credit awaiting its window
+    pending_disaster: dict[int, bool] = field(default_factory=dict)  # period -> its reported figure was one
     withdrawn: dict[str, int] = field(default_factory=lambda: {"customer": 0, "provider": 0})
     satisfaction: dict[int, int] = field(default_factory=dict)
 
@@ -133,14 +153,16 @@ class Books:
         outcome = period_outcome(self.terms, values_ppm, self.collateral_escrowed, self.satisfaction.get(period))
         fee = self.terms.fee_per_period
         self.settled_periods += 1
-        self.disaster = self.disaster or outcome.disaster
         self.fees_escrowed -= fee
         self.collateral_escrowed -= outcome.paid_credit
         if self.terms.dispute_window:
+            # the disaster clause follows the final figure: nothing opens while disputable
             self.pending["customer"] += outcome.paid_credit
             self.pending["provider"] += fee
             self.pending_credit[period] = outcome.paid_credit
+            self.pending_disaster[period] = outcome.disaster
         else:
+            self.disaster = self.disaster or outcome.disaster
             self.owed["customer"] += outcome.paid_credit
             self.owed["provider"] += fee
         if self.settled_periods == self.terms.period_count:
@@ -148,10 +170,14 @@ class Books:
             self._release_collateral()
         return outcome
 
-    def finalize(self, period: int, credit: int | None = None) -> None:
+    def finalize(self, period: int, credit: int | None = None, disaster: bool | None = None) -> None:
         """A pending period pays out (with `credit` instead of the reported one: an arbiter's
-        corrected credit, already limited by the caller to the collateral available)."""
+        corrected credit, already limited by the caller to the collateral available; and
+        `disaster`: whether the corrected figure is one). The final figure decides the disaster
+        clause."""
         reported = self.pending_credit.pop(period)
+        reported_disaster = self.pending_disaster.pop(period)
+        self.disaster = self.disaster or (reported_disaster if disaster is None else disaster)
         fee = self.terms.fee_per_period
         credit = reported if credit is None else credit
         self.collateral_escrowed += reported - credit
@@ -167,11 +193,21 @@ class Books:
             self.owed["provider"] += self.collateral_escrowed
             self.collateral_escrowed = 0
 
-    def terminate(self) -> None:
-        self.owed["customer"] += self.fees_escrowed
+    def terminate(self, now: int) -> int:
+        """The customer ends the agreement at `now` (within the next period to settle, after a
+        final disaster): the provider earns the served seconds of that period, the customer gets
+        the rest and every later fee back. Returns the fee the provider earned."""
+        if not self.disaster:
+            raise ValueError("no final disaster: the customer cannot terminate")
+        period = self.settled_periods
+        earned = served_fee(self.terms.fee_per_period, self.terms.period_start(period),
+                            self.terms.period_end(period), now)
+        self.owed["provider"] += earned
+        self.owed["customer"] += self.fees_escrowed - earned
         self.fees_escrowed = 0
         self.status = "Terminated"
         self._release_collateral()
+        return earned
 
     def withdraw(self, party: str) -> int:
         amount = self.owed[party]

@@ -238,7 +238,7 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     console.print(Rule("1. The agreement"))
     factory = Factory.deploy(chain, roles["deployer"])
     console.print(f"AgreementFactory deployed at [cyan]{factory.address}[/] by the deployer.")
-    terms = demo_terms(roles["provider"], roles["customer"], roles["oracle"], chain.now())
+    terms = demo_terms(roles["provider"], roles["customer"], roles["oracle"], chain.now() + 60)
     agreement = factory.create_agreement(terms, roles["deployer"])
     console.print(f"Agreement created at [cyan]{agreement.address}[/] (an EIP-1167 clone with its terms in its code).")
     onchain_terms = agreement.contract.functions.terms().call()
@@ -276,7 +276,7 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     for period, values in enumerate(DEMO_VALUES_PPM):
         chain.mine_at(terms.period_end(period))
         quoted_credits, quoted_capped = agreement.quote_credit(list(values))
-        settlement = agreement.settle(period, list(values), roles["oracle"])
+        settlement = agreement.settle(period, list(values), 1_000_000, roles["oracle"])
         outcome: PeriodOutcome = books.settle(list(values))
         _expect(f"period {period} quoted credits", tuple(quoted_credits), outcome.service_credits)
         _expect(f"period {period} quoted capped credit", quoted_capped, outcome.capped_credit)
@@ -340,7 +340,7 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     console.print(f"  Collateral left, returned to the provider: [bold]{fmt_eth(result.collateral_returned)}[/]")
     chain.mine_at(terms.period_end(len(DEMO_VALUES_PPM)))
     try:
-        agreement.settle(len(DEMO_VALUES_PPM), [percent_to_ppm(100)] * len(terms.services), roles["oracle"])
+        agreement.settle(len(DEMO_VALUES_PPM), [percent_to_ppm(100)] * len(terms.services), 1_000_000, roles["oracle"])
     except ContractReverted as exc:
         if exc.name != "WrongStatus":
             raise DemoMismatch(f"settling after termination should revert WrongStatus, reverted {exc}") from exc

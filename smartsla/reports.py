@@ -1,8 +1,10 @@
 """Oracle reports as EIP-712 typed data: what a committee member signs for one period.
 
 The domain binds a signature to one chain and one agreement (verifyingContract), and the message
-to one period, so a report cannot be replayed anywhere else. `Agreement.reportDigest` computes
-the same digest on-chain; the tests check both agree.
+to one period, so a report cannot be replayed anywhere else. The message also carries the share
+of the period that was measured (the contract refuses reports below the agreed minimum) and a
+deadline after which the contract refuses the report, so a signature cannot be held back and used
+later. `Agreement.reportDigest` computes the same digest on-chain; the tests check both agree.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from web3 import Web3
 
 DOMAIN_NAME = "smartsla Agreement"
 DOMAIN_VERSION = "1"
-REPORT_TYPES = {"Report": [{"name": "period", "type": "uint256"}, {"name": "valuesPpm", "type": "uint32[]"}]}
+REPORT_TYPES = {"Report": [{"name": "period", "type": "uint256"}, {"name": "valuesPpm", "type": "uint32[]"},
+                           {"name": "measuredPpm", "type": "uint32"}, {"name": "deadline", "type": "uint64"}]}
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,17 @@ class SignedReport:
     chain_id: int
     period: int
     values_ppm: tuple[int, ...]
+    measured_ppm: int
+    deadline: int
     signer: str
     signature: bytes
 
-    def to_abi(self) -> tuple[list[int], bytes]:
-        return (list(self.values_ppm), self.signature)
+    def to_abi(self) -> tuple[list[int], int, int, bytes]:
+        return (list(self.values_ppm), self.measured_ppm, self.deadline, self.signature)
 
 
-def typed_data(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...]) -> dict:
+def typed_data(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...],
+               measured_ppm: int, deadline: int) -> dict:
     """The full EIP-712 structure (what a wallet would display)."""
     return {
         "domain": {
@@ -44,27 +50,33 @@ def typed_data(chain_id: int, agreement: str, period: int, values_ppm: list[int]
         },
         "types": REPORT_TYPES,
         "primaryType": "Report",
-        "message": {"period": period, "valuesPpm": list(values_ppm)},
+        "message": {"period": period, "valuesPpm": list(values_ppm), "measuredPpm": measured_ppm,
+                    "deadline": deadline},
     }
 
 
-def digest(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...]) -> bytes:
+def digest(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...],
+           measured_ppm: int, deadline: int) -> bytes:
     """The 32-byte EIP-712 digest (equals Agreement.reportDigest on-chain)."""
-    signable = encode_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm))
+    signable = encode_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm, measured_ppm,
+                                                         deadline))
     return Web3.keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
 def sign_report(private_key: str | bytes, chain_id: int, agreement: str, period: int,
-                values_ppm: list[int] | tuple[int, ...]) -> SignedReport:
-    """Sign a report with an oracle's key. The key never leaves this function."""
+                values_ppm: list[int] | tuple[int, ...], measured_ppm: int, deadline: int) -> SignedReport:
+    """Sign a report with an oracle's key. The key never leaves this function. `measured_ppm`:
+    the share of the period's countable time measured (least over the services); `deadline`:
+    unix time after which the contract refuses the report."""
     account = Account.from_key(private_key)
-    signed = account.sign_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm))
-    return SignedReport(Web3.to_checksum_address(agreement), chain_id, period, tuple(values_ppm),
-                        account.address, bytes(signed.signature))
+    signed = account.sign_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm, measured_ppm,
+                                                             deadline))
+    return SignedReport(Web3.to_checksum_address(agreement), chain_id, period, tuple(values_ppm), measured_ppm,
+                        deadline, account.address, bytes(signed.signature))
 
 
 def recover_signer(report: SignedReport) -> str:
     """Who signed `report` (for checking a report received from another member)."""
     signable = encode_typed_data(full_message=typed_data(report.chain_id, report.agreement, report.period,
-                                                         report.values_ppm))
+                                                         report.values_ppm, report.measured_ppm, report.deadline))
     return Account.recover_message(signable, signature=report.signature)

@@ -18,6 +18,11 @@ ZERO_ADDRESS = "0x" + "00" * 20
 MAX_SERVICES = 16
 MAX_TIERS = 8
 MAX_ORACLES = 16
+MAX_SLICE_SECONDS = 3600
+DEFAULT_SLICE_SECONDS = 60  # what AgreementFactory.createAgreement agrees to
+DEFAULT_MIN_MEASURED_PPM = 900_000
+# EIP-170 limits code to 24,576 bytes; an OpenZeppelin clone's own code takes 45 of them.
+MAX_PACKED_TERMS = 24_531
 
 Ppm = Annotated[int, Field(ge=0, le=PPM)]
 Bps = Annotated[int, Field(ge=0, le=BPS)]
@@ -143,8 +148,16 @@ class Terms(BaseModel):
     # Options (AgreementFactory.createAgreementWithOptions)
     dispute_window: Annotated[int, Field(ge=0, lt=2**32)] = 0
     arbiter: str = ZERO_ADDRESS
+    # The maintenance clause: both zero (no clause, nothing is ever excluded) or both positive
+    # (windows declared `maintenance_notice` ahead are excluded, at most `maintenance_budget`
+    # seconds over the term).
     maintenance_notice: Annotated[int, Field(ge=0, lt=2**32)] = 0
-    maintenance_budget: Annotated[int, Field(ge=0, lt=2**32)] = 0  # seconds over the term; 0: no limit
+    maintenance_budget: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    # The measurement slice (seconds): the unit the oracles count and exclude in; every period
+    # boundary is a whole number of slices after `start`.
+    slice_seconds: Annotated[int, Field(ge=1, le=MAX_SLICE_SECONDS)] = DEFAULT_SLICE_SECONDS
+    # The least share of a period's countable time the oracles must have measured to report it.
+    min_measured_ppm: Ppm = DEFAULT_MIN_MEASURED_PPM
     # Calendar periods: the end of each period in seconds after `start` (then period_length is 0).
     period_ends: tuple[Annotated[int, Field(gt=0, lt=2**32)], ...] = ()
 
@@ -173,51 +186,87 @@ class Terms(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Terms:
+        """AgreementFactory.validate's rules (except the start, which needs the chain's clock:
+        `client.Factory.create_agreement` checks it). Every broken rule is named, not just the
+        first."""
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """Every rule of AgreementFactory.validate these terms break (empty when sound)."""
+        out: list[str] = []
         for field in ("provider", "customer"):
             if int(getattr(self, field), 16) == 0:
-                raise ValueError(f"{field} is the zero address")
+                out.append(f"{field} is the zero address")
         if self.provider == self.customer:
-            raise ValueError("provider and customer are the same address")
+            out.append("provider and customer are the same address")
         if not 1 <= len(self.oracles) <= MAX_ORACLES:
-            raise ValueError(f"the oracle committee needs 1..{MAX_ORACLES} members, has {len(self.oracles)}")
+            out.append(f"the oracle committee needs 1..{MAX_ORACLES} members, has {len(self.oracles)}")
         if len(set(self.oracles)) != len(self.oracles):
-            raise ValueError("duplicate oracle in the committee")
+            out.append("duplicate oracle in the committee")
         for o in self.oracles:
             if int(o, 16) == 0:
-                raise ValueError("an oracle is the zero address")
+                out.append("an oracle is the zero address")
             if o in (self.provider, self.customer):
-                raise ValueError(f"a party cannot be an oracle: {o}")
+                out.append(f"a party cannot be an oracle: {o}")
         if self.quorum > len(self.oracles):
-            raise ValueError(f"quorum {self.quorum} exceeds the committee of {len(self.oracles)}")
+            out.append(f"quorum {self.quorum} exceeds the committee of {len(self.oracles)}")
+        if self.quorum % 2 == 0:
+            # an odd quorum has a true middle report: no tie for one bribed member to break
+            out.append(f"quorum must be odd, got {self.quorum}")
         if self.fee_per_period * self.period_count + self.collateral >= 2**128:
-            raise ValueError("total fees (fee_per_period x period_count) plus collateral overflow 128 bits")
+            out.append("total fees (fee_per_period x period_count) plus collateral overflow 128 bits")
         if not 1 <= len(self.services) <= MAX_SERVICES:
-            raise ValueError(f"an agreement covers 1..{MAX_SERVICES} services, got {len(self.services)}")
+            out.append(f"an agreement covers 1..{MAX_SERVICES} services, got {len(self.services)}")
         names = [s.name for s in self.services]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate service names: {', '.join(dupes)}")
+            out.append(f"duplicate service names: {', '.join(dupes)}")
         total = sum(s.weight_bps for s in self.services)
         if total != BPS:
-            raise ValueError(f"service weights must sum to {BPS} bps (100 %), they sum to {total}")
+            out.append(f"service weights must sum to {BPS} bps (100 %), they sum to {total}")
+        slice_s = self.slice_seconds
         if self.period_ends:
             if self.period_length:
-                raise ValueError("give either period_length or calendar period_ends, not both")
+                out.append("give either period_length or calendar period_ends, not both")
             if len(self.period_ends) != self.period_count:
-                raise ValueError(f"{len(self.period_ends)} period ends for {self.period_count} periods")
+                out.append(f"{len(self.period_ends)} period ends for {self.period_count} periods")
             if any(b <= a for a, b in zip((0, *self.period_ends), self.period_ends, strict=False)):
-                raise ValueError("period ends must rise")
+                out.append("period ends must rise")
+            off = [e for e in self.period_ends if e % slice_s]
+            if off:
+                out.append(f"period ends must be whole numbers of {slice_s}-second slices: {off[:5]}")
         elif self.period_length == 0:
-            raise ValueError("period_length must be positive")
+            out.append("period_length must be positive")
+        elif self.period_length % slice_s:
+            out.append(f"period_length {self.period_length} s is not a whole number of {slice_s}-second slices")
+        if (self.maintenance_notice == 0) != (self.maintenance_budget == 0):
+            out.append("maintenance notice and budget go together: give both (a maintenance clause) or neither")
         kinds = {s.kind for s in self.services}
         if Kind.composite in kinds and Kind.availability not in kinds:
-            raise ValueError("a composite service needs availability services to combine")
+            out.append("a composite service needs availability services to combine")
         if self.dispute_window:
             if int(self.arbiter, 16) == 0:
-                raise ValueError("a dispute window needs an arbiter")
+                out.append("a dispute window needs an arbiter")
             if self.arbiter in (self.provider, self.customer):
-                raise ValueError("a party cannot be the arbiter")
-        return self
+                out.append("a party cannot be the arbiter")
+        size = self.packed_length
+        if size > MAX_PACKED_TERMS:
+            out.append(f"the packed terms take {size:,} bytes, more than a clone holds ({MAX_PACKED_TERMS:,})")
+        return out
+
+    @property
+    def packed_length(self) -> int:
+        """Bytes of the terms packed into the agreement's clone (TermsCodec.packedLength)."""
+        return (114 + 20 * len(self.oracles) + 42 + 4 * len(self.period_ends) + 1
+                + sum(40 + 6 * len(s.tiers) for s in self.services))
+
+    @property
+    def has_maintenance_clause(self) -> bool:
+        """Whether declared maintenance can ever be excluded from the figures."""
+        return self.maintenance_notice > 0 and self.maintenance_budget > 0
 
     # ---------------------------------------------------------------- derived
     @property
@@ -246,6 +295,8 @@ class Terms(BaseModel):
         """Whether creating needs createAgreementWithOptions (else the cheaper createAgreement)."""
         return bool(self.dispute_window or self.maintenance_notice or self.maintenance_budget
                     or int(self.arbiter, 16) or self.period_ends
+                    or self.slice_seconds != DEFAULT_SLICE_SECONDS
+                    or self.min_measured_ppm != DEFAULT_MIN_MEASURED_PPM
                     or any(s.kind is not Kind.availability for s in self.services))
 
     @property
@@ -268,7 +319,7 @@ class Terms(BaseModel):
     def options_abi(self) -> tuple[Any, ...]:
         """The Options struct as the contracts' ABI expects it."""
         return (self.dispute_window, self.arbiter, self.maintenance_notice, [int(s.kind) for s in self.services],
-                list(self.period_ends), self.maintenance_budget)
+                list(self.period_ends), self.maintenance_budget, self.slice_seconds, self.min_measured_ppm)
 
     @classmethod
     def from_abi(cls, raw: Any, options: Any = None) -> Terms:
@@ -276,15 +327,16 @@ class Terms(BaseModel):
         and ``Agreement.options()`` return."""
         (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
          cap, termination, services) = raw
-        dispute_window, arbiter, notice, kinds, ends, budget = (options if options is not None
-                                                                else (0, ZERO_ADDRESS, 0, [], [], 0))
+        dispute_window, arbiter, notice, kinds, ends, budget, slice_s, min_measured = (
+            options if options is not None
+            else (0, ZERO_ADDRESS, 0, [], [], 0, DEFAULT_SLICE_SECONDS, DEFAULT_MIN_MEASURED_PPM))
         kinds = list(kinds) or [0] * len(services)
         return cls(
             provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
             period_length=period_length, period_count=period_count, fee_per_period=fee,
             collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
             dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice, period_ends=tuple(ends),
-            maintenance_budget=budget,
+            maintenance_budget=budget, slice_seconds=slice_s, min_measured_ppm=min_measured,
             services=tuple(
                 Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight, kind=Kind(kind),
                         tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))

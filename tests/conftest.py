@@ -30,5 +30,6 @@ def factory(chain: Chain, roles: dict[str, str]) -> Factory:
 
 @pytest.fixture
 def terms_for(chain: Chain, roles: dict[str, str]) -> Callable[..., Terms]:
-    """Build terms starting at the chain's current time, with overrides."""
-    return lambda **overrides: make_terms(roles, chain.now(), **overrides)
+    """Build terms starting a minute after the chain's current time (deposits close at the start),
+    with overrides."""
+    return lambda **overrides: make_terms(roles, chain.now() + 60, **overrides)

@@ -161,13 +161,13 @@ def test_brownie_deploys_to_ganache_for_smartsla(brownie_env: dict[str, str], ga
 
     # ... which smartsla settles and pays out: 99.5 % is below 99.99 %, a 10 % credit.
     chain.mine_at(terms.period_end(0) + 1)
-    settlement = agreement.settle(0, [995_000], roles["oracle"])
+    settlement = agreement.settle(0, [995_000], 1_000_000, roles["oracle"])
     assert settlement.credit_paid == ETHER // 10
     assert agreement.withdraw(roles["customer"]) == ETHER // 10
 
     # smartsla creates its own agreement on the factory Brownie deployed, and its CLI finds both
     # through the same deployments.json.
-    mine = factory.create_agreement(make_terms(roles, chain.now()), roles["provider"])
+    mine = factory.create_agreement(make_terms(roles, chain.now() + 60), roles["provider"])
     cli = subprocess.run([str(SMARTSLA_CLI), "agreements", "--provider", roles["provider"], "--rpc-url", ganache.url],
                          env={**os.environ, "SMARTSLA_DEPLOYMENTS": str(record), "COLUMNS": "200"},
                          capture_output=True, text=True, timeout=120, cwd=ROOT)

@@ -194,7 +194,7 @@ def _agreement(chain: Chain) -> tuple[Factory, str]:
 
     a = chain.accounts
     factory = Factory.deploy(chain, a[0])
-    agreement = factory.create_agreement(demo_terms(a[1], a[2], a[3], chain.now()), a[0])
+    agreement = factory.create_agreement(demo_terms(a[1], a[2], a[3], chain.now() + 60), a[0])
     agreement.deposit_fees(a[2])
     return factory, agreement.address
 
@@ -353,6 +353,6 @@ def _agreement_on(chain: Chain, factory_address: str) -> tuple[Factory, str]:
 
     a = chain.accounts
     factory = Factory(chain, factory_address)
-    agreement = factory.create_agreement(demo_terms(a[1], a[2], a[3], chain.now()), a[0])
+    agreement = factory.create_agreement(demo_terms(a[1], a[2], a[3], chain.now() + 60), a[0])
     agreement.deposit_fees(a[2])
     return factory, agreement.address

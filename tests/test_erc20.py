@@ -24,7 +24,7 @@ def test_token_lifecycle_moves_exactly_the_books(chain, factory, roles, terms_fo
     assert ag.balance() == ag.terms.total_fees + ag.terms.collateral
     for period, value in enumerate([999_000, 1_000_000, 940_000]):
         chain.mine_at(ag.terms.period_end(period))
-        ag.settle(period, [value], roles["oracle"])
+        ag.settle(period, [value], 1_000_000, roles["oracle"])
     assert ag.snapshot().status is Status.Ended
     got_c = ag.withdraw(roles["customer"])
     got_p = ag.withdraw(roles["provider"])

@@ -88,7 +88,7 @@ def run_lifecycle(url: str) -> None:
     factory = Factory.deploy(chain, roles["deployer"])
     services = (Service(name="compute", objective_ppm=999_900, weight_bps=6_000, tiers=EC2_TIERS),
                 Service(name="storage", objective_ppm=999_000, weight_bps=4_000, tiers=S3_TIERS))
-    terms = make_terms(roles, chain.now(), period_count=len(PERIOD_VALUES), collateral=6 * ETHER // 5,
+    terms = make_terms(roles, chain.now() + 60, period_count=len(PERIOD_VALUES), collateral=6 * ETHER // 5,
                        services=services)
     agreement = factory.create_agreement(terms, roles["deployer"])
     assert agreement.terms == terms  # the terms round-trip through the clone's code
@@ -107,7 +107,7 @@ def run_lifecycle(url: str) -> None:
     exhausted = False
     for period, values in enumerate(PERIOD_VALUES):
         chain.mine_at(terms.period_end(period))
-        settled = agreement.settle(period, list(values), roles["oracle"])
+        settled = agreement.settle(period, list(values), 1_000_000, roles["oracle"])
         expected = books.settle(list(values))
         assert settled.period == period
         assert settled.service_credits == expected.service_credits

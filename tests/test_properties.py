@@ -74,7 +74,7 @@ values_ppm = st.integers(0, PPM) | st.sampled_from([0, 950_000, 990_000, 999_900
 @given(svcs=services(), fee=st.integers(1, 10**24), cap=st.integers(1, BPS), data=st.data())
 def test_contract_credit_equals_the_reference_model(env, svcs, fee, cap, data):
     chain, roles, factory = env
-    terms = make_terms(roles, chain.now(), services=svcs, fee_per_period=fee, credit_cap_bps=cap, collateral=0)
+    terms = make_terms(roles, chain.now() + 60, services=svcs, fee_per_period=fee, credit_cap_bps=cap, collateral=0)
     ag = factory.create_agreement(terms, roles["deployer"])
     for _ in range(3):
         values = data.draw(st.lists(values_ppm, min_size=len(svcs), max_size=len(svcs)))
@@ -97,7 +97,7 @@ operations = st.lists(
        window=st.sampled_from([0, 3_600]))
 def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap, window):
     chain, roles, factory = env
-    terms = make_terms(roles, chain.now(), collateral=collateral, credit_cap_bps=cap, period_count=4,
+    terms = make_terms(roles, chain.now() + 60, collateral=collateral, credit_cap_bps=cap, period_count=4,
                        dispute_window=window, arbiter=roles["stranger"] if window else "0x" + "00" * 20)
     ag = factory.create_agreement(terms, roles["deployer"])
     books = Books(terms)
@@ -116,11 +116,12 @@ def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap, wi
             elif op == "settle":
                 period = books.settled_periods
                 chain.mine_at(terms.period_end(min(period, terms.period_count - 1)))
-                s = ag.settle(period, [value], roles["oracle"])
+                s = ag.settle(period, [value], 1_000_000, roles["oracle"])
                 assert s.credit_paid == books.settle([value]).paid_credit
             elif op == "terminate":
-                ag.terminate(roles["customer"])
-                books.terminate()
+                tx = ag.terminate(roles["customer"])
+                # the provider keeps the served seconds of the period in progress (pro rata)
+                books.terminate(int(chain.w3.eth.get_block(tx.block_number)["timestamp"]))
             elif op == "withdraw_c":
                 assert ag.withdraw(roles["customer"]) == books.withdraw("customer")
             elif op == "withdraw_p":
@@ -136,7 +137,8 @@ def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap, wi
                 period = min(disputed, default=0)
                 ag.resolve_dispute(period, [value], roles["stranger"])
                 available = books.collateral_escrowed + books.pending_credit[period]
-                books.finalize(period, period_outcome(terms, [value], available).paid_credit)
+                corrected = period_outcome(terms, [value], available)
+                books.finalize(period, corrected.paid_credit, corrected.disaster)
                 disputed.discard(period)
             elif op == "finalize":
                 period = min(books.pending_credit, default=0)
@@ -148,6 +150,7 @@ def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap, wi
             pass  # refused operations must leave the books untouched: checked below
         snap = ag.snapshot()
         assert snap.status is Status[books.status]
+        assert snap.disaster_occurred == books.disaster  # only final figures open the clause
         assert (snap.owed_to_customer, snap.owed_to_provider) == (books.owed["customer"], books.owed["provider"])
         assert (snap.pending_to_customer, snap.pending_to_provider) == (books.pending["customer"],
                                                                         books.pending["provider"])

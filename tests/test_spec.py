@@ -76,7 +76,7 @@ def test_cloud_slas_settle_to_the_published_credits(example, chain, factory, rol
     fee = terms.fee_per_period
     for period, (uptime, credit_percent) in enumerate(table):
         chain.mine_at(terms.period_end(period))
-        settled = ag.settle(period, [percent_to_ppm(uptime)], roles["oracle"])
+        settled = ag.settle(period, [percent_to_ppm(uptime)], 1_000_000, roles["oracle"])
         assert settled.credit_paid == fee * credit_percent // 100, f"{example}: {uptime}% should earn {credit_percent}%"
 
 

@@ -63,7 +63,7 @@ def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, st
     agreement.deposit_collateral(roles["provider"])
     for period, values in enumerate(LIVE_PERIODS):
         chain.mine_at(terms.period_end(period))
-        agreement.settle(period, list(values), roles["oracle"])
+        agreement.settle(period, list(values), 1_000_000, roles["oracle"])
     chain.mine_at(terms.period_end(len(LIVE_PERIODS) - 1) + terms.period_length * 2 // 5)  # 40 % into the next
     return agreement
 

@@ -235,7 +235,7 @@ def test_wallet_signs_the_unsigned_transactions(tmp_path: Any) -> None:
             {"from": a[0], "to": who, "value": 20 * 10**18}))
     roles = {"provider": provider, "customer": customer, "oracle": a[3]}
     factory = Factory.deploy(chain, a[0])
-    terms = make_terms(roles, chain.now())
+    terms = make_terms(roles, chain.now() + 60)
     agreement = factory.create_agreement(terms, a[0])
     store = IndexStore.open(str(tmp_path / "i.db"))
     indexer = Indexer(chain, store, factory.address)
@@ -255,7 +255,7 @@ def test_wallet_signs_the_unsigned_transactions(tmp_path: Any) -> None:
         dup = c.post(f"/api/agreements/{agreement.address}/tx/deposit-fees", json={"from": customer})
         assert dup.status_code == 409
         chain.mine_at(terms.period_end(0))
-        Agreement(chain, agreement.address).settle(0, [940_000], a[3])  # below 95 %: 100 % credit, disaster? no
+        Agreement(chain, agreement.address).settle(0, [940_000], 1_000_000, a[3])  # below 95 %: 100 % credit, disaster? no
         act("withdraw", customer, customer_key)
         indexer.sync()
         d = c.get(f"/api/agreements/{agreement.address}").json()

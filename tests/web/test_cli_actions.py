@@ -31,7 +31,7 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     services = (Service(name="compute", objective_ppm=999_900, weight_bps=8_000, tiers=EC2_TIERS),
                 Service(name="csat", kind="satisfaction", objective_ppm=800_000, weight_bps=2_000,
                         tiers=(Tier(below_ppm=800_000, credit_bps=5_000),)))
-    terms = make_terms({"provider": provider, "customer": customer, "oracle": a[3]}, chain.now(),
+    terms = make_terms({"provider": provider, "customer": customer, "oracle": a[3]}, chain.now() + 60,
                        services=services, dispute_window=600, arbiter=a[4], maintenance_notice=300)
     factory = Factory.deploy(chain, a[0])
     ag = factory.create_agreement(terms, a[0])
@@ -54,7 +54,7 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     code, out = _run("satisfaction", ag.address, "0", "55%", "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "55.0000%" in out, out
     chain.mine_at(terms.period_end(0))
-    settled = ag.settle(0, [1_000_000, 0], a[3])
+    settled = ag.settle(0, [1_000_000, 0], 1_000_000, a[3])
     assert settled.values_ppm == (1_000_000, 550_000) and settled.credit_paid > 0
 
     evidence = tmp_path / "evidence.txt"

@@ -87,12 +87,12 @@ def test_withdraw_and_terminate_signed_with_key_files(anvil: LocalNode, tmp_path
     provider, provider_ks = _party_with_keystore(chain, tmp_path, "provider")
     roles = {"provider": provider, "customer": customer, "oracle": a[3]}
     factory = Factory.deploy(chain, a[0])
-    terms = make_terms(roles, chain.now())
+    terms = make_terms(roles, chain.now() + 60)
     agreement = factory.create_agreement(terms, a[0])
     agreement.deposit_fees(customer)
     agreement.deposit_collateral(provider)
     chain.mine_at(terms.period_end(0))
-    agreement.settle(0, [800_000], a[3])  # 80 %: 100 % credit, and below the 90 % disaster threshold
+    agreement.settle(0, [800_000], 1_000_000, a[3])  # 80 %: 100 % credit, and below the 90 % disaster threshold
     env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
     common = ["--rpc-url", anvil.url, "--factory", factory.address]
 
@@ -120,7 +120,7 @@ def test_serve_indexes_and_answers(anvil: LocalNode, tmp_path: Path) -> None:
     a = chain.accounts
     roles = {"provider": a[1], "customer": a[2], "oracle": a[3]}
     factory = Factory.deploy(chain, a[0])
-    agreement = factory.create_agreement(make_terms(roles, chain.now()), a[0])
+    agreement = factory.create_agreement(make_terms(roles, chain.now() + 60), a[0])
     port = free_port()
     env = {**os.environ, "READ_TOKEN": "a-long-enough-read-token", "COLUMNS": "200"}
     proc = subprocess.Popen([sys.executable, "-m", "smartsla", "serve", "--rpc-url", anvil.url, "--factory",

@@ -28,7 +28,7 @@ def _roles(chain: Chain) -> dict[str, str]:
 
 
 def _open(chain: Chain, roles: dict[str, str], factory: Factory, **overrides: Any) -> Agreement:
-    agreement = factory.create_agreement(make_terms(roles, chain.now(), **overrides), roles["deployer"])
+    agreement = factory.create_agreement(make_terms(roles, chain.now() + 60, **overrides), roles["deployer"])
     agreement.deposit_fees(roles["customer"])
     agreement.deposit_collateral(roles["provider"])
     return agreement
@@ -36,7 +36,7 @@ def _open(chain: Chain, roles: dict[str, str], factory: Factory, **overrides: An
 
 def _settle(chain: Chain, agreement: Agreement, period: int, value: int, oracle: str) -> None:
     chain.mine_at(agreement.terms.period_end(period))
-    agreement.settle(period, [value], oracle)
+    agreement.settle(period, [value], 1_000_000, oracle)
 
 
 def _chain_logs(chain: Chain, factory: str, agreements: list[str]) -> list[tuple[int, int]]:
@@ -333,7 +333,7 @@ def test_disputes_maintenance_latency_and_calendar_periods(anvil: LocalNode, tmp
     agreement.deposit_collateral(roles["provider"])
     agreement.declare_maintenance(start + 4_000, start + 4_600, roles["provider"])  # in period 1, with notice
     chain.mine_at(start + 3_600)
-    agreement.settle(0, [989_000, 600], roles["oracle"])  # compute below 99 %: 30 %; 600 ms > 500: 30 %
+    agreement.settle(0, [989_000, 600], 1_000_000, roles["oracle"])  # compute below 99 %: 30 %; 600 ms > 500: 30 %
     agreement.dispute(0, b"\x01" * 32, roles["customer"])
     before_resolution = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     agreement.resolve_dispute(0, [999_950, 150], arbiter)  # both met: no credit
