@@ -3,8 +3,9 @@
 The service-level vocabulary follows OpenSLO where it fits (a Service, its SLO with an SLI,
 `Timeslices` budgeting, an explicit time window); the SLA layer adds what OpenSLO leaves out:
 the parties, the money (asset, fee, collateral), credit schedules with half-open ranges, a cap,
-the disaster clause, scope and exclusions, maintenance with notice, disputes, the oracle
-committee. A spec that validates here also validates on-chain: `to_terms()` builds the
+the disaster clause, scope and exclusions, a maintenance clause (notice and budget), the share of
+each period that must be measured, disputes, the oracle committee. The services'
+`timeSliceWindow` is the agreement's measurement slice (one for all services). A spec that validates here also validates on-chain: `to_terms()` builds the
 `smartsla.terms.Terms` that the factory checks again.
 
 Percentages are written as in SLA documents (`99.99%`), durations as `30s`, `5m`, `48h`, `7d`;
@@ -21,9 +22,19 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .terms import ZERO_ADDRESS, Kind, Service, Terms, Tier, parse_address
+from .terms import (
+    DEFAULT_MIN_MEASURED_PPM,
+    DEFAULT_SLICE_SECONDS,
+    MAX_MAINTENANCE_WINDOWS,
+    ZERO_ADDRESS,
+    Kind,
+    Service,
+    Terms,
+    Tier,
+    parse_address,
+)
 from .units import BPS, PPM
 from .yamlfile import YamlFileError, load_model
 
@@ -297,9 +308,20 @@ class MaintenanceWindowSpec(_Strict):
 
 
 class Maintenance(_Strict):
+    """The maintenance clause: `notice` and `budget` both given (windows declared at least the
+    notice ahead are excluded from the figures, at most `budget` over the term) or neither (no
+    clause: maintenance counts as ordinary time)."""
+
     notice: Duration = 0
-    budget: Duration = 0  # most maintenance (with notice, so excluded) over the term; 0: no limit
+    budget: Duration = 0
     windows: list[MaintenanceWindowSpec] = Field(default_factory=list)
+
+
+class Measurement(_Strict):
+    """How much of a period the oracles must have measured for their report to count: a period
+    below it is not reported (the dispute/expiry path applies)."""
+
+    minMeasured: Percent = Decimal(90)  # noqa: N815
 
 
 class Scope(_Strict):
@@ -318,32 +340,59 @@ class AgreementBody(_Strict):
     termination: Termination | None = None
     disputes: Disputes | None = None
     maintenance: Maintenance = Field(default_factory=Maintenance)
+    measurement: Measurement = Field(default_factory=Measurement)
     scope: Scope = Field(default_factory=Scope)
     services: Annotated[list[ServiceSpec], Field(min_length=1, max_length=16)]
 
     @model_validator(mode="after")
     def _consistent(self) -> AgreementBody:
+        """The rules across fields; every broken one is named, not just the first."""
+        problems: list[str] = []
         names = [s.name for s in self.services]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate service names: {', '.join(dupes)}")
+            problems.append(f"duplicate service names: {', '.join(dupes)}")
         unknown = [c for c in self.scope.covers if c not in names]
         if unknown:
-            raise ValueError(f"scope.covers names services that are not defined: {', '.join(unknown)}")
+            problems.append(f"scope.covers names services that are not defined: {', '.join(unknown)}")
         if self.oracles.quorum > len(self.oracles.members):
-            raise ValueError(f"oracles.quorum {self.oracles.quorum} exceeds the {len(self.oracles.members)} members")
+            problems.append(f"oracles.quorum {self.oracles.quorum} exceeds the {len(self.oracles.members)} members")
         total = sum(s.weight for s in self.services)
         if total != 100:
-            raise ValueError(f"service weights must sum to 100%, they sum to {total}%")
+            problems.append(f"service weights must sum to 100%, they sum to {total}%")
+        slices = {s.slo.timeSliceWindow for s in self.services if "timeSliceWindow" in s.slo.model_fields_set}
+        if len(slices) > 1:
+            problems.append("every service must use the same slo.timeSliceWindow (the agreement counts time in one "
+                            f"slice length), got {', '.join(f'{x}s' for x in sorted(slices))}")
         start, _, _ = self.timeWindow.period_ends()
         end = start + self._term_length()
-        for i, w in enumerate(self.maintenance.windows):
+        slice_s = self.slice_seconds
+        m = self.maintenance
+        if m.windows and not (m.notice and m.budget):
+            problems.append("maintenance.windows need a maintenance clause (notice and budget): without one, "
+                            "declared maintenance counts as ordinary time")
+        for i, w in enumerate(m.windows):
             ws, we = int(w.start.timestamp()), int(w.end.timestamp())
             if we <= ws:
-                raise ValueError(f"maintenance.windows[{i}] ends before it starts")
+                problems.append(f"maintenance.windows[{i}] ends before it starts")
             if ws < start or we > end:
-                raise ValueError(f"maintenance.windows[{i}] is outside the term")
+                problems.append(f"maintenance.windows[{i}] is outside the term")
+            if (ws - start) % slice_s or (we - start) % slice_s:
+                problems.append(f"maintenance.windows[{i}] must start and end on {slice_s}-second slice boundaries "
+                                "from the term's start (the budget is charged what the oracles exclude)")
+        if m.budget and sum(int(w.end.timestamp()) - int(w.start.timestamp()) for w in m.windows) > m.budget:
+            problems.append(f"maintenance.windows exceed the budget of {m.budget}s")
+        if len(m.windows) > MAX_MAINTENANCE_WINDOWS:
+            problems.append(f"at most {MAX_MAINTENANCE_WINDOWS} maintenance windows per agreement")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def slice_seconds(self) -> int:
+        """The agreement's measurement slice: the services' timeSliceWindow (one for all)."""
+        explicit = [s.slo.timeSliceWindow for s in self.services if "timeSliceWindow" in s.slo.model_fields_set]
+        return explicit[0] if explicit else DEFAULT_SLICE_SECONDS
 
     def _term_length(self) -> int:
         _, length, ends = self.timeWindow.period_ends()
@@ -376,6 +425,7 @@ class AgreementSpec(_Strict):
             dispute_window=b.disputes.window if b.disputes else 0,
             arbiter=b.disputes.arbiter if b.disputes else ZERO_ADDRESS,
             maintenance_notice=b.maintenance.notice, maintenance_budget=b.maintenance.budget,
+            slice_seconds=b.slice_seconds, min_measured_ppm=_ppm(b.measurement.minMeasured),
             services=tuple(s.to_service() for s in b.services),
         )
 
@@ -413,7 +463,10 @@ def load_spec(path: str | Path) -> AgreementSpec:
     spec = load_model(AgreementSpec, path, SpecError)
     try:
         spec.to_terms()
-    except ValueError as exc:  # rules only the terms can check (e.g. precision, amounts)
+    except ValidationError as exc:  # rules only the terms can check (e.g. odd quorum, slices)
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise SpecError(f"{path}: {problems}") from exc
+    except ValueError as exc:  # e.g. precision, amounts
         raise SpecError(f"{path}: {exc}") from exc
     return spec
 
@@ -452,8 +505,10 @@ def terms_to_spec(terms: Terms, name: str = "on-chain", decimals: int = 18) -> d
             r["credit"] = _pct(t.credit_bps, BPS)
             ranges.append(r)
         objective = f"{s.objective_ppm}ms" if latency else _pct(s.objective_ppm, PPM)
-        services.append({"name": s.name, "weight": _pct(s.weight_bps, BPS),
-                         "slo": {"sli": s.kind.name, "objective": objective}, "credits": ranges})
+        slo: dict[str, Any] = {"sli": s.kind.name, "objective": objective}
+        if terms.slice_seconds != DEFAULT_SLICE_SECONDS:
+            slo["timeSliceWindow"] = f"{terms.slice_seconds}s"
+        services.append({"name": s.name, "weight": _pct(s.weight_bps, BPS), "slo": slo, "credits": ranges})
     body: dict[str, Any] = {
         "parties": {"provider": terms.provider, "customer": terms.customer},
         "oracles": {"members": list(terms.oracles), "quorum": terms.quorum},
@@ -470,6 +525,8 @@ def terms_to_spec(terms: Terms, name: str = "on-chain", decimals: int = 18) -> d
         body["disputes"] = {"window": f"{terms.dispute_window}s", "arbiter": terms.arbiter}
     if terms.maintenance_notice or terms.maintenance_budget:
         body["maintenance"] = {"notice": f"{terms.maintenance_notice}s", "budget": f"{terms.maintenance_budget}s"}
+    if terms.min_measured_ppm != DEFAULT_MIN_MEASURED_PPM:
+        body["measurement"] = {"minMeasured": _pct(terms.min_measured_ppm, PPM)}
     return {"apiVersion": API_VERSION, "kind": "Agreement", "metadata": {"name": name}, "spec": body}
 
 

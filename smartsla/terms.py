@@ -19,6 +19,7 @@ MAX_SERVICES = 16
 MAX_TIERS = 8
 MAX_ORACLES = 16
 MAX_SLICE_SECONDS = 3600
+MAX_MAINTENANCE_WINDOWS = 64  # Agreement.MAX_MAINTENANCE_WINDOWS
 DEFAULT_SLICE_SECONDS = 60  # what AgreementFactory.createAgreement agrees to
 DEFAULT_MIN_MEASURED_PPM = 900_000
 # EIP-170 limits code to 24,576 bytes; an OpenZeppelin clone's own code takes 45 of them.

@@ -32,7 +32,9 @@ def localized(example: str, chain, roles, tmp_path: Path, **spec_changes) -> Pat
     body = data["spec"]
     body["parties"] = {"provider": roles["provider"], "customer": roles["customer"]}
     body["oracles"] = {"members": [roles["oracle"]], "quorum": 1}
-    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 60, dt.UTC).replace(day=1).isoformat()
+    # the first of next month: calendar months, and a start in the future (deposits close then)
+    now = dt.datetime.fromtimestamp(chain.now() + 60, dt.UTC)
+    body["timeWindow"]["start"] = (now.replace(day=1) + dt.timedelta(days=32)).replace(day=1).isoformat()
     body.update(spec_changes)
     return write(tmp_path, data, example)
 
@@ -96,8 +98,9 @@ def test_customer_based_example_with_committee_xla_and_disputes(chain, factory, 
     # email, files, remote, combined (ignored), p95 ms, satisfaction (ignored); the third oracle lies.
     honest = [[999_950, 998_000, 990_000, 0, 450, 0], [999_930, 998_200, 990_500, 0, 480, 0]]
     lie = [[0, 0, 0, 0, 90_000, 0]]
-    reports = [sign_report(k, chain.chain_id, ag.address, 0, v) for (_, k), v in zip(oracles, honest + lie,
-                                                                                      strict=True)]
+    deadline = chain.now() + 3_600
+    reports = [sign_report(k, chain.chain_id, ag.address, 0, v, 1_000_000, deadline)
+               for (_, k), v in zip(oracles, honest + lie, strict=True)]
     settled = ag.settle_with_reports(0, reports, oracles[0][0])
     median = [999_930, 998_000, 990_000, 0, 480, 0]
     expected = period_outcome(terms, median, terms.collateral, satisfaction=650_000)
@@ -120,6 +123,15 @@ BAD_SPECS = [
     (lambda b: b["parties"].update(customer="0xnope"), "spec.parties.customer: is not an Ethereum address"),
     (lambda b: b["services"][0].update(weight="90%"), "service weights must sum to 100%"),
     (lambda b: b.update(fee=1.5), "write amounts as strings or integers"),
+    # review 2: a maintenance clause is notice and budget together; one slice length; a share
+    (lambda b: b["maintenance"].pop("budget"), "maintenance notice and budget go together"),
+    (lambda b: b["maintenance"].pop("notice"), "maintenance notice and budget go together"),
+    (lambda b: b["services"].append({**b["services"][0], "name": "other", "weight": "0.01%",
+                                     "slo": {**b["services"][0]["slo"], "timeSliceWindow": "5m"}}),
+     "every service must use the same slo.timeSliceWindow"),
+    (lambda b: b["services"][0]["slo"].update(timeSliceWindow="7s"), "whole numbers of 7-second slices"),
+    (lambda b: b.update(measurement={"minMeasured": "101%"}), "is outside 0%..100%"),
+    (lambda b: b.update(oracles={"members": ["0x" + "11" * 20, "0x" + "22" * 20], "quorum": 2}), "quorum must be odd"),
 ]
 
 
