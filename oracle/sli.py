@@ -85,6 +85,9 @@ class PeriodFigure:
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    # Share of the period's countable time (not excluded by maintenance) actually measured; the
+    # contract refuses reports below the agreement's minimum.
+    measured_ppm: int = 1_000_000
 
     def explain(self) -> str:
         """E.g. '43,170 of 43,200 minutes good (99.9305%), 30 maintenance minutes excluded,

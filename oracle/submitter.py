@@ -40,6 +40,9 @@ log = logging.getLogger("oracle.submitter")
 
 RECEIPT_WAIT_S = 30
 PEER_TIMEOUT_S = 2.0
+# A signed report is refused by the contract after its deadline: the period's end plus this.
+# Equal to Agreement.REPORT_DEADLINE, after which the term can be expired anyway.
+REPORT_VALIDITY_S = 30 * 24 * 3600
 # Fault injection for the crash tests: the process SIGKILLs itself at this point of a submission
 # ("before-broadcast": hash recorded, transaction not sent; "after-broadcast": sent, not confirmed).
 CRASH_ENV = "SMARTSLA_ORACLE_CRASH_AT"
@@ -97,7 +100,8 @@ class Submitter:
         if report is None or report.state == "computed" or not report.signature:
             return None
         return {"agreement": Web3.to_checksum_address(agreement), "period": period,
-                "values": report.payload["values"], "signature": report.signature,
+                "values": report.payload["values"], "measured_ppm": report.payload["measured_ppm"],
+                "deadline": report.payload["deadline"], "signature": report.signature,
                 "signer": self.account.address}
 
     # ------------------------------------------------------------------ steps
@@ -118,13 +122,17 @@ class Submitter:
             raise ValueError(f"no figure for services {missing} of {agreement.address}")
         values = [int(figures[n].value_ppm) for n in names]
         self.store.save_period_results(agreement.address, period, {n: figures[n] for n in names})
-        payload = {"values": values, "services": names,
+        # The least measured share over the services; a deadline the same on every retry (so the
+        # payload, hence the signature, is stable): the contract's own report deadline.
+        measured = min(int(figures[n].measured_ppm) for n in names)
+        deadline = agreement.terms.period_end(period) + REPORT_VALIDITY_S
+        payload = {"values": values, "services": names, "measured_ppm": measured, "deadline": deadline,
                    "explain": {n: figures[n].explain() for n in names}}
         report = self.store.put_computed_report(agreement.address, period, payload)
         if report.state != "computed":
             return report  # signed earlier with the same payload
         signed = sign_report(self.account.key, self.chain.chain_id, agreement.address, period,
-                             report.payload["values"])
+                             report.payload["values"], report.payload["measured_ppm"], report.payload["deadline"])
         log.info("signed report", extra={"agreement": agreement.address, "period": period,
                                          "values": report.payload["values"]})
         return self.store.transition_report(agreement.address, period, "computed", "signed",
@@ -163,7 +171,8 @@ class Submitter:
                     continue
                 data = response.json()
                 report = SignedReport(agreement.address, self.chain.chain_id, period, tuple(data["values"]),
-                                      data["signer"], bytes.fromhex(data["signature"].removeprefix("0x")))
+                                      int(data["measured_ppm"]), int(data["deadline"]), data["signer"],
+                                      bytes.fromhex(data["signature"].removeprefix("0x")))
                 signer = recover_signer(report)
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
@@ -174,12 +183,13 @@ class Submitter:
 
     def _submit(self, agreement: Agreement, period: int, report: Any) -> Outcome:
         values = list(report.payload["values"])
+        measured, deadline = int(report.payload["measured_ppm"]), int(report.payload["deadline"])
         terms = agreement.terms
         if terms.quorum == 1:
-            fn = agreement.contract.functions.settle(period, values)
+            fn = agreement.contract.functions.settle(period, values, measured)
         else:
-            own = SignedReport(agreement.address, self.chain.chain_id, period, tuple(values), self.account.address,
-                               bytes.fromhex(report.signature.removeprefix("0x")))
+            own = SignedReport(agreement.address, self.chain.chain_id, period, tuple(values), measured, deadline,
+                               self.account.address, bytes.fromhex(report.signature.removeprefix("0x")))
             reports = self._collect(agreement, period, own)
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")

@@ -327,15 +327,18 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     # 4. disaster clause --------------------------------------------------------------------
     console.print(Rule("4. Disaster clause"))
     tx = agreement.terminate(roles["customer"])
-    books.terminate()
+    # The provider keeps the seconds of the period in progress it served (pro rata).
+    earned = books.terminate(int(chain.w3.eth.get_block(tx.block_number)["timestamp"]))
     event = agreement.contract.events.Terminated().process_receipt(tx.receipt)[0]["args"]
     result.termination_refund = int(event["refundedFees"])
     result.collateral_returned = int(event["returnedCollateral"])
     unsettled = terms.period_count - books.settled_periods
-    _expect("fees refunded on termination", result.termination_refund, unsettled * terms.fee_per_period)
+    _expect("fee earned for the served part of the period in progress", int(event["feeEarnedByProvider"]), earned)
+    _expect("fees refunded on termination", result.termination_refund, unsettled * terms.fee_per_period - earned)
     snap = _check_books(agreement, books, "after termination")
     console.print(f"The customer terminates. Status: [bold]{snap.status.name}[/].")
-    console.print(f"  Prepaid fees of the {unsettled} unsettled period(s) refunded to the customer: "
+    console.print(f"  Prepaid fees of the {unsettled} unsettled period(s) refunded to the customer, less the served "
+                  f"part of the period in progress ({fmt_eth(earned)} to the provider): "
                   f"[bold]{fmt_eth(result.termination_refund)}[/]")
     console.print(f"  Collateral left, returned to the provider: [bold]{fmt_eth(result.collateral_returned)}[/]")
     chain.mine_at(terms.period_end(len(DEMO_VALUES_PPM)))

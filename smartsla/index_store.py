@@ -55,6 +55,7 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,7 +64,7 @@ from .credit import service_credit
 from .database import error_reason, normalise_url, sqlite_pragmas
 from .terms import Kind, Terms
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: idx_periods.measured_ppm, idx_withdrawals.recipient (contracts of review 2)
 STATUSES = ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired")
 KEEP_BLOCK_HASHES = 512  # how far back a reorganisation can be matched before a full re-index
 
@@ -164,6 +165,8 @@ idx_periods = Table(
     Column("fee_earned", String(40), nullable=False),
     Column("shortfall", String(40), nullable=False, default="0"),
     Column("disaster", Boolean, nullable=False),
+    # share of the period's countable time the oracles measured (PeriodSettled.measuredPpm)
+    Column("measured_ppm", Integer, nullable=False, default=1_000_000),
     # final | pending (inside the dispute window) | disputed
     Column("state", String(16), nullable=False, default="final"),
     Column("final_after", BigInteger),  # end of the dispute window, when there is one
@@ -202,6 +205,7 @@ idx_withdrawals = Table(
     Column("agreement", String(42), nullable=False),
     Column("party", String(42), nullable=False),
     Column("role", String(16), nullable=False),  # customer | provider | other
+    Column("recipient", String(42)),  # where it was paid (withdrawTo), the party itself by default
     Column("amount", String(40), nullable=False),
     Column("block_number", BigInteger, nullable=False),
     Column("tx_hash", String(66), nullable=False),
@@ -275,7 +279,12 @@ class IndexStore:
                 if found > SCHEMA_VERSION:
                     raise SchemaTooNewError(f"index schema version {found} is newer than this smartsla's "
                                             f"{SCHEMA_VERSION}: upgrade smartsla")
-                # Migrations from older versions go here, one step per version.
+                # Migrations from older versions, one step per version.
+                if found < 2:
+                    conn.execute(text("ALTER TABLE idx_periods ADD COLUMN measured_ppm INTEGER NOT NULL "
+                                      "DEFAULT 1000000"))
+                    conn.execute(text("ALTER TABLE idx_withdrawals ADD COLUMN recipient VARCHAR(42)"))
+                    conn.execute(idx_schema_version.insert().values(version=2, applied_at=time.time()))
                 return
             ours = {t.name for t in metadata.sorted_tables}
             if existing & ours:
@@ -569,7 +578,7 @@ def derive(address: str, terms: Terms, events: Sequence[dict[str, Any]]) -> tupl
             party = a["party"]
             role = "customer" if party == terms.customer else "provider" if party == terms.provider else "other"
             withdrawals.append({"agreement": address, "party": party, "role": role, "amount": str(a["amount"]),
-                                **where})
+                                "recipient": a.get("to", party), **where})
             continue
         period = int(a["period"])
         if name == "CollateralExhausted":
@@ -579,7 +588,8 @@ def derive(address: str, terms: Terms, events: Sequence[dict[str, Any]]) -> tupl
                 "agreement": address, "period": period, "values_ppm": [int(v) for v in a["valuesPpm"]],
                 "service_credits": [str(c) for c in a["serviceCredits"]], "credit_paid": str(a["creditPaid"]),
                 "fee_earned": str(a["feeEarned"]), "shortfall": str(shortfalls.pop(period, 0)),
-                "disaster": bool(a["disaster"]), "state": "pending" if window else "final",
+                "disaster": bool(a["disaster"]), "measured_ppm": int(a.get("measuredPpm", 1_000_000)),
+                "state": "pending" if window else "final",
                 "final_after": int(e["timestamp"]) + window if window else None, "disputed_by": None,
                 "resolved": False, "previous_credit": None, **where,
             }

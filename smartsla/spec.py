@@ -5,8 +5,9 @@ The service-level vocabulary follows OpenSLO where it fits (a Service, its SLO w
 the parties, the money (asset, fee, collateral), credit schedules with half-open ranges, a cap,
 the disaster clause, scope and exclusions, a maintenance clause (notice and budget), the share of
 each period that must be measured, disputes, the oracle committee. The services'
-`timeSliceWindow` is the agreement's measurement slice (one for all services). A spec that validates here also validates on-chain: `to_terms()` builds the
-`smartsla.terms.Terms` that the factory checks again.
+`timeSliceWindow` is the agreement's measurement slice (one for all services). A spec that
+validates here also validates on-chain: `to_terms()` builds the `smartsla.terms.Terms` that the
+factory checks again.
 
 Percentages are written as in SLA documents (`99.99%`), durations as `30s`, `5m`, `48h`, `7d`;
 amounts in whole units of the asset (`1.5` ETH), never floating point: they go through Decimal.

@@ -9,6 +9,7 @@ reported the same way.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +70,9 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
         if not row["disaster_occurred"]:
             raise ActionRefused("no settled period fell below the disaster threshold: the clause cannot be invoked")
         fn = "terminate"
-        description = (f"Terminate under the disaster clause: {fmt_amount(int(row['fees_escrowed']), terms.asset)} "
-                       "of unearned fees come back to the customer")
+        description = (f"Terminate under the disaster clause: of {fmt_amount(int(row['fees_escrowed']), terms.asset)} "
+                       "of prepaid fees, the customer gets back all but the served part of the period in progress "
+                       "(pro rata by the second)")
     elif action in ("deposit-fees", "deposit-collateral"):
         fees = action == "deposit-fees"
         needed_role = "customer" if fees else "provider"
@@ -81,6 +83,10 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
             raise ActionRefused(f"the agreement is {status}: deposits are taken only while Pending")
         if row["fees_deposited" if fees else "collateral_deposited"]:
             raise ActionRefused(f"the {'fees are' if fees else 'collateral is'} already deposited")
+        now = chain.now() if chain is not None else int(time.time())
+        if now >= terms.start:
+            # Agreement.TermStarted: deposits close at the start, so nobody joins with hindsight.
+            raise ActionRefused(f"the term started at {terms.start}: deposits are closed (cancel the agreement)")
         amount = terms.total_fees if fees else terms.collateral
         fn = "depositFees" if fees else "depositCollateral"
         description = f"Deposit {'the prepaid fees' if fees else 'the collateral'}: {fmt_amount(amount, terms.asset)}"

@@ -255,7 +255,8 @@ def test_wallet_signs_the_unsigned_transactions(tmp_path: Any) -> None:
         dup = c.post(f"/api/agreements/{agreement.address}/tx/deposit-fees", json={"from": customer})
         assert dup.status_code == 409
         chain.mine_at(terms.period_end(0))
-        Agreement(chain, agreement.address).settle(0, [940_000], 1_000_000, a[3])  # below 95 %: 100 % credit, disaster? no
+        # below 95 %: 100 % credit, disaster? no
+        Agreement(chain, agreement.address).settle(0, [940_000], 1_000_000, a[3])
         act("withdraw", customer, customer_key)
         indexer.sync()
         d = c.get(f"/api/agreements/{agreement.address}").json()
