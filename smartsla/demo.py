@@ -113,6 +113,7 @@ class DemoResult:
     fees_deposited: int = 0
     collateral_deposited: int = 0
     termination_refund: int = 0  # prepaid fees given back to the customer by the disaster clause
+    termination_fee_earned: int = 0  # the served seconds of the period in progress, to the provider
     collateral_returned: int = 0  # collateral left, given back to the provider on termination
     withdrawn: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTIES, 0))
     owed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTIES, 0))  # still owed at the end
@@ -331,6 +332,7 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     earned = books.terminate(int(chain.w3.eth.get_block(tx.block_number)["timestamp"]))
     event = agreement.contract.events.Terminated().process_receipt(tx.receipt)[0]["args"]
     result.termination_refund = int(event["refundedFees"])
+    result.termination_fee_earned = int(event["feeEarnedByProvider"])
     result.collateral_returned = int(event["returnedCollateral"])
     unsettled = terms.period_count - books.settled_periods
     _expect("fee earned for the served part of the period in progress", int(event["feeEarnedByProvider"]), earned)

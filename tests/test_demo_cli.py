@@ -79,11 +79,14 @@ def test_demo_credits_match_the_reference_model(demo_run: tuple[DemoResult, str]
                                                   615 * ETHER // 1000]
     assert r.periods[3].capped_credit < sum(r.periods[3].service_credits)  # the cap binds in period 3
     assert [p.disaster for p in r.periods] == [False, False, False, False, True]
-    # Termination after 5 of 6 periods: one month's fee back, the collateral left to the provider.
-    assert r.termination_refund == r.terms.fee_per_period
+    # Termination seconds into the 6th month: that month's fee back but for the seconds served (pro
+    # rata, review 2), the collateral left to the provider.
+    earned = r.termination_fee_earned
+    assert 0 <= earned < r.terms.fee_per_period // 10_000
+    assert r.termination_refund == r.terms.fee_per_period - earned
     assert r.collateral_returned == r.terms.collateral - r.credits_paid
     assert r.withdrawn["customer"] == r.credits_paid + r.termination_refund
-    assert r.withdrawn["provider"] == 5 * r.terms.fee_per_period + r.collateral_returned
+    assert r.withdrawn["provider"] == 5 * r.terms.fee_per_period + earned + r.collateral_returned
 
 
 def test_demo_tiers_cover_every_schedule_step(demo_run: tuple[DemoResult, str]) -> None:

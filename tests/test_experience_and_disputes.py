@@ -76,20 +76,33 @@ def test_only_the_customer_attests_and_only_before_settlement(chain, factory, ro
 
 
 def test_maintenance_is_declared_on_chain_with_or_without_notice(chain, factory, roles, terms_for):
-    ag = active(chain, factory, roles, terms_for, maintenance_notice=600)
-    now = chain.now()
+    ag = active(chain, factory, roles, terms_for, maintenance_notice=600, maintenance_budget=3_600)
+    s, now = ag.terms.start, chain.now()  # one-minute slices from the start
     with reverted("Unauthorized"):
-        ag.declare_maintenance(now + 900, now + 1_200, roles["customer"])
+        ag.declare_maintenance(s + 900, s + 1_200, roles["customer"])
     with reverted("InvalidWindow"):
         ag.declare_maintenance(now - 10, now + 100, roles["provider"])  # in the past
     with reverted("InvalidWindow"):
-        ag.declare_maintenance(now + 900, now + 900, roles["provider"])  # empty
+        ag.declare_maintenance(s + 900, s + 900, roles["provider"])  # empty
     with reverted("InvalidWindow"):
-        ag.declare_maintenance(now + 900, ag.terms.end + 1, roles["provider"])  # beyond the term
-    ag.declare_maintenance(now + 900, now + 1_200, roles["provider"])
-    ag.declare_maintenance(now + 300, now + 400, roles["provider"])  # short notice: counts as downtime
+        ag.declare_maintenance(s + 900, ag.terms.end + 1, roles["provider"])  # beyond the term
+    with reverted("MisalignedWindow"):
+        ag.declare_maintenance(s + 901, s + 1_200, roles["provider"])  # excluded windows cover whole slices
+    ag.declare_maintenance(s + 900, s + 1_200, roles["provider"])
+    ag.declare_maintenance(s + 300, s + 400, roles["provider"])  # short notice: counts as downtime
     windows = ag.maintenance_windows()
-    assert [(w.start - now, w.end - now, w.with_notice) for w in windows] == [(900, 1_200, True), (300, 400, False)]
+    assert [(w.start - s, w.end - s, w.with_notice) for w in windows] == [(900, 1_200, True), (300, 400, False)]
+
+
+def test_without_a_maintenance_clause_nothing_is_excluded(chain, factory, roles, terms_for):
+    """Review 2, finding 1: the default terms have no clause; a window declared as an outage
+    begins (old code: 'with notice' since the notice was 0, and budget 0 meant unlimited) counts
+    as ordinary time."""
+    ag = active(chain, factory, roles, terms_for)
+    chain.mine_at(ag.terms.start + 100)  # the outage begins
+    now = chain.now() + 1
+    ag.declare_maintenance(now, ag.terms.end, roles["provider"])
+    assert [w.with_notice for w in ag.maintenance_windows()] == [False]
 
 
 def dispute_terms(roles):
@@ -196,7 +209,7 @@ def test_options_are_validated(terms_for, roles):
 
 def test_calendar_periods_end_where_the_terms_say(chain, factory, roles, terms_for):
     """Calendar months have different lengths: the ends are fixed at creation (see smartsla.spec)."""
-    ag = active(chain, factory, roles, terms_for, period_length=0, period_ends=(100, 250, 400))
+    ag = active(chain, factory, roles, terms_for, period_length=0, period_ends=(100, 250, 400), slice_seconds=10)
     start = ag.terms.start
     assert [ag.chain.call(ag.contract.functions.periodEnd(p)) for p in range(3)] == [start + 100, start + 250,
                                                                                      start + 400]
@@ -221,11 +234,11 @@ def test_calendar_periods_are_validated(terms_for):
 
 
 def test_maintenance_budget_bounds_what_can_be_excluded(chain, factory, roles, terms_for):
-    ag = active(chain, factory, roles, terms_for, maintenance_notice=600, maintenance_budget=1_000)
-    now = chain.now()
-    ag.declare_maintenance(now + 700, now + 1_300, roles["provider"])  # 600 s of the 1,000
+    ag = active(chain, factory, roles, terms_for, maintenance_notice=600, maintenance_budget=1_020)
+    s = ag.terms.start
+    ag.declare_maintenance(s + 720, s + 1_320, roles["provider"])  # 600 s of the 1,020
     with reverted("MaintenanceBudgetExceeded"):
-        ag.declare_maintenance(now + 2_000, now + 2_500, roles["provider"])  # 500 s > 400 left
-    ag.declare_maintenance(now + 2_000, now + 2_400, roles["provider"])  # exactly what is left
-    ag.declare_maintenance(now + 100, now + 5_000, roles["provider"])  # short notice: not excluded, no budget
+        ag.declare_maintenance(s + 2_040, s + 2_580, roles["provider"])  # 540 s > 420 left
+    ag.declare_maintenance(s + 2_040, s + 2_460, roles["provider"])  # exactly what is left
+    ag.declare_maintenance(s + 120, s + 5_000, roles["provider"])  # short notice: not excluded, no budget
     assert [w.with_notice for w in ag.maintenance_windows()] == [True, True, False]
