@@ -101,7 +101,7 @@ class Factory:
         # The factory refuses a start before the block's time; say so before paying for a revert.
         # The next block is at least one second later than the latest one.
         now = self.chain.now()
-        if terms.start < now:
+        if terms.start <= now:
             raise InvalidTermsError(f"start {terms.start} is in the past: the chain's latest block is at {now} "
                                     f"({now - terms.start} s later); an agreement must start in the future, "
                                     "so that both deposits can come in before its first period")

@@ -57,7 +57,7 @@ class DemoServer:
 def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, str]) -> Agreement:
     """A second agreement: deposited, two periods settled (one outage), a third in progress."""
     factory = Factory(chain, factory_address)
-    terms = demo_terms(roles["provider"], roles["customer"], roles["oracle"], chain.now())
+    terms = demo_terms(roles["provider"], roles["customer"], roles["oracle"], chain.now() + 60)  # deposits first
     agreement = factory.create_agreement(terms, roles["deployer"])
     agreement.deposit_fees(roles["customer"])
     agreement.deposit_collateral(roles["provider"])

@@ -325,13 +325,13 @@ def test_disputes_maintenance_latency_and_calendar_periods(anvil: LocalNode, tmp
             Tier(below_ppm=200, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000))),
     )
     factory = Factory.deploy(chain, roles["deployer"])
-    start = chain.now()
+    start = chain.now() + 60  # deposits close at the start
     agreement = factory.create_agreement(make_terms(
         roles, start, services=services, period_length=0, period_count=2, period_ends=(3_600, 10_800),
-        dispute_window=1_800, arbiter=arbiter, maintenance_notice=600), roles["deployer"])
+        dispute_window=1_800, arbiter=arbiter, maintenance_notice=600, maintenance_budget=3_600), roles["deployer"])
     agreement.deposit_fees(roles["customer"])
     agreement.deposit_collateral(roles["provider"])
-    agreement.declare_maintenance(start + 4_000, start + 4_600, roles["provider"])  # in period 1, with notice
+    agreement.declare_maintenance(start + 3_960, start + 4_560, roles["provider"])  # in period 1, with notice
     chain.mine_at(start + 3_600)
     agreement.settle(0, [989_000, 600], 1_000_000, roles["oracle"])  # compute below 99 %: 30 %; 600 ms > 500: 30 %
     agreement.dispute(0, b"\x01" * 32, roles["customer"])
