@@ -96,6 +96,7 @@ class World:
                   **options: object):
         start = int(time.time() + start_in) + 1
         options.setdefault("oracles", (self.oracle,))
+        options.setdefault("slice_seconds", 1)  # the on-chain slice must divide these short periods
         terms = Terms(provider=self.provider, customer=self.customer, start=start,
                       period_length=period_length, period_count=period_count, fee_per_period=ETHER,
                       collateral=period_count * ETHER, termination_ppm=0, services=services, **options)
@@ -236,7 +237,8 @@ def test_maintenance_declared_on_chain_with_notice_is_excluded_and_latency_repor
     services = (Service(name="web", objective_ppm=999_900, weight_bps=8_000, tiers=EC2),
                 Service(name="web-p95", kind="latency", objective_ppm=300, weight_bps=2_000,
                         tiers=(Tier(below_ppm=300, credit_bps=1_000),)))
-    ag = world.agreement(period_length=20, period_count=1, services=services, maintenance_notice=5)
+    ag = world.agreement(period_length=20, period_count=1, services=services, maintenance_notice=5,
+                         maintenance_budget=20)
     s = ag.terms.start
     service.delay_s = 0.03  # every answer takes at least 30 ms
     # Down in slices 3-5, inside maintenance declared well ahead: excluded from good and total.
