@@ -60,7 +60,7 @@ def main() -> Any:
     factory = loaded.AgreementFactory.at(address, persist=False)
     provider, customer, oracle = accounts[1], accounts[2], accounts[3]
     terms = (
-        provider.address, customer.address, [oracle.address], 1, ZERO_ADDRESS, chain.time(), PERIOD_SECONDS,
+        provider.address, customer.address, [oracle.address], 1, ZERO_ADDRESS, chain.time() + 60, PERIOD_SECONDS,
         PERIODS, ETHER, PERIODS * ETHER, 10_000, 900_000,
         [(service_id("compute"), 999_900, 10_000, EC2_TIERS)],
     )

@@ -78,10 +78,11 @@ def factory(AgreementFactory: Any, roles: dict[str, Any]) -> Any:  # noqa: N803 
 
 @pytest.fixture
 def create(factory: Any, Agreement: Any, roles: dict[str, Any], chain: Any) -> Any:  # noqa: N803
-    """create(**overrides) -> (agreement, terms tuple): an agreement starting now, made by the provider."""
+    """create(**overrides) -> (agreement, terms tuple): an agreement starting in a minute, made by the provider."""
 
     def _create(**overrides: Any) -> tuple[Any, tuple]:
-        terms = make_terms(roles, overrides.pop("start", chain.time()), **overrides)
+        # a minute ahead: deposits close at the start
+        terms = make_terms(roles, overrides.pop("start", chain.time() + 60), **overrides)
         tx = factory.createAgreement(terms, {"from": roles["provider"]})
         return Agreement.at(tx.events["AgreementCreated"]["agreement"]), terms
 

@@ -103,12 +103,14 @@ def test_disaster_lets_the_customer_terminate(active: tuple[Any, tuple], roles: 
     with brownie.reverts(typed_error("Unauthorized", provider)):
         agreement.terminate({"from": provider})
     tx = agreement.terminate({"from": customer})
-    assert tx.events["Terminated"]["refundedFees"] == 2 * ETHER
+    refund, earned = tx.events["Terminated"]["refundedFees"], tx.events["Terminated"]["feeEarnedByProvider"]
+    # pro rata: the seconds of period 1 served are the provider's, the rest comes back
+    assert refund + earned == 2 * ETHER and earned < ETHER // 10
     assert tx.events["Terminated"]["returnedCollateral"] == 2 * ETHER
     state = snapshot(agreement)
     assert state["status"] == TERMINATED
-    assert state["owedToCustomer"] == 2 * ETHER + ETHER  # unearned fees + the period's 100 % credit
-    assert state["owedToProvider"] == ETHER + 2 * ETHER  # the earned fee + the collateral left
+    assert state["owedToCustomer"] == refund + ETHER  # unserved fees + the period's 100 % credit
+    assert state["owedToProvider"] == ETHER + earned + 2 * ETHER  # the earned fees + the collateral left
 
 
 def test_cancel_returns_the_deposit(create: Any, roles: dict[str, Any]) -> None:
@@ -160,8 +162,10 @@ def test_periods_settle_after_their_end_and_in_order(active: tuple[Any, tuple], 
         agreement.settle(1, [1_000_001], 1_000_000, {"from": oracle})
 
 
-def test_factory_rejects_unsound_terms(create: Any) -> None:
+def test_factory_rejects_unsound_terms(create: Any, chain: Any) -> None:
     with brownie.reverts(typed_error("InvalidTerms", "quorum outside 1..oracle count")):
         create(quorum=0)
+    with brownie.reverts(typed_error("InvalidTerms", "start is in the past")):
+        create(start=chain.time() - 3_600)
     with brownie.reverts(typed_error("InvalidService", 0, "tier credits not rising")):
         create(services=[(service_id("compute"), 999_900, 10_000, [(999_900, 3_000), (990_000, 1_000)])])
