@@ -278,3 +278,37 @@ def test_terms_whose_sums_overflow_the_books_are_refused(chain, factory, roles, 
     raw[7], raw[8], raw[9] = 1, 2**128 - 1, 1  # one period, the largest fee, collateral 1
     with pytest.raises(ContractReverted, match="total fees plus collateral overflow"):
         chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
+
+
+def test_a_start_in_the_past_is_refused_before_sending(chain, factory, roles, terms_for):
+    """Review 2, finding 7: the factory refuses it; the library says so before paying for a revert."""
+    from smartsla.errors import InvalidTermsError
+
+    past = terms_for().model_copy(update={"start": chain.now() - 10})
+    with pytest.raises(InvalidTermsError, match="is in the past"):
+        factory.create_agreement(past, roles["deployer"])
+    raw = list(past.to_abi())
+    with pytest.raises(ContractReverted, match="start is in the past"):
+        chain.transact(factory.contract.functions.createAgreement(tuple(raw)), roles["deployer"])
+
+
+def test_deposits_close_when_the_term_starts(chain, factory, roles, terms_for):
+    """Review 2, finding 7: no joining with hindsight; only cancel is left."""
+    ag = factory.create_agreement(terms_for(), roles["deployer"])
+    ag.deposit_fees(roles["customer"])
+    chain.mine_at(ag.terms.start)
+    with reverted("TermStarted"):
+        ag.deposit_collateral(roles["provider"])
+    ag.cancel(roles["customer"])
+    assert ag.withdraw(roles["customer"]) == ag.terms.total_fees
+
+
+def test_withdraw_to_pays_another_address(chain, active, roles):
+    """Review 2, finding 7: a party that cannot receive has its due paid elsewhere."""
+    chain.mine_at(active.terms.period_end(0))
+    active.settle(0, [985_000], 1_000_000, roles["oracle"])  # 30 % credit
+    treasury, _ = chain.new_account(fund_from=roles["deployer"], amount=0)
+    assert active.withdraw_to(treasury, roles["customer"]) == 3 * ETHER // 10
+    assert chain.balance(treasury) == 3 * ETHER // 10
+    with reverted("NothingToWithdraw"):
+        active.withdraw(roles["customer"])

@@ -73,3 +73,21 @@ def test_an_address_with_a_wrong_checksum_is_a_typo(terms_for, roles):
     with pytest.raises(ValidationError, match="customer has a wrong EIP-55 checksum"):
         terms_for(customer=flipped)
     assert terms_for(customer=good.lower()).customer == good  # all lower case carries no checksum
+
+
+def test_every_broken_rule_is_named(terms_for, roles):
+    """Review 2: one error naming every problem, not only the first one."""
+    with pytest.raises(ValidationError) as err:
+        terms_for(oracles=[roles["oracle"], roles["stranger"]], quorum=2, maintenance_notice=3_600,
+                  period_length=3_601)
+    text = str(err.value)
+    for needle in ("quorum must be odd", "maintenance notice and budget go together",
+                   "period_length 3601 s is not a whole number of 60-second slices"):
+        assert needle in text
+
+
+def test_calendar_terms_too_large_for_a_clone_are_refused(terms_for):
+    """Review 2, finding 6: the factory refuses packed terms above 24,531 bytes; so does Python."""
+    ends = tuple(60 * (i + 1) for i in range(6_200))
+    with pytest.raises(ValidationError, match=r"packed terms take 25,035 bytes, more than a clone holds \(24,531\)"):
+        terms_for(period_length=0, period_count=6_200, period_ends=ends)
