@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +34,10 @@ SCENARIOS = {
     "http-healthy": "100x10 HTTP, all healthy",
     "http-faulty": "100x10 HTTP, 10 % hanging + 10 % refusing",
     "tcp": "100x10 TCP, all healthy",
+    "http-2x": "100x10 HTTP healthy, interval 0.5 s (2,000/s wanted)",
+    "tcp-5x": "100x10 TCP, interval 0.2 s (5,000/s wanted)",
 }
+INTERVALS = {"http-2x": 0.5, "tcp-5x": 0.2}
 
 
 # ----------------------------------------------------------------------------- targets
@@ -81,7 +84,7 @@ def _plan(scenario: str, http_port: int, tcp_port: int) -> list[tuple[str, str, 
     for a in range(100):
         for s in range(10):
             i = a * 10 + s
-            if scenario == "tcp":
+            if scenario.startswith("tcp"):
                 where = f"tcp://127.0.0.1:{tcp_port}"
             elif scenario == "http-faulty" and i % 10 == 3:
                 where = f"http://127.0.0.1:{http_port}/hang"
@@ -101,7 +104,7 @@ def _probe(where: str, service: str, probes_mod: object, timeout: float) -> obje
     return probes_mod.HttpProbe(service, where, timeout=timeout)  # type: ignore[attr-defined]
 
 
-def _run_new(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db: str) -> dict:
+def _run_new(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db: str, interval: float) -> dict:
     from oracle import probes
     from oracle.daemon import SampleWriter
     from oracle.store import Store
@@ -109,7 +112,7 @@ def _run_new(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db
     store = Store.open(db)
     writer = SampleWriter(store)
     writer.start()
-    counted = {"checks": 0, "skips": 0}
+    counted = {"checks": 0, "skips": 0, "failed": 0}
     lags: list[float] = []
     measuring = False
 
@@ -117,13 +120,14 @@ def _run_new(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db
         writer.put(key[0], sample)  # type: ignore[index]
         if measuring:
             counted["checks"] += 1
+            counted["failed"] += not sample.ok  # type: ignore[attr-defined]
             lags.append(lag)
 
     def on_skip(key: object, n: int) -> None:
         if measuring:
             counted["skips"] += n
 
-    targets = [probes.Target((a, s), _probe(w, s, probes, 1.0), 1.0) for a, s, w in plan]
+    targets = [probes.Target((a, s), _probe(w, s, probes, interval), interval) for a, s, w in plan]
     prober = probes.Prober(targets, max_in_flight=256, on_sample=on_sample, on_skip=on_skip)
 
     async def main() -> tuple[float, float]:
@@ -143,33 +147,29 @@ def _run_new(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db
     cpu, wall = asyncio.run(main())
     writer.close()
     store.close()
-    return {"checks": counted["checks"], "not_measured": counted["skips"], "cpu": cpu, "wall": wall, "lags": lags}
+    return {"checks": counted["checks"], "not_measured": counted["skips"], "failed": counted["failed"], "cpu": cpu,
+            "wall": wall, "lags": lags}
 
 
-def _run_old(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db: str) -> dict:
-    # The old daemon's _probe_loop, verbatim in structure: due services per agreement, each
-    # agreement's round awaited in turn, samples stored per round in a worker thread.
+def _run_old(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db: str, interval: float) -> dict:
+    # The old daemon's _probe_loop, in structure: due services per agreement, each agreement's
+    # round awaited in turn, samples stored per round in a worker thread.
     from oracle import probes
     from oracle.store import Store
 
     store = Store.open(db)
     by_agreement: dict[str, dict[str, object]] = {}
     for a, s, w in plan:
-        by_agreement.setdefault(a, {})[s] = _probe(w, s, probes, 1.0)
-    schedules = {a: probes.ProbeSchedule(intervals={s: 1.0 for s in runners}) for a, runners in by_agreement.items()}
-    counted = {"checks": 0}
+        by_agreement.setdefault(a, {})[s] = _probe(w, s, probes, interval)
+    schedules = {a: probes.ProbeSchedule(intervals={s: interval for s in runners})
+                 for a, runners in by_agreement.items()}
+    counted = {"checks": 0, "failed": 0}
     lags: list[float] = []
+    measuring = False
 
-    async def main() -> tuple[float, float]:
-        t_start = time.monotonic()
-        cpu0 = t0 = None
+    async def loop() -> None:
         planned: dict[tuple[str, str], float] = {}
         while True:
-            elapsed = time.monotonic() - t_start
-            if elapsed >= warmup and cpu0 is None:
-                cpu0, t0 = time.process_time(), time.monotonic()
-            if elapsed >= warmup + seconds:
-                break
             now = time.time()
             rounds = []
             for a, sched in schedules.items():
@@ -178,20 +178,35 @@ def _run_old(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db
                     for s in due:
                         planned[(a, s)] = sched._next.get(s, now)  # noqa: SLF001 - bench only
                     sched.mark_run(due, now)
-                    rounds.append((a, due, probes.run_round([by_agreement[a][s] for s in due])))
-            for a, due, pending in rounds:
+                    rounds.append((a, probes.run_round([by_agreement[a][s] for s in due])))
+            for a, pending in rounds:
                 samples = await pending
-                if cpu0 is not None:
+                if measuring:
                     counted["checks"] += len(samples)
+                    counted["failed"] += sum(not smp.ok for smp in samples)
                     lags.extend(max(0.0, smp.ts - planned[(a, smp.service)]) for smp in samples)
                 await asyncio.to_thread(store.add_samples, a, samples)
             waits = [sched.seconds_until_next(time.time()) for sched in schedules.values()]
             await asyncio.sleep(max(0.05, min([1.0, *waits])))
-        return time.process_time() - cpu0, time.monotonic() - t0  # type: ignore[operator]
+
+    async def main() -> tuple[float, float]:
+        nonlocal measuring
+        task = asyncio.create_task(loop())
+        await asyncio.sleep(warmup)
+        measuring = True
+        cpu0, t0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        measuring = False
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return cpu, wall
 
     cpu, wall = asyncio.run(main())
     store.close()
-    return {"checks": counted["checks"], "not_measured": 0, "cpu": cpu, "wall": wall, "lags": lags}
+    return {"checks": counted["checks"], "not_measured": 0, "failed": counted["failed"], "cpu": cpu, "wall": wall,
+            "lags": lags}
 
 
 def _worker(impl: str, src: str, scenario: str, ports: tuple[int, int], seconds: float, warmup: float,
@@ -201,7 +216,7 @@ def _worker(impl: str, src: str, scenario: str, ports: tuple[int, int], seconds:
     plan = _plan(scenario, *ports)
     db = os.path.join(tempfile.mkdtemp(prefix="probe-bench-"), "oracle.db")
     run = _run_new if impl == "new" else _run_old
-    out_q.put(run(plan, seconds, warmup, db))
+    out_q.put(run(plan, seconds, warmup, db, INTERVALS.get(scenario, 1.0)))
 
 
 def _old_source() -> str:
@@ -234,29 +249,32 @@ def main() -> None:
     ports = port_q.get(timeout=30)
     impls = ["old", "new"] if args.impl == "both" else [args.impl]
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    if args.impl == "both":  # the old engine only for the table
+        pairs = [(sc, impl) for sc in scenarios for impl in (["old", "new"] if sc not in INTERVALS else ["new"])]
+    else:
+        pairs = [(sc, impl) for sc in scenarios for impl in impls]
     old_src = _old_source() if "old" in impls else ""
     rows = []
     try:
-        for scenario in scenarios:
-            for impl in impls:
-                out_q = ctx.Queue()
-                src = str(ROOT) if impl == "new" else old_src
-                p = ctx.Process(target=_worker, args=(impl, src, scenario, ports, args.seconds, args.warmup, out_q))
-                p.start()
-                r = out_q.get(timeout=args.seconds + args.warmup + 120)
-                p.join(30)
-                row = {"scenario": scenario, "impl": impl, "checks_per_s": r["checks"] / r["wall"],
-                       "not_measured_per_s": r["not_measured"] / r["wall"],
-                       "cpu_percent_of_one_core": 100 * r["cpu"] / r["wall"],
-                       "lag_p50_s": pct(r["lags"], 50), "lag_p99_s": pct(r["lags"], 99)}
-                rows.append(row)
-                print(json.dumps(row) if args.json else
-                      f"{SCENARIOS[scenario]:<45} {impl:<4} {row['checks_per_s']:8.1f} checks/s "
-                      f"(+{row['not_measured_per_s']:.1f} not measured/s)  CPU {row['cpu_percent_of_one_core']:5.1f} % "
-                      f"lag p50 {row['lag_p50_s'] * 1000:7.1f} ms  p99 {row['lag_p99_s'] * 1000:8.1f} ms", flush=True)
+        for scenario, impl in pairs:
+            out_q = ctx.Queue()
+            src = str(ROOT) if impl == "new" else old_src
+            p = ctx.Process(target=_worker, args=(impl, src, scenario, ports, args.seconds, args.warmup, out_q))
+            p.start()
+            r = out_q.get(timeout=args.seconds + args.warmup + 120)
+            p.join(30)
+            row = {"scenario": scenario, "impl": impl, "checks_per_s": r["checks"] / r["wall"],
+                   "not_measured_per_s": r["not_measured"] / r["wall"], "failed_per_s": r["failed"] / r["wall"],
+                   "cpu_percent_of_one_core": 100 * r["cpu"] / r["wall"],
+                   "lag_p50_s": pct(r["lags"], 50), "lag_p99_s": pct(r["lags"], 99)}
+            rows.append(row)
+            print(json.dumps(row) if args.json else
+                  f"{SCENARIOS[scenario]:<52} {impl:<4} {row['checks_per_s']:7.1f} checks/s "
+                  f"({row['failed_per_s']:.0f} failed, {row['not_measured_per_s']:.0f} not measured /s) "
+                  f"CPU {row['cpu_percent_of_one_core']:5.1f} % lag p50 {row['lag_p50_s'] * 1000:7.1f} ms "
+                  f"p99 {row['lag_p99_s'] * 1000:8.1f} ms", flush=True)
     finally:
         server.terminate()
-    _ = statistics  # (kept for ad-hoc analysis)
 
 
 if __name__ == "__main__":

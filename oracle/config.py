@@ -149,8 +149,8 @@ class OracleConfig(_Strict):
     slice_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     # Removed (see MISSING_DATA_REMOVED); kept as a field only to refuse it with a clear message.
     missing_data: str | None = None
-    # A period is reported once end + grace_s has passed. None: the longest probe interval plus
-    # the longest timeout of the agreement's probes plus the store's flush time.
+    # A period is reported once end + grace_s has passed. None: derived from the agreement's
+    # probes (see grace_for), so a 60-s period does not settle a minute late.
     grace_s: Annotated[float | None, Field(ge=0, le=86_400)] = None
     report_check_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     # At most this many checks run at once (across all targets); more would only make the
@@ -206,13 +206,17 @@ class OracleConfig(_Strict):
         return found
 
     def grace_for(self, probes: dict[str, ServiceProbe]) -> float:
-        """grace_s, or by default the longest interval + the longest timeout + 1 s (the store
-        flushes every 0.5 s): by then the last check of the period has been stored."""
+        """grace_s, or by default the longest check timeout + 0.5 s: the last check of a period
+        starts before its end (a check that starts later belongs to the next period) and is over
+        one timeout later; the daemon flushes the sample queue before computing the figure. A
+        Prometheus probe adds its interval_s (the time for the last scrape to be ingested).
+        With timeouts no longer than intervals, a period settles within two probe intervals of
+        its end (plus the transaction's own time)."""
         if self.grace_s is not None:
             return self.grace_s
-        intervals = [p.interval_s for p in probes.values() if p.prometheus is None] or [0.0]
         timeouts = [t for p in probes.values() if (t := p.timeout_s()) is not None] or [0.0]
-        return max(intervals) + max(timeouts) + 1.0
+        scrape = [p.interval_s for p in probes.values() if p.prometheus is not None] or [0.0]
+        return max(timeouts) + max(scrape) + 0.5
 
     def probes_for(self, address: str) -> dict[str, ServiceProbe]:
         """Probe definitions for an agreement: its own entries over the top-level ones."""

@@ -453,8 +453,11 @@ class Daemon:
                     p.query, start, end, slice_seconds=slice_s, threshold=p.threshold,
                     inclusive=p.inclusive, maintenance=maintenance)
                 continue
-            verdicts = self.store.slice_verdicts(address, name, start, end, slice_s, probe.failure_threshold)
-            counts = count_slices(start, end, slice_s, verdicts, maintenance)
+            if probe.failure_threshold == 1:
+                counts = self.store.slice_counts(address, name, start, end, slice_s, maintenance)
+            else:  # consecutive failures need the samples in order: streamed, still not materialised
+                verdicts = self.store.slice_verdicts(address, name, start, end, slice_s, probe.failure_threshold)
+                counts = count_slices(start, end, slice_s, verdicts, maintenance)
             latencies: tuple[Any, ...] = (None, None, None)
             if kinds[name] is Kind.latency:
                 latencies = self.store.latency_percentiles(address, name, start, end, slice_s, maintenance)

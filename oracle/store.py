@@ -52,7 +52,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 
 from .probes import Sample
-from .sli import PeriodFigure, Window, maintenance_slices
+from .sli import PeriodFigure, SliceCounts, Window, maintenance_slices, slice_count
 
 SCHEMA_VERSION = 2  # 2: period_results.measured_ppm; covering index for figures by slice
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
@@ -318,6 +318,35 @@ class Store:
                 i = int((ts - start) // slice_seconds)
                 verdicts[i] = verdicts.get(i, True) and (bool(ok) or streak < failure_threshold)
             return verdicts
+
+    def slice_counts(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
+                     maintenance: Sequence[Window] = ()) -> SliceCounts:
+        """`oracle.sli.count_slices` of the period, computed by the database from aggregates
+        only (failure threshold 1): the number of distinct slices holding a sample, and the few
+        slices holding a failed check. About 10 ms for a month of one-minute samples, where
+        returning one row per slice costs several times that. Same result as
+        count_slices(slice_verdicts(...)) (a test checks it)."""
+        c = samples.c
+        n = slice_count(start, end, slice_seconds)
+        idx = literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
+        if self.engine.dialect.name == "postgresql":
+            idx = literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
+        base = (c.agreement == _norm(agreement), c.service == service)
+        maint = maintenance_slices(start, end, slice_seconds, maintenance)
+        with self._tx() as conn:
+            def measured(a: float, b: float) -> int:
+                return int(conn.execute(select(func.count(idx.distinct())).where(
+                    *base, c.ts >= a, c.ts < b)).scalar_one())
+
+            in_period = measured(start, end)
+            in_maint = sum(measured(start + f * slice_seconds, min(end, start + (last + 1) * slice_seconds))
+                           for f, last in _runs(maint))
+            bad = {int(i) for (i,) in conn.execute(select(idx).distinct().where(
+                *base, c.ts >= start, c.ts < end, c.ok.is_(False)))} - maint
+        total = in_period - in_maint
+        missing = n - len(maint) - total
+        return SliceCounts(good=total - len(bad), total=total, excluded=len(maint) + missing,
+                           maintenance=len(maint), missing=missing)
 
     def latency_percentiles(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
                             maintenance: Sequence[Window] = (), percentiles: Sequence[int] = (50, 95, 99)
