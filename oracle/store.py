@@ -54,7 +54,7 @@ from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 from .probes import Sample
 from .sli import PeriodFigure, SliceCounts, Window, maintenance_slices, slice_count
 
-SCHEMA_VERSION = 2  # 2: period_results.measured_ppm; covering index for figures by slice
+SCHEMA_VERSION = 2  # 2: period_results.measured_ppm; index of failed checks for figures by slice
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
 DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
@@ -103,8 +103,8 @@ samples = Table(
     Column("detail", Text, nullable=False, default=""),
     Index("ix_samples_agreement_service_ts", "agreement", "service", "ts"),
     Index("ix_samples_ts", "ts"),  # for pruning by age
-    # Covering index: a period's per-slice verdicts are computed by an index-only range scan.
-    Index("ix_samples_cover", "agreement", "service", "ts", "ok"),
+    # The failed checks of a period are an index seek (ok = false), not a scan of the period.
+    Index("ix_samples_failed", "agreement", "service", "ok", "ts"),
 )
 
 period_results = Table(
@@ -225,8 +225,8 @@ class Store:
                 if found < 2:
                     conn.execute(text("ALTER TABLE period_results ADD COLUMN measured_ppm INTEGER "
                                       "NOT NULL DEFAULT 1000000"))
-                    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_cover "
-                                      "ON samples (agreement, service, ts, ok)"))
+                    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_failed "
+                                      "ON samples (agreement, service, ok, ts)"))
                     conn.execute(schema_version.insert().values(version=2, applied_at=time.time()))
                 return
             ours = {t.name for t in metadata.sorted_tables}

@@ -178,7 +178,7 @@ def test_slice_verdicts_in_the_database_equal_the_reference_maths(store: Store) 
 def test_schema_1_store_is_migrated(tmp_path: Path) -> None:
     path = sqlite_path(tmp_path)
     with Store.open(str(path)) as s, s.engine.begin() as conn:  # make it look like schema 1
-        conn.execute(text("DROP INDEX ix_samples_cover"))
+        conn.execute(text("DROP INDEX ix_samples_failed"))
         conn.execute(text("ALTER TABLE period_results DROP COLUMN measured_ppm"))
         conn.execute(text("DELETE FROM schema_version WHERE version = 2"))
         conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)"))
