@@ -128,7 +128,8 @@ def _run_new(plan: list[tuple[str, str, str]], seconds: float, warmup: float, db
             counted["skips"] += n
 
     targets = [probes.Target((a, s), _probe(w, s, probes, interval), interval) for a, s, w in plan]
-    prober = probes.Prober(targets, max_in_flight=256, on_sample=on_sample, on_skip=on_skip)
+    prober = probes.Prober(targets, max_in_flight=int(os.environ.get("BENCH_MAX_IN_FLIGHT", "64")),
+                           on_sample=on_sample, on_skip=on_skip)
 
     async def main() -> tuple[float, float]:
         nonlocal measuring

@@ -155,7 +155,7 @@ class OracleConfig(_Strict):
     report_check_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     # At most this many checks run at once (across all targets); more would only make the
     # checks compete for the CPU, and a check's timeout must measure the target, not the prober.
-    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 256
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
     listen: str = "127.0.0.1:9464"  # /metrics, /healthz and /reports for committee peers
     peers: list[HttpUrl] = Field(default_factory=list)  # other committee members' listen URLs
     sample_retention_s: Annotated[float, Field(ge=0)] = 90 * 86_400

@@ -301,21 +301,31 @@ class Prober:
 
     * Each target has its own task and grid (`interval`), its first check spread over the first
       interval by a hash of its key (no thundering herd at start-up or on a round clock).
-    * At most `max_in_flight` checks run at once (a semaphore): beyond a handful per core more
-      concurrency only makes the checks compete for the CPU.
+    * At most `max_in_flight` checks are starting or running fast at once (a semaphore): beyond
+      a few dozen per core more concurrency only makes the checks compete for the CPU. A check
+      still waiting on its target after `hold_s` gives its slot back (it is waiting, not
+      computing), so hanging targets cannot starve the healthy ones.
     * A check's timeout starts when the check starts (after it got its turn), never while it
       waited, so a busy prober cannot turn a healthy target's check into a timeout.
     * A check that could not START before its next one was due is NOT MEASURED (`on_skip`), never
       a failure: the prober fell behind, the target did nothing wrong. Likewise a check that
-      timed out while the event loop itself stalled (a lag monitor sees it) is discarded as not
-      measured: the lost time was the prober's, not the target's.
+      timed out while the event loop itself ran late for a quarter of the timeout or more (a lag
+      monitor adds it up) is discarded as not measured: the time was lost in the prober. A
+      target's own slowness never makes its checks "not measured": a hanging target is down in
+      every slice (otherwise hanging instead of refusing would lower the measured share and
+      could escape the credit).
     * One shared aiohttp session (fresh connection per check).
 
     `on_sample(key, sample, lag_s)` and `on_skip(key, n)` are called on the event loop; keep them
     cheap (the daemon puts samples on a queue that a thread writes in batches).
     """
 
-    STALL_S = 0.1  # an event-loop lag above this during a check makes its timeout suspect
+    # A timeout is the prober's fault, not the target's, when the event loop ran late for at
+    # least this share of the timeout while the check ran.
+    STALL_SHARE = 0.25
+    # A check holds its concurrency slot at most this long: past it, it is waiting on a slow or
+    # hanging target (no CPU), and the slot goes to the next check.
+    hold_s = 0.1
 
     def __init__(self, targets: Sequence[Target], *, max_in_flight: int,
                  on_sample: Callable[[Hashable, Sample, float], None],
@@ -327,7 +337,7 @@ class Prober:
         self.on_skip = on_skip
         self.stats = ProberStats()
         self._keep_lags = keep_lags
-        self._last_stall = -math.inf  # monotonic time at which the last loop stall was seen
+        self._lag_total = 0.0  # seconds the event loop ran late, summed (see _lag_monitor)
         self._sem: asyncio.Semaphore
         self._session: aiohttp.ClientSession | None = None
         self._stop: asyncio.Event | None = None
@@ -355,11 +365,11 @@ class Prober:
                 await asyncio.gather(*self._tasks, monitor, return_exceptions=True)
 
     async def _lag_monitor(self, stop: asyncio.Event, every: float = 0.05) -> None:
+        """Adds up how late the event loop runs (the time no check could make progress)."""
         while not stop.is_set():
             before = time.monotonic()
             await asyncio.sleep(every)
-            if time.monotonic() - before - every > self.STALL_S:
-                self._last_stall = time.monotonic()
+            self._lag_total += max(0.0, time.monotonic() - before - every)
 
     @staticmethod
     def offset(key: Hashable, interval: float) -> float:
@@ -377,17 +387,29 @@ class Prober:
             delay = due - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            async with self._sem:
+            await self._sem.acquire()
+            held = True
+            try:
                 started = time.time()
                 if started >= due + interval:  # could not even start before the next one was due
                     self.stats.not_measured += 1
                     self.on_skip(target.key, 1)
                 else:
-                    t0 = time.monotonic()
-                    sample = await target.probe.run(self._session)  # type: ignore[arg-type]
-                    if not sample.ok and sample.latency_ms is None and self._last_stall >= t0 \
-                            and sample.detail.startswith("timeout"):
-                        self.stats.not_measured += 1  # the prober stalled: not the target's fault
+                    lag0 = self._lag_total
+                    check = asyncio.ensure_future(target.probe.run(self._session))  # type: ignore[arg-type]
+                    done, _ = await asyncio.wait({check}, timeout=self.hold_s)
+                    if not done:
+                        # A check still waiting on its target after hold_s uses no CPU: give its
+                        # slot to another target, so hanging targets cannot eat the budget.
+                        self._sem.release()
+                        held = False
+                    sample = await check
+                    stalled = self._lag_total - lag0
+                    if not sample.ok and sample.detail.startswith("timeout") \
+                            and stalled >= self.STALL_SHARE * target.probe.timeout:
+                        # The loop was stuck for a good part of the timeout: the time ran out in
+                        # the prober, not in the target. Not measured, never a failure.
+                        self.stats.not_measured += 1
                         self.on_skip(target.key, 1)
                     else:
                         self.stats.checks += 1
@@ -395,6 +417,9 @@ class Prober:
                         if self._keep_lags:
                             self.stats.lags.append(lag)
                         self.on_sample(target.key, sample, lag)
+            finally:
+                if held:
+                    self._sem.release()
             due += interval
             now = time.time()
             if due + interval <= now:  # fell behind by whole intervals: skip ahead, count them
