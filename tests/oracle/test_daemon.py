@@ -610,3 +610,31 @@ def test_period_measured_below_the_minimum_gets_no_report(world: World, service:
     with sqlite3.connect(world.tmp / "oracle.db") as conn:
         (measured,) = conn.execute("SELECT measured_ppm FROM period_results WHERE period = 0").fetchone()
     assert measured < 900_000
+
+
+def test_discover_serves_only_agreements_of_listed_providers(world: World, service: ScheduledService):
+    # Finding 7c: anyone can create an agreement naming the oracle; in discover mode the oracle
+    # would then spend gas settling it. Only agreements of providers on the allowlist are served.
+    ag = world.agreement(period_length=3_600, period_count=1, start_in=60)
+
+    def served(providers: list[str]) -> list[str]:
+        cfg = yaml.safe_load(world.config(ag.address, service.url).read_text())
+        cfg.update(agreements=[], discover=True, discover_providers=providers, listen="127.0.0.1:0")
+        world.tmp.joinpath("discover.yaml").write_text(yaml.safe_dump(cfg))
+        (world.tmp / "oracle.log").write_text("")
+        proc = world.start(world.tmp / "discover.yaml")
+        try:
+            deadline = time.time() + 30
+            while '"msg": "listening"' not in world.log_text():
+                assert time.time() < deadline and proc.poll() is None, world.log_text()[-3000:]
+                time.sleep(0.1)
+            import json
+            port = next(json.loads(line)["port"] for line in world.log_text().splitlines()
+                        if '"msg": "listening"' in line)
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["agreements"]
+        finally:
+            stop(proc)
+
+    assert served([world.customer]) == []  # a stranger's (here: not the listed provider's) agreement
+    assert "provider not in discover_providers" in world.log_text()
+    assert served([world.provider]) == [ag.address]
