@@ -518,6 +518,17 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=max(0.05, seconds))
 
 
+def check_config(config: OracleConfig, *, wait_for_chain_s: float = 5.0) -> Daemon:
+    """Every start-up check `oracle run` makes (key, store, chain, factory, each agreement's
+    committee, probes, service names, slice lengths), without measuring anything: what
+    `oracle check` should run so both accept exactly the same files. Raises ConfigError listing
+    every problem. Note: it opens (and creates, if missing) the store."""
+    daemon = Daemon(config)
+    daemon.prepare(wait_for_chain_s=wait_for_chain_s)
+    daemon.store.close()
+    return daemon
+
+
 def run_daemon(config: OracleConfig) -> None:
     """Prepare (fail fast on bad configuration), then run until SIGTERM/SIGINT."""
     daemon = Daemon(config)
