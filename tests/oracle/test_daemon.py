@@ -638,3 +638,22 @@ def test_discover_serves_only_agreements_of_listed_providers(world: World, servi
     assert served([world.customer]) == []  # a stranger's (here: not the listed provider's) agreement
     assert "provider not in discover_providers" in world.log_text()
     assert served([world.provider]) == [ag.address]
+
+
+def test_check_config_runs_the_daemons_validation_and_lists_every_problem(world: World, service: ScheduledService,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    from oracle.config import ConfigError, OracleConfig
+    from oracle.daemon import check_config
+
+    ag = world.agreement(period_length=60, period_count=1)
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", world.oracle_key)
+    good = yaml.safe_load(world.config(ag.address, service.url).read_text())
+    check_config(OracleConfig.model_validate(good))  # fine
+    probe = good["services"]["web"]
+    bad = {**good, "agreements": [{"address": ag.address, "services": {"wbe": probe}},
+                                  {"address": world.customer}]}
+    with pytest.raises(ConfigError) as err:
+        check_config(OracleConfig.model_validate(bad))
+    lines = str(err.value).splitlines()
+    assert any("agreements[0].services: wbe not in agreement" in x and "(its services: web)" in x for x in lines)
+    assert any(x.startswith("agreements[1].address:") for x in lines), lines
