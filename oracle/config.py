@@ -1,20 +1,19 @@
 """The oracle daemon's configuration: one YAML file, validated before anything starts.
 
-A wrong field stops the daemon with one message naming the field (and its line in the file), so
-an operator never finds out at the end of a month that a probe was never configured.
+A wrong configuration stops the daemon with a message naming every problem (field and line),
+so an operator never finds out at the end of a month that a probe was never configured, or that
+its slices could hold no sample (finding 9). docs/oracle.md documents every setting.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 from web3 import Web3
 
 from smartsla.yamlfile import load_model
-
-from .sli import MissingPolicy
 
 
 class ConfigError(ValueError):
@@ -67,22 +66,31 @@ class ServiceProbe(_Strict):
             raise ValueError(f"give exactly one of http, tcp, prometheus (got {given or 'none'})")
         return self
 
+    def timeout_s(self) -> float | None:
+        check = self.http or self.tcp
+        return None if check is None else check.timeout_s
 
-class MaintenanceWindow(_Strict):
-    start: int
-    end: int
 
-    @model_validator(mode="after")
-    def _ordered(self) -> MaintenanceWindow:
-        if self.end <= self.start:
-            raise ValueError("maintenance end must be after its start")
-        return self
+MAINTENANCE_REMOVED = ("maintenance windows in the oracle's configuration are no longer applied: a figure "
+                       "must never depend on something the parties did not sign. Have the provider declare the "
+                       "window on-chain with the agreed notice (Agreement.declare_maintenance) and remove this key")
+MISSING_DATA_REMOVED = ("missing_data was removed: a slice without a sample is now always 'not measured' (left "
+                        "out of good and total), and a period measured for less than the agreement's "
+                        "min_measured_ppm gets no report; remove this key (only 'exclude' is still accepted)")
 
 
 class AgreementEntry(_Strict):
     address: str
     services: dict[str, ServiceProbe] = Field(default_factory=dict)  # overrides the top-level ones
-    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    # Removed (see MAINTENANCE_REMOVED); kept as a field only to refuse it with a clear message.
+    maintenance: Any = None
+
+    @field_validator("maintenance")
+    @classmethod
+    def _no_maintenance(cls, v: Any) -> None:
+        if v:
+            raise ValueError(MAINTENANCE_REMOVED)
+        return None
 
     @field_validator("address")
     @classmethod
@@ -134,12 +142,20 @@ class OracleConfig(_Strict):
     key: KeySource
     store: str = "sqlite:///oracle.db"
     agreements: list[AgreementEntry] = Field(default_factory=list)
-    discover: bool = False  # also serve every agreement of the factory naming this oracle
+    discover: bool = False  # also serve agreements of the factory naming this oracle...
+    discover_providers: list[str] = Field(default_factory=list)  # ...whose provider is one of these
     services: dict[str, ServiceProbe] = Field(default_factory=dict)  # probes by service name
+    # Used when the agreement's terms do not state a slice length; must equal it when they do.
     slice_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
-    missing_data: MissingPolicy = MissingPolicy.DOWN
-    grace_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    # Removed (see MISSING_DATA_REMOVED); kept as a field only to refuse it with a clear message.
+    missing_data: str | None = None
+    # A period is reported once end + grace_s has passed. None: derived from the agreement's
+    # probes (see grace_for), so a 60-s period does not settle a minute late.
+    grace_s: Annotated[float | None, Field(ge=0, le=86_400)] = None
     report_check_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # At most this many checks run at once (across all targets); more would only make the
+    # checks compete for the CPU, and a check's timeout must measure the target, not the prober.
+    max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 64
     listen: str = "127.0.0.1:9464"  # /metrics, /healthz and /reports for committee peers
     peers: list[HttpUrl] = Field(default_factory=list)  # other committee members' listen URLs
     sample_retention_s: Annotated[float, Field(ge=0)] = 90 * 86_400
@@ -152,11 +168,55 @@ class OracleConfig(_Strict):
             raise ValueError(f"must be HOST:PORT, got {v!r}")
         return v
 
+    @field_validator("missing_data")
+    @classmethod
+    def _missing_data(cls, v: str | None) -> None:
+        if v is not None and v != "exclude":
+            raise ValueError(MISSING_DATA_REMOVED)
+        return None
+
+    @field_validator("discover_providers")
+    @classmethod
+    def _providers(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if not Web3.is_address(a)]
+        if bad:
+            raise ValueError(f"not Ethereum addresses: {', '.join(map(repr, bad))}")
+        return [Web3.to_checksum_address(a) for a in v]
+
     @model_validator(mode="after")
     def _something_to_serve(self) -> OracleConfig:
         if not self.agreements and not self.discover:
             raise ValueError("list agreements or set discover: true")
         return self
+
+    def problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Rules across fields, ALL of them: (location, message) pairs (see yamlfile.load_model).
+
+        The daemon checks the same rules again against each agreement's own slice length."""
+        found: list[tuple[tuple[Any, ...], str]] = []
+        if self.discover and not self.discover_providers:
+            found.append((("discover_providers",), "discover: true needs the list of providers whose agreements "
+                          "this oracle serves; otherwise anyone can make it spend gas on worthless agreements "
+                          "that name it"))
+        groups: list[tuple[tuple[Any, ...], dict[str, ServiceProbe]]] = [(("services",), self.services)]
+        groups += [(("agreements", i, "services"), e.services) for i, e in enumerate(self.agreements)]
+        for where, probes in groups:
+            for name, probe in probes.items():
+                found += [((*where, name, *loc), msg) for loc, msg in probe_problems(probe, self.slice_seconds)]
+        return found
+
+    def grace_for(self, probes: dict[str, ServiceProbe]) -> float:
+        """grace_s, or by default the longest check timeout + 0.5 s: the last check of a period
+        starts before its end (a check that starts later belongs to the next period) and is over
+        one timeout later; the daemon flushes the sample queue before computing the figure. A
+        Prometheus probe adds its interval_s (the time for the last scrape to be ingested).
+        With timeouts no longer than intervals, a period settles within two probe intervals of
+        its end (plus the transaction's own time)."""
+        if self.grace_s is not None:
+            return self.grace_s
+        timeouts = [t for p in probes.values() if (t := p.timeout_s()) is not None] or [0.0]
+        scrape = [p.interval_s for p in probes.values() if p.prometheus is not None] or [0.0]
+        return max(timeouts) + max(scrape) + 0.5
 
     def probes_for(self, address: str) -> dict[str, ServiceProbe]:
         """Probe definitions for an agreement: its own entries over the top-level ones."""
@@ -166,10 +226,28 @@ class OracleConfig(_Strict):
                 merged.update(entry.services)
         return merged
 
-    def maintenance_for(self, address: str) -> list[tuple[int, int]]:
-        return [(w.start, w.end) for e in self.agreements if e.address == address for w in e.maintenance]
+
+
+def probe_problems(probe: ServiceProbe, slice_seconds: int) -> list[tuple[tuple[str, ...], str]]:
+    """Why a probe cannot measure every slice of `slice_seconds`: (location, message) pairs.
+
+    Finding 9: with a 1 s slice and a 30 s interval, 29 slices out of 30 held no sample and a
+    service that never failed read 5 %. Every slice must be able to hold a sample, and a check
+    must end before the next one of the same target is due."""
+    if probe.prometheus is not None:
+        return []  # evaluated once per slice by construction
+    found: list[tuple[tuple[str, ...], str]] = []
+    if probe.interval_s > slice_seconds:
+        found.append((("interval_s",), f"{probe.interval_s:g} s is longer than the slice length of "
+                      f"{slice_seconds} s: some slices could hold no sample; probe at least once per slice"))
+    timeout = probe.timeout_s()
+    if timeout is not None and timeout > probe.interval_s:
+        kind = "http" if probe.http is not None else "tcp"
+        found.append(((kind, "timeout_s"), f"{timeout:g} s is longer than interval_s ({probe.interval_s:g} s): "
+                      "a check must end before the next one of the same target is due"))
+    return found
 
 
 def load_config(path: str | Path) -> OracleConfig:
-    """Read and validate the YAML file; ConfigError names file, line and field on any problem."""
+    """Read and validate the YAML file; ConfigError names file, line and field of every problem."""
     return load_model(OracleConfig, path, ConfigError)

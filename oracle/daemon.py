@@ -1,11 +1,18 @@
 """The oracle daemon: probe services, keep samples, report each period after it ends.
 
-Three loops share one asyncio event loop: the probe loop (checks due services, stores samples),
-the report loop (settles every period that ended more than `grace_s` ago, through the crash-safe
-Submitter), and an HTTP listener (/metrics, /healthz, and /reports for committee peers). Chain
-and database calls block, so they run in worker threads. SIGTERM or SIGINT stops the loops
-after their current step; SIGKILL at any moment loses nothing that was committed (see
-oracle.submitter for how reports survive it).
+Three parts share one asyncio event loop: the prober (`oracle.probes.Prober`: every target on
+its own schedule, concurrently, bounded, so no target can delay or spoil another's figures), the
+report loop (settles every period that ended more than its grace ago, through the crash-safe
+Submitter), and an HTTP listener (/metrics, /healthz, and /reports for committee peers). Samples
+go through a queue to a writer thread that stores them in batches; chain and database calls
+block, so they run in worker threads. SIGTERM or SIGINT stops the loops after their current
+step (queued samples are written first); SIGKILL loses at most the last half second of samples,
+which then count as not measured, and nothing that was committed (see oracle.submitter for how
+reports survive it).
+
+A period whose measured share is below the agreement's minimum gets no report (oracle.sli); the
+daemon logs it, stores the figure, exposes it on /metrics and leaves the period to the contract's
+dispute/expire path. docs/oracle.md documents every setting.
 """
 
 from __future__ import annotations
@@ -14,9 +21,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import queue
 import signal
+import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import requests
 from aiohttp import web
@@ -31,12 +42,12 @@ from smartsla.client import Agreement, Factory, Status
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
-from .config import ConfigError, OracleConfig, ServiceProbe
+from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
 from .keys import load_key
 from .metrics import OracleMetrics
-from .probes import HttpProbe, Probe, ProbeSchedule, TcpProbe, run_round
+from .probes import HttpProbe, Prober, Sample, Target, TcpProbe
 from .prometheus import PrometheusError, PrometheusSource
-from .sli import MissingPolicy, PeriodFigure, SliceCounts, availability, figure_from_counts
+from .sli import NEUTRAL_FIGURE, PeriodFigure, count_slices, figure_from_counts, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
 
@@ -46,6 +57,19 @@ LATENCY_UNKNOWN_MS = 2**32 - 1  # reported when a latency service had no success
 CHAIN_ERRORS = (ChainUnavailable, requests.ConnectionError, requests.Timeout, Web3Exception, OSError)
 MAX_BACKOFF_S = 30.0
 PRUNE_EVERY_S = 3_600
+FLUSH_EVERY_S = 0.5
+FLUSH_BATCH = 2_000
+UNMEASURED_RECHECK_S = 60.0  # how often a period left to dispute/expire is looked at again
+
+
+def _runner(name: str, probe: ServiceProbe) -> HttpProbe | TcpProbe | None:
+    if probe.http is not None:
+        h = probe.http
+        return HttpProbe(service=name, url=str(h.url), expected_status=frozenset(h.expect_status), keyword=h.keyword,
+                         timeout=h.timeout_s, method=h.method)
+    if probe.tcp is not None:
+        return TcpProbe(service=name, host=probe.tcp.host, port=probe.tcp.port, timeout=probe.tcp.timeout_s)
+    return None  # Prometheus: evaluated at report time, nothing to probe
 
 
 @dataclass
@@ -54,20 +78,78 @@ class Served:
 
     agreement: Agreement
     probes: dict[str, ServiceProbe]
-    runners: dict[str, Probe]
-    schedule: ProbeSchedule
-    maintenance: list[tuple[int, int]] = field(default_factory=list)
+    runners: dict[str, HttpProbe | TcpProbe]
+    slice_seconds: int
+    min_measured_ppm: int
+    grace_s: float
+    # The report loop's cursor: the first period not known to be settled, and when it is due.
+    # Period ends follow from the immutable terms, so nothing is asked of the chain before then.
+    next_period: int = 0
+    next_due: float = 0.0
+    unmeasured: set[int] = field(default_factory=set)  # periods refused for lack of measurement
     done: bool = False
 
 
-def _runner(name: str, probe: ServiceProbe) -> Probe | None:
-    if probe.http is not None:
-        h = probe.http
-        return HttpProbe(service=name, url=str(h.url), expected_status=frozenset(h.expect_status), keyword=h.keyword,
-                         timeout=h.timeout_s, method=h.method)
-    if probe.tcp is not None:
-        return TcpProbe(service=name, host=probe.tcp.host, port=probe.tcp.port, timeout=probe.tcp.timeout_s)
-    return None  # Prometheus: evaluated at report time, nothing to probe
+class SampleWriter:
+    """Batches samples into the store from a thread of its own: a flush every FLUSH_EVERY_S or
+    FLUSH_BATCH samples, so a thousand checks a second cost a few transactions a second."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[tuple[str, Sample] | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sample-writer", daemon=True)
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, agreement: str, sample: Sample) -> None:
+        self._queue.put((agreement, sample))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything queued before this call is committed."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        pending: dict[str, list[Sample]] = {}
+        count = 0
+        waiters: list[threading.Event] = []
+        deadline = time.monotonic() + FLUSH_EVERY_S
+        stopping = False
+        while not stopping:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = False  # type: ignore[assignment]
+            if item is None:
+                stopping = True
+            elif isinstance(item, threading.Event):
+                waiters.append(item)
+            elif item is not False:
+                agreement, sample = item  # type: ignore[misc]
+                pending.setdefault(agreement, []).append(sample)
+                count += 1
+                if count < FLUSH_BATCH and time.monotonic() < deadline:
+                    continue
+            if count and (stopping or waiters or count >= FLUSH_BATCH or time.monotonic() >= deadline):
+                try:
+                    self.store.add_samples_many(pending)
+                except StoreError as exc:
+                    # Lost samples read as "not measured", never as down.
+                    self.errors += 1
+                    log.error("could not store samples", extra={"samples": count, "error": str(exc)})
+                pending, count = {}, 0
+            if time.monotonic() >= deadline or not count:
+                deadline = time.monotonic() + FLUSH_EVERY_S
+            for w in waiters:
+                w.set()
+            waiters = []
 
 
 class Daemon:
@@ -80,12 +162,16 @@ class Daemon:
         self.store: Store
         self.factory: Factory
         self.submitter: Submitter
+        self.writer: SampleWriter | None = None
+        self.prober: Prober | None = None
         self._discovered_to_block = 0
         self._last_prune = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
-        """Everything that can be wrong with the configuration fails here, with ConfigError."""
+        """Everything that can be wrong with the configuration fails here, with ConfigError
+        naming every problem found (not only the first)."""
         self.account = load_key(self.config.key)
         try:
             self.store = Store.open(self.config.store, min_sample_retention_s=self.config.sample_retention_s)
@@ -101,12 +187,28 @@ class Daemon:
         self.factory = Factory(self.chain, factory_address)
         self.submitter = Submitter(self.chain, self.account, self.store, [str(p) for p in self.config.peers],
                                    self.metrics)
+        problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
+        covered: set[str] = set()
         for i, entry in enumerate(self.config.agreements):
             try:
                 agreement = self.factory.agreement(entry.address)
             except NotAnAgreement as exc:
-                raise ConfigError(f"agreements[{i}].address: {exc}") from exc
-            self._serve(agreement, f"agreements[{i}]")
+                problems.append(f"agreements[{i}].address: {exc}")
+                continue
+            names = {s.name for s in agreement.terms.services}
+            covered |= names
+            unknown = sorted(set(entry.services) - names)
+            if unknown:
+                problems.append(f"agreements[{i}].services: {', '.join(unknown)} not in agreement {agreement.address} "
+                                f"(its services: {', '.join(s.name for s in agreement.terms.services)})")
+            problems += self._serve(agreement, f"agreements[{i}]")
+        if self.config.agreements and not self.config.discover:
+            unknown = sorted(set(self.config.services) - covered)
+            if unknown:
+                problems.append(f"services: {', '.join(unknown)} not in any listed agreement "
+                                f"(their services: {', '.join(sorted(covered))})")
+        if problems:
+            raise ConfigError("\n".join(problems))
         if self.config.discover:
             self._discover()
         log.info("oracle ready", extra={"oracle": self.account.address, "chain_id": self.chain.chain_id,
@@ -125,79 +227,112 @@ class Daemon:
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
-    def _serve(self, agreement: Agreement, where: str) -> None:
+    def _serve(self, agreement: Agreement, where: str) -> list[str]:
+        """Start serving `agreement`; returns the problems that prevent it (empty: served)."""
         terms = agreement.terms
+        problems: list[str] = []
         if self.account.address not in terms.oracles:
-            raise ConfigError(f"key: {self.account.address} is not a member of the oracle committee of "
-                              f"{agreement.address} (members: {', '.join(terms.oracles)}) [{where}]")
+            problems.append(f"key: {self.account.address} is not a member of the oracle committee of "
+                            f"{agreement.address} (members: {', '.join(terms.oracles)}) [{where}]")
         probes = self.config.probes_for(agreement.address)
         # Satisfaction (attested by the customer) and composite (computed on-chain) figures need
         # no probe.
         names = [s.name for s in terms.services if s.kind in (Kind.availability, Kind.latency)]
         unprobed = [n for n in names if n not in probes]
         if unprobed:
-            raise ConfigError(f"{where}.services: no probe configured for {', '.join(unprobed)} "
-                              f"(the agreement covers {', '.join(names)})")
+            problems.append(f"{where}.services: no probe configured for {', '.join(unprobed)} "
+                            f"(the agreement covers {', '.join(names)})")
         if terms.dispute_window > self.config.sample_retention_s:
-            raise ConfigError(f"sample_retention_s: {self.config.sample_retention_s:.0f} s is shorter than the "
-                              f"dispute window of {agreement.address} ({terms.dispute_window} s): the samples "
-                              "behind a disputed period must outlive the dispute")
+            problems.append(f"sample_retention_s: {self.config.sample_retention_s:.0f} s is shorter than the "
+                            f"dispute window of {agreement.address} ({terms.dispute_window} s): the samples "
+                            "behind a disputed period must outlive the dispute")
+        agreed_slice = terms.slice_seconds
+        slice_seconds = agreed_slice or self.config.slice_seconds
+        if agreed_slice and "slice_seconds" in self.config.model_fields_set \
+                and self.config.slice_seconds != agreed_slice:
+            problems.append(f"slice_seconds: {self.config.slice_seconds} s, but agreement {agreement.address} "
+                            f"counts in slices of {agreed_slice} s: remove the setting or make it equal")
+        elif agreed_slice:
+            # The configuration was checked against its own slice length; check the agreed one.
+            for n in names:
+                if n in probes:
+                    problems += [f"{where}.services.{n}.{'.'.join(loc)}: {msg}"
+                                 for loc, msg in probe_problems(probes[n], slice_seconds)]
+        if problems:
+            return problems
         runners = {n: r for n in names if (r := _runner(n, probes[n])) is not None}
-        schedule = ProbeSchedule(intervals={n: probes[n].interval_s for n in runners},
-                                 failure_thresholds={n: probes[n].failure_threshold for n in names})
-        self.served[agreement.address] = Served(agreement, {n: probes[n] for n in names}, runners, schedule,
-                                                self.config.maintenance_for(agreement.address))
+        served = Served(agreement, {n: probes[n] for n in names}, runners, slice_seconds,
+                        terms.min_measured_ppm,
+                        self.config.grace_for({n: probes[n] for n in names}))
+        served.next_due = terms.period_end(0) + served.grace_s
+        self.served[agreement.address] = served
+        if self.prober is not None and self._loop is not None:  # discovered while running
+            for target in self._targets(served):
+                self._loop.call_soon_threadsafe(self.prober.add, target)
+        return []
 
     def _discover(self) -> None:
-        """Serve every agreement of the factory whose committee includes this oracle."""
+        """Serve agreements of the factory whose committee includes this oracle AND whose
+        provider is in discover_providers: otherwise anyone could create worthless agreements
+        naming this oracle and make it spend gas settling them (finding 7c)."""
         latest = self.chain.w3.eth.block_number
         if latest < self._discovered_to_block:
             return
         logs = self.factory.contract.events.AgreementCreated().get_logs(
             from_block=self._discovered_to_block, to_block=latest)
         self._discovered_to_block = latest + 1
+        allowed = set(self.config.discover_providers)
         for entry in logs:
             address = entry["args"]["agreement"]
             if address in self.served:
                 continue
             agreement = Agreement(self.chain, address, factory=self.factory)
-            if self.account.address in agreement.terms.oracles:
-                self._serve(agreement, f"discovered {address}")
+            terms = agreement.terms
+            if self.account.address not in terms.oracles:
+                continue
+            if terms.provider not in allowed:
+                log.info("not serving discovered agreement: provider not in discover_providers",
+                         extra={"agreement": address, "provider": terms.provider})
+                continue
+            problems = self._serve(agreement, f"discovered {address}")
+            if problems:
+                log.error("cannot serve discovered agreement", extra={"agreement": address, "problems": problems})
+            else:
                 log.info("serving discovered agreement", extra={"agreement": address})
 
     # ------------------------------------------------------------------ loops
+    def _targets(self, served: Served) -> list[Target]:
+        address = served.agreement.address
+        return [Target((address, name), runner, served.probes[name].interval_s)
+                for name, runner in served.runners.items()]
+
+    def _on_sample(self, key: Hashable, sample: Sample, lag: float) -> None:
+        address, service = key  # type: ignore[misc]
+        self.metrics.checks.labels(address, service).inc()
+        if not sample.ok:
+            self.metrics.check_failures.labels(address, service).inc()
+        assert self.writer is not None
+        self.writer.put(address, sample)
+
+    def _on_skip(self, key: Hashable, n: int) -> None:
+        address, service = key  # type: ignore[misc]
+        self.metrics.checks_not_measured.labels(address, service).inc(n)
+
     async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.writer = SampleWriter(self.store)
+        self.writer.start()
+        targets = [t for served in self.served.values() for t in self._targets(served)]
+        self.prober = Prober(targets, max_in_flight=self.config.max_in_flight, on_sample=self._on_sample,
+                             on_skip=self._on_skip)
         runner = await self._start_http()
         try:
-            await asyncio.gather(self._probe_loop(stop), self._report_loop(stop))
+            await asyncio.gather(self.prober.run(stop), self._report_loop(stop))
         finally:
             await runner.cleanup()
+            await asyncio.to_thread(self.writer.close)
             self.store.close()
             log.info("oracle stopped")
-
-    async def _probe_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            now = time.time()
-            rounds = []
-            for address, served in self.served.items():
-                if served.done:
-                    continue
-                due = served.schedule.due(now)
-                if due:
-                    served.schedule.mark_run(due, now)
-                    rounds.append((address, run_round([served.runners[n] for n in due])))
-            for address, pending in rounds:
-                samples = await pending
-                for s in samples:
-                    self.metrics.checks.labels(address, s.service).inc()
-                    if not s.ok:
-                        self.metrics.check_failures.labels(address, s.service).inc()
-                try:
-                    await asyncio.to_thread(self.store.add_samples, address, samples)
-                except StoreError as exc:
-                    log.error("could not store samples", extra={"agreement": address, "error": str(exc)})
-            waits = [s.schedule.seconds_until_next(time.time()) for s in self.served.values() if s.runners]
-            await _sleep(stop, min([1.0, *waits]))
 
     async def _report_loop(self, stop: asyncio.Event) -> None:
         backoff = self.config.report_check_s
@@ -211,7 +346,10 @@ class Daemon:
                 log.warning("chain error; retrying", extra={"error": f"{type(exc).__name__}: {exc}", "in_s": backoff})
             except (StoreError, SmartSLAError, PrometheusError) as exc:
                 log.error("report step failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-            await _sleep(stop, backoff)
+            # Wake up when the next period falls due, not a whole report_check_s later.
+            pending = [s.next_due for s in self.served.values() if not s.done]
+            until_due = min(pending, default=math.inf) - time.time()
+            await _sleep(stop, min(backoff, max(0.05, until_due)))
 
     def prune_old_samples(self) -> None:
         """Raw samples are kept `sample_retention_s` (at least every dispute window); period
@@ -225,66 +363,104 @@ class Daemon:
             log.info("pruned old samples", extra={"removed": removed})
 
     def report_due_periods(self) -> None:
-        """Report every period of every served agreement that ended more than grace_s ago."""
+        """Report every period of every served agreement that ended more than its grace ago.
+
+        An agreement is only asked for its state when its next period can be due: the period
+        ends follow from the immutable terms, so a pass over 10,000 agreements where nothing is
+        due costs no chain call at all beyond one read of the chain clock."""
         self.prune_old_samples()
         if self.config.discover:
             self._discover()
-        for served in list(self.served.values()):
-            if served.done:
-                continue
-            agreement = served.agreement
-            terms = agreement.terms
-            while True:
-                snap = agreement.snapshot()
-                if snap.status in (Status.Ended, Status.Terminated, Status.Cancelled):
-                    served.done = True
-                    log.info("agreement finished", extra={"agreement": agreement.address, "status": snap.status.name})
-                    break
-                if snap.status is not Status.Active:
-                    break
-                period = snap.settled_periods
-                end = terms.period_end(period)
-                # The contract compares with block time; dev chains may run ahead of the wall clock.
-                now = max(time.time(), self.chain.now())
-                if now < end + self.config.grace_s:
-                    break
-                figures = self.figures(served, period)
-                outcome = self.submitter.process(agreement, period, figures)
-                log.info("period report", extra={"agreement": agreement.address, "period": period,
-                                                 "state": outcome.state, "detail": outcome.detail,
-                                                 "values": [figures[s.name].value_ppm for s in terms.services]})
-                if outcome.state != "confirmed":
-                    break
+        wall = time.time()
+        candidates = [s for s in self.served.values() if not s.done]
+        if not candidates:
+            return
+        # The contract compares with block time; dev chains may run ahead of the wall clock.
+        now = max(wall, self.chain.now())
+        for served in candidates:
+            if now >= served.next_due:
+                self._report_agreement(served, now)
+
+    def _report_agreement(self, served: Served, now: float) -> None:
+        agreement = served.agreement
+        terms = agreement.terms
+        while True:
+            snap = agreement.snapshot()
+            if snap.status in (Status.Ended, Status.Terminated, Status.Cancelled):
+                served.done = True
+                log.info("agreement finished", extra={"agreement": agreement.address, "status": snap.status.name})
+                return
+            period = snap.settled_periods
+            served.next_period = period
+            served.next_due = terms.period_end(period) + served.grace_s
+            if snap.status is not Status.Active:
+                served.next_due = max(served.next_due, now + self.config.report_check_s)
+                return
+            if now < served.next_due:
+                return
+            if period in served.unmeasured:
+                # Already refused: the contract's dispute/expire path decides; look again later.
+                served.next_due = now + UNMEASURED_RECHECK_S
+                return
+            if self.writer is not None:
+                self.writer.flush()  # the period's last samples must be in the store
+            figures = self.figures(served, period)
+            enough, lowest = meets_minimum({n: figures[n] for n in served.probes}, served.min_measured_ppm)
+            self.metrics.period_measured_ppm.labels(agreement.address).set(lowest)
+            if not enough:
+                served.unmeasured.add(period)
+                self.metrics.periods_not_reported.inc()
+                self.store.save_period_results(agreement.address, period, figures)
+                log.warning("not enough of the period measured: no report (the contract's dispute/expire path "
+                            "applies)", extra={"agreement": agreement.address, "period": period,
+                                               "measured_ppm": lowest, "min_measured_ppm": served.min_measured_ppm,
+                                               "explain": {n: figures[n].explain() for n in served.probes}})
+                served.next_due = now + UNMEASURED_RECHECK_S
+                return
+            outcome = self.submitter.process(agreement, period, figures)
+            log.info("period report", extra={"agreement": agreement.address, "period": period,
+                                             "state": outcome.state, "detail": outcome.detail,
+                                             "measured_ppm": lowest,
+                                             "values": [figures[s.name].value_ppm for s in terms.services]})
+            if outcome.state != "confirmed":
+                return
 
     def maintenance(self, served: Served) -> list[tuple[int, int]]:
-        """Configured windows plus those the provider declared on-chain with the agreed notice
-        (declared with less notice they count like any other time)."""
-        declared = [(w.start, w.end) for w in served.agreement.maintenance_windows() if w.with_notice]
-        return served.maintenance + declared
+        """Windows the provider declared ON-CHAIN with the agreed notice: the only ones excluded
+        (a figure must never depend on something the parties did not sign)."""
+        return [(w.start, w.end) for w in served.agreement.maintenance_windows() if w.with_notice]
 
     def figures(self, served: Served, period: int) -> dict[str, PeriodFigure]:
+        """Every service's figure, aggregated by the store per slice (never a month of samples
+        as Python objects)."""
         terms = served.agreement.terms
         start, end = terms.period_start(period), terms.period_end(period)
         maintenance = self.maintenance(served)
+        slice_s = served.slice_seconds
+        address = served.agreement.address
         out: dict[str, PeriodFigure] = {}
         for service in terms.services:
             if service.kind in (Kind.satisfaction, Kind.composite):
                 # The contract fills these in; report a neutral figure (ignored on-chain).
-                out[service.name] = figure_from_counts(SliceCounts(0, 0, 0, 0, 0), self.config.missing_data,
-                                                       self.config.slice_seconds)
+                out[service.name] = replace(NEUTRAL_FIGURE, slice_seconds=slice_s)
         kinds = {s.name: s.kind for s in terms.services}
         objectives = {s.name: s.objective_ppm for s in terms.services}
         for name, probe in served.probes.items():
             if probe.prometheus is not None:
                 p = probe.prometheus
                 out[name] = PrometheusSource(str(p.url).rstrip("/")).availability(
-                    p.query, start, end, slice_seconds=self.config.slice_seconds, threshold=p.threshold,
-                    inclusive=p.inclusive, maintenance=maintenance, missing=self.config.missing_data)
+                    p.query, start, end, slice_seconds=slice_s, threshold=p.threshold,
+                    inclusive=p.inclusive, maintenance=maintenance)
                 continue
-            samples = self.store.samples(served.agreement.address, name, start, end)
-            samples = served.schedule.apply_thresholds(samples)
-            figure = availability(samples, start, end, slice_seconds=self.config.slice_seconds,
-                                  maintenance=maintenance, missing=self.config.missing_data)
+            if probe.failure_threshold == 1:
+                counts = self.store.slice_counts(address, name, start, end, slice_s, maintenance)
+            else:  # consecutive failures need the samples in order: streamed, still not materialised
+                verdicts = self.store.slice_verdicts(address, name, start, end, slice_s, probe.failure_threshold)
+                counts = count_slices(start, end, slice_s, verdicts, maintenance)
+            latencies: tuple[Any, ...] = (None, None, None)
+            if kinds[name] is Kind.latency:
+                latencies = self.store.latency_percentiles(address, name, start, end, slice_s, maintenance)
+            figure = figure_from_counts(counts, slice_s, latencies)  # type: ignore[arg-type]
             if kinds[name] is Kind.latency:
                 figure = self._latency_figure(figure, probe.latency_percentile, objectives[name])
             out[name] = figure
@@ -292,11 +468,11 @@ class Daemon:
 
     def _latency_figure(self, figure: PeriodFigure, percentile: int, objective_ms: int) -> PeriodFigure:
         """A latency service reports its period percentile in whole ms (rounded up, never in the
-        provider's favour). Without a single ok check: the worst value under 'down', the
-        objective under 'exclude'."""
+        provider's favour). Measured slices but not a single ok check: the worst value (the
+        service never answered). Nothing measured (all maintenance): the objective, neutral."""
         ms = {50: figure.p50_ms, 95: figure.p95_ms, 99: figure.p99_ms}[percentile]
         if ms is None:
-            value = LATENCY_UNKNOWN_MS if self.config.missing_data is MissingPolicy.DOWN else objective_ms
+            value = LATENCY_UNKNOWN_MS if figure.total_slices else objective_ms
         else:
             value = min(math.ceil(ms), LATENCY_UNKNOWN_MS)
         return replace(figure, value_ppm=value)
@@ -312,7 +488,8 @@ class Daemon:
         host, _, port = self.config.listen.rpartition(":")
         site = web.TCPSite(runner, host, int(port))
         await site.start()
-        log.info("listening", extra={"listen": self.config.listen})
+        bound = [s.getsockname()[1] for s in getattr(site._server, "sockets", None) or []]  # noqa: SLF001
+        log.info("listening", extra={"listen": self.config.listen, "port": bound[0] if bound else int(port)})
         return runner
 
     async def _metrics(self, _: web.Request) -> web.Response:
@@ -338,6 +515,17 @@ class Daemon:
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=max(0.05, seconds))
+
+
+def check_config(config: OracleConfig, *, wait_for_chain_s: float = 5.0) -> Daemon:
+    """Every start-up check `oracle run` makes (key, store, chain, factory, each agreement's
+    committee, probes, service names, slice lengths), without measuring anything: what
+    `oracle check` should run so both accept exactly the same files. Raises ConfigError listing
+    every problem. Note: it opens (and creates, if missing) the store."""
+    daemon = Daemon(config)
+    daemon.prepare(wait_for_chain_s=wait_for_chain_s)
+    daemon.store.close()
+    return daemon
 
 
 def run_daemon(config: OracleConfig) -> None:

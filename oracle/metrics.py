@@ -14,6 +14,16 @@ class OracleMetrics:
                               registry=self.registry)
         self.check_failures = Counter("smartsla_oracle_check_failures", "Probe checks that failed",
                                       ["agreement", "service"], registry=self.registry)
+        self.checks_not_measured = Counter(
+            "smartsla_oracle_checks_not_measured", "Checks the prober could not run on time (it was behind, or "
+            "stalled during the check): recorded as not measured, never as failures", ["agreement", "service"],
+            registry=self.registry)
+        self.period_measured_ppm = Gauge(
+            "smartsla_oracle_period_measured_ppm", "Measured share (ppm) of the last period evaluated: the lowest "
+            "over the agreement's measured services", ["agreement"], registry=self.registry)
+        self.periods_not_reported = Counter(
+            "smartsla_oracle_periods_not_reported", "Periods refused because less than the agreement's "
+            "min_measured_ppm was measured (left to the contract's dispute/expire path)", registry=self.registry)
         self.reports_submitted = Counter("smartsla_oracle_reports_submitted",
                                          "Settlement transactions sent", registry=self.registry)
         self.reports_confirmed = Counter("smartsla_oracle_reports_confirmed",

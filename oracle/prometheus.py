@@ -3,7 +3,7 @@
 A PromQL expression is evaluated once per slice through `/api/v1/query_range` with
 step = slice length; each point becomes a slice verdict (good when the value is above a
 threshold) and `oracle.sli.count_slices` does the counting, so the rules (maintenance,
-missing-data policy, ppm rounding) are exactly those applied to the oracle's own probes.
+not-measured slices, ppm rounding) are exactly those applied to the oracle's own probes.
 
 Alignment: the point at time t judges the slice that *ends* at t, i.e. slice i of the period is
 judged by the point at start + (i + 1) * step. Write expressions that look back one step, e.g.
@@ -13,11 +13,11 @@ threshold 0.999 and `inclusive=True`. A plain instant selector such as `up` uses
 lookback (5 minutes by default), so a target that stopped being scraped still looks up for a while.
 
 Missing points (no series, a gap, or NaN such as 0/0 when there was no traffic) are slices without
-data and follow the missing-data policy. When an expression returns several series, a slice is
-good only when every series with a point there is good.
+that were not measured (left out of good and total; they lower the measured share). When
+an expression returns several series, a slice is good only when every series with a point there is good.
 
 Unlike a probe, a failed query raises PrometheusError: an unreachable Prometheus must never be
-mistaken for a period without data (which the `down` policy would turn into credits).
+mistaken for a period without data.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from .sli import MissingPolicy, PeriodFigure, Window, count_slices, figure_from_counts, slice_count
+from .sli import PeriodFigure, Window, count_slices, figure_from_counts, slice_count
 
 # Prometheus refuses a query_range of more than 11,000 points per series; stay well below it.
 MAX_POINTS_PER_QUERY = 10_000
@@ -100,14 +100,14 @@ class PrometheusSource:
         return verdicts_from_series(series, start, n, slice_seconds, threshold, inclusive)
 
     def availability(self, expr: str, start: float, end: float, *, slice_seconds: int = 60,
-                     threshold: float = 0.0, inclusive: bool = False, maintenance: Iterable[Window] = (),
-                     missing: MissingPolicy = MissingPolicy.DOWN) -> PeriodFigure:
+                     threshold: float = 0.0, inclusive: bool = False, maintenance: Iterable[Window] = ()
+                     ) -> PeriodFigure:
         """The period figure from a PromQL expression; no latency percentiles (the expression
         measures whatever it measures)."""
         verdicts = self.verdicts(expr, start, end, slice_seconds=slice_seconds, threshold=threshold,
                                  inclusive=inclusive)
-        counts = count_slices(start, end, slice_seconds, verdicts, maintenance, missing)
-        return figure_from_counts(counts, MissingPolicy(missing), slice_seconds)
+        counts = count_slices(start, end, slice_seconds, verdicts, maintenance)
+        return figure_from_counts(counts, slice_seconds)
 
 
 def verdicts_from_series(series: Iterable[Series], start: float, n_slices: int, slice_seconds: int,

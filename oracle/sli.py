@@ -1,22 +1,30 @@
 """Per-period SLI figures from measurements: pure functions, no I/O.
 
-Availability is counted in time slices (one minute by default), the way cloud SLAs count
-"unavailable minutes":
+Availability is counted in time slices (one minute by default; the agreement's `slice_seconds`),
+the way cloud SLAs count "unavailable minutes". Every slice of a period is exactly one of:
 
-* a slice is **bad when any check inside it failed**, good when it has checks and all passed.
-  "Any" rather than "majority" because one failed check is evidence of an outage that a
-  majority of later successes does not undo, and it is what customers expect from AWS/Azure
-  style downtime minutes; probe flakiness is handled separately by a failure threshold
-  (`oracle.probes.apply_failure_threshold`), not by diluting slices;
-* a slice that **overlaps a scheduled maintenance window, even partly, is excluded** from both
-  the good and the total count;
-* a slice **with no data** follows a stated policy: `down` counts it as bad (the oracle could not
-  see the service, and the provider should not profit from that), `exclude` drops it like
-  maintenance;
-* the value is `good * 1_000_000 // total` ppm, rounded down so the figure never claims more
-  availability than was measured. With no countable slice (the whole period under maintenance,
-  or no data under `exclude`) the value is 1_000_000: nothing was observed as down, and the
-  contract must not pay credits for time nobody could judge.
+* **excluded** — it overlaps, even partly, a maintenance window the provider declared ON-CHAIN
+  with the agreed notice. Only such windows are excluded: a figure must never depend on
+  something the parties did not sign (the oracle's own configuration cannot exclude anything);
+* **not measured** — no sample lies in it (the oracle was down, started late, or fell behind and
+  skipped the check rather than run it late). A slice nobody observed is evidence of nothing:
+  it is left out of good AND total, never counted as down (that would make the provider pay
+  for the oracle's outage) nor as up (that would hide a real one);
+* **bad** — it holds a failed check. "Any" rather than "majority": one failed check is evidence
+  of an outage that later successes do not undo; flaky probes are handled by a failure
+  threshold (`oracle.probes.apply_failure_threshold`), not by diluting slices;
+* **good** — it holds checks and all passed.
+
+The rule, in numbers:
+
+* `countable = slices - excluded`; `measured = good + bad`;
+* the value is `good * 1_000_000 // measured` ppm, rounded down so the figure never claims more
+  availability than was measured (1_000_000 when nothing was measured);
+* the measured share is `measured_ppm = measured * 1_000_000 // countable` (1_000_000 when every
+  slice is excluded: nothing was left to measure);
+* a period whose measured share is below the agreement's `min_measured_ppm` gets NO report:
+  the oracle does not know enough to move money, so the period takes the contract's
+  dispute/expire path (the daemon logs it, stores the figure and exposes it on /metrics).
 
 Periods are half-open `[start, end)` in unix seconds. A last slice shorter than `slice_seconds`
 (period length not a multiple of it) counts as one whole slice.
@@ -30,15 +38,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from smartsla.units import PPM, ppm_to_percent
-
-
-class MissingPolicy(StrEnum):
-    DOWN = "down"  # a slice without data counts as bad
-    EXCLUDE = "exclude"  # a slice without data is left out of good and total
 
 
 class SampleLike(Protocol):
@@ -57,17 +59,28 @@ Window = tuple[float, float]
 
 @dataclass(frozen=True)
 class SliceCounts:
-    """How the slices of one period were classified. total + excluded == slices in the period."""
+    """How the slices of one period were classified.
+
+    total + excluded == slices in the period; total (= good + bad) + missing == countable.
+    """
 
     good: int
-    total: int  # slices that count: good + bad
-    excluded: int  # maintenance slices, plus slices without data under MissingPolicy.EXCLUDE
-    maintenance: int  # slices overlapping a maintenance window (part of `excluded`)
-    missing: int  # slices outside maintenance without data, whatever the policy did with them
+    total: int  # measured slices: good + bad
+    excluded: int  # maintenance slices plus slices not measured (neither is in `total`)
+    maintenance: int  # slices overlapping a declared maintenance window
+    missing: int  # countable slices without any sample: not measured
 
     @property
     def value_ppm(self) -> int:
         return PPM if self.total == 0 else self.good * PPM // self.total
+
+    @property
+    def countable(self) -> int:
+        return self.total + self.missing
+
+    @property
+    def measured_ppm(self) -> int:
+        return PPM if self.countable == 0 else self.total * PPM // self.countable
 
 
 @dataclass(frozen=True)
@@ -79,31 +92,28 @@ class PeriodFigure:
     total_slices: int
     excluded_slices: int
     maintenance_slices: int
-    missing_slices: int
-    missing_policy: MissingPolicy
+    missing_slices: int  # not measured (part of excluded_slices)
     slice_seconds: int
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
-    # Share of the period's countable time (not excluded by maintenance) actually measured; the
-    # contract refuses reports below the agreement's minimum.
-    measured_ppm: int = 1_000_000
+    # Share of the countable (non-maintenance) slices that hold a sample, in ppm. The default
+    # only serves figures that measure nothing (satisfaction, composite).
+    measured_ppm: int = PPM
 
     def explain(self) -> str:
-        """E.g. '43,170 of 43,200 minutes good (99.9305%), 30 maintenance minutes excluded,
-        missing data counted as down'."""
+        """E.g. '43,170 of 43,200 measured minutes good (99.9305%), 30 maintenance minutes
+        excluded, 100.0000% of the period measured'."""
         unit, units = _unit_names(self.slice_seconds)
-        parts = [f"{self.good_slices:,} of {self.total_slices:,} {units} good ({ppm_to_percent(self.value_ppm)})"]
+        parts = [f"{self.good_slices:,} of {self.total_slices:,} measured {units} good "
+                 f"({ppm_to_percent(self.value_ppm)})"]
         if self.maintenance_slices:
             n = self.maintenance_slices
             parts.append(f"{n:,} maintenance {unit if n == 1 else units} excluded")
         if self.missing_slices:
             n = self.missing_slices
-            verb = "counted as down" if self.missing_policy is MissingPolicy.DOWN else "excluded"
-            parts.append(f"{n:,} {unit if n == 1 else units} without data {verb}")
-        else:
-            verb = "counted as down" if self.missing_policy is MissingPolicy.DOWN else "excluded"
-            parts.append(f"missing data {verb}")
+            parts.append(f"{n:,} {unit if n == 1 else units} not measured")
+        parts.append(f"{ppm_to_percent(self.measured_ppm)} of the period measured")
         if self.p50_ms is not None:
             parts.append(f"latency p50/p95/p99 {self.p50_ms:.1f}/{self.p95_ms:.1f}/{self.p99_ms:.1f} ms")
         return ", ".join(parts)
@@ -140,14 +150,13 @@ def maintenance_slices(start: float, end: float, slice_seconds: int, maintenance
 
 
 def count_slices(start: float, end: float, slice_seconds: int, verdicts: Mapping[int, bool],
-                 maintenance: Iterable[Window] = (), missing: MissingPolicy = MissingPolicy.DOWN) -> SliceCounts:
+                 maintenance: Iterable[Window] = ()) -> SliceCounts:
     """Classify every slice of [start, end).
 
     `verdicts` maps a slice index (0 = the slice starting at `start`) to True (good) or False
     (bad); an index absent from it is a slice without data. Indexes outside the period are
     ignored. This is the one place where the counting rules live.
     """
-    missing = MissingPolicy(missing)
     n = slice_count(start, end, slice_seconds)
     maint = maintenance_slices(start, end, slice_seconds, maintenance)
     good = bad = no_data = 0
@@ -161,13 +170,9 @@ def count_slices(start: float, end: float, slice_seconds: int, verdicts: Mapping
             good += 1
         else:
             bad += 1
-    total = good + bad
-    excluded = len(maint)
-    if missing is MissingPolicy.DOWN:
-        total += no_data
-    else:
-        excluded += no_data
-    return SliceCounts(good=good, total=total, excluded=excluded, maintenance=len(maint), missing=no_data)
+    # Not measured is never down nor up: out of good and total (see the module docstring).
+    return SliceCounts(good=good, total=good + bad, excluded=len(maint) + no_data, maintenance=len(maint),
+                       missing=no_data)
 
 
 def sample_verdicts(samples: Iterable[SampleLike], start: float, slice_seconds: int,
@@ -199,18 +204,30 @@ def latency_percentiles(samples: Iterable[SampleLike]) -> tuple[float | None, fl
     return nearest_rank(values, 50), nearest_rank(values, 95), nearest_rank(values, 99)
 
 
-def figure_from_counts(counts: SliceCounts, missing: MissingPolicy, slice_seconds: int,
+def figure_from_counts(counts: SliceCounts, slice_seconds: int,
                        latencies: tuple[float | None, float | None, float | None] = (None, None, None)
                        ) -> PeriodFigure:
     p50, p95, p99 = latencies
     return PeriodFigure(value_ppm=counts.value_ppm, good_slices=counts.good, total_slices=counts.total,
                         excluded_slices=counts.excluded, maintenance_slices=counts.maintenance,
-                        missing_slices=counts.missing, missing_policy=MissingPolicy(missing),
-                        slice_seconds=slice_seconds, p50_ms=p50, p95_ms=p95, p99_ms=p99)
+                        missing_slices=counts.missing, slice_seconds=slice_seconds, p50_ms=p50, p95_ms=p95,
+                        p99_ms=p99, measured_ppm=counts.measured_ppm)
+
+
+NEUTRAL_FIGURE = PeriodFigure(value_ppm=PPM, good_slices=0, total_slices=0, excluded_slices=0, maintenance_slices=0,
+                              missing_slices=0, slice_seconds=60)
+"""For services the oracle does not measure (satisfaction, composite): ignored on-chain."""
+
+
+def meets_minimum(figures: Mapping[str, PeriodFigure], min_measured_ppm: int) -> tuple[bool, int]:
+    """(enough measured?, the lowest measured share): a period is reported only when EVERY
+    measured service was observed for at least `min_measured_ppm` of its countable time."""
+    lowest = min((f.measured_ppm for f in figures.values()), default=PPM)
+    return lowest >= min_measured_ppm, lowest
 
 
 def availability(samples: Iterable[SampleLike], start: float, end: float, *, slice_seconds: int = 60,
-                 maintenance: Iterable[Window] = (), missing: MissingPolicy = MissingPolicy.DOWN) -> PeriodFigure:
+                 maintenance: Iterable[Window] = ()) -> PeriodFigure:
     """The period figure of one service from its probe samples (samples outside [start, end) are
     ignored). Apply `oracle.probes.apply_failure_threshold` first if the SLA tolerates isolated
     failed checks. Latency percentiles cover the ok samples outside maintenance slices, for the
@@ -219,7 +236,7 @@ def availability(samples: Iterable[SampleLike], start: float, end: float, *, sli
     in_period = [s for s in samples if start <= s.ts < end]
     maintenance = list(maintenance)
     verdicts = sample_verdicts(in_period, start, slice_seconds)
-    counts = count_slices(start, end, slice_seconds, verdicts, maintenance, missing)
+    counts = count_slices(start, end, slice_seconds, verdicts, maintenance)
     maint = maintenance_slices(start, end, slice_seconds, maintenance)
     outside = [s for s in in_period if int((s.ts - start) // slice_seconds) not in maint]
-    return figure_from_counts(counts, missing, slice_seconds, latency_percentiles(outside))
+    return figure_from_counts(counts, slice_seconds, latency_percentiles(outside))

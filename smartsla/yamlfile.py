@@ -48,21 +48,27 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         raise YamlFileError(f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
 
 
-def validation_message(exc: ValidationError, node: yaml.Node | None, source: str) -> str:
-    """`file:line: field.path: message (and N more)` for the first error."""
-    errors = exc.errors()
-    err = errors[0]
-    loc = tuple(err["loc"])
+def problem_line(node: yaml.Node | None, source: str, loc: tuple[Any, ...], msg: str) -> str:
+    """`file:line: field.path: message` for one problem."""
     field = ".".join(str(p) for p in loc) or "(top level)"
     line = line_of(node, loc)
     where = f":{line}" if line else ""
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{source}{where}: {field}: {msg}{more}"
+    return f"{source}{where}: {field}: {msg}"
+
+
+def validation_message(exc: ValidationError, node: yaml.Node | None, source: str) -> str:
+    """Every error, one per line: `file:line: field.path: message`. All of them, because a user
+    fixing a file one error per run wastes a run per mistake."""
+    return "\n".join(problem_line(node, source, tuple(err["loc"]), err["msg"].removeprefix("Value error, "))
+                     for err in exc.errors())
 
 
 def load_model(model: type[M], path: str | Path, error: type[ValueError] = YamlFileError) -> M:
-    """Read `path` and validate it as `model`; raise `error` naming file, line and field."""
+    """Read `path` and validate it as `model`; raise `error` naming file, line and field.
+
+    A model may define `problems() -> list[(loc, message)]` for rules across fields; they are
+    reported the same way, all of them, after the field-level validation passed.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -75,6 +81,11 @@ def load_model(model: type[M], path: str | Path, error: type[ValueError] = YamlF
     if not isinstance(data, dict):
         raise error(f"{path}: the top level must be a mapping")
     try:
-        return model.model_validate(data)
+        obj = model.model_validate(data)
     except ValidationError as exc:
         raise error(validation_message(exc, node, str(path))) from exc
+    check = getattr(obj, "problems", None)
+    found = check() if callable(check) else []
+    if found:
+        raise error("\n".join(problem_line(node, str(path), tuple(loc), msg) for loc, msg in found))
+    return obj

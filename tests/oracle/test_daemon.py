@@ -5,9 +5,11 @@ what the schedule implies; crashes and a chain outage must neither skip nor repe
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -115,7 +117,7 @@ class World:
             "report_check_s": 0.5,
             "listen": "127.0.0.1:0",
             "agreements": [{"address": agreement}],
-            "services": {"web": {"http": {"url": service_url, "timeout_s": 0.5}, "interval_s": 0.25}},
+            "services": {"web": {"http": {"url": service_url, "timeout_s": 0.25}, "interval_s": 0.25}},
         }
         cfg.update(extra)
         path = self.tmp / "oracle.yaml"
@@ -247,7 +249,7 @@ def test_maintenance_declared_on_chain_with_notice_is_excluded_and_latency_repor
     ag.declare_maintenance(s + 3, s + 6, world.provider)
     config = world.config(ag.address, service.url)
     cfg = yaml.safe_load(config.read_text())
-    cfg["services"]["web-p95"] = {"http": {"url": service.url, "timeout_s": 0.5}, "interval_s": 0.25}
+    cfg["services"]["web-p95"] = {"http": {"url": service.url, "timeout_s": 0.25}, "interval_s": 0.25}
     config.write_text(yaml.safe_dump(cfg))
     proc = world.start(config)
     try:
@@ -287,6 +289,34 @@ def test_bad_configuration_stops_at_start_with_the_field(world: World, service: 
 
     bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": world.customer}]}))
     assert "agreements[0].address" in run(bad) and "was not created by the factory" in run(bad)
+
+    # Every problem is listed, each with its field (no "(and N more)").
+    bad.write_text(yaml.safe_dump({**good, "grace_seconds": 3, "report_check_s": -1,
+                                   "services": {"web": {"http": {"url": "not a url"}}}}))
+    err = run(bad)
+    assert all(f in err for f in ("grace_seconds", "report_check_s", "services.web.http.url")), err
+    assert "more)" not in err
+
+    # A probe for a service the agreement does not have: named, with the agreement's services.
+    bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": ag.address, "services": {
+        "wbe": {"http": {"url": service.url, "timeout_s": 0.25}, "interval_s": 0.25}}}]}))
+    assert "agreements[0].services: wbe not in agreement" in run(bad) and "(its services: web)" in run(bad)
+    bad.write_text(yaml.safe_dump({**good, "services": {**good["services"], "webb": good["services"]["web"]}}))
+    assert "services: webb not in any listed agreement" in run(bad)
+
+    # Removed knobs fail with a message naming what replaced them.
+    bad.write_text(yaml.safe_dump({**good, "missing_data": "down"}))
+    assert "missing_data was removed" in run(bad) and "min_measured_ppm" in run(bad)
+    bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": ag.address,
+                                                           "maintenance": [{"start": 1, "end": 2}]}]}))
+    assert "agreements.0.maintenance" in run(bad) and "declare the window on-chain" in run(bad)
+
+    # Timeouts longer than the interval; discover mode without a provider allowlist.
+    bad.write_text(yaml.safe_dump({**good, "services": {"web": {"http": {"url": service.url, "timeout_s": 1},
+                                                                "interval_s": 0.5}}}))
+    assert "services.web.http.timeout_s: 1 s is longer than interval_s (0.5 s)" in run(bad)
+    bad.write_text(yaml.safe_dump({**good, "discover": True}))
+    assert "discover_providers: discover: true needs the list of providers" in run(bad)
 
     stranger = "0x" + "42" * 32
     assert "is not a member of the oracle committee" in run(world.config(ag.address, service.url), key=stranger)
@@ -370,8 +400,10 @@ def sample_count(db: Path) -> int:
 
 def test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing(world: World, service: ScheduledService,
                                                                            tmp_path: Path):
+    # Every kill leaves a second or two unmeasured: far below the default minimum share in 5-s
+    # periods. This test is about crash safety, so its agreement accepts any measured share.
     rng = random.Random(20261125)
-    ag = world.agreement(period_length=PERIOD_S, period_count=PERIODS, start_in=8)
+    ag = world.agreement(period_length=PERIOD_S, period_count=PERIODS, start_in=8, min_measured_ppm=1)
     config = world.config(ag.address, service.url)
     db = tmp_path / "oracle.db"
     kills = 0
@@ -403,3 +435,225 @@ def test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing(world: 
     print(f"\nfault injection: {kills} SIGKILLs over {PERIODS} periods; {sample_count(db)} samples kept, "
           f"{len(settled)} settlements, {nonce} transactions, store integrity ok")
     assert kills >= 5
+
+
+# ---------------------------------------------------------------- measurement (issue 10 / 15)
+# Targets probed by one daemon must not affect each other's figures (15.1); configurations whose
+# slices cannot all hold a sample are refused (finding 9); a period measured for less than the
+# agreement's minimum share gets no report (finding 10).
+
+def five_services() -> tuple[Service, ...]:
+    return tuple(Service(name=f"s{i}", objective_ppm=999_900, weight_bps=2_000, tiers=EC2) for i in range(5))
+
+
+@pytest.fixture
+def silent_ports() -> Iterator[Callable[[], int]]:
+    """Ports that accept TCP connections (kernel backlog) but never answer: hanging targets."""
+    socks: list[socket.socket] = []
+
+    def make() -> int:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        socks.append(s)
+        return s.getsockname()[1]
+
+    yield make
+    for s in socks:
+        s.close()
+
+
+def samples_by_target(db: Path) -> dict[tuple[str, str], list[tuple[float, bool]]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT agreement, service, ts, ok FROM samples ORDER BY ts").fetchall()
+    out: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    for agreement, svc, ts, ok in rows:
+        out.setdefault((agreement, svc), []).append((ts, bool(ok)))
+    return out
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, -(-99 * len(ordered) // 100) - 1)]
+
+
+def test_hanging_targets_do_not_delay_or_spoil_other_targets(world: World, service: ScheduledService,
+                                                               silent_ports: Callable[[], int], tmp_path: Path):
+    # 6 agreements x 5 services = 30 targets; one target of agreements 0, 2 and 4 hangs (10 %).
+    interval, timeout = 1.0, 1.0
+    ags = [world.agreement(period_length=3_600, period_count=1, start_in=60, services=five_services())
+           for _ in range(6)]
+    hanging = {(ag.address.lower(), "s4") for ag in ags[0::2]}
+    entries = []
+    for ag in ags:
+        svcs = {}
+        for i in range(5):
+            url = (f"http://127.0.0.1:{silent_ports()}/health" if (ag.address.lower(), f"s{i}") in hanging
+                   else service.url)
+            svcs[f"s{i}"] = {"http": {"url": url, "timeout_s": timeout}, "interval_s": interval}
+        entries.append({"address": ag.address, "services": svcs})
+    config = world.config(ags[0].address, service.url, agreements=entries, services={})
+    proc = world.start(config)
+    try:
+        deadline = time.time() + 30
+        while '"msg": "listening"' not in world.log_text():
+            assert time.time() < deadline, world.log_text()[-3000:]
+            time.sleep(0.1)
+        t0 = time.time()
+        time.sleep(10)
+        t1 = time.time()
+    finally:
+        stop(proc)
+    by_target = samples_by_target(tmp_path / "oracle.db")
+    healthy = [(a.address.lower(), f"s{i}") for a in ags for i in range(5)
+               if (a.address.lower(), f"s{i}") not in hanging]
+    lags: list[float] = []
+    for target in healthy:
+        samples = [(ts, ok) for ts, ok in by_target.get(target, []) if t0 + 1 <= ts < t1 - 2]
+        assert samples, f"{target}: no sample at all"
+        assert all(ok for _, ok in samples), f"{target}: a healthy target recorded a failure"
+        times = [ts for ts, _ in samples]
+        # Lag: how much later than its interval each check came after the previous one.
+        lags += [max(0.0, b - a - interval) for a, b in itertools.pairwise(times)]
+        # Its figure is what it is alone: every whole second of the window holds a sample.
+        seconds = {int(ts) for ts in times}
+        window = set(range(int(t0 + 2), int(t1 - 3)))
+        assert window <= seconds, f"{target}: seconds without a sample: {sorted(window - seconds)}"
+    assert p99(lags) < 1.0, f"lag p99 {p99(lags):.2f} s"
+    for target in hanging:
+        samples = [(ts, ok) for ts, ok in by_target.get(target, []) if t0 + 1 <= ts < t1 - 2]
+        assert not any(ok for _, ok in samples), "a hanging target recorded a success"
+        # A hanging target is measured as down in every slice, never "not measured": otherwise a
+        # provider could make its service hang instead of refuse, push the measured share below
+        # the minimum and escape the credit.
+        seconds = {int(ts) for ts, _ in samples}
+        window = set(range(int(t0 + 2), int(t1 - 3)))
+        assert window <= seconds, f"hanging {target}: seconds not measured: {sorted(window - seconds)}"
+
+
+def test_overload_is_never_recorded_as_an_outage(world: World, service: ScheduledService, tmp_path: Path):
+    # 40 healthy targets at 10 checks/s each (400 checks/s wanted), each answer taking 20 ms, at
+    # most one check in flight: the prober can do 50 checks/s at best. Checks it cannot start on
+    # time are not measured; no check may fail because the prober, not the target, was slow (a
+    # timeout that starts while the check waits for its turn would fail nearly all of them).
+    service.delay_s = 0.02
+    ags = [world.agreement(period_length=3_600, period_count=1, start_in=60, services=five_services())
+           for _ in range(8)]
+    entries = [{"address": ag.address,
+                "services": {f"s{i}": {"http": {"url": service.url, "timeout_s": 0.1}, "interval_s": 0.1}
+                             for i in range(5)}} for ag in ags]
+    config = world.config(ags[0].address, service.url, agreements=entries, services={}, max_in_flight=1)
+    proc = world.start(config)
+    metrics_port = None
+    try:
+        deadline = time.time() + 30
+        while '"msg": "listening"' not in world.log_text():
+            assert time.time() < deadline, world.log_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(8)
+        import json
+        for line in world.log_text().splitlines():
+            if '"msg": "listening"' in line:
+                metrics_port = json.loads(line)["port"]
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    finally:
+        stop(proc)
+    with sqlite3.connect(tmp_path / "oracle.db") as conn:
+        total, failed = conn.execute("SELECT count(*), sum(NOT ok) FROM samples").fetchone()
+        reasons = [r for (r,) in conn.execute("SELECT DISTINCT detail FROM samples WHERE NOT ok LIMIT 5")]
+    assert total > 100, "the prober measured next to nothing"
+    assert failed == 0, f"{failed} of {total} checks of healthy targets recorded as failures: {reasons}"
+    skipped = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                  if line.startswith("smartsla_oracle_checks_not_measured_total"))
+    assert skipped > 0, "the prober was not overloaded: the test proves nothing"
+
+
+def test_slices_that_cannot_hold_a_sample_are_refused_at_start(world: World, service: ScheduledService,
+                                                               tmp_path: Path):
+    # Finding 9: slice 1 s, interval 30 s (the default) -> 29 of 30 slices without a sample; a
+    # service that never failed read 5 % and the customer got a 100 % credit.
+    ag = world.agreement(period_length=60, period_count=1)
+    cfg = yaml.safe_load(world.config(ag.address, service.url).read_text())
+    cfg["services"]["web"] = {"http": {"url": service.url, "timeout_s": 2}}  # interval_s: default 30
+    path = tmp_path / "finding9.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, SMARTSLA_ORACLE_KEY=world.oracle_key)
+    try:
+        done = subprocess.run([sys.executable, "-m", "oracle", "--config", str(path)], env=env,
+                              capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the oracle accepted slices of 1 s probed every 30 s and ran")
+    assert done.returncode == 2, done.stderr
+    assert "services.web.interval_s: 30 s is longer than the slice length of 1 s" in done.stderr
+
+
+def test_period_measured_below_the_minimum_gets_no_report(world: World, service: ScheduledService):
+    # The oracle is down for most of the only period: it must not report a figure it did not
+    # observe (the period takes the contract's dispute/expire path instead).
+    minimum = {"min_measured_ppm": 900_000} if "min_measured_ppm" in Terms.model_fields else {}
+    ag = world.agreement(period_length=8, period_count=1, start_in=8, **minimum)
+    config = world.config(ag.address, service.url)
+    proc = world.start(config)
+    world.wait_ready(ag.terms.start)
+    time.sleep(max(0.0, ag.terms.start + 1 - time.time()))
+    stop(proc)  # down from second 1 to second 6 of 8: at most ~40 % measured
+    time.sleep(max(0.0, ag.terms.start + 6 - time.time()))
+    proc = world.start(config)
+    try:
+        wait_until(lambda: "not enough of the period measured" in world.log_text(), 40, "the refusal",
+                   world.log_text)
+        time.sleep(3)  # a wrong report would have time to land
+        assert ag.snapshot().settled_periods == 0
+        assert ag.settlements() == []
+    finally:
+        stop(proc)
+    with sqlite3.connect(world.tmp / "oracle.db") as conn:
+        (measured,) = conn.execute("SELECT measured_ppm FROM period_results WHERE period = 0").fetchone()
+    assert measured < 900_000
+
+
+def test_discover_serves_only_agreements_of_listed_providers(world: World, service: ScheduledService):
+    # Finding 7c: anyone can create an agreement naming the oracle; in discover mode the oracle
+    # would then spend gas settling it. Only agreements of providers on the allowlist are served.
+    ag = world.agreement(period_length=3_600, period_count=1, start_in=60)
+
+    def served(providers: list[str]) -> list[str]:
+        cfg = yaml.safe_load(world.config(ag.address, service.url).read_text())
+        cfg.update(agreements=[], discover=True, discover_providers=providers, listen="127.0.0.1:0")
+        world.tmp.joinpath("discover.yaml").write_text(yaml.safe_dump(cfg))
+        (world.tmp / "oracle.log").write_text("")
+        proc = world.start(world.tmp / "discover.yaml")
+        try:
+            deadline = time.time() + 30
+            while '"msg": "listening"' not in world.log_text():
+                assert time.time() < deadline and proc.poll() is None, world.log_text()[-3000:]
+                time.sleep(0.1)
+            import json
+            port = next(json.loads(line)["port"] for line in world.log_text().splitlines()
+                        if '"msg": "listening"' in line)
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["agreements"]
+        finally:
+            stop(proc)
+
+    assert served([world.customer]) == []  # a stranger's (here: not the listed provider's) agreement
+    assert "provider not in discover_providers" in world.log_text()
+    assert served([world.provider]) == [ag.address]
+
+
+def test_check_config_runs_the_daemons_validation_and_lists_every_problem(world: World, service: ScheduledService,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    from oracle.config import ConfigError, OracleConfig
+    from oracle.daemon import check_config
+
+    ag = world.agreement(period_length=60, period_count=1)
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", world.oracle_key)
+    good = yaml.safe_load(world.config(ag.address, service.url).read_text())
+    check_config(OracleConfig.model_validate(good))  # fine
+    probe = good["services"]["web"]
+    bad = {**good, "agreements": [{"address": ag.address, "services": {"wbe": probe}},
+                                  {"address": world.customer}]}
+    with pytest.raises(ConfigError) as err:
+        check_config(OracleConfig.model_validate(bad))
+    lines = str(err.value).splitlines()
+    assert any("agreements[0].services: wbe not in agreement" in x and "(its services: web)" in x for x in lines)
+    assert any(x.startswith("agreements[1].address:") for x in lines), lines

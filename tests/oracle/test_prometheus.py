@@ -21,7 +21,6 @@ import pytest
 
 import oracle.prometheus as prom
 from oracle.prometheus import PrometheusError, PrometheusSource
-from oracle.sli import MissingPolicy
 
 SLICE = 2  # seconds; two scrapes per slice at the 1 s scrape interval
 EXPR = f"min_over_time(smartsla_test_up[{SLICE}s])"  # "up for the whole slice"
@@ -132,22 +131,22 @@ def test_up_down_up_is_counted_slice_by_slice(scenario: Scenario) -> None:
     assert fig.missing_slices >= 6  # the 12 s before Prometheus started
     assert fig.total_slices + fig.excluded_slices == n
     assert fig.good_slices == sum(verdicts.values())
-    assert fig.total_slices == n  # missing counted as down
+    assert fig.total_slices == n - fig.missing_slices  # not measured: out of the total
+    assert fig.measured_ppm == fig.total_slices * 1_000_000 // n
     assert fig.value_ppm == fig.good_slices * 1_000_000 // fig.total_slices
     assert fig.p50_ms is None
 
 
-def test_missing_policy_and_maintenance_apply_to_prometheus_too(scenario: Scenario) -> None:
+def test_not_measured_and_maintenance_apply_to_prometheus_too(scenario: Scenario) -> None:
     s = scenario
     start = math.floor(s.started) - 6 * SLICE
     end = start + SLICE * math.floor((s.ended - start) / SLICE)
-    down = s.source.availability(EXPR, start, end, slice_seconds=SLICE, missing=MissingPolicy.DOWN)
-    excl = s.source.availability(EXPR, start, end, slice_seconds=SLICE, missing=MissingPolicy.EXCLUDE)
-    assert excl.missing_slices == down.missing_slices
-    assert excl.total_slices == down.total_slices - down.missing_slices
-    assert excl.value_ppm > down.value_ppm
-    # the outage announced as maintenance: nothing bad is left, and no-data slices are excluded too
-    maint = s.source.availability(EXPR, start, end, slice_seconds=SLICE, missing=MissingPolicy.EXCLUDE,
+    fig = s.source.availability(EXPR, start, end, slice_seconds=SLICE)
+    assert fig.missing_slices >= 3  # before Prometheus started: not measured, not down
+    assert fig.measured_ppm < 1_000_000
+    assert fig.total_slices + fig.missing_slices == (end - start) // SLICE
+    # the outage announced as maintenance: nothing bad is left
+    maint = s.source.availability(EXPR, start, end, slice_seconds=SLICE,
                                   maintenance=[(s.went_down - SLICE, s.came_up + 2 * SLICE)])
     assert maint.maintenance_slices > 0
     assert maint.value_ppm == 1_000_000

@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 from oracle.probes import ProbeSchedule, Sample, apply_failure_threshold
 from oracle.prometheus import verdicts_from_series
 from oracle.sli import (
-    MissingPolicy,
+    PeriodFigure,
     availability,
     count_slices,
     latency_percentiles,
     maintenance_slices,
+    meets_minimum,
     nearest_rank,
     sample_verdicts,
 )
@@ -33,7 +34,8 @@ def test_month_with_30_bad_minutes_is_999_305_ppm() -> None:
     fig = availability(samples, 0, MONTH_MINUTES * 60)
     assert (fig.good_slices, fig.total_slices, fig.excluded_slices, fig.missing_slices) == (43_170, 43_200, 0, 0)
     assert fig.value_ppm == 999_305  # 43,170 * 1e6 // 43,200 = 999,305.55... rounded down
-    assert fig.explain() == ("43,170 of 43,200 minutes good (99.9305%), missing data counted as down, "
+    assert fig.measured_ppm == PPM
+    assert fig.explain() == ("43,170 of 43,200 measured minutes good (99.9305%), 100.0000% of the period measured, "
                              "latency p50/p95/p99 20.0/20.0/20.0 ms")
 
 
@@ -42,8 +44,8 @@ def test_maintenance_over_the_bad_minutes_restores_100_percent() -> None:
     fig = availability(samples, 0, MONTH_MINUTES * 60, maintenance=[(1000 * 60, 1030 * 60)])
     assert (fig.good_slices, fig.total_slices, fig.excluded_slices, fig.maintenance_slices) == (43_170, 43_170, 30, 30)
     assert fig.value_ppm == PPM
-    assert fig.explain().startswith("43,170 of 43,170 minutes good (100.0000%), 30 maintenance minutes excluded, "
-                                    "missing data counted as down")
+    assert fig.explain().startswith("43,170 of 43,170 measured minutes good (100.0000%), 30 maintenance minutes "
+                                    "excluded, 100.0000% of the period measured")
 
 
 def test_one_failed_check_makes_the_minute_bad() -> None:
@@ -54,15 +56,27 @@ def test_one_failed_check_makes_the_minute_bad() -> None:
     assert (fig.good_slices, fig.total_slices, fig.value_ppm) == (1, 2, 500_000)
 
 
-def test_missing_data_policy() -> None:
+def test_slices_without_a_sample_are_not_measured_never_down() -> None:
+    # Finding 9: a service that never failed, probed less often than once per slice, read 5 %
+    # because the empty slices counted as down. Not measured is neither down nor up.
     samples = per_minute(10, bad=set())
     samples = [s for s in samples if s.ts // 60 not in (3, 4)]  # no data in minutes 3 and 4
-    down = availability(samples, 0, 600, missing=MissingPolicy.DOWN)
-    excl = availability(samples, 0, 600, missing="exclude")  # type: ignore[arg-type]
-    assert (down.good_slices, down.total_slices, down.missing_slices, down.value_ppm) == (8, 10, 2, 800_000)
-    assert (excl.good_slices, excl.total_slices, excl.excluded_slices, excl.value_ppm) == (8, 8, 2, PPM)
-    assert "2 minutes without data counted as down" in down.explain()
-    assert "2 minutes without data excluded" in excl.explain()
+    fig = availability(samples, 0, 600)
+    assert (fig.good_slices, fig.total_slices, fig.missing_slices, fig.excluded_slices) == (8, 8, 2, 2)
+    assert fig.value_ppm == PPM
+    assert fig.measured_ppm == 800_000  # 8 of 10 countable minutes measured
+    assert "2 minutes not measured, 80.0000% of the period measured" in fig.explain()
+    # one sample every 30 slices of 1 s: 100 % up, 1/30 measured (the report is then refused)
+    sparse = [Sample("api", t, True, 5.0, "") for t in range(0, 600, 30)]
+    fig = availability(sparse, 0, 600, slice_seconds=1)
+    assert (fig.value_ppm, fig.measured_ppm) == (PPM, 33_333)
+
+
+def test_measured_share_leaves_maintenance_out() -> None:
+    samples = [s for s in per_minute(10, bad=set()) if s.ts // 60 not in (0, 1, 2)]
+    fig = availability(samples, 0, 600, maintenance=[(0, 120)])
+    # 8 countable minutes (2 excluded by maintenance), 7 measured
+    assert (fig.maintenance_slices, fig.missing_slices, fig.measured_ppm) == (2, 1, 875_000)
 
 
 def test_partial_maintenance_overlap_excludes_the_whole_slice() -> None:
@@ -74,10 +88,10 @@ def test_partial_maintenance_overlap_excludes_the_whole_slice() -> None:
 
 def test_no_countable_slice_is_100_percent() -> None:
     fig = availability([], 0, 600, maintenance=[(0, 600)])
-    assert (fig.total_slices, fig.excluded_slices, fig.value_ppm) == (0, 10, PPM)
-    fig = availability([], 0, 600, missing=MissingPolicy.EXCLUDE)
-    assert (fig.total_slices, fig.missing_slices, fig.value_ppm) == (0, 10, PPM)
-    assert availability([], 0, 600).value_ppm == 0  # no data at all, counted as down
+    assert (fig.total_slices, fig.excluded_slices, fig.value_ppm, fig.measured_ppm) == (0, 10, PPM, PPM)
+    fig = availability([], 0, 600)  # nothing measured: a neutral value that is never reported
+    assert (fig.total_slices, fig.missing_slices, fig.value_ppm, fig.measured_ppm) == (0, 10, PPM, 0)
+    assert not meets_minimum({"api": fig}, 1)[0]
 
 
 def test_partial_last_slice_counts_as_one() -> None:
@@ -174,14 +188,16 @@ windows = st.lists(st.tuples(st.floats(-100, 40_000), st.floats(0, 5_000)).map(l
 
 
 @settings(max_examples=200, deadline=None)
-@given(period_samples(), windows, st.sampled_from(list(MissingPolicy)))
-def test_value_is_bounded_and_counts_add_up(data: tuple[int, int, list[Sample]], maint: list[tuple[float, float]],
-                                            policy: MissingPolicy) -> None:
+@given(period_samples(), windows)
+def test_value_is_bounded_and_counts_add_up(data: tuple[int, int, list[Sample]],
+                                            maint: list[tuple[float, float]]) -> None:
     slice_seconds, end, samples = data
-    fig = availability(samples, 0, end, slice_seconds=slice_seconds, maintenance=maint, missing=policy)
-    assert 0 <= fig.value_ppm <= PPM
+    fig = availability(samples, 0, end, slice_seconds=slice_seconds, maintenance=maint)
+    assert 0 <= fig.value_ppm <= PPM and 0 <= fig.measured_ppm <= PPM
     assert fig.good_slices <= fig.total_slices
     assert fig.total_slices + fig.excluded_slices == end // slice_seconds
+    countable = fig.total_slices + fig.missing_slices
+    assert fig.measured_ppm == (PPM if countable == 0 else fig.total_slices * PPM // countable)
     assert fig.value_ppm == (PPM if fig.total_slices == 0 else fig.good_slices * PPM // fig.total_slices)
 
 
@@ -211,13 +227,12 @@ def test_one_more_failed_check_never_raises_the_value(data: tuple[int, int, list
 
 
 @settings(max_examples=200, deadline=None)
-@given(period_samples())
-def test_excluding_missing_data_never_scores_below_counting_it_down(data: tuple[int, int, list[Sample]]) -> None:
+@given(period_samples(), st.floats(0, 36_000, exclude_max=True))
+def test_one_more_check_never_lowers_the_measured_share(data: tuple[int, int, list[Sample]], t: float) -> None:
     slice_seconds, end, samples = data
-    down = availability(samples, 0, end, slice_seconds=slice_seconds, missing=MissingPolicy.DOWN)
-    excl = availability(samples, 0, end, slice_seconds=slice_seconds, missing=MissingPolicy.EXCLUDE)
-    assert excl.value_ppm >= down.value_ppm
-    assert down.missing_slices == excl.missing_slices
+    before = availability(samples, 0, end, slice_seconds=slice_seconds)
+    after = availability([*samples, Sample("s", t % end, True, 1.0, "")], 0, end, slice_seconds=slice_seconds)
+    assert after.measured_ppm >= before.measured_ppm
 
 
 @settings(max_examples=200, deadline=None)
@@ -237,4 +252,9 @@ def test_failure_threshold_only_ever_forgives(checks: list[tuple[str, bool]], th
 
 def test_count_slices_is_shared_and_ignores_foreign_indexes() -> None:
     counts = count_slices(0, 300, 60, {0: True, 1: False, 7: False, -1: False})
-    assert (counts.good, counts.total, counts.missing) == (1, 5, 3)
+    assert (counts.good, counts.total, counts.missing) == (1, 2, 3)
+    assert (counts.value_ppm, counts.measured_ppm) == (500_000, 400_000)
+
+
+def test_neutral_figure_type() -> None:
+    assert isinstance(PeriodFigure(1, 0, 0, 0, 0, 0, 60).measured_ppm, int)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, text
 
 from oracle.probes import Sample
-from oracle.sli import MissingPolicy, PeriodFigure, availability
+from oracle.sli import PeriodFigure, availability
 from oracle.store import IllegalTransitionError, SchemaTooNewError, Store, StoreError
 
 AGREEMENT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -62,8 +62,8 @@ def test_prune_keeps_the_dispute_window(store: Store) -> None:
 
 def figure(value_ppm: int = 999_305, good: int = 43_170) -> PeriodFigure:
     return PeriodFigure(value_ppm=value_ppm, good_slices=good, total_slices=43_200, excluded_slices=30,
-                        maintenance_slices=30, missing_slices=0, missing_policy=MissingPolicy.DOWN,
-                        slice_seconds=60, p50_ms=21.0, p95_ms=80.5, p99_ms=250.0)
+                        maintenance_slices=30, missing_slices=0, slice_seconds=60, p50_ms=21.0, p95_ms=80.5,
+                        p99_ms=250.0, measured_ppm=987_654)
 
 
 def count_rows(store: Store, table: str) -> int:
@@ -79,7 +79,7 @@ def test_period_results_are_idempotent(store: Store) -> None:
     saved = store.period_results(AGREEMENT.lower(), 3)
     assert {k: v.figure for k, v in saved.items()} == figs
     assert saved["api"].computed_at == NOW + 5
-    assert saved["api"].figure.missing_policy is MissingPolicy.DOWN
+    assert saved["api"].figure.measured_ppm == 987_654
     # recomputing before the report is signed replaces the figure
     store.save_period_results(AGREEMENT, 3, {"api": figure(999_000, 43_157)})
     assert store.period_results(AGREEMENT, 3)["api"].figure.value_ppm == 999_000
@@ -135,11 +135,57 @@ def test_report_walks_its_states_and_never_back(store: Store) -> None:
 def test_newer_schema_is_refused(store_url: str) -> None:
     Store.open(store_url).close()
     with Store.open(store_url) as s:  # reopening the current version is fine
-        assert s.schema_version() == 1
+        assert s.schema_version() == 2
         with s.engine.begin() as conn:
-            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (2, 0)"))
-    with pytest.raises(SchemaTooNewError, match="schema version 2 is newer than this oracle's 1"):
+            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (3, 0)"))
+    with pytest.raises(SchemaTooNewError, match="schema version 3 is newer than this oracle's 2"):
         Store.open(store_url)
+
+
+def test_slice_verdicts_in_the_database_equal_the_reference_maths(store: Store) -> None:
+    # The store aggregates per slice in SQL (no sample materialised); it must agree exactly with
+    # oracle.sli on the same samples, including the failure threshold and maintenance.
+    import random
+
+    from oracle.probes import apply_failure_threshold
+    from oracle.sli import count_slices, figure_from_counts
+
+    rng = random.Random(7)
+    batch = [Sample("api", NOW + rng.uniform(0, 3_600), rng.random() > 0.1, rng.uniform(1, 500), "")
+             for _ in range(2_000)]
+    batch = [s if s.ok else Sample(s.service, s.ts, False, None, "") for s in batch]
+    store.add_samples(AGREEMENT, batch)
+    start, end, maint = NOW + 7.5, NOW + 3_000, [(NOW + 600, NOW + 700)]
+    for threshold in (1, 3):
+        ref = availability(apply_failure_threshold(batch, threshold), start, end, slice_seconds=60,
+                           maintenance=maint)
+        verdicts = store.slice_verdicts(AGREEMENT, "api", start, end, 60, threshold)
+        got = figure_from_counts(count_slices(start, end, 60, verdicts, maint), 60,
+                                 store.latency_percentiles(AGREEMENT, "api", start, end, 60, maint))
+        if threshold == 1:
+            assert got == ref
+            assert store.slice_counts(AGREEMENT, "api", start, end, 60, maint) == count_slices(
+                start, end, 60, verdicts, maint)
+            # and with windows at the edges of the period, and none at all
+            for windows in ([], [(start - 100, start + 30), (end - 61, end + 500)], [(start, end)]):
+                assert store.slice_counts(AGREEMENT, "api", start, end, 60, windows) == count_slices(
+                    start, end, 60, verdicts, windows)
+        else:  # tolerated failures carry no latency in the reference: compare the counts
+            assert (got.good_slices, got.total_slices, got.measured_ppm) == (
+                ref.good_slices, ref.total_slices, ref.measured_ppm)
+
+
+def test_schema_1_store_is_migrated(tmp_path: Path) -> None:
+    path = sqlite_path(tmp_path)
+    with Store.open(str(path)) as s, s.engine.begin() as conn:  # make it look like schema 1
+        conn.execute(text("DROP INDEX ix_samples_failed"))
+        conn.execute(text("ALTER TABLE period_results DROP COLUMN measured_ppm"))
+        conn.execute(text("DELETE FROM schema_version WHERE version = 2"))
+        conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)"))
+    with Store.open(str(path)) as s:
+        assert s.schema_version() == 2
+        s.save_period_results(AGREEMENT, 0, {"api": figure()})
+        assert s.period_results(AGREEMENT, 0)["api"].figure.measured_ppm == 987_654
 
 
 # -- SQLite specifics ----------------------------------------------------------------------------
