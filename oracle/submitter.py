@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +68,11 @@ class Outcome:
 
 class Submitter:
     def __init__(self, chain: Chain, account: LocalAccount, store: Store, peers: list[str] | None = None,
-                 metrics: Any = None):
+                 metrics: Any = None, clock: Callable[[], float] = time.time):
         self.chain = chain
+        # The wall clock, which decides whether a period has ended when the chain's latest block is
+        # older (a dev chain that mines on demand); injectable to test a clock running ahead.
+        self.clock = clock
         self.account = account
         self.store = store
         self.peers = [str(p).rstrip("/") for p in (peers or [])]
@@ -191,13 +195,21 @@ class Submitter:
             tx = fn.build_transaction(params)
         except REVERTS as exc:
             error = decode_revert(_revert_data(exc), f"settle period {period}")
-            if error.name != "PeriodNotEnded" or time.time() < terms.period_end(period):
+            if error.name != "PeriodNotEnded" or self.clock() < terms.period_end(period):
                 return self._refused(agreement, period, report, error)
             # The period has ended by the wall clock, but the node estimates against its latest
-            # block, which on a dev chain that mines only on demand can be minutes old. The next
-            # block will carry the current time: send with a gas limit that covers the worst case.
+            # block, which on a chain that mines only on demand (Ganache, Anvil without
+            # --block-time: the README's way to start them) stays as old as the last transaction:
+            # nobody else may send one for hours. The block that will include ours is stamped with
+            # the current time, so send it with a gas limit that covers the worst case rather than
+            # wait. PeriodNotEnded is the only refusal overridden, and only once the wall clock
+            # agrees; if the clock was wrong the transaction reverts (costing at most this gas
+            # limit), the report stays 'submitted' and is sent again on a later pass. No dev-only
+            # RPC (evm_mine) is needed, so the same path is safe on a real network.
             params["gas"] = fallback_gas_limit(len(terms.services), max(1, terms.quorum))
             tx = fn.build_transaction(params)
+            log.info("estimating at an older block; sending with a fixed gas limit",
+                     extra={"agreement": agreement.address, "period": period, "gas": params["gas"]})
         signed = self.account.sign_transaction(tx)
         tx_hash = "0x" + bytes(signed.hash).hex()
         # Record the hash first: after a crash here, the restart finds the hash and looks it up.
@@ -216,7 +228,25 @@ class Submitter:
             return Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
         if self._settled_on_chain(agreement, period):  # another member won the race
             return self._confirm(agreement, period, self.store.report(agreement.address, period), "settled by a peer")
-        return Outcome("submitted", "transaction reverted; will retry", tx_hash)
+        # Mined but reverted: not settled. The report stays 'submitted' with this hash; the next
+        # pass finds the failed receipt (_follow_up) and sends a new transaction.
+        error = self._why_reverted(fn, sender, receipt, period)
+        log.warning("settlement transaction reverted; will retry",
+                    extra={"agreement": agreement.address, "period": period, "tx": tx_hash, "error": str(error)})
+        return Outcome("submitted", f"transaction reverted: {error}; will retry", tx_hash)
+
+    def _why_reverted(self, fn: Any, sender: str, receipt: Any, period: int) -> ContractReverted:
+        """Name the error of a mined, reverted transaction: replay it as a call at the block it was
+        mined in (that block's timestamp; the state after it, which a reverted settlement did not
+        change). A node without historical state answers with the generic name."""
+        action = f"settle period {period}"
+        try:
+            fn.call({"from": sender}, block_identifier=receipt["blockNumber"])
+        except REVERTS as exc:
+            return decode_revert(_revert_data(exc), action)
+        except Exception:  # noqa: BLE001 - a node without historical state: say what we know
+            pass
+        return ContractReverted("Reverted", (), action=action)
 
     def _refused(self, agreement: Agreement, period: int, report: Any, error: ContractReverted) -> Outcome:
         if error.name in ("PeriodAlreadySettled", "WrongStatus") and self._settled_on_chain(agreement, period):
