@@ -315,20 +315,23 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         assert needle in assert_one_line_error(err)
 
 
-# ---------------------------------------------------------------------------- on Anvil
-@pytest.mark.anvil
-def test_deploy_demo_and_status_on_anvil(tmp_path: Path) -> None:
+# ---------------------------------------------------------------------------- on Anvil and Ganache
+# Ganache used to fail the demo with "reverted Reverted()": its eth_estimateGas nests the revert
+# data, which the decoder missed (issue 10, finding 8).
+@pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_deploy_demo_and_status_on_a_dev_chain(kind: str, tmp_path: Path) -> None:
     from smartsla.localnode import NodeToolMissing, start_node
 
     try:
-        node = start_node("anvil")
+        node = start_node(kind)
     except NodeToolMissing as exc:
         pytest.skip(str(exc))
     env = {"SMARTSLA_DEPLOYMENTS": str(tmp_path / "deployments.json")}
     try:
         proc = run_cli("deploy", "--rpc-url", node.url, env=env)
         assert proc.returncode == 0, proc.stderr
-        recorded = deployments.lookup(31337, path=tmp_path / "deployments.json")
+        recorded = deployments.lookup(node.chain_id, path=tmp_path / "deployments.json")
         assert recorded is not None and recorded in proc.stdout
 
         demo = run_cli("demo", "--rpc-url", node.url, env=env)
