@@ -359,3 +359,23 @@ def _agreement_on(chain: Chain, factory_address: str) -> tuple[Factory, str]:
     agreement = factory.create_agreement(demo_terms(a[1], a[2], a[3], chain.now()), a[0])
     agreement.deposit_fees(a[2])
     return factory, agreement.address
+
+
+def test_one_rule_for_every_amount() -> None:
+    """Finding 12: ETH printed with 4 decimals, tokens with all 18. One rule now: exact, trailing
+    zeros trimmed, at least 4 decimals (fewer only if the token has fewer); never rounded."""
+    from smartsla.units import format_amount
+
+    assert format_amount(ETHER) == "1.0000 ETH"
+    assert format_amount(3 * ETHER // 2) == "1.5000 ETH"
+    assert format_amount(1) == "0.000000000000000001 ETH"  # a non-zero amount never reads as 0
+    assert format_amount(ETHER + 1) != format_amount(ETHER)  # two amounts never print the same
+    assert format_amount(0) == "0.0000 ETH"
+    assert format_amount(-25 * ETHER // 10) == "-2.5000 ETH"
+    assert format_amount(12_345_678, 6, "USDC") == "12.345678 USDC"
+    assert format_amount(1_250, 2, "EURC") == "12.50 EURC"
+    assert format_amount(7, 0, "PTS") == "7 PTS"
+    assert format_amount(10**18, 18, "") == "1.0000"
+    assert fmt_eth(3 * ETHER // 2) == format_amount(3 * ETHER // 2)
+    with pytest.raises(ValueError):
+        format_amount(1, -1)
