@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from smartsla import cli, deployments
+from smartsla import cli, cli_spec, deployments
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.credit import period_outcome
@@ -178,6 +178,7 @@ def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain
     """Every command in this process talks to one embedded chain; deployments go to tmp_path."""
     chain = Chain.connect("embedded")
     monkeypatch.setattr(cli, "_connect", lambda url: chain)
+    monkeypatch.setattr(cli_spec, "_connect", lambda url: chain)  # it imported the name
     monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
     yield chain
 
@@ -379,3 +380,67 @@ def test_one_rule_for_every_amount() -> None:
     assert fmt_eth(3 * ETHER // 2) == format_amount(3 * ETHER // 2)
     with pytest.raises(ValueError):
         format_amount(1, -1)
+
+
+# ---------------------------------------------------------------------------- agreement create: the start
+SPEC = """apiVersion: smartsla/v1
+kind: Agreement
+metadata: {{name: {name}, structure: service-based}}
+spec:
+  parties: {{provider: "{provider}", customer: "{customer}"}}
+  oracles: {{members: ["{oracle}"], quorum: 1}}
+  asset: ETH
+  fee: "{fee}"
+  collateral: "{collateral}"
+  timeWindow: {{start: {start}, duration: {duration}, count: {count}}}
+  creditCap: 100%
+  services:
+    - name: web
+      weight: 100%
+      slo: {{sli: availability, budgetingMethod: Timeslices, timeSliceWindow: {slice}, objective: 99.99%}}
+      credits:
+        - {{below: 99.99%, atLeast: 99.0%, credit: 10%}}
+        - {{below: 99.0%, atLeast: 95.0%, credit: 30%}}
+        - {{below: 95.0%, credit: 100%}}
+"""
+
+
+def write_spec(path: Path, provider: str, customer: str, oracle: str, start: int, *, duration: str = "60s",
+               count: int = 3, fee: str = "1.0", collateral: str = "3.0", slice_: str = "1s") -> Path:
+    """An EC2-like one-service spec (the README's tiers) starting at unix time `start`."""
+    import datetime as dt
+
+    iso = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(SPEC.format(name=path.stem, provider=provider, customer=customer, oracle=oracle, start=iso,
+                                duration=duration, count=count, fee=fee, collateral=collateral, slice=slice_))
+    return path
+
+
+def test_agreement_create_refuses_a_start_in_the_past_or_too_close(cli_chain: Chain, tmp_path: Path) -> None:
+    """Finding 10/12: a spec whose start had passed was created without a word, and its unobserved
+    periods were then reported. Refused before anything is sent; a close start is refused or
+    warned about so that both deposits can land first."""
+    import time as time_
+
+    a = cli_chain.accounts
+    factory = Factory.deploy(cli_chain, a[0])
+    f = ("--factory", factory.address)
+    now = max(int(time_.time()), cli_chain.now())
+    parties = (a[1], a[2], a[3])
+
+    past = write_spec(tmp_path / "past.yaml", *parties, now - 3600)
+    code, _, err = invoke("agreement", "create", str(past), *f)
+    assert code == 2 and "is in the past" in err and str(past) in err, err
+    close = write_spec(tmp_path / "close.yaml", *parties, now + 5)
+    code, _, err = invoke("agreement", "create", str(close), *f)
+    assert code == 2 and "deposits" in err and "at least 30 s ahead" in err, err
+    assert factory.agreements_of_provider(a[1]) == []  # nothing was sent
+
+    soon = write_spec(tmp_path / "soon.yaml", *parties, now + 120)
+    code, out, err = invoke("agreement", "create", str(soon), *f)
+    assert code == 0, err
+    assert "warning" in err and "starts in" in err and "smartsla deposit" in err
+    later = write_spec(tmp_path / "later.yaml", *parties, now + 86_400)
+    code, out, err = invoke("agreement", "create", str(later), *f)
+    assert code == 0 and "warning" not in err, err
+    assert len(factory.agreements_of_provider(a[1])) == 2
