@@ -461,3 +461,22 @@ def test_a_reverted_settlement_is_not_counted_and_is_sent_again(kind: str, reque
     assert len(agreement.settlements()) == 1
     assert submitter.process(agreement, 0, None).state == "confirmed"  # nothing sent again
     assert len(agreement.settlements()) == 1
+
+
+@pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_readme_documents_the_dev_chains_accounts(kind: str, request: pytest.FixtureRequest) -> None:
+    """Finding 12: Ganache's accounts were undocumented. The README's table must be what the nodes,
+    as scripts/chain.py starts them, really unlock, and each key must be that account's."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (\d) \| `(0x[0-9a-fA-F]{40})`<br>key `(0x[0-9a-f]{64})` \| "
+                      r"`(0x[0-9a-fA-F]{40})`<br>key `(0x[0-9a-f]{64})` \|$", readme, re.M)
+    assert [int(r[0]) for r in rows] == [0, 1, 2, 3]
+    column = 1 if kind == "anvil" else 3
+    chain = Chain.connect(request.getfixturevalue(kind).url)
+    for row, node_account in zip(rows, chain.accounts[:4], strict=True):
+        assert row[column] == node_account
+        assert Account.from_key(row[column + 1]).address == node_account
+    assert tuple(r[column + 1] for r in rows) == (ANVIL_KEYS if kind == "anvil" else GANACHE_KEYS)
