@@ -16,6 +16,7 @@ daemon does not waste transactions trying, nor skip a period.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -40,6 +41,15 @@ from .store import Store
 log = logging.getLogger("oracle.submitter")
 
 RECEIPT_WAIT_S = 30
+# A signed report is valid until its period's end plus this (and at least a day after signing):
+# the same 30 days after which unreported periods may be expired, so a signature cannot be held
+# back and used later, yet a committee has the whole reporting window to gather a quorum.
+REPORT_VALIDITY_S = 30 * 86_400
+MIN_REPORT_VALIDITY_S = 86_400
+PPM = 1_000_000
+# until merged: reports carry the measured share and a deadline once issue 10's contract and
+# smartsla.reports changes land (SignedReport grows measured_ppm and deadline fields).
+_REPORTS_CARRY_MEASURED = "measured_ppm" in {f.name for f in dataclasses.fields(SignedReport)}
 PEER_TIMEOUT_S = 2.0
 # Fault injection for the crash tests: the process SIGKILLs itself at this point of a submission
 # ("before-broadcast": hash recorded, transaction not sent; "after-broadcast": sent, not confirmed).
@@ -100,9 +110,12 @@ class Submitter:
         report = self.store.report(agreement, period)
         if report is None or report.state == "computed" or not report.signature:
             return None
-        return {"agreement": Web3.to_checksum_address(agreement), "period": period,
-                "values": report.payload["values"], "signature": report.signature,
-                "signer": self.account.address}
+        offered = {"agreement": Web3.to_checksum_address(agreement), "period": period,
+                   "values": report.payload["values"], "signature": report.signature,
+                   "signer": self.account.address}
+        if _REPORTS_CARRY_MEASURED:
+            offered.update(measured_ppm=report.payload["measured_ppm"], deadline=report.payload["deadline"])
+        return offered
 
     # ------------------------------------------------------------------ steps
     def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
@@ -122,13 +135,18 @@ class Submitter:
             raise ValueError(f"no figure for services {missing} of {agreement.address}")
         values = [int(figures[n].value_ppm) for n in names]
         self.store.save_period_results(agreement.address, period, {n: figures[n] for n in names})
-        payload = {"values": values, "services": names,
+        # The share of the period measured, least over the services (the contract refuses a report
+        # below the agreed minimum); figures without the field (before issue 10) measured it all.
+        measured = min(int(getattr(figures[n], "measured_ppm", PPM)) for n in names)
+        end = agreement.terms.period_end(period)
+        deadline = max(end + REPORT_VALIDITY_S, int(self.clock()) + MIN_REPORT_VALIDITY_S)
+        payload = {"values": values, "services": names, "measured_ppm": measured, "deadline": deadline,
                    "explain": {n: figures[n].explain() for n in names}}
         report = self.store.put_computed_report(agreement.address, period, payload)
         if report.state != "computed":
             return report  # signed earlier with the same payload
         signed = sign_report(self.account.key, self.chain.chain_id, agreement.address, period,
-                             report.payload["values"])
+                             report.payload["values"], *self._signed_extras(report.payload))
         log.info("signed report", extra={"agreement": agreement.address, "period": period,
                                          "values": report.payload["values"]})
         return self.store.transition_report(agreement.address, period, "computed", "signed",
@@ -166,12 +184,14 @@ class Submitter:
                 if response.status_code != 200:
                     continue
                 data = response.json()
-                report = SignedReport(agreement.address, self.chain.chain_id, period, tuple(data["values"]),
-                                      data["signer"], bytes.fromhex(data["signature"].removeprefix("0x")))
+                report = _report(agreement.address, self.chain.chain_id, period, data, data["signer"],
+                                 data["signature"])
                 signer = recover_signer(report)
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
                 continue
+            if _REPORTS_CARRY_MEASURED and report.deadline <= self.clock():
+                continue  # expired: the contract would refuse the whole batch (ReportExpired)
             if signer in committee and signer not in found and len(report.values_ppm) == len(own.values_ppm):
                 found[signer] = report
         return list(found.values())
@@ -180,10 +200,12 @@ class Submitter:
         values = list(report.payload["values"])
         terms = agreement.terms
         if terms.quorum == 1:
-            fn = agreement.contract.functions.settle(period, values)
+            settle_abi = agreement.contract.get_function_by_name("settle").abi
+            extra = [report.payload.get("measured_ppm", PPM)] if len(settle_abi["inputs"]) == 3 else []  # until merged
+            fn = agreement.contract.functions.settle(period, values, *extra)
         else:
-            own = SignedReport(agreement.address, self.chain.chain_id, period, tuple(values), self.account.address,
-                               bytes.fromhex(report.signature.removeprefix("0x")))
+            own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
+                          report.signature)
             reports = self._collect(agreement, period, own)
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
@@ -248,6 +270,11 @@ class Submitter:
             pass
         return ContractReverted("Reverted", (), action=action)
 
+    @staticmethod
+    def _signed_extras(payload: dict[str, Any]) -> tuple[int, ...]:
+        """(measured share, deadline) for sign_report once reports carry them."""
+        return (payload["measured_ppm"], payload["deadline"]) if _REPORTS_CARRY_MEASURED else ()
+
     def _refused(self, agreement: Agreement, period: int, report: Any, error: ContractReverted) -> Outcome:
         if error.name in ("PeriodAlreadySettled", "WrongStatus") and self._settled_on_chain(agreement, period):
             return self._confirm(agreement, period, report, error.name)
@@ -255,3 +282,15 @@ class Submitter:
         log.warning("settlement refused", extra={"agreement": agreement.address, "period": period,
                                                  "error": str(error)})
         return Outcome(report.state, f"refused: {error}")
+
+
+def _report(agreement: str, chain_id: int, period: int, data: dict[str, Any], signer: str,
+            signature: str) -> SignedReport:
+    """A SignedReport from a stored payload or a peer's JSON (values, and once reports carry them,
+    measured_ppm and deadline)."""
+    fields: dict[str, Any] = {"agreement": agreement, "chain_id": chain_id, "period": period,
+                              "values_ppm": tuple(int(v) for v in data["values"]), "signer": signer,
+                              "signature": bytes.fromhex(str(signature).removeprefix("0x"))}
+    if _REPORTS_CARRY_MEASURED:
+        fields.update(measured_ppm=int(data["measured_ppm"]), deadline=int(data["deadline"]))
+    return SignedReport(**fields)
