@@ -3,6 +3,7 @@ against a real Anvil."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 
@@ -169,7 +170,9 @@ def test_withdraw_to_another_address(anvil: LocalNode, tmp_path: Path) -> None:
                      env=env)
     assert code == 2 and "zero address" in out
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [940_000], chain.accounts[3])  # below 95 %: a 100 % credit of 1 ETH
+    # until merged: issue 10's settle takes the measured share of the period
+    measured = (1_000_000,) if "measured_ppm" in inspect.signature(ag.settle).parameters else ()
+    ag.settle(0, [940_000], *measured, chain.accounts[3])  # below 95 %: a 100 % credit of 1 ETH
     cold = Account.create().address
     code, out = _run("withdraw", ag.address, "--to", cold, "--keystore", str(customer_ks), *common, env=env)
     if not hasattr(ag, "withdraw_to"):  # until merged: the contracts have no withdrawTo yet
