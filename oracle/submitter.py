@@ -41,11 +41,10 @@ from .store import Store
 log = logging.getLogger("oracle.submitter")
 
 RECEIPT_WAIT_S = 30
-# A signed report is valid until its period's end plus this (and at least a day after signing):
-# the same 30 days after which unreported periods may be expired, so a signature cannot be held
-# back and used later, yet a committee has the whole reporting window to gather a quorum.
-REPORT_VALIDITY_S = 30 * 86_400
-MIN_REPORT_VALIDITY_S = 86_400
+# A signed report is refused by the contract after its deadline: the period's end plus this,
+# equal to Agreement.REPORT_DEADLINE (after which the term can be expired anyway). A signature
+# cannot be held back and used later, yet a committee has the whole window to gather a quorum.
+REPORT_VALIDITY_S = 30 * 24 * 3600
 PPM = 1_000_000
 # until merged: reports carry the measured share and a deadline once issue 10's contract and
 # smartsla.reports changes land (SignedReport grows measured_ppm and deadline fields).
@@ -138,8 +137,8 @@ class Submitter:
         # The share of the period measured, least over the services (the contract refuses a report
         # below the agreed minimum); figures without the field (before issue 10) measured it all.
         measured = min(int(getattr(figures[n], "measured_ppm", PPM)) for n in names)
-        end = agreement.terms.period_end(period)
-        deadline = max(end + REPORT_VALIDITY_S, int(self.clock()) + MIN_REPORT_VALIDITY_S)
+        # The deadline is the same on every retry, so the payload (hence the signature) is stable.
+        deadline = agreement.terms.period_end(period) + REPORT_VALIDITY_S
         payload = {"values": values, "services": names, "measured_ppm": measured, "deadline": deadline,
                    "explain": {n: figures[n].explain() for n in names}}
         report = self.store.put_computed_report(agreement.address, period, payload)
