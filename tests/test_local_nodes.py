@@ -408,6 +408,14 @@ def test_every_chain_names_the_custom_error_with_its_arguments(kind: str, reques
     assert decode_revert(_revert_data(raw.value)).args_ == (0, end)
 
 
+def _fresh_node(kind: str, request: pytest.FixtureRequest) -> LocalNode:
+    """A node of its own: the module's nodes have travelled in time (mine_at), and these tests
+    need a chain whose next block follows the wall clock, as a freshly started one does."""
+    node = _start_or_skip(kind)
+    request.addfinalizer(node.stop)
+    return node
+
+
 def _figure(value_ppm: int) -> PeriodFigure:
     """A fully measured figure; `missing_policy` only while PeriodFigure still has it (until merged)."""
     fields = {"value_ppm": value_ppm, "good_slices": value_ppm // 10_000, "total_slices": 100,
@@ -431,10 +439,12 @@ def test_oracle_settles_on_an_idle_chain_that_mines_on_demand(kind: str, request
                                                                tmp_path: Path) -> None:
     """Nobody sends a transaction after the period ends: the chain's latest block is older than
     the period's end, yet the oracle must settle (and not log `Reverted()` forever)."""
-    chain = Chain.connect(request.getfixturevalue(kind).url)
+    node = _fresh_node(kind, request)
+    chain = Chain.connect(node.url)
     agreement, roles = _active_agreement(chain, period_length=4)
     end = agreement.terms.period_end(0)
     submitter, store = _submitter(chain, roles, tmp_path)
+    assert end - time.time() < 30, "the chain's clock should follow the wall clock"
     while time.time() < end + 1:
         time.sleep(0.2)
     assert chain.now() < end, "the chain should still be idle at a block before the period's end"
@@ -452,8 +462,10 @@ def test_a_reverted_settlement_is_not_counted_and_is_sent_again(kind: str, reque
     """The oracle's clock runs ahead of the chain's: the transaction is mined, reverts
     (PeriodNotEnded), stays 'submitted' with the error named, and is sent again once the period
     has really ended; exactly one settlement."""
-    chain = Chain.connect(request.getfixturevalue(kind).url)
+    node = _fresh_node(kind, request)
+    chain = Chain.connect(node.url)
     agreement, roles = _active_agreement(chain, period_length=6)
+    assert agreement.terms.period_end(0) - time.time() < 30, "the chain's clock should follow the wall clock"
     end = agreement.terms.period_end(0)
     skew = 30.0
     submitter, store = _submitter(chain, roles, tmp_path, clock=lambda: time.time() + skew)
