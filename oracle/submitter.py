@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +40,11 @@ from .store import Store
 log = logging.getLogger("oracle.submitter")
 
 RECEIPT_WAIT_S = 30
-PEER_TIMEOUT_S = 2.0
-# A signed report is refused by the contract after its deadline: the period's end plus this.
-# Equal to Agreement.REPORT_DEADLINE, after which the term can be expired anyway.
+# A signed report is refused by the contract after its deadline: the period's end plus this,
+# equal to Agreement.REPORT_DEADLINE (after which the term can be expired anyway). A signature
+# cannot be held back and used later, yet a committee has the whole window to gather a quorum.
 REPORT_VALIDITY_S = 30 * 24 * 3600
+PEER_TIMEOUT_S = 2.0
 # Fault injection for the crash tests: the process SIGKILLs itself at this point of a submission
 # ("before-broadcast": hash recorded, transaction not sent; "after-broadcast": sent, not confirmed).
 CRASH_ENV = "SMARTSLA_ORACLE_CRASH_AT"
@@ -70,8 +72,11 @@ class Outcome:
 
 class Submitter:
     def __init__(self, chain: Chain, account: LocalAccount, store: Store, peers: list[str] | None = None,
-                 metrics: Any = None):
+                 metrics: Any = None, clock: Callable[[], float] = time.time):
         self.chain = chain
+        # The wall clock, which decides whether a period has ended when the chain's latest block is
+        # older (a dev chain that mines on demand); injectable to test a clock running ahead.
+        self.clock = clock
         self.account = account
         self.store = store
         self.peers = [str(p).rstrip("/") for p in (peers or [])]
@@ -99,10 +104,11 @@ class Submitter:
         report = self.store.report(agreement, period)
         if report is None or report.state == "computed" or not report.signature:
             return None
-        return {"agreement": Web3.to_checksum_address(agreement), "period": period,
-                "values": report.payload["values"], "measured_ppm": report.payload["measured_ppm"],
-                "deadline": report.payload["deadline"], "signature": report.signature,
-                "signer": self.account.address}
+        offered = {"agreement": Web3.to_checksum_address(agreement), "period": period,
+                   "values": report.payload["values"], "signature": report.signature,
+                   "signer": self.account.address}
+        offered.update(measured_ppm=report.payload["measured_ppm"], deadline=report.payload["deadline"])
+        return offered
 
     # ------------------------------------------------------------------ steps
     def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
@@ -122,9 +128,10 @@ class Submitter:
             raise ValueError(f"no figure for services {missing} of {agreement.address}")
         values = [int(figures[n].value_ppm) for n in names]
         self.store.save_period_results(agreement.address, period, {n: figures[n] for n in names})
-        # The least measured share over the services; a deadline the same on every retry (so the
-        # payload, hence the signature, is stable): the contract's own report deadline.
+        # The share of the period measured, least over the services (the contract refuses a report
+        # below the agreed minimum).
         measured = min(int(figures[n].measured_ppm) for n in names)
+        # The deadline is the same on every retry, so the payload (hence the signature) is stable.
         deadline = agreement.terms.period_end(period) + REPORT_VALIDITY_S
         payload = {"values": values, "services": names, "measured_ppm": measured, "deadline": deadline,
                    "explain": {n: figures[n].explain() for n in names}}
@@ -170,26 +177,26 @@ class Submitter:
                 if response.status_code != 200:
                     continue
                 data = response.json()
-                report = SignedReport(agreement.address, self.chain.chain_id, period, tuple(data["values"]),
-                                      int(data["measured_ppm"]), int(data["deadline"]), data["signer"],
-                                      bytes.fromhex(data["signature"].removeprefix("0x")))
+                report = _report(agreement.address, self.chain.chain_id, period, data, data["signer"],
+                                 data["signature"])
                 signer = recover_signer(report)
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
                 continue
+            if report.deadline <= self.clock():
+                continue  # expired: the contract would refuse the whole batch (ReportExpired)
             if signer in committee and signer not in found and len(report.values_ppm) == len(own.values_ppm):
                 found[signer] = report
         return list(found.values())
 
     def _submit(self, agreement: Agreement, period: int, report: Any) -> Outcome:
         values = list(report.payload["values"])
-        measured, deadline = int(report.payload["measured_ppm"]), int(report.payload["deadline"])
         terms = agreement.terms
         if terms.quorum == 1:
-            fn = agreement.contract.functions.settle(period, values, measured)
+            fn = agreement.contract.functions.settle(period, values, int(report.payload["measured_ppm"]))
         else:
-            own = SignedReport(agreement.address, self.chain.chain_id, period, tuple(values), measured, deadline,
-                               self.account.address, bytes.fromhex(report.signature.removeprefix("0x")))
+            own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
+                          report.signature)
             reports = self._collect(agreement, period, own)
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
@@ -201,13 +208,21 @@ class Submitter:
             tx = fn.build_transaction(params)
         except REVERTS as exc:
             error = decode_revert(_revert_data(exc), f"settle period {period}")
-            if error.name != "PeriodNotEnded" or time.time() < terms.period_end(period):
+            if error.name != "PeriodNotEnded" or self.clock() < terms.period_end(period):
                 return self._refused(agreement, period, report, error)
             # The period has ended by the wall clock, but the node estimates against its latest
-            # block, which on a dev chain that mines only on demand can be minutes old. The next
-            # block will carry the current time: send with a gas limit that covers the worst case.
+            # block, which on a chain that mines only on demand (Ganache, Anvil without
+            # --block-time: the README's way to start them) stays as old as the last transaction:
+            # nobody else may send one for hours. The block that will include ours is stamped with
+            # the current time, so send it with a gas limit that covers the worst case rather than
+            # wait. PeriodNotEnded is the only refusal overridden, and only once the wall clock
+            # agrees; if the clock was wrong the transaction reverts (costing at most this gas
+            # limit), the report stays 'submitted' and is sent again on a later pass. No dev-only
+            # RPC (evm_mine) is needed, so the same path is safe on a real network.
             params["gas"] = fallback_gas_limit(len(terms.services), max(1, terms.quorum))
             tx = fn.build_transaction(params)
+            log.info("estimating at an older block; sending with a fixed gas limit",
+                     extra={"agreement": agreement.address, "period": period, "gas": params["gas"]})
         signed = self.account.sign_transaction(tx)
         tx_hash = "0x" + bytes(signed.hash).hex()
         # Record the hash first: after a crash here, the restart finds the hash and looks it up.
@@ -226,7 +241,25 @@ class Submitter:
             return Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
         if self._settled_on_chain(agreement, period):  # another member won the race
             return self._confirm(agreement, period, self.store.report(agreement.address, period), "settled by a peer")
-        return Outcome("submitted", "transaction reverted; will retry", tx_hash)
+        # Mined but reverted: not settled. The report stays 'submitted' with this hash; the next
+        # pass finds the failed receipt (_follow_up) and sends a new transaction.
+        error = self._why_reverted(fn, sender, receipt, period)
+        log.warning("settlement transaction reverted; will retry",
+                    extra={"agreement": agreement.address, "period": period, "tx": tx_hash, "error": str(error)})
+        return Outcome("submitted", f"transaction reverted: {error}; will retry", tx_hash)
+
+    def _why_reverted(self, fn: Any, sender: str, receipt: Any, period: int) -> ContractReverted:
+        """Name the error of a mined, reverted transaction: replay it as a call at the block it was
+        mined in (that block's timestamp; the state after it, which a reverted settlement did not
+        change). A node without historical state answers with the generic name."""
+        action = f"settle period {period}"
+        try:
+            fn.call({"from": sender}, block_identifier=receipt["blockNumber"])
+        except REVERTS as exc:
+            return decode_revert(_revert_data(exc), action)
+        except Exception:  # noqa: BLE001 - a node without historical state: say what we know
+            pass
+        return ContractReverted("Reverted", (), action=action)
 
     def _refused(self, agreement: Agreement, period: int, report: Any, error: ContractReverted) -> Outcome:
         if error.name in ("PeriodAlreadySettled", "WrongStatus") and self._settled_on_chain(agreement, period):
@@ -235,3 +268,12 @@ class Submitter:
         log.warning("settlement refused", extra={"agreement": agreement.address, "period": period,
                                                  "error": str(error)})
         return Outcome(report.state, f"refused: {error}")
+
+
+def _report(agreement: str, chain_id: int, period: int, data: dict[str, Any], signer: str,
+            signature: str) -> SignedReport:
+    """A SignedReport from a stored payload or a peer's JSON (values, measured_ppm, deadline)."""
+    return SignedReport(agreement=agreement, chain_id=chain_id, period=period,
+                        values_ppm=tuple(int(v) for v in data["values"]), measured_ppm=int(data["measured_ppm"]),
+                        deadline=int(data["deadline"]), signer=signer,
+                        signature=bytes.fromhex(str(signature).removeprefix("0x")))

@@ -31,10 +31,33 @@ except ImportError:  # pragma: no cover - eth-tester is a dependency, but keep R
 REVERTS = (ContractLogicError, _TesterFailed)
 
 
+def _rpc_error_data(data: Any) -> str | None:
+    """The revert data inside a JSON-RPC error's ``data`` field, whatever the node's shape.
+
+    Anvil and geth put the hex string itself in ``data``. Ganache does so for ``eth_call`` but,
+    for ``eth_estimateGas`` (which web3 runs before every transaction), nests it:
+    ``{"hash": null, "programCounter": 5189, "result": "0x3ce914e4", "reason": null, ...}``;
+    some nodes wrap it as ``{"data": "0x..."}``. Reading only the string form lost the error's
+    name on Ganache (issue 10, finding 8: "settlement refused: Reverted()").
+    """
+    if isinstance(data, str):
+        return data if data.startswith("0x") else None
+    if isinstance(data, dict):
+        for key in ("result", "data"):
+            found = _rpc_error_data(data.get(key))
+            if found is not None:
+                return found
+        # Ganache < 7 keyed the error by transaction hash: {"0xhash": {"return": "0x..."}}
+        for value in data.values():
+            if isinstance(value, dict) and isinstance(value.get("return"), str):
+                return _rpc_error_data(value["return"])
+    return None
+
+
 def _revert_data(exc: Exception) -> str | bytes | None:
     """Raw revert data from web3's ContractLogicError or eth-tester's TransactionFailed."""
     if isinstance(exc, ContractLogicError):
-        return exc.data if isinstance(exc.data, str) else None
+        return _rpc_error_data(exc.data)
     text = str(exc.args[0]) if exc.args else ""
     text = text.removeprefix("execution reverted: ")
     if text.startswith(("b'", 'b"')):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -31,7 +31,7 @@ from .client import Agreement, Factory, Status
 from .demo import fmt_eth, fmt_time, print_terms, run_demo
 from .errors import ContractReverted, SmartSLAError
 from .terms import parse_address
-from .units import ppm_to_percent
+from .units import format_amount, ppm_to_percent
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
@@ -163,11 +163,7 @@ def _amount_formatter(chain: Chain, asset: str) -> Callable[[int], str]:
     except Exception:  # a token without the optional metadata: raw units
         return lambda units: f"{units} units"
 
-    def fmt(units: int) -> str:
-        text = f"{Decimal(units) / 10**decimals:.{decimals}f}" if decimals else str(units)
-        return f"{text} {symbol}"
-
-    return fmt
+    return lambda units: format_amount(units, decimals, symbol)
 
 
 # ---------------------------------------------------------------------------- top-level commands
@@ -578,11 +574,16 @@ def _signed_agreement(address: str, keystore_path: Path, password_env: str, rpc_
 def withdraw_cmd(
     address: Annotated[str, typer.Argument(help="The agreement's address.")],
     keystore_path: KeystoreOpt,
+    to: Annotated[str | None, typer.Option("--to", help="Pay another address (e.g. when yours cannot receive "
+                                           "ETH or is blocked by the token); default: your own.")] = None,
     rpc_url: RpcUrl = DEFAULT_RPC_URL,
     factory_address: FactoryOpt = None,
     password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
 ) -> None:
     """Withdraw what an agreement owes you (customer or provider), signed with your key file."""
+    recipient = _address(to, "--to") if to is not None else None
+    if recipient is not None and int(recipient, 16) == 0:
+        raise BadInput("--to must not be the zero address (the money would be burnt)")
     chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
     terms = agreement.terms
     if sender not in (terms.customer, terms.provider):
@@ -594,8 +595,67 @@ def withdraw_cmd(
     fmt = _amount_formatter(chain, terms.asset)
     if owed == 0:
         fail(f"nothing is owed to the {role} {sender} by {agreement.address}", 1)
-    amount = agreement.withdraw(sender)
-    _console().print(f"The {role} {sender} withdrew [bold]{fmt(amount)}[/] from {agreement.address}.")
+    if recipient is None or recipient == sender:
+        amount = agreement.withdraw(sender)
+        _console().print(f"The {role} {sender} withdrew [bold]{fmt(amount)}[/] from {agreement.address}.")
+        return
+    amount = agreement.withdraw_to(recipient, sender)
+    _console().print(f"The {role} {sender} withdrew [bold]{fmt(amount)}[/] from {agreement.address}, "
+                     f"paid to {recipient}.")
+
+
+DepositWhat = Annotated[str | None, typer.Option(
+    "--what", help="'fees' (the customer prepays every period's fee) or 'collateral' (the provider's bond); "
+    "default: what the key file's party owes.")]
+
+
+@app.command("deposit")
+@cli_errors
+def deposit_cmd(
+    address: Annotated[str, typer.Argument(help="The agreement's address.")],
+    keystore_path: KeystoreOpt,
+    what: DepositWhat = None,
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory_address: FactoryOpt = None,
+    password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
+) -> None:
+    """Deposit the customer's fees or the provider's collateral (ETH, or an ERC-20 after approving
+    exactly that amount), signed with your key file. Both deposited: the agreement is Active."""
+    if what is not None and what not in ("fees", "collateral"):
+        raise BadInput(f"--what must be 'fees' or 'collateral', not {what!r}")
+    chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
+    terms = agreement.terms
+    roles = {"fees": terms.customer, "collateral": terms.provider}
+    if what is None:
+        if sender not in roles.values():
+            raise BadInput(f"the key file's address {sender} is neither the customer ({terms.customer}) nor the "
+                           f"provider ({terms.provider}) of {agreement.address}: it has nothing to deposit")
+        what = "fees" if sender == terms.customer else "collateral"
+    party = "customer" if what == "fees" else "provider"
+    if sender != roles[what]:
+        raise BadInput(f"only the {party} {roles[what]} deposits the {what} of {agreement.address}; "
+                       f"the key file is for {sender}")
+    amount = terms.total_fees if what == "fees" else terms.collateral
+    fmt = _amount_formatter(chain, terms.asset)
+    # Check what the contract would refuse, and say it in words, before spending gas.
+    snap = agreement.snapshot()
+    if snap.status != Status.Pending:
+        fail(f"{agreement.address} is {snap.status.name}: deposits are accepted only while it is Pending", 1)
+    if (snap.fees_deposited if what == "fees" else snap.collateral_deposited):
+        fail(f"the {party} has already deposited the {what} of {agreement.address}", 1)
+    now = max(int(time.time()), chain.now())  # the next block is stamped no earlier than either
+    if now >= terms.start:
+        fail(f"the term of {agreement.address} started at {fmt_time(terms.start)}: a deposit now would let a "
+             "party activate the agreement with hindsight, so it is refused (cancel to recover a deposit)", 1)
+    held = chain.balance(sender, None if terms.is_native else terms.asset)
+    if held < amount:
+        fail(f"{sender} holds only {fmt(held)}; the {what} of {agreement.address} are {fmt(amount)}", 1)
+    result = agreement.deposit_fees(sender) if what == "fees" else agreement.deposit_collateral(sender)
+    after = agreement.snapshot()
+    _console().print(f"The {party} {sender} deposited [bold]{fmt(amount)}[/] of {what} into {agreement.address} "
+                     f"(block {result.block_number}). Status: [bold]{after.status.name}[/]"
+                     + ("" if after.status == Status.Active else
+                        f" (waiting for the {'provider' if what == 'fees' else 'customer'})") + ".")
 
 
 @app.command("terminate")

@@ -5,6 +5,8 @@ Registered on the main app by smartsla.cli (kept apart so that each group of com
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from rich.table import Table
 
 from .cli import (
     DEFAULT_RPC_URL,
+    BadInput,
     FactoryOpt,
     RpcUrl,
     _address,
@@ -61,6 +64,29 @@ def spec_validate(files: Annotated[list[Path], typer.Argument(help="Spec files t
                       f"{terms.maintenance_notice} s")
 
 
+# A term must start late enough for both deposits to be mined before it (the contracts refuse
+# deposits once the term has started, so that nobody activates an agreement with hindsight, and
+# periods that started before the oracle could watch them would be reported unmeasured).
+MIN_LEAD_S = 30  # two deposits, a few blocks each, even on a slow public network
+WARN_LEAD_S = 600
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_start(file: Path, start: int, now: int) -> int:
+    """Seconds from now to the term's start; refuses (exit 2) a start in the past or too close."""
+    if start <= now:
+        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is in the past (the chain and this machine say "
+                       f"{_iso(now)}): periods nobody measured would be settled; choose a future start")
+    if start - now < MIN_LEAD_S:
+        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is only {start - now} s away: both deposits "
+                       f"could not be mined before it (deposits are refused once the term has started); "
+                       f"choose a start at least {MIN_LEAD_S} s ahead")
+    return start - now
+
+
 @agreement_app.command("create")
 @cli_errors
 def agreement_create(
@@ -78,6 +104,12 @@ def agreement_create(
     chain = _connect(rpc_url)
     factory = _factory(chain, factory_address)
     sender = _sender(chain, from_, private_key_env)
+    lead = _check_start(file, terms.start, max(int(time.time()), chain.now()))
+    if lead < WARN_LEAD_S:
+        _console(stderr=True).print(
+            f"[yellow]warning:[/] the term starts in {lead} s ({_iso(terms.start)}): the customer's fees and "
+            "the provider's collateral must both be deposited before then (`smartsla deposit`), or the agreement "
+            "never becomes Active", soft_wrap=True, highlight=False)
     agreement = factory.create_agreement(terms, sender)
     console.print(f"Agreement [bold cyan]{agreement.address}[/] created from {file} "
                   f"(gas {agreement.creation.gas_used if agreement.creation else '?'})")

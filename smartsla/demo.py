@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -26,7 +25,7 @@ from .client import Agreement, Factory, Snapshot
 from .credit import Books, PeriodOutcome
 from .errors import ContractReverted, SmartSLAError
 from .terms import Service, Terms, Tier
-from .units import bps_to_percent, percent_to_bps, percent_to_ppm, ppm_to_percent
+from .units import bps_to_percent, format_amount, percent_to_bps, percent_to_ppm, ppm_to_percent
 
 ETHER = 10**18
 DAY = 86_400
@@ -149,10 +148,8 @@ class DemoResult:
 
 # ---------------------------------------------------------------------------- formatting
 def fmt_eth(wei: int) -> str:
-    """Exact ETH amount: at least 4 decimals, every significant wei shown."""
-    text = f"{Decimal(wei) / ETHER:.18f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(4, '0')} ETH"
+    """Exact ETH amount, by the one rule of smartsla.units.format_amount."""
+    return format_amount(wei)
 
 
 def fmt_days(seconds: int) -> str:

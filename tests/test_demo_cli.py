@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from smartsla import cli, deployments
+from smartsla import cli, cli_spec, deployments
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.credit import period_outcome
@@ -181,6 +181,7 @@ def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain
     """Every command in this process talks to one embedded chain; deployments go to tmp_path."""
     chain = Chain.connect("embedded")
     monkeypatch.setattr(cli, "_connect", lambda url: chain)
+    monkeypatch.setattr(cli_spec, "_connect", lambda url: chain)  # it imported the name
     monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
     yield chain
 
@@ -318,20 +319,23 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         assert needle in assert_one_line_error(err)
 
 
-# ---------------------------------------------------------------------------- on Anvil
-@pytest.mark.anvil
-def test_deploy_demo_and_status_on_anvil(tmp_path: Path) -> None:
+# ---------------------------------------------------------------------------- on Anvil and Ganache
+# Ganache used to fail the demo with "reverted Reverted()": its eth_estimateGas nests the revert
+# data, which the decoder missed (issue 10, finding 8).
+@pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_deploy_demo_and_status_on_a_dev_chain(kind: str, tmp_path: Path) -> None:
     from smartsla.localnode import NodeToolMissing, start_node
 
     try:
-        node = start_node("anvil")
+        node = start_node(kind)
     except NodeToolMissing as exc:
         pytest.skip(str(exc))
     env = {"SMARTSLA_DEPLOYMENTS": str(tmp_path / "deployments.json")}
     try:
         proc = run_cli("deploy", "--rpc-url", node.url, env=env)
         assert proc.returncode == 0, proc.stderr
-        recorded = deployments.lookup(31337, path=tmp_path / "deployments.json")
+        recorded = deployments.lookup(node.chain_id, path=tmp_path / "deployments.json")
         assert recorded is not None and recorded in proc.stdout
 
         demo = run_cli("demo", "--rpc-url", node.url, env=env)
@@ -359,3 +363,87 @@ def _agreement_on(chain: Chain, factory_address: str) -> tuple[Factory, str]:
     agreement = factory.create_agreement(demo_terms(a[1], a[2], a[3], chain.now() + 60), a[0])
     agreement.deposit_fees(a[2])
     return factory, agreement.address
+
+
+def test_one_rule_for_every_amount() -> None:
+    """Finding 12: ETH printed with 4 decimals, tokens with all 18. One rule now: exact, trailing
+    zeros trimmed, at least 4 decimals (fewer only if the token has fewer); never rounded."""
+    from smartsla.units import format_amount
+
+    assert format_amount(ETHER) == "1.0000 ETH"
+    assert format_amount(3 * ETHER // 2) == "1.5000 ETH"
+    assert format_amount(1) == "0.000000000000000001 ETH"  # a non-zero amount never reads as 0
+    assert format_amount(ETHER + 1) != format_amount(ETHER)  # two amounts never print the same
+    assert format_amount(0) == "0.0000 ETH"
+    assert format_amount(-25 * ETHER // 10) == "-2.5000 ETH"
+    assert format_amount(12_345_678, 6, "USDC") == "12.345678 USDC"
+    assert format_amount(1_250, 2, "EURC") == "12.50 EURC"
+    assert format_amount(7, 0, "PTS") == "7 PTS"
+    assert format_amount(10**18, 18, "") == "1.0000"
+    assert fmt_eth(3 * ETHER // 2) == format_amount(3 * ETHER // 2)
+    with pytest.raises(ValueError):
+        format_amount(1, -1)
+
+
+# ---------------------------------------------------------------------------- agreement create: the start
+SPEC = """apiVersion: smartsla/v1
+kind: Agreement
+metadata: {{name: {name}, structure: service-based}}
+spec:
+  parties: {{provider: "{provider}", customer: "{customer}"}}
+  oracles: {{members: ["{oracle}"], quorum: 1}}
+  asset: ETH
+  fee: "{fee}"
+  collateral: "{collateral}"
+  timeWindow: {{start: {start}, duration: {duration}, count: {count}}}
+  creditCap: 100%
+  services:
+    - name: web
+      weight: 100%
+      slo: {{sli: availability, budgetingMethod: Timeslices, timeSliceWindow: {slice}, objective: 99.99%}}
+      credits:
+        - {{below: 99.99%, atLeast: 99.0%, credit: 10%}}
+        - {{below: 99.0%, atLeast: 95.0%, credit: 30%}}
+        - {{below: 95.0%, credit: 100%}}
+"""
+
+
+def write_spec(path: Path, provider: str, customer: str, oracle: str, start: int, *, duration: str = "60s",
+               count: int = 3, fee: str = "1.0", collateral: str = "3.0", slice_: str = "1s") -> Path:
+    """An EC2-like one-service spec (the README's tiers) starting at unix time `start`."""
+    import datetime as dt
+
+    iso = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(SPEC.format(name=path.stem, provider=provider, customer=customer, oracle=oracle, start=iso,
+                                duration=duration, count=count, fee=fee, collateral=collateral, slice=slice_))
+    return path
+
+
+def test_agreement_create_refuses_a_start_in_the_past_or_too_close(cli_chain: Chain, tmp_path: Path) -> None:
+    """Finding 10/12: a spec whose start had passed was created without a word, and its unobserved
+    periods were then reported. Refused before anything is sent; a close start is refused or
+    warned about so that both deposits can land first."""
+    import time as time_
+
+    a = cli_chain.accounts
+    factory = Factory.deploy(cli_chain, a[0])
+    f = ("--factory", factory.address)
+    now = max(int(time_.time()), cli_chain.now())
+    parties = (a[1], a[2], a[3])
+
+    past = write_spec(tmp_path / "past.yaml", *parties, now - 3600)
+    code, _, err = invoke("agreement", "create", str(past), *f)
+    assert code == 2 and "is in the past" in err and str(past) in err, err
+    close = write_spec(tmp_path / "close.yaml", *parties, now + 5)
+    code, _, err = invoke("agreement", "create", str(close), *f)
+    assert code == 2 and "deposits" in err and "at least 30 s ahead" in err, err
+    assert factory.agreements_of_provider(a[1]) == []  # nothing was sent
+
+    soon = write_spec(tmp_path / "soon.yaml", *parties, now + 120)
+    code, out, err = invoke("agreement", "create", str(soon), *f)
+    assert code == 0, err
+    assert "warning" in err and "starts in" in err and "smartsla deposit" in err
+    later = write_spec(tmp_path / "later.yaml", *parties, now + 86_400)
+    code, out, err = invoke("agreement", "create", str(later), *f)
+    assert code == 0 and "warning" not in err, err
+    assert len(factory.agreements_of_provider(a[1])) == 2

@@ -24,15 +24,28 @@ from sla_helpers import EC2_TIERS, ETHER, make_terms
 from web3 import Web3
 from web3.logs import DISCARD
 
+from oracle.sli import PeriodFigure
+from oracle.store import Store
+from oracle.submitter import Submitter
 from smartsla import artifacts, deployments, localnode
-from smartsla.chain import Chain
+from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Factory, Status
 from smartsla.credit import Books, tier_credit_bps
-from smartsla.errors import ChainUnavailable
+from smartsla.errors import ChainUnavailable, ContractReverted, decode_revert
 from smartsla.localnode import LocalNode, NodeError, NodeToolMissing, start_node
 from smartsla.terms import Service, Tier
 
 ROOT = Path(__file__).resolve().parent.parent
+# The dev chains' deterministic accounts (Anvil: the "test test ... junk" mnemonic; Ganache:
+# --wallet.deterministic, the "myth like bonus ..." mnemonic), in the order the nodes list them.
+ANVIL_KEYS = ("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+              "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+              "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+              "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6")
+GANACHE_KEYS = ("0x4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d",
+                "0x6cbed15c793ce57650b9877cf6fa156fbef513c4e6134f022a85b1ffdd59b2a1",
+                "0x6370fd033278c143179d81c5526140625662b8daa446c22ee2d73db3707e620c",
+                "0x646f1ce2fdad0e6deeeb5c7e8e5543bdde65e86029e2fd9fc169899c440a7913")
 S3_TIERS = (Tier(below_ppm=999_000, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=2_500),
             Tier(below_ppm=950_000, credit_bps=10_000))
 
@@ -347,3 +360,142 @@ def test_missing_node_modules_says_npm_ci(tmp_path: Path) -> None:
 def test_unknown_kind() -> None:
     with pytest.raises(NodeError, match="unknown node kind"):
         start_node("hardhat")
+
+
+# ------------------------------------------------------------------------- reverts and idle chains
+# Issue 10, finding 8: Ganache (and Anvil without --block-time) mine only on demand, so a chain
+# left idle keeps the timestamp of its last transaction; and Ganache nests the revert data of
+# eth_estimateGas in an object, which the decoder used to miss ("Reverted()").
+
+
+# Periods of a few seconds need slices of one second (the terms' default slice is 60 s).
+SHORT_SLICES = {"slice_seconds": 1}
+SETTLE_EXTRA = (1_000_000,)  # the measured share of the period
+
+
+def _active_agreement(chain: Chain, period_length: int, start_in_s: int = 3) -> tuple[Agreement, dict[str, str]]:
+    """A funded one-service agreement whose only period starts `start_in_s` seconds from now (wall
+    clock, which a freshly mined block on a dev chain follows)."""
+    roles = _roles(chain)
+    factory = Factory.deploy(chain, roles["deployer"])
+    start = max(int(time.time()), chain.now()) + start_in_s
+    terms = make_terms(roles, start, period_length=period_length, period_count=1, **SHORT_SLICES)
+    agreement = factory.create_agreement(terms, roles["deployer"])
+    agreement.deposit_fees(roles["customer"])
+    agreement.deposit_collateral(roles["provider"])
+    assert agreement.snapshot().status is Status.Active
+    return agreement, roles
+
+
+@pytest.mark.parametrize("kind", ["embedded", pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_every_chain_names_the_custom_error_with_its_arguments(kind: str, request: pytest.FixtureRequest) -> None:
+    url = "embedded" if kind == "embedded" else request.getfixturevalue(kind).url
+    chain = Chain.connect(url)
+    agreement, roles = _active_agreement(chain, period_length=3600, start_in_s=60)
+    end = agreement.terms.period_end(0)
+    with pytest.raises(ContractReverted) as caught:  # a transaction: estimateGas is what fails
+        agreement.settle(0, [1_000_000], *SETTLE_EXTRA, roles["oracle"])
+    assert caught.value.name == "PeriodNotEnded"
+    assert caught.value.args_ == (0, end)
+    assert str(caught.value).startswith(f"PeriodNotEnded(0, {end})")
+    with pytest.raises(REVERTS) as raw:  # an eth_call
+        agreement.contract.functions.settle(0, [1_000_000], *SETTLE_EXTRA).call({"from": roles["oracle"]})
+    assert decode_revert(_revert_data(raw.value)).args_ == (0, end)
+
+
+def _fresh_node(kind: str, request: pytest.FixtureRequest) -> LocalNode:
+    """A node of its own: the module's nodes have travelled in time (mine_at), and these tests
+    need a chain whose next block follows the wall clock, as a freshly started one does."""
+    node = _start_or_skip(kind)
+    request.addfinalizer(node.stop)
+    return node
+
+
+def _figure(value_ppm: int) -> PeriodFigure:
+    """A fully measured figure."""
+    fields = {"value_ppm": value_ppm, "good_slices": value_ppm // 10_000, "total_slices": 100,
+              "excluded_slices": 0, "maintenance_slices": 0, "missing_slices": 0, "slice_seconds": 1}
+    return PeriodFigure(**fields)
+
+
+def _submitter(chain: Chain, roles: dict[str, str], tmp_path: Path, **kwargs: object) -> tuple[Submitter, Store]:
+    store = Store.open(str(tmp_path / "oracle.db"))
+    key = ANVIL_KEYS[3] if chain.chain_id == 31337 else GANACHE_KEYS[3]
+    account = Account.from_key(key)
+    assert account.address == roles["oracle"]
+    return Submitter(chain, account, store, **kwargs), store  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_oracle_settles_on_an_idle_chain_that_mines_on_demand(kind: str, request: pytest.FixtureRequest,
+                                                               tmp_path: Path) -> None:
+    """Nobody sends a transaction after the period ends: the chain's latest block is older than
+    the period's end, yet the oracle must settle (and not log `Reverted()` forever)."""
+    node = _fresh_node(kind, request)
+    chain = Chain.connect(node.url)
+    agreement, roles = _active_agreement(chain, period_length=4)
+    end = agreement.terms.period_end(0)
+    submitter, store = _submitter(chain, roles, tmp_path)
+    assert end - time.time() < 30, "the chain's clock should follow the wall clock"
+    while time.time() < end + 1:
+        time.sleep(0.2)
+    assert chain.now() < end, "the chain should still be idle at a block before the period's end"
+    outcome = submitter.process(agreement, 0, {"compute": _figure(999_000)})
+    assert outcome.state == "confirmed", outcome
+    assert agreement.snapshot().settled_periods == 1
+    assert [s.values_ppm for s in agreement.settlements()] == [(999_000,)]
+    assert store.report(agreement.address, 0).state == "confirmed"
+
+
+@pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_a_reverted_settlement_is_not_counted_and_is_sent_again(kind: str, request: pytest.FixtureRequest,
+                                                                tmp_path: Path) -> None:
+    """The oracle's clock runs ahead of the chain's: the transaction is mined, reverts
+    (PeriodNotEnded), stays 'submitted' with the error named, and is sent again once the period
+    has really ended; exactly one settlement."""
+    node = _fresh_node(kind, request)
+    chain = Chain.connect(node.url)
+    agreement, roles = _active_agreement(chain, period_length=6)
+    assert agreement.terms.period_end(0) - time.time() < 30, "the chain's clock should follow the wall clock"
+    end = agreement.terms.period_end(0)
+    skew = 30.0
+    submitter, store = _submitter(chain, roles, tmp_path, clock=lambda: time.time() + skew)
+    assert time.time() < end
+    outcome = submitter.process(agreement, 0, {"compute": _figure(990_000)})
+    assert outcome.state == "submitted"
+    assert "PeriodNotEnded(0, " in outcome.detail
+    first = outcome.tx_hash
+    assert chain.w3.eth.get_transaction_receipt(first)["status"] == 0
+    assert store.report(agreement.address, 0).state == "submitted"
+    assert agreement.snapshot().settled_periods == 0
+    while time.time() < end + 1:
+        time.sleep(0.2)
+    outcome = submitter.process(agreement, 0, None)  # signed earlier: no figures needed
+    assert outcome.state == "confirmed", outcome
+    assert outcome.tx_hash != first
+    assert agreement.snapshot().settled_periods == 1
+    assert len(agreement.settlements()) == 1
+    assert submitter.process(agreement, 0, None).state == "confirmed"  # nothing sent again
+    assert len(agreement.settlements()) == 1
+
+
+@pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
+                                  pytest.param("ganache", marks=pytest.mark.ganache)])
+def test_readme_documents_the_dev_chains_accounts(kind: str, request: pytest.FixtureRequest) -> None:
+    """Finding 12: Ganache's accounts were undocumented. The README's table must be what the nodes,
+    as scripts/chain.py starts them, really unlock, and each key must be that account's."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (\d) \| `(0x[0-9a-fA-F]{40})`<br>key `(0x[0-9a-f]{64})` \| "
+                      r"`(0x[0-9a-fA-F]{40})`<br>key `(0x[0-9a-f]{64})` \|$", readme, re.M)
+    assert [int(r[0]) for r in rows] == [0, 1, 2, 3]
+    column = 1 if kind == "anvil" else 3
+    chain = Chain.connect(request.getfixturevalue(kind).url)
+    for row, node_account in zip(rows, chain.accounts[:4], strict=True):
+        assert row[column] == node_account
+        assert Account.from_key(row[column + 1]).address == node_account
+    assert tuple(r[column + 1] for r in rows) == (ANVIL_KEYS if kind == "anvil" else GANACHE_KEYS)

@@ -3,12 +3,15 @@ against a real Anvil."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from sla_helpers import EC2_TIERS, make_terms
 from test_cli_web import PASSWORD, _party_with_keystore, _run
 
+from smartsla import keystore
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.localnode import LocalNode, start_node
@@ -69,3 +72,107 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     code, out = _run("finalize", ag.address, "0", "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "payable" in out, out
     assert ag.snapshot().owed_to_customer == settled.credit_paid
+
+
+# ---------------------------------------------------------------------------- smartsla deposit (finding 11)
+def _pending_agreement(chain: Chain, tmp_path: Path, asset: str | None = None, start_in_s: int = 600):
+    a = chain.accounts
+    customer, customer_ks = _party_with_keystore(chain, tmp_path, "customer")
+    provider, provider_ks = _party_with_keystore(chain, tmp_path, "provider")
+    extra = {"asset": asset} if asset else {}
+    start = max(int(time.time()), chain.now()) + start_in_s
+    terms = make_terms({"provider": provider, "customer": customer, "oracle": a[3]}, start, **extra)
+    factory = Factory.deploy(chain, a[0])
+    ag = factory.create_agreement(terms, a[0])
+    common = ["--rpc-url", chain.url, "--factory", factory.address]
+    return ag, customer_ks, provider_ks, common
+
+
+@pytest.mark.anvil
+def test_deposit_fees_and_collateral_in_eth_with_key_files(anvil: LocalNode, tmp_path: Path) -> None:
+    chain = Chain.connect(anvil.url)
+    ag, customer_ks, provider_ks, common = _pending_agreement(chain, tmp_path)
+    terms = ag.terms
+    env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
+    stranger = tmp_path / "stranger.json"
+    keystore.create(stranger, PASSWORD, Account.create().key, kdf="pbkdf2", iterations=2)
+
+    code, out = _run("deposit", ag.address, "--keystore", str(stranger), *common, env=env)
+    assert code == 2 and "neither the customer" in out, out
+    code, out = _run("deposit", ag.address, "--what", "collateral", "--keystore", str(customer_ks), *common, env=env)
+    assert code == 2 and "only the provider" in out, out
+    code, out = _run("deposit", ag.address, "--what", "bond", "--keystore", str(customer_ks), *common, env=env)
+    assert code == 2 and "'fees' or 'collateral'" in out, out
+    assert not ag.snapshot().fees_deposited and not ag.snapshot().collateral_deposited
+
+    before = chain.balance(ag.address)
+    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 0, out
+    assert "deposited 3.0000 ETH of fees" in out and "Pending" in out and "waiting for the provider" in out
+    assert chain.balance(ag.address) - before == terms.total_fees
+    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 1 and "already deposited the fees" in out, out
+    assert chain.balance(ag.address) - before == terms.total_fees  # nothing sent twice
+
+    code, out = _run("deposit", ag.address, "--what", "collateral", "--keystore", str(provider_ks), *common, env=env)
+    assert code == 0 and "deposited 3.0000 ETH of collateral" in out and "Active" in out, out
+    assert chain.balance(ag.address) - before == terms.total_fees + terms.collateral
+    code, out = _run("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)
+    assert code == 1 and "Active" in out and "only while it is Pending" in out, out
+
+
+@pytest.mark.anvil
+def test_deposit_in_an_erc20_approves_exactly_the_amount(anvil: LocalNode, tmp_path: Path) -> None:
+    chain = Chain.connect(anvil.url)
+    a = chain.accounts
+    token, _ = chain.deploy("TestToken", a[0])
+    ag, customer_ks, provider_ks, common = _pending_agreement(chain, tmp_path, asset=token.address)
+    terms = ag.terms
+    env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
+    chain.transact(token.functions.mint(terms.customer, terms.total_fees - 1), a[0])
+    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 1 and "holds only 2.999999999999999999 SLAT" in out and "are 3.0000 SLAT" in out, out
+    assert token.functions.allowance(terms.customer, ag.address).call() == 0  # nothing approved on a refusal
+
+    chain.transact(token.functions.mint(terms.customer, 1 + 5 * 10**18), a[0])  # 5 SLAT more than needed
+    chain.transact(token.functions.mint(terms.provider, terms.collateral), a[0])
+    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 0 and "deposited 3.0000 SLAT of fees" in out, out
+    code, out = _run("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)
+    assert code == 0 and "Active" in out, out
+    assert token.functions.balanceOf(ag.address).call() == terms.total_fees + terms.collateral
+    assert token.functions.balanceOf(terms.customer).call() == 5 * 10**18
+    # Only what was needed was approved, and it was all used: no allowance left behind.
+    assert token.functions.allowance(terms.customer, ag.address).call() == 0
+    assert token.functions.allowance(terms.provider, ag.address).call() == 0
+
+
+@pytest.mark.anvil
+def test_deposit_after_the_term_started_is_refused(anvil: LocalNode, tmp_path: Path) -> None:
+    chain = Chain.connect(anvil.url)
+    ag, customer_ks, _, common = _pending_agreement(chain, tmp_path, start_in_s=2)
+    while time.time() < ag.terms.start + 0.5:
+        time.sleep(0.1)
+    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common,
+                     env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
+    assert code == 1 and "started at" in out and "refused" in out, out
+    assert not ag.snapshot().fees_deposited and chain.balance(ag.address) == 0
+
+
+@pytest.mark.anvil
+def test_withdraw_to_another_address(anvil: LocalNode, tmp_path: Path) -> None:
+    chain = Chain.connect(anvil.url)
+    ag, customer_ks, provider_ks, common = _pending_agreement(chain, tmp_path, start_in_s=3)
+    env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
+    assert _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)[0] == 0
+    assert _run("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)[0] == 0
+    code, out = _run("withdraw", ag.address, "--to", "0x" + "00" * 20, "--keystore", str(customer_ks), *common,
+                     env=env)
+    assert code == 2 and "zero address" in out
+    chain.mine_at(ag.terms.period_end(0))
+    ag.settle(0, [940_000], 1_000_000, chain.accounts[3])  # below 95 %: a 100 % credit of 1 ETH
+    cold = Account.create().address
+    code, out = _run("withdraw", ag.address, "--to", cold, "--keystore", str(customer_ks), *common, env=env)
+    assert code == 0 and f"paid to {cold}" in out, out
+    assert chain.balance(cold) == 10**18
+    assert ag.snapshot().owed_to_customer == 0
