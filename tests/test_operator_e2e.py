@@ -54,7 +54,8 @@ KEYS = {
 PERIOD_S = 60
 SLICE_S = 5  # the spec's timeSliceWindow and the oracle's slice_seconds: 12 slices a period
 INTERVAL_S = 2.5  # probe interval: two samples in every slice
-LEAD_S = 45  # the term starts this long after the spec is written: time to deposit
+LEAD_S = 60  # the term starts this long after the spec is written: time to validate, create and deposit
+# with the CLI (each a fresh process), with room for a loaded machine
 # Slices (0..11) of each period during which the service fails. Each outage lies strictly inside
 # its slice ([slice start + 1 s, slice start + 4 s): 3 s, longer than a probe interval, so at least
 # one probe sees it, and no probe near a slice boundary is ambiguous).

@@ -387,7 +387,7 @@ def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: W
 # before a kill is still in the store afterwards; every period settles exactly once, none is
 # skipped; the oracle never sends a settlement twice (its nonce equals the number of periods).
 PERIODS = 3
-PERIOD_S = 5
+PERIOD_S = 8
 MAX_KILLS = 20
 
 
@@ -423,6 +423,11 @@ def test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing(world: 
         assert now_count >= seen, f"samples lost across kill {kills}: {seen} -> {now_count}"
         seen = now_count
         proc = world.start(config)
+        # Kill again only once the new process measures: a kill during a slow start-up could
+        # otherwise leave a whole period unmeasured, which (rightly) never settles.
+        measuring_by = time.time() + 15
+        while sample_count(db) <= seen and time.time() < measuring_by:
+            time.sleep(0.1)
     stop(proc)
     settled = ag.settlements()
     assert [s.period for s in settled] == list(range(PERIODS))  # each once, none skipped
