@@ -172,7 +172,8 @@ class Corporate:
 
     @classmethod
     def deploy(cls, chain: Chain, terms: CorporateTerms, sender: str) -> Corporate:
-        services = [(service_id_bytes(s.name), s.objective_ppm, s.weight_bps,
+        # Weight 0: the contract refuses corporate weights, each department weighs its services.
+        services = [(service_id_bytes(s.name), s.objective_ppm, 0,
                      [(t.below_ppm, t.credit_bps) for t in s.tiers]) for s in terms.services]
         assert all(s.kind is Kind.availability for s in terms.services)
         contract, tx = chain.deploy("CorporateAgreement", sender, terms.provider, terms.organisation, terms.oracle,
@@ -209,6 +210,16 @@ class Corporate:
                                  action=f"settle department {index} period {period}")
         logs = self.contract.events.DepartmentSettled().process_receipt(tx.receipt, errors=DISCARD)
         return int(logs[0]["args"]["creditPaid"]), tx
+
+    def settle_departments(self, period: int, first: int, end: int, sender: str) -> TxResult:
+        """Settle `period` for departments first..end-1 in one transaction (those already past it
+        are skipped): one transaction per period releases the fees and the unused pool."""
+        return self.chain.transact(self.contract.functions.settleDepartments(period, first, end), sender,
+                                   action=f"settle departments {first}..{end - 1} period {period}")
+
+    def expire(self, sender: str) -> TxResult:
+        """End an agreement whose oracle went silent (anyone may, REPORT_DEADLINE after the term)."""
+        return self.chain.transact(self.contract.functions.expire(), sender, action="expire")
 
     def owed(self, party: str) -> int:
         return self.chain.call(self.contract.functions.owed(party))
