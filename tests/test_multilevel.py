@@ -170,12 +170,19 @@ def _payouts(chain, roles, terms, order) -> dict[str, int]:
 
 
 def test_a_pool_short_of_the_worst_case_is_refused(chain, roles, tmp_path):
-    """Low: with a short pool, whoever settled first took it (department 0 settling periods 1
-    and 2 before department 1 settled period 0). A pool must now cover every department's capped
-    credit for every period, so no settlement order can leave a department short."""
-    terms = _example_terms(chain, roles, tmp_path, count=3, collateral="1")
-    with pytest.raises(ContractReverted, match=rf"^PoolBelowWorstCase\({10**18}, {_worst_case(terms)}\)"):
+    """Low: with a short pool, whoever settled first took it (on the old contract with a 1-ether
+    pool: finance 1.0 / sales 0 / engineering 0 settling department by department, 0.43 / 0.225 /
+    0.345 period by period). A pool must now cover every department's capped credit for a total
+    outage in every period, so no settlement order can leave a department short. The contract
+    refuses a short pool, and so does the spec, before anything is sent."""
+    from dataclasses import replace
+
+    terms = replace(_example_terms(chain, roles, tmp_path, count=3), collateral=10**18)
+    with pytest.raises(ContractReverted, match=rf"^PoolBelowWorstCase\({10**18}, {terms.worst_case}\)"):
         Corporate.deploy(chain, terms, roles["deployer"])
+    with pytest.raises(SpecError, match=r"corporate\.yaml:\d+: spec\.collateral: collateral 1 does not cover the "
+                                        r"worst case 3\.42"):
+        _example_terms(chain, roles, tmp_path, count=3, collateral="1")
 
 
 def test_settlement_order_does_not_change_payouts(chain, roles, tmp_path):
