@@ -8,10 +8,11 @@ reports each period once; every department's period settles from that one report
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from rich.console import Console
@@ -21,9 +22,23 @@ from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
 from .credit import service_credit
-from .spec import Address, Amount, Metadata, Percent, ServiceSpec, SpecError, TimeWindow, _bps, _ppm, _Strict, _units
-from .terms import ZERO_ADDRESS, Kind, Service, service_id_bytes
-from .units import BPS, bps_to_percent, ppm_to_percent
+from .spec import (
+    API_VERSION,
+    Address,
+    Amount,
+    Metadata,
+    Percent,
+    ServiceSpec,
+    SpecError,
+    TimeWindow,
+    _bps,
+    _pct,
+    _ppm,
+    _Strict,
+    _units,
+)
+from .terms import ZERO_ADDRESS, Kind, Service, Tier, service_id_bytes, service_name
+from .units import BPS, PPM, bps_to_percent, ppm_to_percent
 from .yamlfile import load_model
 
 DEPARTMENT_BATCH = 20
@@ -139,6 +154,44 @@ class CorporateSpec(_Strict):
                               services, tuple(departments))
 
 
+def corporate_terms_to_spec(terms: CorporateTerms, name: str = "on-chain") -> dict[str, Any]:
+    """The spec (plain data) describing `terms`; it validates and converts back to the same terms."""
+    def amount(units: int) -> str:
+        return f"{(Decimal(units) / 10**18).normalize():f}"
+
+    services = []
+    for s in terms.services:
+        credits = []
+        for i, t in enumerate(s.tiers):
+            r: dict[str, Any] = {"below": _pct(t.below_ppm, PPM)}
+            if i + 1 < len(s.tiers):
+                r["atLeast"] = _pct(s.tiers[i + 1].below_ppm, PPM)
+            r["credit"] = _pct(t.credit_bps, BPS)
+            credits.append(r)
+        services.append({"name": s.name, "slo": {"sli": "availability", "objective": _pct(s.objective_ppm, PPM)},
+                         "credits": credits})
+    departments = []
+    for d in terms.departments:
+        covered: dict[str, Any] = {}
+        for k, s in enumerate(terms.services):
+            if d.service_mask & (1 << k):
+                covered[s.name] = {"weight": _pct(d.weights_bps[k], BPS)}
+                if d.objectives[k]:
+                    covered[s.name]["objective"] = _pct(d.objectives[k], PPM)
+        dep: dict[str, Any] = {"name": d.name, "payout": d.payout, "fee": amount(d.fee_per_period)}
+        if d.credit_cap_bps:
+            dep["creditCap"] = _pct(d.credit_cap_bps, BPS)
+        dep["services"] = covered
+        departments.append(dep)
+    start = dt.datetime.fromtimestamp(terms.start, dt.UTC).isoformat().replace("+00:00", "Z")
+    body = {"parties": {"provider": terms.provider, "organisation": terms.organisation}, "oracle": terms.oracle,
+            "asset": "ETH", "collateral": amount(terms.collateral),
+            "timeWindow": {"start": start, "duration": f"{terms.period_length}s", "count": terms.period_count},
+            "creditCap": _pct(terms.credit_cap_bps, BPS), "services": services, "departments": departments}
+    return {"apiVersion": API_VERSION, "kind": "CorporateAgreement", "metadata": {"name": name,
+            "structure": "multi-level"}, "spec": body}
+
+
 def print_corporate_spec(console: Console, path: str | Path, spec: CorporateSpec) -> None:
     """`smartsla spec validate` for a multi-level spec: the departments and the pool it needs."""
     terms = spec.to_terms()
@@ -251,6 +304,22 @@ class Corporate:
             batch = [d.to_abi() for d in terms.departments[i:i + DEPARTMENT_BATCH]]
             chain.transact(contract.functions.addDepartments(batch), sender, action="addDepartments")
         return corporate
+
+    def read_terms(self) -> CorporateTerms:
+        """The terms as the chain holds them (department names are not on-chain: department-<i>)."""
+        f = self.contract.functions
+        call = self.chain.call
+        services = tuple(
+            Service(name=service_name(sid), objective_ppm=objective,
+                    tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
+            for sid, objective, _weight, tiers in call(f.services()))
+        departments = tuple(
+            DepartmentTerms(f"department-{i}", payout, fee, mask, cap, tuple(objectives), tuple(weights))
+            for i, (payout, fee, mask, cap, objectives, weights)
+            in ((i, call(f.department(i))) for i in range(call(f.departmentCount()))))
+        return CorporateTerms(call(f.provider()), call(f.organisation()), call(f.oracle()), call(f.asset()),
+                              call(f.start()), call(f.periodLength()), call(f.periodCount()), call(f.creditCapBps()),
+                              call(f.collateral()), services, departments)
 
     def deposit_fees(self, sender: str) -> TxResult:
         total = self.chain.call(self.contract.functions.totalFees())

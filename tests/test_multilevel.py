@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,49 @@ def test_constructor_refuses_bad_tiers_and_duplicate_services(chain, roles, tmp_
     over = replace(terms, services=(free, *terms.services[1:]))
     with pytest.raises(ContractReverted, match=r"^InvalidTier\(0, 0\)"):
         Corporate.deploy(chain, over, roles["deployer"])
+
+
+def test_spec_round_trips_through_the_chain(chain, roles, corporate, tmp_path):
+    """The example created on-chain reads back as a spec that validates into the same terms
+    (department names are not on-chain)."""
+    from dataclasses import replace
+
+    from smartsla.corporate import corporate_terms_to_spec
+    from smartsla.spec import dump_spec
+
+    on_chain = corporate.read_terms()
+    sent = corporate.terms
+    unnamed = tuple(replace(d, name=f"department-{i}") for i, d in enumerate(sent.departments))
+    assert on_chain == replace(sent, departments=unnamed)
+    path = tmp_path / "shown.yaml"
+    path.write_text(dump_spec(corporate_terms_to_spec(on_chain)))
+    assert load_corporate_spec(path).to_terms() == on_chain
+
+
+def test_spec_errors_name_file_line_and_field(tmp_path):
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["spec"]["services"][0]["weight"] = "50%"  # corporate services carry no weight
+    data["spec"]["departments"][1]["services"]["vpn"]["weight"] = "40%"
+    data["spec"]["departments"][0]["services"]["erp"]["objective"] = "97%"  # below erp's second tier (98 %)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SpecError) as err:
+        load_corporate_spec(path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3, lines  # every problem, each on its line
+    assert all(re.match(rf"^{re.escape(str(path))}:\d+: spec\.", line) for line in lines), lines
+    assert "spec.services.0.weight: service 'email': corporate services carry no weight" in lines[0]
+    assert "spec.departments.0.services.erp.objective: department 'finance': objective 97" in lines[1]
+    assert "spec.departments.1.services: department 'sales': service weights must sum to 100%" in lines[2]
+
+
+def test_spec_validate_accepts_every_example():
+    from typer.testing import CliRunner
+
+    from smartsla.cli import app
+
+    examples = sorted(str(p) for p in EXAMPLE.parent.glob("*.yaml"))
+    result = CliRunner().invoke(app, ["spec", "validate", *examples])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("valid") == len(examples)
+    assert "pool 20 covers the worst case 13.68" in result.output
