@@ -59,8 +59,8 @@ contract CorporateHandler is Assertions {
     function departments() public pure returns (Department[] memory d) {
         d = new Department[](DEPARTMENTS);
         for (uint256 i = 0; i < DEPARTMENTS; ++i) {
-            d[i].payout = address(uint160(0xD000 + i));
-            d[i].feePerPeriod = uint128((i + 1) * 0.5 ether);
+            d[i].payout = payoutOf(i);
+            d[i].feePerPeriod = uint128(feeOf(i));
             d[i].objectives = new uint32[](3);
             d[i].weightsBps = new uint16[](3);
         }
@@ -81,13 +81,21 @@ contract CorporateHandler is Assertions {
         d[3].creditCapBps = 1_000;
     }
 
+    function payoutOf(uint256 d) public pure returns (address) {
+        return address(uint160(0xD000 + d));
+    }
+
+    function feeOf(uint256 d) public pure returns (uint256) {
+        return (d + 1) * 0.5 ether;
+    }
+
     /// @notice Every party that can be owed money: provider, organisation, the departments.
     function parties() public pure returns (address[] memory p) {
         p = new address[](DEPARTMENTS + 2);
         p[0] = PROVIDER;
         p[1] = ORGANISATION;
         for (uint256 i = 0; i < DEPARTMENTS; ++i) {
-            p[i + 2] = address(uint160(0xD000 + i));
+            p[i + 2] = payoutOf(i);
         }
     }
 
@@ -115,7 +123,7 @@ contract CorporateHandler is Assertions {
         uint256 d = bound(dept, 0, DEPARTMENTS - 1);
         uint256 next = g.settledPeriodsOf(d);
         if (next >= g.reportedPeriods()) return;
-        address payout = departments()[d].payout;
+        address payout = payoutOf(d);
         uint256 before = g.owed(payout);
         vm.prank(caller);
         g.settleDepartment(d, next);
@@ -137,7 +145,7 @@ contract CorporateHandler is Assertions {
 
     function warp(uint256 secondsAhead) external {
         ++calls;
-        vm.warp(block.timestamp + bound(secondsAhead, 0, 12 days));
+        vm.warp(block.timestamp + bound(secondsAhead, 0, 20 days));
     }
 
     function expire(address caller) external {
