@@ -28,7 +28,7 @@ from .cli import (
     cli_errors,
     fail,
 )
-from .spec import SpecError, dump_spec, load_spec, terms_to_spec
+from .spec import SpecError, dump_spec, load_any_spec, load_spec, terms_to_spec
 from .units import bps_to_percent, ppm_to_percent
 
 spec_app = typer.Typer(help="Agreement specs in YAML.", no_args_is_help=True)
@@ -48,7 +48,15 @@ def spec_validate(files: Annotated[list[Path], typer.Argument(help="Spec files t
     """Check spec files; each error names the file, line and field. Nothing is sent anywhere."""
     console = _console()
     for path in files:
-        spec = _load(path)
+        try:
+            spec = load_any_spec(path)
+        except SpecError as exc:
+            fail(str(exc), 2)
+        if spec.kind == "CorporateAgreement":
+            from .corporate import print_corporate_spec
+
+            print_corporate_spec(console, path, spec)
+            continue
         terms = spec.to_terms()
         table = Table(title=f"{path}: {spec.metadata.name} ({spec.metadata.structure})", title_justify="left")
         for col in ("service", "kind", "weight", "objective", "tiers"):

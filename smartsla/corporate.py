@@ -8,20 +8,37 @@ reports each period once; every department's period settles from that one report
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
+from rich.console import Console
+from rich.table import Table
 from web3.contract.contract import Contract
 from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
 from .credit import service_credit
-from .spec import Address, Amount, Metadata, Percent, ServiceSpec, SpecError, TimeWindow, _bps, _ppm, _Strict, _units
-from .terms import ZERO_ADDRESS, Kind, Service, service_id_bytes
-from .units import BPS
+from .spec import (
+    API_VERSION,
+    Address,
+    Amount,
+    Metadata,
+    Percent,
+    ServiceSpec,
+    SpecError,
+    TimeWindow,
+    _bps,
+    _pct,
+    _ppm,
+    _Strict,
+    _units,
+)
+from .terms import ZERO_ADDRESS, Kind, Service, Tier, service_id_bytes, service_name
+from .units import BPS, PPM, bps_to_percent, ppm_to_percent
 from .yamlfile import load_model
 
 DEPARTMENT_BATCH = 20
@@ -37,14 +54,7 @@ class DepartmentSpec(_Strict):
     payout: Address
     fee: Amount
     creditCap: Percent | None = None  # noqa: N815 - default: the corporate cap
-    services: dict[str, DepartmentService]
-
-    @model_validator(mode="after")
-    def _weights(self) -> DepartmentSpec:
-        total = sum(s.weight for s in self.services.values())
-        if total != 100:
-            raise ValueError(f"department {self.name!r}: service weights must sum to 100%, they sum to {total}%")
-        return self
+    services: Annotated[dict[str, DepartmentService], Field(min_length=1)]
 
 
 class CorporateBody(_Strict):
@@ -57,30 +67,72 @@ class CorporateBody(_Strict):
     services: Annotated[list[ServiceSpec], Field(min_length=1, max_length=16)]
     departments: Annotated[list[DepartmentSpec], Field(min_length=1, max_length=256)]
 
-    @model_validator(mode="after")
-    def _consistent(self) -> CorporateBody:
-        if set(self.parties) != {"provider", "organisation"}:
-            raise ValueError("parties needs provider and organisation")
-        if self.timeWindow.duration is None:
-            raise ValueError("a corporate agreement uses fixed periods: timeWindow.duration")
-        names = [s.name for s in self.services]
-        if len(set(names)) != len(names):
-            raise ValueError("duplicate service names")
-        for s in self.services:
-            if s.slo.sli != "availability":
-                raise ValueError(f"service {s.name!r}: corporate services are availability services")
-        for d in self.departments:
-            unknown = [n for n in d.services if n not in names]
-            if unknown:
-                raise ValueError(f"department {d.name!r} names unknown services: {', '.join(unknown)}")
-        return self
-
 
 class CorporateSpec(_Strict):
     apiVersion: Literal["smartsla/v1"]  # noqa: N815
     kind: Literal["CorporateAgreement"]
     metadata: Metadata
     spec: CorporateBody
+
+    def problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every rule across fields, each with its place (load_model turns it into file:line:field).
+        The same rules as the contract's constructor and addDepartments, so that a spec that
+        validates also deploys."""
+        b = self.spec
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if set(b.parties) != {"provider", "organisation"}:
+            out.append((("spec", "parties"), "parties needs provider and organisation"))
+        if b.timeWindow.duration is None:
+            out.append((("spec", "timeWindow"), "a corporate agreement uses fixed periods: timeWindow.duration"))
+        names = [s.name for s in b.services]
+        for i, s in enumerate(b.services):
+            where = ("spec", "services", i)
+            if s.name in names[:i]:
+                out.append(((*where, "name"), f"duplicate service name {s.name!r}"))
+            if s.slo.sli != "availability":
+                out.append(((*where, "slo", "sli"), f"service {s.name!r}: corporate services are availability "
+                                                    "services"))
+            if "weight" in s.model_fields_set:
+                out.append(((*where, "weight"), f"service {s.name!r}: corporate services carry no weight, each "
+                                                "department weighs the services it covers"))
+        for i, d in enumerate(b.departments):
+            where = ("spec", "departments", i, "services")
+            unknown = [n for n in d.services if n not in names]
+            if unknown:
+                out.append((where, f"department {d.name!r} names unknown services: {', '.join(unknown)}"))
+            total = sum(s.weight for s in d.services.values())
+            if total != 100:
+                out.append((where, f"department {d.name!r}: service weights must sum to 100%, they sum to {total}%"))
+            for name, svc in d.services.items():
+                if svc.objective is None or name not in names:
+                    continue
+                tiers = b.services[names.index(name)].credits
+                # The contract refuses an override at or below the second tier: the first tier
+                # moves to the override and must stay the mildest.
+                if svc.objective == 0 or (len(tiers) > 1 and tiers[1].below is not None
+                                          and svc.objective <= tiers[1].below):
+                    out.append(((*where, name, "objective"), f"department {d.name!r}: objective {svc.objective}% "
+                                                             "must be above the service's second credit tier"))
+            if d.creditCap is not None and d.creditCap == 0:
+                out.append((("spec", "departments", i, "creditCap"), "a credit cap of 0% pays nothing: omit it "
+                                                                     "for the corporate cap"))
+        dep_names = [d.name for d in b.departments]
+        if len(set(dep_names)) != len(dep_names):
+            out.append((("spec", "departments"), "duplicate department names"))
+        if b.creditCap == 0:
+            out.append((("spec", "creditCap"), "a credit cap of 0% pays nothing"))
+        if out:
+            return out
+        try:
+            terms = self.to_terms()
+        except ValueError as exc:  # amounts with more decimals than the asset, a bad override
+            return [(("spec",), str(exc))]
+        worst = terms.worst_case
+        if terms.collateral < worst:
+            out.append((("spec", "collateral"), f"collateral {b.collateral} does not cover the worst case "
+                                                f"{Decimal(worst) / 10**18}: every department's credit at its "
+                                                "harshest tiers (capped), every period"))
+        return out
 
     def to_terms(self) -> CorporateTerms:
         b = self.spec
@@ -102,7 +154,66 @@ class CorporateSpec(_Strict):
                               services, tuple(departments))
 
 
+def corporate_terms_to_spec(terms: CorporateTerms, name: str = "on-chain") -> dict[str, Any]:
+    """The spec (plain data) describing `terms`; it validates and converts back to the same terms."""
+    def amount(units: int) -> str:
+        return f"{(Decimal(units) / 10**18).normalize():f}"
+
+    services = []
+    for s in terms.services:
+        credits = []
+        for i, t in enumerate(s.tiers):
+            r: dict[str, Any] = {"below": _pct(t.below_ppm, PPM)}
+            if i + 1 < len(s.tiers):
+                r["atLeast"] = _pct(s.tiers[i + 1].below_ppm, PPM)
+            r["credit"] = _pct(t.credit_bps, BPS)
+            credits.append(r)
+        services.append({"name": s.name, "slo": {"sli": "availability", "objective": _pct(s.objective_ppm, PPM)},
+                         "credits": credits})
+    departments = []
+    for d in terms.departments:
+        covered: dict[str, Any] = {}
+        for k, s in enumerate(terms.services):
+            if d.service_mask & (1 << k):
+                covered[s.name] = {"weight": _pct(d.weights_bps[k], BPS)}
+                if d.objectives[k]:
+                    covered[s.name]["objective"] = _pct(d.objectives[k], PPM)
+        dep: dict[str, Any] = {"name": d.name, "payout": d.payout, "fee": amount(d.fee_per_period)}
+        if d.credit_cap_bps:
+            dep["creditCap"] = _pct(d.credit_cap_bps, BPS)
+        dep["services"] = covered
+        departments.append(dep)
+    start = dt.datetime.fromtimestamp(terms.start, dt.UTC).isoformat().replace("+00:00", "Z")
+    body = {"parties": {"provider": terms.provider, "organisation": terms.organisation}, "oracle": terms.oracle,
+            "asset": "ETH", "collateral": amount(terms.collateral),
+            "timeWindow": {"start": start, "duration": f"{terms.period_length}s", "count": terms.period_count},
+            "creditCap": _pct(terms.credit_cap_bps, BPS), "services": services, "departments": departments}
+    return {"apiVersion": API_VERSION, "kind": "CorporateAgreement", "metadata": {"name": name,
+            "structure": "multi-level"}, "spec": body}
+
+
+def print_corporate_spec(console: Console, path: str | Path, spec: CorporateSpec) -> None:
+    """`smartsla spec validate` for a multi-level spec: the departments and the pool it needs."""
+    terms = spec.to_terms()
+    names = [s.name for s in terms.services]
+    table = Table(title=f"{path}: {spec.metadata.name} (multi-level)", title_justify="left")
+    for col in ("department", "fee / period", "cap", "services (weight, objective)", "worst credit / period"):
+        table.add_column(col)
+    outage = [0] * len(names)
+    for i, d in enumerate(terms.departments):
+        covered = ", ".join(f"{n} {bps_to_percent(d.weights_bps[k])}"
+                            + (f" @ {ppm_to_percent(d.objectives[k])}" if d.objectives[k] else "")
+                            for k, n in enumerate(names) if d.service_mask & (1 << k))
+        table.add_row(d.name, f"{Decimal(d.fee_per_period) / 10**18}", bps_to_percent(d.credit_cap_bps
+                      or terms.credit_cap_bps), covered, f"{Decimal(terms.department_credit(i, outage)[1]) / 10**18}")
+    console.print(table)
+    console.print(f"[green]valid[/]: {terms.period_count} periods, {len(terms.departments)} departments, "
+                  f"{len(names)} services; pool {Decimal(terms.collateral) / 10**18} covers the worst case "
+                  f"{Decimal(terms.worst_case) / 10**18}")
+
+
 def load_corporate_spec(path: str | Path) -> CorporateSpec:
+    """Read and validate a `kind: CorporateAgreement` spec; SpecError names file, line and field."""
     return load_model(CorporateSpec, path, SpecError)
 
 
@@ -134,6 +245,13 @@ class CorporateTerms:
     collateral: int
     services: tuple[Service, ...]
     departments: tuple[DepartmentTerms, ...]
+
+    @property
+    def worst_case(self) -> int:
+        """The smallest pool the contract accepts: every department's credit for a total outage
+        (its harshest tiers, capped), every period."""
+        outage = [0] * len(self.services)
+        return self.period_count * sum(self.department_credit(i, outage)[1] for i in range(len(self.departments)))
 
     @property
     def total_fees(self) -> int:
@@ -172,7 +290,8 @@ class Corporate:
 
     @classmethod
     def deploy(cls, chain: Chain, terms: CorporateTerms, sender: str) -> Corporate:
-        services = [(service_id_bytes(s.name), s.objective_ppm, s.weight_bps,
+        # Weight 0: the contract refuses corporate weights, each department weighs its services.
+        services = [(service_id_bytes(s.name), s.objective_ppm, 0,
                      [(t.below_ppm, t.credit_bps) for t in s.tiers]) for s in terms.services]
         assert all(s.kind is Kind.availability for s in terms.services)
         contract, tx = chain.deploy("CorporateAgreement", sender, terms.provider, terms.organisation, terms.oracle,
@@ -185,6 +304,22 @@ class Corporate:
             batch = [d.to_abi() for d in terms.departments[i:i + DEPARTMENT_BATCH]]
             chain.transact(contract.functions.addDepartments(batch), sender, action="addDepartments")
         return corporate
+
+    def read_terms(self) -> CorporateTerms:
+        """The terms as the chain holds them (department names are not on-chain: department-<i>)."""
+        f = self.contract.functions
+        call = self.chain.call
+        services = tuple(
+            Service(name=service_name(sid), objective_ppm=objective,
+                    tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
+            for sid, objective, _weight, tiers in call(f.services()))
+        departments = tuple(
+            DepartmentTerms(f"department-{i}", payout, fee, mask, cap, tuple(objectives), tuple(weights))
+            for i, (payout, fee, mask, cap, objectives, weights)
+            in ((i, call(f.department(i))) for i in range(call(f.departmentCount()))))
+        return CorporateTerms(call(f.provider()), call(f.organisation()), call(f.oracle()), call(f.asset()),
+                              call(f.start()), call(f.periodLength()), call(f.periodCount()), call(f.creditCapBps()),
+                              call(f.collateral()), services, departments)
 
     def deposit_fees(self, sender: str) -> TxResult:
         total = self.chain.call(self.contract.functions.totalFees())
@@ -209,6 +344,16 @@ class Corporate:
                                  action=f"settle department {index} period {period}")
         logs = self.contract.events.DepartmentSettled().process_receipt(tx.receipt, errors=DISCARD)
         return int(logs[0]["args"]["creditPaid"]), tx
+
+    def settle_departments(self, period: int, first: int, end: int, sender: str) -> TxResult:
+        """Settle `period` for departments first..end-1 in one transaction (those already past it
+        are skipped): one transaction per period releases the fees and the unused pool."""
+        return self.chain.transact(self.contract.functions.settleDepartments(period, first, end), sender,
+                                   action=f"settle departments {first}..{end - 1} period {period}")
+
+    def expire(self, sender: str) -> TxResult:
+        """End an agreement whose oracle went silent (anyone may, REPORT_DEADLINE after the term)."""
+        return self.chain.transact(self.contract.functions.expire(), sender, action="expire")
 
     def owed(self, party: str) -> int:
         return self.chain.call(self.contract.functions.owed(party))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from smartsla.spec import SpecError
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "multi-level-corporate.yaml"
 
 
-@pytest.fixture
-def corporate(chain, roles, tmp_path):
+def _example_terms(chain, roles, tmp_path, *, count: int = 2, collateral: str | None = None):
+    """The example's terms on this chain: our accounts, starting now, `count` periods."""
     a = chain.accounts
     data = yaml.safe_load(EXAMPLE.read_text())
     body = data["spec"]
@@ -25,10 +26,17 @@ def corporate(chain, roles, tmp_path):
     for dep, payout in zip(body["departments"], a[5:8], strict=True):
         dep["payout"] = payout
     body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 10, dt.UTC).isoformat()
-    body["timeWindow"]["count"] = 2
+    body["timeWindow"]["count"] = count
+    if collateral is not None:
+        body["collateral"] = collateral
     path = tmp_path / "corporate.yaml"
     path.write_text(yaml.safe_dump(data))
-    terms = load_corporate_spec(path).to_terms()
+    return load_corporate_spec(path).to_terms()
+
+
+@pytest.fixture
+def corporate(chain, roles, tmp_path):
+    terms = _example_terms(chain, roles, tmp_path)
     c = Corporate.deploy(chain, terms, roles["deployer"])
     c.deposit_fees(roles["customer"])
     c.deposit_collateral(roles["provider"])
@@ -107,7 +115,170 @@ def test_cancel_before_both_deposits_returns_the_money(chain, roles):
         c.cancel(roles["stranger"])
     c.cancel(roles["provider"])  # the provider never bonded: the organisation gets its fees back
     assert c.owed(roles["customer"]) == terms.total_fees
-    with pytest.raises(ContractReverted, match=r"^AlreadyDeposited"):
+    with pytest.raises(ContractReverted, match=r"^AlreadyCancelled"):
         c.deposit_collateral(roles["provider"])
     c.withdraw(roles["customer"])
     assert chain.balance(c.address) == 0
+
+
+# ---------------------------------------------------------------- review findings (issue 11)
+
+# A period in which every service is down: every department earns its capped credit.
+OUTAGE = [0, 0, 0]
+
+
+def _worst_case(terms) -> int:
+    """Every department's credit for a total outage (its harshest tiers, capped), every period."""
+    return terms.period_count * sum(terms.department_credit(i, OUTAGE)[1] for i in range(len(terms.departments)))
+
+
+def test_silent_oracle_cannot_lock_fees_and_pool(chain, roles, corporate):
+    """High: with the oracle silent after period 0, anyone ends the agreement REPORT_DEADLINE
+    after the term; the unreported period's fees go back to the organisation, the pool to the
+    provider, and the contract ends empty."""
+    terms = corporate.terms
+    chain.mine_at(terms.period_end(0))
+    corporate.report(0, [1_000_000] * 3, roles["oracle"])  # period 1 is never reported
+    expires_at = terms.period_end(terms.period_count - 1) + 30 * 86_400
+    chain.mine_at(expires_at - 5)
+    with pytest.raises(ContractReverted, match=rf"^NotExpired\({expires_at}\)"):
+        corporate.expire(roles["stranger"])
+    chain.mine_at(expires_at)
+    corporate.expire(roles["stranger"])  # anyone
+    with pytest.raises(ContractReverted, match=r"^PeriodOutOfOrder|^AgreementExpired"):
+        corporate.report(1, [1_000_000] * 3, roles["oracle"])  # too late: the money has gone back
+    fees_per_period = sum(d.fee_per_period for d in terms.departments)
+    assert corporate.owed(roles["customer"]) == fees_per_period  # period 1's fees
+    for index in range(len(terms.departments)):  # the reported period still settles afterwards
+        corporate.settle_department(index, 0, roles["stranger"])
+    assert corporate.owed(roles["provider"]) == fees_per_period + terms.collateral
+    corporate.withdraw(roles["customer"])
+    corporate.withdraw(roles["provider"])
+    assert chain.balance(corporate.address) == 0
+
+
+def _payouts(chain, roles, terms, order) -> dict[str, int]:
+    c = Corporate.deploy(chain, terms, roles["deployer"])
+    c.deposit_fees(roles["customer"])
+    c.deposit_collateral(roles["provider"])
+    for period in range(terms.period_count):
+        chain.mine_at(terms.period_end(period))
+        c.report(period, OUTAGE, roles["oracle"])
+    for index, period in order:
+        c.settle_department(index, period, roles["stranger"])
+    parties = [d.payout for d in terms.departments] + [roles["provider"]]
+    return {p: c.owed(p) for p in parties}
+
+
+def test_a_pool_short_of_the_worst_case_is_refused(chain, roles, tmp_path):
+    """Low: with a short pool, whoever settled first took it (on the old contract with a 1-ether
+    pool: finance 1.0 / sales 0 / engineering 0 settling department by department, 0.43 / 0.225 /
+    0.345 period by period). A pool must now cover every department's capped credit for a total
+    outage in every period, so no settlement order can leave a department short. The contract
+    refuses a short pool, and so does the spec, before anything is sent."""
+    from dataclasses import replace
+
+    terms = replace(_example_terms(chain, roles, tmp_path, count=3), collateral=10**18)
+    with pytest.raises(ContractReverted, match=rf"^PoolBelowWorstCase\({10**18}, {terms.worst_case}\)"):
+        Corporate.deploy(chain, terms, roles["deployer"])
+    with pytest.raises(SpecError, match=r"corporate\.yaml:\d+: spec\.collateral: collateral 1 does not cover the "
+                                        r"worst case 3\.42"):
+        _example_terms(chain, roles, tmp_path, count=3, collateral="1")
+
+
+def test_settlement_order_does_not_change_payouts(chain, roles, tmp_path):
+    from dataclasses import replace
+
+    terms = _example_terms(chain, roles, tmp_path, count=3)
+    terms = replace(terms, collateral=_worst_case(terms))  # the smallest pool accepted
+    departments, periods = range(len(terms.departments)), range(terms.period_count)
+    department_first = [(d, p) for d in departments for p in periods]
+    period_first = [(d, p) for p in periods for d in reversed(departments)]
+    a = _payouts(chain, roles, terms, department_first)
+    b = _payouts(chain, roles, terms, period_first)
+    assert a == b
+    for index, dep in enumerate(terms.departments):  # every department got its full credit
+        assert a[dep.payout] == terms.period_count * terms.department_credit(index, OUTAGE)[1]
+    assert a[roles["provider"]] == terms.total_fees  # the whole pool went to credits
+
+
+def test_settle_every_department_of_a_period_in_one_transaction(chain, roles, corporate):
+    """Releasing the pool takes one transaction per period, not departments x periods."""
+    terms = corporate.terms
+    for period in range(terms.period_count):
+        chain.mine_at(terms.period_end(period))
+        corporate.report(period, [1_000_000] * 3, roles["oracle"])
+        corporate.settle_departments(period, 0, len(terms.departments), roles["stranger"])
+    assert corporate.owed(roles["provider"]) == terms.total_fees + terms.collateral
+    assert chain.balance(corporate.address) == terms.total_fees + terms.collateral
+
+
+def test_bad_department_index_and_cancel_have_their_own_errors(chain, roles, corporate):
+    with pytest.raises(ContractReverted, match=r"^UnknownDepartment\(3, 3\)"):
+        corporate.settle_department(3, 0, roles["stranger"])
+    with pytest.raises(ContractReverted, match=r"^AlreadyFunded"):
+        corporate.cancel(roles["provider"])
+
+
+def test_constructor_refuses_bad_tiers_and_duplicate_services(chain, roles, tmp_path):
+    from dataclasses import replace
+
+    from smartsla.terms import Service, Tier
+
+    terms = _example_terms(chain, roles, tmp_path)
+    dup = replace(terms, services=(terms.services[0], terms.services[0], terms.services[2]))
+    with pytest.raises(ContractReverted, match=r"^DuplicateService\(1\)"):
+        Corporate.deploy(chain, dup, roles["deployer"])
+    # The Python model refuses a 200 % credit: build it unchecked to reach the contract's rule.
+    tier = Tier.model_construct(below_ppm=999_000, credit_bps=20_000)
+    free = Service.model_construct(name="email", objective_ppm=999_000, weight_bps=10_000, tiers=(tier,),
+                                   kind=terms.services[0].kind)
+    over = replace(terms, services=(free, *terms.services[1:]))
+    with pytest.raises(ContractReverted, match=r"^InvalidTier\(0, 0\)"):
+        Corporate.deploy(chain, over, roles["deployer"])
+
+
+def test_spec_round_trips_through_the_chain(chain, roles, corporate, tmp_path):
+    """The example created on-chain reads back as a spec that validates into the same terms
+    (department names are not on-chain)."""
+    from dataclasses import replace
+
+    from smartsla.corporate import corporate_terms_to_spec
+    from smartsla.spec import dump_spec
+
+    on_chain = corporate.read_terms()
+    sent = corporate.terms
+    unnamed = tuple(replace(d, name=f"department-{i}") for i, d in enumerate(sent.departments))
+    assert on_chain == replace(sent, departments=unnamed)
+    path = tmp_path / "shown.yaml"
+    path.write_text(dump_spec(corporate_terms_to_spec(on_chain)))
+    assert load_corporate_spec(path).to_terms() == on_chain
+
+
+def test_spec_errors_name_file_line_and_field(tmp_path):
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["spec"]["services"][0]["weight"] = "50%"  # corporate services carry no weight
+    data["spec"]["departments"][1]["services"]["vpn"]["weight"] = "40%"
+    data["spec"]["departments"][0]["services"]["erp"]["objective"] = "97%"  # below erp's second tier (98 %)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SpecError) as err:
+        load_corporate_spec(path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3, lines  # every problem, each on its line
+    assert all(re.match(rf"^{re.escape(str(path))}:\d+: spec\.", line) for line in lines), lines
+    assert "spec.services.0.weight: service 'email': corporate services carry no weight" in lines[0]
+    assert "spec.departments.0.services.erp.objective: department 'finance': objective 97" in lines[1]
+    assert "spec.departments.1.services: department 'sales': service weights must sum to 100%" in lines[2]
+
+
+def test_spec_validate_accepts_every_example():
+    from typer.testing import CliRunner
+
+    from smartsla.cli import app
+
+    examples = sorted(str(p) for p in EXAMPLE.parent.glob("*.yaml"))
+    result = CliRunner().invoke(app, ["spec", "validate", *examples])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("valid") == len(examples)
+    assert "pool 20 covers the worst case 13.68" in result.output
