@@ -1,0 +1,109 @@
+"""The running period as the oracle sees it: read from the oracle's /metrics, forecast here.
+
+The indexer only sees the chain, and the chain learns a period's figure when it settles. The
+oracle daemon exports the period in progress on /metrics (oracle.metrics.RUNNING_GAUGES, as
+`smartsla_oracle_period_<name>{agreement, service}`). The API reads the *inputs* from there — the
+period, the good, bad, excluded and not-measured seconds so far and the seconds left — and runs
+the same `smartsla.forecast.forecast` with the agreement's indexed terms at the oracle's own
+instant (`period_end - remaining_seconds`). So every figure equals the oracle's gauges, and the
+credit is exact in base units (a Prometheus gauge is a float: above 2**53 wei it rounds).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+METRIC_PREFIX = "smartsla_oracle_period_"
+INPUTS = ("period", "good_seconds", "bad_seconds", "excluded_seconds", "unmeasured_seconds", "remaining_seconds")
+CACHE_S = 2.0  # the oracle recomputes its gauges every 2 s (oracle.running.REFRESH_S)
+MAX_BYTES = 8 * 1024 * 1024  # a /metrics page larger than this is not an oracle's
+
+
+class FeedError(Exception):
+    """The oracle's /metrics could not be read or parsed; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunningInputs:
+    """One service's period in progress as the oracle exported it."""
+
+    period: int
+    good_s: float
+    bad_s: float
+    excluded_s: float
+    unmeasured_s: float
+    remaining_s: float
+
+
+def parse_running(text: str) -> dict[tuple[str, str], RunningInputs]:
+    """(agreement address lower-case, service name) -> the inputs, for every series that has all
+    of them. A series with a non-finite or negative value is left out (the forecast refuses it)."""
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            name = family.name.removeprefix(METRIC_PREFIX)
+            if not family.name.startswith(METRIC_PREFIX) or name not in INPUTS:
+                continue
+            for sample in family.samples:
+                agreement, service = sample.labels.get("agreement"), sample.labels.get("service")
+                if agreement and service:
+                    values.setdefault((agreement.lower(), service), {})[name] = float(sample.value)
+    except ValueError as exc:  # the parser's way of saying "not the exposition format"
+        raise FeedError(f"not Prometheus text: {exc}") from None
+    out = {}
+    for key, v in values.items():
+        if set(v) != set(INPUTS) or not all(math.isfinite(x) and x >= 0 for x in v.values()):
+            continue
+        out[key] = RunningInputs(period=int(v["period"]), good_s=v["good_seconds"], bad_s=v["bad_seconds"],
+                                 excluded_s=v["excluded_seconds"], unmeasured_s=v["unmeasured_seconds"],
+                                 remaining_s=v["remaining_seconds"])
+    return out
+
+
+class OracleFeed:
+    """Reads the oracle's /metrics at most every CACHE_S seconds (pages of the dashboard and API
+    calls share one read)."""
+
+    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._cache: tuple[float, dict[tuple[str, str], RunningInputs] | None, str | None] | None = None
+
+    async def read(self) -> tuple[dict[tuple[str, str], RunningInputs] | None, str | None]:
+        """(inputs, None) or (None, why not)."""
+        cached = self._cache
+        if cached and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1], cached[2]
+        data: dict[tuple[str, str], RunningInputs] | None = None
+        error: str | None = None
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                resp = await client.get(self.url)
+            if resp.status_code != 200:
+                error = f"the oracle's metrics answered HTTP {resp.status_code}"
+            elif len(resp.content) > MAX_BYTES:
+                error = f"the oracle's metrics page is larger than {MAX_BYTES} bytes"
+            else:
+                data = parse_running(resp.text)
+        except httpx.HTTPError as exc:
+            error = f"the oracle's metrics are unreachable ({exc.__class__.__name__})"
+        except FeedError as exc:
+            error = str(exc)
+        self._cache = (time.monotonic(), data, error)
+        return data, error
+
+
+def inputs_for(data: dict[tuple[str, str], RunningInputs], address: str, service: str) -> RunningInputs | None:
+    return data.get((address.lower(), service))
+
+
+def as_json(inputs: RunningInputs) -> dict[str, Any]:
+    return {"period": inputs.period, "good_seconds": inputs.good_s, "bad_seconds": inputs.bad_s,
+            "excluded_seconds": inputs.excluded_s, "unmeasured_seconds": inputs.unmeasured_s,
+            "remaining_seconds": inputs.remaining_s}
