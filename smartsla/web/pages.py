@@ -2,12 +2,13 @@
 
 * `/` every agreement, newest first, with a status filter and links to the party views;
 * `/agreements/{address}` a status page: a bar of periods per service, the current period and
-  its forecast (from the oracle's /metrics, when configured), credits earned and paid, escrow left, maintenance windows and disputes, charts, events;
+  its forecast (from the oracle's /metrics, when configured), credits earned and paid, escrow
+  left, maintenance windows and disputes, charts, events;
 * `/customer/{address}` what a customer is owed, with withdraw (and terminate) actions;
 * `/provider/{address}` a provider's agreements and exposure.
 
-Pages read the index (and, for the forecast, the oracle's /metrics). Nothing is loaded from elsewhere: the Content-Security-Policy
-allows this origin only.
+Pages read the index (and, for the forecast, the oracle's /metrics). Nothing is loaded from
+elsewhere: the Content-Security-Policy allows this origin only.
 """
 
 from __future__ import annotations
