@@ -287,6 +287,8 @@ class ServiceForecastOut(BaseModel):
     budget_left_seconds: float | None = Field(None, description="downtime left before next_tier is certain")
     next_tier: int | None = None
     budget_words: str | None = Field(None, examples=["23 minutes of downtime left before the 10 % tier"])
+    oracle_agrees: bool | None = Field(None, description="the oracle's exported value, projection and budget "
+                                       "equal these (null: it exported none)")
 
 
 class ForecastOut(BaseModel):

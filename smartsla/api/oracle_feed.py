@@ -21,6 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 METRIC_PREFIX = "smartsla_oracle_period_"
 INPUTS = ("period", "good_seconds", "bad_seconds", "excluded_seconds", "unmeasured_seconds", "remaining_seconds")
+# The oracle's own results, compared with ours: a difference means it follows other terms.
+RESULTS = ("value_ppm", "projected_ppm", "budget_left_seconds")
 CACHE_S = 2.0  # the oracle recomputes its gauges every 2 s (oracle.running.REFRESH_S)
 MAX_BYTES = 8 * 1024 * 1024  # a /metrics page larger than this is not an oracle's
 
@@ -39,6 +41,7 @@ class RunningInputs:
     excluded_s: float
     unmeasured_s: float
     remaining_s: float
+    reported: tuple[tuple[str, float], ...] = ()  # the oracle's RESULTS, as exported
 
 
 def parse_running(text: str) -> dict[tuple[str, str], RunningInputs]:
@@ -48,7 +51,7 @@ def parse_running(text: str) -> dict[tuple[str, str], RunningInputs]:
     try:
         for family in text_string_to_metric_families(text):
             name = family.name.removeprefix(METRIC_PREFIX)
-            if not family.name.startswith(METRIC_PREFIX) or name not in INPUTS:
+            if not family.name.startswith(METRIC_PREFIX) or name not in INPUTS + RESULTS:
                 continue
             for sample in family.samples:
                 agreement, service = sample.labels.get("agreement"), sample.labels.get("service")
@@ -58,11 +61,12 @@ def parse_running(text: str) -> dict[tuple[str, str], RunningInputs]:
         raise FeedError(f"not Prometheus text: {exc}") from None
     out = {}
     for key, v in values.items():
-        if set(v) != set(INPUTS) or not all(math.isfinite(x) and x >= 0 for x in v.values()):
+        if not set(INPUTS) <= set(v) or not all(math.isfinite(v[k]) and v[k] >= 0 for k in INPUTS):
             continue
         out[key] = RunningInputs(period=int(v["period"]), good_s=v["good_seconds"], bad_s=v["bad_seconds"],
                                  excluded_s=v["excluded_seconds"], unmeasured_s=v["unmeasured_seconds"],
-                                 remaining_s=v["remaining_seconds"])
+                                 remaining_s=v["remaining_seconds"],
+                                 reported=tuple((k, v[k]) for k in RESULTS if k in v))
     return out
 
 

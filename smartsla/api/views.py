@@ -279,6 +279,9 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
             f = forecast(terms, i, inputs.period, now, inputs.good_s, inputs.bad_s, inputs.excluded_s,
                          inputs.unmeasured_s)
             tier = None if f.projected_tier is None else f.projected_tier + 1
+            ours = {"value_ppm": f.value_so_far_ppm, "projected_ppm": f.projected_ppm,
+                    "budget_left_seconds": f.budget_left_s}
+            differ = [f"{k} {v:g} (here {ours[k]:g})" for k, v in inputs.reported if v != ours[k]]
             item.update(
                 available=True, oracle=as_json(inputs), period=f.period, period_start=f.period_start,
                 period_end=f.period_end, now=f.now, value_so_far_ppm=f.value_so_far_ppm,
@@ -290,6 +293,9 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
                 budget_left_seconds=f.budget_left_s,
                 next_tier=None if f.next_tier is None else f.next_tier + 1,
                 budget_words=budget_words(f, s),
+                oracle_agrees=None if not inputs.reported else not differ,
+                reason=None if not differ else "the oracle's own results differ (it may follow other terms): "
+                + ", ".join(differ),
             )
         services.append(item)
     return {"address": row["address"], "source": source, "error": error, "services": services}

@@ -42,6 +42,7 @@ def test_forecast_equals_the_oracle_metrics_and_says_the_budget_in_words(live, d
         assert float(s["projected_credit"]) == g["projected_credit"]
         assert (s["projected_tier"] or 0) - 1 == g["projected_tier"] and (s["next_tier"] or 0) - 1 == g["next_tier"]
         assert s["period"] == 2 and s["oracle"]["remaining_seconds"] == g["remaining_seconds"]
+        assert s["oracle_agrees"] is True and s["reason"] is None
     # compute: 1 h down in 12 days. The 10 % tier (99.99 %) is certain: the 30 days allow 259.2 s.
     # Before 99.0 %: good + remaining - 0.99 x 30 days = 1,033,200 + 1,555,200 - 2,566,080 = 22,320 s.
     c = by["compute"]
@@ -84,6 +85,19 @@ def test_parser_refuses_what_is_not_the_exposition_format_and_drops_incomplete_s
                           (("bad_seconds", 0), ("excluded_seconds", 0), ("unmeasured_seconds", 0),
                            ("remaining_seconds", "NaN")))
     assert parse_running(full) == {}  # a NaN is not a number of seconds
+
+
+def test_an_oracle_following_other_terms_is_flagged(demo_server: DemoServer):
+    """The oracle's own figures are compared with the forecast from the indexed terms: an oracle
+    whose gauges disagree (other terms, another agreement's numbers) is named, not trusted."""
+    row = demo_server.store.agreement(demo_server.live_agreement)
+    rows, _ = scenario(terms_of(row), demo_server.live_agreement)
+    rows[0][2]["budget_left_seconds"] += 60  # one slice more than the indexed terms allow
+    with oracle_metrics(rows) as url, serve(_app(demo_server, url)) as base:
+        body = requests.get(f"{base}/api/agreements/{demo_server.live_agreement}/forecast", timeout=10).json()
+    compute = body["services"][0]
+    assert compute["oracle_agrees"] is False and "budget_left_seconds 22380 (here 22320)" in compute["reason"]
+    assert body["services"][1]["oracle_agrees"] is True
 
 
 def test_duration_words():
