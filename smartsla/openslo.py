@@ -54,8 +54,10 @@ IGNORED_KINDS = {"AlertPolicy", "AlertCondition", "AlertNotificationTarget"}
 
 KNOWN = {(OPENSLO, k) for k in ("Service", "SLO", "SLI", "DataSource", *IGNORED_KINDS)} | {("smartsla/v1", LAYER_KIND)}
 
-_OPENSLO_DURATION = re.compile(r"^([1-9][0-9]*)([smhdwMQY])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+# OpenSLO's duration shorthand: m h d w M Q Y, case-sensitive, no seconds.
+_OPENSLO_DURATION = re.compile(r"^([1-9][0-9]*)([mhdwMQY])$")
+_SECONDS = {"m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # OpenSLO's metadata.name (RFC 1123)
 
 
 class OpenSloError(SpecError):
@@ -120,11 +122,43 @@ def parse_duration(text: Any) -> tuple[int, str]:
 
 
 def duration_text(seconds: int) -> str:
-    """Seconds -> the largest exact OpenSLO shorthand ('30d', '1m'); seconds stay 's'."""
+    """Seconds -> the largest exact shorthand ('30d', '1m'); below a whole minute, 'Ns' (our spec's
+    syntax: OpenSLO's shorthand has no seconds, see `openslo_duration`)."""
     for unit in ("w", "d", "h", "m"):
         if seconds % _SECONDS[unit] == 0:
             return f"{seconds // _SECONDS[unit]}{unit}"
     return f"{seconds}s"
+
+
+def openslo_duration(seconds: int, what: str) -> str:
+    """Seconds -> OpenSLO shorthand, or OpenSloError: it cannot say a fraction of a minute."""
+    if seconds <= 0 or seconds % 60:
+        raise OpenSloError(f"{what} of {seconds} s: OpenSLO durations are whole minutes or longer (no seconds)")
+    return duration_text(seconds)
+
+
+def slice_seconds_of(value: Any) -> int:
+    """An objective's timeSliceWindow -> seconds: shorthand ('1m'), or a number of minutes (OpenSLO's
+    default unit; 0.5 = 30 s)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = Decimal(str(value)) * 60
+        if value <= 0 or seconds != seconds.to_integral_value():
+            raise ValueError(f"a slice of {value} minutes is not a whole number of seconds")
+        return int(seconds)
+    count, unit = parse_duration(value)
+    if unit not in _SECONDS:
+        raise ValueError(f"a slice of {value} is not a fixed length ('M' is months; minutes are 'm')")
+    return count * _SECONDS[unit]
+
+
+def slice_for_openslo(seconds: int) -> str | float:
+    """The slice as OpenSLO writes it: shorthand in whole minutes, else a number of minutes."""
+    if seconds % 60 == 0:
+        return duration_text(seconds)
+    minutes = Decimal(seconds) / 60
+    if minutes * 60 != seconds or Decimal(str(float(minutes))) != minutes:  # exact in decimal, and as a float
+        raise OpenSloError(f"a slice of {seconds} s is no exact number of minutes (OpenSLO has no seconds)")
+    return float(minutes)
 
 
 def _fraction_to_percent(value: Any) -> str:
@@ -135,8 +169,8 @@ def _fraction_to_percent(value: Any) -> str:
         number = Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"write target as a fraction like 0.999, got {value!r}") from None
-    if not Decimal(0) < number <= Decimal(1):
-        raise ValueError(f"target {value} must be a fraction in (0, 1] (0.999 means 99.9%)")
+    if not Decimal(0) < number < Decimal(1):
+        raise ValueError(f"target {value} must be a fraction in (0, 1) (0.999 means 99.9%)")
     return f"{(number * 100).normalize():f}%"
 
 
@@ -211,7 +245,8 @@ def _time_window(slo: _Doc, state: _Import) -> tuple[dict[str, Any], tuple[Any, 
         return None
     w, loc = windows[0], ("spec", "timeWindow", 0)
     ok = True
-    if w.get("isRolling") is not False:
+    rolling = w.get("isRolling", "calendar" not in w)  # OpenSLO: omitted means false with a calendar
+    if rolling is not False:
         state.problem(slo, (*loc, "isRolling"), "an SLA settles fixed periods: write isRolling: false "
                       "(a rolling window never closes, so no credit could be paid)")
         ok = False
@@ -248,6 +283,11 @@ def _time_window(slo: _Doc, state: _Import) -> tuple[dict[str, Any], tuple[Any, 
     elif unit in ("Q", "Y"):
         state.problem(slo, (*loc, "duration"), f"{count}{unit}: quarters and years are not supported; use 1M "
                       "(calendar months) or a fixed length in m/h/d/w")
+        ok = False
+    elif unit == "m" and count < 60:
+        # OpenSLO's own examples write `1m` meaning a month: a period of minutes is that typo
+        state.problem(slo, (*loc, "duration"), f"{count}m is {count} minute(s) ('m' is minutes, 'M' months): "
+                      "an SLA period under an hour is a typo; write 1M for calendar months")
         ok = False
     else:
         out["duration"] = duration_text(count * _SECONDS[unit])
@@ -334,11 +374,7 @@ def _service(slo: _Doc, index: int, slis: dict[str, _Doc], layer: dict[str, Any]
             state.problem(slo, (*oloc, "timeSliceTarget"), f"a fraction in (0, 1], got {target!r}")
         if "timeSliceWindow" in objective:
             try:
-                count, unit = parse_duration(objective["timeSliceWindow"])
-                if unit not in _SECONDS:
-                    raise ValueError(f"a slice of {objective['timeSliceWindow']} is not a fixed length "
-                                     "('M' is months; minutes are 'm')")
-                slice_text = duration_text(count * _SECONDS[unit])
+                slice_text = duration_text(slice_seconds_of(objective["timeSliceWindow"]))
             except ValueError as exc:
                 state.problem(slo, (*oloc, "timeSliceWindow"), str(exc))
             state.origin((*base, "slo", "timeSliceWindow"), slo, (*oloc, "timeSliceWindow"))
@@ -510,14 +546,27 @@ def _oracle_source(query: str) -> dict[str, Any]:
 def export_openslo(data: dict[str, Any]) -> list[dict[str, Any]]:
     """A spec (plain data, as read from YAML) -> OpenSLO v1 documents: one DataSource (the
     oracle), one Service (the agreement), per service an SLI and an SLO."""
-    spec = AgreementSpec.model_validate(data)  # refuse to export what could not be imported
-    spec.to_terms()
+    try:  # refuse to export what could not be imported back (`spec export` validated the file first)
+        spec = AgreementSpec.model_validate(data)
+        spec.to_terms()
+    except ValidationError as exc:
+        raise OpenSloError("the spec is not valid: " + "; ".join(
+            ": ".join([".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, ")][
+                0 if e["loc"] else 1:])
+            for e in exc.errors())) from exc
     body = data["spec"]
     tw = spec.spec.timeWindow
     if tw.periodEnds is not None:
         raise OpenSloError("timeWindow.periodEnds (explicit period ends) has no OpenSLO equivalent: write the "
                            "spec with calendar (unit: month) or a fixed duration")
     name = spec.metadata.name
+    bad = [n for n in (name, *(s.name for s in spec.spec.services)) if not _DNS_LABEL.match(n)]
+    if bad:
+        raise OpenSloError(f"OpenSLO names are lower-case letters, digits and '-' (RFC 1123, at most 63): rename "
+                           f"{', '.join(repr(n) for n in bad)}")
+    full = [s.name for s in spec.spec.services if s.slo.sli != "latency" and s.slo.objective == 100]
+    if full:
+        raise OpenSloError(f"an objective of 100% has no OpenSLO target (it is below 1): {', '.join(full)}")
     service_ann: dict[str, str] = {}
     if "structure" in data["metadata"]:
         service_ann[PREFIX + "structure"] = data["metadata"]["structure"]
@@ -539,7 +588,8 @@ def export_openslo(data: dict[str, Any]) -> list[dict[str, Any]]:
          "spec": {"description": f"SLA {name}: parties, money and credit tiers are in the annotations"}},
     ]
     zone = ZoneInfo(tw.calendar.timeZone if tw.calendar else "UTC")
-    window = {"duration": "1M" if tw.calendar else duration_text(int(tw.duration or 0)), "isRolling": False,
+    length = "1M" if tw.calendar else openslo_duration(int(tw.duration or 0), "a period")
+    window = {"duration": length, "isRolling": False,
               "calendar": {"startTime": tw.start.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                            "timeZone": zone.key}}
     for raw, s in zip(body["services"], spec.spec.services, strict=True):
@@ -565,7 +615,7 @@ def export_openslo(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "good": {"metricSource": _oracle_source(f"smartsla_oracle_good_seconds{query}")},
                 "total": {"metricSource": _oracle_source(f"smartsla_oracle_measured_seconds{query}")}}}
             objective = {"displayName": "objective", "target": _percent_to_fraction(raw["slo"]["objective"]),
-                         "timeSliceTarget": 1, "timeSliceWindow": duration_text(spec.spec.slice_seconds)}
+                         "timeSliceTarget": 1, "timeSliceWindow": slice_for_openslo(spec.spec.slice_seconds)}
             method = "Timeslices"
         slo_meta: dict[str, Any] = {"name": s.name}
         if s.displayName:

@@ -4,6 +4,7 @@ every problem named at its file:line:field."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_every_problem_is_named_at_its_file_line_and_field(tmp_path: Path):
         (9, "smartsla.io/oracles", "not valid JSON"),
         (18, "indicatorRef", "no SLI named 'missing-sli'"),
         (21, "isRolling", "isRolling: false"),
-        (25, "objectives[0].target", "(0, 1]"),
+        (25, "objectives[0].target", "(0, 1)"),
         (27, "timeSliceWindow", "'M' is months"),
         (15, "annotations", "no credit schedule"),
     ]
@@ -143,10 +144,31 @@ def test_spec_rules_point_at_the_openslo_line_they_came_from(tmp_path: Path):
     assert "only the last range may be open-ended" in msg
 
 
-def test_export_refuses_what_openslo_cannot_hold(tmp_path: Path):
+def test_a_month_written_1m_is_refused_as_the_typo_it_is(tmp_path: Path):
+    """OpenSLO's own example SLA writes `duration: 1m` for a month: that is one minute."""
+    text = (DATA / "checkout-openslo.yaml").read_text().replace("duration: 1M", "duration: 1m")
+    path = tmp_path / "typo.yaml"
+    path.write_text(text)
+    with pytest.raises(OpenSloError) as err:
+        import_openslo([path, DATA / "checkout-sla.yaml"])
+    assert str(err.value).count("1m is 1 minute(s) ('m' is minutes, 'M' months)") == 2  # both SLOs, each line
+    assert f"{path}:64: SLO checkout-availability: spec.timeWindow[0].duration" in str(err.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["spec"].update(timeWindow={"start": "2027-01-01T00:00:00Z", "periodEnds": ["31d", "59d"],
+                                            "count": 2}), "periodEnds"),
+    (lambda d: d["metadata"].update(name="AWS_EC2"), "rename 'AWS_EC2'"),
+    (lambda d: d["spec"]["services"][0]["slo"].update(objective="100%"), "100%"),
+    (lambda d: d["spec"]["timeWindow"].pop("calendar") and d["spec"]["timeWindow"].update(duration=90)
+     or d["spec"]["services"][0]["slo"].update(timeSliceWindow="30s"), "a period of 90 s"),
+    (lambda d: d["spec"].update(fee="1.5.0"), "the spec is not valid: spec.fee"),
+    (lambda d: d["spec"]["services"][0]["slo"].update(timeSliceWindow="20s"), "a slice of 20 s"),
+])
+def test_export_refuses_what_openslo_cannot_hold(change, message: str):
     data = yaml.safe_load((EXAMPLES / "aws-ec2-region.yaml").read_text())
-    data["spec"]["timeWindow"] = {"start": "2027-01-01T00:00:00Z", "periodEnds": ["31d", "59d"], "count": 2}
-    with pytest.raises(OpenSloError, match="periodEnds"):
+    change(data)
+    with pytest.raises(OpenSloError, match=re.escape(message)):
         export_openslo(data)
 
 
