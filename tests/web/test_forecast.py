@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from forecast_helpers import oracle_metrics, scenario
+from forecast_helpers import RunningCollector, oracle_metrics, running_gauges, scenario
 from web_helpers import free_port, serve
 
 from smartsla.api.app import ApiSettings, create_app
@@ -75,9 +75,36 @@ def test_without_oracle_or_with_a_broken_one_the_reason_is_said(demo_server: Dem
         assert other.status_code == 404
 
 
+def test_parser_reads_what_prometheus_client_writes_like_prometheus_client_reads_it():
+    """Our fast line reader against the reference parser, on a real exposition with escapes."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from smartsla.demo import demo_terms
+    from smartsla.forecast import forecast
+
+    terms = demo_terms("0x" + "ab" * 20, "0x" + "cd" * 20, "0x" + "ef" * 20, 1_900_000_000)
+    f = forecast(terms, 0, 2, terms.period_start(2) + 86_400 * 12, 1_033_200, 3_600)
+    collector = RunningCollector()
+    collector.rows = [(f"0x{i:040X}", name, running_gauges(f)) for i in range(50)
+                      for name in ("compute", 'we"ird\\name\nx')]
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    reference = {(s.labels["agreement"].lower(), s.labels["service"]): None
+                 for fam in text_string_to_metric_families(text) for s in fam.samples}
+    parsed = parse_running(text)
+    assert set(parsed) == set(reference) and len(parsed) == 100
+    assert parsed[("0x" + "0" * 40, 'we"ird\\name\nx')].good_s == 1_033_200
+
+
 def test_parser_refuses_what_is_not_the_exposition_format_and_drops_incomplete_series():
-    with pytest.raises(FeedError):
+    with pytest.raises(FeedError, match="HTML"):
         parse_running("<html>not metrics</html>\n{")
+    with pytest.raises(FeedError, match="cannot read the sample line"):
+        parse_running('smartsla_oracle_period_period{agreement=0xAB,service="s"} 1\n')
+    with pytest.raises(FeedError, match="not a sample value"):
+        parse_running('smartsla_oracle_period_period{agreement="0xAB",service="s"} one\n')
     text = ('smartsla_oracle_period_period{agreement="0xAB",service="s"} 1\n'
             'smartsla_oracle_period_good_seconds{agreement="0xAB",service="s"} 60\n')
     assert parse_running(text) == {}  # inputs missing: no forecast rather than a wrong one
