@@ -470,6 +470,8 @@ def serve_cmd(
                                                        "(default: public reads).")] = None,
     oracle_health_url: Annotated[str | None, typer.Option("--oracle-health-url", help="The oracle's /healthz URL "
                                                           "to include in /api/health.")] = None,
+    oracle_metrics_url: Annotated[str | None, typer.Option("--oracle-metrics-url", help="The oracle's /metrics "
+                                                           "URL: the running period's credit forecast.")] = None,
 ) -> None:
     """Index the factory's agreements and serve the REST API (/api, /docs) and the dashboard."""
     import uvicorn
@@ -493,6 +495,7 @@ def serve_cmd(
     indexer = Indexer(chain, store, factory.address, start_block=from_block, confirmations=confirmations)
     settings = ApiSettings(rpc_url=rpc_url, cors_origins=tuple(cors_origin or ()), rate_limit_per_s=rate_limit,
                            rate_limit_burst=rate_burst, read_token=token, oracle_health_url=oracle_health_url,
+                           oracle_metrics_url=oracle_metrics_url,
                            confirmations=confirmations, poll_s=poll)
     web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True)
     console = _console()

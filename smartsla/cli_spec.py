@@ -142,3 +142,53 @@ def agreement_show(
     chain = _connect(rpc_url)
     agreement = _factory(chain, factory_address).agreement(_address(address, "agreement address"))
     typer.echo(dump_spec(terms_to_spec(agreement.terms, name=f"agreement-{agreement.address[2:10].lower()}")), nl=False)
+
+
+# ---------------------------------------------------------------- OpenSLO in and out (smartsla.openslo)
+
+import_app = typer.Typer(help="Import agreement specs from other formats.", no_args_is_help=True)
+export_app = typer.Typer(help="Export agreement specs to other formats.", no_args_is_help=True)
+spec_app.add_typer(import_app, name="import")
+spec_app.add_typer(export_app, name="export")
+OutOpt = Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")]
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+
+
+@import_app.command("openslo")
+@cli_errors
+def spec_import_openslo(
+    files: Annotated[list[Path], typer.Argument(help="OpenSLO v1 files (Service, SLO, SLI, DataSource) and "
+                                                "optionally a smartsla/v1 AgreementLayer.")],
+    output: OutOpt = None,
+) -> None:
+    """OpenSLO v1 documents + the SLA layer -> an agreement spec (YAML that `spec validate` accepts)."""
+    from .openslo import OpenSloError, import_openslo
+
+    try:
+        _write(dump_spec(import_openslo(files)), output)
+    except OpenSloError as exc:
+        fail(str(exc), 2)
+
+
+@export_app.command("openslo")
+@cli_errors
+def spec_export_openslo(
+    file: Annotated[Path, typer.Argument(help="The agreement's spec (YAML).")],
+    output: OutOpt = None,
+) -> None:
+    """An agreement spec -> OpenSLO v1 documents; fields OpenSLO lacks go in metadata.annotations."""
+    import yaml
+
+    from .openslo import OpenSloError, dump_documents, export_openslo
+
+    _load(file)  # validated, with file:line:field errors, before anything is written
+    try:
+        _write(dump_documents(export_openslo(yaml.safe_load(file.read_text()))), output)
+    except OpenSloError as exc:
+        fail(str(exc), 2)

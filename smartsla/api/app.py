@@ -39,6 +39,7 @@ from .models import (
     AgreementPage,
     ErrorOut,
     EventPage,
+    ForecastOut,
     HealthOut,
     PeriodPage,
     ReportOut,
@@ -48,6 +49,7 @@ from .models import (
     TxRequest,
     WithdrawalPage,
 )
+from .oracle_feed import OracleFeed
 from .security import TOKEN_COOKIE, RateLimitMiddleware, token_matches
 from .tx import ActionRefused, prepare, send_from_node
 
@@ -62,6 +64,7 @@ class ApiSettings:
     rate_limit_burst: int = 60
     read_token: str | None = None  # None: read access is public
     oracle_health_url: str | None = None  # e.g. http://127.0.0.1:9105/healthz
+    oracle_metrics_url: str | None = None  # e.g. http://127.0.0.1:9105/metrics: the running period's forecast
     confirmations: int = 0
     poll_s: float = 1.0
     server_signing: bool = False  # demo only: the node signs for accounts it holds
@@ -78,6 +81,14 @@ class AppState:
     thread: threading.Thread | None = None
     stop: threading.Event | None = None
     _oracle_cache: tuple[float, dict[str, Any]] | None = None
+    feed: OracleFeed | None = None
+
+    async def forecast(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The running period's forecast of `row` from the oracle's /metrics (views.forecast_json)."""
+        if self.feed is None:
+            return views.forecast_json(row, None, None, None)
+        data, error = await self.feed.read()
+        return views.forecast_json(row, data, error, self.feed.url)
 
     def cursor(self) -> dict[str, Any] | None:
         return self.store.cursor()
@@ -151,7 +162,8 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
     app's lifetime."""
     settings = settings or ApiSettings()
     state = AppState(store=store, settings=settings, chain=chain, indexer=indexer,
-                     lock=lock or (indexer.lock if indexer else threading.RLock()))
+                     lock=lock or (indexer.lock if indexer else threading.RLock()),
+                     feed=OracleFeed(settings.oracle_metrics_url) if settings.oracle_metrics_url else None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -217,6 +229,15 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
         rows, total = store.periods(address, limit=limit, offset=offset)
         return {"items": [views.period_json(p, terms) for p in rows], "total": total, "limit": limit,
                 "offset": offset}
+
+    @api.get("/agreements/{address}/forecast", response_model=ForecastOut, responses=NOT_FOUND,
+             tags=["agreements"])
+    async def get_forecast(address: AddressPath) -> dict[str, Any]:
+        """The period in progress, per service: the figure so far, the downtime budget left before
+        the next credit tier (in seconds and in words), the projected tier and credit — from the
+        oracle's /metrics (`--oracle-metrics-url`) and smartsla.forecast, so the numbers equal
+        the oracle's `smartsla_oracle_period_*` gauges."""
+        return await state.forecast(row_or_404(address))
 
     @api.get("/agreements/{address}/events", response_model=EventPage, responses=NOT_FOUND, tags=["agreements"])
     async def get_events(address: AddressPath, limit: Limit = 50, offset: Offset = 0,

@@ -251,6 +251,53 @@ class ReportOut(BaseModel):
     rows: list[ReportRow]
 
 
+class OracleRunningOut(BaseModel):
+    """What the oracle's /metrics said about the period in progress (the forecast's inputs)."""
+
+    period: int
+    good_seconds: float
+    bad_seconds: float
+    excluded_seconds: float
+    unmeasured_seconds: float
+    remaining_seconds: float
+
+
+class ServiceForecastOut(BaseModel):
+    """One service's period in progress. Absent figures (`available` false) come with a reason."""
+
+    service: str
+    kind: str
+    available: bool
+    reason: str | None
+    oracle: OracleRunningOut | None = None
+    period: int | None = None
+    period_start: int | None = None
+    period_end: int | None = None
+    now: int | None = Field(None, description="the oracle's instant (period_end - remaining_seconds)")
+    value_so_far_ppm: int | None = None
+    value_so_far: str | None = None
+    objective: str | None = None
+    projected_ppm: int | None = Field(None, description="at period end, at the burn so far")
+    projected: str | None = None
+    projected_tier: int | None = Field(None, description="1 = mildest, as in /periods; null: no credit")
+    projected_tier_credit_bps: int | None = None
+    projected_credit: Amount | None = Field(None, description="this service's credit at the projected figure, "
+                                            "capped at the agreement's per-period cap")
+    projected_credit_text: str | None = None
+    budget_left_seconds: float | None = Field(None, description="downtime left before next_tier is certain")
+    next_tier: int | None = None
+    budget_words: str | None = Field(None, examples=["23 minutes of downtime left before the 10 % tier"])
+    oracle_agrees: bool | None = Field(None, description="the oracle's exported value, projection and budget "
+                                       "equal these (null: it exported none)")
+
+
+class ForecastOut(BaseModel):
+    address: str
+    source: str | None = Field(description="the oracle metrics URL read (null: none configured)")
+    error: str | None
+    services: list[ServiceForecastOut]
+
+
 class OracleHealth(BaseModel):
     url: str
     ok: bool

@@ -12,9 +12,11 @@ from typing import Any
 
 from web3 import Web3
 
+from ..forecast import Forecast, forecast
 from ..indexer import period_services
-from ..terms import Terms
+from ..terms import Kind, Service, Terms
 from ..units import BPS, PPM
+from .oracle_feed import RunningInputs, as_json, inputs_for
 
 ACTIVE_LIKE = ("Pending", "Active")
 
@@ -219,6 +221,84 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, A
                 "disaster": s["disaster"], "period_state": pj["state"],
             })
     return rows
+
+
+# ---------------------------------------------------------------- the running period's forecast
+
+def duration_words(seconds: float) -> str:
+    """2 days 3 hours / 23 minutes / 40 seconds: how people say a budget of downtime."""
+    s = int(seconds)
+    parts = []
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
+        n, s = divmod(s, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+        if len(parts) == 2:  # "2 days 3 hours": the rest is noise next to a budget
+            break
+    return " ".join(parts) or "0 seconds"
+
+
+def _tier_percent(bps: int) -> str:
+    return f"{(Decimal(bps) / 100).normalize():f} %"
+
+
+def budget_words(f: Forecast, service: Service) -> str:
+    """The budget left in words: '23 minutes of downtime left before the 10 % tier'."""
+    certain = f.next_tier if f.next_tier is not None else len(service.tiers)
+    prefix = ""
+    if certain:  # tiers milder than the next one are already certain: say so first
+        prefix = f"the {_tier_percent(service.tiers[certain - 1].credit_bps)} tier is already certain; "
+    if f.next_tier is None:
+        return prefix + "no downtime budget left: the harshest tier is reached"
+    tier = _tier_percent(service.tiers[f.next_tier].credit_bps)
+    if f.budget_left_s > f.remaining_s:
+        return prefix + f"the {tier} tier can no longer be reached this period"
+    return prefix + f"{duration_words(f.budget_left_s)} of downtime left before the {tier} tier"
+
+
+def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs] | None,
+                  error: str | None, source: str | None) -> dict[str, Any]:
+    """Per service of the agreement, the period in progress as the oracle measured it so far and
+    smartsla.forecast's projection. Tier numbers as in /periods (1 = mildest, null = none)."""
+    terms = terms_of(row)
+    services = []
+    for i, s in enumerate(terms.services):
+        item: dict[str, Any] = {"service": s.name, "kind": s.kind.name, "available": False, "reason": None}
+        inputs = None if data is None else inputs_for(data, row["address"], s.name)
+        if s.kind is not Kind.availability:
+            item["reason"] = f"only availability services are forecast (this one is {s.kind.name})"
+        elif data is None:
+            item["reason"] = error or "no oracle metrics URL configured (smartsla serve --oracle-metrics-url)"
+        elif inputs is None:
+            item["reason"] = "the oracle exports no running period for this service (not probed by it, or " \
+                             "outside the term)"
+        elif not 0 <= inputs.period < terms.period_count:
+            item["reason"] = f"the oracle's period {inputs.period} is outside this agreement's term"
+        else:
+            now = terms.period_end(inputs.period) - int(inputs.remaining_s)  # the oracle's instant
+            f = forecast(terms, i, inputs.period, now, inputs.good_s, inputs.bad_s, inputs.excluded_s,
+                         inputs.unmeasured_s)
+            tier = None if f.projected_tier is None else f.projected_tier + 1
+            ours = {"value_ppm": f.value_so_far_ppm, "projected_ppm": f.projected_ppm,
+                    "budget_left_seconds": f.budget_left_s}
+            differ = [f"{k} {v:g} (here {ours[k]:g})" for k, v in inputs.reported if v != ours[k]]
+            item.update(
+                available=True, oracle=as_json(inputs), period=f.period, period_start=f.period_start,
+                period_end=f.period_end, now=f.now, value_so_far_ppm=f.value_so_far_ppm,
+                value_so_far=pct(f.value_so_far_ppm), objective=pct(s.objective_ppm),
+                projected_ppm=f.projected_ppm, projected=pct(f.projected_ppm), projected_tier=tier,
+                projected_tier_credit_bps=0 if tier is None else s.tiers[tier - 1].credit_bps,
+                projected_credit=str(f.projected_credit),
+                projected_credit_text=fmt_amount(f.projected_credit, terms.asset),
+                budget_left_seconds=f.budget_left_s,
+                next_tier=None if f.next_tier is None else f.next_tier + 1,
+                budget_words=budget_words(f, s),
+                oracle_agrees=None if not inputs.reported else not differ,
+                reason=None if not differ else "the oracle's own results differ (it may follow other terms): "
+                + ", ".join(differ),
+            )
+        services.append(item)
+    return {"address": row["address"], "source": source, "error": error, "services": services}
 
 
 __all__ = ["PPM", "parse_address", "summary", "detail", "period_json", "event_json", "report_rows"]

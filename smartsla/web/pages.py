@@ -1,13 +1,14 @@
 """The dashboard: server-rendered pages (Jinja2) over the index, with the app's own CSS.
 
 * `/` every agreement, newest first, with a status filter and links to the party views;
-* `/agreements/{address}` a status page: a bar of periods per service, the current period,
-  credits earned and paid, escrow left, maintenance windows and disputes, charts, events;
+* `/agreements/{address}` a status page: a bar of periods per service, the current period and
+  its forecast (from the oracle's /metrics, when configured), credits earned and paid, escrow
+  left, maintenance windows and disputes, charts, events;
 * `/customer/{address}` what a customer is owed, with withdraw (and terminate) actions;
 * `/provider/{address}` a provider's agreements and exposure.
 
-Pages read the index only. Nothing is loaded from elsewhere: the Content-Security-Policy
-allows this origin only.
+Pages read the index (and, for the forecast, the oracle's /metrics). Nothing is loaded from
+elsewhere: the Content-Security-Policy allows this origin only.
 """
 
 from __future__ import annotations
@@ -242,6 +243,8 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
             "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
             "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt),
             "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
+            # the period in progress as the oracle measures it (its /metrics), when one is configured
+            "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
         }
         return render(request, "agreement.html", context)
 
