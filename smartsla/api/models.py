@@ -168,6 +168,8 @@ class PeriodOut(BaseModel):
     fee_earned: Amount
     shortfall: Amount
     disaster: bool
+    measured_ppm: int = Field(description="share of the period's countable time (maintenance excluded) the "
+                              "oracles measured, in ppm; reports below the agreed minimum are refused on-chain")
     state: Literal["final", "pending", "disputed"] = Field(description="pending: inside the dispute window")
     final_after: int | None
     disputed_by: str | None
@@ -240,6 +242,7 @@ class ReportRow(BaseModel):
     period_shortfall: Amount
     period_fee_earned: Amount
     disaster: bool
+    period_measured_percent: str
     period_state: str
 
 

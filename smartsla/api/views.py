@@ -177,7 +177,8 @@ def period_json(prow: dict[str, Any], terms: Terms) -> dict[str, Any]:
         "period": p, "start": terms.period_start(p), "end": terms.period_end(p),
         "services": period_services(terms, prow["values_ppm"], prow["service_credits"]),
         "credit_paid": prow["credit_paid"], "fee_earned": prow["fee_earned"], "shortfall": prow["shortfall"],
-        "disaster": prow["disaster"], "state": prow["state"], "final_after": prow["final_after"],
+        "disaster": prow["disaster"], "measured_ppm": int(prow["measured_ppm"]), "state": prow["state"],
+        "final_after": prow["final_after"],
         "disputed_by": prow["disputed_by"], "resolved": prow["resolved"], "previous_credit": prow["previous_credit"],
         "block_number": prow["block_number"], "tx_hash": prow["tx_hash"], "timestamp": prow["timestamp"],
     }
@@ -198,7 +199,7 @@ def _number(value: int, latency: bool) -> str:
 
 REPORT_COLUMNS = ("period", "period_start", "period_end", "service", "unit", "objective", "measured", "met",
                   "tier", "tier_credit_percent", "service_credit", "period_credit_paid", "period_shortfall",
-                  "period_fee_earned", "disaster", "period_state")
+                  "period_fee_earned", "disaster", "period_measured_percent", "period_state")
 
 
 def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, Any]]:
@@ -218,7 +219,8 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, A
                 "tier": s["tier"], "tier_credit_percent": f"{Decimal(s['tier_credit_bps']) / 100:.2f}",
                 "service_credit": s["credit"], "period_credit_paid": pj["credit_paid"],
                 "period_shortfall": pj["shortfall"], "period_fee_earned": pj["fee_earned"],
-                "disaster": s["disaster"], "period_state": pj["state"],
+                "disaster": s["disaster"], "period_measured_percent": _number(pj["measured_ppm"], False),
+                "period_state": pj["state"],
             })
     return rows
 

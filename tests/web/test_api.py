@@ -8,6 +8,7 @@ import csv
 import io
 import warnings
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from smartsla.api.app import ApiSettings, create_app
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory
 from smartsla.credit import Books
-from smartsla.demo import DEMO_VALUES_PPM
+from smartsla.demo import DEMO_MEASURED_PPM, DEMO_VALUES_PPM
 from smartsla.index_store import IndexStore
 from smartsla.indexer import Indexer
 from smartsla.web.demo_serve import LIVE_PERIODS, DemoServer
@@ -109,8 +110,9 @@ def test_periods_match_the_reference_model(client: TestClient, demo_server: Demo
     books = Books(demo.terms)
     books.deposit_fees()
     books.deposit_collateral()
-    for item, values in zip(body["items"], DEMO_VALUES_PPM, strict=True):
+    for item, values, measured in zip(body["items"], DEMO_VALUES_PPM, DEMO_MEASURED_PPM, strict=True):
         outcome = books.settle(list(values))
+        assert item["measured_ppm"] == measured
         assert [s["value_ppm"] for s in item["services"]] == list(values)
         assert [int(s["credit"]) for s in item["services"]] == list(outcome.service_credits)
         assert int(item["credit_paid"]) == outcome.paid_credit
@@ -155,6 +157,10 @@ def test_report_json_and_csv(client: TestClient, demo_server: DemoServer) -> Non
     table = list(csv.DictReader(io.StringIO(r.text)))
     assert len(table) == len(DEMO_VALUES_PPM) * 3
     assert table[0]["met"] == "true" and table[0]["tier"] == "" and table[0]["period_state"] == "final"
+    # the share of each period the oracle measured travels from the event to the report (issue 10)
+    assert [r["period_measured_percent"] for r in table[::3]] == \
+        [f"{Decimal(m) / 10_000:.4f}" for m in DEMO_MEASURED_PPM[:len(table) // 3]]
+    assert table[9]["period_measured_percent"] == "99.8611"
     assert client.get(f"/api/agreements/{a}/report", params={"from_period": 4, "to_period": 2}).status_code == 422
     assert client.get(f"/api/agreements/{a}/report", params={"format": "xml"}).status_code == 422
 

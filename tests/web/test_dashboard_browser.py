@@ -93,6 +93,7 @@ def test_status_page_shows_outages_in_red_and_the_credits(page: Page, base_url: 
     assert page.locator("#credits-paid").inner_text() == "1.7400 ETH"
     assert page.locator("#credits-earned").inner_text() == "1.7400 ETH"
     assert page.locator("table.periods td.credit-paid").nth(3).inner_text().startswith("0.7500 ETH")
+    assert page.locator("table.periods td.measured-share").nth(3).inner_text() == "99.8611%"
     assert page.get_by_text("Terminated under the disaster clause").is_visible()
     assert page.locator("svg.chart").count() == 2
     assert page.get_by_text("No maintenance window declared.").is_visible()
