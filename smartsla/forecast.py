@@ -1,0 +1,146 @@
+"""The running period's credit forecast: pure functions, no I/O.
+
+One home for "how is this period going and what will it cost": the oracle's /metrics
+(`oracle.daemon`), the API and the dashboard all call :func:`forecast`, so they show the same
+numbers.
+
+Counting rules (the inputs are the counts of `oracle.sli` in seconds, i.e. slices x slice_seconds):
+
+* `good_s`, `bad_s` — measured time so far in the period: `measured = good + bad`;
+* `excluded_s` (declared maintenance) and `unmeasured_s` (slices nobody observed) are left out of
+  the figure, exactly as in `oracle.sli`; they are returned for display and nothing else;
+* the figure so far is `good * 1_000_000 // measured` ppm, rounded down like the oracle's
+  report (1_000_000 when nothing was measured yet);
+* the time left is `remaining = period_end - max(now, period_start)` (0 after the end). The
+  forecast assumes it will all be measured and none excluded: future maintenance is not known
+  until declared, and a forecast must not count on the oracle missing slices;
+* the projection "at the current burn": the remaining time fails at the burn rate `burn`
+  (bad share of measured time; by default the period's so far, `bad / measured`; a caller with a
+  recent window — e.g. Prometheus' last hour — may pass that one). With the default the
+  projected figure equals the figure so far: a constant burn keeps the share constant;
+  the remaining time changes how much downtime is *left* (below), not the share;
+  `projected = (good + (1 - burn) * remaining) * 1_000_000 // (measured + remaining)`;
+* the projected tier and credit follow `smartsla.credit` (the harshest tier the projected figure
+  is strictly below; `fee_per_period * weight * tier_credit`), then capped at the agreement's
+  per-period cap. Other services share that cap and the collateral may run short, so the
+  agreement's payment can be lower: this is one service's credit at risk, not a settlement.
+  A period whose measured share ends below `min_measured_ppm` gets no report at all;
+* the budget: at period end the figure is `floor((good + remaining - D) * 1e6 / M)` with
+  `M = measured + remaining` and `D` further seconds of downtime. Tier `k` (threshold `b`) is not
+  reached while `(good + remaining - D) * 1e6 >= b * M`, so the downtime it still allows is
+  `D_k = good + remaining - b * M / 1e6`; `D_k < 0` means tier `k` is already certain. The
+  *next* tier is the mildest one not yet certain and `budget_left_s` is its `D_k`, rounded
+  DOWN to whole slices (one failed check costs a whole slice). A budget larger than `remaining`
+  means the tier cannot be reached this period any more. When every tier is certain,
+  `next_tier` is None and `budget_left_s` is 0.
+
+Only availability services are forecast: a latency figure is a percentile of the whole period
+(one slow minute does not move it by a computable amount) and satisfaction/composite figures are
+not measured by the oracle; :func:`forecast` raises ValueError for them, naming the service.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .credit import service_credit
+from .terms import Kind, Terms
+from .units import BPS, PPM
+
+
+@dataclass(frozen=True)
+class Forecast:
+    period: int
+    period_start: int
+    period_end: int
+    now: int
+    good_s: float  # so far, seconds
+    bad_s: float
+    excluded_s: float
+    unmeasured_s: float
+    value_so_far_ppm: int  # figure so far (availability: good / (good + bad))
+    projected_ppm: int  # projected at period end at the current burn
+    projected_tier: int | None  # index into the service's tiers, None = no credit
+    projected_credit: int  # in the asset's base units (same maths as smartsla.credit)
+    budget_left_s: float  # seconds of downtime left before `next_tier`
+    next_tier: int | None  # the mildest tier not yet certain (None: all are)
+
+    @property
+    def remaining_s(self) -> int:
+        return max(0, self.period_end - max(self.now, self.period_start))
+
+
+def tier_index(terms: Terms, service_index: int, value_ppm: int) -> int | None:
+    """The tier an availability figure earns (the harshest threshold it is strictly below), or
+    None when it earns no credit. Mirrors `smartsla.credit.tier_credit_bps`."""
+    service = terms.services[service_index]
+    if value_ppm >= service.objective_ppm:
+        return None
+    hit = [i for i, t in enumerate(service.tiers) if value_ppm < t.below_ppm]
+    return hit[-1] if hit else None
+
+
+def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: float, bad_s: float,
+             excluded_s: float = 0.0, unmeasured_s: float = 0.0, *, burn: float | None = None) -> Forecast:
+    """The forecast of `period` for service `service_index` at `now` (see the module docstring
+    for the counting rules). `burn`: the bad share to project the remaining time with (default:
+    the period's so far)."""
+    problems: list[str] = []
+    if not 0 <= service_index < len(terms.services):
+        raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
+    service = terms.services[service_index]
+    if service.kind is not Kind.availability:
+        problems.append(f"service {service.name!r} is a {service.kind.name} service: only availability "
+                        "services are forecast")
+    if not 0 <= period < terms.period_count:
+        problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
+    for name, v in (("good_s", good_s), ("bad_s", bad_s), ("excluded_s", excluded_s),
+                    ("unmeasured_s", unmeasured_s)):
+        if not (math.isfinite(v) and v >= 0):
+            problems.append(f"{name} must be a finite number >= 0, got {v!r}")
+    if burn is not None and not (math.isfinite(burn) and 0 <= burn <= 1):
+        problems.append(f"burn must be a share in 0..1, got {burn!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+    start, end = terms.period_start(period), terms.period_end(period)
+    remaining = max(0, end - max(now, start))
+    good, bad = Fraction(good_s), Fraction(bad_s)
+    measured = good + bad
+    so_far = PPM if measured == 0 else int(good * PPM // measured)
+    rate = Fraction(burn) if burn is not None else (bad / measured if measured else Fraction(0))
+    total = measured + remaining
+    projected = PPM if total == 0 else int((good + (1 - rate) * remaining) * PPM // total)
+    tier = tier_index(terms, service_index, projected)
+    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
+    credit = min(service_credit(service, projected, terms.fee_per_period), cap)
+
+    next_tier: int | None = None
+    budget = 0.0
+    for k, t in enumerate(service.tiers):
+        allowed = good + remaining - Fraction(t.below_ppm) * total / PPM
+        if allowed >= 0:
+            next_tier = k
+            whole = terms.slice_seconds
+            budget = float(math.floor(allowed / whole) * whole)
+            break
+    return Forecast(period=period, period_start=start, period_end=end, now=now, good_s=float(good_s),
+                    bad_s=float(bad_s), excluded_s=float(excluded_s), unmeasured_s=float(unmeasured_s),
+                    value_so_far_ppm=so_far, projected_ppm=projected, projected_tier=tier,
+                    projected_credit=credit, budget_left_s=budget, next_tier=next_tier)
+
+
+def current_period(terms: Terms, now: int) -> int | None:
+    """The period `now` falls in (half-open), or None before the start / after the end."""
+    if now < terms.start or now >= terms.end:
+        return None
+    lo, hi = 0, terms.period_count - 1
+    while lo < hi:  # period ends rise: binary search (calendar periods have no fixed length)
+        mid = (lo + hi) // 2
+        if terms.period_end(mid) <= now:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,128 @@
+"""smartsla.forecast: the running period's figure, projection, tier, credit and budget left.
+
+Property tests check the forecast against the independent reference (smartsla.credit and a
+brute-force end-of-period figure), so the budget a provider reads is the budget the contract
+applies.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smartsla.credit import service_credit, tier_credit_bps
+from smartsla.forecast import current_period, forecast
+from smartsla.terms import Kind, Service, Terms, Tier
+from smartsla.units import PPM
+
+A = "0x" + "11" * 20
+B = "0x" + "22" * 20
+ORACLE = "0x" + "33" * 20
+DAY = 86_400
+
+
+def make_terms(objective: int = 999_000, tiers: tuple[tuple[int, int], ...] = ((999_000, 1_000), (990_000, 3_000),
+                                                                              (950_000, 10_000)),
+               period: int = 30 * DAY, slice_s: int = 60, cap_bps: int = 10_000, extra: tuple[Service, ...] = ()
+               ) -> Terms:
+    svc = Service(name="api", objective_ppm=objective, weight_bps=10_000 - 100 * len(extra),
+                  tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
+    return Terms(provider=A, customer=B, oracle=ORACLE, start=1_000_000 * 60, period_length=period, period_count=3,
+                 fee_per_period=10**18, collateral=3 * 10**18, credit_cap_bps=cap_bps, slice_seconds=slice_s,
+                 services=(svc, *extra))
+
+
+def final_value(good: int, bad: int) -> int:
+    return PPM if good + bad == 0 else good * PPM // (good + bad)
+
+
+def test_a_clean_half_period_has_the_whole_budget() -> None:
+    terms = make_terms()
+    start = terms.start
+    f = forecast(terms, 0, 0, start + 15 * DAY, good_s=15 * DAY, bad_s=0)
+    assert f.value_so_far_ppm == PPM and f.projected_ppm == PPM
+    assert f.projected_tier is None and f.projected_credit == 0
+    # 99.9 % of 30 days = 43.2 minutes of downtime before the 10 % tier
+    assert f.next_tier == 0 and f.budget_left_s == 43 * 60  # whole one-minute slices
+
+
+def test_downtime_so_far_projects_the_tier_and_its_credit() -> None:
+    terms = make_terms()
+    f = forecast(terms, 0, 0, terms.start + 10 * DAY, good_s=10 * DAY - 3 * 3600, bad_s=3 * 3600, unmeasured_s=60)
+    # 3 h down of 10 days: 98.75 %, below 99 % -> tier 1 (30 %)
+    assert f.value_so_far_ppm == 987_500 == f.projected_ppm
+    assert f.projected_tier == 1 and f.projected_credit == 3 * 10**17
+    # 3 h of 30 days is already beyond the 99.9 % tier (43 min) but not the 99 % one (7.2 h)
+    assert f.next_tier == 1 and f.budget_left_s == pytest.approx(4.2 * 3600, abs=60)
+    assert f.unmeasured_s == 60 and f.remaining_s == 20 * DAY
+
+
+def test_a_recent_burn_projects_beyond_the_period_so_far() -> None:
+    terms = make_terms()
+    f = forecast(terms, 0, 0, terms.start + DAY, good_s=DAY, bad_s=0, burn=0.5)
+    assert f.value_so_far_ppm == PPM and f.projected_tier == 2 and f.projected_credit == 10**18
+
+
+def test_refuses_what_it_cannot_forecast_naming_every_problem() -> None:
+    lat = Service(name="lat", objective_ppm=200, weight_bps=100, kind=Kind.latency,
+                  tiers=(Tier(below_ppm=300, credit_bps=500),))
+    terms = make_terms(extra=(lat,))
+    with pytest.raises(ValueError) as err:
+        forecast(terms, 1, 7, terms.start, good_s=-1, bad_s=float("nan"), burn=2)
+    msg = str(err.value)
+    for part in ("'lat' is a latency service", "period 7", "good_s", "bad_s", "burn"):
+        assert part in msg
+
+
+def test_current_period_half_open() -> None:
+    terms = make_terms(period=3600)
+    assert current_period(terms, terms.start - 1) is None
+    assert current_period(terms, terms.start) == 0
+    assert current_period(terms, terms.start + 3599) == 0
+    assert current_period(terms, terms.start + 3600) == 1
+    assert current_period(terms, terms.end) is None
+
+
+tiers_st = st.lists(st.integers(500_000, 999_999), min_size=1, max_size=4, unique=True).map(
+    lambda bs: tuple((b, 1_000 * (i + 1)) for i, b in enumerate(sorted(bs, reverse=True))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tiers=tiers_st, slices=st.integers(1, 2_000), data=st.data())
+def test_property_matches_the_reference_and_the_budget_is_exact(tiers: tuple[tuple[int, int], ...], slices: int,
+                                                                 data: st.DataObject) -> None:
+    slice_s = 60
+    terms = make_terms(objective=tiers[0][0], tiers=tiers, period=slices * slice_s, slice_s=slice_s)
+    elapsed = data.draw(st.integers(0, slices))
+    bad = data.draw(st.integers(0, elapsed))
+    unmeasured = data.draw(st.integers(0, elapsed - bad))
+    good = elapsed - bad - unmeasured
+    now = terms.start + elapsed * slice_s
+    f = forecast(terms, 0, 0, now, good_s=good * slice_s, bad_s=bad * slice_s, unmeasured_s=unmeasured * slice_s)
+    service = terms.services[0]
+    # the figure so far and the projection at the same burn are the oracle's figure
+    assert f.value_so_far_ppm == final_value(good, bad) == f.projected_ppm or good + bad == 0
+    assert f.projected_credit == service_credit(service, f.projected_ppm, terms.fee_per_period)
+    bps = tier_credit_bps(service, f.projected_ppm)
+    assert (f.projected_tier is None) == (bps == 0)
+    if f.projected_tier is not None:
+        assert service.tiers[f.projected_tier].credit_bps == bps
+    remaining = slices - elapsed
+    if f.next_tier is None:
+        assert f.budget_left_s == 0
+        # the harshest tier is certain even if every remaining slice is good
+        assert final_value(good + remaining, bad) < service.tiers[-1].below_ppm
+        return
+    k = f.next_tier
+    assert f.budget_left_s % slice_s == 0
+    d = int(f.budget_left_s // slice_s)
+    # spending exactly the budget keeps the period out of tier k ...
+    if d <= remaining:
+        assert final_value(good + remaining - d, bad + d) >= service.tiers[k].below_ppm
+    # ... one more bad slice puts it in (when there is time left for one)
+    if d + 1 <= remaining:
+        assert final_value(good + remaining - d - 1, bad + d + 1) < service.tiers[k].below_ppm
+    # and every milder tier is already certain
+    for j in range(k):
+        assert final_value(good + remaining, bad) < service.tiers[j].below_ppm
