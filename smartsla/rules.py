@@ -1,0 +1,217 @@
+"""Prometheus rules from an agreement spec: SLI recording rules, burn-rate alerts, credit at risk.
+
+`smartsla rules SPEC` writes one rule group per availability or latency service. The SLI comes
+from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.metrics`):
+
+* **SLI** — the error ratio of the oracle's checks over each window `w`:
+  `smartsla:sli_error:ratio_rate<w> = rate(check_failures) / rate(checks)` by agreement and
+  service. It counts checks, where the contract counts slices: close enough to see a burn early,
+  and the settled figure stays the oracle's slice count. For a latency service a "failure" is
+  a check that failed or took longer than the objective (`smartsla_oracle_checks_slow_total`),
+  and its error budget is the share of checks the percentile lets through: a p95 objective
+  holds while at most 5 % of the checks are slower. No credit-at-risk alert for latency
+  services: the figure is a percentile of the whole period (see smartsla.forecast).
+* **Burn-rate alerts** (the SRE workbook's multi-window, multi-burn-rate table). The workbook's
+  factors are for a 30-day SLO window: burning 2 % of the budget in 1 h (factor 14.4), 5 % in 6 h
+  (6), 10 % in 1 d (3) and 10 % in 3 d (1). An SLA's period IS its SLO window, so each factor is
+  `budget share x period / long window` with the agreement's SHORTEST period (a calendar month
+  counts as its shortest month; shorter periods give lower factors, i.e. earlier alerts). Pairs
+  whose long window exceeds the period are left out. Each long window is paired with a short one
+  (1/12 of it) so the alert stops soon after the burn does:
+
+  ======== ============ ============ ============= ========
+  alert    long window  short window budget spent  severity
+  ======== ============ ============ ============= ========
+  fast     1h           5m           2 %           page
+  fast     6h           30m          5 %           page
+  slow     1d           2h           10 %          ticket
+  slow     3d           6h           10 %          ticket
+  ======== ============ ============ ============= ========
+
+* **Credit at risk**, one alert per credit tier (availability services): fires when, at the burn
+  of the last `credit window` (1h; shorter for periods under a day), the period will END below
+  the tier's threshold, while the tier is not yet certain. From the running period the oracle
+  exports (`smartsla_oracle_period_*`, computed by smartsla.forecast):
+  `bad + burn x remaining > (1 - threshold) x (good + bad + remaining)` and
+  `bad <= (1 - threshold) x (good + bad + remaining)`. The labels carry the tier; the
+  annotations the threshold, the credit share and the credit amount in the agreement's asset
+  (one service's credit before the collateral limit; the agreement's per-period cap applied).
+
+Every expression is grouped `by (agreement, service)`: one rule file serves every agreement an
+oracle measures for that service name; `agreement=ADDRESS` narrows it to one.
+Output is deterministic (same spec, same bytes) and `promtool check rules` clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from .spec import AgreementSpec
+from .terms import Kind, Terms
+from .units import BPS, PPM, bps_to_percent, ppm_to_percent
+
+CHECKS = "smartsla_oracle_checks_total"
+FAILURES = "smartsla_oracle_check_failures_total"
+SLOW = "smartsla_oracle_checks_slow_total"  # latency services: failed or slower than the objective
+PERIOD_METRIC = "smartsla_oracle_period_{}"  # gauges of oracle.metrics.RunningPeriodMetrics
+BY = "agreement, service"
+MONTH_30D = 30 * 86_400
+
+
+@dataclass(frozen=True)
+class BurnPair:
+    long: str
+    short: str
+    budget_share: Decimal  # of the period's error budget spent over the long window
+    severity: str
+    alert: str
+
+
+BURN_TABLE: tuple[BurnPair, ...] = (
+    BurnPair("1h", "5m", Decimal("0.02"), "page", "SmartslaBudgetBurnFast"),
+    BurnPair("6h", "30m", Decimal("0.05"), "page", "SmartslaBudgetBurnFast"),
+    BurnPair("1d", "2h", Decimal("0.10"), "ticket", "SmartslaBudgetBurnSlow"),
+    BurnPair("3d", "6h", Decimal("0.10"), "ticket", "SmartslaBudgetBurnSlow"),
+)
+WINDOWS: dict[str, int] = {"1m": 60, "5m": 300, "30m": 1800, "1h": 3600, "2h": 7200, "6h": 21_600,
+                           "1d": 86_400, "3d": 259_200}
+
+
+def seconds(window: str) -> int:
+    return WINDOWS[window]
+
+
+def shortest_period(terms: Terms) -> int:
+    return min(terms.period_end(p) - terms.period_start(p) for p in range(terms.period_count))
+
+
+def credit_window(terms: Terms) -> str:
+    """The window whose burn the credit-at-risk alert projects: 1h, or for periods under a day
+    the longest of 1m/5m/30m/1h that fits four times in the shortest period (at least 1m)."""
+    period = shortest_period(terms)
+    if period >= 86_400:
+        return "1h"
+    fits = [w for w in ("1m", "5m", "30m", "1h") if 4 * seconds(w) <= period]
+    return fits[-1] if fits else "1m"
+
+
+def burn_factor(pair: BurnPair, period: int) -> Decimal:
+    """The workbook's factor for this pair and period length, rounded to 0.01 (14.4 for a
+    30-day period over 1 h)."""
+    return (pair.budget_share * period / seconds(pair.long)).quantize(Decimal("0.01"))
+
+
+def _num(x: Decimal | float | int) -> str:
+    """A PromQL number without float noise (0.0001, not 0.00009999999999998899)."""
+    d = Decimal(str(x)).normalize()
+    return format(d, "f")
+
+
+def _selector(service: str, agreement: str | None) -> str:
+    parts = [f'service="{service}"'] + ([f'agreement="{agreement}"'] if agreement else [])
+    return "{" + ", ".join(parts) + "}"
+
+
+def _asset(spec: AgreementSpec) -> tuple[str, int]:
+    asset = spec.spec.asset
+    if asset == "ETH":
+        return "ETH", 18
+    return asset.symbol, asset.decimals  # type: ignore[union-attr]
+
+
+def _amount(units: int, decimals: int) -> str:
+    return _num(Decimal(units).scaleb(-decimals)) if units else "0"
+
+
+def latency_percentile(spec: AgreementSpec, name: str) -> int:
+    svc = next(s for s in spec.spec.services if s.name == name)
+    return svc.slo.percentile or 95
+
+
+def service_rules(spec: AgreementSpec, terms: Terms, index: int, agreement: str | None = None
+                  ) -> dict[str, Any]:
+    """The rule group of one service (recording rules first, then alerts)."""
+    service = terms.services[index]
+    sel = _selector(service.name, agreement)
+    period = shortest_period(terms)
+    cw = credit_window(terms)
+    pairs = [p for p in BURN_TABLE if seconds(p.long) <= period]
+    windows = sorted({w for p in pairs for w in (p.long, p.short)} | {cw}, key=seconds)
+    availability = service.kind is Kind.availability
+    bad_counter = FAILURES if availability else SLOW
+    rules: list[dict[str, Any]] = []
+    for w in windows:
+        rate_f = f"sum by ({BY}) (rate({bad_counter}{sel}[{w}]))"
+        rate_c = f"sum by ({BY}) (rate({CHECKS}{sel}[{w}]))"
+        # a service that never failed has no failure series yet: count it as 0, not as unknown
+        rules.append({"record": f"smartsla:sli_error:ratio_rate{w}",
+                      "expr": f"({rate_f} or {rate_c} * 0) / {rate_c}"})
+    if availability:
+        for name in ("good_seconds", "bad_seconds", "remaining_seconds"):
+            rules.append({"record": f"smartsla:period_{name}",
+                          "expr": f"max by ({BY}) ({PERIOD_METRIC.format(name)}{sel})"})
+        budget = Decimal(PPM - service.objective_ppm) / PPM
+    else:
+        # p95 <= objective exactly when at most 5 % of the checks are slower than it
+        budget = Decimal(100 - latency_percentile(spec, service.name)) / 100
+    ratio_sel = sel
+    for pair in pairs:
+        f = burn_factor(pair, period)
+        limit = _num(f * budget)
+        rules.append({
+            "alert": pair.alert,
+            "expr": (f"smartsla:sli_error:ratio_rate{pair.long}{ratio_sel} > {limit}"
+                     f" and smartsla:sli_error:ratio_rate{pair.short}{ratio_sel} > {limit}"),
+            "labels": {"severity": pair.severity, "slo": service.name, "long_window": pair.long,
+                       "burn_factor": _num(f)},
+            "annotations": {
+                "summary": (f"{service.name}: error budget burning {_num(f)}x too fast over {pair.long} and "
+                            f"{pair.short} ({_num(pair.budget_share * 100)} % of the period's budget in "
+                            f"{pair.long})"),
+                "objective": ppm_to_percent(service.objective_ppm) if availability else f"{service.objective_ppm} ms",
+            },
+        })
+    if availability:
+        symbol, decimals = _asset(spec)
+        cap = terms.fee_per_period * terms.credit_cap_bps // BPS
+        g, b, r = (f"smartsla:period_{n}_seconds{sel}" for n in ("good", "bad", "remaining"))
+        for k, tier in enumerate(service.tiers):
+            allowed = f"{_num(Decimal(PPM - tier.below_ppm) / PPM)} * ({g} + {b} + {r})"
+            credit = min(terms.fee_per_period * service.weight_bps * tier.credit_bps // (BPS * BPS), cap)
+            rules.append({
+                "alert": "SmartslaCreditAtRisk",
+                "expr": (f"({b} + smartsla:sli_error:ratio_rate{cw}{ratio_sel} * {r}) > {allowed}"
+                         f" and {b} <= {allowed}"),
+                "labels": {"severity": "page", "slo": service.name, "tier": str(k)},
+                "annotations": {
+                    "summary": (f"{service.name}: at the last {cw}'s burn the period ends below "
+                                f"{ppm_to_percent(tier.below_ppm)}: credit tier {k} "
+                                f"({bps_to_percent(tier.credit_bps)} of the fee) costs "
+                                f"{_amount(credit, decimals)} {symbol}"),
+                    "tier_threshold": ppm_to_percent(tier.below_ppm),
+                    "credit_share": bps_to_percent(tier.credit_bps),
+                    "credit_amount": f"{_amount(credit, decimals)} {symbol}",
+                    "credit_base_units": str(credit),
+                },
+            })
+    return {"name": f"smartsla-{spec.metadata.name}-{service.name}", "rules": rules}
+
+
+def generate(spec: AgreementSpec, agreement: str | None = None,
+             services: Sequence[str] | None = None) -> dict[str, Any]:
+    """The rule file as a mapping (`{"groups": [...]}`), one group per availability or latency
+    service (satisfaction and composite services are not measured by the oracle)."""
+    terms = spec.to_terms()
+    groups = [service_rules(spec, terms, i, agreement) for i, s in enumerate(terms.services)
+              if s.kind in (Kind.availability, Kind.latency) and (services is None or s.name in services)]
+    return {"groups": groups}
+
+
+def render(rules: dict[str, Any]) -> str:
+    """YAML text of a rule file (keys in generation order, same input same bytes)."""
+    return yaml.safe_dump(rules, sort_keys=False, width=10_000, allow_unicode=True)
