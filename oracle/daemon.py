@@ -39,6 +39,7 @@ from web3.exceptions import Web3Exception
 from smartsla import deployments
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory, Status
+from smartsla.credit import service_credit
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
@@ -170,6 +171,7 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.running: RunningPeriods | None = None  # the running period on /metrics (issue 14)
         self._latency_objective: dict[Hashable, int] = {}  # (agreement, service) -> objective ms
+        self._asset_decimals: dict[str, int] = {}
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
@@ -434,6 +436,7 @@ class Daemon:
                                              "values": [figures[s.name].value_ppm for s in terms.services]})
             if outcome.state != "confirmed":
                 return
+            self._count_credit(served, figures)
 
     def maintenance(self, served: Served) -> list[tuple[int, int]]:
         """Windows the provider declared ON-CHAIN with the agreed notice: the only ones excluded
@@ -495,6 +498,7 @@ class Daemon:
         address = served.agreement.address
         for name in served.runners:  # a failure series from the start: rules see 0, not "no data"
             self.metrics.check_failures.labels(address, name)
+            self.metrics.credit_reported.labels(address, name)
         for s in served.agreement.terms.services:
             if s.kind is Kind.latency and s.name in served.runners:
                 self._latency_objective[(address, s.name)] = s.objective_ppm  # ms for latency services
@@ -502,14 +506,26 @@ class Daemon:
         self.running.serve(address, served.agreement.terms, probed_thresholds(served.probes),
                            lambda: self.maintenance(served), decimals=self._decimals(served))
 
+    def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
+        """The credits panel of the dashboard: what this oracle's settled figures imply."""
+        terms = served.agreement.terms
+        scale = 10 ** self._decimals(served)
+        for s in terms.services:
+            if s.kind in (Kind.availability, Kind.latency) and s.name in figures:
+                credit = service_credit(s, figures[s.name].value_ppm, terms.fee_per_period)
+                self.metrics.credit_reported.labels(served.agreement.address, s.name).inc(credit / scale)
+
     def _decimals(self, served: Served) -> int:
         terms = served.agreement.terms
         if terms.is_native:
             return 18
-        try:
-            return int(self.chain.contract("TestToken", terms.asset).functions.decimals().call())
-        except Exception:  # a token without the optional metadata: whole units are base units
-            return 0
+        if terms.asset not in self._asset_decimals:
+            try:
+                decimals = int(self.chain.contract("TestToken", terms.asset).functions.decimals().call())
+            except Exception:  # a token without the optional metadata: whole units are base units
+                decimals = 0
+            self._asset_decimals[terms.asset] = decimals
+        return self._asset_decimals[terms.asset]
 
     # ------------------------------------------------------------------ HTTP
     async def _start_http(self) -> web.AppRunner:

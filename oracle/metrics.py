@@ -46,6 +46,10 @@ class OracleMetrics:
                                        registry=self.registry)
         self.since_last_report.set_function(
             lambda: time.time() - self._last_report if self._last_report else -1.0)
+        self.credit_reported = Counter(
+            "smartsla_oracle_credit_reported_units", "Credit (whole units of the asset, before the per-period cap "
+            "and the collateral limit) implied by the figures of the periods this oracle got settled",
+            ["agreement", "service"], registry=self.registry)
         self.running = RunningPeriodCollector(self.registry)
 
     def mark_report(self) -> None:
