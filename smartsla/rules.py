@@ -117,24 +117,28 @@ def _selector(service: str, agreement: str | None) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def _asset(spec: AgreementSpec) -> tuple[str, int]:
-    asset = spec.spec.asset
-    if asset == "ETH":
-        return "ETH", 18
-    return asset.symbol, asset.decimals  # type: ignore[union-attr]
+@dataclass(frozen=True)
+class Context:
+    """What the rules need beyond the terms: names and the asset's display."""
+
+    name: str  # the agreement's name (metadata.name): rule group names
+    symbol: str = "ETH"
+    decimals: int = 18
+    percentiles: tuple[tuple[str, int], ...] = ()  # latency service -> percentile of its objective
+
+    @classmethod
+    def of(cls, spec: AgreementSpec) -> Context:
+        asset = spec.spec.asset
+        symbol, decimals = ("ETH", 18) if asset == "ETH" else (asset.symbol, asset.decimals)  # type: ignore[union-attr]
+        return cls(spec.metadata.name, symbol, decimals,
+                   tuple((s.name, s.slo.percentile or 95) for s in spec.spec.services if s.slo.sli == "latency"))
 
 
 def _amount(units: int, decimals: int) -> str:
     return _num(Decimal(units).scaleb(-decimals)) if units else "0"
 
 
-def latency_percentile(spec: AgreementSpec, name: str) -> int:
-    svc = next(s for s in spec.spec.services if s.name == name)
-    return svc.slo.percentile or 95
-
-
-def service_rules(spec: AgreementSpec, terms: Terms, index: int, agreement: str | None = None
-                  ) -> dict[str, Any]:
+def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None = None) -> dict[str, Any]:
     """The rule group of one service (recording rules first, then alerts)."""
     service = terms.services[index]
     sel = _selector(service.name, agreement)
@@ -158,7 +162,7 @@ def service_rules(spec: AgreementSpec, terms: Terms, index: int, agreement: str 
         budget = Decimal(PPM - service.objective_ppm) / PPM
     else:
         # p95 <= objective exactly when at most 5 % of the checks are slower than it
-        budget = Decimal(100 - latency_percentile(spec, service.name)) / 100
+        budget = Decimal(100 - dict(ctx.percentiles).get(service.name, 95)) / 100
     ratio_sel = sel
     for pair in pairs:
         f = burn_factor(pair, period)
@@ -177,7 +181,7 @@ def service_rules(spec: AgreementSpec, terms: Terms, index: int, agreement: str 
             },
         })
     if availability:
-        symbol, decimals = _asset(spec)
+        symbol, decimals = ctx.symbol, ctx.decimals
         cap = terms.fee_per_period * terms.credit_cap_bps // BPS
         g, b, r = (f"smartsla:period_{n}_seconds{sel}" for n in ("good", "bad", "remaining"))
         for k, tier in enumerate(service.tiers):
@@ -199,15 +203,20 @@ def service_rules(spec: AgreementSpec, terms: Terms, index: int, agreement: str 
                     "credit_base_units": str(credit),
                 },
             })
-    return {"name": f"smartsla-{spec.metadata.name}-{service.name}", "rules": rules}
+    return {"name": f"smartsla-{ctx.name}-{service.name}", "rules": rules}
 
 
 def generate(spec: AgreementSpec, agreement: str | None = None,
              services: Sequence[str] | None = None) -> dict[str, Any]:
     """The rule file as a mapping (`{"groups": [...]}`), one group per availability or latency
     service (satisfaction and composite services are not measured by the oracle)."""
-    terms = spec.to_terms()
-    groups = [service_rules(spec, terms, i, agreement) for i, s in enumerate(terms.services)
+    return generate_for_terms(spec.to_terms(), Context.of(spec), agreement, services)
+
+
+def generate_for_terms(terms: Terms, ctx: Context, agreement: str | None = None,
+                       services: Sequence[str] | None = None) -> dict[str, Any]:
+    """:func:`generate` from on-chain terms (e.g. `Agreement.terms`)."""
+    groups = [service_rules(ctx, terms, i, agreement) for i, s in enumerate(terms.services)
               if s.kind in (Kind.availability, Kind.latency) and (services is None or s.name in services)]
     return {"groups": groups}
 
