@@ -88,7 +88,8 @@ def expected(rule_file: Path, name: str, **match: str) -> list[dict[str, Any]]:
     return out
 
 
-def run_promtool_test(rule_file: Path, tmp_path: Path, series: dict[str, str], cases: list[dict[str, Any]]) -> None:
+def run_promtool_test(rule_file: Path, tmp_path: Path, series: dict[str, str], cases: list[dict[str, Any]],
+                      exprs: list[dict[str, Any]] | None = None) -> None:
     test = {
         "rule_files": [str(rule_file)],
         "evaluation_interval": "1m",
@@ -97,6 +98,7 @@ def run_promtool_test(rule_file: Path, tmp_path: Path, series: dict[str, str], c
             "input_series": [{"series": f'{metric}{{agreement="{A}", service="{SVC}", instance="oracle:9100", '
                                         f'job="oracle"}}', "values": values} for metric, values in series.items()],
             "alert_rule_test": cases,
+            **({"promql_expr_test": exprs} if exprs else {}),
         }],
     }
     path = tmp_path / "test.yml"
@@ -135,6 +137,14 @@ def test_healthy_service_stays_silent(rule_file: Path, tmp_path: Path) -> None:
         {"eval_time": t, "alertname": name, "exp_alerts": []}
         for t in ("30m", "4h") for name in ("SmartslaBudgetBurnFast", "SmartslaBudgetBurnSlow", "SmartslaCreditAtRisk")
     ])
+
+
+def test_a_service_that_never_failed_has_an_error_ratio_of_zero_not_no_data(rule_file: Path, tmp_path: Path) -> None:
+    # no failure series at all (I14-1): the SLI is 0 errors, so dashboards and alerts see it
+    run_promtool_test(rule_file, tmp_path, {"smartsla_oracle_checks_total": "0+60x20"}, [], [
+        {"expr": f"smartsla:sli_error:ratio_rate{w}", "eval_time": "10m",
+         "exp_samples": [{"labels": f'smartsla:sli_error:ratio_rate{w}{{agreement="{A}", service="{SVC}"}}',
+                          "value": 0}]} for w in ("5m", "1h")])
 
 
 def test_credit_at_risk_fires_before_the_tier_is_crossed(rule_file: Path, tmp_path: Path) -> None:

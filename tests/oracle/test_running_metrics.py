@@ -84,6 +84,10 @@ def test_credit_at_risk_fires_in_prometheus_before_the_tier_is_crossed_and_the_p
         # healthy up to DOWN_AT: nothing at risk
         wait_until(lambda: time.time() > terms.start + DOWN_AT - 1, 40, "the outage", world.log_text)
         assert firing() == []
+        # the failure series exists at 0 before any failure (I14-1), so the SLI reads 0, not "no data"
+        healthy = httpx.get(f"http://127.0.0.1:{oracle_port}/metrics", timeout=2).text
+        assert metric(healthy, "smartsla_oracle_check_failures_total") == 0
+        assert metric(healthy, "smartsla_oracle_period_budget_left_seconds") == ALLOWED_BAD
         wait_until(lambda: bool(firing()), terms.end - time.time(), "credit at risk to fire", world.log_text)
         seen = time.time()
         alert = firing()[0]
