@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from . import grafana, rules
 from .cli import _address, _console, app, cli_errors, fail
+from .corporate import load_corporate_spec
 from .spec import SpecError, load_spec
 
 AgreementOpt = Annotated[str | None, typer.Option(
@@ -33,13 +35,26 @@ def _write(text: str, output: Path | None) -> None:
 @cli_errors
 def rules_cmd(spec: Annotated[Path, typer.Argument(help="Agreement spec (YAML).")],
               output: OutOpt = None, agreement: AgreementOpt = None) -> None:
-    """Prometheus rules: SLI recording rules, burn-rate alerts and credit-at-risk alerts."""
+    """Prometheus rules: SLI recording rules, burn-rate alerts and credit-at-risk alerts (per
+    department for a multi-level spec)."""
+    address = _address(agreement, "--agreement") if agreement else None
     try:
-        loaded = load_spec(spec)
+        if _kind(spec) == "CorporateAgreement":
+            generated = rules.generate_corporate(load_corporate_spec(spec), address)
+        else:
+            generated = rules.generate(load_spec(spec), address)
     except SpecError as exc:
         fail(str(exc), 2)
-    address = _address(agreement, "--agreement") if agreement else None
-    _write(rules.render(rules.generate(loaded, address)), output)
+    _write(rules.render(generated), output)
+
+
+def _kind(path: Path) -> str | None:
+    """The spec's `kind` (Agreement or CorporateAgreement), read before validating either."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"{path}: {exc}", 2)
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 @app.command("grafana")

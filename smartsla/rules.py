@@ -37,6 +37,10 @@ from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.m
   annotations the threshold, the credit share and the credit amount in the agreement's asset
   (one service's credit before the collateral limit; the agreement's per-period cap applied).
 
+A multi-level (corporate) spec records each service's SLI once and gives every department its own
+alerts (its objective, weights, fee and cap), labelled `department`. The oracle daemon does not
+serve corporate agreements yet, so their credit-at-risk alerts wait for running-period gauges.
+
 Every expression is grouped `by (agreement, service)`: one rule file serves every agreement an
 oracle measures for that service name; `agreement=ADDRESS` narrows it to one.
 Output is deterministic (same spec, same bytes) and `promtool check rules` clean.
@@ -51,8 +55,9 @@ from typing import Any
 
 import yaml
 
+from .corporate import CorporateSpec, CorporateTerms
 from .spec import AgreementSpec
-from .terms import Kind, Terms
+from .terms import Kind, Service, Terms
 from .units import BPS, PPM, bps_to_percent, ppm_to_percent
 
 CHECKS = "smartsla_oracle_checks_total"
@@ -138,8 +143,11 @@ def _amount(units: int, decimals: int) -> str:
     return _num(Decimal(units).scaleb(-decimals)) if units else "0"
 
 
-def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None = None) -> dict[str, Any]:
-    """The rule group of one service (recording rules first, then alerts)."""
+def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None = None, *,
+                  records: bool = True, department: str | None = None) -> dict[str, Any]:
+    """The rule group of one service (recording rules first, then alerts). A department of a
+    multi-level agreement gets alerts only (`records=False`, labelled with the department):
+    its figure is the corporate service's, recorded once."""
     service = terms.services[index]
     sel = _selector(service.name, agreement)
     period = shortest_period(terms)
@@ -149,29 +157,32 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
     availability = service.kind is Kind.availability
     bad_counter = FAILURES if availability else SLOW
     rules: list[dict[str, Any]] = []
-    for w in windows:
+    for w in windows if records else ():
         rate_f = f"sum by ({BY}) (rate({bad_counter}{sel}[{w}]))"
         rate_c = f"sum by ({BY}) (rate({CHECKS}{sel}[{w}]))"
         # a service that never failed has no failure series yet: count it as 0, not as unknown
+        # the static `slo` label makes each service's rule distinct for promtool's duplicate check
         rules.append({"record": f"smartsla:sli_error:ratio_rate{w}",
-                      "expr": f"({rate_f} or {rate_c} * 0) / {rate_c}"})
-    if availability:
+                      "expr": f"({rate_f} or {rate_c} * 0) / {rate_c}", "labels": {"slo": service.name}})
+    if availability and records:
         for name in ("good_seconds", "bad_seconds", "remaining_seconds"):
-            rules.append({"record": f"smartsla:period_{name}",
+            rules.append({"record": f"smartsla:period_{name}", "labels": {"slo": service.name},
                           "expr": f"max by ({BY}) ({PERIOD_METRIC.format(name)}{sel})"})
-        budget = Decimal(PPM - service.objective_ppm) / PPM
-    else:
+    budget = Decimal(PPM - service.objective_ppm) / PPM
+    if not availability:
         # p95 <= objective exactly when at most 5 % of the checks are slower than it
         budget = Decimal(100 - dict(ctx.percentiles).get(service.name, 95)) / 100
     ratio_sel = sel
+    who = {"department": department} if department else {}
+    alerts: list[dict[str, Any]] = []
     for pair in pairs:
         f = burn_factor(pair, period)
         limit = _num(f * budget)
-        rules.append({
+        alerts.append({
             "alert": pair.alert,
             "expr": (f"smartsla:sli_error:ratio_rate{pair.long}{ratio_sel} > {limit}"
                      f" and smartsla:sli_error:ratio_rate{pair.short}{ratio_sel} > {limit}"),
-            "labels": {"severity": pair.severity, "slo": service.name, "long_window": pair.long,
+            "labels": {"severity": pair.severity, "slo": service.name, **who, "long_window": pair.long,
                        "burn_factor": _num(f)},
             "annotations": {
                 "summary": (f"{service.name}: error budget burning {_num(f)}x too fast over {pair.long} and "
@@ -187,11 +198,11 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
         for k, tier in enumerate(service.tiers):
             allowed = f"{_num(Decimal(PPM - tier.below_ppm) / PPM)} * ({g} + {b} + {r})"
             credit = min(terms.fee_per_period * service.weight_bps * tier.credit_bps // (BPS * BPS), cap)
-            rules.append({
+            alerts.append({
                 "alert": "SmartslaCreditAtRisk",
                 "expr": (f"({b} + smartsla:sli_error:ratio_rate{cw}{ratio_sel} * {r}) > {allowed}"
                          f" and {b} <= {allowed}"),
-                "labels": {"severity": "page", "slo": service.name, "tier": str(k)},
+                "labels": {"severity": "page", "slo": service.name, **who, "tier": str(k)},
                 "annotations": {
                     "summary": (f"{service.name}: at the last {cw}'s burn the period ends below "
                                 f"{ppm_to_percent(tier.below_ppm)}: credit tier {k} "
@@ -203,7 +214,11 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
                     "credit_base_units": str(credit),
                 },
             })
-    return {"name": f"smartsla-{ctx.name}-{service.name}", "rules": rules}
+    if department:
+        for a in alerts:  # the summary says whose money it is
+            a["annotations"]["summary"] = f"{department}: " + a["annotations"]["summary"]
+    name = f"smartsla-{ctx.name}-{department}-{service.name}" if department else f"smartsla-{ctx.name}-{service.name}"
+    return {"name": name, "rules": rules + alerts}
 
 
 def generate(spec: AgreementSpec, agreement: str | None = None,
@@ -219,6 +234,39 @@ def generate_for_terms(terms: Terms, ctx: Context, agreement: str | None = None,
     groups = [service_rules(ctx, terms, i, agreement) for i, s in enumerate(terms.services)
               if s.kind in (Kind.availability, Kind.latency) and (services is None or s.name in services)]
     return {"groups": groups}
+
+
+def generate_corporate(spec: CorporateSpec, agreement: str | None = None) -> dict[str, Any]:
+    """Rules for a multi-level agreement: the SLI of each corporate service recorded once, then
+    for every department its own burn-rate and credit-at-risk alerts (its objective overrides,
+    weights, fee and cap, as `CorporateTerms.department_credit` computes them), labelled
+    `department`."""
+    corp = spec.to_terms()
+    ctx = Context(spec.metadata.name)
+    base = _terms_like(corp, corp.services, 0, corp.credit_cap_bps)
+    groups = [service_rules(ctx, base, i, agreement) for i in range(len(corp.services))]
+    for dep in corp.departments:
+        services = []
+        for i, service in enumerate(corp.services):
+            tiers = service.tiers
+            if dep.objectives[i]:  # the mildest tier moves with an overridden objective (department_credit)
+                tiers = (tiers[0].model_copy(update={"below_ppm": dep.objectives[i]}), *tiers[1:])
+            services.append(service.model_copy(update={"objective_ppm": dep.objectives[i] or service.objective_ppm,
+                                                       "weight_bps": dep.weights_bps[i] or 1, "tiers": tiers}))
+        terms = _terms_like(corp, tuple(services), dep.fee_per_period, dep.credit_cap_bps or corp.credit_cap_bps)
+        for i in range(len(services)):
+            if dep.service_mask & (1 << i):
+                group = service_rules(ctx, terms, i, agreement, records=False, department=dep.name)
+                groups.append(group)
+    return {"groups": groups}
+
+
+def _terms_like(corp: CorporateTerms, services: tuple[Service, ...], fee: int, cap_bps: int) -> Terms:
+    """Terms carrying what the rules read of a department (schedule, services, fee, cap); not
+    validated as an agreement (a department's weights need not sum to 100 %)."""
+    return Terms.model_construct(start=corp.start, period_length=corp.period_length, period_count=corp.period_count,
+                                 period_ends=(), fee_per_period=fee, credit_cap_bps=cap_bps, services=services,
+                                 slice_seconds=60)
 
 
 def render(rules: dict[str, Any]) -> str:

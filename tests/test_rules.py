@@ -143,8 +143,8 @@ def test_a_service_that_never_failed_has_an_error_ratio_of_zero_not_no_data(rule
     # no failure series at all (I14-1): the SLI is 0 errors, so dashboards and alerts see it
     run_promtool_test(rule_file, tmp_path, {"smartsla_oracle_checks_total": "0+60x20"}, [], [
         {"expr": f"smartsla:sli_error:ratio_rate{w}", "eval_time": "10m",
-         "exp_samples": [{"labels": f'smartsla:sli_error:ratio_rate{w}{{agreement="{A}", service="{SVC}"}}',
-                          "value": 0}]} for w in ("5m", "1h")])
+         "exp_samples": [{"labels": f'smartsla:sli_error:ratio_rate{w}{{agreement="{A}", service="{SVC}", '
+                                    f'slo="{SVC}"}}', "value": 0}]} for w in ("5m", "1h")])
 
 
 def test_credit_at_risk_fires_before_the_tier_is_crossed(rule_file: Path, tmp_path: Path) -> None:
@@ -206,3 +206,24 @@ def test_grafana_dashboard_is_importable_json_with_the_panels() -> None:
                 if word.startswith("smartsla:"):
                     assert word in recorded, word
     assert grafana.dashboard(load_spec(EC2)) == grafana.dashboard(load_spec(EC2))
+
+
+def test_multi_level_spec_records_once_and_alerts_per_department(tmp_path: Path) -> None:
+    out = tmp_path / "corp.rules.yml"
+    result = CliRunner().invoke(app, ["rules", str(ROOT / "examples" / "multi-level-corporate.yaml"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    done = subprocess.run([promtool(), "check", "rules", str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    groups = yaml.safe_load(out.read_text())["groups"]
+    records = [r["record"] + r["labels"]["slo"] for g in groups for r in g["rules"] if "record" in r]
+    assert len(records) == len(set(records))
+    alerts = [r for g in groups for r in g["rules"] if r.get("alert") == "SmartslaCreditAtRisk"]
+    credit = {(r["labels"]["department"], r["labels"]["slo"], r["labels"]["tier"]): r["annotations"]["credit_amount"]
+              for r in alerts if "department" in r["labels"]}
+    # finance: fee 2 ETH, ERP weight 70 %, objective overridden to 99.9 % (the mildest tier moves with it)
+    assert credit[("finance", "erp", "0")] == "0.14 ETH" and credit[("finance", "erp", "1")] == "0.42 ETH"
+    # sales has no ERP; its cap is the corporate 50 %: vpn 50 % x 20 % x 1 ETH = 0.1 ETH
+    assert ("sales", "erp", "0") not in credit and credit[("sales", "vpn", "0")] == "0.1 ETH"
+    finance_erp = next(r for g in groups for r in g["rules"] if r.get("alert") == "SmartslaCreditAtRisk"
+                       and r["labels"].get("department") == "finance" and r["labels"]["slo"] == "erp")
+    assert "0.001 * (" in finance_erp["expr"]  # 99.9 %: 0.1 % of the period may be down
