@@ -34,7 +34,10 @@ def _write(text: str, output: Path | None) -> None:
 @app.command("rules")
 @cli_errors
 def rules_cmd(spec: Annotated[Path, typer.Argument(help="Agreement spec (YAML).")],
-              output: OutOpt = None, agreement: AgreementOpt = None) -> None:
+              output: OutOpt = None, agreement: AgreementOpt = None,
+              oracle_config: Annotated[Path | None, typer.Option(
+                  "--oracle-config", help="The oracle's YAML configuration: services it measures through "
+                  "Prometheus take their SLI from that query.")] = None) -> None:
     """Prometheus rules: SLI recording rules, burn-rate alerts and credit-at-risk alerts (per
     department for a multi-level spec)."""
     address = _address(agreement, "--agreement") if agreement else None
@@ -42,10 +45,22 @@ def rules_cmd(spec: Annotated[Path, typer.Argument(help="Agreement spec (YAML)."
         if _kind(spec) == "CorporateAgreement":
             generated = rules.generate_corporate(load_corporate_spec(spec), address)
         else:
-            generated = rules.generate(load_spec(spec), address)
-    except SpecError as exc:
+            sources = _sources(oracle_config, address) if oracle_config else ()
+            generated = rules.generate(load_spec(spec), address, sources=sources)
+    except (SpecError, ValueError) as exc:  # oracle.config.ConfigError is a ValueError
         fail(str(exc), 2)
     _write(rules.render(generated), output)
+
+
+def _sources(path: Path, agreement: str | None) -> tuple[tuple[str, tuple[str, float, bool]], ...]:
+    """Prometheus-sourced services of the oracle's configuration (the agreement's own entries
+    over the top-level ones when --agreement is given)."""
+    from oracle.config import load_config  # the oracle package only when asked for
+
+    config = load_config(path)
+    probes = config.probes_for(agreement) if agreement else config.services
+    return tuple((name, (p.prometheus.query, p.prometheus.threshold, p.prometheus.inclusive))
+                 for name, p in sorted(probes.items()) if p.prometheus is not None)
 
 
 def _kind(path: Path) -> str | None:

@@ -11,6 +11,11 @@ from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.m
   and its error budget is the share of checks the percentile lets through: a p95 objective
   holds while at most 5 % of the checks are slower. No credit-at-risk alert for latency
   services: the figure is a percentile of the whole period (see smartsla.forecast).
+  A service the oracle measures through Prometheus (its `prometheus:` probe in the oracle's
+  configuration, `smartsla rules --oracle-config`) takes its SLI from that query instead: the
+  share of slices the oracle would judge bad, `avg_over_time(max(query <= bool threshold)[w:slice])`.
+  The daemon does not export a running period for such services, so they get burn-rate alerts
+  but their credit-at-risk alerts stay silent.
 * **Burn-rate alerts** (the SRE workbook's multi-window, multi-burn-rate table). The workbook's
   factors are for a 30-day SLO window: burning 2 % of the budget in 1 h (factor 14.4), 5 % in 6 h
   (6), 10 % in 1 d (3) and 10 % in 3 d (1). An SLA's period IS its SLO window, so each factor is
@@ -49,7 +54,7 @@ Output is deterministic (same spec, same bytes) and `promtool check rules` clean
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -130,6 +135,8 @@ class Context:
     symbol: str = "ETH"
     decimals: int = 18
     percentiles: tuple[tuple[str, int], ...] = ()  # latency service -> percentile of its objective
+    # services the oracle measures through Prometheus: name -> (query, threshold, inclusive)
+    sources: tuple[tuple[str, tuple[str, float, bool]], ...] = ()
 
     @classmethod
     def of(cls, spec: AgreementSpec) -> Context:
@@ -141,6 +148,19 @@ class Context:
 
 def _amount(units: int, decimals: int) -> str:
     return _num(Decimal(units).scaleb(-decimals)) if units else "0"
+
+
+def _prometheus_sli(source: tuple[str, float, bool], window: str, slice_seconds: int, service: str,
+                    agreement: str | None) -> str:
+    """The error ratio of a Prometheus-sourced service over `window`: the share of slices the
+    oracle would judge bad (oracle.prometheus: good when the value is above the threshold, or
+    at it with `inclusive`; with several series, bad when any is bad), sampled once a slice."""
+    query, threshold, inclusive = source
+    bad = f"max(({query}) {'<' if inclusive else '<='} bool {_num(threshold)})"
+    expr = f'label_replace(avg_over_time(({bad})[{window}:{slice_seconds}s]), "service", "{service}", "", "")'
+    if agreement:
+        expr = f'label_replace({expr}, "agreement", "{agreement}", "", "")'
+    return expr
 
 
 def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None = None, *,
@@ -157,13 +177,17 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
     availability = service.kind is Kind.availability
     bad_counter = FAILURES if availability else SLOW
     rules: list[dict[str, Any]] = []
+    source = dict(ctx.sources).get(service.name)
     for w in windows if records else ():
-        rate_f = f"sum by ({BY}) (rate({bad_counter}{sel}[{w}]))"
-        rate_c = f"sum by ({BY}) (rate({CHECKS}{sel}[{w}]))"
-        # a service that never failed has no failure series yet: count it as 0, not as unknown
+        if source is not None:
+            expr = _prometheus_sli(source, w, terms.slice_seconds, service.name, agreement)
+        else:
+            rate_f = f"sum by ({BY}) (rate({bad_counter}{sel}[{w}]))"
+            rate_c = f"sum by ({BY}) (rate({CHECKS}{sel}[{w}]))"
+            # a service that never failed has no failure series yet: count it as 0, not as unknown
+            expr = f"({rate_f} or {rate_c} * 0) / {rate_c}"
         # the static `slo` label makes each service's rule distinct for promtool's duplicate check
-        rules.append({"record": f"smartsla:sli_error:ratio_rate{w}",
-                      "expr": f"({rate_f} or {rate_c} * 0) / {rate_c}", "labels": {"slo": service.name}})
+        rules.append({"record": f"smartsla:sli_error:ratio_rate{w}", "expr": expr, "labels": {"slo": service.name}})
     if availability and records:
         for name in ("good_seconds", "bad_seconds", "remaining_seconds"):
             rules.append({"record": f"smartsla:period_{name}", "labels": {"slo": service.name},
@@ -221,11 +245,13 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
     return {"name": name, "rules": rules + alerts}
 
 
-def generate(spec: AgreementSpec, agreement: str | None = None,
-             services: Sequence[str] | None = None) -> dict[str, Any]:
+def generate(spec: AgreementSpec, agreement: str | None = None, services: Sequence[str] | None = None,
+             sources: tuple[tuple[str, tuple[str, float, bool]], ...] = ()) -> dict[str, Any]:
     """The rule file as a mapping (`{"groups": [...]}`), one group per availability or latency
-    service (satisfaction and composite services are not measured by the oracle)."""
-    return generate_for_terms(spec.to_terms(), Context.of(spec), agreement, services)
+    service (satisfaction and composite services are not measured by the oracle). `sources`:
+    services measured through Prometheus (see Context.sources)."""
+    ctx = replace(Context.of(spec), sources=sources)
+    return generate_for_terms(spec.to_terms(), ctx, agreement, services)
 
 
 def generate_for_terms(terms: Terms, ctx: Context, agreement: str | None = None,

@@ -227,3 +227,38 @@ def test_multi_level_spec_records_once_and_alerts_per_department(tmp_path: Path)
     finance_erp = next(r for g in groups for r in g["rules"] if r.get("alert") == "SmartslaCreditAtRisk"
                        and r["labels"].get("department") == "finance" and r["labels"]["slo"] == "erp")
     assert "0.001 * (" in finance_erp["expr"]  # 99.9 %: 0.1 % of the period may be down
+
+
+def test_a_prometheus_sourced_service_takes_its_sli_from_the_oracles_query(tmp_path: Path) -> None:
+    config = tmp_path / "oracle.yaml"
+    config.write_text(yaml.safe_dump({
+        "chain": {"rpc_url": "http://127.0.0.1:8545"}, "key": {"env": "K"}, "store": "sqlite:///x.db",
+        "agreements": [{"address": A}],
+        "services": {SVC: {"prometheus": {"url": "http://127.0.0.1:9090",
+                                          "query": 'min_over_time(up{job="ec2"}[1m])', "threshold": 0.5},
+                           "interval_s": 60}}}))
+    out = tmp_path / "rules.yml"
+    result = CliRunner().invoke(app, ["rules", str(EC2), "--oracle-config", str(config), "--agreement", A,
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    # up for 60 minutes, then down: a slice is bad when the query is <= 0.5 (oracle.prometheus);
+    # at 75m the 30m subquery holds the 31 one-minute points 45m..75m (both ends, Prometheus 2.x),
+    # 15 of them bad (61m..75m)
+    test = {"rule_files": [str(out)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": 'up{job="ec2", instance="a"}', "values": "1x60 0x30"}],
+        "promql_expr_test": [
+            {"expr": "smartsla:sli_error:ratio_rate5m", "eval_time": "50m",
+             "exp_samples": [{"labels": f'smartsla:sli_error:ratio_rate5m{{agreement="{A}", service="{SVC}", '
+                                        f'slo="{SVC}"}}', "value": 0}]},
+            {"expr": "round(smartsla:sli_error:ratio_rate30m * 31)", "eval_time": "75m",
+             "exp_samples": [{"labels": f'{{agreement="{A}", service="{SVC}", slo="{SVC}"}}', "value": 15}]}],
+        "alert_rule_test": [{"eval_time": "64m", "alertname": "SmartslaBudgetBurnFast",
+                             "exp_alerts": [{"exp_labels": {"agreement": A, "service": SVC, **r["labels"]},
+                                             "exp_annotations": r["annotations"]}
+                                            for r in _alerts(out, "SmartslaBudgetBurnFast")]}],
+    }]}
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False, width=10_000))
+    done = subprocess.run([promtool(), "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
