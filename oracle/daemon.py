@@ -39,6 +39,7 @@ from web3.exceptions import Web3Exception
 from smartsla import deployments
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory, Status
+from smartsla.credit import service_credit
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
@@ -47,6 +48,7 @@ from .keys import load_key
 from .metrics import OracleMetrics
 from .probes import HttpProbe, Prober, Sample, Target, TcpProbe
 from .prometheus import PrometheusError, PrometheusSource
+from .running import RunningPeriods, probed_thresholds
 from .sli import NEUTRAL_FIGURE, PeriodFigure, count_slices, figure_from_counts, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
@@ -167,6 +169,9 @@ class Daemon:
         self._discovered_to_block = 0
         self._last_prune = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.running: RunningPeriods | None = None  # the running period on /metrics (issue 14)
+        self._latency_objective: dict[Hashable, int] = {}  # (agreement, service) -> objective ms
+        self._asset_decimals: dict[str, int] = {}
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
@@ -266,6 +271,7 @@ class Daemon:
                         self.config.grace_for({n: probes[n] for n in names}))
         served.next_due = terms.period_end(0) + served.grace_s
         self.served[agreement.address] = served
+        self._follow_running(served)
         if self.prober is not None and self._loop is not None:  # discovered while running
             for target in self._targets(served):
                 self._loop.call_soon_threadsafe(self.prober.add, target)
@@ -311,6 +317,11 @@ class Daemon:
         self.metrics.checks.labels(address, service).inc()
         if not sample.ok:
             self.metrics.check_failures.labels(address, service).inc()
+        if self.running is not None:
+            self.running.on_sample(address, service, sample.ts, sample.ok)
+            limit = self._latency_objective.get(key)
+            if limit is not None and (not sample.ok or sample.latency_ms is None or sample.latency_ms > limit):
+                self.metrics.checks_slow.labels(address, service).inc()
         assert self.writer is not None
         self.writer.put(address, sample)
 
@@ -327,7 +338,8 @@ class Daemon:
                              on_skip=self._on_skip)
         runner = await self._start_http()
         try:
-            await asyncio.gather(self.prober.run(stop), self._report_loop(stop))
+            await asyncio.gather(self.prober.run(stop), self._report_loop(stop),
+                                 *([self.running.run(stop, _sleep)] if self.running else []))
         finally:
             await runner.cleanup()
             await asyncio.to_thread(self.writer.close)
@@ -424,6 +436,7 @@ class Daemon:
                                              "values": [figures[s.name].value_ppm for s in terms.services]})
             if outcome.state != "confirmed":
                 return
+            self._count_credit(served, figures)
 
     def maintenance(self, served: Served) -> list[tuple[int, int]]:
         """Windows the provider declared ON-CHAIN with the agreed notice: the only ones excluded
@@ -476,6 +489,43 @@ class Daemon:
         else:
             value = min(math.ceil(ms), LATENCY_UNKNOWN_MS)
         return replace(figure, value_ppm=value)
+
+    # ------------------------------------------------------------------ the running period
+    def _follow_running(self, served: Served) -> None:
+        """Export `served`'s period in progress on /metrics (oracle.running)."""
+        if self.running is None:
+            self.running = RunningPeriods(self.store, self.metrics.running)
+        address = served.agreement.address
+        for name in served.runners:  # a failure series from the start: rules see 0, not "no data"
+            self.metrics.check_failures.labels(address, name)
+            self.metrics.credit_reported.labels(address, name)
+        for s in served.agreement.terms.services:
+            if s.kind is Kind.latency and s.name in served.runners:
+                self._latency_objective[(address, s.name)] = s.objective_ppm  # ms for latency services
+                self.metrics.checks_slow.labels(address, s.name)
+        self.running.serve(address, served.agreement.terms, probed_thresholds(served.probes),
+                           lambda: self.maintenance(served), decimals=self._decimals(served))
+
+    def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
+        """The credits panel of the dashboard: what this oracle's settled figures imply."""
+        terms = served.agreement.terms
+        scale = 10 ** self._decimals(served)
+        for s in terms.services:
+            if s.kind in (Kind.availability, Kind.latency) and s.name in figures:
+                credit = service_credit(s, figures[s.name].value_ppm, terms.fee_per_period)
+                self.metrics.credit_reported.labels(served.agreement.address, s.name).inc(credit / scale)
+
+    def _decimals(self, served: Served) -> int:
+        terms = served.agreement.terms
+        if terms.is_native:
+            return 18
+        if terms.asset not in self._asset_decimals:
+            try:
+                decimals = int(self.chain.contract("TestToken", terms.asset).functions.decimals().call())
+            except Exception:  # a token without the optional metadata: whole units are base units
+                decimals = 0
+            self._asset_decimals[terms.asset] = decimals
+        return self._asset_decimals[terms.asset]
 
     # ------------------------------------------------------------------ HTTP
     async def _start_http(self) -> web.AppRunner:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+
+from smartsla.forecast import Forecast
 
 
 class OracleMetrics:
@@ -14,6 +20,10 @@ class OracleMetrics:
                               registry=self.registry)
         self.check_failures = Counter("smartsla_oracle_check_failures", "Probe checks that failed",
                                       ["agreement", "service"], registry=self.registry)
+        self.checks_slow = Counter(
+            "smartsla_oracle_checks_slow", "Checks of a latency service that failed or took longer than its "
+            "objective (the SLI of its burn-rate alerts, smartsla.rules)", ["agreement", "service"],
+            registry=self.registry)
         self.checks_not_measured = Counter(
             "smartsla_oracle_checks_not_measured", "Checks the prober could not run on time (it was behind, or "
             "stalled during the check): recorded as not measured, never as failures", ["agreement", "service"],
@@ -36,7 +46,110 @@ class OracleMetrics:
                                        registry=self.registry)
         self.since_last_report.set_function(
             lambda: time.time() - self._last_report if self._last_report else -1.0)
+        self.credit_reported = Counter(
+            "smartsla_oracle_credit_reported_units", "Credit (whole units of the asset, before the per-period cap "
+            "and the collateral limit) implied by the figures of the periods this oracle got settled",
+            ["agreement", "service"], registry=self.registry)
+        self.running = RunningPeriodCollector(self.registry)
 
     def mark_report(self) -> None:
         self._last_report = time.time()
         self.reports_confirmed.inc()
+
+
+# ---------------------------------------------------------------------------- the running period
+# What /metrics says about the period in progress, per agreement and service (issue 14): the
+# slices counted so far and smartsla.forecast's projection. Counted in memory as samples arrive
+# (O(1) per check, a set of slice indexes per service), so a refresh costs a few set lookups per
+# service and never a scan of the store; the store is read once per service and period, when the
+# daemon starts mid-period, to pick up the slices measured before.
+
+RUNNING_GAUGES: tuple[tuple[str, str], ...] = (
+    ("period", "Index of the period in progress"),
+    ("good_seconds", "Good time so far in the period (measured slices, all checks passed)"),
+    ("bad_seconds", "Bad time so far in the period (slices holding a failed check)"),
+    ("excluded_seconds", "Time so far excluded as maintenance declared on-chain with notice"),
+    ("unmeasured_seconds", "Countable time so far without any check (left out of the figure)"),
+    ("remaining_seconds", "Time left until the period ends"),
+    ("value_ppm", "The figure so far (ppm): good / (good + bad)"),
+    ("projected_ppm", "The figure projected at period end at the period's burn so far (ppm)"),
+    ("projected_tier", "Credit tier the projected figure falls in (index into the service's tiers; -1: none)"),
+    ("projected_credit", "Credit the projected figure costs, in the asset's base units"),
+    ("projected_credit_units", "Credit the projected figure costs, in whole units of the asset"),
+    ("budget_left_seconds", "Downtime left before the next credit tier is certain (whole slices)"),
+    ("next_tier", "The tier budget_left_seconds guards (-1: every tier is already certain)"),
+)
+
+
+@dataclass
+class SliceTally:
+    """The slices of one service's period in progress that hold a check, and the bad ones
+    (oracle.sli's rule: a slice holding a failed check counted by the failure threshold)."""
+
+    period: int
+    start: int
+    end: int
+    slice_seconds: int
+    failure_threshold: int
+    measured: set[int] = field(default_factory=set)
+    bad: set[int] = field(default_factory=set)
+    streak: int = 0
+
+    def add(self, ts: float, ok: bool) -> None:
+        self.streak = 0 if ok else self.streak + 1
+        i = int((ts - self.start) // self.slice_seconds)
+        if i < 0:
+            return
+        self.measured.add(i)
+        if not ok and self.streak >= self.failure_threshold:
+            self.bad.add(i)
+
+    def counts(self, now: float, maintenance: set[int]) -> tuple[int, int, int, int]:
+        """(good, bad, excluded, unmeasured) slices up to the one holding `now` (a slice in
+        progress counts as soon as it holds a check; until then it is not yet unmeasured)."""
+        elapsed = max(0, int((now - self.start) // self.slice_seconds))  # whole slices behind us
+        maint = {i for i in maintenance if i <= elapsed}
+        measured = len(self.measured) - sum(1 for i in maint if i in self.measured)
+        bad = len(self.bad) - sum(1 for i in maint if i in self.bad)
+        done_maint = sum(1 for i in maint if i < elapsed)
+        done_measured = measured - (1 if elapsed in self.measured and elapsed not in maint else 0)
+        unmeasured = max(0, elapsed - done_maint - done_measured)
+        return measured - bad, bad, len(maint), unmeasured
+
+
+class RunningPeriodCollector:
+    """The running-period gauges (`smartsla_oracle_period_*{agreement, service}`), recomputed
+    by `refresh` (the daemon calls it every few seconds) and served as they were last computed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._rows: list[tuple[str, str, Forecast, int]] = []  # agreement, service, forecast, decimals
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def publish(self, rows: list[tuple[str, str, Forecast, int]]) -> None:
+        with self._lock:
+            self._rows = rows
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            rows = self._rows
+        families = {name: GaugeMetricFamily(f"smartsla_oracle_period_{name}", doc, labels=["agreement", "service"])
+                    for name, doc in RUNNING_GAUGES}
+        for agreement, service, f, decimals in rows:
+            values = {
+                "period": f.period, "good_seconds": f.good_s, "bad_seconds": f.bad_s,
+                "excluded_seconds": f.excluded_s, "unmeasured_seconds": f.unmeasured_s,
+                "remaining_seconds": f.remaining_s, "value_ppm": f.value_so_far_ppm,
+                "projected_ppm": f.projected_ppm,
+                "projected_tier": -1 if f.projected_tier is None else f.projected_tier,
+                "projected_credit": f.projected_credit,
+                "projected_credit_units": f.projected_credit / 10**decimals,
+                "budget_left_seconds": f.budget_left_s,
+                "next_tier": -1 if f.next_tier is None else f.next_tier,
+            }
+            for name, family in families.items():
+                family.add_metric([agreement, service], float(values[name]))
+        yield from families.values()
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # computed at collection: nothing to check at registration

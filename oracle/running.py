@@ -1,0 +1,154 @@
+"""The running period on /metrics: slices counted as checks arrive, forecast every few seconds.
+
+Per agreement and service the daemon exports (oracle.metrics.RUNNING_GAUGES) the good, bad,
+excluded and not-measured seconds so far, the figure so far, the projection at period end, the
+projected tier and credit and the downtime budget left, all from `smartsla.forecast`, so the API
+and the dashboard show the same numbers.
+
+Cost: a check adds one or two set insertions (`SliceTally.add`, on the event loop); a refresh
+(every REFRESH_S) costs a few set lookups per service plus the forecast's arithmetic. The store is
+read once per service and period (the slices measured before the daemon started), and the chain
+once a minute per agreement (its maintenance windows). bench/rules_bench.py measures it.
+
+Counting follows oracle.sli: a slice holding a failed check (after the failure threshold) is
+bad, a slice holding checks that all passed is good, a slice overlapping a maintenance window
+declared on-chain with notice is excluded, a past slice without a check is not measured.
+Prometheus-sourced services have no checks to count and are not exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from smartsla.forecast import Forecast, current_period, forecast
+from smartsla.terms import Kind, Terms
+
+from .metrics import RunningPeriodCollector, SliceTally
+from .sli import Window, maintenance_slices
+from .store import Store, StoreError
+
+log = logging.getLogger("oracle")
+
+REFRESH_S = 2.0  # how often the gauges are recomputed
+MAINTENANCE_REFRESH_S = 60.0  # how often an agreement's declared windows are read from the chain
+CHAIN_ERRORS: tuple[type[BaseException], ...] = (Exception,)  # a failed read keeps the last known windows
+
+
+class RunningPeriods:
+    """Tallies of the period in progress for every (agreement, service) the daemon probes."""
+
+    def __init__(self, store: Store, collector: RunningPeriodCollector) -> None:
+        self.store = store
+        self.collector = collector
+        # (agreement, service) -> (terms, service index, failure threshold, decimals)
+        self._services: dict[tuple[str, str], tuple[Terms, int, int, int]] = {}
+        self._tallies: dict[tuple[str, str], SliceTally] = {}
+        self._seeded: set[tuple[str, str, int]] = set()
+        self._maintenance: dict[str, tuple[float, list[Window]]] = {}
+        self._windows_of: dict[str, Callable[[], list[Window]]] = {}
+
+    def serve(self, agreement: str, terms: Terms, probed: dict[str, int],
+              windows: Callable[[], list[Window]], decimals: int = 18) -> None:
+        """Follow `agreement`'s availability services named in `probed` (name -> failure
+        threshold). `windows` reads the maintenance windows declared on-chain with notice."""
+        self._windows_of[agreement] = windows
+        for i, s in enumerate(terms.services):
+            if s.kind is Kind.availability and s.name in probed:
+                self._services[(agreement, s.name)] = (terms, i, probed[s.name], decimals)
+
+    def on_sample(self, agreement: str, service: str, ts: float, ok: bool) -> None:
+        key = (agreement, service)
+        tally = self._tallies.get(key)
+        if tally is None or not tally.start <= ts < tally.end:
+            spec = self._services.get(key)
+            if spec is None:
+                return
+            terms, _, threshold, _ = spec
+            period = current_period(terms, int(ts))
+            if period is None:
+                return
+            tally = SliceTally(period=period, start=terms.period_start(period), end=terms.period_end(period),
+                               slice_seconds=terms.slice_seconds, failure_threshold=threshold)
+            self._tallies[key] = tally
+        tally.add(ts, ok)
+
+    # ------------------------------------------------------------------ refresh
+    def _inputs(self, now: float) -> tuple[dict[str, list[Window]], dict[tuple[str, str, int], dict[int, bool]]]:
+        """Blocking reads (a worker thread): maintenance windows due for a re-read, and the
+        store's verdicts of periods not yet seeded."""
+        windows: dict[str, list[Window]] = {}
+        for agreement, read in self._windows_of.items():
+            last = self._maintenance.get(agreement)
+            if last is None or now - last[0] >= MAINTENANCE_REFRESH_S:
+                try:
+                    windows[agreement] = read()
+                except CHAIN_ERRORS as exc:
+                    log.warning("could not read maintenance windows", extra={"agreement": agreement,
+                                                                            "error": str(exc)})
+        seeds: dict[tuple[str, str, int], dict[int, bool]] = {}
+        for (agreement, name), (terms, _, threshold, _) in list(self._services.items()):
+            period = current_period(terms, int(now))
+            if period is None or (agreement, name, period) in self._seeded:
+                continue
+            start = terms.period_start(period)
+            try:
+                seeds[(agreement, name, period)] = self.store.slice_verdicts(
+                    agreement, name, start, now, terms.slice_seconds, threshold)
+            except StoreError as exc:
+                log.warning("could not read the period so far", extra={"agreement": agreement, "error": str(exc)})
+        return windows, seeds
+
+    def refresh(self, now: float, windows: dict[str, list[Window]] | None = None,
+                seeds: dict[tuple[str, str, int], dict[int, bool]] | None = None) -> list[Forecast]:
+        """Merge what `_inputs` read, recompute every forecast and publish the gauges."""
+        for agreement, ws in (windows or {}).items():
+            self._maintenance[agreement] = (now, ws)
+        for (agreement, name, period), verdicts in (seeds or {}).items():
+            terms, _, threshold, _ = self._services[(agreement, name)]
+            tally = self._tallies.get((agreement, name))
+            if tally is None or tally.period != period:
+                tally = SliceTally(period=period, start=terms.period_start(period), end=terms.period_end(period),
+                                   slice_seconds=terms.slice_seconds, failure_threshold=threshold)
+                self._tallies[(agreement, name)] = tally
+            tally.measured.update(verdicts)
+            tally.bad.update(i for i, good in verdicts.items() if not good)
+            self._seeded.add((agreement, name, period))
+        rows: list[tuple[str, str, Forecast, int]] = []
+        out: list[Forecast] = []
+        for (agreement, name), (terms, index, _, decimals) in sorted(self._services.items()):
+            period = current_period(terms, int(now))
+            if period is None:
+                continue
+            tally = self._tallies.get((agreement, name))
+            start, end, s = terms.period_start(period), terms.period_end(period), terms.slice_seconds
+            if tally is None or tally.period != period:
+                tally = SliceTally(period=period, start=start, end=end, slice_seconds=s, failure_threshold=1)
+            maint = maintenance_slices(start, end, s, self._maintenance.get(agreement, (0.0, []))[1])
+            good, bad, excluded, unmeasured = tally.counts(now, maint)
+            f = forecast(terms, index, period, int(now), good_s=good * s, bad_s=bad * s,
+                         excluded_s=excluded * s, unmeasured_s=unmeasured * s)
+            rows.append((agreement, name, f, decimals))
+            out.append(f)
+        self.collector.publish(rows)
+        return out
+
+    async def run(self, stop: asyncio.Event, sleep: Callable[[asyncio.Event, float], Any]) -> None:
+        while not stop.is_set():
+            now = time.time()
+            try:
+                windows, seeds = await asyncio.to_thread(self._inputs, now)
+                self.refresh(time.time(), windows, seeds)
+            except Exception as exc:  # the gauges must never take the daemon down
+                log.error("running-period metrics failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            await sleep(stop, REFRESH_S)
+
+
+def probed_thresholds(probes: dict[str, Any]) -> dict[str, int]:
+    """Services measured by the daemon's own checks (not Prometheus), with their failure
+    threshold."""
+    return {n: p.failure_threshold for n, p in probes.items() if p.prometheus is None}
+
