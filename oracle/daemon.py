@@ -50,6 +50,7 @@ from .prometheus import PrometheusError, PrometheusSource
 from .sli import NEUTRAL_FIGURE, PeriodFigure, count_slices, figure_from_counts, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
+from .transactions import TxManager
 
 log = logging.getLogger("oracle")
 
@@ -185,8 +186,10 @@ class Daemon:
         if not self.chain.w3.eth.get_code(Web3.to_checksum_address(factory_address)):
             raise ConfigError(f"chain.factory: no contract at {factory_address} on chain {self.chain.chain_id}")
         self.factory = Factory(self.chain, factory_address)
+        txm = TxManager(self.chain.w3, self.account, self.store.engine, chain_id=self.chain.chain_id,
+                        max_fee_gwei=self.config.chain.max_fee_gwei, confirmations=self.config.chain.confirmations)
         self.submitter = Submitter(self.chain, self.account, self.store, [str(p) for p in self.config.peers],
-                                   self.metrics)
+                                   self.metrics, tx=txm)
         problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
         covered: set[str] = set()
         for i, entry in enumerate(self.config.agreements):

@@ -8,7 +8,9 @@ every move is committed before the action it announces:
 * the transaction hash is stored (state 'submitted') before the transaction is broadcast, so a
   crash right after sending leaves a hash to look up, not a mystery;
 * before sending anything, the period's on-chain state is read: a period that is already settled
-  (by us before a crash, or by another committee member) is marked confirmed and nothing is sent.
+  (by us before a crash, or by another committee member) is marked confirmed and nothing is sent;
+* 'confirmed' means settled `confirmations` blocks deep (oracle.transactions: fees under a cap,
+  nonces, replacement of stuck transactions, rebroadcast of dropped or reorganised-out ones).
 
 The contract settles a period at most once whatever happens here; this module makes sure the
 daemon does not waste transactions trying, nor skip a period.
@@ -27,19 +29,20 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
 
 from smartsla.chain import REVERTS, Chain, _revert_data
-from smartsla.client import Agreement, Status
+from smartsla.client import Agreement, Snapshot, Status
 from smartsla.errors import ContractReverted, decode_revert
 from smartsla.reports import SignedReport, recover_signer, sign_report
 
 from .sli import PeriodFigure
 from .store import Store
+from .transactions import FeeCapExceeded, TxManager
 
 log = logging.getLogger("oracle.submitter")
 
 RECEIPT_WAIT_S = 30
+DEFAULT_MAX_FEE_GWEI = 500.0  # oracle.config's default, for Submitters built without a TxManager
 # A signed report is refused by the contract after its deadline: the period's end plus this,
 # equal to Agreement.REPORT_DEADLINE (after which the term can be expired anyway). A signature
 # cannot be held back and used later, yet a committee has the whole window to gather a quorum.
@@ -48,6 +51,12 @@ PEER_TIMEOUT_S = 2.0
 # Fault injection for the crash tests: the process SIGKILLs itself at this point of a submission
 # ("before-broadcast": hash recorded, transaction not sent; "after-broadcast": sent, not confirmed).
 CRASH_ENV = "SMARTSLA_ORACLE_CRASH_AT"
+
+
+# The estimate is made against the latest block; the block that includes the transaction may need
+# a little more (another member's report landing first changes nothing we pay for, but storage
+# warmth and refunds can differ). Unused gas is not charged.
+GAS_MARGIN = 1.2
 
 
 def fallback_gas_limit(services: int, reports: int) -> int:
@@ -72,8 +81,14 @@ class Outcome:
 
 class Submitter:
     def __init__(self, chain: Chain, account: LocalAccount, store: Store, peers: list[str] | None = None,
-                 metrics: Any = None, clock: Callable[[], float] = time.time):
+                 metrics: Any = None, clock: Callable[[], float] = time.time, tx: TxManager | None = None,
+                 receipt_wait_s: float = RECEIPT_WAIT_S):
         self.chain = chain
+        # Fees, nonces, replacements and the confirmation depth; the attempts live in the store's
+        # database next to the reports, so a restart knows every hash sent.
+        self.tx = tx or TxManager(chain.w3, account, store.engine, max_fee_gwei=DEFAULT_MAX_FEE_GWEI,
+                                  chain_id=chain.chain_id)
+        self.receipt_wait_s = receipt_wait_s
         # The wall clock, which decides whether a period has ended when the chain's latest block is
         # older (a dev chain that mines on demand); injectable to test a clock running ahead.
         self.clock = clock
@@ -112,7 +127,15 @@ class Submitter:
 
     # ------------------------------------------------------------------ steps
     def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
-        snap = agreement.snapshot()
+        """Settled (or over) at the block `confirmations` deep: a shallower settlement can still be
+        reorganised out, and then this daemon must still hold the report to send again."""
+        depth = self.tx.confirmations
+        if depth <= 1:
+            snap = agreement.snapshot()
+        else:
+            block = max(0, int(self.chain.w3.eth.block_number) - (depth - 1))
+            raw = agreement.contract.functions.snapshot().call(block_identifier=block)
+            snap = Snapshot(Status(raw[0]), *raw[1:])
         return snap.settled_periods > period or snap.status in (Status.Terminated, Status.Cancelled)
 
     def _confirm(self, agreement: Agreement, period: int, report: Any, why: str) -> Outcome:
@@ -149,22 +172,19 @@ class Submitter:
         """A transaction was (maybe) sent before: wait for it, or decide to send again (None)."""
         if not tx_hash:
             return None
-        try:
-            receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
-            receipt = None
-        if receipt is None:
-            try:
-                self.chain.w3.eth.get_transaction(tx_hash)
-                return Outcome("submitted", "transaction pending", tx_hash)  # still in the mempool
-            except TransactionNotFound:
-                log.warning("sent transaction unknown to the node; sending again",
-                            extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
-                return None
+        status = self.tx.status(tx_hash)  # replaces a stuck attempt, rebroadcasts a dropped one
+        if status.kind in ("pending", "mined"):
+            why = "transaction pending" if status.kind == "pending" else \
+                f"mined in block {status.block}, waiting for {self.tx.confirmations} confirmations"
+            return Outcome("submitted", why, status.tx_hash)
+        if status.kind == "gone":
+            log.warning("sent transaction can no longer be mined (nonce used); sending again",
+                        extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
+            return None
         if self._settled_on_chain(agreement, period):
             report = self.store.report(agreement.address, period)
             return self._confirm(agreement, period, report, "settled")
-        return None  # mined but reverted, and the period is still open: try again
+        return None  # mined but reverted (or a batch item that failed), period still open: try again
 
     def _collect(self, agreement: Agreement, period: int, own: SignedReport) -> list[SignedReport]:
         """Own report plus valid peer reports, one per distinct committee member."""
@@ -201,11 +221,9 @@ class Submitter:
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
             fn = agreement.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
-        w3 = self.chain.w3
         sender = self.account.address
-        params = {"from": sender, "nonce": w3.eth.get_transaction_count(sender, "pending")}
         try:
-            tx = fn.build_transaction(params)
+            gas = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
         except REVERTS as exc:
             error = decode_revert(_revert_data(exc), f"settle period {period}")
             if error.name != "PeriodNotEnded" or self.clock() < terms.period_end(period):
@@ -219,21 +237,34 @@ class Submitter:
             # agrees; if the clock was wrong the transaction reverts (costing at most this gas
             # limit), the report stays 'submitted' and is sent again on a later pass. No dev-only
             # RPC (evm_mine) is needed, so the same path is safe on a real network.
-            params["gas"] = fallback_gas_limit(len(terms.services), max(1, terms.quorum))
-            tx = fn.build_transaction(params)
+            gas = fallback_gas_limit(len(terms.services), max(1, terms.quorum))
             log.info("estimating at an older block; sending with a fixed gas limit",
-                     extra={"agreement": agreement.address, "period": period, "gas": params["gas"]})
-        signed = self.account.sign_transaction(tx)
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        # Record the hash first: after a crash here, the restart finds the hash and looks it up.
-        self.store.transition_report(agreement.address, period, report.state, "submitted", tx_hash=tx_hash)
-        _crash_point("before-broadcast")
-        w3.eth.send_raw_transaction(signed.raw_transaction)
+                     extra={"agreement": agreement.address, "period": period, "gas": gas})
+        call = {"to": agreement.address, "value": 0, "gas": gas, "data": fn._encode_transaction_data()}
+
+        def record(tx_hash: str) -> None:
+            # Record the hash first: after a crash here, the restart finds the hash and looks it up.
+            self.store.transition_report(agreement.address, period, report.state, "submitted", tx_hash=tx_hash)
+            _crash_point("before-broadcast")
+
+        try:
+            tx_hash = self.tx.send(call, f"settle {agreement.address} {period}", record)
+        except FeeCapExceeded as exc:
+            log.warning("fees above the cap; not sending", extra={"agreement": agreement.address,
+                                                                  "period": period, "error": str(exc)})
+            return Outcome(report.state, f"waiting: {exc}")
         _crash_point("after-broadcast")
         if self.metrics is not None:
             self.metrics.reports_submitted.inc()
         log.info("report submitted", extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT_S)
+        try:
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_wait_s,
+                                                                     poll_latency=0.2)
+        except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
+            return Outcome("submitted", "transaction pending", tx_hash)
+        if receipt["status"] == 1 and self.tx.confirmations > 1:
+            return Outcome("submitted", f"mined in block {receipt['blockNumber']}, waiting for "
+                                        f"{self.tx.confirmations} confirmations", tx_hash)
         if receipt["status"] == 1:
             self.store.transition_report(agreement.address, period, "submitted", "confirmed")
             if self.metrics is not None:
