@@ -247,8 +247,9 @@ class TxManager:
 def _decode(raw: str) -> dict[str, Any]:
     """The call of a signed type-2 transaction (to, value, data, gas), to sign it again."""
     from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
 
-    typed = TypedTransaction.from_bytes(bytes.fromhex(raw.removeprefix("0x")))
+    typed = TypedTransaction.from_bytes(HexBytes(raw))
     d = typed.as_dict()
     return {"to": Web3.to_checksum_address(d["to"]), "value": int(d["value"]), "data": d["data"],
             "gas": int(d["gas"])}
