@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.logs import DISCARD
 
 from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Snapshot, Status
@@ -113,6 +114,91 @@ class Submitter:
             if outcome is not None:
                 return outcome
         return self._submit(agreement, period, report)
+
+    def process_batch(self, batch: Any, items: list[tuple[Agreement, int, dict[str, PeriodFigure] | None]]
+                      ) -> dict[tuple[str, int], Outcome]:
+        """Advance many reports at once: those ready to send go into one SettlementBatch.settleMany
+        transaction (every agreement tried on its own, so one failure reverts nothing else); the
+        others move as `process` would move them. Returns an outcome per (agreement, period).
+
+        Each batched report is 'submitted' with the batch's hash before the broadcast, like a
+        single one. An item that failed in the batch stays 'submitted'; the next pass finds the
+        batch mined but the period open, and sends that item again (only that one)."""
+        outcomes: dict[tuple[str, int], Outcome] = {}
+        ready: list[tuple[Agreement, int, Any, list[SignedReport]]] = []
+        for agreement, period, figures in items:
+            key = (agreement.address, period)
+            report = self.store.report(agreement.address, period)
+            if self._settled_on_chain(agreement, period):
+                outcomes[key] = self._confirm(agreement, period, report, "already settled on-chain")
+                continue
+            if report is None or report.state == "computed":
+                if figures is None:
+                    outcomes[key] = Outcome("none", "no figures yet")
+                    continue
+                report = self._compute_and_sign(agreement, period, figures)
+            if report.state == "submitted":
+                outcome = self._follow_up(agreement, period, report.tx_hash)
+                if outcome is not None:
+                    outcomes[key] = outcome
+                    continue
+            own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
+                          report.signature)
+            reports = [own] if agreement.terms.quorum == 1 else self._collect(agreement, period, own)
+            if len(reports) < agreement.terms.quorum:
+                outcomes[key] = Outcome(report.state, f"waiting for peers: {len(reports)} of {agreement.terms.quorum}")
+                continue
+            ready.append((agreement, period, report, reports))
+        if not ready:
+            return outcomes
+        fn = batch.functions.settleMany([(ag.address, period, [r.to_abi() for r in reports])
+                                         for ag, period, _, reports in ready])
+        # A try/catch item gets only 63/64 of the gas left: an estimate made at an older block
+        # (items refused there as PeriodNotEnded cost almost nothing) would starve them at
+        # inclusion. Give every item its worst case; unused gas is not charged.
+        worst = sum(fallback_gas_limit(len(ag.terms.services), len(reports)) for ag, _, _, reports in ready)
+        try:
+            gas = max(worst, int(fn.estimate_gas({"from": self.account.address}) * GAS_MARGIN))
+        except REVERTS:
+            gas = worst
+        call = {"to": batch.address, "value": 0, "gas": gas, "data": fn._encode_transaction_data()}
+
+        def record(tx_hash: str) -> None:
+            for ag, period, report, _ in ready:
+                self.store.transition_report(ag.address, period, report.state, "submitted", tx_hash=tx_hash)
+            _crash_point("before-broadcast")
+
+        try:
+            tx_hash = self.tx.send(call, f"batch of {len(ready)}", record)
+        except FeeCapExceeded as exc:
+            for ag, period, report, _ in ready:
+                outcomes[(ag.address, period)] = Outcome(report.state, f"waiting: {exc}")
+            return outcomes
+        _crash_point("after-broadcast")
+        log.info("batch submitted", extra={"items": len(ready), "tx": tx_hash})
+        try:
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_wait_s,
+                                                                     poll_latency=0.2)
+        except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
+            receipt = None
+        failed = _batch_failures(batch, receipt) if receipt is not None and receipt["status"] == 1 else {}
+        for i, (ag, period, _, _) in enumerate(ready):
+            key = (ag.address, period)
+            if receipt is None:
+                outcomes[key] = Outcome("submitted", "batch pending", tx_hash)
+            elif i in failed:
+                error = decode_revert(failed[i], f"settle period {period}")
+                log.warning("batch item failed; will retry", extra={"agreement": ag.address, "period": period,
+                                                                   "error": str(error)})
+                outcomes[key] = Outcome("submitted", f"failed in batch: {error.name}; will retry", tx_hash)
+            elif receipt["status"] == 1 and self.tx.confirmations <= 1:
+                self.store.transition_report(ag.address, period, "submitted", "confirmed")
+                if self.metrics is not None:
+                    self.metrics.mark_report()
+                outcomes[key] = Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
+            else:
+                outcomes[key] = Outcome("submitted", "batch mined; following up", tx_hash)
+        return outcomes
 
     def own_signed_report(self, agreement: str, period: int) -> dict[str, Any] | None:
         """What this member offers its committee peers for (agreement, period), if signed."""
@@ -308,3 +394,9 @@ def _report(agreement: str, chain_id: int, period: int, data: dict[str, Any], si
                         values_ppm=tuple(int(v) for v in data["values"]), measured_ppm=int(data["measured_ppm"]),
                         deadline=int(data["deadline"]), signer=signer,
                         signature=bytes.fromhex(str(signature).removeprefix("0x")))
+
+
+def _batch_failures(batch: Any, receipt: Any) -> dict[int, bytes]:
+    """Index -> revert data of the items a mined SettlementBatch transaction reports failed."""
+    events = batch.events.ItemFailed().process_receipt(receipt, errors=DISCARD)
+    return {int(e["args"]["index"]): bytes(e["args"]["reason"]) for e in events}
