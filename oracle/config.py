@@ -126,6 +126,10 @@ class ChainConfig(_Strict):
     # Blocks deep before a settlement counts as confirmed; None: 1 on dev chains (ids 1337, 31337),
     # 3 elsewhere. A settlement reorganised out before then is sent again.
     confirmations: Annotated[int, Field(ge=1, le=128)] | None = None
+    # A deployed SettlementBatch: due periods of many agreements settle in one transaction (at
+    # most batch_size items), each through signed reports. None: one transaction per period.
+    batch_contract: str | None = None
+    batch_size: Annotated[int, Field(ge=1, le=200)] = 50
 
     @field_validator("rpc_url")
     @classmethod

@@ -86,3 +86,39 @@ def test_batch_refuses_an_empty_or_oversized_list(anvil):
     with pytest.raises(REVERTS) as info:
         batch.functions.settleMany([]).call()
     assert decode_revert(_revert_data(info.value)).name == "BadBatchSize"
+
+
+def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, monkeypatch):
+    from oracle.config import OracleConfig
+    from oracle.daemon import Daemon
+    from oracle.probes import Sample
+
+    chain = Chain.connect(anvil.url)
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    start = chain.now() + 100
+    agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
+    config = OracleConfig.model_validate({
+        "chain": {"rpc_url": anvil.url, "factory": factory.address, "timeout_s": 2,
+                  "batch_contract": batch.address, "batch_size": 3},
+        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'o.db'}",
+        "slice_seconds": 1, "grace_s": 0, "listen": "127.0.0.1:0",
+        "agreements": [{"address": ag.address} for ag in agreements],
+        "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
+    })
+    daemon = Daemon(config)
+    daemon.prepare(wait_for_chain_s=5)
+    for ag in agreements:  # every slice of period 0 measured up
+        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    chain.mine_at(start + 11)
+    nonce0 = chain.w3.eth.get_transaction_count(oracle)
+    daemon.report_due_periods()
+    # Four due periods, batches of at most three: two transactions, every period settled once.
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
+    assert [ag.snapshot().settled_periods for ag in agreements] == [1, 1, 1, 1]
+    assert [daemon.store.report(ag.address, 0).state for ag in agreements] == ["confirmed"] * 4
+    daemon.report_due_periods()  # nothing more is due: nothing is sent
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
