@@ -36,6 +36,9 @@ class Rig:
     def __init__(self, url: str, tmp: Path, confirmations: int = 1, max_fee_gwei: float = 500.0):
         self.chain = Chain.connect(url)
         self.w3 = self.chain.w3
+        # Set-up transactions are mined at once (a block per second would make it take ~10 s);
+        # the faults are played with the block time back on (resume_mining).
+        self.rpc("evm_setAutomine", True)
         a = self.chain.accounts
         self.deployer, self.provider, self.customer = a[0], a[1], a[2]
         self.factory = Factory.deploy(self.chain, self.deployer)
@@ -47,7 +50,7 @@ class Rig:
                             confirmations=confirmations)
         self.sub = Submitter(self.chain, self.account, self.store, tx=self.tx, receipt_wait_s=0.5)
 
-    def agreement(self) -> Agreement:
+    def agreement(self, wait: bool = True) -> Agreement:
         start = int(time.time()) + 4
         terms = Terms(provider=self.provider, customer=self.customer, start=start, period_length=2,
                       period_count=1, fee_per_period=ETHER, collateral=ETHER, termination_ppm=0,
@@ -56,8 +59,9 @@ class Rig:
         ag = self.factory.create_agreement(terms, self.deployer)
         ag.deposit_fees(self.customer)
         ag.deposit_collateral(self.provider)
-        while self.chain.now() < terms.period_end(0) + 1:
-            time.sleep(0.3)
+        if wait:
+            self.chain.mine_at(terms.period_end(0) + 1)  # time travel rather than wait
+        self.resume_mining()
         return ag
 
     def rpc(self, method: str, *params: Any) -> Any:
@@ -162,6 +166,8 @@ def test_dropped_transaction_is_broadcast_again(anvil, tmp_path: Path):
 def test_settlement_reorganised_out_is_sent_again_and_counts_only_once_deep(anvil, tmp_path: Path):
     rig = Rig(anvil.url, tmp_path, confirmations=3)
     ag = rig.agreement()
+    for _ in range(4):  # the reorg must not reach back to the time-travel block (time never goes back)
+        rig.rpc("evm_mine")
     nonce_before = rig.nonce()
     rig.pause_mining()
     first = rig.sub.process(ag, 0, FIGURES)
@@ -179,3 +185,25 @@ def test_settlement_reorganised_out_is_sent_again_and_counts_only_once_deep(anvi
     assert rig.store.report(ag.address, 0).state == "confirmed"
     assert len(ag.settlements()) == 1
     assert rig.nonce() == nonce_before + 1
+
+
+def test_many_in_flight_from_one_key_and_a_dropped_one_in_the_middle(anvil, tmp_path: Path):
+    rig = Rig(anvil.url, tmp_path)
+    ags = [rig.agreement(wait=False) for _ in range(3)]
+    rig.rpc("evm_setAutomine", True)
+    rig.chain.mine_at(max(ag.terms.period_end(0) for ag in ags) + 1)
+    rig.resume_mining()
+    nonce_before = rig.nonce()
+    rig.pause_mining()
+    sent = [rig.sub.process(ag, 0, FIGURES) for ag in ags]
+    assert [o.state for o in sent] == ["submitted"] * 3
+    assert sorted(a["nonce"] for a in rig.attempts()) == [nonce_before, nonce_before + 1, nonce_before + 2]
+    # The middle one is dropped: the third cannot be mined until its nonce's gap is filled.
+    rig.rpc("anvil_dropTransaction", sent[1].tx_hash)
+    rig.rpc("evm_mine")
+    assert [ag.snapshot().settled_periods for ag in ags] == [1, 0, 0]
+    rig.resume_mining()
+    for ag in ags:
+        rig.settle_until_confirmed(ag)
+    assert [len(ag.settlements()) for ag in ags] == [1, 1, 1]
+    assert rig.nonce() == nonce_before + 3
