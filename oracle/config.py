@@ -138,7 +138,7 @@ class ChainConfig(_Strict):
             raise ValueError(f"must start with http:// or https://, got {v!r}")
         return v
 
-    @field_validator("factory")
+    @field_validator("factory", "batch_contract")
     @classmethod
     def _factory(cls, v: str | None) -> str | None:
         if v is not None and not Web3.is_address(v):

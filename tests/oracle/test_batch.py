@@ -122,3 +122,15 @@ def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, 
     assert [daemon.store.report(ag.address, 0).state for ag in agreements] == ["confirmed"] * 4
     daemon.report_due_periods()  # nothing more is due: nothing is sent
     assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
+
+
+def test_batch_settings_are_checked():
+    from pydantic import ValidationError
+
+    from oracle.config import ChainConfig
+
+    with pytest.raises(ValidationError) as info:
+        ChainConfig.model_validate({"batch_contract": "0x123", "batch_size": 500, "max_fee_gwei": 0})
+    text = str(info.value)
+    assert "batch_contract" in text and "not an Ethereum address" in text
+    assert "batch_size" in text and "max_fee_gwei" in text
