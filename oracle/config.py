@@ -121,6 +121,15 @@ class ChainConfig(_Strict):
     rpc_url: str = "http://127.0.0.1:8545"
     factory: str | None = None  # default: the deployments record for the chain id
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Never pay more than this per gas (EIP-1559 max fee); above it, reports wait for fees to fall.
+    max_fee_gwei: Annotated[float, Field(gt=0, le=100_000)] = 500.0
+    # Blocks deep before a settlement counts as confirmed; None: 1 on dev chains (ids 1337, 31337),
+    # 3 elsewhere. A settlement reorganised out before then is sent again.
+    confirmations: Annotated[int, Field(ge=1, le=128)] | None = None
+    # A deployed SettlementBatch: due periods of many agreements settle in one transaction (at
+    # most batch_size items), each through signed reports. None: one transaction per period.
+    batch_contract: str | None = None
+    batch_size: Annotated[int, Field(ge=1, le=200)] = 50
 
     @field_validator("rpc_url")
     @classmethod
@@ -129,7 +138,7 @@ class ChainConfig(_Strict):
             raise ValueError(f"must start with http:// or https://, got {v!r}")
         return v
 
-    @field_validator("factory")
+    @field_validator("factory", "batch_contract")
     @classmethod
     def _factory(cls, v: str | None) -> str | None:
         if v is not None and not Web3.is_address(v):

@@ -52,6 +52,7 @@ from .running import RunningPeriods, probed_thresholds
 from .sli import NEUTRAL_FIGURE, PeriodFigure, count_slices, figure_from_counts, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
+from .transactions import TxManager
 
 log = logging.getLogger("oracle")
 
@@ -164,6 +165,7 @@ class Daemon:
         self.store: Store
         self.factory: Factory
         self.submitter: Submitter
+        self.batch: Any = None  # the SettlementBatch contract, when chain.batch_contract is set
         self.writer: SampleWriter | None = None
         self.prober: Prober | None = None
         self._discovered_to_block = 0
@@ -190,8 +192,16 @@ class Daemon:
         if not self.chain.w3.eth.get_code(Web3.to_checksum_address(factory_address)):
             raise ConfigError(f"chain.factory: no contract at {factory_address} on chain {self.chain.chain_id}")
         self.factory = Factory(self.chain, factory_address)
+        txm = TxManager(self.chain.w3, self.account, self.store.engine, chain_id=self.chain.chain_id,
+                        max_fee_gwei=self.config.chain.max_fee_gwei, confirmations=self.config.chain.confirmations)
+        self.batch = None
+        if self.config.chain.batch_contract:
+            where = Web3.to_checksum_address(self.config.chain.batch_contract)
+            if not self.chain.w3.eth.get_code(where):
+                raise ConfigError(f"chain.batch_contract: no contract at {where} on chain {self.chain.chain_id}")
+            self.batch = self.chain.contract("SettlementBatch", where)
         self.submitter = Submitter(self.chain, self.account, self.store, [str(p) for p in self.config.peers],
-                                   self.metrics)
+                                   self.metrics, tx=txm)
         problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
         covered: set[str] = set()
         for i, entry in enumerate(self.config.agreements):
@@ -389,11 +399,28 @@ class Daemon:
             return
         # The contract compares with block time; dev chains may run ahead of the wall clock.
         now = max(wall, self.chain.now())
+        batch: list[tuple[Agreement, int, dict[str, PeriodFigure]]] | None = \
+            [] if self.batch is not None else None
         for served in candidates:
             if now >= served.next_due:
-                self._report_agreement(served, now)
+                self._report_agreement(served, now, batch)
+        if batch:
+            self._settle_batches(batch)
 
-    def _report_agreement(self, served: Served, now: float) -> None:
+    def _settle_batches(self, items: list[tuple[Agreement, int, dict[str, PeriodFigure]]]) -> None:
+        """One SettlementBatch transaction per `batch_size` due periods. An item not confirmed now
+        (failed in the batch, pending, waiting for peers) is simply due again on the next pass."""
+        size = self.config.chain.batch_size
+        for i in range(0, len(items), size):
+            outcomes = self.submitter.process_batch(self.batch, items[i:i + size])
+            for (address, period), outcome in outcomes.items():
+                log.info("period report", extra={"agreement": address, "period": period, "state": outcome.state,
+                                                 "detail": outcome.detail, "batched": True})
+
+    def _report_agreement(self, served: Served, now: float,
+                          batch: list[tuple[Agreement, int, dict[str, PeriodFigure]]] | None = None) -> None:
+        """Report the agreement's due periods; with `batch`, queue its first due period there
+        instead (the next ones are due on the next pass, once it is settled)."""
         agreement = served.agreement
         terms = agreement.terms
         while True:
@@ -428,6 +455,9 @@ class Daemon:
                                                "measured_ppm": lowest, "min_measured_ppm": served.min_measured_ppm,
                                                "explain": {n: figures[n].explain() for n in served.probes}})
                 served.next_due = now + UNMEASURED_RECHECK_S
+                return
+            if batch is not None:
+                batch.append((agreement, period, figures))
                 return
             outcome = self.submitter.process(agreement, period, figures)
             log.info("period report", extra={"agreement": agreement.address, "period": period,

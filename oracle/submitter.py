@@ -8,7 +8,9 @@ every move is committed before the action it announces:
 * the transaction hash is stored (state 'submitted') before the transaction is broadcast, so a
   crash right after sending leaves a hash to look up, not a mystery;
 * before sending anything, the period's on-chain state is read: a period that is already settled
-  (by us before a crash, or by another committee member) is marked confirmed and nothing is sent.
+  (by us before a crash, or by another committee member) is marked confirmed and nothing is sent;
+* 'confirmed' means settled `confirmations` blocks deep (oracle.transactions: fees under a cap,
+  nonces, replacement of stuck transactions, rebroadcast of dropped or reorganised-out ones).
 
 The contract settles a period at most once whatever happens here; this module makes sure the
 daemon does not waste transactions trying, nor skip a period.
@@ -27,19 +29,21 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import TransactionNotFound
+from web3.logs import DISCARD
 
 from smartsla.chain import REVERTS, Chain, _revert_data
-from smartsla.client import Agreement, Status
+from smartsla.client import Agreement, Snapshot, Status
 from smartsla.errors import ContractReverted, decode_revert
 from smartsla.reports import SignedReport, recover_signer, sign_report
 
 from .sli import PeriodFigure
 from .store import Store
+from .transactions import FeeCapExceeded, TxManager
 
 log = logging.getLogger("oracle.submitter")
 
 RECEIPT_WAIT_S = 30
+DEFAULT_MAX_FEE_GWEI = 500.0  # oracle.config's default, for Submitters built without a TxManager
 # A signed report is refused by the contract after its deadline: the period's end plus this,
 # equal to Agreement.REPORT_DEADLINE (after which the term can be expired anyway). A signature
 # cannot be held back and used later, yet a committee has the whole window to gather a quorum.
@@ -48,6 +52,12 @@ PEER_TIMEOUT_S = 2.0
 # Fault injection for the crash tests: the process SIGKILLs itself at this point of a submission
 # ("before-broadcast": hash recorded, transaction not sent; "after-broadcast": sent, not confirmed).
 CRASH_ENV = "SMARTSLA_ORACLE_CRASH_AT"
+
+
+# The estimate is made against the latest block; the block that includes the transaction may need
+# a little more (another member's report landing first changes nothing we pay for, but storage
+# warmth and refunds can differ). Unused gas is not charged.
+GAS_MARGIN = 1.2
 
 
 def fallback_gas_limit(services: int, reports: int) -> int:
@@ -72,8 +82,14 @@ class Outcome:
 
 class Submitter:
     def __init__(self, chain: Chain, account: LocalAccount, store: Store, peers: list[str] | None = None,
-                 metrics: Any = None, clock: Callable[[], float] = time.time):
+                 metrics: Any = None, clock: Callable[[], float] = time.time, tx: TxManager | None = None,
+                 receipt_wait_s: float = RECEIPT_WAIT_S):
         self.chain = chain
+        # Fees, nonces, replacements and the confirmation depth; the attempts live in the store's
+        # database next to the reports, so a restart knows every hash sent.
+        self.tx = tx or TxManager(chain.w3, account, store.engine, max_fee_gwei=DEFAULT_MAX_FEE_GWEI,
+                                  chain_id=chain.chain_id)
+        self.receipt_wait_s = receipt_wait_s
         # The wall clock, which decides whether a period has ended when the chain's latest block is
         # older (a dev chain that mines on demand); injectable to test a clock running ahead.
         self.clock = clock
@@ -99,6 +115,91 @@ class Submitter:
                 return outcome
         return self._submit(agreement, period, report)
 
+    def process_batch(self, batch: Any, items: list[tuple[Agreement, int, dict[str, PeriodFigure] | None]]
+                      ) -> dict[tuple[str, int], Outcome]:
+        """Advance many reports at once: those ready to send go into one SettlementBatch.settleMany
+        transaction (every agreement tried on its own, so one failure reverts nothing else); the
+        others move as `process` would move them. Returns an outcome per (agreement, period).
+
+        Each batched report is 'submitted' with the batch's hash before the broadcast, like a
+        single one. An item that failed in the batch stays 'submitted'; the next pass finds the
+        batch mined but the period open, and sends that item again (only that one)."""
+        outcomes: dict[tuple[str, int], Outcome] = {}
+        ready: list[tuple[Agreement, int, Any, list[SignedReport]]] = []
+        for agreement, period, figures in items:
+            key = (agreement.address, period)
+            report = self.store.report(agreement.address, period)
+            if self._settled_on_chain(agreement, period):
+                outcomes[key] = self._confirm(agreement, period, report, "already settled on-chain")
+                continue
+            if report is None or report.state == "computed":
+                if figures is None:
+                    outcomes[key] = Outcome("none", "no figures yet")
+                    continue
+                report = self._compute_and_sign(agreement, period, figures)
+            if report.state == "submitted":
+                outcome = self._follow_up(agreement, period, report.tx_hash)
+                if outcome is not None:
+                    outcomes[key] = outcome
+                    continue
+            own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
+                          report.signature)
+            reports = [own] if agreement.terms.quorum == 1 else self._collect(agreement, period, own)
+            if len(reports) < agreement.terms.quorum:
+                outcomes[key] = Outcome(report.state, f"waiting for peers: {len(reports)} of {agreement.terms.quorum}")
+                continue
+            ready.append((agreement, period, report, reports))
+        if not ready:
+            return outcomes
+        fn = batch.functions.settleMany([(ag.address, period, [r.to_abi() for r in reports])
+                                         for ag, period, _, reports in ready])
+        # A try/catch item gets only 63/64 of the gas left: an estimate made at an older block
+        # (items refused there as PeriodNotEnded cost almost nothing) would starve them at
+        # inclusion. Give every item its worst case; unused gas is not charged.
+        worst = sum(fallback_gas_limit(len(ag.terms.services), len(reports)) for ag, _, _, reports in ready)
+        try:
+            gas = max(worst, int(fn.estimate_gas({"from": self.account.address}) * GAS_MARGIN))
+        except REVERTS:
+            gas = worst
+        call = {"to": batch.address, "value": 0, "gas": gas, "data": fn._encode_transaction_data()}
+
+        def record(tx_hash: str) -> None:
+            for ag, period, report, _ in ready:
+                self.store.transition_report(ag.address, period, report.state, "submitted", tx_hash=tx_hash)
+            _crash_point("before-broadcast")
+
+        try:
+            tx_hash = self.tx.send(call, f"batch of {len(ready)}", record)
+        except FeeCapExceeded as exc:
+            for ag, period, report, _ in ready:
+                outcomes[(ag.address, period)] = Outcome(report.state, f"waiting: {exc}")
+            return outcomes
+        _crash_point("after-broadcast")
+        log.info("batch submitted", extra={"items": len(ready), "tx": tx_hash})
+        try:
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_wait_s,
+                                                                     poll_latency=0.2)
+        except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
+            receipt = None
+        failed = _batch_failures(batch, receipt) if receipt is not None and receipt["status"] == 1 else {}
+        for i, (ag, period, _, _) in enumerate(ready):
+            key = (ag.address, period)
+            if receipt is None:
+                outcomes[key] = Outcome("submitted", "batch pending", tx_hash)
+            elif i in failed:
+                error = decode_revert(failed[i], f"settle period {period}")
+                log.warning("batch item failed; will retry", extra={"agreement": ag.address, "period": period,
+                                                                   "error": str(error)})
+                outcomes[key] = Outcome("submitted", f"failed in batch: {error.name}; will retry", tx_hash)
+            elif receipt["status"] == 1 and self.tx.confirmations <= 1:
+                self.store.transition_report(ag.address, period, "submitted", "confirmed")
+                if self.metrics is not None:
+                    self.metrics.mark_report()
+                outcomes[key] = Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
+            else:
+                outcomes[key] = Outcome("submitted", "batch mined; following up", tx_hash)
+        return outcomes
+
     def own_signed_report(self, agreement: str, period: int) -> dict[str, Any] | None:
         """What this member offers its committee peers for (agreement, period), if signed."""
         report = self.store.report(agreement, period)
@@ -112,7 +213,15 @@ class Submitter:
 
     # ------------------------------------------------------------------ steps
     def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
-        snap = agreement.snapshot()
+        """Settled (or over) at the block `confirmations` deep: a shallower settlement can still be
+        reorganised out, and then this daemon must still hold the report to send again."""
+        depth = self.tx.confirmations
+        if depth <= 1:
+            snap = agreement.snapshot()
+        else:
+            block = max(0, int(self.chain.w3.eth.block_number) - (depth - 1))
+            raw = agreement.contract.functions.snapshot().call(block_identifier=block)
+            snap = Snapshot(Status(raw[0]), *raw[1:])
         return snap.settled_periods > period or snap.status in (Status.Terminated, Status.Cancelled)
 
     def _confirm(self, agreement: Agreement, period: int, report: Any, why: str) -> Outcome:
@@ -149,22 +258,19 @@ class Submitter:
         """A transaction was (maybe) sent before: wait for it, or decide to send again (None)."""
         if not tx_hash:
             return None
-        try:
-            receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
-            receipt = None
-        if receipt is None:
-            try:
-                self.chain.w3.eth.get_transaction(tx_hash)
-                return Outcome("submitted", "transaction pending", tx_hash)  # still in the mempool
-            except TransactionNotFound:
-                log.warning("sent transaction unknown to the node; sending again",
-                            extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
-                return None
+        status = self.tx.status(tx_hash)  # replaces a stuck attempt, rebroadcasts a dropped one
+        if status.kind in ("pending", "mined"):
+            why = "transaction pending" if status.kind == "pending" else \
+                f"mined in block {status.block}, waiting for {self.tx.confirmations} confirmations"
+            return Outcome("submitted", why, status.tx_hash)
+        if status.kind == "gone":
+            log.warning("sent transaction can no longer be mined (nonce used); sending again",
+                        extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
+            return None
         if self._settled_on_chain(agreement, period):
             report = self.store.report(agreement.address, period)
             return self._confirm(agreement, period, report, "settled")
-        return None  # mined but reverted, and the period is still open: try again
+        return None  # mined but reverted (or a batch item that failed), period still open: try again
 
     def _collect(self, agreement: Agreement, period: int, own: SignedReport) -> list[SignedReport]:
         """Own report plus valid peer reports, one per distinct committee member."""
@@ -201,11 +307,9 @@ class Submitter:
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
             fn = agreement.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
-        w3 = self.chain.w3
         sender = self.account.address
-        params = {"from": sender, "nonce": w3.eth.get_transaction_count(sender, "pending")}
         try:
-            tx = fn.build_transaction(params)
+            gas = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
         except REVERTS as exc:
             error = decode_revert(_revert_data(exc), f"settle period {period}")
             if error.name != "PeriodNotEnded" or self.clock() < terms.period_end(period):
@@ -219,21 +323,34 @@ class Submitter:
             # agrees; if the clock was wrong the transaction reverts (costing at most this gas
             # limit), the report stays 'submitted' and is sent again on a later pass. No dev-only
             # RPC (evm_mine) is needed, so the same path is safe on a real network.
-            params["gas"] = fallback_gas_limit(len(terms.services), max(1, terms.quorum))
-            tx = fn.build_transaction(params)
+            gas = fallback_gas_limit(len(terms.services), max(1, terms.quorum))
             log.info("estimating at an older block; sending with a fixed gas limit",
-                     extra={"agreement": agreement.address, "period": period, "gas": params["gas"]})
-        signed = self.account.sign_transaction(tx)
-        tx_hash = "0x" + bytes(signed.hash).hex()
-        # Record the hash first: after a crash here, the restart finds the hash and looks it up.
-        self.store.transition_report(agreement.address, period, report.state, "submitted", tx_hash=tx_hash)
-        _crash_point("before-broadcast")
-        w3.eth.send_raw_transaction(signed.raw_transaction)
+                     extra={"agreement": agreement.address, "period": period, "gas": gas})
+        call = {"to": agreement.address, "value": 0, "gas": gas, "data": fn._encode_transaction_data()}
+
+        def record(tx_hash: str) -> None:
+            # Record the hash first: after a crash here, the restart finds the hash and looks it up.
+            self.store.transition_report(agreement.address, period, report.state, "submitted", tx_hash=tx_hash)
+            _crash_point("before-broadcast")
+
+        try:
+            tx_hash = self.tx.send(call, f"settle {agreement.address} {period}", record)
+        except FeeCapExceeded as exc:
+            log.warning("fees above the cap; not sending", extra={"agreement": agreement.address,
+                                                                  "period": period, "error": str(exc)})
+            return Outcome(report.state, f"waiting: {exc}")
         _crash_point("after-broadcast")
         if self.metrics is not None:
             self.metrics.reports_submitted.inc()
         log.info("report submitted", extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT_S)
+        try:
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_wait_s,
+                                                                     poll_latency=0.2)
+        except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
+            return Outcome("submitted", "transaction pending", tx_hash)
+        if receipt["status"] == 1 and self.tx.confirmations > 1:
+            return Outcome("submitted", f"mined in block {receipt['blockNumber']}, waiting for "
+                                        f"{self.tx.confirmations} confirmations", tx_hash)
         if receipt["status"] == 1:
             self.store.transition_report(agreement.address, period, "submitted", "confirmed")
             if self.metrics is not None:
@@ -277,3 +394,9 @@ def _report(agreement: str, chain_id: int, period: int, data: dict[str, Any], si
                         values_ppm=tuple(int(v) for v in data["values"]), measured_ppm=int(data["measured_ppm"]),
                         deadline=int(data["deadline"]), signer=signer,
                         signature=bytes.fromhex(str(signature).removeprefix("0x")))
+
+
+def _batch_failures(batch: Any, receipt: Any) -> dict[int, bytes]:
+    """Index -> revert data of the items a mined SettlementBatch transaction reports failed."""
+    events = batch.events.ItemFailed().process_receipt(receipt, errors=DISCARD)
+    return {int(e["args"]["index"]): bytes(e["args"]["reason"]) for e in events}

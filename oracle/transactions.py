@@ -1,0 +1,255 @@
+"""Sending the oracle's transactions on a real network: EIP-1559 fees under a cap, nonces for many
+transactions in flight from one key, replacement of a stuck transaction, rebroadcast of a dropped
+one, and a confirmation depth that survives reorganisations.
+
+Every attempt (hash, nonce, fees, raw signed bytes) is written to the store's database BEFORE it
+is broadcast, so after a crash the daemon still knows every hash that may land on-chain for a
+nonce: the attempts sharing one nonce are one "family", at most one of which can ever be mined.
+
+Why money stays safe: the agreement settles a period at most once, whatever we send; this module
+only makes sure we neither pay more than `max_fee_gwei` per gas, nor lose track of a transaction,
+nor count a settlement before it is `confirmations` blocks deep (a reorg can undo a shallower one,
+and then the same signed transaction is simply broadcast again).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.engine import Engine
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+log = logging.getLogger("oracle.transactions")
+
+GWEI = 10**9
+# Dev chains (Anvil, Ganache) neither reorganise nor drop transactions by themselves: a receipt is
+# final. Anywhere else a settlement counts only once this many blocks deep (post-merge Ethereum
+# reorgs deeper than 2 blocks are very rare; rollups' sequencers do not reorg their soft blocks).
+DEV_CHAIN_IDS = frozenset({1337, 31337})
+DEV_CONFIRMATIONS = 1
+NETWORK_CONFIRMATIONS = 3
+# Nodes refuse a replacement unless both fee fields rise by at least 10 % (geth's
+# txpool.pricebump); 12.5 % leaves a margin for rounding.
+BUMP_NUM, BUMP_DEN = 1125, 1000
+FALLBACK_PRIORITY_WEI = 1 * GWEI
+
+_meta = MetaData()
+# One row per signed transaction ever broadcast (or about to be).
+ATTEMPTS = Table(
+    "oracle_tx_attempts", _meta,
+    Column("tx_hash", String(66), primary_key=True),
+    Column("sender", String(42), nullable=False, index=True),
+    Column("nonce", BigInteger, nullable=False, index=True),
+    Column("max_fee", BigInteger, nullable=False),
+    Column("priority_fee", BigInteger, nullable=False),
+    Column("gas", Integer, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
+def default_confirmations(chain_id: int) -> int:
+    return DEV_CONFIRMATIONS if chain_id in DEV_CHAIN_IDS else NETWORK_CONFIRMATIONS
+
+
+class FeeCapExceeded(RuntimeError):
+    """The network's base fee is above the configured cap: nothing is sent until it falls."""
+
+
+@dataclass(frozen=True)
+class Fees:
+    max_fee: int
+    priority_fee: int
+
+
+def suggest_fees(w3: Web3, cap_wei: int) -> Fees:
+    """Fees for the next block: its base fee (from eth_feeHistory, whose last entry is the next
+    block's) doubled to survive a few full blocks, plus the node's priority fee, never above
+    `cap_wei`. Raises FeeCapExceeded when even the base fee alone is above the cap."""
+    history = w3.eth.fee_history(1, "latest", [])
+    base = int(history["baseFeePerGas"][-1])
+    try:
+        priority = int(w3.eth.max_priority_fee)
+    except Exception:  # noqa: BLE001 - a node without eth_maxPriorityFeePerGas: a common tip
+        priority = FALLBACK_PRIORITY_WEI
+    if base >= cap_wei:
+        raise FeeCapExceeded(f"base fee {base / GWEI:.3f} gwei is at or above the cap {cap_wei / GWEI:.3f} gwei")
+    max_fee = min(cap_wei, 2 * base + priority)
+    return Fees(max_fee=max_fee, priority_fee=min(priority, max_fee - base))
+
+
+def bumped(old: Fees, fresh: Fees, cap_wei: int) -> Fees | None:
+    """Fees for a replacement of `old`: at least +12.5 % on both fields and no less than what the
+    network asks now; None when that would exceed the cap."""
+    priority = max(math.ceil(old.priority_fee * BUMP_NUM / BUMP_DEN), fresh.priority_fee, old.priority_fee + 1)
+    max_fee = max(math.ceil(old.max_fee * BUMP_NUM / BUMP_DEN), fresh.max_fee, priority)
+    if max_fee > cap_wei:
+        return None
+    return Fees(max_fee=max_fee, priority_fee=priority)
+
+
+@dataclass(frozen=True)
+class TxStatus:
+    """Where a family of attempts stands. kind: 'confirmed' (mined `confirmations` deep, `ok`
+    tells whether it succeeded), 'mined' (not deep enough yet), 'pending' (in the pool, possibly
+    replaced or rebroadcast just now), 'gone' (its nonce was used by another transaction: send
+    anew)."""
+
+    kind: str
+    tx_hash: str
+    ok: bool = False
+    block: int | None = None
+
+
+class TxManager:
+    """Sends and follows the transactions of one key. Thread-safe for sending."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, engine: Engine, *, max_fee_gwei: float,
+                 confirmations: int | None = None, chain_id: int | None = None,
+                 before_broadcast: Callable[[str], None] | None = None) -> None:
+        self.w3 = w3
+        self.account = account
+        self.engine = engine
+        self.cap_wei = int(max_fee_gwei * GWEI)
+        cid = chain_id if chain_id is not None else int(w3.eth.chain_id)
+        self.chain_id = cid
+        self.confirmations = confirmations if confirmations is not None else default_confirmations(cid)
+        self._lock = threading.Lock()
+        self._crash_hook = before_broadcast
+        _meta.create_all(engine, tables=[ATTEMPTS])
+
+    # --------------------------------------------------------------- nonces
+    def _next_nonce(self) -> int:
+        """The node's pending count is the truth: it counts our transactions in its pool, so a
+        dropped one leaves a gap that this fills (rather than stalling every later nonce), and a
+        restart needs no local counter. The lock keeps two threads off the same nonce."""
+        return int(self.w3.eth.get_transaction_count(self.account.address, "pending"))
+
+    # --------------------------------------------------------------- sending
+    def send(self, tx: dict[str, Any], label: str, on_hash: Callable[[str], None]) -> str:
+        """Sign `tx` (to, data, gas; no nonce or fees) with a fresh nonce and current fees, call
+        `on_hash(hash)` (the caller records it), record the attempt, then broadcast."""
+        with self._lock:
+            fees = suggest_fees(self.w3, self.cap_wei)
+            nonce = self._next_nonce()
+            return self._sign_record_send(dict(tx), nonce, fees, label, on_hash)
+
+    def _sign_record_send(self, tx: dict[str, Any], nonce: int, fees: Fees, label: str,
+                          on_hash: Callable[[str], None] | None) -> str:
+        tx.pop("gasPrice", None)
+        tx.update(nonce=nonce, maxFeePerGas=fees.max_fee, maxPriorityFeePerGas=fees.priority_fee,
+                  chainId=self.chain_id, type=2)
+        signed = self.account.sign_transaction(tx)
+        tx_hash = "0x" + bytes(signed.hash).hex()
+        raw = "0x" + bytes(signed.raw_transaction).hex()
+        with self.engine.begin() as conn:
+            conn.execute(ATTEMPTS.insert().values(
+                tx_hash=tx_hash, sender=self.account.address, nonce=nonce, max_fee=fees.max_fee,
+                priority_fee=fees.priority_fee, gas=int(tx["gas"]), raw=raw, label=label, created_at=time.time()))
+        if on_hash is not None:
+            on_hash(tx_hash)
+        if self._crash_hook is not None:
+            self._crash_hook(tx_hash)
+        self._broadcast(raw, tx_hash)
+        return tx_hash
+
+    def _broadcast(self, raw: str, tx_hash: str) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except Exception as exc:  # noqa: BLE001 - 'already known' and friends: status() decides
+            log.warning("broadcast refused", extra={"tx": tx_hash, "error": str(exc)})
+
+    # --------------------------------------------------------------- following
+    def family(self, tx_hash: str) -> list[dict[str, Any]]:
+        """Every attempt sharing `tx_hash`'s nonce, oldest first."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ATTEMPTS).where(ATTEMPTS.c.tx_hash == tx_hash)).mappings().first()
+            if row is None:
+                return []
+            rows = conn.execute(select(ATTEMPTS).where(ATTEMPTS.c.sender == row["sender"],
+                                                       ATTEMPTS.c.nonce == row["nonce"])
+                                .order_by(ATTEMPTS.c.created_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def status(self, tx_hash: str) -> TxStatus:
+        """Follow up a transaction we sent (any attempt of its family): mined deep enough, mined,
+        still pending (replaced if stuck below the base fee, rebroadcast if dropped), or gone."""
+        attempts = self.family(tx_hash)
+        if not attempts:
+            return TxStatus("gone", tx_hash)
+        latest_block = int(self.w3.eth.block_number)
+        for attempt in attempts:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(attempt["tx_hash"])
+            except TransactionNotFound:
+                continue
+            if receipt is None:
+                continue
+            depth = latest_block - int(receipt["blockNumber"]) + 1
+            kind = "confirmed" if depth >= self.confirmations else "mined"
+            return TxStatus(kind, attempt["tx_hash"], ok=receipt["status"] == 1, block=int(receipt["blockNumber"]))
+        newest = attempts[-1]
+        nonce = int(newest["nonce"])
+        if int(self.w3.eth.get_transaction_count(self.account.address, "latest")) > nonce:
+            # The nonce was used, by none of ours: a transaction of another family filled the gap
+            # after ours were dropped. Nothing of this family can ever be mined.
+            return TxStatus("gone", newest["tx_hash"])
+        in_pool = any(self._known(a["tx_hash"]) for a in attempts)
+        base = int(self.w3.eth.fee_history(1, "latest", [])["baseFeePerGas"][-1])
+        if newest["max_fee"] < base:
+            replaced = self._replace(newest)
+            if replaced is not None:
+                return TxStatus("pending", replaced)
+        if not in_pool:
+            log.warning("transaction dropped by the node; broadcasting it again",
+                        extra={"tx": newest["tx_hash"], "nonce": nonce})
+            self._broadcast(newest["raw"], newest["tx_hash"])
+        return TxStatus("pending", newest["tx_hash"])
+
+    def _known(self, tx_hash: str) -> bool:
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
+
+    def _replace(self, attempt: dict[str, Any]) -> str | None:
+        """Same nonce, same call, fees bumped within the cap; None when the cap forbids it (the
+        transaction waits for the base fee to fall)."""
+        try:
+            fresh = suggest_fees(self.w3, self.cap_wei)
+        except FeeCapExceeded as exc:
+            log.warning("transaction stuck below the base fee; the cap forbids a replacement",
+                        extra={"tx": attempt["tx_hash"], "error": str(exc)})
+            return None
+        fees = bumped(Fees(attempt["max_fee"], attempt["priority_fee"]), fresh, self.cap_wei)
+        if fees is None:
+            log.warning("transaction stuck below the base fee; a replacement would exceed the cap",
+                        extra={"tx": attempt["tx_hash"]})
+            return None
+        decoded = _decode(attempt["raw"])
+        with self._lock:
+            new_hash = self._sign_record_send(decoded, int(attempt["nonce"]), fees, attempt["label"], None)
+        log.info("replaced a transaction stuck below the base fee",
+                 extra={"old": attempt["tx_hash"], "new": new_hash, "max_fee": fees.max_fee})
+        return new_hash
+
+
+def _decode(raw: str) -> dict[str, Any]:
+    """The call of a signed type-2 transaction (to, value, data, gas), to sign it again."""
+    from eth_account.typed_transactions import TypedTransaction
+    from hexbytes import HexBytes
+
+    typed = TypedTransaction.from_bytes(HexBytes(raw))
+    d = typed.as_dict()
+    return {"to": Web3.to_checksum_address(d["to"]), "value": int(d["value"]), "data": d["data"],
+            "gas": int(d["gas"])}

@@ -1,0 +1,136 @@
+"""Batch settlement: one SettlementBatch transaction settles many agreements; an item that reverts
+reverts nothing else, is reported by its error's name, and only it is sent again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3.logs import DISCARD
+
+from oracle.sli import PeriodFigure
+from oracle.store import Store
+from oracle.submitter import Submitter
+from smartsla.chain import REVERTS, Chain, _revert_data
+from smartsla.client import Agreement, Factory
+from smartsla.errors import decode_revert
+from smartsla.localnode import start_node
+from smartsla.terms import Service, Terms, Tier
+
+ETHER = 10**18
+TIERS = (Tier(below_ppm=999_900, credit_bps=1_000),)
+FIGURES = {"web": PeriodFigure(value_ppm=999_000, good_slices=999, total_slices=1000, excluded_slices=0,
+                               maintenance_slices=0, missing_slices=0, slice_seconds=1)}
+
+
+@pytest.fixture
+def anvil() -> Iterator[Any]:
+    node = start_node("anvil")
+    yield node
+    node.stop()
+
+
+def make(chain: Chain, factory: Factory, oracle: str, start: int, period_length: int) -> Agreement:
+    a = chain.accounts
+    terms = Terms(provider=a[1], customer=a[2], start=start, period_length=period_length, period_count=2,
+                  fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
+                  services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),), oracles=(oracle,),
+                  slice_seconds=1)
+    ag = factory.create_agreement(terms, a[0])
+    ag.deposit_fees(a[2])
+    ag.deposit_collateral(a[1])
+    return ag
+
+
+def test_one_failing_item_does_not_stop_the_others_and_alone_is_retried(anvil, tmp_path: Path):
+    chain = Chain.connect(anvil.url)
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    account = chain.w3.eth.account.from_key(key)
+    start = chain.now() + 100
+    # Nine agreements whose period 0 ends at start+1000; the late one's ends at start+2000.
+    agreements = [make(chain, factory, oracle, start, 1000) for _ in range(9)]
+    late = make(chain, factory, oracle, start, 2000)
+    agreements.insert(4, late)
+    sub = Submitter(chain, account, Store.open(f"sqlite:///{tmp_path / 'o.db'}"), receipt_wait_s=5)
+    chain.mine_at(start + 1001)
+    nonce0 = chain.w3.eth.get_transaction_count(oracle)
+
+    outcomes = sub.process_batch(batch, [(ag, 0, FIGURES) for ag in agreements])
+
+    assert outcomes[(late.address, 0)].state == "submitted"
+    assert "PeriodNotEnded" in outcomes[(late.address, 0)].detail
+    assert [outcomes[(ag.address, 0)].state for ag in agreements if ag is not late] == ["confirmed"] * 9
+    assert [ag.snapshot().settled_periods for ag in agreements] == [0 if ag is late else 1 for ag in agreements]
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 1  # one transaction for ten items
+
+    chain.mine_at(start + 2001)
+    again = sub.process_batch(batch, [(ag, 0, FIGURES) for ag in agreements])
+
+    assert all(o.state == "confirmed" for o in again.values()), again
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
+    retry = chain.w3.eth.get_transaction_receipt(again[(late.address, 0)].tx_hash)
+    settled_in_retry = batch.events.ItemSettled().process_receipt(retry, errors=DISCARD)
+    assert [e["args"]["agreement"] for e in settled_in_retry] == [late.address]  # only the failed one
+    for ag in agreements:
+        assert len(ag.settlements()) == 1  # every period settled exactly once
+
+
+def test_batch_refuses_an_empty_or_oversized_list(anvil):
+    chain = Chain.connect(anvil.url)
+    batch, _ = chain.deploy("SettlementBatch", chain.accounts[0])
+    with pytest.raises(REVERTS) as info:
+        batch.functions.settleMany([]).call()
+    assert decode_revert(_revert_data(info.value)).name == "BadBatchSize"
+
+
+def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, monkeypatch):
+    from oracle.config import OracleConfig
+    from oracle.daemon import Daemon
+    from oracle.probes import Sample
+
+    chain = Chain.connect(anvil.url)
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    start = chain.now() + 100
+    agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
+    config = OracleConfig.model_validate({
+        "chain": {"rpc_url": anvil.url, "factory": factory.address, "timeout_s": 2,
+                  "batch_contract": batch.address, "batch_size": 3},
+        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'o.db'}",
+        "slice_seconds": 1, "grace_s": 0, "listen": "127.0.0.1:0",
+        "agreements": [{"address": ag.address} for ag in agreements],
+        "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
+    })
+    daemon = Daemon(config)
+    daemon.prepare(wait_for_chain_s=5)
+    for ag in agreements:  # every slice of period 0 measured up
+        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    chain.mine_at(start + 11)
+    nonce0 = chain.w3.eth.get_transaction_count(oracle)
+    daemon.report_due_periods()
+    # Four due periods, batches of at most three: two transactions, every period settled once.
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
+    assert [ag.snapshot().settled_periods for ag in agreements] == [1, 1, 1, 1]
+    assert [daemon.store.report(ag.address, 0).state for ag in agreements] == ["confirmed"] * 4
+    daemon.report_due_periods()  # nothing more is due: nothing is sent
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
+
+
+def test_batch_settings_are_checked():
+    from pydantic import ValidationError
+
+    from oracle.config import ChainConfig
+
+    with pytest.raises(ValidationError) as info:
+        ChainConfig.model_validate({"batch_contract": "0x123", "batch_size": 500, "max_fee_gwei": 0})
+    text = str(info.value)
+    assert "batch_contract" in text and "not an Ethereum address" in text
+    assert "batch_size" in text and "max_fee_gwei" in text
