@@ -329,34 +329,21 @@ contract HostileInputsTest is Fixture {
         assertEq(s.owedToProvider, 3 + t.collateral, "fees and the whole collateral to the provider");
     }
 
-    /// @notice Known bug F1 (docs/security.md): the factory accepts fees x periods + collateral
-    /// above 2^128 - 1, but the uint128 books then overflow at the last settlement and the money
-    /// is locked for good (no cancel once active, no terminate without a disaster). This test
-    /// pins today's behaviour; when the factory refuses such terms (the recommended fix), it
-    /// takes the first branch.
-    function test_knownBug_F1_amountsAbove2pow128LockTheEscrow() public {
+    /// @notice Fixed F1 (docs/security.md): fees x periods + collateral above 2^128 - 1 used to be
+    /// accepted, and the uint128 books then overflowed at the last settlement, locking the money
+    /// for good. The factory refuses such terms; the largest total that fits is accepted.
+    function test_fixed_F1_amountsAbove2pow128AreRefused() public {
         Terms memory t = _terms(1, address(0));
         t.periodCount = 1;
         t.feePerPeriod = type(uint128).max;
         t.collateral = 1;
-        try factory.createAgreement(t) returns (address created) {
-            Agreement a = Agreement(created);
-            _fund(a, t);
-            _toEnd(a, 0);
-            vm.expectRevert(abi.encodeWithSignature("Panic(uint256)", 0x11));
-            vm.prank(oracles[0]);
-            a.settle(0, _values(PPM, PPM), PPM);
-            assertTrue(a.snapshot().status == Status.Active, "stuck: active with every period over");
-            vm.expectRevert(abi.encodeWithSelector(Agreement.WrongStatus.selector, Status.Active));
-            vm.prank(customer);
-            a.cancel();
-            vm.expectRevert(abi.encodeWithSelector(Agreement.NoDisaster.selector));
-            vm.prank(customer);
-            a.terminate();
-            assertEq(address(a).balance, uint256(type(uint128).max) + 1, "2^128 wei locked");
-        } catch (bytes memory err) {
-            assertEq(bytes4(err), AgreementFactory.InvalidTerms.selector, "refused as invalid terms (fixed)");
-        }
+        vm.expectRevert(
+            abi.encodeWithSelector(AgreementFactory.InvalidTerms.selector, "total fees plus collateral overflow")
+        );
+        factory.createAgreement(t);
+        t.collateral = 0;
+        address created = factory.createAgreement(t); // exactly 2^128 - 1 in total still fits
+        assertTrue(factory.isAgreement(created), "the largest total that fits is created");
     }
 
     // ------------------------------------------------------------------ timing
