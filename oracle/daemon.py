@@ -425,7 +425,7 @@ class Daemon:
         terms = agreement.terms
         while True:
             snap = agreement.snapshot()
-            if snap.status in (Status.Ended, Status.Terminated, Status.Cancelled):
+            if snap.status.terminal:  # Expired included: it used to be polled forever
                 served.done = True
                 log.info("agreement finished", extra={"agreement": agreement.address, "status": snap.status.name})
                 return

@@ -31,6 +31,12 @@ class Status(IntEnum):
     Cancelled = 4
     Expired = 5
 
+    @property
+    def terminal(self) -> bool:
+        """Nothing but withdrawals can happen any more: no period will settle (the one definition
+        of the end states; the oracle stops serving such an agreement)."""
+        return self in (Status.Ended, Status.Terminated, Status.Cancelled, Status.Expired)
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -263,6 +263,8 @@ def test_silent_oracles_cannot_lock_the_escrow(chain, active, roles):
     active.expire(roles["stranger"])  # anyone may
     snap = active.snapshot()
     assert snap.status is Status.Expired
+    assert snap.status.terminal  # the oracle stops serving it (it used to poll expired agreements forever)
+    assert [s.name for s in Status if s.terminal] == ["Ended", "Terminated", "Cancelled", "Expired"]
     assert snap.owed_to_customer == 3 * ETHER // 10 + 2 * ETHER  # the credit + the two unreported fees
     assert snap.owed_to_provider == ETHER + 3 * ETHER - 3 * ETHER // 10  # the served fee + collateral left
     assert active.withdraw(roles["customer"]) + active.withdraw(roles["provider"]) == 6 * ETHER
