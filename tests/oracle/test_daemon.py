@@ -409,26 +409,28 @@ def test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing(world: 
     kills = 0
     seen = 0
     proc = world.start(config)
-    world.wait_ready(ag.terms.start)
-    deadline = time.time() + PERIODS * PERIOD_S + 90
-    while ag.snapshot().status is not Status.Ended:
-        assert time.time() < deadline, f"not settled after {kills} kills:\n{world.log_text()[-3000:]}"
-        time.sleep(rng.uniform(0.5, 3.0))
-        if ag.snapshot().status is Status.Ended or kills >= MAX_KILLS:
-            continue  # enough trials: let it finish
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        kills += 1
-        now_count = sample_count(db)
-        assert now_count >= seen, f"samples lost across kill {kills}: {seen} -> {now_count}"
-        seen = now_count
-        proc = world.start(config)
-        # Kill again only once the new process measures: a kill during a slow start-up could
-        # otherwise leave a whole period unmeasured, which (rightly) never settles.
-        measuring_by = time.time() + 15
-        while sample_count(db) <= seen and time.time() < measuring_by:
-            time.sleep(0.1)
-    stop(proc)
+    try:
+        world.wait_ready(ag.terms.start)
+        deadline = time.time() + PERIODS * PERIOD_S + 90
+        while ag.snapshot().status is not Status.Ended:
+            assert time.time() < deadline, f"not settled after {kills} kills:\n{world.log_text()[-3000:]}"
+            time.sleep(rng.uniform(0.5, 3.0))
+            if ag.snapshot().status is Status.Ended or kills >= MAX_KILLS:
+                continue  # enough trials: let it finish
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            kills += 1
+            now_count = sample_count(db)
+            assert now_count >= seen, f"samples lost across kill {kills}: {seen} -> {now_count}"
+            seen = now_count
+            proc = world.start(config)
+            # Kill again only once the new process measures: a kill during a slow start-up could
+            # otherwise leave a whole period unmeasured, which (rightly) never settles.
+            measuring_by = time.time() + 15
+            while sample_count(db) <= seen and time.time() < measuring_by:
+                time.sleep(0.1)
+    finally:
+        stop(proc)  # also when an assertion fails: never leave a daemon behind
     settled = ag.settlements()
     assert [s.period for s in settled] == list(range(PERIODS))  # each once, none skipped
     nonce = world.chain.w3.eth.get_transaction_count(world.oracle)
