@@ -41,6 +41,7 @@ from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory, Status
 from smartsla.credit import service_credit
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
+from smartsla.forecast import LATENCY_UNKNOWN_MS  # reported when a latency service had no ok check
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
@@ -56,7 +57,6 @@ from .transactions import TxManager
 
 log = logging.getLogger("oracle")
 
-LATENCY_UNKNOWN_MS = 2**32 - 1  # reported when a latency service had no successful check at all
 CHAIN_ERRORS = (ChainUnavailable, requests.ConnectionError, requests.Timeout, Web3Exception, OSError)
 MAX_BACKOFF_S = 30.0
 PRUNE_EVERY_S = 3_600
