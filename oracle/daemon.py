@@ -328,7 +328,7 @@ class Daemon:
         if not sample.ok:
             self.metrics.check_failures.labels(address, service).inc()
         if self.running is not None:
-            self.running.on_sample(address, service, sample.ts, sample.ok)
+            self.running.on_sample(address, service, sample.ts, sample.ok, sample.latency_ms)
             limit = self._latency_objective.get(key)
             if limit is not None and (not sample.ok or sample.latency_ms is None or sample.latency_ms > limit):
                 self.metrics.checks_slow.labels(address, service).inc()
@@ -534,7 +534,8 @@ class Daemon:
                 self._latency_objective[(address, s.name)] = s.objective_ppm  # ms for latency services
                 self.metrics.checks_slow.labels(address, s.name)
         self.running.serve(address, served.agreement.terms, probed_thresholds(served.probes),
-                           lambda: self.maintenance(served), decimals=self._decimals(served))
+                           lambda: self.maintenance(served), decimals=self._decimals(served),
+                           percentiles={n: p.latency_percentile for n, p in served.probes.items()})
 
     def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
         """The credits panel of the dashboard: what this oracle's settled figures imply."""

@@ -13,6 +13,11 @@ once a minute per agreement (its maintenance windows). bench/rules_bench.py meas
 Counting follows oracle.sli: a slice holding a failed check (after the failure threshold) is
 bad, a slice holding checks that all passed is good, a slice overlapping a maintenance window
 declared on-chain with notice is excluded, a past slice without a check is not measured.
+A latency service also keeps its successful checks' latencies by slice: the figure so far is
+their nearest-rank percentile outside maintenance slices, in whole ms rounded up (the oracle's
+period rule), and `slow_checks_left` the further slow checks before the next tier
+(`smartsla.forecast.forecast_latency`). The refresh sorts them: O(n log n) per service and
+refresh, n the period's successful checks so far (a month at one check per 10 s: 260k values).
 Prometheus-sourced services have no checks to count and are not exported.
 """
 
@@ -24,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from smartsla.forecast import Forecast, current_period, forecast
+from smartsla.forecast import Forecast, current_period, forecast, forecast_latency
 from smartsla.terms import Kind, Terms
 
 from .metrics import RunningPeriodCollector, SliceTally
@@ -35,6 +40,7 @@ log = logging.getLogger("oracle")
 
 REFRESH_S = 2.0  # how often the gauges are recomputed
 MAINTENANCE_REFRESH_S = 60.0  # how often an agreement's declared windows are read from the chain
+Seed = tuple[dict[int, bool], list[tuple[float, float]]]  # a period's slice verdicts, its ok (ts, latency ms)
 CHAIN_ERRORS: tuple[type[BaseException], ...] = (Exception,)  # a failed read keeps the last known windows
 
 
@@ -46,21 +52,28 @@ class RunningPeriods:
         self.collector = collector
         # (agreement, service) -> (terms, service index, failure threshold, decimals)
         self._services: dict[tuple[str, str], tuple[Terms, int, int, int]] = {}
+        self._percentile: dict[tuple[str, str], int] = {}  # latency services -> the reported percentile
         self._tallies: dict[tuple[str, str], SliceTally] = {}
         self._seeded: set[tuple[str, str, int]] = set()
         self._maintenance: dict[str, tuple[float, list[Window]]] = {}
         self._windows_of: dict[str, Callable[[], list[Window]]] = {}
 
     def serve(self, agreement: str, terms: Terms, probed: dict[str, int],
-              windows: Callable[[], list[Window]], decimals: int = 18) -> None:
-        """Follow `agreement`'s availability services named in `probed` (name -> failure
-        threshold). `windows` reads the maintenance windows declared on-chain with notice."""
+              windows: Callable[[], list[Window]], decimals: int = 18,
+              percentiles: dict[str, int] | None = None) -> None:
+        """Follow `agreement`'s availability and latency services named in `probed` (name ->
+        failure threshold). `windows` reads the maintenance windows declared on-chain with notice;
+        `percentiles`: a latency service's reported percentile (the oracle's
+        `latency_percentile`, 95 when not given)."""
         self._windows_of[agreement] = windows
         for i, s in enumerate(terms.services):
-            if s.kind is Kind.availability and s.name in probed:
+            if s.kind in (Kind.availability, Kind.latency) and s.name in probed:
                 self._services[(agreement, s.name)] = (terms, i, probed[s.name], decimals)
+                if s.kind is Kind.latency:
+                    self._percentile[(agreement, s.name)] = (percentiles or {}).get(s.name, 95)
 
-    def on_sample(self, agreement: str, service: str, ts: float, ok: bool) -> None:
+    def on_sample(self, agreement: str, service: str, ts: float, ok: bool,
+                  latency_ms: float | None = None) -> None:
         key = (agreement, service)
         tally = self._tallies.get(key)
         if tally is None or not tally.start <= ts < tally.end:
@@ -74,12 +87,12 @@ class RunningPeriods:
             tally = SliceTally(period=period, start=terms.period_start(period), end=terms.period_end(period),
                                slice_seconds=terms.slice_seconds, failure_threshold=threshold)
             self._tallies[key] = tally
-        tally.add(ts, ok)
+        tally.add(ts, ok, latency_ms if key in self._percentile else None)
 
     # ------------------------------------------------------------------ refresh
-    def _inputs(self, now: float) -> tuple[dict[str, list[Window]], dict[tuple[str, str, int], dict[int, bool]]]:
+    def _inputs(self, now: float) -> tuple[dict[str, list[Window]], dict[tuple[str, str, int], Seed]]:
         """Blocking reads (a worker thread): maintenance windows due for a re-read, and the
-        store's verdicts of periods not yet seeded."""
+        store's verdicts (latency services: and ok latencies by slice) of periods not yet seeded."""
         windows: dict[str, list[Window]] = {}
         for agreement, read in self._windows_of.items():
             last = self._maintenance.get(agreement)
@@ -89,25 +102,29 @@ class RunningPeriods:
                 except CHAIN_ERRORS as exc:
                     log.warning("could not read maintenance windows", extra={"agreement": agreement,
                                                                             "error": str(exc)})
-        seeds: dict[tuple[str, str, int], dict[int, bool]] = {}
+        seeds: dict[tuple[str, str, int], Seed] = {}
         for (agreement, name), (terms, _, threshold, _) in list(self._services.items()):
             period = current_period(terms, int(now))
             if period is None or (agreement, name, period) in self._seeded:
                 continue
             start = terms.period_start(period)
             try:
-                seeds[(agreement, name, period)] = self.store.slice_verdicts(
-                    agreement, name, start, now, terms.slice_seconds, threshold)
+                verdicts = self.store.slice_verdicts(agreement, name, start, now, terms.slice_seconds, threshold)
+                latencies: list[tuple[float, float]] = []
+                if (agreement, name) in self._percentile:  # read once per period, then tallied live
+                    latencies = [(x.ts, x.latency_ms) for x in self.store.samples(agreement, name, start, now)
+                                 if x.ok and x.latency_ms is not None]
+                seeds[(agreement, name, period)] = (verdicts, latencies)
             except StoreError as exc:
                 log.warning("could not read the period so far", extra={"agreement": agreement, "error": str(exc)})
         return windows, seeds
 
     def refresh(self, now: float, windows: dict[str, list[Window]] | None = None,
-                seeds: dict[tuple[str, str, int], dict[int, bool]] | None = None) -> list[Forecast]:
+                seeds: dict[tuple[str, str, int], Seed] | None = None) -> list[Forecast]:
         """Merge what `_inputs` read, recompute every forecast and publish the gauges."""
         for agreement, ws in (windows or {}).items():
             self._maintenance[agreement] = (now, ws)
-        for (agreement, name, period), verdicts in (seeds or {}).items():
+        for (agreement, name, period), (verdicts, latencies) in (seeds or {}).items():
             terms, _, threshold, _ = self._services[(agreement, name)]
             tally = self._tallies.get((agreement, name))
             if tally is None or tally.period != period:
@@ -116,6 +133,12 @@ class RunningPeriods:
                 self._tallies[(agreement, name)] = tally
             tally.measured.update(verdicts)
             tally.bad.update(i for i, good in verdicts.items() if not good)
+            # a check is tallied live before it is stored: the store's checks from the first live
+            # one on are already in the tally (verdicts are sets, latencies are not: count once)
+            first = tally.first_ts
+            for ts, ms in latencies:
+                if first is None or ts < first:
+                    tally.latencies.setdefault(int((ts - tally.start) // tally.slice_seconds), []).append(ms)
             self._seeded.add((agreement, name, period))
         rows: list[tuple[str, str, Forecast, int]] = []
         out: list[Forecast] = []
@@ -129,8 +152,14 @@ class RunningPeriods:
                 tally = SliceTally(period=period, start=start, end=end, slice_seconds=s, failure_threshold=1)
             maint = maintenance_slices(start, end, s, self._maintenance.get(agreement, (0.0, []))[1])
             good, bad, excluded, unmeasured = tally.counts(now, maint)
-            f = forecast(terms, index, period, int(now), good_s=good * s, bad_s=bad * s,
-                         excluded_s=excluded * s, unmeasured_s=unmeasured * s)
+            percentile = self._percentile.get((agreement, name))
+            if percentile is None:
+                f = forecast(terms, index, period, int(now), good_s=good * s, bad_s=bad * s,
+                             excluded_s=excluded * s, unmeasured_s=unmeasured * s)
+            else:
+                f = forecast_latency(terms, index, period, int(now), tally.latencies_outside(maint), percentile,
+                                     measured=good + bad > 0, good_s=good * s, bad_s=bad * s,
+                                     excluded_s=excluded * s, unmeasured_s=unmeasured * s)
             rows.append((agreement, name, f, decimals))
             out.append(f)
         self.collector.publish(rows)

@@ -173,11 +173,12 @@ def latency_figure_ms(latencies_ms: Sequence[float], percentile: int, objective_
 
 
 def forecast_latency(terms: Terms, service_index: int, period: int, now: int, latencies_ms: Sequence[float],
-                     percentile: int = 95, *, measured: bool | None = None, excluded_s: float = 0.0,
-                     unmeasured_s: float = 0.0) -> Forecast:
+                     percentile: int = 95, *, measured: bool | None = None, good_s: float = 0.0,
+                     bad_s: float = 0.0, excluded_s: float = 0.0, unmeasured_s: float = 0.0) -> Forecast:
     """The forecast of a latency service's `period` at `now` from the successful checks'
     latencies so far (outside maintenance). `measured`: whether any slice was measured (default:
-    whether there is a latency). See the module docstring for the rules."""
+    whether there is a latency). `good_s`..`unmeasured_s`: the slice counts, for display only
+    (they do not enter a latency figure). See the module docstring for the rules."""
     problems: list[str] = []
     if not 0 <= service_index < len(terms.services):
         raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
@@ -192,7 +193,8 @@ def forecast_latency(terms: Terms, service_index: int, period: int, now: int, la
     bad_values = [v for v in latencies_ms if not (math.isfinite(v) and v >= 0)]
     if bad_values:
         problems.append(f"{len(bad_values)} latencies are not finite numbers >= 0 (first: {bad_values[0]!r})")
-    for name, v in (("excluded_s", excluded_s), ("unmeasured_s", unmeasured_s)):
+    for name, v in (("good_s", good_s), ("bad_s", bad_s), ("excluded_s", excluded_s),
+                    ("unmeasured_s", unmeasured_s)):
         if not (math.isfinite(v) and v >= 0):
             problems.append(f"{name} must be a finite number >= 0, got {v!r}")
     if problems:
@@ -202,23 +204,29 @@ def forecast_latency(terms: Terms, service_index: int, period: int, now: int, la
     n = len(latencies_ms)
     value = latency_figure_ms(latencies_ms, percentile, service.objective_ppm,
                               bool(n) if measured is None else measured)
-    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
-    credit = min(service_credit(service, value, terms.fee_per_period), cap)
-    tier = None
-    if value > service.objective_ppm:
-        hit = [i for i, t in enumerate(service.tiers) if value > t.below_ppm]
-        tier = hit[-1] if hit else None
-    next_tier: int | None = None
+    tier, credit, next_tier = latency_outcome(terms, service_index, value)
     left = 0
-    for k, t in enumerate(service.tiers):
-        if value <= t.below_ppm:  # not reached yet (a value of ceil(v) <= b  <=>  v <= b)
-            fast = sum(1 for v in latencies_ms if v <= t.below_ppm)
-            next_tier, left = k, max(0, 100 * fast // percentile - n)
-            break
-    return Forecast(period=period, period_start=start, period_end=end, now=now, good_s=0.0, bad_s=0.0,
-                    excluded_s=float(excluded_s), unmeasured_s=float(unmeasured_s), value_so_far_ppm=value,
-                    projected_ppm=value, projected_tier=tier, projected_credit=credit, budget_left_s=0.0,
-                    next_tier=next_tier, slow_checks_left=left)
+    if next_tier is not None:  # f values <= b keep the percentile <= b up to floor(100 f / p) - n values
+        bound = service.tiers[next_tier].below_ppm
+        fast = sum(1 for v in latencies_ms if v <= bound)  # ceil(v) <= b  <=>  v <= b
+        left = max(0, 100 * fast // percentile - n)
+    return Forecast(period=period, period_start=start, period_end=end, now=now, good_s=float(good_s),
+                    bad_s=float(bad_s), excluded_s=float(excluded_s), unmeasured_s=float(unmeasured_s),
+                    value_so_far_ppm=value, projected_ppm=value, projected_tier=tier, projected_credit=credit,
+                    budget_left_s=0.0, next_tier=next_tier, slow_checks_left=left)
+
+
+def latency_outcome(terms: Terms, service_index: int, value_ms: int) -> tuple[int | None, int, int | None]:
+    """(tier, capped credit, next tier) of a latency figure in whole ms: the harshest tier whose
+    bound it is strictly above (`smartsla.credit`), and the mildest one it has not reached. The
+    API calls it with the figure the oracle exports (an integer, exact in a gauge)."""
+    service = terms.services[service_index]
+    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
+    credit = min(service_credit(service, value_ms, terms.fee_per_period), cap)
+    hit = [i for i, t in enumerate(service.tiers) if value_ms > t.below_ppm]
+    tier = hit[-1] if hit and value_ms > service.objective_ppm else None
+    next_tier = next((k for k, t in enumerate(service.tiers) if value_ms <= t.below_ppm), None)
+    return tier, credit, next_tier
 
 
 def current_period(terms: Terms, now: int) -> int | None:
