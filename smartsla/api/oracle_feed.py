@@ -23,7 +23,9 @@ import httpx
 METRIC_PREFIX = "smartsla_oracle_period_"
 INPUTS = ("period", "good_seconds", "bad_seconds", "excluded_seconds", "unmeasured_seconds", "remaining_seconds")
 # The oracle's own results, compared with ours: a difference means it follows other terms.
-RESULTS = ("value_ppm", "projected_ppm", "budget_left_seconds")
+# Latency services: value_ppm is the figure itself (the percentile so far, whole ms) and
+# slow_checks_left the budget; both need the latencies only the oracle holds (smartsla.forecast).
+RESULTS = ("value_ppm", "projected_ppm", "budget_left_seconds", "slow_checks_left")
 CACHE_S = 2.0  # the oracle recomputes its gauges every 2 s (oracle.running.REFRESH_S)
 MAX_BYTES = 8 * 1024 * 1024  # a /metrics page larger than this is not an oracle's
 
