@@ -536,6 +536,12 @@ class Daemon:
         self.running.serve(address, served.agreement.terms, probed_thresholds(served.probes),
                            lambda: self.maintenance(served), decimals=self._decimals(served),
                            percentiles={n: p.latency_percentile for n, p in served.probes.items()})
+        sources = {n: (PrometheusSource(str(p.prometheus.url).rstrip("/")), p.prometheus.query,
+                       p.prometheus.threshold, p.prometheus.inclusive)
+                   for n, p in served.probes.items() if p.prometheus is not None}
+        if sources:  # their query is evaluated over the elapsed period (oracle.running)
+            self.running.serve_prometheus(address, served.agreement.terms, sources, lambda: self.maintenance(served),
+                                          decimals=self._decimals(served))
 
     def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
         """The credits panel of the dashboard: what this oracle's settled figures imply."""
