@@ -117,8 +117,8 @@ def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: fl
         raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
     service = terms.services[service_index]
     if service.kind is not Kind.availability:
-        problems.append(f"service {service.name!r} is a {service.kind.name} service: only availability "
-                        "services are forecast")
+        problems.append(f"service {service.name!r} is a {service.kind.name} service: forecast() takes "
+                        "availability services (latency: forecast_latency)")
     if not 0 <= period < terms.period_count:
         problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
     for name, v in (("good_s", good_s), ("bad_s", bad_s), ("excluded_s", excluded_s),

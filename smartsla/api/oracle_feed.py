@@ -7,6 +7,9 @@ period, the good, bad, excluded and not-measured seconds so far and the seconds 
 the same `smartsla.forecast.forecast` with the agreement's indexed terms at the oracle's own
 instant (`period_end - remaining_seconds`). So every figure equals the oracle's gauges, and the
 credit is exact in base units (a Prometheus gauge is a float: above 2**53 wei it rounds).
+A latency service's figure needs the latencies only the oracle holds: the API takes its exported
+`value_ppm` (the percentile so far in whole ms) and `slow_checks_left` and recomputes tier and
+credit (`smartsla.forecast.latency_outcome`).
 """
 
 from __future__ import annotations
