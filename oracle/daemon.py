@@ -41,6 +41,7 @@ from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory, Status
 from smartsla.credit import service_credit
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
+from smartsla.forecast import LATENCY_UNKNOWN_MS  # reported when a latency service had no ok check
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
@@ -56,7 +57,6 @@ from .transactions import TxManager
 
 log = logging.getLogger("oracle")
 
-LATENCY_UNKNOWN_MS = 2**32 - 1  # reported when a latency service had no successful check at all
 CHAIN_ERRORS = (ChainUnavailable, requests.ConnectionError, requests.Timeout, Web3Exception, OSError)
 MAX_BACKOFF_S = 30.0
 PRUNE_EVERY_S = 3_600
@@ -328,7 +328,7 @@ class Daemon:
         if not sample.ok:
             self.metrics.check_failures.labels(address, service).inc()
         if self.running is not None:
-            self.running.on_sample(address, service, sample.ts, sample.ok)
+            self.running.on_sample(address, service, sample.ts, sample.ok, sample.latency_ms)
             limit = self._latency_objective.get(key)
             if limit is not None and (not sample.ok or sample.latency_ms is None or sample.latency_ms > limit):
                 self.metrics.checks_slow.labels(address, service).inc()
@@ -534,7 +534,14 @@ class Daemon:
                 self._latency_objective[(address, s.name)] = s.objective_ppm  # ms for latency services
                 self.metrics.checks_slow.labels(address, s.name)
         self.running.serve(address, served.agreement.terms, probed_thresholds(served.probes),
-                           lambda: self.maintenance(served), decimals=self._decimals(served))
+                           lambda: self.maintenance(served), decimals=self._decimals(served),
+                           percentiles={n: p.latency_percentile for n, p in served.probes.items()})
+        sources = {n: (PrometheusSource(str(p.prometheus.url).rstrip("/")), p.prometheus.query,
+                       p.prometheus.threshold, p.prometheus.inclusive)
+                   for n, p in served.probes.items() if p.prometheus is not None}
+        if sources:  # their query is evaluated over the elapsed period (oracle.running)
+            self.running.serve_prometheus(address, served.agreement.terms, sources, lambda: self.maintenance(served),
+                                          decimals=self._decimals(served))
 
     def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
         """The credits panel of the dashboard: what this oracle's settled figures imply."""

@@ -78,6 +78,8 @@ RUNNING_GAUGES: tuple[tuple[str, str], ...] = (
     ("projected_credit_units", "Credit the projected figure costs, in whole units of the asset"),
     ("budget_left_seconds", "Downtime left before the next credit tier is certain (whole slices)"),
     ("next_tier", "The tier budget_left_seconds guards (-1: every tier is already certain)"),
+    ("slow_checks_left", "Latency services: further checks slower than next_tier's bound before the period's "
+                         "percentile crosses it (-1: availability service)"),
 )
 
 
@@ -94,15 +96,27 @@ class SliceTally:
     measured: set[int] = field(default_factory=set)
     bad: set[int] = field(default_factory=set)
     streak: int = 0
+    # latency services: the successful checks' latencies (ms) by slice, so a maintenance window
+    # declared later still takes its slices out (oracle.store.latency_percentiles' rule)
+    latencies: dict[int, list[float]] = field(default_factory=dict)
+    first_ts: float | None = None  # the earliest check tallied live (seeding from the store stops there)
 
-    def add(self, ts: float, ok: bool) -> None:
+    def add(self, ts: float, ok: bool, latency_ms: float | None = None) -> None:
         self.streak = 0 if ok else self.streak + 1
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
         i = int((ts - self.start) // self.slice_seconds)
         if i < 0:
             return
         self.measured.add(i)
         if not ok and self.streak >= self.failure_threshold:
             self.bad.add(i)
+        if ok and latency_ms is not None:
+            self.latencies.setdefault(i, []).append(latency_ms)
+
+    def latencies_outside(self, maintenance: set[int]) -> list[float]:
+        """The successful checks' latencies outside the maintenance slices."""
+        return [v for i, vs in self.latencies.items() if i not in maintenance for v in vs]
 
     def counts(self, now: float, maintenance: set[int]) -> tuple[int, int, int, int]:
         """(good, bad, excluded, unmeasured) slices up to the one holding `now` (a slice in
@@ -146,6 +160,7 @@ class RunningPeriodCollector:
                 "projected_credit_units": f.projected_credit / 10**decimals,
                 "budget_left_seconds": f.budget_left_s,
                 "next_tier": -1 if f.next_tier is None else f.next_tier,
+                "slow_checks_left": -1 if f.slow_checks_left is None else f.slow_checks_left,
             }
             for name, family in families.items():
                 family.add_metric([agreement, service], float(values[name]))

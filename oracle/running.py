@@ -13,7 +13,17 @@ once a minute per agreement (its maintenance windows). bench/rules_bench.py meas
 Counting follows oracle.sli: a slice holding a failed check (after the failure threshold) is
 bad, a slice holding checks that all passed is good, a slice overlapping a maintenance window
 declared on-chain with notice is excluded, a past slice without a check is not measured.
-Prometheus-sourced services have no checks to count and are not exported.
+A latency service also keeps its successful checks' latencies by slice: the figure so far is
+their nearest-rank percentile outside maintenance slices, in whole ms rounded up (the oracle's
+period rule), and `slow_checks_left` the further slow checks before the next tier
+(`smartsla.forecast.forecast_latency`). The refresh sorts them: O(n log n) per service and
+refresh, n the period's successful checks so far (a month at one check per 10 s: 260k values).
+A Prometheus-sourced service (`services.X.prometheus`) has no checks to count: at most once per
+PROMETHEUS_REFRESH_S its query is evaluated over the elapsed part of the period (a worker thread,
+the source's HTTP timeout capped at PROMETHEUS_TIMEOUT_S), incrementally from a few slices
+before the last one judged (late scrapes still land), and its verdicts feed the same tally, so
+the gauges and credit-at-risk alerts cover it with `oracle.prometheus`'s slice rule. A failed
+query keeps the last verdicts (and logs); the settled figure re-queries the whole period anyway.
 """
 
 from __future__ import annotations
@@ -24,17 +34,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from smartsla.forecast import Forecast, current_period, forecast
+import httpx
+
+from smartsla.forecast import Forecast, current_period, forecast, forecast_latency
 from smartsla.terms import Kind, Terms
 
 from .metrics import RunningPeriodCollector, SliceTally
+from .prometheus import PrometheusError, PrometheusSource
 from .sli import Window, maintenance_slices
 from .store import Store, StoreError
 
 log = logging.getLogger("oracle")
 
 REFRESH_S = 2.0  # how often the gauges are recomputed
+PROMETHEUS_REFRESH_S = 30.0  # how often a Prometheus-sourced service's query is re-evaluated
+PROMETHEUS_TIMEOUT_S = 10.0  # at most this long per query (a slow Prometheus must not stall the gauges)
+PROMETHEUS_OVERLAP_SLICES = 5  # re-judged at each query: scrapes land late
 MAINTENANCE_REFRESH_S = 60.0  # how often an agreement's declared windows are read from the chain
+Seed = tuple[dict[int, bool], list[tuple[float, float]]]  # a period's slice verdicts, its ok (ts, latency ms)
 CHAIN_ERRORS: tuple[type[BaseException], ...] = (Exception,)  # a failed read keeps the last known windows
 
 
@@ -46,21 +63,45 @@ class RunningPeriods:
         self.collector = collector
         # (agreement, service) -> (terms, service index, failure threshold, decimals)
         self._services: dict[tuple[str, str], tuple[Terms, int, int, int]] = {}
+        self._percentile: dict[tuple[str, str], int] = {}  # latency services -> the reported percentile
         self._tallies: dict[tuple[str, str], SliceTally] = {}
         self._seeded: set[tuple[str, str, int]] = set()
         self._maintenance: dict[str, tuple[float, list[Window]]] = {}
         self._windows_of: dict[str, Callable[[], list[Window]]] = {}
+        # Prometheus-sourced services: (source, query, threshold, inclusive), when last queried
+        self._prometheus: dict[tuple[str, str], tuple[PrometheusSource, str, float, bool]] = {}
+        self._prom_last: dict[tuple[str, str], float] = {}
 
     def serve(self, agreement: str, terms: Terms, probed: dict[str, int],
-              windows: Callable[[], list[Window]], decimals: int = 18) -> None:
-        """Follow `agreement`'s availability services named in `probed` (name -> failure
-        threshold). `windows` reads the maintenance windows declared on-chain with notice."""
+              windows: Callable[[], list[Window]], decimals: int = 18,
+              percentiles: dict[str, int] | None = None) -> None:
+        """Follow `agreement`'s availability and latency services named in `probed` (name ->
+        failure threshold). `windows` reads the maintenance windows declared on-chain with notice;
+        `percentiles`: a latency service's reported percentile (the oracle's
+        `latency_percentile`, 95 when not given)."""
         self._windows_of[agreement] = windows
         for i, s in enumerate(terms.services):
-            if s.kind is Kind.availability and s.name in probed:
+            if s.kind in (Kind.availability, Kind.latency) and s.name in probed:
                 self._services[(agreement, s.name)] = (terms, i, probed[s.name], decimals)
+                if s.kind is Kind.latency:
+                    self._percentile[(agreement, s.name)] = (percentiles or {}).get(s.name, 95)
 
-    def on_sample(self, agreement: str, service: str, ts: float, ok: bool) -> None:
+    def serve_prometheus(self, agreement: str, terms: Terms,
+                         sources: dict[str, tuple[PrometheusSource, str, float, bool]],
+                         windows: Callable[[], list[Window]], decimals: int = 18) -> None:
+        """Follow `agreement`'s availability services measured through Prometheus: name ->
+        (source, PromQL query, threshold, inclusive), as in the oracle's `prometheus:` probe."""
+        self._windows_of[agreement] = windows
+        for i, s in enumerate(terms.services):
+            if s.kind is Kind.availability and s.name in sources:
+                self._services[(agreement, s.name)] = (terms, i, 1, decimals)
+                src, query, threshold, inclusive = sources[s.name]
+                if src.timeout > PROMETHEUS_TIMEOUT_S:
+                    src = PrometheusSource(src.base_url, PROMETHEUS_TIMEOUT_S, src.headers, src.verify_tls)
+                self._prometheus[(agreement, s.name)] = (src, query, threshold, inclusive)
+
+    def on_sample(self, agreement: str, service: str, ts: float, ok: bool,
+                  latency_ms: float | None = None) -> None:
         key = (agreement, service)
         tally = self._tallies.get(key)
         if tally is None or not tally.start <= ts < tally.end:
@@ -74,12 +115,12 @@ class RunningPeriods:
             tally = SliceTally(period=period, start=terms.period_start(period), end=terms.period_end(period),
                                slice_seconds=terms.slice_seconds, failure_threshold=threshold)
             self._tallies[key] = tally
-        tally.add(ts, ok)
+        tally.add(ts, ok, latency_ms if key in self._percentile else None)
 
     # ------------------------------------------------------------------ refresh
-    def _inputs(self, now: float) -> tuple[dict[str, list[Window]], dict[tuple[str, str, int], dict[int, bool]]]:
+    def _inputs(self, now: float) -> tuple[dict[str, list[Window]], dict[tuple[str, str, int], Seed]]:
         """Blocking reads (a worker thread): maintenance windows due for a re-read, and the
-        store's verdicts of periods not yet seeded."""
+        store's verdicts (latency services: and ok latencies by slice) of periods not yet seeded."""
         windows: dict[str, list[Window]] = {}
         for agreement, read in self._windows_of.items():
             last = self._maintenance.get(agreement)
@@ -89,25 +130,57 @@ class RunningPeriods:
                 except CHAIN_ERRORS as exc:
                     log.warning("could not read maintenance windows", extra={"agreement": agreement,
                                                                             "error": str(exc)})
-        seeds: dict[tuple[str, str, int], dict[int, bool]] = {}
+        seeds: dict[tuple[str, str, int], Seed] = {}
         for (agreement, name), (terms, _, threshold, _) in list(self._services.items()):
             period = current_period(terms, int(now))
-            if period is None or (agreement, name, period) in self._seeded:
+            if period is None:
+                continue
+            if (agreement, name) in self._prometheus:
+                self._query_prometheus(agreement, name, terms, period, now, seeds)
+                continue
+            if (agreement, name, period) in self._seeded:
                 continue
             start = terms.period_start(period)
             try:
-                seeds[(agreement, name, period)] = self.store.slice_verdicts(
-                    agreement, name, start, now, terms.slice_seconds, threshold)
+                verdicts = self.store.slice_verdicts(agreement, name, start, now, terms.slice_seconds, threshold)
+                latencies: list[tuple[float, float]] = []
+                if (agreement, name) in self._percentile:  # read once per period, then tallied live
+                    latencies = [(x.ts, x.latency_ms) for x in self.store.samples(agreement, name, start, now)
+                                 if x.ok and x.latency_ms is not None]
+                seeds[(agreement, name, period)] = (verdicts, latencies)
             except StoreError as exc:
                 log.warning("could not read the period so far", extra={"agreement": agreement, "error": str(exc)})
         return windows, seeds
 
+    def _query_prometheus(self, agreement: str, name: str, terms: Terms, period: int, now: float,
+                          seeds: dict[tuple[str, str, int], Seed]) -> None:
+        """The Prometheus verdicts since a few slices before the last judged one, at most once per
+        PROMETHEUS_REFRESH_S (blocking: the worker thread)."""
+        key = (agreement, name)
+        last = self._prom_last.get(key)
+        if last is not None and now - last < PROMETHEUS_REFRESH_S:
+            return
+        self._prom_last[key] = now  # a failure waits for the next interval too: no hammering
+        src, query, threshold, inclusive = self._prometheus[key]
+        start, s = terms.period_start(period), terms.slice_seconds
+        tally = self._tallies.get(key)
+        done = max(tally.measured, default=-1) if tally is not None and tally.period == period else -1
+        first = max(0, done - PROMETHEUS_OVERLAP_SLICES)
+        try:
+            verdicts = src.verdicts(query, start + first * s, now, slice_seconds=s, threshold=threshold,
+                                    inclusive=inclusive)
+        except (PrometheusError, httpx.HTTPError) as exc:
+            log.warning("could not query Prometheus for the running period",
+                        extra={"agreement": agreement, "service": name, "error": str(exc)})
+            return
+        seeds[(agreement, name, period)] = ({first + i: good for i, good in verdicts.items()}, [])
+
     def refresh(self, now: float, windows: dict[str, list[Window]] | None = None,
-                seeds: dict[tuple[str, str, int], dict[int, bool]] | None = None) -> list[Forecast]:
+                seeds: dict[tuple[str, str, int], Seed] | None = None) -> list[Forecast]:
         """Merge what `_inputs` read, recompute every forecast and publish the gauges."""
         for agreement, ws in (windows or {}).items():
             self._maintenance[agreement] = (now, ws)
-        for (agreement, name, period), verdicts in (seeds or {}).items():
+        for (agreement, name, period), (verdicts, latencies) in (seeds or {}).items():
             terms, _, threshold, _ = self._services[(agreement, name)]
             tally = self._tallies.get((agreement, name))
             if tally is None or tally.period != period:
@@ -116,6 +189,14 @@ class RunningPeriods:
                 self._tallies[(agreement, name)] = tally
             tally.measured.update(verdicts)
             tally.bad.update(i for i, good in verdicts.items() if not good)
+            if (agreement, name) in self._prometheus:  # its overlap slices are re-judged: a late scrape counts
+                tally.bad.difference_update(i for i, good in verdicts.items() if good)
+            # a check is tallied live before it is stored: the store's checks from the first live
+            # one on are already in the tally (verdicts are sets, latencies are not: count once)
+            first = tally.first_ts
+            for ts, ms in latencies:
+                if first is None or ts < first:
+                    tally.latencies.setdefault(int((ts - tally.start) // tally.slice_seconds), []).append(ms)
             self._seeded.add((agreement, name, period))
         rows: list[tuple[str, str, Forecast, int]] = []
         out: list[Forecast] = []
@@ -129,8 +210,14 @@ class RunningPeriods:
                 tally = SliceTally(period=period, start=start, end=end, slice_seconds=s, failure_threshold=1)
             maint = maintenance_slices(start, end, s, self._maintenance.get(agreement, (0.0, []))[1])
             good, bad, excluded, unmeasured = tally.counts(now, maint)
-            f = forecast(terms, index, period, int(now), good_s=good * s, bad_s=bad * s,
-                         excluded_s=excluded * s, unmeasured_s=unmeasured * s)
+            percentile = self._percentile.get((agreement, name))
+            if percentile is None:
+                f = forecast(terms, index, period, int(now), good_s=good * s, bad_s=bad * s,
+                             excluded_s=excluded * s, unmeasured_s=unmeasured * s)
+            else:
+                f = forecast_latency(terms, index, period, int(now), tally.latencies_outside(maint), percentile,
+                                     measured=good + bad > 0, good_s=good * s, bad_s=bad * s,
+                                     excluded_s=excluded * s, unmeasured_s=unmeasured * s)
             rows.append((agreement, name, f, decimals))
             out.append(f)
         self.collector.publish(rows)

@@ -34,14 +34,37 @@ Counting rules (the inputs are the counts of `oracle.sli` in seconds, i.e. slice
   means the tier cannot be reached this period any more. When every tier is certain,
   `next_tier` is None and `budget_left_s` is 0.
 
-Only availability services are forecast: a latency figure is a percentile of the whole period
-(one slow minute does not move it by a computable amount) and satisfaction/composite figures are
-not measured by the oracle; :func:`forecast` raises ValueError for them, naming the service.
+:func:`forecast` covers availability services; latency services have :func:`forecast_latency`
+(below); satisfaction/composite figures are not measured by the oracle and are not forecast.
+
+Latency (:func:`forecast_latency`), with the oracle's rule for a latency period
+(`oracle.daemon._latency_figure`, `oracle.store.latency_percentiles`):
+
+* the input is the latencies (ms) of the *successful* checks so far outside maintenance slices
+  (failed checks carry no latency and count against availability, not here);
+* the figure so far is the nearest-rank `percentile` (the smallest latency with at least
+  `percentile` % of the values at or below it: rank `ceil(p/100 * n)`), in whole ms rounded UP;
+  no successful check but measured slices: LATENCY_UNKNOWN_MS (the service never answered);
+  nothing measured at all: the objective (neutral);
+* the projection assumes the rest of the period has the same latency distribution, so the
+  projected figure is the figure so far (a percentile of a constant distribution stays put);
+  its tier and credit follow `smartsla.credit` (the harshest bound the figure is strictly
+  above), capped at the agreement's per-period cap;
+* the budget is counted in checks: tier `k` (bound `b` ms) is reached when the rounded-up
+  percentile exceeds `b`, i.e. when fewer than `ceil(p/100 * n)` of the `n` values are `<= b`.
+  With `f` values `<= b` so far, `s` further slow checks (above `b`, no fast ones) keep the
+  figure at or below `b` while `ceil(p/100 * (n + s)) <= f`, i.e. `s <= 100 * f / p - n`. So
+  `slow_checks_left = floor(100 * f / p) - n` for the mildest tier not yet reached
+  (`next_tier`); when every tier is reached `next_tier` is None and the budget is 0. Fast
+  checks to come raise the budget (each adds `100 / p - 1` slow ones: 1/19 of a check at p95),
+  so this is the budget if the service stayed slow from now on — the conservative reading.
+  `budget_left_s` is 0 for latency: the budget is in checks, not seconds.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -64,8 +87,10 @@ class Forecast:
     projected_ppm: int  # projected at period end at the current burn
     projected_tier: int | None  # index into the service's tiers, None = no credit
     projected_credit: int  # in the asset's base units (same maths as smartsla.credit)
-    budget_left_s: float  # seconds of downtime left before `next_tier`
+    budget_left_s: float  # seconds of downtime left before `next_tier` (0 for latency)
     next_tier: int | None  # the mildest tier not yet certain (None: all are)
+    # Latency services only: the further slow checks `next_tier` still allows (see the docstring)
+    slow_checks_left: int | None = None
 
     @property
     def remaining_s(self) -> int:
@@ -92,8 +117,8 @@ def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: fl
         raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
     service = terms.services[service_index]
     if service.kind is not Kind.availability:
-        problems.append(f"service {service.name!r} is a {service.kind.name} service: only availability "
-                        "services are forecast")
+        problems.append(f"service {service.name!r} is a {service.kind.name} service: forecast() takes "
+                        "availability services (latency: forecast_latency)")
     if not 0 <= period < terms.period_count:
         problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
     for name, v in (("good_s", good_s), ("bad_s", bad_s), ("excluded_s", excluded_s),
@@ -130,6 +155,78 @@ def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: fl
                     bad_s=float(bad_s), excluded_s=float(excluded_s), unmeasured_s=float(unmeasured_s),
                     value_so_far_ppm=so_far, projected_ppm=projected, projected_tier=tier,
                     projected_credit=credit, budget_left_s=budget, next_tier=next_tier)
+
+
+LATENCY_UNKNOWN_MS = 2**32 - 1  # a latency period with measured slices but no successful check
+
+
+def latency_figure_ms(latencies_ms: Sequence[float], percentile: int, objective_ms: int,
+                      measured: bool) -> int:
+    """The latency figure the oracle reports for these successful checks' latencies: nearest-rank
+    `percentile`, whole ms rounded up (never in the provider's favour); no value but measured
+    slices -> LATENCY_UNKNOWN_MS; nothing measured -> the objective."""
+    if not latencies_ms:
+        return LATENCY_UNKNOWN_MS if measured else objective_ms
+    values = sorted(latencies_ms)
+    rank = max(math.ceil(Fraction(percentile) * len(values) / 100), 1)
+    return min(math.ceil(values[rank - 1]), LATENCY_UNKNOWN_MS)
+
+
+def forecast_latency(terms: Terms, service_index: int, period: int, now: int, latencies_ms: Sequence[float],
+                     percentile: int = 95, *, measured: bool | None = None, good_s: float = 0.0,
+                     bad_s: float = 0.0, excluded_s: float = 0.0, unmeasured_s: float = 0.0) -> Forecast:
+    """The forecast of a latency service's `period` at `now` from the successful checks'
+    latencies so far (outside maintenance). `measured`: whether any slice was measured (default:
+    whether there is a latency). `good_s`..`unmeasured_s`: the slice counts, for display only
+    (they do not enter a latency figure). See the module docstring for the rules."""
+    problems: list[str] = []
+    if not 0 <= service_index < len(terms.services):
+        raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
+    service = terms.services[service_index]
+    if service.kind is not Kind.latency:
+        problems.append(f"service {service.name!r} is a {service.kind.name} service: forecast_latency "
+                        "forecasts latency services")
+    if not 0 <= period < terms.period_count:
+        problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
+    if percentile not in (50, 95, 99):
+        problems.append(f"percentile must be 50, 95 or 99 (the oracle's latency_percentile), got {percentile!r}")
+    bad_values = [v for v in latencies_ms if not (math.isfinite(v) and v >= 0)]
+    if bad_values:
+        problems.append(f"{len(bad_values)} latencies are not finite numbers >= 0 (first: {bad_values[0]!r})")
+    for name, v in (("good_s", good_s), ("bad_s", bad_s), ("excluded_s", excluded_s),
+                    ("unmeasured_s", unmeasured_s)):
+        if not (math.isfinite(v) and v >= 0):
+            problems.append(f"{name} must be a finite number >= 0, got {v!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+    start, end = terms.period_start(period), terms.period_end(period)
+    n = len(latencies_ms)
+    value = latency_figure_ms(latencies_ms, percentile, service.objective_ppm,
+                              bool(n) if measured is None else measured)
+    tier, credit, next_tier = latency_outcome(terms, service_index, value)
+    left = 0
+    if next_tier is not None:  # f values <= b keep the percentile <= b up to floor(100 f / p) - n values
+        bound = service.tiers[next_tier].below_ppm
+        fast = sum(1 for v in latencies_ms if v <= bound)  # ceil(v) <= b  <=>  v <= b
+        left = max(0, 100 * fast // percentile - n)
+    return Forecast(period=period, period_start=start, period_end=end, now=now, good_s=float(good_s),
+                    bad_s=float(bad_s), excluded_s=float(excluded_s), unmeasured_s=float(unmeasured_s),
+                    value_so_far_ppm=value, projected_ppm=value, projected_tier=tier, projected_credit=credit,
+                    budget_left_s=0.0, next_tier=next_tier, slow_checks_left=left)
+
+
+def latency_outcome(terms: Terms, service_index: int, value_ms: int) -> tuple[int | None, int, int | None]:
+    """(tier, capped credit, next tier) of a latency figure in whole ms: the harshest tier whose
+    bound it is strictly above (`smartsla.credit`), and the mildest one it has not reached. The
+    API calls it with the figure the oracle exports (an integer, exact in a gauge)."""
+    service = terms.services[service_index]
+    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
+    credit = min(service_credit(service, value_ms, terms.fee_per_period), cap)
+    hit = [i for i, t in enumerate(service.tiers) if value_ms > t.below_ppm]
+    tier = hit[-1] if hit and value_ms > service.objective_ppm else None
+    next_tier = next((k for k, t in enumerate(service.tiers) if value_ms <= t.below_ppm), None)
+    return tier, credit, next_tier
 
 
 def current_period(terms: Terms, now: int) -> int | None:

@@ -10,12 +10,13 @@ from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.m
   a check that failed or took longer than the objective (`smartsla_oracle_checks_slow_total`),
   and its error budget is the share of checks the percentile lets through: a p95 objective
   holds while at most 5 % of the checks are slower. No credit-at-risk alert for latency
-  services: the figure is a percentile of the whole period (see smartsla.forecast).
+  services: the figure is a percentile of the whole period; the oracle exports its running
+  percentile, tier and `slow_checks_left` (smartsla.forecast.forecast_latency) for dashboards.
   A service the oracle measures through Prometheus (its `prometheus:` probe in the oracle's
   configuration, `smartsla rules --oracle-config`) takes its SLI from that query instead: the
   share of slices the oracle would judge bad, `avg_over_time(max(query <= bool threshold)[w:slice])`.
-  The daemon does not export a running period for such services, so they get burn-rate alerts
-  but their credit-at-risk alerts stay silent.
+  The daemon evaluates that query over the elapsed period for its running-period gauges
+  (oracle.running, at most every 30 s), so their credit-at-risk alerts work like the others'.
 * **Burn-rate alerts** (the SRE workbook's multi-window, multi-burn-rate table). The workbook's
   factors are for a 30-day SLO window: burning 2 % of the budget in 1 h (factor 14.4), 5 % in 6 h
   (6), 10 % in 1 d (3) and 10 % in 3 d (1). An SLA's period IS its SLO window, so each factor is

@@ -7,12 +7,15 @@ applies.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracle.sli import nearest_rank
 from smartsla.credit import service_credit, tier_credit_bps
-from smartsla.forecast import current_period, forecast
+from smartsla.forecast import LATENCY_UNKNOWN_MS, current_period, forecast, forecast_latency
 from smartsla.terms import Kind, Service, Terms, Tier
 from smartsla.units import PPM
 
@@ -126,3 +129,79 @@ def test_property_matches_the_reference_and_the_budget_is_exact(tiers: tuple[tup
     # and every milder tier is already certain
     for j in range(k):
         assert final_value(good + remaining, bad) < service.tiers[j].below_ppm
+
+
+# --------------------------------------------------------------------------- latency services
+def latency_terms() -> Terms:
+    """200 ms objective; 10 % above 300 ms, 30 % above 500 ms (p95 of the successful checks)."""
+    lat = Service(name="lat", objective_ppm=200, weight_bps=5_000, kind=Kind.latency,
+                  tiers=(Tier(below_ppm=300, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000)))
+    avail = Service(name="api", objective_ppm=999_000, weight_bps=5_000,
+                    tiers=(Tier(below_ppm=999_000, credit_bps=1_000),))
+    return Terms(provider=A, customer=B, oracle=ORACLE, start=1_000_000 * 60, period_length=DAY, period_count=3,
+                 fee_per_period=10**18, collateral=3 * 10**18, credit_cap_bps=10_000, slice_seconds=60,
+                 services=(avail, lat))
+
+
+def test_latency_figure_tier_credit_and_slow_checks_left() -> None:
+    terms = latency_terms()
+    # 19 checks at 100 ms, one at 900 ms: p95 = rank 19 -> 100 ms, within the objective
+    f = forecast_latency(terms, 1, 0, terms.start + 3600, [100.0] * 19 + [900.0], 95)
+    assert f.value_so_far_ppm == f.projected_ppm == 100
+    assert f.projected_tier is None and f.projected_credit == 0
+    # 300 ms tier: f = 19 fast of n = 20 -> floor(1900 / 95) - 20 = 0 more slow checks
+    assert f.next_tier == 0 and f.slow_checks_left == 0
+    # one more slow check: p95 = rank 21 -> 900 ms, beyond both tiers: 30 % of half the fee
+    g = forecast_latency(terms, 1, 0, terms.start + 3600, [100.0] * 19 + [900.0, 900.0], 95)
+    assert g.value_so_far_ppm == 900 and g.projected_tier == 1 and g.projected_credit == 15 * 10**16
+    assert g.next_tier is None and g.slow_checks_left == 0
+    # 300.2 ms rounds up to 301 > 300: tier 0 (never in the provider's favour)
+    h = forecast_latency(terms, 1, 0, terms.start, [300.2] * 10, 50)
+    assert h.value_so_far_ppm == 301 and h.projected_tier == 0 and h.projected_credit == 5 * 10**16
+    assert h.next_tier == 1 and h.slow_checks_left == 10  # 10 values <= 500: floor(1000 / 50) - 10
+
+
+def test_latency_without_a_successful_check() -> None:
+    terms = latency_terms()
+    never = forecast_latency(terms, 1, 0, terms.start, [], 95, measured=True)
+    assert never.value_so_far_ppm == LATENCY_UNKNOWN_MS and never.projected_tier == 1 and never.next_tier is None
+    nothing = forecast_latency(terms, 1, 0, terms.start, [], 95)
+    assert nothing.value_so_far_ppm == 200 and nothing.projected_credit == 0 and nothing.slow_checks_left == 0
+
+
+def test_latency_refuses_naming_every_problem() -> None:
+    terms = latency_terms()
+    with pytest.raises(ValueError) as err:
+        forecast_latency(terms, 0, 9, terms.start, [1.0, float("nan"), -2.0], 90, excluded_s=-1)
+    msg = str(err.value)
+    for part in ("'api' is a availability service", "period 9", "percentile must be 50, 95 or 99",
+                 "2 latencies", "excluded_s"):
+        assert part in msg
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=900), max_size=60), st.sampled_from([50, 95, 99]))
+def test_latency_forecast_matches_the_reference_and_its_budget_is_exact(values: list[int], percentile: int) -> None:
+    terms = latency_terms()
+    service = terms.services[1]
+    lat = [v + 0.5 for v in values]  # fractional ms: the figure rounds up
+    f = forecast_latency(terms, 1, 0, terms.start, lat, percentile)
+    # the oracle's own figure (oracle.sli.nearest_rank, rounded up) and the reference credit
+    ref = nearest_rank(sorted(lat), percentile)
+    value = 200 if ref is None else math.ceil(ref)
+    assert f.value_so_far_ppm == f.projected_ppm == value
+    assert f.projected_credit == service_credit(service, value, terms.fee_per_period)
+    assert (f.projected_tier is not None) == (tier_credit_bps(service, value) > 0)
+    if f.next_tier is None:
+        assert all(value > t.below_ppm for t in service.tiers)
+        return
+    bound = service.tiers[f.next_tier].below_ppm
+    assert value <= bound and all(value > t.below_ppm for t in service.tiers[:f.next_tier])
+    left = f.slow_checks_left
+    assert left is not None
+
+    def after(slow: int) -> int:  # brute force: the figure after `slow` further checks at bound + 1
+        got = nearest_rank(sorted(lat + [bound + 1.0] * slow), percentile)
+        return 200 if got is None else math.ceil(got)  # nothing measured: the objective
+
+    assert after(left) <= bound < after(left + 1)  # exactly `left` more slow checks are tolerated

@@ -288,6 +288,9 @@ class ServiceForecastOut(BaseModel):
                                             "capped at the agreement's per-period cap")
     projected_credit_text: str | None = None
     budget_left_seconds: float | None = Field(None, description="downtime left before next_tier is certain")
+    slow_checks_left: int | None = Field(None, description="latency services: further checks slower than "
+                                         "next_tier's bound (and none faster) before the period's percentile "
+                                         "crosses it")
     next_tier: int | None = None
     budget_words: str | None = Field(None, examples=["23 minutes of downtime left before the 10 % tier"])
     oracle_agrees: bool | None = Field(None, description="the oracle's exported value, projection and budget "

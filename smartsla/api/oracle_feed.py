@@ -7,6 +7,9 @@ period, the good, bad, excluded and not-measured seconds so far and the seconds 
 the same `smartsla.forecast.forecast` with the agreement's indexed terms at the oracle's own
 instant (`period_end - remaining_seconds`). So every figure equals the oracle's gauges, and the
 credit is exact in base units (a Prometheus gauge is a float: above 2**53 wei it rounds).
+A latency service's figure needs the latencies only the oracle holds: the API takes its exported
+`value_ppm` (the percentile so far in whole ms) and `slow_checks_left` and recomputes tier and
+credit (`smartsla.forecast.latency_outcome`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import httpx
 METRIC_PREFIX = "smartsla_oracle_period_"
 INPUTS = ("period", "good_seconds", "bad_seconds", "excluded_seconds", "unmeasured_seconds", "remaining_seconds")
 # The oracle's own results, compared with ours: a difference means it follows other terms.
-RESULTS = ("value_ppm", "projected_ppm", "budget_left_seconds")
+# Latency services: value_ppm is the figure itself (the percentile so far, whole ms) and
+# slow_checks_left the budget; both need the latencies only the oracle holds (smartsla.forecast).
+RESULTS = ("value_ppm", "projected_ppm", "budget_left_seconds", "slow_checks_left")
 CACHE_S = 2.0  # the oracle recomputes its gauges every 2 s (oracle.running.REFRESH_S)
 MAX_BYTES = 8 * 1024 * 1024  # a /metrics page larger than this is not an oracle's
 

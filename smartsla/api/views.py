@@ -6,13 +6,14 @@ the asset's smallest unit (wei for ETH): JSON numbers lose precision above 2**53
 
 from __future__ import annotations
 
+import math
 import time
 from decimal import Decimal
 from typing import Any
 
 from web3 import Web3
 
-from ..forecast import Forecast, forecast
+from ..forecast import Forecast, forecast, latency_outcome
 from ..indexer import period_services
 from ..terms import Kind, Service, Terms
 from ..units import BPS, PPM
@@ -258,6 +259,51 @@ def budget_words(f: Forecast, service: Service) -> str:
     return prefix + f"{duration_words(f.budget_left_s)} of downtime left before the {tier} tier"
 
 
+def latency_budget_words(service: Service, next_tier: int | None, tier: int | None, slow_left: int | None) -> str:
+    """A latency budget in words: '12 more slow checks (above 300 ms) before the 10 % tier'."""
+    prefix = ""
+    if tier is not None:
+        prefix = f"the {_tier_percent(service.tiers[tier].credit_bps)} tier is reached; "
+    if next_tier is None:
+        return prefix + "no latency budget left: the harshest tier is reached"
+    t = service.tiers[next_tier]
+    if slow_left is None:
+        return prefix + f"the period's percentile is within the {_tier_percent(t.credit_bps)} tier's {t.below_ppm} ms"
+    checks = "check" if slow_left == 1 else "checks"
+    return prefix + (f"{slow_left} more slow {checks} (above {t.below_ppm} ms, none faster) before the "
+                     f"{_tier_percent(t.credit_bps)} tier")
+
+
+def _latency_json(terms: Terms, index: int, inputs: RunningInputs) -> dict[str, Any]:
+    """A latency service's forecast: the oracle exports its figure (the percentile so far in whole
+    ms, exact in a gauge) and the slow checks left, which need the latencies it alone holds; the
+    tier and credit are recomputed here from the indexed terms (smartsla.forecast.latency_outcome)."""
+    service = terms.services[index]
+    reported = dict(inputs.reported)
+    value = reported.get("value_ppm")
+    if value is None or not math.isfinite(value) or value < 0 or value != int(value):
+        return {"reason": "the oracle exports no latency figure for this service (an older oracle?)"}
+    ms = int(value)
+    tier, credit, next_tier = latency_outcome(terms, index, ms)
+    left_raw = reported.get("slow_checks_left")
+    slow_left = int(left_raw) if left_raw is not None and left_raw >= 0 else None
+    now = terms.period_end(inputs.period) - int(inputs.remaining_s)
+    differ = [f"projected_ppm {reported['projected_ppm']:g} (here {ms})"] \
+        if reported.get("projected_ppm", ms) != ms else []
+    return dict(
+        available=True, oracle=as_json(inputs), period=inputs.period, period_start=terms.period_start(inputs.period),
+        period_end=terms.period_end(inputs.period), now=now, value_so_far_ppm=ms, value_so_far=f"{ms} ms",
+        objective=f"{service.objective_ppm} ms", projected_ppm=ms, projected=f"{ms} ms",
+        projected_tier=None if tier is None else tier + 1,
+        projected_tier_credit_bps=0 if tier is None else service.tiers[tier].credit_bps,
+        projected_credit=str(credit), projected_credit_text=fmt_amount(credit, terms.asset),
+        budget_left_seconds=None, next_tier=None if next_tier is None else next_tier + 1,
+        slow_checks_left=slow_left, budget_words=latency_budget_words(service, next_tier, tier, slow_left),
+        oracle_agrees=not differ,
+        reason=None if not differ else "the oracle's own results differ: " + ", ".join(differ),
+    )
+
+
 def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs] | None,
                   error: str | None, source: str | None) -> dict[str, Any]:
     """Per service of the agreement, the period in progress as the oracle measured it so far and
@@ -267,8 +313,8 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
     for i, s in enumerate(terms.services):
         item: dict[str, Any] = {"service": s.name, "kind": s.kind.name, "available": False, "reason": None}
         inputs = None if data is None else inputs_for(data, row["address"], s.name)
-        if s.kind is not Kind.availability:
-            item["reason"] = f"only availability services are forecast (this one is {s.kind.name})"
+        if s.kind not in (Kind.availability, Kind.latency):
+            item["reason"] = f"only availability and latency services are forecast (this one is {s.kind.name})"
         elif data is None:
             item["reason"] = error or "no oracle metrics URL configured (smartsla serve --oracle-metrics-url)"
         elif inputs is None:
@@ -276,6 +322,8 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
                              "outside the term)"
         elif not 0 <= inputs.period < terms.period_count:
             item["reason"] = f"the oracle's period {inputs.period} is outside this agreement's term"
+        elif s.kind is Kind.latency:
+            item.update(_latency_json(terms, i, inputs))
         else:
             now = terms.period_end(inputs.period) - int(inputs.remaining_s)  # the oracle's instant
             f = forecast(terms, i, inputs.period, now, inputs.good_s, inputs.bad_s, inputs.excluded_s,
@@ -283,7 +331,7 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
             tier = None if f.projected_tier is None else f.projected_tier + 1
             ours = {"value_ppm": f.value_so_far_ppm, "projected_ppm": f.projected_ppm,
                     "budget_left_seconds": f.budget_left_s}
-            differ = [f"{k} {v:g} (here {ours[k]:g})" for k, v in inputs.reported if v != ours[k]]
+            differ = [f"{k} {v:g} (here {ours[k]:g})" for k, v in inputs.reported if k in ours and v != ours[k]]
             item.update(
                 available=True, oracle=as_json(inputs), period=f.period, period_start=f.period_start,
                 period_end=f.period_end, now=f.now, value_so_far_ppm=f.value_so_far_ppm,

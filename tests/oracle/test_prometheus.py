@@ -15,12 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 
 import oracle.prometheus as prom
+from oracle.metrics import OracleMetrics
 from oracle.prometheus import PrometheusError, PrometheusSource
+from oracle.running import PROMETHEUS_OVERLAP_SLICES, PROMETHEUS_REFRESH_S, RunningPeriods
+from oracle.store import Store
+from smartsla.forecast import forecast
+from smartsla.terms import Service, Terms, Tier
 
 SLICE = 2  # seconds; two scrapes per slice at the 1 s scrape interval
 EXPR = f"min_over_time(smartsla_test_up[{SLICE}s])"  # "up for the whole slice"
@@ -180,3 +186,39 @@ def test_query_errors_raise_instead_of_looking_like_an_outage(scenario: Scenario
         scenario.source.availability("min_over_time(", scenario.started, scenario.ended)
     with pytest.raises(PrometheusError, match="ConnectError"):
         PrometheusSource(f"http://127.0.0.1:{free_port()}").availability("up", 0, 600)
+
+
+def test_running_period_gauges_of_a_prometheus_sourced_service(scenario: Scenario, tmp_path: Path) -> None:
+    """The daemon's running period (oracle.running) for a service measured through Prometheus:
+    the query over the elapsed part of the period gives the same counts as the settled figure,
+    at most once per PROMETHEUS_REFRESH_S, and an incremental re-query changes nothing."""
+    s = scenario
+    start = math.floor(s.started) - 6 * SLICE
+    now = start + SLICE * math.floor((s.ended - start) / SLICE)
+    web = Service(name="web", objective_ppm=990_000, tiers=(Tier(below_ppm=990_000, credit_bps=1_000),
+                                                             Tier(below_ppm=500_000, credit_bps=5_000)))
+    terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=start,
+                  period_length=100 * SLICE, period_count=1, fee_per_period=10**18, collateral=0,
+                  slice_seconds=SLICE, services=(web,))
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    running = RunningPeriods(store, OracleMetrics().running)
+    a = "0x" + "11" * 20
+    running.serve_prometheus(a, terms, {"web": (s.source, EXPR, 0.0, False)}, lambda: [])
+    windows, seeds = running._inputs(now)  # noqa: SLF001 - the blocking half, run inline
+    (f,) = running.refresh(now, windows, seeds)
+    fig = s.source.availability(EXPR, start, now, slice_seconds=SLICE)
+    assert fig.total_slices > fig.good_slices > 0  # the outage is in there
+    assert f.good_s == fig.good_slices * SLICE and f.bad_s == (fig.total_slices - fig.good_slices) * SLICE
+    assert f.unmeasured_s == fig.missing_slices * SLICE and f.value_so_far_ppm == fig.value_ppm
+    assert f == forecast(terms, 0, 0, now, f.good_s, f.bad_s, 0, f.unmeasured_s)
+    assert f.projected_tier == 0 and f.projected_credit == 10**17
+    # within the refresh interval: no query at all
+    assert running._inputs(now + 1)[1] == {}  # noqa: SLF001
+    # after it: an incremental query (the last few slices re-judged) leaves the counts as they were
+    running._prom_last[(a, "web")] -= PROMETHEUS_REFRESH_S  # noqa: SLF001 - the interval has passed
+    _, again = running._inputs(now)  # noqa: SLF001
+    ((verdicts, _),) = again.values()
+    assert 0 < len(verdicts) <= PROMETHEUS_OVERLAP_SLICES + 1  # only the last slices are re-queried
+    (g,) = running.refresh(now, {}, again)
+    assert g == f
+    store.close()

@@ -9,6 +9,7 @@ the period settles. A unit test checks the in-memory tally against the store's o
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,8 +28,8 @@ from oracle.running import RunningPeriods
 from oracle.sli import count_slices, maintenance_slices
 from oracle.store import Store
 from smartsla import rules
-from smartsla.forecast import forecast
-from smartsla.terms import Service, Terms, Tier
+from smartsla.forecast import forecast, forecast_latency
+from smartsla.terms import Kind, Service, Terms, Tier
 
 pytestmark = pytest.mark.anvil
 
@@ -161,6 +162,39 @@ def test_metrics_endpoint_text_has_every_running_gauge() -> None:
     text = generate_latest(m.registry).decode()
     for name in ("good_seconds", "bad_seconds", "excluded_seconds", "unmeasured_seconds", "remaining_seconds",
                  "value_ppm", "projected_ppm", "projected_tier", "projected_credit", "projected_credit_units",
-                 "budget_left_seconds", "next_tier"):
+                 "budget_left_seconds", "next_tier", "slow_checks_left"):
         assert f"smartsla_oracle_period_{name}{{" in text, name
     assert metric(text, "smartsla_oracle_period_projected_credit_units") == 0.05
+
+
+def test_latency_service_running_figure_is_the_stores_percentile_and_counts_each_check_once(tmp_path: Path) -> None:
+    a = "0x" + "11" * 20
+    lat = Service(name="lat", kind=Kind.latency, objective_ppm=100,
+                  tiers=(Tier(below_ppm=150, credit_bps=1_000), Tier(below_ppm=400, credit_bps=3_000)))
+    terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=1_000_000,
+                  period_length=600, period_count=2, fee_per_period=ETHER, collateral=0, slice_seconds=10,
+                  services=(lat,))
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    start = terms.period_start(0)
+    # every 2 s: fast (50 ms) at first, slow (300 ms) in [200, 260), 900 ms in the maintenance window
+    samples = [Sample(service="lat", ts=start + t + 0.5, ok=t % 37 != 0,
+                      latency_ms=900.0 if 350 <= t < 370 else 300.0 if 200 <= t < 260 else 50.0 + t / 100, detail="")
+               for t in range(0, 400, 2)]
+    store.add_samples(a, samples[:80])  # a previous daemon's checks
+    running = RunningPeriods(store, OracleMetrics().running)
+    windows = [(start + 350, start + 370)]
+    running.serve(a, terms, {"lat": 1}, lambda: windows, percentiles={"lat": 95})
+    for s in samples[80:]:  # this daemon's: tallied live, then stored (before the seeding read)
+        running.on_sample(a, "lat", s.ts, s.ok, s.latency_ms)
+        store.add_samples(a, [s])
+    now = start + 400
+    windows_read, seeds = running._inputs(now)  # noqa: SLF001 - the blocking half, run inline
+    (f,) = running.refresh(now, windows_read, seeds)
+    p95 = store.latency_percentiles(a, "lat", start, now, 10, windows)[1]
+    assert p95 is not None and f.value_so_far_ppm == f.projected_ppm == math.ceil(p95) == 300
+    assert f.projected_tier == 0 and f.next_tier == 1  # above 150 ms, not above 400 ms
+    ok = [s.latency_ms for s in samples if s.ok and not 350 <= s.ts - start < 370]
+    assert f == forecast_latency(terms, 0, 0, now, ok, 95, measured=True, good_s=f.good_s, bad_s=f.bad_s,
+                                 excluded_s=f.excluded_s, unmeasured_s=f.unmeasured_s)
+    assert f.slow_checks_left == 100 * len(ok) // 95 - len(ok)  # every check so far is <= 400 ms
+    store.close()

@@ -131,3 +131,41 @@ def test_duration_words():
     assert duration_words(23 * 60) == "23 minutes"
     assert duration_words(2 * 86_400 + 3 * 3_600 + 60) == "2 days 3 hours"
     assert duration_words(61) == "1 minute 1 second" and duration_words(0) == "0 seconds"
+
+
+def test_latency_service_forecast_from_the_oracles_gauges():
+    """A latency service: the oracle's real collector exports the percentile so far and the slow
+    checks left; the API reads that text and recomputes tier and credit from the terms."""
+    from prometheus_client import generate_latest
+
+    from oracle.metrics import OracleMetrics
+    from smartsla.api.views import forecast_json
+    from smartsla.forecast import forecast_latency
+    from smartsla.terms import Kind, Service, Terms, Tier
+
+    lat = Service(name="lat", kind=Kind.latency, objective_ppm=200, weight_bps=10_000,
+                  tiers=(Tier(below_ppm=300, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000)))
+    terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=0,
+                  period_length=3_600, period_count=2, fee_per_period=10**18, collateral=0, slice_seconds=60,
+                  services=(lat,))
+    address = "0x" + "ab" * 20
+    row = {"address": address, "created_tx": "0x01", "terms": terms.model_dump(mode="json")}
+    m = OracleMetrics()
+    # 38 checks at 250 ms, 2 at 350 ms: p95 = rank 38 -> 250 ms, above the 200 ms objective, within 300 ms
+    f = forecast_latency(terms, 0, 1, 3_600 + 1_200, [250.0] * 38 + [350.0] * 2, 95, good_s=1_200)
+    m.running.publish([(address, "lat", f, 18)])
+    data = parse_running(generate_latest(m.registry).decode())
+    (s,) = forecast_json(row, data, None, "test")["services"]
+    assert s["available"] is True and s["reason"] is None and s["oracle_agrees"] is True
+    assert s["value_so_far"] == "250 ms" and s["projected_tier"] is None and s["projected_credit"] == "0"
+    assert s["next_tier"] == 1 and s["slow_checks_left"] == 100 * 38 // 95 - 40 == 0
+    assert s["budget_words"] == "0 more slow checks (above 300 ms, none faster) before the 10 % tier"
+    assert s["now"] == 3_600 + 1_200
+    # one more slow check: p95 = 350 ms -> the 10 % tier, 0.1 ETH; next the 30 % tier (all <= 500 ms)
+    g = forecast_latency(terms, 0, 1, 3_600 + 1_260, [250.0] * 38 + [350.0] * 3, 95)
+    m.running.publish([(address, "lat", g, 18)])
+    (s,) = forecast_json(row, parse_running(generate_latest(m.registry).decode()), None, "test")["services"]
+    assert s["projected_tier"] == 1 and s["projected_credit"] == str(10**17) and s["next_tier"] == 2
+    assert s["slow_checks_left"] == 100 * 41 // 95 - 41 == 2
+    assert s["budget_words"] == "the 10 % tier is reached; 2 more slow checks (above 500 ms, none faster) before " \
+        "the 30 % tier"
