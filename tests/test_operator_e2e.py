@@ -54,8 +54,8 @@ KEYS = {
 PERIOD_S = 60
 SLICE_S = 5  # the spec's timeSliceWindow and the oracle's slice_seconds: 12 slices a period
 INTERVAL_S = 2.5  # probe interval: two samples in every slice
-LEAD_S = 60  # the term starts this long after the spec is written: time to validate, create and deposit
-# with the CLI (each a fresh process), with room for a loaded machine
+LEAD_S = 90  # the term starts this long after the spec is written: time to validate, create, deposit,
+# check and start the daemon with the CLI (each a fresh process), with room for a loaded machine
 # Slices (0..11) of each period during which the service fails. Each outage lies strictly inside
 # its slice ([slice start + 1 s, slice start + 4 s): 3 s, longer than a probe interval, so at least
 # one probe sees it, and no probe near a slice boundary is ambiguous).
@@ -192,6 +192,14 @@ def test_operator_path_settles_every_period_and_pays_the_promised_credits(
         daemon = subprocess.Popen([smartsla, "oracle", "run", "--config", str(config)], cwd=ROOT, stdout=log,
                                   stderr=subprocess.STDOUT, env={**env, "SMARTSLA_ORACLE_KEY": oracle_key})
     try:
+        # The daemon must be measuring when the term starts: a period it could not measure for at
+        # least the agreed share is (rightly) never reported. Say so plainly if set-up was too slow.
+        while "listening" not in log_path.read_text() and time.time() < terms.start:
+            assert daemon.poll() is None, f"the daemon exited {daemon.returncode}:\n{log_path.read_text()[-3000:]}"
+            time.sleep(0.2)
+        assert "listening" in log_path.read_text(), \
+            f"set-up outran LEAD_S: the daemon was not ready when the term started " \
+            f"({time.time() - terms.start:.0f} s late)"
         # 6. every period settles within two probe intervals of its end
         deadline = terms.period_end(2) + 2 * INTERVAL_S + 5
         while agreement.snapshot().settled_periods < 3 and time.time() < deadline:
