@@ -13,6 +13,7 @@ elsewhere: the Content-Security-Policy allows this origin only.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from ..api import views
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
@@ -41,6 +43,7 @@ DISPUTE_WORDS = ("Dispute",)
 PAGE_CACHE_SIZE = 4096  # agreements whose page data is kept; cleared at once when full (bounded memory)
 
 
+@functools.lru_cache(maxsize=65_536)  # pure, and a page formats ~140 instants (period bounds)
 def fmt_time(ts: int | None) -> str:
     if ts is None:
         return "–"
@@ -154,6 +157,7 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
 
 def mount_dashboard(app: FastAPI, state: AppState) -> None:
     templates = _templates()
+    history = templates.env.get_template("_agreement_history.html")
     store = state.store
     # address -> (index change key, lists and charts of its page): see agreement_page below
     page_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
@@ -234,12 +238,15 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
                                             f"{Decimal(t.credit_bps) / 100:.2f}%" for t in s.tiers)}
                         for s in terms.services]
             fmt_units = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
-            held = (data["key"], {
+            lists = {
                 "periods": periods, "services": services, "maintenance": data["maintenance"],
                 "windows": _windows(data["maintenance"]), "disputes": data["disputes"], "events": data["events"],
                 "events_total": data["events_total"], "withdrawals": data["withdrawals"],
                 "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
-                "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt_units)})
+                "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt_units)}
+            # rendered once per change key (the same environment, so the same autoescaping)
+            lists["history"] = Markup(history.render(row=row, terms=terms, **lists))
+            held = (data["key"], lists)
             if len(page_cache) >= PAGE_CACHE_SIZE:
                 page_cache.clear()
             page_cache[address] = held
@@ -256,7 +263,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
             "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
             "events": kept["events"], "events_total": kept["events_total"],
             "maintenance": kept["maintenance"], "windows": windows, "disputes": kept["disputes"],
-            "withdrawals": kept["withdrawals"], "uptime_svg": kept["uptime_svg"], "credits_svg": kept["credits_svg"],
+            "withdrawals": kept["withdrawals"], "history": kept["history"],
             "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
             # the period in progress as the oracle measures it (its /metrics), when one is configured
             "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
