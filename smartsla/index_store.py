@@ -500,6 +500,14 @@ class IndexStore:
             row = conn.execute(select(idx_agreements).where(idx_agreements.c.address == address)).mappings().first()
         return dict(row) if row else None
 
+    def agreement_and_cursor(self, address: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The agreement's row and the cursor (for the chain's time) on one connection: the
+        status endpoint's whole read (two connection checkouts cost it a third of its time)."""
+        with self._read() as conn:
+            cur = conn.execute(select(idx_cursor).where(idx_cursor.c.id == 1)).mappings().first()
+            row = conn.execute(select(idx_agreements).where(idx_agreements.c.address == address)).mappings().first()
+        return (dict(row) if row else None), (dict(cur) if cur else None)
+
     def agreement_page(self, address: str, cached: Callable[[tuple[Any, ...]], bool], *,
                        maintenance_words: Sequence[str], dispute_words: Sequence[str], events_limit: int = 30,
                        withdrawals_limit: int = 200) -> dict[str, Any] | None:
