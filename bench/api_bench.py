@@ -131,14 +131,16 @@ def fill(db: Path, agreements: int, periods: int, seed: int = 7) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the two processes
-def run_server(db: str, port: int) -> None:
+def run_server(db: str, port: int, http: str = "auto", loop: str = "auto") -> None:
     import uvicorn
 
     from smartsla.api.app import ApiSettings, create_app
     from smartsla.index_store import IndexStore
 
     app = create_app(IndexStore.open(db), settings=ApiSettings(rate_limit_per_s=0))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # "auto": httptools and uvloop when installed (pip install 'uvicorn[standard]'), else h11/asyncio
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=http,  # type: ignore[arg-type]
+                loop=loop)  # type: ignore[arg-type]
 
 
 async def _load(urls: list[str], duration: float, concurrency: int, max_requests: int) -> dict[str, Any]:
@@ -258,6 +260,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per endpoint")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-requests", type=int, default=200_000, help="bound per endpoint")
+    parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
+                        help="uvicorn's HTTP parser (auto: httptools when installed)")
+    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"), help="uvicorn's event loop")
+    parser.add_argument("--only", help="run only the targets whose name contains this text")
     parser.add_argument("--cold", action="store_true", help="do not request every URL once before timing")
     parser.add_argument("--role", choices=("main", "server", "load"), default="main", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -265,7 +271,7 @@ def main() -> int:
     parser.add_argument("--urls", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "server":
-        run_server(args.db, args.port)
+        run_server(args.db, args.port, args.http, args.loop)
         return 0
     if args.role == "load":
         run_load(args.urls, args.duration, args.concurrency, args.max_requests)
@@ -277,7 +283,8 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, __file__, "--role", "server", "--db", str(db), "--port", str(port)])
+    server = subprocess.Popen([sys.executable, __file__, "--role", "server", "--db", str(db), "--port", str(port),
+                               "--http", args.http, "--loop", args.loop])
     base = f"http://127.0.0.1:{port}"
     results: dict[str, Any] = {}
     try:
@@ -302,6 +309,8 @@ def main() -> int:
                                                               "customer"] + "&limit=50" for a in sample[:50]],
         }
         for name, urls in targets.items():
+            if args.only and args.only not in name:
+                continue
             with httpx.Client(timeout=10) as warm:  # check that it answers, and warm (see the docstring)
                 for u in urls[:3] if args.cold else urls:
                     assert warm.get(u).status_code == 200, u
