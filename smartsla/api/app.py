@@ -219,7 +219,10 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
     @api.get("/agreements/{address}", response_model=AgreementDetail, responses=NOT_FOUND, tags=["agreements"])
     async def get_agreement(address: AddressPath) -> dict[str, Any]:
         """Terms, the latest snapshot (status and balances), totals and progress of one agreement."""
-        return views.detail(row_or_404(address), views.chain_now(state.cursor()))
+        row, cursor = store.agreement_and_cursor(address)
+        if row is None:
+            row_or_404(address)  # the one 404 message
+        return views.detail(row, views.chain_now(cursor))  # type: ignore[arg-type]
 
     @api.get("/agreements/{address}/periods", response_model=PeriodPage, responses=NOT_FOUND, tags=["agreements"])
     async def get_periods(address: AddressPath, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:

@@ -13,6 +13,7 @@ elsewhere: the Content-Security-Policy allows this origin only.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from ..api import views
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
@@ -38,8 +40,10 @@ CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 
        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 MAINTENANCE_WORDS = ("Maintenance",)
 DISPUTE_WORDS = ("Dispute",)
+PAGE_CACHE_SIZE = 4096  # agreements whose page data is kept; cleared at once when full (bounded memory)
 
 
+@functools.lru_cache(maxsize=65_536)  # pure, and a page formats ~140 instants (period bounds)
 def fmt_time(ts: int | None) -> str:
     if ts is None:
         return "–"
@@ -153,7 +157,10 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
 
 def mount_dashboard(app: FastAPI, state: AppState) -> None:
     templates = _templates()
+    history = templates.env.get_template("_agreement_history.html")
     store = state.store
+    # address -> (index change key, lists and charts of its page): see agreement_page below
+    page_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
     settings = state.settings
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
@@ -161,8 +168,9 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         token = bearer(request.headers) or request.cookies.get(TOKEN_COOKIE)
         return token_matches(token, settings.read_token)
 
-    def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        cursor = store.cursor()
+    def render(request: Request, name: str, context: dict[str, Any], status: int = 200,
+               cursor: dict[str, Any] | None = None) -> Response:
+        cursor = cursor if cursor is not None else store.cursor()
         context = {"request": request, "cursor": cursor, "now": views.chain_now(cursor),
                    "server_signing": settings.server_signing, **context}
         response = templates.TemplateResponse(request, name, context, status_code=status)
@@ -211,42 +219,56 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
             address = views.parse_address(address)
         except ValueError:
             return bad_address(request, address)
-        row = store.agreement(address)
-        if row is None:
+        # One read connection; the lists and charts that only change when the index does are
+        # kept per agreement under the index's change key (see IndexStore.agreement_page).
+        held = page_cache.get(address)
+        data = store.agreement_page(address, lambda key: held is not None and held[0] == key,
+                                    maintenance_words=MAINTENANCE_WORDS, dispute_words=DISPUTE_WORDS)
+        if data is None:
             return render(request, "error.html", {"title": "Unknown agreement", "message":
                           f"No agreement {address} in the index."}, 404)
+        row, cursor = data["row"], data["cursor"]
         terms = views.terms_of(row)
-        now = views.chain_now(store.cursor())
-        prows, _ = store.periods(address)
-        periods = [views.period_json(p, terms) for p in prows]
-        maintenance = store.event_names_like(address, MAINTENANCE_WORDS)
-        windows = _windows(maintenance)
-        services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
-                     "objective": views.measure(s, s.objective_ppm),
-                     "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {views.measure(s, t.below_ppm)} → "
-                                        f"{Decimal(t.credit_bps) / 100:.2f}%" for t in s.tiers)}
-                    for s in terms.services]
+        now = views.chain_now(cursor)
+        if data["loaded"] or held is None:
+            periods = [views.period_json(p, terms) for p in data["periods"]]
+            services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
+                         "weight_bps": s.weight_bps, "objective": views.measure(s, s.objective_ppm),
+                         "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {views.measure(s, t.below_ppm)} → "
+                                            f"{Decimal(t.credit_bps) / 100:.2f}%" for t in s.tiers)}
+                        for s in terms.services]
+            fmt_units = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
+            lists = {
+                "periods": periods, "services": services, "maintenance": data["maintenance"],
+                "windows": _windows(data["maintenance"]), "disputes": data["disputes"], "events": data["events"],
+                "events_total": data["events_total"], "withdrawals": data["withdrawals"],
+                "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
+                "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt_units)}
+            # rendered once per change key (the same environment, so the same autoescaping)
+            lists["history"] = Markup(history.render(row=row, terms=terms, **lists))
+            held = (data["key"], lists)
+            if len(page_cache) >= PAGE_CACHE_SIZE:
+                page_cache.clear()
+            page_cache[address] = held
+        kept = held[1]
+        periods, services, windows = kept["periods"], kept["services"], kept["windows"]
+        # the cells depend on the chain's time (the period in progress): computed every time
         bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now, windows)),
                  "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
                  "met": sum(1 for c in cells if c["state"] in ("operational", "maintenance") and c["period"]
                             < int(row["settled_periods"])),
                  "settled": sum(1 for c in cells if c["period"] < int(row["settled_periods"]))}
                 for i, s in enumerate(services)]
-        events, events_total = store.events(address, limit=30, newest_first=True)
-        fmt = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
         context = {
             "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
-            "events": events, "events_total": events_total,
-            "maintenance": maintenance, "windows": windows,
-            "disputes": store.event_names_like(address, DISPUTE_WORDS),
-            "withdrawals": store.withdrawals(address, limit=200)[0],
-            "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
-            "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt),
+            "events": kept["events"], "events_total": kept["events_total"],
+            "maintenance": kept["maintenance"], "windows": windows, "disputes": kept["disputes"],
+            "withdrawals": kept["withdrawals"], "history": kept["history"],
             "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
             # the period in progress as the oracle measures it (its /metrics), when one is configured
             "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
         }
-        return render(request, "agreement.html", context)
+        return render(request, "agreement.html", context, cursor=cursor)
 
     def party_page(request: Request, address: str, role: str) -> Response:
         if (redirect := gate(request)) is not None:
