@@ -54,7 +54,7 @@ from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 from .probes import Sample
 from .sli import PeriodFigure, SliceCounts, Window, maintenance_slices, slice_count
 
-SCHEMA_VERSION = 2  # 2: period_results.measured_ppm; index of failed checks for figures by slice
+SCHEMA_VERSION = 3  # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet)
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
 DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
@@ -144,6 +144,24 @@ reports = Table(
     UniqueConstraint("agreement", "period", name="uq_reports"),
 )
 
+# Fleet mode (oracle.fleet): daemons sharing one oracle key and this database. A member row is a
+# daemon's heartbeat; a lease row gives one agreement (or the single "sender" role) to one member
+# until expires_at (database clock), renewed by its holder every lease/3.
+fleet_members = Table(
+    "fleet_members", metadata,
+    Column("member", String(64), primary_key=True),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("started_at", Double, nullable=False),
+)
+
+fleet_leases = Table(
+    "fleet_leases", metadata,
+    Column("name", String(80), primary_key=True),  # "agreement:<lower-case address>" or "sender"
+    Column("holder", String(64)),  # NULL: free
+    Column("expires_at", Double, nullable=False),
+    Index("ix_fleet_leases_holder", "holder"),
+)
+
 _FIGURE_FIELDS = ("value_ppm", "good_slices", "total_slices", "excluded_slices", "maintenance_slices",
                   "missing_slices", "slice_seconds", "p50_ms", "p95_ms", "p99_ms", "measured_ppm")
 
@@ -228,6 +246,11 @@ class Store:
                     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_failed "
                                       "ON samples (agreement, service, ok, ts)"))
                     conn.execute(schema_version.insert().values(version=2, applied_at=time.time()))
+                if found < 3:
+                    # Fleet tables are new tables only: nothing existing changes.
+                    fleet_members.create(conn, checkfirst=True)
+                    fleet_leases.create(conn, checkfirst=True)
+                    conn.execute(schema_version.insert().values(version=3, applied_at=time.time()))
                 return
             ours = {t.name for t in metadata.sorted_tables}
             if existing & ours:
