@@ -1,0 +1,143 @@
+"""Fleet mode (oracle.fleet): daemons with one key sharing agreements through a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oracle.config import ConfigError, load_config
+from oracle.fleet import Fleet
+from oracle.store import IllegalTransitionError, Store, StoreError
+
+AGREEMENTS = [f"0x{i:040x}" for i in range(1, 31)]
+LEASE_S = 1.0  # short, so expiry is quick to test (the configuration's minimum is 3 s)
+
+
+@pytest.fixture
+def pg_stores(pg_url: str) -> list[Store]:
+    stores = [Store.open(pg_url) for _ in range(3)]  # one engine per "daemon"
+    yield stores
+    for s in stores:
+        s.close()
+
+
+def test_two_members_split_the_agreements_without_overlap(pg_stores: list[Store]) -> None:
+    a, b = (Fleet(s, LEASE_S, m) for s, m in zip(pg_stores, ("a", "b"), strict=False))
+    # Both start together, concurrently: SKIP LOCKED hands each row to one of them only.
+    results: dict[str, set[str]] = {}
+    barrier = threading.Barrier(2)
+
+    def go(f: Fleet) -> None:
+        barrier.wait()
+        f.step(AGREEMENTS)
+        results[f.member] = set(f.step(AGREEMENTS).held)  # second step: both see 2 live members
+
+    threads = [threading.Thread(target=go, args=(f,)) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not results["a"] & results["b"], "an agreement leased to two members"
+    # The second member may find everything taken at first; the holder gives its surplus back on
+    # its next step, and the other claims it on the one after: balanced within two rounds.
+    for _ in range(2):
+        a.step(AGREEMENTS)
+        b.step(AGREEMENTS)
+    held_a, held_b = a.status.held, b.status.held
+    assert not held_a & held_b
+    assert held_a | held_b == set(AGREEMENTS)
+    assert (len(held_a), len(held_b)) == (15, 15)
+    assert a.status.live == b.status.live == 2
+    # exactly one sender
+    assert [a.is_sender(), b.is_sender()].count(True) == 1
+    assert all(a.holds(x) for x in held_a) and not any(a.holds(x) for x in held_b)
+
+
+def test_a_dead_members_agreements_and_sender_role_are_taken_over_within_a_lease(pg_stores: list[Store]) -> None:
+    a, b = Fleet(pg_stores[0], LEASE_S, "a"), Fleet(pg_stores[1], LEASE_S, "b")
+    a.step(AGREEMENTS)
+    for _ in range(2):
+        b.step(AGREEMENTS)
+        a.step(AGREEMENTS)
+    assert a.is_sender() and len(a.status.held) == 15
+    # `a` dies (stops renewing). Before its lease runs out nobody may take its agreements...
+    status = b.step(AGREEMENTS)
+    assert len(status.held) == 15 and not status.sender
+    # ...and `a` itself stops acting once its local deadline passes, before the database expiry.
+    time.sleep(LEASE_S - a.renew_every_s + 0.05)
+    assert not a.is_sender() and not any(a.holds(x) for x in AGREEMENTS)
+    t0 = time.monotonic()
+    while True:
+        status = b.step(AGREEMENTS)
+        if len(status.held) == 30:
+            break
+        assert time.monotonic() - t0 < LEASE_S + 1, "agreements not taken over within a lease"
+        time.sleep(b.renew_every_s)
+    assert status.sender and status.live == 1 and status.taken_over == 15
+
+
+def test_a_joining_member_gets_its_share(pg_stores: list[Store]) -> None:
+    fleets = [Fleet(s, LEASE_S, m) for s, m in zip(pg_stores, "abc", strict=True)]
+    fleets[0].step(AGREEMENTS)
+    assert len(fleets[0].status.held) == 30
+    for _ in range(3):  # a few rounds: surplus given back, then claimed
+        for f in fleets:
+            f.step(AGREEMENTS)
+    held = [f.status.held for f in fleets]
+    assert [len(h) for h in held] == [10, 10, 10]
+    assert set().union(*held) == set(AGREEMENTS)
+    assert sum(f.is_sender() for f in fleets) == 1
+
+
+def test_a_clean_stop_frees_everything_at_once(pg_stores: list[Store]) -> None:
+    a, b = Fleet(pg_stores[0], 60, "a"), Fleet(pg_stores[1], 60, "b")
+    a.step(AGREEMENTS)
+    a.leave()
+    status = b.step(AGREEMENTS)  # no waiting for a 60-s lease
+    assert len(status.held) == 30 and status.sender and status.live == 1
+
+
+def test_two_members_cannot_both_move_a_report_to_submitted(pg_stores: list[Store]) -> None:
+    agreement = AGREEMENTS[0]
+    pg_stores[0].put_computed_report(agreement, 0, {"valuesPpm": [1]})
+    pg_stores[0].transition_report(agreement, 0, "computed", "signed", signature="0xsig")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def submit(store: Store, tx: str) -> None:
+        barrier.wait()
+        try:
+            store.transition_report(agreement, 0, "signed", "submitted", tx_hash=tx)
+            outcomes.append(tx)
+        except IllegalTransitionError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=submit, args=(s, f"0x{i}")) for i, s in enumerate(pg_stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes).count("refused") == 2
+    winner = next(o for o in outcomes if o != "refused")
+    assert pg_stores[0].report(agreement, 0).tx_hash == winner  # type: ignore[union-attr]
+
+
+def test_fleet_on_sqlite_is_refused(tmp_path: Path) -> None:
+    with Store.open(str(tmp_path / "o.db")) as s, pytest.raises(StoreError, match="needs a PostgreSQL store"):
+        Fleet(s, 15)
+    path = tmp_path / "oracle.yaml"
+    base = {"key": {"env": "K"}, "store": str(tmp_path / "o.db"), "discover": True,
+            "discover_providers": [AGREEMENTS[0]]}
+    path.write_text(yaml.safe_dump({**base, "fleet": {"lease_s": 15}}))
+    with pytest.raises(ConfigError, match=r"fleet.*needs a PostgreSQL store"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({**base, "fleet": {"lease_s": 1}}))
+    with pytest.raises(ConfigError, match="lease_s"):
+        load_config(path)
+    # the same file with a PostgreSQL store is accepted
+    path.write_text(yaml.safe_dump({**base, "store": "postgresql://u@127.0.0.1/db", "fleet": {"lease_s": 15}}))
+    assert load_config(path).fleet.lease_s == 15  # type: ignore[union-attr]
