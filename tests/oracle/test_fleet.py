@@ -141,3 +141,131 @@ def test_fleet_on_sqlite_is_refused(tmp_path: Path) -> None:
     # the same file with a PostgreSQL store is accepted
     path.write_text(yaml.safe_dump({**base, "store": "postgresql://u@127.0.0.1/db", "fleet": {"lease_s": 15}}))
     assert load_config(path).fleet.lease_s == 15  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- two daemons, one key, one SIGKILL
+FLEET_AGREEMENTS = 20
+FLEET_PERIODS = 2
+FLEET_PERIOD_S = 10
+FLEET_LEASE_S = 3.0
+
+
+@pytest.mark.anvil
+def test_two_daemons_share_agreements_and_survive_a_sigkill(pg_url: str, tmp_path: Path) -> None:
+    """20 agreements x 2 periods, 2 daemons with the same key on one PostgreSQL; the sender is
+    SIGKILLed in the middle of period 0. Every period settles exactly once, the dead daemon's
+    agreements are probed again within a lease, and the oracle's nonce equals the number of
+    settlement transactions (no transaction sent twice, no nonce clash)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from smartsla.chain import Chain
+    from smartsla.client import Factory, Status
+    from smartsla.localnode import start_node
+    from smartsla.terms import Service, Terms, Tier
+
+    class Up(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Up)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    node = start_node("anvil")
+    procs: list[subprocess.Popen[bytes]] = []
+    ether = 10**18
+    try:
+        chain = Chain.connect(node.url)
+        deployer, provider, customer = chain.accounts[:3]
+        factory = Factory.deploy(chain, deployer)
+        oracle, key = chain.new_account(fund_from=deployer, amount=ether)
+        start = int(time.time()) + 14
+        service = Service(name="web", objective_ppm=999_900, tiers=(Tier(below_ppm=999_900, credit_bps=1_000),))
+        agreements = []
+        for _ in range(FLEET_AGREEMENTS):
+            terms = Terms(provider=provider, customer=customer, start=start, period_length=FLEET_PERIOD_S,
+                          period_count=FLEET_PERIODS, fee_per_period=ether // 100,
+                          collateral=FLEET_PERIODS * ether // 100, termination_ppm=0, services=(service,),
+                          oracles=(oracle,), slice_seconds=1, min_measured_ppm=300_000)
+            ag = factory.create_agreement(terms, deployer)
+            ag.deposit_fees(customer)
+            ag.deposit_collateral(provider)
+            agreements.append(ag)
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        logs = [tmp_path / f"oracle{i}.log" for i in range(2)]
+        for i in range(2):
+            cfg = {"chain": {"rpc_url": node.url, "factory": factory.address, "timeout_s": 2},
+                   "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": pg_url, "slice_seconds": 1, "grace_s": 1,
+                   "report_check_s": 0.5, "listen": "127.0.0.1:0",
+                   "agreements": [{"address": ag.address} for ag in agreements],
+                   "services": {"web": {"http": {"url": url, "timeout_s": 0.25}, "interval_s": 0.5}},
+                   "fleet": {"lease_s": FLEET_LEASE_S, "id": f"d{i}"}}
+            path = tmp_path / f"oracle{i}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            out = open(logs[i], "ab")  # noqa: SIM115 - closed with the process
+            procs.append(subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(path)],
+                                          env=dict(os.environ, SMARTSLA_ORACLE_KEY=key),
+                                          stdout=out, stderr=subprocess.STDOUT))
+
+        def tail() -> str:
+            return "\n".join(p.read_text(errors="replace")[-2000:] for p in logs)
+
+        def wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+            deadline = time.time() + timeout
+            while not pred():
+                assert time.time() < deadline, f"timed out waiting for {what}:\n{tail()}"
+                time.sleep(0.2)
+
+        store = Store.open(pg_url)
+
+        def holders() -> dict[str, str | None]:
+            with store.engine.connect() as conn:
+                return dict(conn.execute(text("SELECT name, holder FROM fleet_leases")).all())
+
+        from sqlalchemy import text
+        wait(lambda: sum('"msg": "listening"' in p.read_text(errors="replace") for p in logs) == 2, 30,
+             "both daemons listening")
+        # balanced: 10 agreements each, before the agreements start
+        wait(lambda: sorted(list(holders().values()).count(d) for d in ("d0", "d1")) in ([10, 11], [11, 10], [10, 10])
+             and len(holders()) == FLEET_AGREEMENTS + 1, 15, "balanced leases")
+        wait(lambda: time.time() >= start + 4, 30, "the middle of period 0")
+        h = holders()
+        victim = 0 if h["sender"] == "d0" else 1
+        victims = {n.split(":", 1)[1] for n, d in h.items() if d == f"d{victim}" and n != "sender"}
+        procs[victim].send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        procs[victim].wait(10)
+        wait(lambda: all(ag.snapshot().status is Status.Ended for ag in agreements),
+             FLEET_PERIODS * FLEET_PERIOD_S + 30, "every period settled")
+        with store.engine.connect() as conn:
+            first_after = dict(conn.execute(text(
+                "SELECT agreement, min(ts) FROM samples WHERE ts > :t GROUP BY agreement"), {"t": killed_at}).all())
+        store.close()
+        # exactly once: one PeriodSettled per period of each agreement
+        for ag in agreements:
+            assert [s.period for s in ag.settlements()] == list(range(FLEET_PERIODS)), ag.address
+        # the dead daemon's agreements were probed again within a lease (plus a renewal and a check)
+        assert victims and victims <= set(first_after)
+        late = {a: first_after[a] - killed_at for a in victims if first_after[a] - killed_at > FLEET_LEASE_S + 2}
+        assert not late, f"taken over too late: {late}"
+        # one transaction per settlement: no duplicate, no clash of nonces between the two daemons
+        assert chain.w3.eth.get_transaction_count(oracle) == FLEET_AGREEMENTS * FLEET_PERIODS
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        node.stop()
+        server.shutdown()
