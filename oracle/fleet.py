@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql
 from .store import Store, StoreError, fleet_leases, fleet_members
 
 SENDER = "sender"
+PRUNE_AFTER_LEASES = 100
 
 
 def agreement_lease(address: str) -> str:
@@ -93,6 +94,9 @@ class Fleet:
             until = now + self.lease_s
             ins = postgresql.insert(fleet_members).values(member=self.member, heartbeat_at=now, started_at=now)
             conn.execute(ins.on_conflict_do_update(index_elements=["member"], set_={"heartbeat_at": now}))
+            # Members silent for many leases are gone for good (a restart gets a new default id).
+            conn.execute(delete(fleet_members).where(
+                fleet_members.c.heartbeat_at < now - PRUNE_AFTER_LEASES * self.lease_s))
             live = int(conn.execute(select(func.count()).select_from(fleet_members).where(
                 fleet_members.c.heartbeat_at > now - self.lease_s)).scalar_one())
             share = math.ceil(len(names) / max(live, 1))

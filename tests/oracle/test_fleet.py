@@ -266,3 +266,15 @@ def test_two_daemons_share_agreements_and_survive_a_sigkill(pg_url: str, tmp_pat
                 p.wait(15)
         node.stop()
         server.shutdown()
+
+
+def test_long_dead_members_are_pruned(pg_stores: list[Store]) -> None:
+    from sqlalchemy import text
+
+    a = Fleet(pg_stores[0], LEASE_S, "a")
+    a.step(AGREEMENTS)
+    with pg_stores[0].engine.begin() as conn:  # a member that died long ago (restarts get new ids)
+        conn.execute(text("INSERT INTO fleet_members (member, heartbeat_at, started_at) VALUES ('old', 0, 0)"))
+    a.step(AGREEMENTS)
+    with pg_stores[0].engine.connect() as conn:
+        assert [m for (m,) in conn.execute(text("SELECT member FROM fleet_members"))] == ["a"]
