@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 from web3 import Web3
 
+from smartsla.database import normalise_url
 from smartsla.yamlfile import load_model
 
 
@@ -146,6 +147,16 @@ class ChainConfig(_Strict):
         return None if v is None else Web3.to_checksum_address(v)
 
 
+class FleetConfig(_Strict):
+    """Several daemons with the same key sharing agreements through a PostgreSQL store
+    (oracle.fleet). lease_s: how long a lease lasts without renewal (renewed every lease_s/3):
+    a dead daemon's agreements are taken over within it. id: this daemon's name in the leases
+    table (default: host name + random suffix)."""
+
+    lease_s: Annotated[float, Field(ge=3, le=3600)] = 15.0
+    id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
 class OracleConfig(_Strict):
     chain: ChainConfig = Field(default_factory=ChainConfig)
     key: KeySource
@@ -168,6 +179,7 @@ class OracleConfig(_Strict):
     listen: str = "127.0.0.1:9464"  # /metrics, /healthz and /reports for committee peers
     peers: list[HttpUrl] = Field(default_factory=list)  # other committee members' listen URLs
     sample_retention_s: Annotated[float, Field(ge=0)] = 90 * 86_400
+    fleet: FleetConfig | None = None  # None: this daemon serves every agreement alone
 
     @field_validator("listen")
     @classmethod
@@ -207,6 +219,9 @@ class OracleConfig(_Strict):
             found.append((("discover_providers",), "discover: true needs the list of providers whose agreements "
                           "this oracle serves; otherwise anyone can make it spend gas on worthless agreements "
                           "that name it"))
+        if self.fleet is not None and not normalise_url(self.store).startswith("postgresql"):
+            found.append((("fleet",), "fleet mode needs a PostgreSQL store (postgresql://...): the daemons share "
+                          f"leases through row locks that SQLite does not have; store is {self.store!r}"))
         groups: list[tuple[tuple[Any, ...], dict[str, ServiceProbe]]] = [(("services",), self.services)]
         groups += [(("agreements", i, "services"), e.services) for i, e in enumerate(self.agreements)]
         for where, probes in groups:

@@ -45,6 +45,7 @@ from smartsla.forecast import LATENCY_UNKNOWN_MS  # reported when a latency serv
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
+from .fleet import Fleet
 from .keys import load_key
 from .metrics import OracleMetrics
 from .probes import HttpProbe, Prober, Sample, Target, TcpProbe
@@ -174,6 +175,7 @@ class Daemon:
         self.running: RunningPeriods | None = None  # the running period on /metrics (issue 14)
         self._latency_objective: dict[Hashable, int] = {}  # (agreement, service) -> objective ms
         self._asset_decimals: dict[str, int] = {}
+        self.fleet: Fleet | None = None  # fleet mode (oracle.fleet): leases in the shared store
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
@@ -184,6 +186,11 @@ class Daemon:
             self.store = Store.open(self.config.store, min_sample_retention_s=self.config.sample_retention_s)
         except StoreError as exc:
             raise ConfigError(f"store: {exc}") from exc
+        if self.config.fleet is not None:
+            try:
+                self.fleet = Fleet(self.store, self.config.fleet.lease_s, self.config.fleet.id)
+            except StoreError as exc:
+                raise ConfigError(f"fleet: {exc}") from exc
         self.chain = self._connect(wait_for_chain_s)
         factory_address = self.config.chain.factory or deployments.lookup(self.chain.chain_id)
         if factory_address is None:
@@ -278,7 +285,9 @@ class Daemon:
         runners = {n: r for n in names if (r := _runner(n, probes[n])) is not None}
         served = Served(agreement, {n: probes[n] for n in names}, runners, slice_seconds,
                         terms.min_measured_ppm,
-                        self.config.grace_for({n: probes[n] for n in names}))
+                        # In a fleet the sender waits for the other members' last sample batch too.
+                        self.config.grace_for({n: probes[n] for n in names})
+                        + (2 * FLUSH_EVERY_S if self.fleet is not None else 0.0))
         served.next_due = terms.period_end(0) + served.grace_s
         self.served[agreement.address] = served
         self._follow_running(served)
@@ -319,11 +328,14 @@ class Daemon:
     # ------------------------------------------------------------------ loops
     def _targets(self, served: Served) -> list[Target]:
         address = served.agreement.address
-        return [Target((address, name), runner, served.probes[name].interval_s)
+        return [Target((address, name), runner if self.fleet is None else _Leased(runner, address, self.fleet),
+                       served.probes[name].interval_s)
                 for name, runner in served.runners.items()]
 
     def _on_sample(self, key: Hashable, sample: Sample, lag: float) -> None:
         address, service = key  # type: ignore[misc]
+        if sample.detail == NOT_HELD:
+            return  # another fleet member probes this agreement
         self.metrics.checks.labels(address, service).inc()
         if not sample.ok:
             self.metrics.check_failures.labels(address, service).inc()
@@ -347,14 +359,37 @@ class Daemon:
         self.prober = Prober(targets, max_in_flight=self.config.max_in_flight, on_sample=self._on_sample,
                              on_skip=self._on_skip)
         runner = await self._start_http()
+        if self.fleet is not None:
+            await asyncio.to_thread(self.fleet.step, list(self.served))  # lease before the first probe
         try:
             await asyncio.gather(self.prober.run(stop), self._report_loop(stop),
+                                 *([self._fleet_loop(stop)] if self.fleet is not None else []),
                                  *([self.running.run(stop, _sleep)] if self.running else []))
         finally:
             await runner.cleanup()
             await asyncio.to_thread(self.writer.close)
+            if self.fleet is not None:
+                with contextlib.suppress(StoreError):
+                    await asyncio.to_thread(self.fleet.leave)
             self.store.close()
             log.info("oracle stopped")
+
+    async def _fleet_loop(self, stop: asyncio.Event) -> None:
+        """Heartbeat and leases every lease/3 (oracle.fleet)."""
+        assert self.fleet is not None
+        while not stop.is_set():
+            await _sleep(stop, self.fleet.renew_every_s)
+            if stop.is_set():
+                return
+            try:
+                before = self.fleet.status
+                status = await asyncio.to_thread(self.fleet.step, [a for a, s in self.served.items() if not s.done])
+                if status.sender != before.sender or status.taken_over or len(status.held) != len(before.held):
+                    log.info("fleet leases", extra={"member": self.fleet.member, "held": len(status.held),
+                                                    "share": status.share, "live": status.live,
+                                                    "sender": status.sender, "taken_over": status.taken_over})
+            except StoreError as exc:  # the leases run out by themselves: others take over
+                log.error("fleet step failed", extra={"error": str(exc)})
 
     async def _report_loop(self, stop: asyncio.Event) -> None:
         backoff = self.config.report_check_s
@@ -389,7 +424,11 @@ class Daemon:
 
         An agreement is only asked for its state when its next period can be due: the period
         ends follow from the immutable terms, so a pass over 10,000 agreements where nothing is
-        due costs no chain call at all beyond one read of the chain clock."""
+        due costs no chain call at all beyond one read of the chain clock.
+
+        In a fleet only the holder of the sender lease reports (for every agreement)."""
+        if self.fleet is not None and not self.fleet.is_sender():
+            return
         self.prune_old_samples()
         if self.config.discover:
             self._discover()
@@ -597,6 +636,32 @@ class Daemon:
         if report is None:
             return web.json_response({"error": "no signed report for that period yet"}, status=404)
         return web.json_response(report)
+
+
+NOT_HELD = "fleet: not held"
+
+
+@dataclass
+class _Leased:
+    """A check that runs only while this fleet member holds the agreement's lease; otherwise it
+    returns at once a NOT_HELD marker that _on_sample drops (no network traffic)."""
+
+    runner: HttpProbe | TcpProbe
+    address: str
+    fleet: Fleet
+
+    @property
+    def service(self) -> str:
+        return self.runner.service
+
+    @property
+    def timeout(self) -> float:
+        return self.runner.timeout
+
+    async def run(self, session: Any = None) -> Sample:
+        if not self.fleet.holds(self.address):
+            return Sample(self.runner.service, time.time(), True, None, NOT_HELD)
+        return await self.runner.run(session)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

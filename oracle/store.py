@@ -53,8 +53,10 @@ from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 
 from .probes import Sample
 from .sli import PeriodFigure, SliceCounts, Window, maintenance_slices, slice_count
+from .transactions import ATTEMPTS as TX_ATTEMPTS
 
-SCHEMA_VERSION = 2  # 2: period_results.measured_ppm; index of failed checks for figures by slice
+SCHEMA_VERSION = 3  # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet)
+SCHEMA_LOCK_KEY = 0x5A5A_0001  # PostgreSQL advisory lock held while the schema is created or migrated
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
 DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
@@ -144,6 +146,24 @@ reports = Table(
     UniqueConstraint("agreement", "period", name="uq_reports"),
 )
 
+# Fleet mode (oracle.fleet): daemons sharing one oracle key and this database. A member row is a
+# daemon's heartbeat; a lease row gives one agreement (or the single "sender" role) to one member
+# until expires_at (database clock), renewed by its holder every lease/3.
+fleet_members = Table(
+    "fleet_members", metadata,
+    Column("member", String(64), primary_key=True),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("started_at", Double, nullable=False),
+)
+
+fleet_leases = Table(
+    "fleet_leases", metadata,
+    Column("name", String(80), primary_key=True),  # "agreement:<lower-case address>" or "sender"
+    Column("holder", String(64)),  # NULL: free
+    Column("expires_at", Double, nullable=False),
+    Index("ix_fleet_leases_holder", "holder"),
+)
+
 _FIGURE_FIELDS = ("value_ppm", "good_slices", "total_slices", "excluded_slices", "maintenance_slices",
                   "missing_slices", "slice_seconds", "p50_ms", "p95_ms", "p99_ms", "measured_ppm")
 
@@ -211,30 +231,45 @@ class Store:
 
     def _init_schema(self) -> None:
         with self._tx() as conn:
-            existing = set(inspect(conn).get_table_names())
-            if "schema_version" in existing:
-                found = conn.execute(select(schema_version.c.version).order_by(
-                    schema_version.c.version.desc())).scalar()
-                if found is None:
-                    raise StoreError("schema_version table is empty: not an oracle store, or a damaged one")
-                if found > SCHEMA_VERSION:
-                    raise SchemaTooNewError(
-                        f"database schema version {found} is newer than this oracle's {SCHEMA_VERSION}: "
-                        "it was written by a newer smartsla; upgrade instead of downgrading the data")
-                # Migrations from older versions, one step per version, in this transaction.
-                if found < 2:
-                    conn.execute(text("ALTER TABLE period_results ADD COLUMN measured_ppm INTEGER "
-                                      "NOT NULL DEFAULT 1000000"))
-                    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_failed "
-                                      "ON samples (agreement, service, ok, ts)"))
-                    conn.execute(schema_version.insert().values(version=2, applied_at=time.time()))
-                return
-            ours = {t.name for t in metadata.sorted_tables}
-            if existing & ours:
-                raise StoreError(f"tables {sorted(existing & ours)} exist without a schema_version: "
-                                 "refusing to guess what this database is")
-            metadata.create_all(conn)
-            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
+            if conn.dialect.name == "postgresql":
+                # Several daemons of a fleet start at once on one database: creating or migrating
+                # the schema is serialised (else one fails with "relation already exists").
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            self._init_tables(conn)
+            # The transaction manager's table lives in the same database: created under the same
+            # lock (its own create_all then finds it).
+            TX_ATTEMPTS.create(conn, checkfirst=True)
+
+    def _init_tables(self, conn: Connection) -> None:
+        existing = set(inspect(conn).get_table_names())
+        if "schema_version" in existing:
+            found = conn.execute(select(schema_version.c.version).order_by(
+                schema_version.c.version.desc())).scalar()
+            if found is None:
+                raise StoreError("schema_version table is empty: not an oracle store, or a damaged one")
+            if found > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"database schema version {found} is newer than this oracle's {SCHEMA_VERSION}: "
+                    "it was written by a newer smartsla; upgrade instead of downgrading the data")
+            # Migrations from older versions, one step per version, in this transaction.
+            if found < 2:
+                conn.execute(text("ALTER TABLE period_results ADD COLUMN measured_ppm INTEGER "
+                                  "NOT NULL DEFAULT 1000000"))
+                conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_failed "
+                                  "ON samples (agreement, service, ok, ts)"))
+                conn.execute(schema_version.insert().values(version=2, applied_at=time.time()))
+            if found < 3:
+                # Fleet tables are new tables only: nothing existing changes.
+                fleet_members.create(conn, checkfirst=True)
+                fleet_leases.create(conn, checkfirst=True)
+                conn.execute(schema_version.insert().values(version=3, applied_at=time.time()))
+            return
+        ours = {t.name for t in metadata.sorted_tables}
+        if existing & ours:
+            raise StoreError(f"tables {sorted(existing & ours)} exist without a schema_version: "
+                             "refusing to guess what this database is")
+        metadata.create_all(conn)
+        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -135,10 +135,10 @@ def test_report_walks_its_states_and_never_back(store: Store) -> None:
 def test_newer_schema_is_refused(store_url: str) -> None:
     Store.open(store_url).close()
     with Store.open(store_url) as s:  # reopening the current version is fine
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         with s.engine.begin() as conn:
-            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (3, 0)"))
-    with pytest.raises(SchemaTooNewError, match="schema version 3 is newer than this oracle's 2"):
+            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (4, 0)"))
+    with pytest.raises(SchemaTooNewError, match="schema version 4 is newer than this oracle's 3"):
         Store.open(store_url)
 
 
@@ -180,10 +180,12 @@ def test_schema_1_store_is_migrated(tmp_path: Path) -> None:
     with Store.open(str(path)) as s, s.engine.begin() as conn:  # make it look like schema 1
         conn.execute(text("DROP INDEX ix_samples_failed"))
         conn.execute(text("ALTER TABLE period_results DROP COLUMN measured_ppm"))
-        conn.execute(text("DELETE FROM schema_version WHERE version = 2"))
+        conn.execute(text("DROP TABLE fleet_members"))
+        conn.execute(text("DROP TABLE fleet_leases"))
+        conn.execute(text("DELETE FROM schema_version WHERE version >= 2"))
         conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)"))
     with Store.open(str(path)) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == 3
         s.save_period_results(AGREEMENT, 0, {"api": figure()})
         assert s.period_results(AGREEMENT, 0)["api"].figure.measured_ppm == 987_654
 
