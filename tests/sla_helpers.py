@@ -6,7 +6,7 @@ from typing import Any
 
 from smartsla.terms import Service, Terms, Tier
 
-# AWS EC2 region-level schedule (../shared/README.md): below 99.99 % 10 %, below 99 % 30 %,
+# AWS EC2 region-level schedule (aws.amazon.com/compute/sla): below 99.99 % 10 %, below 99 % 30 %,
 # below 95 % 100 %.
 EC2_TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
              Tier(below_ppm=950_000, credit_bps=10_000))

@@ -55,7 +55,8 @@ def test_every_example_validates_and_round_trips(path: Path, tmp_path: Path):
     assert again.to_terms() == terms
 
 
-# Published credit tables (../shared/README.md), boundaries included: (monthly uptime, credit %).
+# Published credit tables (aws.amazon.com/compute/sla, aws.amazon.com/s3/sla, the Azure "Service
+# Level Agreements for Online Services" document), boundaries included: (monthly uptime, credit %).
 CLOUD_TABLES = {
     "aws-ec2-region.yaml": [("100", 0), ("99.99", 0), ("99.989", 10), ("99.0", 10), ("98.99", 30),
                             ("95.0", 30), ("94.99", 100)],
