@@ -69,7 +69,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .credit import service_credit
-from .terms import Kind, Terms
+from .terms import Kind, Service, Terms
 from .units import BPS, PPM
 
 
@@ -107,20 +107,28 @@ def tier_index(terms: Terms, service_index: int, value_ppm: int) -> int | None:
     return hit[-1] if hit else None
 
 
+def _service_and_period(terms: Terms, service_index: int, period: int, kind: Kind,
+                        wrong_kind: str) -> tuple[Service, list[str]]:
+    """The service asked for, and the problems with the request (wrong kind, period outside the
+    term); an index outside the services is an error at once."""
+    if not 0 <= service_index < len(terms.services):
+        raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
+    service = terms.services[service_index]
+    problems: list[str] = []
+    if service.kind is not kind:
+        problems.append(f"service {service.name!r} is a {service.kind.name} service: {wrong_kind}")
+    if not 0 <= period < terms.period_count:
+        problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
+    return service, problems
+
+
 def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: float, bad_s: float,
              excluded_s: float = 0.0, unmeasured_s: float = 0.0, *, burn: float | None = None) -> Forecast:
     """The forecast of `period` for service `service_index` at `now` (see the module docstring
     for the counting rules). `burn`: the bad share to project the remaining time with (default:
     the period's so far)."""
-    problems: list[str] = []
-    if not 0 <= service_index < len(terms.services):
-        raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
-    service = terms.services[service_index]
-    if service.kind is not Kind.availability:
-        problems.append(f"service {service.name!r} is a {service.kind.name} service: forecast() takes "
-                        "availability services (latency: forecast_latency)")
-    if not 0 <= period < terms.period_count:
-        problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
+    service, problems = _service_and_period(terms, service_index, period, Kind.availability,
+                                            "forecast() takes availability services (latency: forecast_latency)")
     for name, v in (("good_s", good_s), ("bad_s", bad_s), ("excluded_s", excluded_s),
                     ("unmeasured_s", unmeasured_s)):
         if not (math.isfinite(v) and v >= 0):
@@ -179,15 +187,8 @@ def forecast_latency(terms: Terms, service_index: int, period: int, now: int, la
     latencies so far (outside maintenance). `measured`: whether any slice was measured (default:
     whether there is a latency). `good_s`..`unmeasured_s`: the slice counts, for display only
     (they do not enter a latency figure). See the module docstring for the rules."""
-    problems: list[str] = []
-    if not 0 <= service_index < len(terms.services):
-        raise ValueError(f"service index {service_index} is outside 0..{len(terms.services) - 1}")
-    service = terms.services[service_index]
-    if service.kind is not Kind.latency:
-        problems.append(f"service {service.name!r} is a {service.kind.name} service: forecast_latency "
-                        "forecasts latency services")
-    if not 0 <= period < terms.period_count:
-        problems.append(f"period {period} is outside 0..{terms.period_count - 1}")
+    service, problems = _service_and_period(terms, service_index, period, Kind.latency,
+                                            "forecast_latency forecasts latency services")
     if percentile not in (50, 95, 99):
         problems.append(f"percentile must be 50, 95 or 99 (the oracle's latency_percentile), got {percentile!r}")
     bad_values = [v for v in latencies_ms if not (math.isfinite(v) and v >= 0)]
