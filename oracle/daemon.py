@@ -41,17 +41,17 @@ from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory, Status
 from smartsla.credit import service_credit
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
-from smartsla.forecast import LATENCY_UNKNOWN_MS  # reported when a latency service had no ok check
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
+from .evidence import Bundle, ExcludedWindow, ServiceRecord, build_record, dumps_bundle, figure_from_record
 from .fleet import Fleet
 from .keys import load_key
 from .metrics import OracleMetrics
 from .probes import HttpProbe, Prober, Sample, Target, TcpProbe
 from .prometheus import PrometheusError, PrometheusSource
 from .running import RunningPeriods, probed_thresholds
-from .sli import NEUTRAL_FIGURE, PeriodFigure, count_slices, figure_from_counts, meets_minimum
+from .sli import NEUTRAL_FIGURE, PeriodFigure, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
 from .transactions import TxManager
@@ -482,7 +482,8 @@ class Daemon:
                 return
             if self.writer is not None:
                 self.writer.flush()  # the period's last samples must be in the store
-            figures = self.figures(served, period)
+            figures, bundle = self.evidence(served, period)
+            self.save_evidence(agreement.address, period, bundle)
             enough, lowest = meets_minimum({n: figures[n] for n in served.probes}, served.min_measured_ppm)
             self.metrics.period_measured_ppm.labels(agreement.address).set(lowest)
             if not enough:
@@ -507,57 +508,59 @@ class Daemon:
                 return
             self._count_credit(served, figures)
 
+    def save_evidence(self, address: str, period: int, bundle: Bundle) -> str | None:
+        """Keep the period's bundle (served on /evidence) before anything is signed; its root."""
+        if not bundle.records:
+            return None  # nothing measured by this oracle (satisfaction/composite only)
+        root = "0x" + bundle.root.hex()
+        self.store.save_evidence(address, period, root, dumps_bundle(bundle))
+        return root
+
     def maintenance(self, served: Served) -> list[tuple[int, int]]:
         """Windows the provider declared ON-CHAIN with the agreed notice: the only ones excluded
         (a figure must never depend on something the parties did not sign)."""
         return [(w.start, w.end) for w in served.agreement.maintenance_windows() if w.with_notice]
 
+    def excluded_windows(self, served: Served) -> list[ExcludedWindow]:
+        """The windows of `maintenance` with their on-chain index (the evidence names them)."""
+        return [(k, w.start, w.end) for k, w in enumerate(served.agreement.maintenance_windows()) if w.with_notice]
+
     def figures(self, served: Served, period: int) -> dict[str, PeriodFigure]:
-        """Every service's figure, aggregated by the store per slice (never a month of samples
-        as Python objects)."""
+        return self.evidence(served, period)[0]
+
+    def evidence(self, served: Served, period: int) -> tuple[dict[str, PeriodFigure], Bundle]:
+        """Every service's figure and the period's evidence bundle. Each measured service's slice
+        record (oracle.evidence) is built from per-slice aggregates of the store (never a month
+        of samples as Python objects), and its figure is computed FROM THE RECORD, the way
+        `smartsla verify` recomputes it: what is reported is exactly what the evidence shows."""
         terms = served.agreement.terms
         start, end = terms.period_start(period), terms.period_end(period)
-        maintenance = self.maintenance(served)
+        windows = self.excluded_windows(served)
         slice_s = served.slice_seconds
         address = served.agreement.address
         out: dict[str, PeriodFigure] = {}
-        for service in terms.services:
+        records: list[ServiceRecord] = []
+        for index, service in enumerate(terms.services):
             if service.kind in (Kind.satisfaction, Kind.composite):
                 # The contract fills these in; report a neutral figure (ignored on-chain).
                 out[service.name] = replace(NEUTRAL_FIGURE, slice_seconds=slice_s)
-        kinds = {s.name: s.kind for s in terms.services}
-        objectives = {s.name: s.objective_ppm for s in terms.services}
-        for name, probe in served.probes.items():
+                continue
+            probe = served.probes[service.name]
+            slices: dict[int, tuple[bool, float | None]]
             if probe.prometheus is not None:
                 p = probe.prometheus
-                out[name] = PrometheusSource(str(p.url).rstrip("/")).availability(
-                    p.query, start, end, slice_seconds=slice_s, threshold=p.threshold,
-                    inclusive=p.inclusive, maintenance=maintenance)
-                continue
-            if probe.failure_threshold == 1:
-                counts = self.store.slice_counts(address, name, start, end, slice_s, maintenance)
-            else:  # consecutive failures need the samples in order: streamed, still not materialised
-                verdicts = self.store.slice_verdicts(address, name, start, end, slice_s, probe.failure_threshold)
-                counts = count_slices(start, end, slice_s, verdicts, maintenance)
-            latencies: tuple[Any, ...] = (None, None, None)
-            if kinds[name] is Kind.latency:
-                latencies = self.store.latency_percentiles(address, name, start, end, slice_s, maintenance)
-            figure = figure_from_counts(counts, slice_s, latencies)  # type: ignore[arg-type]
-            if kinds[name] is Kind.latency:
-                figure = self._latency_figure(figure, probe.latency_percentile, objectives[name])
-            out[name] = figure
-        return out
-
-    def _latency_figure(self, figure: PeriodFigure, percentile: int, objective_ms: int) -> PeriodFigure:
-        """A latency service reports its period percentile in whole ms (rounded up, never in the
-        provider's favour). Measured slices but not a single ok check: the worst value (the
-        service never answered). Nothing measured (all maintenance): the objective, neutral."""
-        ms = {50: figure.p50_ms, 95: figure.p95_ms, 99: figure.p99_ms}[percentile]
-        if ms is None:
-            value = LATENCY_UNKNOWN_MS if figure.total_slices else objective_ms
-        else:
-            value = min(math.ceil(ms), LATENCY_UNKNOWN_MS)
-        return replace(figure, value_ppm=value)
+                verdicts = PrometheusSource(str(p.url).rstrip("/")).verdicts(
+                    p.query, start, end, slice_seconds=slice_s, threshold=p.threshold, inclusive=p.inclusive)
+                slices = {i: (ok, None) for i, ok in verdicts.items()}
+            else:
+                slices = self.store.slice_states(address, service.name, start, end, slice_s, probe.failure_threshold)
+            record = build_record(chain_id=self.chain.chain_id, agreement=address, period=period, start=start,
+                                  end=end, slice_seconds=slice_s, index=index, name=service.name,
+                                  kind=service.kind.name, slices=slices, windows=windows)
+            records.append(record)
+            out[service.name] = figure_from_record(record, percentile=probe.latency_percentile,
+                                                   objective_ms=service.objective_ppm)
+        return out, Bundle(self.account.address, tuple(records))
 
     # ------------------------------------------------------------------ the running period
     def _follow_running(self, served: Served) -> None:
@@ -609,6 +612,7 @@ class Daemon:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/reports/{agreement}/{period}", self._report)
+        app.router.add_get("/evidence/{agreement}/{period}", self._evidence)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, _, port = self.config.listen.rpartition(":")
@@ -636,6 +640,20 @@ class Daemon:
         if report is None:
             return web.json_response({"error": "no signed report for that period yet"}, status=404)
         return web.json_response(report)
+
+    async def _evidence(self, request: web.Request) -> web.Response:
+        """The evidence bundle of a period (oracle.evidence), as committed: 404 when unknown."""
+        address = request.match_info["agreement"]
+        try:
+            period = int(request.match_info["period"])
+            if not Web3.is_address(address) or period < 0:
+                raise ValueError
+        except ValueError:
+            return web.json_response({"error": "expected /evidence/<agreement address>/<period number>"}, status=400)
+        found = await asyncio.to_thread(self.store.evidence, address, period)
+        if found is None:
+            return web.json_response({"error": f"no evidence for period {period} of {address}"}, status=404)
+        return web.Response(text=found[1], content_type="application/json")
 
 
 NOT_HELD = "fleet: not held"

@@ -6,6 +6,8 @@ survives a power cut) or PostgreSQL through the same code (`postgresql://...` UR
 * samples: raw probe results, kept at least `min_sample_retention_s` (the dispute window) and
   then prunable;
 * period_results: one figure per (agreement, period, service), kept forever, saved idempotently;
+* evidence: the evidence bundle (oracle.evidence) of each reported period, kept forever: the
+  oracle serves it to anyone checking the root it committed on-chain;
 * reports: one row per (agreement, period) walking computed -> signed -> submitted -> confirmed,
   so a restarted daemon knows what it already signed or sent and never signs twice.
 
@@ -36,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     delete,
     func,
@@ -55,7 +58,9 @@ from .probes import Sample
 from .sli import PeriodFigure, SliceCounts, Window, maintenance_slices, slice_count
 from .transactions import ATTEMPTS as TX_ATTEMPTS
 
-SCHEMA_VERSION = 3  # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet)
+# 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet).
+# 4: evidence bundles (oracle.evidence), one per reported period.
+SCHEMA_VERSION = 4
 SCHEMA_LOCK_KEY = 0x5A5A_0001  # PostgreSQL advisory lock held while the schema is created or migrated
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
@@ -144,6 +149,19 @@ reports = Table(
     Column("tx_hash", Text),
     Column("updated_at", Double, nullable=False),
     UniqueConstraint("agreement", "period", name="uq_reports"),
+)
+
+# The evidence of a reported period (oracle.evidence): the bundle JSON text and its Merkle root.
+# Once the period's report is signed, the bundle is what the signed root commits to: never replaced.
+evidence = Table(
+    "evidence", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("root", String(66), nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("agreement", "period", name="uq_evidence"),
 )
 
 # Fleet mode (oracle.fleet): daemons sharing one oracle key and this database. A member row is a
@@ -263,6 +281,9 @@ class Store:
                 fleet_members.create(conn, checkfirst=True)
                 fleet_leases.create(conn, checkfirst=True)
                 conn.execute(schema_version.insert().values(version=3, applied_at=time.time()))
+            if found < 4:
+                evidence.create(conn, checkfirst=True)  # a new table: nothing existing changes
+                conn.execute(schema_version.insert().values(version=4, applied_at=time.time()))
             return
         ours = {t.name for t in metadata.sorted_tables}
         if existing & ours:
@@ -353,6 +374,35 @@ class Store:
                 i = int((ts - start) // slice_seconds)
                 verdicts[i] = verdicts.get(i, True) and (bool(ok) or streak < failure_threshold)
             return verdicts
+
+    def slice_states(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
+                     failure_threshold: int = 1) -> dict[int, tuple[bool, float | None]]:
+        """What the evidence record needs per slice (oracle.evidence.build_record): slice index ->
+        (verdict as in `slice_verdicts`, the slowest successful check's latency in ms or None).
+        Absent index: no sample (not measured). One GROUP BY row per measured slice."""
+        c = samples.c
+        where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
+        with self._tx() as conn:
+            if failure_threshold <= 1:
+                idx = literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
+                if conn.dialect.name == "postgresql":
+                    idx = literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
+                ok_latency = case((c.ok.is_(True), c.latency_ms), else_=None)
+                query = select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok"),
+                               func.max(ok_latency).label("slowest")).where(*where).group_by(text("1"))
+                return {int(i): (bool(ok), None if ms is None else float(ms)) for i, ok, ms in conn.execute(query)}
+            out: dict[int, tuple[bool, float | None]] = {}
+            streak = 0
+            rows = conn.execution_options(yield_per=10_000).execute(
+                select(c.ts, c.ok, c.latency_ms).where(*where).order_by(c.ts, c.id))
+            for ts, ok, ms in rows:
+                streak = 0 if ok else streak + 1
+                i = int((ts - start) // slice_seconds)
+                verdict, slowest = out.get(i, (True, None))
+                if ok and ms is not None:
+                    slowest = ms if slowest is None else max(slowest, ms)
+                out[i] = (verdict and (bool(ok) or streak < failure_threshold), slowest)
+            return out
 
     def slice_counts(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
                      maintenance: Sequence[Window] = ()) -> SliceCounts:
@@ -488,6 +538,35 @@ class Store:
             conn.execute(table.insert().values(**row))
             return True
         return False
+
+    # -- evidence ------------------------------------------------------------------------------
+
+    def save_evidence(self, agreement: str, period: int, root: str, bundle: str) -> None:
+        """Keep the evidence bundle of a period. Saving again before the report is signed
+        replaces it (the figures may be recomputed); once signed, only the same root is accepted,
+        so the bundle served is always the one the signed root commits to."""
+        agreement = _norm(agreement)
+        row = {"agreement": agreement, "period": period, "root": root, "bundle": bundle, "created_at": time.time()}
+        with self._tx() as conn:
+            state = conn.execute(select(reports.c.state).where(
+                reports.c.agreement == agreement, reports.c.period == period)).scalar()
+            if state is not None and state != "computed":
+                current = conn.execute(select(evidence.c.root).where(
+                    evidence.c.agreement == agreement, evidence.c.period == period)).scalar()
+                if current is not None and current != root:
+                    raise StoreError(f"period {period} of {agreement} is already {state} with evidence root "
+                                     f"{current}: refusing to replace it with {root}")
+                if current is not None:
+                    return
+            self._upsert(conn, evidence, [row], ("agreement", "period"))
+
+    def evidence(self, agreement: str, period: int) -> tuple[str, str] | None:
+        """(root, bundle JSON text) of a period, or None."""
+        c = evidence.c
+        with self._tx() as conn:
+            row = conn.execute(select(c.root, c.bundle).where(c.agreement == _norm(agreement),
+                                                               c.period == period)).first()
+        return None if row is None else (row.root, row.bundle)
 
     # -- reports -------------------------------------------------------------------------------
 

@@ -135,10 +135,10 @@ def test_report_walks_its_states_and_never_back(store: Store) -> None:
 def test_newer_schema_is_refused(store_url: str) -> None:
     Store.open(store_url).close()
     with Store.open(store_url) as s:  # reopening the current version is fine
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
         with s.engine.begin() as conn:
-            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (4, 0)"))
-    with pytest.raises(SchemaTooNewError, match="schema version 4 is newer than this oracle's 3"):
+            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (5, 0)"))
+    with pytest.raises(SchemaTooNewError, match="schema version 5 is newer than this oracle's 4"):
         Store.open(store_url)
 
 
@@ -182,12 +182,54 @@ def test_schema_1_store_is_migrated(tmp_path: Path) -> None:
         conn.execute(text("ALTER TABLE period_results DROP COLUMN measured_ppm"))
         conn.execute(text("DROP TABLE fleet_members"))
         conn.execute(text("DROP TABLE fleet_leases"))
+        conn.execute(text("DROP TABLE evidence"))
         conn.execute(text("DELETE FROM schema_version WHERE version >= 2"))
         conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)"))
     with Store.open(str(path)) as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == 4
         s.save_period_results(AGREEMENT, 0, {"api": figure()})
         assert s.period_results(AGREEMENT, 0)["api"].figure.measured_ppm == 987_654
+        s.save_evidence(AGREEMENT, 0, "0x01", "{}")  # schema 4: the evidence table
+        assert s.evidence(AGREEMENT, 0) == ("0x01", "{}")
+
+
+def test_evidence_of_a_signed_period_is_never_replaced(store: Store) -> None:
+    """The served bundle must be the one the signed root commits to: an attacker (or a bug)
+    recomputing the period after signing cannot swap the evidence."""
+    store.save_evidence(AGREEMENT, 0, "0xaa", '{"a":1}')
+    store.save_evidence(AGREEMENT, 0, "0xbb", '{"b":1}')  # before signing: recomputed, replaced
+    assert store.evidence(AGREEMENT, 0) == ("0xbb", '{"b":1}')
+    store.put_computed_report(AGREEMENT, 0, {"v": 1})
+    store.transition_report(AGREEMENT, 0, "computed", "signed", signature="0xsig")
+    with pytest.raises(StoreError, match="already signed with evidence root 0xbb"):
+        store.save_evidence(AGREEMENT, 0, "0xcc", '{"c":1}')
+    store.save_evidence(AGREEMENT, 0, "0xbb", '{"b":1}')  # the same again: fine
+    assert store.evidence(AGREEMENT, 0) == ("0xbb", '{"b":1}')
+    assert store.evidence(AGREEMENT, 1) is None
+
+
+def test_slice_states_equal_the_streamed_reference(store: Store) -> None:
+    """The GROUP BY (threshold 1) and the streamed path agree with a per-sample computation."""
+    import random
+
+    rng = random.Random(3)
+    batch = [Sample("api", NOW + rng.uniform(0, 600), rng.random() > 0.2, rng.uniform(1, 500), "")
+             for _ in range(500)]
+    store.add_samples(AGREEMENT, batch)
+    start, end = NOW + 7.5, NOW + 590
+    expected: dict[int, tuple[bool, float | None]] = {}
+    for s in sorted(batch, key=lambda s: s.ts):
+        if start <= s.ts < end:
+            i = int((s.ts - start) // 10)
+            ok, slowest = expected.get(i, (True, None))
+            if s.ok:
+                slowest = s.latency_ms if slowest is None else max(slowest, s.latency_ms)
+            expected[i] = (ok and s.ok, slowest)
+    assert store.slice_states(AGREEMENT, "api", start, end, 10) == expected
+    verdicts = store.slice_verdicts(AGREEMENT, "api", start, end, 10, 2)
+    streamed = store.slice_states(AGREEMENT, "api", start, end, 10, 2)
+    assert {i: v for i, (v, _) in streamed.items()} == verdicts
+    assert {i: ms for i, (_, ms) in streamed.items()} == {i: ms for i, (_, ms) in expected.items()}
 
 
 # -- SQLite specifics ----------------------------------------------------------------------------
