@@ -1,0 +1,180 @@
+"""`smartsla verify AGREEMENT PERIOD`: check a settled period against the oracles' evidence.
+
+Exit codes: 0 verified, 1 mismatch (each difference named), 2 evidence missing (or bad input).
+The checks live in smartsla.verify; this module prints them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .cli import (
+    DEFAULT_RPC_URL,
+    FactoryOpt,
+    RpcUrl,
+    _address,
+    _amount_formatter,
+    _connect,
+    _console,
+    _factory,
+    app,
+    cli_errors,
+    fail,
+)
+from .credit import tier_credit_bps
+from .terms import Kind, Service
+from .units import PPM, bps_to_percent, ppm_to_percent
+from .verify import (
+    DOWN,
+    NONE,
+    UP,
+    OracleCheck,
+    Source,
+    Verdict,
+    evidence_url,
+    fetch_bundle,
+    read_bundle,
+    runs_with_times,
+    to_json,
+    verify_period,
+)
+
+
+def _hm(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _unit(slice_seconds: int, n: int) -> str:
+    names = {1: "second", 60: "minute", 3600: "hour"}
+    base = names.get(slice_seconds, f"{slice_seconds}-second slice")
+    return base if n == 1 else base + "s"
+
+
+def tier_text(service: Service, value: int) -> str:
+    """The step of the schedule `value` falls in, in the direction of the service."""
+    bps = tier_credit_bps(service, value)
+    if bps == 0:
+        return "objective met" if (value <= service.objective_ppm if service.lower_is_better
+                                   else value >= service.objective_ppm) else "missed, no tier"
+    tier = next(t for t in service.tiers if t.credit_bps == bps)
+    if service.lower_is_better:
+        return f"tier > {tier.below_ppm:,} ms → {bps_to_percent(bps)} credit"
+    return f"tier < {ppm_to_percent(tier.below_ppm)} → {bps_to_percent(bps)} credit"
+
+
+def explain_service(check: OracleCheck, index: int, service: Service, declared: dict[int, int],
+                    value: int, credit: str | None) -> str:
+    """E.g. '43,170 of 43,200 minutes good; 30 down between 02:14 and 02:44 UTC; 60 excluded by
+    window #3 declared 9 days ahead → 99.9305 % → tier < 99.99 % → 10 % credit = 0.15 ETH'."""
+    r, f = check.records[index], check.figures[index]
+    L = r.slice_seconds
+    parts = [f"{f.good_slices:,} of {f.total_slices:,} measured {_unit(L, f.total_slices)} good"]
+    downs = runs_with_times(r, DOWN)
+    for _, n, t in downs[:5]:
+        parts.append(f"{n:,} down between {_hm(t)} and {_hm(min(t + n * L, r.end))} UTC")
+    if len(downs) > 5:
+        parts.append(f"{sum(n for _, n, _ in downs[5:]):,} down in {len(downs) - 5} more runs")
+    by_window: dict[int, int] = {}
+    for s, n in r.runs:
+        if s not in (UP, DOWN, NONE):
+            by_window[int(s[1:])] = by_window.get(int(s[1:]), 0) + n
+    for k, n in sorted(by_window.items()):
+        ahead = declared.get(k)
+        when = "" if ahead is None else f" declared {_ahead(ahead)} ahead"
+        parts.append(f"{n:,} excluded by window #{k}{when}")
+    unmeasured = sum(n for s, n in r.runs if s == NONE)
+    if unmeasured:
+        parts.append(f"{unmeasured:,} not measured ({ppm_to_percent(f.measured_ppm)} of the period measured)")
+    figure = f"{value:,} ms" if service.kind is Kind.latency else ppm_to_percent(value)
+    text = "; ".join(parts) + f" → {figure} → {tier_text(service, value)}"
+    if credit is not None:
+        text += f" = {credit}"
+    return text
+
+
+def _ahead(seconds: int) -> str:
+    if seconds >= 86_400:
+        return f"{seconds / 86_400:.0f} days"
+    if seconds >= 3_600:
+        return f"{seconds / 3_600:.0f} hours"
+    return f"{seconds} s"
+
+
+@app.command("verify")
+@cli_errors
+def verify_cmd(
+    agreement: Annotated[str, typer.Argument(help="Agreement address.")],
+    period: Annotated[int, typer.Argument(help="Period number (0 = the first).", min=0)],
+    evidence_urls: Annotated[list[str] | None, typer.Option(
+        "--evidence-url", help="An oracle's HTTP address (the one serving /metrics) or a full /evidence/... URL; "
+        "repeat for each committee member.")] = None,
+    bundles: Annotated[list[str] | None, typer.Option(
+        "--bundle", help="An evidence bundle saved as a file; repeatable.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory: FactoryOpt = None,
+) -> None:
+    """Recompute a settled period from the oracles' evidence and compare it with the chain.
+
+    Exit 0: verified; 1: a mismatch (each named); 2: evidence missing.
+    """
+    address = _address(agreement, "AGREEMENT")
+    if not evidence_urls and not bundles:
+        fail("no evidence source: give the oracle's --evidence-url or a --bundle file", 2)
+    chain = _connect(rpc_url)
+    ag = _factory(chain, factory).agreement(address)
+    sources: list[Source] = [fetch_bundle(evidence_url(u, ag.address, period)) for u in evidence_urls or ()]
+    sources += [read_bundle(p) for p in bundles or ()]
+    verdict = verify_period(ag, chain.chain_id, period, sources)
+    if as_json:
+        typer.echo(json.dumps(to_json(verdict), indent=2))
+    else:
+        _print(verdict, ag, chain)
+    raise typer.Exit(verdict.exit_code)
+
+
+def _print(verdict: Verdict, ag, chain) -> None:  # noqa: ANN001 - Agreement, Chain
+    out = _console()
+    terms = ag.terms
+    money = _amount_formatter(chain, terms.asset)
+    windows = ag.maintenance_windows()
+    declared = {k: w.start - w.declared_at for k, w in enumerate(windows)}
+    table = Table(title=f"period {verdict.period} of {verdict.agreement}")
+    for col in ("oracle", "service", "good", "down", "excluded", "not measured", "figure", "root"):
+        table.add_column(col)
+    for c in verdict.oracles:
+        for i, f in sorted(c.figures.items()):
+            r = c.records[i]
+            s = terms.services[i]
+            down = sum(n for st, n in r.runs if st == DOWN)
+            excluded = sum(n for st, n in r.runs if st not in (UP, DOWN, NONE))
+            figure = f"{f.value_ppm:,} ms" if s.kind is Kind.latency else ppm_to_percent(f.value_ppm)
+            ok = "[green]✓[/]" if c.committed_root == c.bundle_root else "[red]✗[/]"
+            table.add_row(c.oracle[:10] + "…", escape(s.name), f"{f.good_slices:,}", f"{down:,}", f"{excluded:,}",
+                          f"{f.missing_slices:,}", figure, f"{ok} {c.bundle_root[:10]}…")
+    if verdict.oracles:
+        out.print(table)
+    if verdict.outcome == "verified" and verdict.oracles:
+        # Explain with the record of an oracle whose figure is the median (the one that counted).
+        for i, m in sorted(verdict.medians.items()):
+            check = next((c for c in verdict.oracles if c.figures.get(i) and c.figures[i].value_ppm == m),
+                         verdict.oracles[0])
+            credit = money(verdict.service_credits[i]) if verdict.service_credits else None
+            out.print(f"[bold]{escape(terms.services[i].name)}[/]: "
+                      + escape(explain_service(check, i, terms.services[i], declared, m, credit)))
+        settled = verdict.settlement
+        assert settled is not None
+        out.print(f"credit paid {money(settled.credit_paid)} (measured share "
+                  f"{ppm_to_percent(settled.measured_ppm if settled else PPM)})")
+        out.print(f"[bold green]verified[/]: period {verdict.period} matches the evidence of "
+                  f"{len(verdict.oracles)} oracle(s)")
+    for p in verdict.problems:
+        out.print(f"[red]mismatch:[/] {escape(p)}")
+    for m in verdict.missing:
+        out.print(f"[yellow]missing:[/] {escape(m)}")
