@@ -508,10 +508,8 @@ class Daemon:
                 return
             self._count_credit(served, figures)
 
-    def save_evidence(self, address: str, period: int, bundle: Bundle) -> str | None:
+    def save_evidence(self, address: str, period: int, bundle: Bundle) -> str:
         """Keep the period's bundle (served on /evidence) before anything is signed; its root."""
-        if not bundle.records:
-            return None  # nothing measured by this oracle (satisfaction/composite only)
         root = "0x" + bundle.root.hex()
         self.store.save_evidence(address, period, root, dumps_bundle(bundle))
         return root
@@ -560,7 +558,8 @@ class Daemon:
             records.append(record)
             out[service.name] = figure_from_record(record, percentile=probe.latency_percentile,
                                                    objective_ms=service.objective_ppm)
-        return out, Bundle(self.account.address, tuple(records))
+        return out, Bundle(self.account.address, tuple(records), chain_id=self.chain.chain_id,
+                           agreement=address.lower(), period=period, start=start, end=end, slice_seconds=slice_s)
 
     # ------------------------------------------------------------------ the running period
     def _follow_running(self, served: Served) -> None:

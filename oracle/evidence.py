@@ -293,8 +293,15 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+NO_MEASURED_SERVICE_ROOT = keccak(b"smartsla evidence v1: no measured service")
+"""The root of an agreement whose services are all satisfaction/composite: the oracle measured
+nothing, and the contract refuses a zero root."""
+
+
 def period_root(records: Sequence[ServiceRecord]) -> bytes:
     """The root committed in the report: over (service index, record hash) leaves, in service order."""
+    if not records:
+        return NO_MEASURED_SERVICE_ROOT
     ordered = sorted(records, key=lambda r: r.index)
     return merkle_root([_leaf(r.index, record_hash(r)) for r in ordered])
 
@@ -337,11 +344,20 @@ class Bundle:
     records: tuple[ServiceRecord, ...]
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # The header when there is no record (an agreement without a measured service).
+    chain_id: int = 0
+    agreement: str = ""
+    period: int = 0
+    start: int = 0
+    end: int = 0
+    slice_seconds: int = 0
+
     @property
     def head(self) -> ServiceRecord:
-        if not self.records:
-            raise EvidenceError("a bundle without any service record")
-        return self.records[0]
+        if self.records:
+            return self.records[0]
+        return ServiceRecord(chain_id=self.chain_id, agreement=self.agreement, period=self.period, start=self.start,
+                             end=self.end, slice_seconds=self.slice_seconds, index=-1, name="", kind="", runs=())
 
     @property
     def root(self) -> bytes:
@@ -407,8 +423,8 @@ def parse_bundle(data: str | bytes | Mapping[str, Any]) -> Bundle:
         if not (isinstance(v, str) and re.fullmatch(r"0x[0-9a-fA-F]{40}", v)):
             problems.append(f"{key}: expected a 0x address, got {v!r}")
     services = doc.get("services")
-    if not isinstance(services, list) or not services:
-        problems.append("services: expected a non-empty list")
+    if not isinstance(services, list):
+        problems.append("services: expected a list")
         services = []
     records: list[ServiceRecord] = []
     for k, s in enumerate(services):
@@ -442,7 +458,9 @@ def parse_bundle(data: str | bytes | Mapping[str, Any]) -> Bundle:
         problems.append("services: a service index appears twice")
     if problems:
         raise EvidenceError("; ".join(problems))
-    bundle = Bundle(oracle=str(oracle), records=tuple(records))
+    bundle = Bundle(oracle=str(oracle), records=tuple(records), chain_id=head["chainId"],
+                    agreement=str(agreement).lower(), period=head["period"], start=head["start"], end=head["end"],
+                    slice_seconds=head["sliceSeconds"])
     claimed_root = doc.get("root")
     if claimed_root is not None and claimed_root != "0x" + bundle.root.hex():
         raise EvidenceError(f"root: {claimed_root} is not the root of the records (0x{bundle.root.hex()})")

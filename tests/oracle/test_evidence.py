@@ -155,7 +155,9 @@ def test_merkle_root_is_openzeppelin_compatible_and_proofs_verify():
     assert ev.period_root(recs[:1]) == ev._leaf(0, ev.record_hash(recs[0]))  # noqa: SLF001
     assert ev.period_root(list(reversed(recs))) == root  # order of the argument does not matter
     with pytest.raises(ev.EvidenceError):
-        ev.period_root([])
+        ev.merkle_root([])
+    # Nothing measured (satisfaction/composite only): a fixed, documented, non-zero root.
+    assert ev.period_root([]) == ev.NO_MEASURED_SERVICE_ROOT != bytes(32)
 
 
 def test_a_bundle_that_lies_about_its_hashes_or_shape_is_refused_with_every_problem():

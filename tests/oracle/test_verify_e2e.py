@@ -1,0 +1,166 @@
+"""`smartsla verify` end to end, all real: a local HTTP service with a known outage, a maintenance
+window declared on-chain with notice, an Anvil chain, the oracle daemon as a subprocess serving
+its evidence. The settled period verifies; a bundle with one slice flipped does not (whether or
+not the forger recomputes the hashes); a period without evidence is "missing"."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from oracle import evidence as ev
+from smartsla.chain import Chain
+from smartsla.cli import app
+from smartsla.client import Factory, Status
+from smartsla.localnode import start_node
+from smartsla.terms import Service, Terms, Tier
+
+pytestmark = pytest.mark.anvil
+ETHER = 10**18
+TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=950_000, credit_bps=5_000))
+
+
+class Outage:
+    """An HTTP server on 127.0.0.1 answering 500 inside the `down` wall-clock windows."""
+
+    def __init__(self) -> None:
+        self.down: list[tuple[float, float]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                now = time.time()
+                self.send_response(500 if any(a <= now < b for a, b in outer.down) else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def outage() -> Iterator[Outage]:
+    o = Outage()
+    yield o
+    o.server.shutdown()
+    o.server.server_close()
+
+
+@pytest.fixture
+def anvil():
+    node = start_node("anvil")
+    yield node
+    node.stop()
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_verify_a_settled_period_then_a_flipped_slice_then_missing_evidence(anvil, outage: Outage, tmp_path: Path):
+    chain = Chain.connect(anvil.url)
+    deployer, provider, customer = chain.accounts[:3]
+    factory = Factory.deploy(chain, deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    start = int(time.time() + 9) + 1
+    terms = Terms(provider=provider, customer=customer, start=start, period_length=12, period_count=1,
+                  fee_per_period=ETHER, collateral=ETHER, termination_ppm=0, oracles=(oracle,), slice_seconds=1,
+                  maintenance_notice=3, maintenance_budget=10,
+                  services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),))
+    ag = factory.create_agreement(terms, deployer)
+    ag.deposit_fees(customer)
+    ag.deposit_collateral(provider)
+    ag.declare_maintenance(start + 8, start + 10, provider)  # with notice: slices 8, 9 excluded
+    outage.down = [(start + 3.5, start + 5.5)]  # slices 3, 4, 5 down
+    config = tmp_path / "oracle.yaml"
+    config.write_text(yaml.safe_dump({
+        "chain": {"rpc_url": anvil.url, "factory": factory.address, "timeout_s": 2},
+        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'oracle.db'}",
+        "slice_seconds": 1, "grace_s": 1, "report_check_s": 0.5, "listen": "127.0.0.1:0",
+        "agreements": [{"address": ag.address}],
+        "services": {"web": {"http": {"url": outage.url, "timeout_s": 0.25}, "interval_s": 0.25}}}))
+    log_path = tmp_path / "oracle.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)],
+                                env=dict(os.environ, SMARTSLA_ORACLE_KEY=key), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        port = None
+        while time.time() < deadline and ag.snapshot().status is not Status.Ended:
+            m = re.search(r'"msg": "listening".*?"port": (\d+)', log_path.read_text(errors="replace"))
+            port = int(m.group(1)) if m else port
+            time.sleep(0.25)
+        assert ag.snapshot().status is Status.Ended, log_path.read_text()[-3000:]
+        assert port is not None
+        base = f"http://127.0.0.1:{port}"
+        (settled,) = ag.settlements()
+        assert settled.values_ppm == (7 * 1_000_000 // 10,)  # 12 slices, 2 excluded, 3 of 10 down
+
+        code, out = cli("verify", ag.address, "0", "--evidence-url", base, "--rpc-url", anvil.url,
+                        "--factory", factory.address)
+        assert code == 0, out
+        assert "verified" in out and "7 of 10 measured seconds good" in out, out
+        assert "3 down between" in out and "2 excluded by window #0" in out, out
+
+        assert httpx.get(f"{base}/evidence/{ag.address}/1").status_code == 404
+        bundle_text = httpx.get(f"{base}/evidence/{ag.address}/0").text
+        saved = tmp_path / "bundle.json"
+        saved.write_text(bundle_text)
+        code, out = cli("verify", ag.address, "0", "--bundle", str(saved), "--rpc-url", anvil.url,
+                        "--factory", factory.address)
+        assert code == 0, out
+
+        # One slice flipped in the saved bundle, hashes left as they were: refused.
+        doc = json.loads(bundle_text)
+        runs = doc["services"][0]["runs"]
+        k = next(i for i, (s, _) in enumerate(runs) if s == "down")
+        runs[k:k + 1] = [["up", 1], ["down", runs[k][1] - 1]] if runs[k][1] > 1 else [["up", 1]]
+        doc["services"][0]["runs"] = [list(r) for r in ev.encode_runs(ev.decode_runs(runs))]
+        flipped = tmp_path / "flipped.json"
+        flipped.write_text(json.dumps(doc))
+        code, out = cli("verify", ag.address, "0", "--bundle", str(flipped), "--rpc-url", anvil.url,
+                        "--factory", factory.address)
+        assert code == 1 and "recordHash" in out, out
+
+        # The forger recomputes every hash: the root no longer matches the one committed on-chain.
+        forged = ev.parse_bundle({k: v for k, v in doc.items() if k != "root"} | {
+            "services": [{k: v for k, v in s.items() if k != "recordHash"} for s in doc["services"]]})
+        forged_path = tmp_path / "forged.json"
+        forged_path.write_text(ev.dumps_bundle(replace(forged)))
+        code, out = cli("verify", ag.address, "0", "--bundle", str(forged_path), "--rpc-url", anvil.url,
+                        "--factory", factory.address)
+        assert code == 1 and "committed on-chain" in out, out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    # The oracle is gone: no evidence to be had.
+    code, out = cli("verify", ag.address, "0", "--evidence-url", base, "--rpc-url", anvil.url,
+                    "--factory", factory.address)
+    assert code == 2 and "missing" in out, out
+    code, out = cli("verify", ag.address, "0", "--bundle", str(tmp_path / "nowhere.json"), "--rpc-url",
+                    anvil.url, "--factory", factory.address)
+    assert code == 2, out
