@@ -38,7 +38,9 @@ Counting rules (the inputs are the counts of `oracle.sli` in seconds, i.e. slice
 (below); satisfaction/composite figures are not measured by the oracle and are not forecast.
 
 Latency (:func:`forecast_latency`), with the oracle's rule for a latency period
-(`oracle.daemon._latency_figure`, `oracle.store.latency_percentiles`):
+(`oracle.evidence.figure_from_record`: the period figure is this same `latency_figure_ms` over
+one value per up slice, the slice's slowest successful check; with one check per slice, as
+usual, that is the checks' own latencies, so the running figure over the checks matches):
 
 * the input is the latencies (ms) of the *successful* checks so far outside maintenance slices
   (failed checks carry no latency and count against availability, not here);
