@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -27,6 +28,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
+
+from oracle.evidence import MAX_BUNDLE_BYTES, EvidenceError, parse_bundle
 
 from .. import __version__
 from ..chain import Chain
@@ -155,6 +158,18 @@ def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONR
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+def evidence_base_url(settings: ApiSettings) -> str | None:
+    """The oracle's HTTP address, from the /metrics or /healthz URL the API was given."""
+    for url in (settings.oracle_metrics_url, settings.oracle_health_url):
+        if url:
+            base = url.rstrip("/")
+            for suffix in ("/metrics", "/healthz"):
+                if base.endswith(suffix):
+                    base = base[: -len(suffix)]
+            return base
+    return None
+
+
 def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain: Chain | None = None,
                indexer: Indexer | None = None, lock: threading.RLock | None = None,
                run_indexer: bool = False) -> FastAPI:
@@ -232,6 +247,41 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
         rows, total = store.periods(address, limit=limit, offset=offset)
         return {"items": [views.period_json(p, terms) for p in rows], "total": total, "limit": limit,
                 "offset": offset}
+
+    @api.get("/agreements/{address}/periods/{period}/evidence", responses=NOT_FOUND, tags=["agreements"])
+    async def get_evidence(address: AddressPath, period: Annotated[int, Path(ge=0, le=2**32)]) -> dict[str, Any]:
+        """The oracle's evidence bundle of a period (docs/evidence.md), fetched from the oracle the
+        API knows (the address of `--oracle-metrics-url`/`--oracle-health-url`), its hashes
+        recomputed, and its root compared with the indexed `EvidenceCommitted` event of that
+        oracle: `matches` true/false, or null when no such event is indexed yet."""
+        row_or_404(address)
+        base = evidence_base_url(settings)
+        if base is None:
+            raise HTTPException(404, "no oracle URL configured (--oracle-metrics-url): the API cannot fetch evidence")
+        url = f"{base}/evidence/{address}/{period}"
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                resp = await client.get(url)
+        except httpx.HTTPError as exc:
+            raise HTTPException(502, f"the oracle at {base} did not answer: {exc.__class__.__name__}") from None
+        if resp.status_code == 404:
+            raise HTTPException(404, f"the oracle has no evidence for period {period} of {address}")
+        if resp.status_code != 200 or len(resp.content) > MAX_BUNDLE_BYTES:
+            raise HTTPException(502, f"the oracle answered HTTP {resp.status_code} ({len(resp.content)} bytes)")
+        try:
+            bundle = parse_bundle(resp.content)
+        except EvidenceError as exc:
+            raise HTTPException(502, f"the oracle's bundle is not valid evidence: {exc}") from None
+        root = "0x" + bundle.root.hex()
+        committed = None
+        events, _ = store.events(address, names=["EvidenceCommitted"], limit=1_000)
+        for e in events:
+            args = e["args"] if isinstance(e["args"], dict) else json.loads(e["args"])
+            if int(args["period"]) == period and str(args["oracle"]).lower() == bundle.oracle.lower():
+                committed = str(args["evidenceRoot"]).lower()
+        return {"agreement": address, "period": period, "oracle": bundle.oracle, "root": root,
+                "committed_root": committed, "matches": None if committed is None else committed == root,
+                "bundle": json.loads(resp.content)}
 
     @api.get("/agreements/{address}/forecast", response_model=ForecastOut, responses=NOT_FOUND,
              tags=["agreements"])
