@@ -328,7 +328,8 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
             raise HTTPException(422, f"to_period {last} is before from_period {from_period}")
         terms = views.terms_of(row)
         periods, _ = store.periods(address, from_period=from_period, to_period=last)
-        rows = views.report_rows(periods, terms)
+        events, _ = store.events(address, names=["EvidenceCommitted"], limit=100_000)
+        rows = views.report_rows(periods, terms, views.evidence_roots(events))
         if format == "csv":
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=list(views.REPORT_COLUMNS), lineterminator="\n")

@@ -244,6 +244,7 @@ class ReportRow(BaseModel):
     disaster: bool
     period_measured_percent: str
     period_state: str
+    evidence_roots: str = ""  # "oracle=root ..." from the EvidenceCommitted events (docs/evidence.md)
 
 
 class ReportOut(BaseModel):

@@ -6,6 +6,7 @@ the asset's smallest unit (wei for ETH): JSON numbers lose precision above 2**53
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from decimal import Decimal
@@ -200,13 +201,25 @@ def _number(value: int, latency: bool) -> str:
 
 REPORT_COLUMNS = ("period", "period_start", "period_end", "service", "unit", "objective", "measured", "met",
                   "tier", "tier_credit_percent", "service_credit", "period_credit_paid", "period_shortfall",
-                  "period_fee_earned", "disaster", "period_measured_percent", "period_state")
+                  "period_fee_earned", "disaster", "period_measured_percent", "period_state", "evidence_roots")
 
 
-def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, Any]]:
+def evidence_roots(events: list[dict[str, Any]]) -> dict[int, str]:
+    """period -> "oracle=root oracle=root" from indexed EvidenceCommitted events (docs/evidence.md)."""
+    out: dict[int, list[str]] = {}
+    for e in events:
+        args = e["args"] if isinstance(e["args"], dict) else json.loads(e["args"])
+        out.setdefault(int(args["period"]), []).append(f"{args['oracle']}={str(args['evidenceRoot']).lower()}")
+    return {p: " ".join(v) for p, v in out.items()}
+
+
+def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, str] | None = None
+                ) -> list[dict[str, Any]]:
     """Compliance report: one row per (period, service). Objective and measured value in percent
     to four decimals (ppm are exact there), or in milliseconds for latency services (`unit`);
-    amounts in the asset's smallest unit."""
+    amounts in the asset's smallest unit; `evidence_roots`: each oracle's committed evidence root
+    ("oracle=root", space separated), which `smartsla verify` checks the evidence against."""
+    roots = roots or {}
     rows = []
     for prow in periods:
         pj = period_json(prow, terms)
@@ -221,7 +234,7 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms) -> list[dict[str, A
                 "service_credit": s["credit"], "period_credit_paid": pj["credit_paid"],
                 "period_shortfall": pj["shortfall"], "period_fee_earned": pj["fee_earned"],
                 "disaster": s["disaster"], "period_measured_percent": _number(pj["measured_ppm"], False),
-                "period_state": pj["state"],
+                "period_state": pj["state"], "evidence_roots": roots.get(int(pj["period"]), ""),
             })
     return rows
 
