@@ -21,12 +21,16 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from oracle import evidence as ev
+from smartsla.api.app import ApiSettings, create_app
 from smartsla.chain import Chain
 from smartsla.cli import app
 from smartsla.client import Factory, Status
+from smartsla.index_store import IndexStore
+from smartsla.indexer import Indexer
 from smartsla.localnode import start_node
 from smartsla.terms import Service, Terms, Tier
 
@@ -124,6 +128,19 @@ def test_verify_a_settled_period_then_a_flipped_slice_then_missing_evidence(anvi
         assert "3 down between" in out and "2 excluded by window #0" in out, out
 
         assert httpx.get(f"{base}/evidence/{ag.address}/1").status_code == 404
+        # The API fetches the bundle from the oracle it knows and checks it against the index.
+        store = IndexStore.open(str(tmp_path / "index.db"))
+        indexer = Indexer(chain, store, factory.address)
+        indexer.sync()
+        api = create_app(store, settings=ApiSettings(rate_limit_per_s=0, oracle_metrics_url=f"{base}/metrics"),
+                         chain=chain, indexer=indexer)
+        with TestClient(api) as client:
+            got = client.get(f"/api/agreements/{ag.address}/periods/0/evidence").json()
+            assert got["matches"] is True and got["root"] == got["committed_root"], got
+            assert got["bundle"]["services"][0]["counts"] == {"up": 7, "down": 3, "none": 0, "excluded": 2}
+            assert client.get(f"/api/agreements/{ag.address}/periods/1/evidence").status_code == 404
+            (row,) = client.get(f"/api/agreements/{ag.address}/report").json()["rows"]
+            assert row["evidence_roots"] == f"{oracle}={got['root']}"
         bundle_text = httpx.get(f"{base}/evidence/{ag.address}/0").text
         saved = tmp_path / "bundle.json"
         saved.write_text(bundle_text)
