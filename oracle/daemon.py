@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import queue
@@ -45,13 +46,22 @@ from smartsla.forecast import LATENCY_UNKNOWN_MS  # reported when a latency serv
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
+from .evidence import period_root
 from .fleet import Fleet
 from .keys import load_key
 from .metrics import OracleMetrics
 from .probes import HttpProbe, Prober, Sample, Target, TcpProbe
 from .prometheus import PrometheusError, PrometheusSource
 from .running import RunningPeriods, probed_thresholds
-from .sli import NEUTRAL_FIGURE, PeriodFigure, count_slices, figure_from_counts, meets_minimum
+from .sli import (
+    NEUTRAL_FIGURE,
+    PeriodFigure,
+    count_slices,
+    figure_from_counts,
+    maintenance_slices,
+    meets_minimum,
+    slice_count,
+)
 from .store import Store, StoreError
 from .submitter import Submitter
 from .transactions import TxManager
@@ -268,18 +278,31 @@ class Daemon:
             problems.append(f"sample_retention_s: {self.config.sample_retention_s:.0f} s is shorter than the "
                             f"dispute window of {agreement.address} ({terms.dispute_window} s): the samples "
                             "behind a disputed period must outlive the dispute")
+        # The measurement method is part of the terms: the agreement's slice length and latency
+        # percentiles decide; a configuration that says otherwise is refused, not followed.
         agreed_slice = terms.slice_seconds
         slice_seconds = agreed_slice or self.config.slice_seconds
         if agreed_slice and "slice_seconds" in self.config.model_fields_set \
                 and self.config.slice_seconds != agreed_slice:
             problems.append(f"slice_seconds: {self.config.slice_seconds} s, but agreement {agreement.address} "
-                            f"counts in slices of {agreed_slice} s: remove the setting or make it equal")
+                            f"counts in slices of {agreed_slice} s (its Options.sliceLength): remove the setting "
+                            "or make it equal")
         elif agreed_slice:
             # The configuration was checked against its own slice length; check the agreed one.
             for n in names:
                 if n in probes:
                     problems += [f"{where}.services.{n}.{'.'.join(loc)}: {msg}"
                                  for loc, msg in probe_problems(probes[n], slice_seconds)]
+        for s in terms.services:
+            probe = probes.get(s.name)
+            if s.kind is not Kind.latency or not s.latency_percentile or probe is None:
+                continue
+            if "latency_percentile" in probe.model_fields_set and probe.latency_percentile != s.latency_percentile:
+                problems.append(f"services.{s.name}.latency_percentile: {probe.latency_percentile}, but agreement "
+                                f"{agreement.address} measures {s.name} at the {s.latency_percentile}th percentile "
+                                "(its Options.latencyPercentiles): remove the setting or make it equal")
+            else:
+                probes[s.name] = probe.model_copy(update={"latency_percentile": s.latency_percentile})
         if problems:
             return problems
         runners = {n: r for n in names if (r := _runner(n, probes[n])) is not None}
@@ -438,7 +461,7 @@ class Daemon:
             return
         # The contract compares with block time; dev chains may run ahead of the wall clock.
         now = max(wall, self.chain.now())
-        batch: list[tuple[Agreement, int, dict[str, PeriodFigure]]] | None = \
+        batch: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]] | None = \
             [] if self.batch is not None else None
         for served in candidates:
             if now >= served.next_due:
@@ -446,7 +469,7 @@ class Daemon:
         if batch:
             self._settle_batches(batch)
 
-    def _settle_batches(self, items: list[tuple[Agreement, int, dict[str, PeriodFigure]]]) -> None:
+    def _settle_batches(self, items: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]]) -> None:
         """One SettlementBatch transaction per `batch_size` due periods. An item not confirmed now
         (failed in the batch, pending, waiting for peers) is simply due again on the next pass."""
         size = self.config.chain.batch_size
@@ -457,7 +480,8 @@ class Daemon:
                                                  "detail": outcome.detail, "batched": True})
 
     def _report_agreement(self, served: Served, now: float,
-                          batch: list[tuple[Agreement, int, dict[str, PeriodFigure]]] | None = None) -> None:
+                          batch: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]] | None = None
+                          ) -> None:
         """Report the agreement's due periods; with `batch`, queue its first due period there
         instead (the next ones are due on the next pass, once it is settled)."""
         agreement = served.agreement
@@ -495,10 +519,11 @@ class Daemon:
                                                "explain": {n: figures[n].explain() for n in served.probes}})
                 served.next_due = now + UNMEASURED_RECHECK_S
                 return
+            root = self.evidence_root(served, period, figures)
             if batch is not None:
-                batch.append((agreement, period, figures))
+                batch.append((agreement, period, figures, root))
                 return
-            outcome = self.submitter.process(agreement, period, figures)
+            outcome = self.submitter.process(agreement, period, figures, root)
             log.info("period report", extra={"agreement": agreement.address, "period": period,
                                              "state": outcome.state, "detail": outcome.detail,
                                              "measured_ppm": lowest,
@@ -506,6 +531,40 @@ class Daemon:
             if outcome.state != "confirmed":
                 return
             self._count_credit(served, figures)
+
+    def evidence_root(self, served: Served, period: int, figures: dict[str, PeriodFigure]) -> bytes:
+        """The Merkle root committed with the period's report (oracle.evidence.period_root over
+        `evidence_records`)."""
+        return period_root(self.evidence_records(served, period, figures))
+
+    def evidence_records(self, served: Served, period: int, figures: dict[str, PeriodFigure]) -> list[bytes]:
+        """One record per service, in the terms' order: for a probed service its slice states,
+        one byte per slice (U up, D down, X excluded by declared maintenance, N not measured), the
+        same verdicts `figures` counted; for the others (Prometheus, satisfaction, composite) the
+        figure's counts as canonical JSON. Minimal and provisional: the run-length-encoded slice
+        record of issue 12 (J2) replaces it, and the root's rules stay those of oracle.evidence."""
+        terms = served.agreement.terms
+        start, end = terms.period_start(period), terms.period_end(period)
+        slice_s = served.slice_seconds
+        maint = maintenance_slices(start, end, slice_s, self.maintenance(served))
+        records: list[bytes] = []
+        for service in terms.services:
+            probe = served.probes.get(service.name)
+            if probe is None or probe.prometheus is not None:
+                f = figures[service.name]
+                records.append(json.dumps(
+                    {"value": f.value_ppm, "good": f.good_slices, "total": f.total_slices,
+                     "maintenance": f.maintenance_slices, "missing": f.missing_slices, "slice": f.slice_seconds},
+                    sort_keys=True, separators=(",", ":")).encode())
+                continue
+            verdicts = self.store.slice_verdicts(served.agreement.address, service.name, start, end, slice_s,
+                                                 probe.failure_threshold)
+            states = bytearray()
+            for i in range(slice_count(start, end, slice_s)):
+                v = verdicts.get(i)
+                states += b"X" if i in maint else b"N" if v is None else b"U" if v else b"D"
+            records.append(bytes(states))
+        return records
 
     def maintenance(self, served: Served) -> list[tuple[int, int]]:
         """Windows the provider declared ON-CHAIN with the agreed notice: the only ones excluded
