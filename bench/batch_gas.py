@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from oracle.evidence import opaque_root
 from oracle.sli import PeriodFigure
 from oracle.store import Store
 from oracle.submitter import Submitter
@@ -19,6 +20,8 @@ from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory
 from smartsla.localnode import start_node
 from smartsla.terms import Service, Terms, Tier
+
+ROOT = opaque_root([b"U" * 43_200])  # a month of one-minute slices, all up
 
 ETHER = 10**18
 TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))
@@ -59,11 +62,11 @@ def main(n: int) -> None:
                 chain.mine_at(start + 2001)
                 items, alone = agreements[:n], agreements[n + 1]
             period = 0 if label == "met" else 1
-            outcomes = sub.process_batch(batch, [(ag, period, fig) for ag in items])
+            outcomes = sub.process_batch(batch, [(ag, period, fig, ROOT) for ag in items])
             tx = next(iter(outcomes.values())).tx_hash
             gas = chain.w3.eth.get_transaction_receipt(tx)["gasUsed"]
             assert all(o.state == "confirmed" for o in outcomes.values()), outcomes
-            single = sub.process(alone, period if label == "met" else 0, fig)
+            single = sub.process(alone, period if label == "met" else 0, fig, ROOT)
             single_gas = chain.w3.eth.get_transaction_receipt(single.tx_hash)["gasUsed"]
             print(f"period {label:22s} batch of {n}: {gas:,} gas, {gas / n:,.0f} per agreement-period; "
                   f"alone via settle: {single_gas:,} gas")

@@ -5,6 +5,9 @@
 Starts the node with smartsla.localnode, deploys the factory and walks agreements through their
 life in native ETH and in an ERC-20 (TestToken). Figures are each transaction's receipt gasUsed
 (21,000 intrinsic gas and calldata included). --check exits 1 when a target is missed.
+
+The "before" column is the same operation measured on main 860c811, before every report carried
+its evidence root (issue 12): a settlement may cost at most EVIDENCE_BUDGET more per report.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from eth_account import Account
+
+from oracle.evidence import opaque_root
 from smartsla.chain import Chain, TxResult
 from smartsla.client import Agreement, Factory
 from smartsla.localnode import KINDS, start_node
+from smartsla.reports import sign_report
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
@@ -33,6 +40,20 @@ TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, cred
 CREATE_TARGET = 400_000
 SETTLE_1_TARGET = 80_000
 CREDIT_VALUE = 995_000  # below 99.99 %: earns the 10 % tier, so the customer's balance is written
+# A realistic root: a month of one-minute slices, 30 of them down (all roots cost the same).
+EVIDENCE = opaque_root([b"U" * 43_140 + b"D" * 30 + b"U" * 30])
+# Gas of the settlements on main 860c811 (Anvil, latest hardfork), before the evidence root.
+BEFORE = {
+    "settle 1 service, first period (credit due)": 75_329,
+    "settle 1 service, later period (credit due)": 58_241,
+    "settle 1 service, last period (ends, returns collateral)": 60_148,
+    "settle 5 services, first period": 98_994,
+    "settle 5 services, later period": 81_906,
+    "settle 1 service, disaster (below termination)": 75_897,
+    "settle 1 service, first period (ERC-20)": 75_329,
+    "settle 1 service, 3 signed reports (quorum 3 of 3)": 110_264,
+}
+EVIDENCE_BUDGET = 3_000  # the most a report's evidence may add (issue 12)
 
 
 @dataclass
@@ -40,6 +61,7 @@ class Row:
     operation: str
     gas: int
     target: int | None = None
+    before: int | None = None  # on main 860c811, before the evidence root
 
     @property
     def ok(self) -> bool | None:
@@ -56,7 +78,13 @@ class Bench:
 
     def add(self, operation: str, result: TxResult | int, target: int | None = None) -> None:
         gas = result if isinstance(result, int) else result.gas_used
-        self.rows.append(Row(operation, gas, target))
+        before = BEFORE.get(operation)
+        if before is not None:
+            # one report per settlement except the committee's three
+            reports = 3 if "3 signed" in operation else 1
+            budget = before + EVIDENCE_BUDGET * reports
+            target = budget if target is None else min(target, budget)
+        self.rows.append(Row(operation, gas, target, before))
 
     def terms(self, services: int = 1, *, asset: str | None = None, periods: int = 3) -> Terms:
         weight = 10_000 // services
@@ -78,7 +106,7 @@ class Bench:
 
     def settle(self, agreement: Agreement, period: int, values: list[int]) -> TxResult:
         self.chain.mine_at(agreement.terms.period_end(period))
-        settled = agreement.settle(period, values, 1_000_000, self.oracle)
+        settled = agreement.settle(period, values, 1_000_000, EVIDENCE, self.oracle)
         assert settled.tx is not None
         return settled.tx
 
@@ -133,6 +161,20 @@ class Bench:
         self.add("terminate (customer, after a disaster)",
                  chain.transact(doomed.contract.functions.terminate(), self.customer, action="terminate"))
 
+        # ------------------------------------------------------------ committee: 3 signed reports
+        keys = [Account.create(f"gas bench oracle {i}") for i in range(3)]
+        board = self.create(self.terms(1).model_copy(update={"oracles": tuple(k.address for k in keys),
+                                                             "quorum": 3}))
+        self.deposit(board, "fees", self.customer)
+        self.deposit(board, "collateral", self.provider)
+        chain.mine_at(board.terms.period_end(0))
+        deadline = board.terms.period_end(0) + 86_400
+        reports = [sign_report(k.key, chain.chain_id, board.address, 0, [CREDIT_VALUE], 1_000_000, EVIDENCE, deadline)
+                   for k in keys]
+        settled = board.settle_with_reports(0, reports, self.oracle)
+        assert settled.tx is not None and len(settled.evidence) == 3
+        self.add("settle 1 service, 3 signed reports (quorum 3 of 3)", settled.tx)
+
         # ------------------------------------------------------------ ERC-20 (TestToken)
         token, result = chain.deploy("TestToken", self.deployer)
         self.add("deploy TestToken (ERC-20)", result)
@@ -162,16 +204,19 @@ def render(rows: list[Row], meta: dict[str, Any]) -> None:
         for row in rows:
             target = f"<= {row.target:,}" if row.target else ""
             verdict = {True: "ok", False: "OVER", None: ""}[row.ok]
-            print(f"{row.operation:58} {row.gas:>10,} {target:>12} {verdict}")
+            before = f"{row.before:,} ({row.gas - row.before:+,})" if row.before else ""
+            print(f"{row.operation:58} {row.gas:>10,} {before:>18} {target:>12} {verdict}")
         return
     table = Table(title=f"gas used on {meta['kind']} (chain id {meta['chain_id']}, hardfork {meta['hardfork']})")
     table.add_column("operation")
     table.add_column("gas used", justify="right")
+    table.add_column("before (860c811)", justify="right")
     table.add_column("target", justify="right")
     table.add_column("", justify="center")
     for row in rows:
         verdict = {True: "[green]ok[/]", False: "[red]OVER[/]", None: ""}[row.ok]
-        table.add_row(row.operation, f"{row.gas:,}", f"≤ {row.target:,}" if row.target else "", verdict)
+        before = f"{row.before:,} ({row.gas - row.before:+,})" if row.before else ""
+        table.add_row(row.operation, f"{row.gas:,}", before, f"≤ {row.target:,}" if row.target else "", verdict)
     Console().print(table)
 
 

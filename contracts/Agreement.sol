@@ -104,6 +104,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
     error NotExpired(uint256 expiresAt);
     /// @notice Excluded maintenance of `requested` seconds exceeds the `remaining` budget.
     error MaintenanceBudgetExceeded(uint256 requested, uint256 remaining);
+    /// @notice A report came without its evidence: the Merkle root of the oracle's slice records
+    /// is zero. Every accepted figure must be checkable, so a bare number is refused.
+    error MissingEvidence();
 
     /// @notice The most maintenance windows one agreement may declare, so that every reader (the
     /// oracles, anyone auditing the figures) reads a bounded list.
@@ -116,9 +119,11 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// @notice EIP-712 type of an oracle report. The domain (name "smartsla Agreement", version
     /// "1", chain id, verifyingContract = this agreement) and the period make a signature useless
     /// on any other chain, agreement or period.
-    /// The deadline makes an unused signature worthless after it.
-    bytes32 public constant REPORT_TYPEHASH =
-        keccak256("Report(uint256 period,uint32[] valuesPpm,uint32 measuredPpm,uint64 deadline)");
+    /// The deadline makes an unused signature worthless after it. The evidence root is signed
+    /// with the values: a signature over one body of evidence is invalid with another.
+    bytes32 public constant REPORT_TYPEHASH = keccak256(
+        "Report(uint256 period,uint32[] valuesPpm,uint32 measuredPpm,bytes32 evidenceRoot,uint64 deadline)"
+    );
 
     // ---------------------------------------------------------------- events
     event FeesDeposited(address indexed customer, uint256 amount);
@@ -153,6 +158,10 @@ contract Agreement is ReentrancyGuard, EIP712 {
     event Withdrawn(address indexed party, address indexed to, uint256 amount);
     /// @notice A period was settled from signed reports; bit i of `signers` is committee member i.
     event ReportsAccepted(uint256 indexed period, uint256 signers);
+    /// @notice `oracle`'s report of `period` was accepted with `evidenceRoot`: the Merkle root of
+    /// its slice records of every service, which anyone can fetch and check the figure against.
+    /// Emitted (not stored) once per accepted report, before PeriodSettled.
+    event EvidenceCommitted(uint256 indexed period, address indexed oracle, bytes32 evidenceRoot);
     /// @notice The provider declared maintenance; `withNotice` says whether it is excluded from
     /// the figures (declared under the maintenance clause at least the agreed notice ahead).
     event MaintenanceDeclared(uint256 indexed index, uint64 start, uint64 end, uint64 declaredAt, bool withNotice);
@@ -215,9 +224,10 @@ contract Agreement is ReentrancyGuard, EIP712 {
     }
 
     /// @notice The agreement's optional terms (dispute window, arbiter, maintenance notice,
-    /// service kinds), as fixed at creation.
+    /// service kinds, and the measurement method with the signed document's hash), as fixed at
+    /// creation.
     function options() external view onlyClone returns (Options memory o) {
-        (, o) = _load();
+        (, o) = TermsCodec.decode(Clones.fetchCloneArgs(address(this)), true);
     }
 
     /// @notice Current status, balances and progress in one call.
@@ -413,10 +423,16 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// @param valuesPpm one measured value per service
     /// @param measuredPpm share of the period's countable time that was measured (the least over
     /// the services); at least the agreed `minMeasuredPpm`
-    function settle(uint256 period, uint32[] calldata valuesPpm, uint32 measuredPpm) external onlyClone {
+    /// @param evidenceRoot Merkle root of the oracle's evidence for the period (never zero)
+    function settle(uint256 period, uint32[] calldata valuesPpm, uint32 measuredPpm, bytes32 evidenceRoot)
+        external
+        onlyClone
+    {
         (Terms memory t, Options memory o) = _load();
         if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
         if (t.quorum > 1) revert QuorumNotReached(t.quorum, 1);
+        if (evidenceRoot == bytes32(0)) revert MissingEvidence();
+        emit EvidenceCommitted(period, msg.sender, evidenceRoot);
         _settle(t, o, period, valuesPpm, measuredPpm);
     }
 
@@ -426,7 +442,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// the mean of the two middle ones, rounded down, which favours neither side for higher-is-
     /// better and lower-is-better services alike.
     /// @dev The signatures are the authority, not the sender: each is bound to this chain, this
-    /// agreement, the period, the values and a deadline, a quorum of distinct members is needed,
+    /// agreement, the period, the values, the evidence root and a deadline, a quorum of distinct members is needed,
     /// and a period settles once. With f lying members, a quorum of 2f+1 keeps every median
     /// between honest values.
     /// @param period zero-based period index; must be the next unsettled period
@@ -446,11 +462,14 @@ contract Agreement is ReentrancyGuard, EIP712 {
             if (r.deadline < block.timestamp) revert ReportExpired(i, r.deadline);
             uint32[] calldata values = r.valuesPpm;
             if (values.length != n) revert WrongNumberOfValues(n, values.length);
-            address signer = ECDSA.recover(reportDigest(period, values, r.measuredPpm, r.deadline), r.signature);
+            if (r.evidenceRoot == bytes32(0)) revert MissingEvidence();
+            address signer =
+                ECDSA.recover(reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature);
             uint256 index = _memberIndex(t, signer);
             if (index == type(uint256).max) revert NotACommitteeMember(signer);
             if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
             signers |= 1 << index;
+            emit EvidenceCommitted(period, signer, r.evidenceRoot);
             for (uint256 s = 0; s < n; ++s) {
                 columns[s][i] = values[s];
             }
@@ -464,17 +483,25 @@ contract Agreement is ReentrancyGuard, EIP712 {
         _settle(t, o, period, medians, _median(columns[n]));
     }
 
-    /// @notice The EIP-712 digest an oracle signs for `valuesPpm` and `measuredPpm` of `period`
-    /// of this agreement, valid until `deadline`.
-    function reportDigest(uint256 period, uint32[] memory valuesPpm, uint32 measuredPpm, uint64 deadline)
-        public
-        view
-        onlyClone
-        returns (bytes32)
-    {
+    /// @notice The EIP-712 digest an oracle signs for `valuesPpm`, `measuredPpm` and the
+    /// `evidenceRoot` of `period` of this agreement, valid until `deadline`.
+    function reportDigest(
+        uint256 period,
+        uint32[] memory valuesPpm,
+        uint32 measuredPpm,
+        bytes32 evidenceRoot,
+        uint64 deadline
+    ) public view onlyClone returns (bytes32) {
         return _hashTypedDataV4(
             keccak256(
-                abi.encode(REPORT_TYPEHASH, period, keccak256(abi.encodePacked(valuesPpm)), measuredPpm, deadline)
+                abi.encode(
+                    REPORT_TYPEHASH,
+                    period,
+                    keccak256(abi.encodePacked(valuesPpm)),
+                    measuredPpm,
+                    evidenceRoot,
+                    deadline
+                )
             )
         );
     }
@@ -679,8 +706,10 @@ contract Agreement is ReentrancyGuard, EIP712 {
 
     // ---------------------------------------------------------------- internals
 
+    /// @dev The terms every rule reads; without the method's description (specHash,
+    /// latencyPercentiles), which no rule of the contract uses: see `options()`.
     function _load() private view returns (Terms memory t, Options memory o) {
-        return TermsCodec.decode(Clones.fetchCloneArgs(address(this)));
+        return TermsCodec.decode(Clones.fetchCloneArgs(address(this)), false);
     }
 
     /// @dev End of `period`: fixed-length periods, or the calendar ends fixed at creation.

@@ -39,6 +39,12 @@ contract AgreementFactory {
     error InvalidService(uint256 serviceIndex, string reason);
     /// @notice The packed terms (`size` bytes) exceed what a clone's code can hold (`limit`).
     error TermsTooLarge(uint256 size, uint256 limit);
+    /// @notice `latencyPercentiles` must be empty or hold one entry per service (`expected`).
+    error WrongNumberOfPercentiles(uint256 expected, uint256 given);
+    /// @notice Service `serviceIndex` is not a latency service, so its percentile must be 0.
+    error PercentileOnNonLatencyService(uint256 serviceIndex, uint8 percentile);
+    /// @notice A latency service's percentile must be 50, 95 or 99 (what the oracles compute).
+    error UnsupportedPercentile(uint256 serviceIndex, uint8 percentile);
 
     event AgreementCreated(
         address indexed agreement, address indexed provider, address indexed customer, address asset
@@ -64,13 +70,24 @@ contract AgreementFactory {
     /// @return agreement the new agreement's address
     function createAgreement(Terms calldata terms) external returns (address agreement) {
         Options memory defaults = Options(
-            0, address(0), 0, new uint8[](0), new uint32[](0), 0, DEFAULT_SLICE_LENGTH, DEFAULT_MIN_MEASURED_PPM
+            0,
+            address(0),
+            0,
+            new uint8[](0),
+            new uint32[](0),
+            0,
+            DEFAULT_SLICE_LENGTH,
+            DEFAULT_MIN_MEASURED_PPM,
+            bytes32(0),
+            new uint8[](0)
         );
         return _create(terms, defaults);
     }
 
     /// @notice Creates an agreement with optional terms: a dispute window and its arbiter, the
-    /// notice that makes declared maintenance excluded, and the kind of each service.
+    /// notice that makes declared maintenance excluded, the kind of each service, and the
+    /// measurement method (slice length, least measured share, latency percentiles) with the hash
+    /// of the signed specification document.
     /// @return agreement the new agreement's address
     function createAgreementWithOptions(Terms calldata terms, Options calldata options)
         external
@@ -151,6 +168,8 @@ contract AgreementFactory {
         if (options.serviceKinds.length != 0 && options.serviceKinds.length != n) {
             revert InvalidTerms("one service kind per service");
         }
+        uint256 percentiles = options.latencyPercentiles.length;
+        if (percentiles != 0 && percentiles != n) revert WrongNumberOfPercentiles(n, percentiles);
         uint256 weights = 0;
         bool hasAvailability = false;
         bool hasComposite = false;
@@ -169,11 +188,22 @@ contract AgreementFactory {
             if (s.weightBps == 0) revert InvalidService(i, "zero weight");
             weights += s.weightBps;
             _validateTiers(s, i, kind == KIND_LATENCY);
+            if (percentiles != 0) _validatePercentile(i, kind, options.latencyPercentiles[i]);
         }
         if (weights != BPS) revert InvalidTerms("service weights do not sum to 10000 bps");
         if (hasComposite && !hasAvailability) revert InvalidTerms("a composite needs availability services");
         uint256 size = TermsCodec.packedLength(terms, options);
         if (size > MAX_PACKED_TERMS) revert TermsTooLarge(size, MAX_PACKED_TERMS);
+    }
+
+    /// @dev A latency service names the percentile its figure is (50, 95 or 99); any other
+    /// service has none (0), so a percentile cannot silently change what an availability counts.
+    function _validatePercentile(uint256 i, uint8 kind, uint8 p) private pure {
+        if (kind != KIND_LATENCY) {
+            if (p != 0) revert PercentileOnNonLatencyService(i, p);
+        } else if (p != 50 && p != 95 && p != 99) {
+            revert UnsupportedPercentile(i, p);
+        }
     }
 
     /// @dev Tiers go from mildest to harshest: credits rise; thresholds fall below the objective

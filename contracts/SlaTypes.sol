@@ -76,6 +76,16 @@ struct Terms {
 /// oracles count time and exclude maintenance; every period boundary is a whole number of slices
 /// after `start`. `minMeasuredPpm`: the least share of a period's countable time (not excluded by
 /// maintenance) the oracles must have measured for their report to be accepted.
+/// The missing-data policy is fixed, not an option: a slice holding no sample is "not measured",
+/// neither up nor down; it counts against `minMeasuredPpm` only, never in a figure.
+/// `specHash`: keccak256 of the canonical form of the signed specification document (parties,
+/// services, objectives, credits, scope and exclusions, maintenance, dispute clauses and the
+/// measurement method; see smartsla/spec_hash.py), so anyone holding a file can check it is the one
+/// agreed; zero = created without a spec document.
+/// `latencyPercentiles`: the percentile (50, 95 or 99) of the per-slice latencies each latency
+/// service reports for a period, one per service and 0 for every other kind; empty = not fixed by
+/// the terms (agreements created before it existed, or without latency services). The oracles
+/// refuse to serve an agreement whose percentile differs from their configuration.
 struct Options {
     uint32 disputeWindow;
     address arbiter;
@@ -85,6 +95,8 @@ struct Options {
     uint32 maintenanceBudget;
     uint32 sliceLength;
     uint32 minMeasuredPpm;
+    bytes32 specHash;
+    uint8[] latencyPercentiles;
 }
 
 /// @notice Life cycle of an agreement.
@@ -120,11 +132,14 @@ struct Snapshot {
 
 /// @notice One oracle's signed report of a period (EIP-712 typed data, see Agreement.REPORT_TYPEHASH).
 /// @dev `measuredPpm`: the share of the period's countable time the oracle measured (the least
-/// over the services). `deadline`: unix time after which the report is refused, so an old
-/// signature cannot be held back and used later.
+/// over the services). `evidenceRoot`: the Merkle root of the oracle's evidence for the period
+/// (the slice records of every service), signed with the values so that a signature over one
+/// body of evidence cannot be presented with another; never zero. `deadline`: unix time after
+/// which the report is refused, so an old signature cannot be held back and used later.
 struct SignedReport {
     uint32[] valuesPpm;
     uint32 measuredPpm;
+    bytes32 evidenceRoot;
     uint64 deadline;
     bytes signature;
 }

@@ -7,7 +7,7 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 /// @notice The factory stores each agreement's terms in the bytecode of its EIP-1167 clone
 /// ("immutable args"): they cannot change after creation, and bytes of code cost 200 gas where
 /// a storage slot costs 22,100. abi.encode would spend 32 bytes on every uint16, so the terms
-/// are packed tightly instead (about 230 bytes for one oracle and one service with three tiers).
+/// are packed tightly instead (about 270 bytes for one oracle and one service with three tiers).
 /// The decoder does not check the length it read against the code's length: every settlement
 /// would pay for it, and the only writer is the factory, which validated the size.
 /// @dev Layout (big-endian, no padding):
@@ -16,20 +16,22 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 ///   106 creditCapBps(2) 108 terminationPpm(4) 112 quorum(1) 113 oracleCount(1)
 ///   114 oracles: address(20) each
 ///   then disputeWindow(4) arbiter(20) maintenanceNotice(4) maintenanceBudget(4) sliceLength(4)
-///   minMeasuredPpm(4) periodEndCount(2) periodEnds(4 each)
-///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1) tierCount(1),
-///   then per tier belowPpm(4) creditBps(2)
+///   minMeasuredPpm(4) specHash(32) periodEndCount(2) periodEnds(4 each)
+///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1)
+///   latencyPercentile(1) tierCount(1), then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
     uint256 internal constant HEADER_LENGTH = 114;
     /// @dev disputeWindow, arbiter, maintenanceNotice, maintenanceBudget, sliceLength,
-    /// minMeasuredPpm, periodEndCount.
-    uint256 internal constant OPTIONS_LENGTH = 42;
+    /// minMeasuredPpm, specHash, periodEndCount.
+    uint256 internal constant OPTIONS_LENGTH = 74;
+    /// @dev id, objectivePpm, weightBps, kind, latencyPercentile, tierCount (then 6 per tier).
+    uint256 internal constant SERVICE_LENGTH = 41;
 
     /// @notice Size in bytes of `encode(t, o)`.
     function packedLength(Terms memory t, Options memory o) internal pure returns (uint256 size) {
         size = HEADER_LENGTH + 20 * t.oracles.length + OPTIONS_LENGTH + 4 * o.periodEnds.length + 1;
         for (uint256 i = 0; i < t.services.length; ++i) {
-            size += 40 + 6 * t.services[i].tiers.length;
+            size += SERVICE_LENGTH + 6 * t.services[i].tiers.length;
         }
     }
 
@@ -64,6 +66,7 @@ library TermsCodec {
         off = _put(out, off, o.maintenanceBudget, 32);
         off = _put(out, off, o.sliceLength, 32);
         off = _put(out, off, o.minMeasuredPpm, 32);
+        off = _put(out, off, uint256(o.specHash), 256);
         off = _put(out, off, o.periodEnds.length, 16);
         for (uint256 i = 0; i < o.periodEnds.length; ++i) {
             off = _put(out, off, o.periodEnds[i], 32);
@@ -75,6 +78,7 @@ library TermsCodec {
             off = _put(out, off, s.objectivePpm, 32);
             off = _put(out, off, s.weightBps, 16);
             off = _put(out, off, o.serviceKinds.length == 0 ? 0 : o.serviceKinds[i], 8);
+            off = _put(out, off, o.latencyPercentiles.length == 0 ? 0 : o.latencyPercentiles[i], 8);
             off = _put(out, off, s.tiers.length, 8);
             for (uint256 j = 0; j < s.tiers.length; ++j) {
                 off = _put(out, off, s.tiers[j].belowPpm, 32);
@@ -93,8 +97,16 @@ library TermsCodec {
         return offset + bits / 8;
     }
 
-    /// @notice Unpacks what `encode` packed (service kinds always come back explicit).
+    /// @notice Unpacks what `encode` packed (service kinds and latency percentiles always come
+    /// back explicit, one per service; a percentile of 0 means none).
     function decode(bytes memory b) internal pure returns (Terms memory t, Options memory o) {
+        return decode(b, true);
+    }
+
+    /// @notice `decode`, skipping the description of the method when `withMethod` is false:
+    /// `specHash` stays zero and `latencyPercentiles` empty. No settlement rule reads them (the
+    /// oracles and the auditors do, through `options()`), so every settlement is spared their cost.
+    function decode(bytes memory b, bool withMethod) internal pure returns (Terms memory t, Options memory o) {
         t.provider = address(uint160(_read(b, 0, 160)));
         t.customer = address(uint160(_read(b, 20, 160)));
         t.asset = address(uint160(_read(b, 40, 160)));
@@ -119,7 +131,8 @@ library TermsCodec {
         o.maintenanceBudget = uint32(_read(b, off + 28, 32));
         o.sliceLength = uint32(_read(b, off + 32, 32));
         o.minMeasuredPpm = uint32(_read(b, off + 36, 32));
-        uint256 endCount = _read(b, off + 40, 16);
+        if (withMethod) o.specHash = bytes32(_read(b, off + 40, 256));
+        uint256 endCount = _read(b, off + 72, 16);
         off += OPTIONS_LENGTH;
         o.periodEnds = new uint32[](endCount);
         for (uint256 i = 0; i < endCount; ++i) {
@@ -130,14 +143,16 @@ library TermsCodec {
         off += 1;
         t.services = new Service[](serviceCount);
         o.serviceKinds = new uint8[](serviceCount);
+        if (withMethod) o.latencyPercentiles = new uint8[](serviceCount);
         for (uint256 i = 0; i < serviceCount; ++i) {
             Service memory s = t.services[i];
             s.id = bytes32(_read(b, off, 256));
             s.objectivePpm = uint32(_read(b, off + 32, 32));
             s.weightBps = uint16(_read(b, off + 36, 16));
             o.serviceKinds[i] = uint8(_read(b, off + 38, 8));
-            uint256 tierCount = _read(b, off + 39, 8);
-            off += 40;
+            if (withMethod) o.latencyPercentiles[i] = uint8(_read(b, off + 39, 8));
+            uint256 tierCount = _read(b, off + 40, 8);
+            off += SERVICE_LENGTH;
             s.tiers = new Tier[](tierCount);
             for (uint256 j = 0; j < tierCount; ++j) {
                 s.tiers[j] = Tier({belowPpm: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + 4, 16))});

@@ -268,18 +268,31 @@ class Daemon:
             problems.append(f"sample_retention_s: {self.config.sample_retention_s:.0f} s is shorter than the "
                             f"dispute window of {agreement.address} ({terms.dispute_window} s): the samples "
                             "behind a disputed period must outlive the dispute")
+        # The measurement method is part of the terms: the agreement's slice length and latency
+        # percentiles decide; a configuration that says otherwise is refused, not followed.
         agreed_slice = terms.slice_seconds
         slice_seconds = agreed_slice or self.config.slice_seconds
         if agreed_slice and "slice_seconds" in self.config.model_fields_set \
                 and self.config.slice_seconds != agreed_slice:
             problems.append(f"slice_seconds: {self.config.slice_seconds} s, but agreement {agreement.address} "
-                            f"counts in slices of {agreed_slice} s: remove the setting or make it equal")
+                            f"counts in slices of {agreed_slice} s (its Options.sliceLength): remove the setting "
+                            "or make it equal")
         elif agreed_slice:
             # The configuration was checked against its own slice length; check the agreed one.
             for n in names:
                 if n in probes:
                     problems += [f"{where}.services.{n}.{'.'.join(loc)}: {msg}"
                                  for loc, msg in probe_problems(probes[n], slice_seconds)]
+        for s in terms.services:
+            probe = probes.get(s.name)
+            if s.kind is not Kind.latency or not s.latency_percentile or probe is None:
+                continue
+            if "latency_percentile" in probe.model_fields_set and probe.latency_percentile != s.latency_percentile:
+                problems.append(f"services.{s.name}.latency_percentile: {probe.latency_percentile}, but agreement "
+                                f"{agreement.address} measures {s.name} at the {s.latency_percentile}th percentile "
+                                "(its Options.latencyPercentiles): remove the setting or make it equal")
+            else:
+                probes[s.name] = probe.model_copy(update={"latency_percentile": s.latency_percentile})
         if problems:
             return problems
         runners = {n: r for n in names if (r := _runner(n, probes[n])) is not None}
@@ -438,7 +451,7 @@ class Daemon:
             return
         # The contract compares with block time; dev chains may run ahead of the wall clock.
         now = max(wall, self.chain.now())
-        batch: list[tuple[Agreement, int, dict[str, PeriodFigure]]] | None = \
+        batch: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]] | None = \
             [] if self.batch is not None else None
         for served in candidates:
             if now >= served.next_due:
@@ -446,7 +459,7 @@ class Daemon:
         if batch:
             self._settle_batches(batch)
 
-    def _settle_batches(self, items: list[tuple[Agreement, int, dict[str, PeriodFigure]]]) -> None:
+    def _settle_batches(self, items: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]]) -> None:
         """One SettlementBatch transaction per `batch_size` due periods. An item not confirmed now
         (failed in the batch, pending, waiting for peers) is simply due again on the next pass."""
         size = self.config.chain.batch_size
@@ -457,7 +470,8 @@ class Daemon:
                                                  "detail": outcome.detail, "batched": True})
 
     def _report_agreement(self, served: Served, now: float,
-                          batch: list[tuple[Agreement, int, dict[str, PeriodFigure]]] | None = None) -> None:
+                          batch: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]] | None = None
+                          ) -> None:
         """Report the agreement's due periods; with `batch`, queue its first due period there
         instead (the next ones are due on the next pass, once it is settled)."""
         agreement = served.agreement
@@ -483,6 +497,7 @@ class Daemon:
             if self.writer is not None:
                 self.writer.flush()  # the period's last samples must be in the store
             figures, bundle = self.evidence(served, period)
+            # Kept (and served) before anything is signed: the root in the report commits to it.
             self.save_evidence(agreement.address, period, bundle)
             enough, lowest = meets_minimum({n: figures[n] for n in served.probes}, served.min_measured_ppm)
             self.metrics.period_measured_ppm.labels(agreement.address).set(lowest)
@@ -497,9 +512,9 @@ class Daemon:
                 served.next_due = now + UNMEASURED_RECHECK_S
                 return
             if batch is not None:
-                batch.append((agreement, period, figures))
+                batch.append((agreement, period, figures, bundle.root))
                 return
-            outcome = self.submitter.process(agreement, period, figures)
+            outcome = self.submitter.process(agreement, period, figures, bundle.root)
             log.info("period report", extra={"agreement": agreement.address, "period": period,
                                              "state": outcome.state, "detail": outcome.detail,
                                              "measured_ppm": lowest,

@@ -34,7 +34,7 @@ from web3.logs import DISCARD
 from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Snapshot, Status
 from smartsla.errors import ContractReverted, decode_revert
-from smartsla.reports import SignedReport, recover_signer, sign_report
+from smartsla.reports import SignedReport, recover_signer, root_bytes, sign_report
 
 from .sli import PeriodFigure
 from .store import Store
@@ -99,23 +99,27 @@ class Submitter:
         self.metrics = metrics
 
     # ------------------------------------------------------------------ public
-    def process(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure] | None) -> Outcome:
+    def process(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure] | None,
+                evidence_root: bytes | None = None) -> Outcome:
         """Advance the report of `period` as far as it can go now. `figures` (one per service, by
-        name) are used only if the report has not been signed yet."""
+        name) and `evidence_root` (the Merkle root of the period's evidence,
+        oracle.evidence.period_root) are used only if the report has not been signed yet; figures
+        without a root are refused (the contract would refuse the report: MissingEvidence)."""
         report = self.store.report(agreement.address, period)
         if self._settled_on_chain(agreement, period):
             return self._confirm(agreement, period, report, "already settled on-chain")
         if report is None or report.state == "computed":
             if figures is None:
                 return Outcome("none", "no figures yet")
-            report = self._compute_and_sign(agreement, period, figures)
+            report = self._compute_and_sign(agreement, period, figures, evidence_root)
         if report.state == "submitted":
             outcome = self._follow_up(agreement, period, report.tx_hash)
             if outcome is not None:
                 return outcome
         return self._submit(agreement, period, report)
 
-    def process_batch(self, batch: Any, items: list[tuple[Agreement, int, dict[str, PeriodFigure] | None]]
+    def process_batch(self, batch: Any,
+                      items: list[tuple[Agreement, int, dict[str, PeriodFigure] | None, bytes | None]]
                       ) -> dict[tuple[str, int], Outcome]:
         """Advance many reports at once: those ready to send go into one SettlementBatch.settleMany
         transaction (every agreement tried on its own, so one failure reverts nothing else); the
@@ -123,10 +127,11 @@ class Submitter:
 
         Each batched report is 'submitted' with the batch's hash before the broadcast, like a
         single one. An item that failed in the batch stays 'submitted'; the next pass finds the
-        batch mined but the period open, and sends that item again (only that one)."""
+        batch mined but the period open, and sends that item again (only that one). Each item is
+        (agreement, period, figures, evidence root), as the arguments of `process`."""
         outcomes: dict[tuple[str, int], Outcome] = {}
         ready: list[tuple[Agreement, int, Any, list[SignedReport]]] = []
-        for agreement, period, figures in items:
+        for agreement, period, figures, evidence_root in items:
             key = (agreement.address, period)
             report = self.store.report(agreement.address, period)
             if self._settled_on_chain(agreement, period):
@@ -136,7 +141,7 @@ class Submitter:
                 if figures is None:
                     outcomes[key] = Outcome("none", "no figures yet")
                     continue
-                report = self._compute_and_sign(agreement, period, figures)
+                report = self._compute_and_sign(agreement, period, figures, evidence_root)
             if report.state == "submitted":
                 outcome = self._follow_up(agreement, period, report.tx_hash)
                 if outcome is not None:
@@ -208,7 +213,8 @@ class Submitter:
         offered = {"agreement": Web3.to_checksum_address(agreement), "period": period,
                    "values": report.payload["values"], "signature": report.signature,
                    "signer": self.account.address}
-        offered.update(measured_ppm=report.payload["measured_ppm"], deadline=report.payload["deadline"])
+        offered.update(measured_ppm=report.payload["measured_ppm"], evidence_root=report.payload["evidence_root"],
+                       deadline=report.payload["deadline"])
         return offered
 
     # ------------------------------------------------------------------ steps
@@ -230,11 +236,17 @@ class Submitter:
         state = "confirmed" if report is not None else "none"
         return Outcome(state, why, getattr(report, "tx_hash", None))
 
-    def _compute_and_sign(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure]) -> Any:
+    def _compute_and_sign(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure],
+                          evidence_root: bytes | None) -> Any:
         names = [s.name for s in agreement.terms.services]
         missing = [n for n in names if n not in figures]
         if missing:
             raise ValueError(f"no figure for services {missing} of {agreement.address}")
+        # No report without evidence: the contract refuses a zero root (MissingEvidence), and a
+        # figure nobody can check must not be signed in the first place.
+        if evidence_root is None or len(evidence_root) != 32 or not any(evidence_root):
+            raise ValueError(f"no evidence root for period {period} of {agreement.address}: a report carries "
+                             "the Merkle root of its evidence (oracle.evidence.period_root)")
         values = [int(figures[n].value_ppm) for n in names]
         self.store.save_period_results(agreement.address, period, {n: figures[n] for n in names})
         # The share of the period measured, least over the services (the contract refuses a report
@@ -242,13 +254,15 @@ class Submitter:
         measured = min(int(figures[n].measured_ppm) for n in names)
         # The deadline is the same on every retry, so the payload (hence the signature) is stable.
         deadline = agreement.terms.period_end(period) + REPORT_VALIDITY_S
-        payload = {"values": values, "services": names, "measured_ppm": measured, "deadline": deadline,
+        payload = {"values": values, "services": names, "measured_ppm": measured,
+                   "evidence_root": "0x" + bytes(evidence_root).hex(), "deadline": deadline,
                    "explain": {n: figures[n].explain() for n in names}}
         report = self.store.put_computed_report(agreement.address, period, payload)
         if report.state != "computed":
             return report  # signed earlier with the same payload
         signed = sign_report(self.account.key, self.chain.chain_id, agreement.address, period,
-                             report.payload["values"], report.payload["measured_ppm"], report.payload["deadline"])
+                             report.payload["values"], report.payload["measured_ppm"],
+                             report.payload["evidence_root"], report.payload["deadline"])
         log.info("signed report", extra={"agreement": agreement.address, "period": period,
                                          "values": report.payload["values"]})
         return self.store.transition_report(agreement.address, period, "computed", "signed",
@@ -299,7 +313,8 @@ class Submitter:
         values = list(report.payload["values"])
         terms = agreement.terms
         if terms.quorum == 1:
-            fn = agreement.contract.functions.settle(period, values, int(report.payload["measured_ppm"]))
+            fn = agreement.contract.functions.settle(period, values, int(report.payload["measured_ppm"]),
+                                                     root_bytes(report.payload["evidence_root"]))
         else:
             own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
                           report.signature)
@@ -389,9 +404,11 @@ class Submitter:
 
 def _report(agreement: str, chain_id: int, period: int, data: dict[str, Any], signer: str,
             signature: str) -> SignedReport:
-    """A SignedReport from a stored payload or a peer's JSON (values, measured_ppm, deadline)."""
+    """A SignedReport from a stored payload or a peer's JSON (values, measured_ppm, evidence_root,
+    deadline)."""
     return SignedReport(agreement=agreement, chain_id=chain_id, period=period,
                         values_ppm=tuple(int(v) for v in data["values"]), measured_ppm=int(data["measured_ppm"]),
+                        evidence_root=root_bytes(str(data["evidence_root"])),
                         deadline=int(data["deadline"]), signer=signer,
                         signature=bytes.fromhex(str(signature).removeprefix("0x")))
 

@@ -17,7 +17,7 @@ from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
 from .errors import InvalidTermsError, NotAnAgreement
-from .reports import SignedReport
+from .reports import SignedReport, root_bytes
 from .terms import Terms
 
 
@@ -72,6 +72,9 @@ class Settlement:
     disaster: bool
     measured_ppm: int = 1_000_000  # share of the period's countable time the oracles measured
     tx: TxResult | None = None
+    # (oracle, evidence root) of every accepted report (EvidenceCommitted events of the same
+    # transaction); filled in only when the settlement is read from its receipt.
+    evidence: tuple[tuple[str, bytes], ...] = ()
 
 
 PERIOD_STATES = ("None", "Pending", "Disputed", "Final")
@@ -185,11 +188,26 @@ class Agreement:
         logs = self.contract.events.PeriodSettled().get_logs(from_block=from_block)
         return [self._settlement(log) for log in logs]
 
+    def evidence_roots(self, period: int, from_block: int = 0) -> list[tuple[str, bytes]]:
+        """(oracle, evidence root) of every report accepted for `period` (EvidenceCommitted
+        events), oldest first."""
+        logs = self.contract.events.EvidenceCommitted().get_logs(from_block=from_block,
+                                                                 argument_filters={"period": period})
+        return [(log["args"]["oracle"], bytes(log["args"]["evidenceRoot"])) for log in logs]
+
     @staticmethod
-    def _settlement(log: Any, tx: TxResult | None = None) -> Settlement:
+    def _settlement(log: Any, tx: TxResult | None = None, evidence: tuple[tuple[str, bytes], ...] = ()
+                    ) -> Settlement:
         a = log["args"]
         return Settlement(a["period"], tuple(a["valuesPpm"]), tuple(a["serviceCredits"]), a["creditPaid"],
-                          a["feeEarned"], a["disaster"], a["measuredPpm"], tx)
+                          a["feeEarned"], a["disaster"], a["measuredPpm"], tx, evidence)
+
+    def _settled(self, result: TxResult) -> Settlement:
+        """The Settlement a settling transaction's receipt records, with its evidence roots."""
+        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
+        roots = self.contract.events.EvidenceCommitted().process_receipt(result.receipt, errors=DISCARD)
+        evidence = tuple((e["args"]["oracle"], bytes(e["args"]["evidenceRoot"])) for e in roots)
+        return self._settlement(logs[0], result, evidence)
 
     # ---------------------------------------------------------------- actions
     def _approve_if_token(self, sender: str, amount: int) -> int:
@@ -209,26 +227,27 @@ class Agreement:
         return self.chain.transact(self.contract.functions.depositCollateral(), sender, value=value,
                                    action="depositCollateral")
 
-    def settle(self, period: int, values_ppm: list[int], measured_ppm: int, sender: str) -> Settlement:
+    def settle(self, period: int, values_ppm: list[int], measured_ppm: int, evidence_root: bytes | str,
+               sender: str) -> Settlement:
         """A committee member reports directly (agreements with a quorum of 1); `measured_ppm` is
-        the share of the period's countable time measured (at least the terms' minimum)."""
-        result = self.chain.transact(self.contract.functions.settle(period, list(values_ppm), measured_ppm), sender,
-                                     action=f"settle period {period}")
-        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
-        return self._settlement(logs[0], result)
+        the share of the period's countable time measured (at least the terms' minimum);
+        `evidence_root` the Merkle root of its evidence (oracle.evidence.period_root; the contract
+        refuses a zero root)."""
+        fn = self.contract.functions.settle(period, list(values_ppm), measured_ppm, root_bytes(evidence_root))
+        return self._settled(self.chain.transact(fn, sender, action=f"settle period {period}"))
 
     def settle_with_reports(self, period: int, reports: list[SignedReport], sender: str) -> Settlement:
         """Submit the signed reports of at least `quorum` members; settles on the medians. Anyone
         may submit them: the signatures are the authority."""
         fn = self.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
-        result = self.chain.transact(fn, sender, action=f"settle period {period} with {len(reports)} reports")
-        logs = self.contract.events.PeriodSettled().process_receipt(result.receipt, errors=DISCARD)
-        return self._settlement(logs[0], result)
+        return self._settled(self.chain.transact(fn, sender,
+                                                 action=f"settle period {period} with {len(reports)} reports"))
 
-    def report_digest(self, period: int, values_ppm: list[int], measured_ppm: int, deadline: int) -> bytes:
+    def report_digest(self, period: int, values_ppm: list[int], measured_ppm: int, evidence_root: bytes | str,
+                      deadline: int) -> bytes:
         """The EIP-712 digest as the contract computes it."""
-        return bytes(self.chain.call(self.contract.functions.reportDigest(period, list(values_ppm), measured_ppm,
-                                                                          deadline)))
+        return bytes(self.chain.call(self.contract.functions.reportDigest(
+            period, list(values_ppm), measured_ppm, root_bytes(evidence_root), deadline)))
 
     def terminate(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.terminate(), sender, action="terminate")

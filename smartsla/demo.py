@@ -10,6 +10,7 @@ independent Python reference model (:class:`smartsla.credit.Books`); any differe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -277,7 +278,8 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     for period, values in enumerate(DEMO_VALUES_PPM):
         chain.mine_at(terms.period_end(period))
         quoted_credits, quoted_capped = agreement.quote_credit(list(values))
-        settlement = agreement.settle(period, list(values), DEMO_MEASURED_PPM[period], roles["oracle"])
+        settlement = agreement.settle(period, list(values), DEMO_MEASURED_PPM[period],
+                                      demo_evidence_root(period, values, DEMO_MEASURED_PPM[period]), roles["oracle"])
         _expect(f"period {period} measured share", settlement.measured_ppm, DEMO_MEASURED_PPM[period])
         outcome: PeriodOutcome = books.settle(list(values))
         _expect(f"period {period} quoted credits", tuple(quoted_credits), outcome.service_credits)
@@ -346,7 +348,9 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
     console.print(f"  Collateral left, returned to the provider: [bold]{fmt_eth(result.collateral_returned)}[/]")
     chain.mine_at(terms.period_end(len(DEMO_VALUES_PPM)))
     try:
-        agreement.settle(len(DEMO_VALUES_PPM), [percent_to_ppm(100)] * len(terms.services), 1_000_000, roles["oracle"])
+        values = [percent_to_ppm(100)] * len(terms.services)
+        agreement.settle(len(DEMO_VALUES_PPM), values, 1_000_000,
+                         demo_evidence_root(len(DEMO_VALUES_PPM), values, 1_000_000), roles["oracle"])
     except ContractReverted as exc:
         if exc.name != "WrongStatus":
             raise DemoMismatch(f"settling after termination should revert WrongStatus, reverted {exc}") from exc
@@ -475,3 +479,11 @@ def _print_balance_sheet(console: Console, r: DemoResult) -> None:
                   str(r.held_by_contract))
     console.print(sheet)
 
+
+def demo_evidence_root(period: int, values: Any, measured_ppm: int) -> bytes:
+    """The evidence root the demo's oracle commits: the demo has figures but no probes, so each
+    service's record is its figure (canonical JSON). The contract refuses a report without one."""
+    from oracle.evidence import opaque_root  # the oracle package only when the demo runs
+
+    return opaque_root([json.dumps({"period": period, "service": i, "value": int(v), "measured": measured_ppm},
+                                   sort_keys=True, separators=(",", ":")).encode() for i, v in enumerate(values)])

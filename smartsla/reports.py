@@ -2,9 +2,11 @@
 
 The domain binds a signature to one chain and one agreement (verifyingContract), and the message
 to one period, so a report cannot be replayed anywhere else. The message also carries the share
-of the period that was measured (the contract refuses reports below the agreed minimum) and a
-deadline after which the contract refuses the report, so a signature cannot be held back and used
-later. `Agreement.reportDigest` computes the same digest on-chain; the tests check both agree.
+of the period that was measured (the contract refuses reports below the agreed minimum), the
+Merkle root of the oracle's evidence for the period (its slice records; a signature over one root
+is invalid with any other, and the contract refuses a zero root), and a deadline after which the
+contract refuses the report, so a signature cannot be held back and used later.
+`Agreement.reportDigest` computes the same digest on-chain; the tests check both agree.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from web3 import Web3
 DOMAIN_NAME = "smartsla Agreement"
 DOMAIN_VERSION = "1"
 REPORT_TYPES = {"Report": [{"name": "period", "type": "uint256"}, {"name": "valuesPpm", "type": "uint32[]"},
-                           {"name": "measuredPpm", "type": "uint32"}, {"name": "deadline", "type": "uint64"}]}
+                           {"name": "measuredPpm", "type": "uint32"}, {"name": "evidenceRoot", "type": "bytes32"},
+                           {"name": "deadline", "type": "uint64"}]}
+
+
+def root_bytes(evidence_root: bytes | str) -> bytes:
+    """A 32-byte evidence root from bytes or 0x-hex; ValueError otherwise (a zero root is
+    accepted here and refused by the contract with MissingEvidence)."""
+    raw = bytes.fromhex(evidence_root.removeprefix("0x")) if isinstance(evidence_root, str) else bytes(evidence_root)
+    if len(raw) != 32:
+        raise ValueError(f"an evidence root is 32 bytes, got {len(raw)}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -30,16 +42,17 @@ class SignedReport:
     period: int
     values_ppm: tuple[int, ...]
     measured_ppm: int
+    evidence_root: bytes
     deadline: int
     signer: str
     signature: bytes
 
-    def to_abi(self) -> tuple[list[int], int, int, bytes]:
-        return (list(self.values_ppm), self.measured_ppm, self.deadline, self.signature)
+    def to_abi(self) -> tuple[list[int], int, bytes, int, bytes]:
+        return (list(self.values_ppm), self.measured_ppm, self.evidence_root, self.deadline, self.signature)
 
 
 def typed_data(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...],
-               measured_ppm: int, deadline: int) -> dict:
+               measured_ppm: int, evidence_root: bytes | str, deadline: int) -> dict:
     """The full EIP-712 structure (what a wallet would display)."""
     return {
         "domain": {
@@ -51,32 +64,37 @@ def typed_data(chain_id: int, agreement: str, period: int, values_ppm: list[int]
         "types": REPORT_TYPES,
         "primaryType": "Report",
         "message": {"period": period, "valuesPpm": list(values_ppm), "measuredPpm": measured_ppm,
-                    "deadline": deadline},
+                    "evidenceRoot": root_bytes(evidence_root), "deadline": deadline},
     }
 
 
 def digest(chain_id: int, agreement: str, period: int, values_ppm: list[int] | tuple[int, ...],
-           measured_ppm: int, deadline: int) -> bytes:
+           measured_ppm: int, evidence_root: bytes | str, deadline: int) -> bytes:
     """The 32-byte EIP-712 digest (equals Agreement.reportDigest on-chain)."""
     signable = encode_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm, measured_ppm,
-                                                         deadline))
+                                                         evidence_root, deadline))
     return Web3.keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
 def sign_report(private_key: str | bytes, chain_id: int, agreement: str, period: int,
-                values_ppm: list[int] | tuple[int, ...], measured_ppm: int, deadline: int) -> SignedReport:
+                values_ppm: list[int] | tuple[int, ...], measured_ppm: int, evidence_root: bytes | str,
+                deadline: int) -> SignedReport:
     """Sign a report with an oracle's key. The key never leaves this function. `measured_ppm`:
-    the share of the period's countable time measured (least over the services); `deadline`:
-    unix time after which the contract refuses the report."""
+    the share of the period's countable time measured (least over the services);
+    `evidence_root`: the Merkle root of the oracle's evidence for the period
+    (oracle.evidence.period_root); `deadline`: unix time after which the contract refuses the
+    report."""
     account = Account.from_key(private_key)
+    root = root_bytes(evidence_root)
     signed = account.sign_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm, measured_ppm,
-                                                             deadline))
+                                                             root, deadline))
     return SignedReport(Web3.to_checksum_address(agreement), chain_id, period, tuple(values_ppm), measured_ppm,
-                        deadline, account.address, bytes(signed.signature))
+                        root, deadline, account.address, bytes(signed.signature))
 
 
 def recover_signer(report: SignedReport) -> str:
     """Who signed `report` (for checking a report received from another member)."""
     signable = encode_typed_data(full_message=typed_data(report.chain_id, report.agreement, report.period,
-                                                         report.values_ppm, report.measured_ppm, report.deadline))
+                                                         report.values_ppm, report.measured_ppm,
+                                                         report.evidence_root, report.deadline))
     return Account.recover_message(signable, signature=report.signature)

@@ -40,6 +40,8 @@ from .units import BPS, PPM
 from .yamlfile import YamlFileError, load_model
 
 API_VERSION = "smartsla/v1"
+# The percentile of a latency service whose spec names none (oracle.config's default too).
+DEFAULT_LATENCY_PERCENTILE = 95
 
 
 class SpecError(YamlFileError):
@@ -290,8 +292,11 @@ class ServiceSpec(_Strict):
         else:
             objective = _ppm(self.slo.objective)
             tiers = tuple(Tier(below_ppm=_ppm(c.below), credit_bps=_bps(c.credit)) for c in self.credits)
+        # A latency service's percentile is part of the terms (Options.latencyPercentiles): the
+        # spec's, or the oracles' default of 95 when it names none, so the method is explicit.
         return Service(name=self.name, kind=Kind[self.slo.sli], objective_ppm=objective,
-                       weight_bps=_bps(self.weight), tiers=tiers)
+                       weight_bps=_bps(self.weight), tiers=tiers,
+                       latency_percentile=(self.slo.percentile or DEFAULT_LATENCY_PERCENTILE) if latency else 0)
 
 
 class Termination(_Strict):
@@ -507,6 +512,8 @@ def terms_to_spec(terms: Terms, name: str = "on-chain", decimals: int = 18) -> d
             ranges.append(r)
         objective = f"{s.objective_ppm}ms" if latency else _pct(s.objective_ppm, PPM)
         slo: dict[str, Any] = {"sli": s.kind.name, "objective": objective}
+        if s.latency_percentile:
+            slo["percentile"] = s.latency_percentile
         if terms.slice_seconds != DEFAULT_SLICE_SECONDS:
             slo["timeSliceWindow"] = f"{terms.slice_seconds}s"
         services.append({"name": s.name, "weight": _pct(s.weight_bps, BPS), "slo": slo, "credits": ranges})

@@ -15,6 +15,9 @@ from web3 import Web3
 from .units import BPS, PPM
 
 ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_HASH = "0x" + "00" * 32
+# The latency percentiles the oracles compute (AgreementFactory: UnsupportedPercentile otherwise).
+LATENCY_PERCENTILES = (50, 95, 99)
 MAX_SERVICES = 16
 MAX_TIERS = 8
 MAX_ORACLES = 16
@@ -85,6 +88,10 @@ class Service(BaseModel):
     weight_bps: Annotated[int, Field(gt=0, le=BPS)] = BPS
     tiers: tuple[Tier, ...]
     kind: Kind = Kind.availability
+    # Latency services: the percentile (50, 95, 99) of the per-slice latencies the period's figure
+    # is, fixed in the terms (Options.latencyPercentiles); 0 = not fixed (and always 0 for every
+    # other kind).
+    latency_percentile: Annotated[int, Field(ge=0, lt=256)] = 0
 
     @field_validator("name")
     @classmethod
@@ -108,6 +115,12 @@ class Service(BaseModel):
 
     @model_validator(mode="after")
     def _tiers_ordered(self) -> Service:
+        if self.latency_percentile and self.kind is not Kind.latency:
+            raise ValueError(f"service {self.name!r}: a latency percentile ({self.latency_percentile}) is only for "
+                             f"latency services, this one is {self.kind.name}")
+        if self.latency_percentile and self.latency_percentile not in LATENCY_PERCENTILES:
+            raise ValueError(f"service {self.name!r}: latency percentile {self.latency_percentile} is not one of "
+                             f"{', '.join(map(str, LATENCY_PERCENTILES))}")
         if not self.lower_is_better and self.objective_ppm > PPM:
             raise ValueError(f"service {self.name!r}: objective {self.objective_ppm} ppm is above 100 %")
         if not 1 <= len(self.tiers) <= MAX_TIERS:
@@ -161,6 +174,22 @@ class Terms(BaseModel):
     min_measured_ppm: Ppm = DEFAULT_MIN_MEASURED_PPM
     # Calendar periods: the end of each period in seconds after `start` (then period_length is 0).
     period_ends: tuple[Annotated[int, Field(gt=0, lt=2**32)], ...] = ()
+    # keccak256 of the canonical specification document (smartsla.spec_hash), 0x-hex; zero when
+    # the agreement was created without one.
+    spec_hash: str = ZERO_HASH
+
+    @field_validator("spec_hash", mode="before")
+    @classmethod
+    def _hash32(cls, v: Any) -> str:
+        if isinstance(v, bytes | bytearray):
+            v = "0x" + bytes(v).hex()
+        if not isinstance(v, str) or len(v.removeprefix("0x")) != 64:
+            raise ValueError(f"spec_hash must be 32 bytes in 0x-hex, got {v!r}")
+        try:
+            bytes.fromhex(v.removeprefix("0x"))
+        except ValueError:
+            raise ValueError(f"spec_hash is not hex: {v!r}") from None
+        return "0x" + v.removeprefix("0x").lower()
 
     @model_validator(mode="before")
     @classmethod
@@ -245,6 +274,12 @@ class Terms(BaseModel):
             out.append(f"period_length {self.period_length} s is not a whole number of {slice_s}-second slices")
         if (self.maintenance_notice == 0) != (self.maintenance_budget == 0):
             out.append("maintenance notice and budget go together: give both (a maintenance clause) or neither")
+        if any(s.latency_percentile for s in self.services):
+            # Options.latencyPercentiles is all or nothing: once one is fixed, every latency
+            # service names its own.
+            unset = [s.name for s in self.services if s.kind is Kind.latency and not s.latency_percentile]
+            if unset:
+                out.append(f"latency services without a percentile while others have one: {', '.join(unset)}")
         kinds = {s.kind for s in self.services}
         if Kind.composite in kinds and Kind.availability not in kinds:
             out.append("a composite service needs availability services to combine")
@@ -261,8 +296,8 @@ class Terms(BaseModel):
     @property
     def packed_length(self) -> int:
         """Bytes of the terms packed into the agreement's clone (TermsCodec.packedLength)."""
-        return (114 + 20 * len(self.oracles) + 42 + 4 * len(self.period_ends) + 1
-                + sum(40 + 6 * len(s.tiers) for s in self.services))
+        return (114 + 20 * len(self.oracles) + 74 + 4 * len(self.period_ends) + 1
+                + sum(41 + 6 * len(s.tiers) for s in self.services))
 
     @property
     def has_maintenance_clause(self) -> bool:
@@ -298,7 +333,8 @@ class Terms(BaseModel):
                     or int(self.arbiter, 16) or self.period_ends
                     or self.slice_seconds != DEFAULT_SLICE_SECONDS
                     or self.min_measured_ppm != DEFAULT_MIN_MEASURED_PPM
-                    or any(s.kind is not Kind.availability for s in self.services))
+                    or int(self.spec_hash, 16) != 0
+                    or any(s.kind is not Kind.availability or s.latency_percentile for s in self.services))
 
     @property
     def is_native(self) -> bool:
@@ -317,10 +353,17 @@ class Terms(BaseModel):
             self.termination_ppm, services,
         )
 
+    @property
+    def latency_percentiles(self) -> list[int]:
+        """Options.latencyPercentiles: one per service, or empty when none is fixed."""
+        ps = [s.latency_percentile for s in self.services]
+        return ps if any(ps) else []
+
     def options_abi(self) -> tuple[Any, ...]:
         """The Options struct as the contracts' ABI expects it."""
         return (self.dispute_window, self.arbiter, self.maintenance_notice, [int(s.kind) for s in self.services],
-                list(self.period_ends), self.maintenance_budget, self.slice_seconds, self.min_measured_ppm)
+                list(self.period_ends), self.maintenance_budget, self.slice_seconds, self.min_measured_ppm,
+                bytes.fromhex(self.spec_hash.removeprefix("0x")), self.latency_percentiles)
 
     @classmethod
     def from_abi(cls, raw: Any, options: Any = None) -> Terms:
@@ -328,19 +371,21 @@ class Terms(BaseModel):
         and ``Agreement.options()`` return."""
         (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
          cap, termination, services) = raw
-        dispute_window, arbiter, notice, kinds, ends, budget, slice_s, min_measured = (
+        dispute_window, arbiter, notice, kinds, ends, budget, slice_s, min_measured, spec_hash, percentiles = (
             options if options is not None
-            else (0, ZERO_ADDRESS, 0, [], [], 0, DEFAULT_SLICE_SECONDS, DEFAULT_MIN_MEASURED_PPM))
+            else (0, ZERO_ADDRESS, 0, [], [], 0, DEFAULT_SLICE_SECONDS, DEFAULT_MIN_MEASURED_PPM, bytes(32), []))
         kinds = list(kinds) or [0] * len(services)
+        percentiles = list(percentiles) or [0] * len(services)
         return cls(
             provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
             period_length=period_length, period_count=period_count, fee_per_period=fee,
             collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
             dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice, period_ends=tuple(ends),
             maintenance_budget=budget, slice_seconds=slice_s, min_measured_ppm=min_measured,
+            spec_hash="0x" + bytes(spec_hash).hex(),
             services=tuple(
                 Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight, kind=Kind(kind),
-                        tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
-                for (sid, obj, weight, tiers), kind in zip(services, kinds, strict=True)
+                        latency_percentile=pct, tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
+                for (sid, obj, weight, tiers), kind, pct in zip(services, kinds, percentiles, strict=True)
             ),
         )

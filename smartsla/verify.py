@@ -134,15 +134,14 @@ def _parsed(where: str, body: bytes) -> Source:
 
 def committed_roots(agreement: Agreement, period: int) -> dict[str, str]:
     """oracle (checksummed) -> root of its accepted report for `period` (EvidenceCommitted)."""
-    logs = agreement.contract.events.EvidenceCommitted().get_logs(from_block=0, argument_filters={"period": period})
-    return {Web3.to_checksum_address(log["args"]["oracle"]): "0x" + bytes(log["args"]["evidenceRoot"]).hex()
-            for log in logs}
+    return {Web3.to_checksum_address(oracle): "0x" + root.hex() for oracle, root in agreement.evidence_roots(period)}
 
 
 def agreed_percentile(terms: Terms, index: int) -> int:
-    """The agreement's latency percentile of service `index` (95 when the terms name none)."""
-    percentiles = tuple(getattr(terms, "latency_percentiles", ()) or ())
-    return int(percentiles[index]) if index < len(percentiles) and percentiles[index] else 95
+    """The agreement's latency percentile of service `index`. Agreements created before the
+    method was part of the terms say 0: the oracle's default, 95, applies (and is all anyone can
+    check against)."""
+    return terms.services[index].latency_percentile or 95
 
 
 def measured_indexes(terms: Terms) -> list[int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web3 import Web3
+
 from smartsla.terms import Service, Terms, Tier
 
 # AWS EC2 region-level schedule (aws.amazon.com/compute/sla): below 99.99 % 10 %, below 99 % 30 %,
@@ -25,3 +27,8 @@ def make_terms(roles: dict[str, str], start: int, **overrides: Any) -> Terms:
         fields.pop("oracle")
     fields.update(overrides)
     return Terms(**fields)
+
+
+# A report's evidence root: any non-zero 32 bytes satisfies the contract (it refuses zero:
+# MissingEvidence); the tests of the evidence itself build real roots with oracle.evidence.
+EVIDENCE_ROOT = bytes(Web3.keccak(text="smartsla test evidence"))

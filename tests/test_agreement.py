@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sla_helpers import ETHER
+from sla_helpers import ETHER, EVIDENCE_ROOT
 
 from smartsla.client import Status
 from smartsla.credit import Books, served_fee
@@ -40,7 +40,7 @@ def test_activation_needs_both_deposits(active):
 
 def test_settlement_pays_the_tier_credit_and_the_fee(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
-    s = active.settle(0, [985_000], 1_000_000, roles["oracle"])  # below 99 %: 30 %
+    s = active.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # below 99 %: 30 %
     assert s.credit_paid == 3 * ETHER // 10
     assert s.fee_earned == ETHER
     snap = active.snapshot()
@@ -51,51 +51,51 @@ def test_settlement_pays_the_tier_credit_and_the_fee(chain, active, roles):
 
 def test_a_period_settles_at_most_once(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
-    active.settle(0, [1_000_000], 1_000_000, roles["oracle"])
+    active.settle(0, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     with reverted("PeriodAlreadySettled"):
-        active.settle(0, [1_000_000], 1_000_000, roles["oracle"])
+        active.settle(0, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     assert active.snapshot().settled_periods == 1
 
 
 def test_never_before_the_period_ends(chain, active, roles):
     with reverted("PeriodNotEnded"):
-        active.settle(0, [1_000_000], 1_000_000, roles["oracle"])
+        active.settle(0, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     chain.mine_at(active.terms.period_end(0))
-    active.settle(0, [1_000_000], 1_000_000, roles["oracle"])
+    active.settle(0, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     with reverted("PeriodNotEnded"):
-        active.settle(1, [1_000_000], 1_000_000, roles["oracle"])
+        active.settle(1, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
 
 
 def test_periods_settle_in_order(chain, active, roles):
     chain.mine_at(active.terms.period_end(1))
     with reverted("PeriodOutOfOrder"):
-        active.settle(1, [1_000_000], 1_000_000, roles["oracle"])
+        active.settle(1, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
 
 
 def test_values_above_one_hundred_percent_revert(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
     with reverted("ValueAboveOneHundredPercent"):
-        active.settle(0, [1_000_001], 1_000_000, roles["oracle"])
+        active.settle(0, [1_000_001], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
 
 
 def test_one_value_per_service(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
     with reverted("WrongNumberOfValues"):
-        active.settle(0, [], 1_000_000, roles["oracle"])
+        active.settle(0, [], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     with reverted("WrongNumberOfValues"):
-        active.settle(0, [1_000_000, 1_000_000], 1_000_000, roles["oracle"])
+        active.settle(0, [1_000_000, 1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
 
 
 @pytest.mark.parametrize("who", ["provider", "customer", "stranger", "deployer"])
 def test_only_the_oracle_reports(chain, active, roles, who):
     chain.mine_at(active.terms.period_end(0))
     with reverted("Unauthorized"):
-        active.settle(0, [0], 1_000_000, roles[who])
+        active.settle(0, [0], 1_000_000, EVIDENCE_ROOT, roles[who])
 
 
 def test_nobody_but_a_party_moves_that_partys_money(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
-    active.settle(0, [0], 1_000_000, roles["oracle"])  # 100 % credit, fee earned
+    active.settle(0, [0], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # 100 % credit, fee earned
     for who in ("stranger", "oracle", "deployer"):
         with reverted("Unauthorized"):
             active.withdraw(roles[who])
@@ -139,7 +139,7 @@ def test_disaster_clause_refunds_unearned_fees(chain, active, roles):
     with reverted("NoDisaster"):
         active.terminate(roles["customer"])
     chain.mine_at(active.terms.period_end(0))
-    s = active.settle(0, [850_000], 1_000_000, roles["oracle"])  # below the 90 % termination threshold
+    s = active.settle(0, [850_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # below the 90 % termination threshold
     assert s.disaster
     terms = active.terms
     chain.mine_at(terms.period_start(1) + 900)  # a quarter of period 1 served
@@ -156,7 +156,7 @@ def test_disaster_clause_refunds_unearned_fees(chain, active, roles):
     assert snap.owed_to_provider == ETHER + earned + (terms.collateral - ETHER)
     chain.mine_at(terms.period_end(1))
     with reverted("WrongStatus"):
-        active.settle(1, [1_000_000], 1_000_000, roles["oracle"])
+        active.settle(1, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     paid = active.withdraw(roles["customer"]) + active.withdraw(roles["provider"])
     assert paid == terms.total_fees + terms.collateral
     assert active.balance() == 0
@@ -168,7 +168,7 @@ def test_full_term_returns_the_collateral_left(chain, active, roles):
     books.deposit_collateral()
     for period, value in enumerate([999_950, 980_000, 1_000_000]):
         chain.mine_at(active.terms.period_end(period))
-        s = active.settle(period, [value], 1_000_000, roles["oracle"])
+        s = active.settle(period, [value], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
         assert s.credit_paid == books.settle([value]).paid_credit
     snap = active.snapshot()
     assert snap.status is Status.Ended
@@ -181,9 +181,10 @@ def test_credit_is_capped_and_limited_by_collateral(chain, factory, roles, terms
     ag.deposit_fees(roles["customer"])
     ag.deposit_collateral(roles["provider"])
     chain.mine_at(ag.terms.period_end(1))
-    assert ag.settle(0, [0], 1_000_000, roles["oracle"]).credit_paid == ETHER // 2  # 100 % capped at 50 %
+    # 100 % capped at 50 %
+    assert ag.settle(0, [0], 1_000_000, EVIDENCE_ROOT, roles["oracle"]).credit_paid == ETHER // 2
     # Only 0.2 ether of collateral is left: the rest of the capped credit is a shortfall.
-    assert ag.settle(1, [0], 1_000_000, roles["oracle"]).credit_paid == ETHER * 2 // 10
+    assert ag.settle(1, [0], 1_000_000, EVIDENCE_ROOT, roles["oracle"]).credit_paid == ETHER * 2 // 10
     assert ag.snapshot().collateral_escrowed == 0
 
 
@@ -240,11 +241,11 @@ def test_committee_members_cannot_be_parties_and_quorum_fits(chain, factory, rol
 
 def test_terminate_waits_for_ended_periods_to_be_reported(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
-    active.settle(0, [850_000], 1_000_000, roles["oracle"])  # a disaster
+    active.settle(0, [850_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # a disaster
     chain.mine_at(active.terms.period_end(1))  # period 1 was served and is over, not yet reported
     with reverted("PeriodAwaitingReport"):
         active.terminate(roles["customer"])  # front-running the report would take its fee back
-    active.settle(1, [1_000_000], 1_000_000, roles["oracle"])
+    active.settle(1, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     tx = active.terminate(roles["customer"])
     terms = active.terms
     at = int(chain.w3.eth.get_block(tx.block_number)["timestamp"])
@@ -254,7 +255,7 @@ def test_terminate_waits_for_ended_periods_to_be_reported(chain, active, roles):
 
 def test_silent_oracles_cannot_lock_the_escrow(chain, active, roles):
     chain.mine_at(active.terms.period_end(0))
-    active.settle(0, [985_000], 1_000_000, roles["oracle"])  # then the oracle goes silent
+    active.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # then the oracle goes silent
     deadline = active.terms.end + active.chain.call(active.contract.functions.REPORT_DEADLINE())
     chain.mine_at(deadline - 10)
     with reverted("NotExpired"):
@@ -308,7 +309,7 @@ def test_deposits_close_when_the_term_starts(chain, factory, roles, terms_for):
 def test_withdraw_to_pays_another_address(chain, active, roles):
     """Review 2, finding 7: a party that cannot receive has its due paid elsewhere."""
     chain.mine_at(active.terms.period_end(0))
-    active.settle(0, [985_000], 1_000_000, roles["oracle"])  # 30 % credit
+    active.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # 30 % credit
     treasury, _ = chain.new_account(fund_from=roles["deployer"], amount=0)
     assert active.withdraw_to(treasury, roles["customer"]) == 3 * ETHER // 10
     assert chain.balance(treasury) == 3 * ETHER // 10

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sla_helpers import EC2_TIERS, ETHER, make_terms
+from sla_helpers import EC2_TIERS, ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 
 from smartsla import artifacts, compiler, deployments
@@ -161,7 +161,7 @@ def test_brownie_deploys_to_ganache_for_smartsla(brownie_env: dict[str, str], ga
 
     # ... which smartsla settles and pays out: 99.5 % is below 99.99 %, a 10 % credit.
     chain.mine_at(terms.period_end(0) + 1)
-    settlement = agreement.settle(0, [995_000], 1_000_000, roles["oracle"])
+    settlement = agreement.settle(0, [995_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     assert settlement.credit_paid == ETHER // 10
     assert agreement.withdraw(roles["customer"]) == ETHER // 10
 

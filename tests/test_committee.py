@@ -4,7 +4,7 @@ replay protection."""
 from __future__ import annotations
 
 import pytest
-from sla_helpers import ETHER
+from sla_helpers import ETHER, EVIDENCE_ROOT
 
 from smartsla.credit import median, period_outcome
 from smartsla.errors import ContractReverted
@@ -26,18 +26,19 @@ def _agreement(chain, factory, roles, terms_for, committee, quorum):
     return ag
 
 
-def _sign(chain, ag, key, period, values, measured=1_000_000, deadline=None):
+def _sign(chain, ag, key, period, values, measured=1_000_000, deadline=None, root=EVIDENCE_ROOT):
     """A report valid for an hour unless told otherwise."""
     deadline = chain.now() + 3_600 if deadline is None else deadline
-    return sign_report(key, chain.chain_id, ag.address, period, values, measured, deadline)
+    return sign_report(key, chain.chain_id, ag.address, period, values, measured, root, deadline)
 
 
 def test_python_digest_equals_the_contracts(chain, factory, roles, terms_for, committee):
     ag = _agreement(chain, factory, roles, terms_for, committee, 1)
-    for period, values, measured, deadline in [(0, [999_000], 1_000_000, 1), (7, [0], 0, 2**64 - 1),
-                                               (2**40, [1_000_000], 900_000, 1_800_000_000)]:
-        assert ag.report_digest(period, values, measured, deadline) == digest(chain.chain_id, ag.address, period,
-                                                                              values, measured, deadline)
+    for period, values, measured, root, deadline in [(0, [999_000], 1_000_000, EVIDENCE_ROOT, 1),
+                                                     (7, [0], 0, b"\x00" * 32, 2**64 - 1),
+                                                     (2**40, [1_000_000], 900_000, b"\xff" * 32, 1_800_000_000)]:
+        assert ag.report_digest(period, values, measured, root, deadline) == digest(
+            chain.chain_id, ag.address, period, values, measured, root, deadline)
     report = _sign(chain, ag, committee[0][1], 0, [999_000])
     assert recover_signer(report) == committee[0][0]
 
@@ -67,7 +68,7 @@ def test_quorum_is_enforced(chain, factory, roles, terms_for, committee):
     with pytest.raises(ContractReverted, match=r"^QuorumNotReached\(3, 2\)"):
         ag.settle_with_reports(0, [_sign(chain, ag, ka, 0, [0]), _sign(chain, ag, kb, 0, [0])], a)
     with pytest.raises(ContractReverted, match=r"^QuorumNotReached\(3, 1\)"):
-        ag.settle(0, [0], 1_000_000, a)  # direct reports only with a quorum of 1
+        ag.settle(0, [0], 1_000_000, EVIDENCE_ROOT, a)  # direct reports only with a quorum of 1
     twice = [_sign(chain, ag, ka, 0, [0]), _sign(chain, ag, ka, 0, [1]), _sign(chain, ag, kb, 0, [1])]
     with pytest.raises(ContractReverted, match=r"^DuplicateSigner"):
         ag.settle_with_reports(0, twice, a)
@@ -140,7 +141,8 @@ def test_signatures_cannot_be_replayed(chain, factory, roles, terms_for, committ
     with pytest.raises(ContractReverted, match=r"^NotACommitteeMember"):
         other.settle_with_reports(0, period0, a)
     # ... or signed for another chain id.
-    foreign = [sign_report(k, chain.chain_id + 1, ag.address, 1, [999_000], 1_000_000, 2**63) for k in (ka, kb, kc)]
+    foreign = [sign_report(k, chain.chain_id + 1, ag.address, 1, [999_000], 1_000_000, EVIDENCE_ROOT, 2**63)
+               for k in (ka, kb, kc)]
     with pytest.raises(ContractReverted, match=r"^NotACommitteeMember"):
         ag.settle_with_reports(1, foreign, a)
     # ... and replaying the very same settlement fails as a duplicate period.

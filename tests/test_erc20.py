@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sla_helpers import ETHER
+from sla_helpers import ETHER, EVIDENCE_ROOT
 
 from smartsla.client import Status
 from smartsla.errors import ContractReverted
@@ -24,7 +24,7 @@ def test_token_lifecycle_moves_exactly_the_books(chain, factory, roles, terms_fo
     assert ag.balance() == ag.terms.total_fees + ag.terms.collateral
     for period, value in enumerate([999_000, 1_000_000, 940_000]):
         chain.mine_at(ag.terms.period_end(period))
-        ag.settle(period, [value], 1_000_000, roles["oracle"])
+        ag.settle(period, [value], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     assert ag.snapshot().status is Status.Ended
     got_c = ag.withdraw(roles["customer"])
     got_p = ag.withdraw(roles["provider"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sla_helpers import EC2_TIERS, ETHER
+from sla_helpers import EC2_TIERS, ETHER, EVIDENCE_ROOT
 
 from smartsla.client import Status
 from smartsla.credit import Books, period_outcome
@@ -43,7 +43,7 @@ def test_xla_latency_satisfaction_and_composite_earn_credits_like_uptime(chain, 
     # p95 620 ms (> 500 ms: 30 %); mail 99.95 %, files 98.0 % -> combined 98.975 % (< 99 %: 50 %);
     # the oracle's values for csat and combined are ignored.
     reported = [620, 123, 999_500, 980_000, 1]
-    s = ag.settle(0, reported, 1_000_000, roles["oracle"])
+    s = ag.settle(0, reported, 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     expected = period_outcome(ag.terms, reported, ag.terms.collateral, satisfaction=700_000)
     assert s.values_ppm == expected.values == (620, 700_000, 999_500, 980_000, 989_750)
     assert s.service_credits == expected.service_credits
@@ -55,9 +55,9 @@ def test_xla_latency_satisfaction_and_composite_earn_credits_like_uptime(chain, 
 def test_latency_at_the_objective_earns_nothing(chain, factory, roles, terms_for):
     ag = active(chain, factory, roles, terms_for, services=(LATENCY.model_copy(update={"weight_bps": 10_000}),))
     chain.mine_at(ag.terms.period_end(0))
-    assert ag.settle(0, [300], 1_000_000, roles["oracle"]).credit_paid == 0
+    assert ag.settle(0, [300], 1_000_000, EVIDENCE_ROOT, roles["oracle"]).credit_paid == 0
     chain.mine_at(ag.terms.period_end(1))
-    assert ag.settle(1, [1_001], 1_000_000, roles["oracle"]).credit_paid == ETHER
+    assert ag.settle(1, [1_001], 1_000_000, EVIDENCE_ROOT, roles["oracle"]).credit_paid == ETHER
 
 
 def test_only_the_customer_attests_and_only_before_settlement(chain, factory, roles, terms_for):
@@ -67,7 +67,7 @@ def test_only_the_customer_attests_and_only_before_settlement(chain, factory, ro
     with reverted("ValueAboveOneHundredPercent"):
         ag.attest_satisfaction(0, 1_000_001, roles["customer"])
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [0, 1_000_000], 1_000_000, roles["oracle"])  # no attestation: satisfied
+    ag.settle(0, [0, 1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # no attestation: satisfied
     with reverted("PeriodAlreadySettled"):
         ag.attest_satisfaction(0, 0, roles["customer"])
     plain = active(chain, factory, roles, terms_for)
@@ -112,7 +112,7 @@ def dispute_terms(roles):
 def test_without_a_dispute_window_settlement_pays_at_once(chain, factory, roles, terms_for):
     ag = active(chain, factory, roles, terms_for)
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [985_000], 1_000_000, roles["oracle"])
+    ag.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     assert ag.snapshot().owed_to_customer == 3 * ETHER // 10
     assert ag.period_state(0)[0] == "None"
 
@@ -120,7 +120,7 @@ def test_without_a_dispute_window_settlement_pays_at_once(chain, factory, roles,
 def test_settled_period_pays_only_after_the_dispute_window(chain, factory, roles, terms_for):
     ag = active(chain, factory, roles, terms_for, **dispute_terms(roles))
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [985_000], 1_000_000, roles["oracle"])
+    ag.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     snap = ag.snapshot()
     assert (snap.owed_to_customer, snap.pending_to_customer, snap.pending_periods) == (0, 3 * ETHER // 10, 1)
     state, credit, final_after = ag.period_state(0)
@@ -142,7 +142,7 @@ def test_dispute_resolved_by_the_arbiter_with_a_corrected_report(chain, factory,
     books.deposit_fees()
     books.deposit_collateral()
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [999_950], 1_000_000, roles["oracle"])  # the oracle says: objective met
+    ag.settle(0, [999_950], 1_000_000, EVIDENCE_ROOT, roles["oracle"])  # the oracle says: objective met
     books.settle([999_950])
     with reverted("Unauthorized"):
         ag.dispute(0, b"\x01" * 32, roles["oracle"])
@@ -164,7 +164,7 @@ def test_dispute_resolved_by_the_arbiter_with_a_corrected_report(chain, factory,
 def test_dispute_window_closes_and_undecided_disputes_pay_as_reported(chain, factory, roles, terms_for):
     ag = active(chain, factory, roles, terms_for, **dispute_terms(roles), period_count=1)
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [985_000], 1_000_000, roles["oracle"])
+    ag.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     assert ag.snapshot().status is Status.Ended
     assert ag.snapshot().collateral_escrowed > 0  # kept back while the period may be disputed
     ag.dispute(0, b"\x02" * 32, roles["provider"])
@@ -185,7 +185,7 @@ def test_dispute_window_closes_and_undecided_disputes_pay_as_reported(chain, fac
 def test_late_dispute_is_refused(chain, factory, roles, terms_for):
     ag = active(chain, factory, roles, terms_for, **dispute_terms(roles))
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [985_000], 1_000_000, roles["oracle"])
+    ag.settle(0, [985_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     chain.mine_at(ag.period_state(0)[2])
     with reverted("DisputeWindowClosed"):
         ag.dispute(0, b"\x03" * 32, roles["customer"])
@@ -214,9 +214,9 @@ def test_calendar_periods_end_where_the_terms_say(chain, factory, roles, terms_f
     assert [ag.chain.call(ag.contract.functions.periodEnd(p)) for p in range(3)] == [start + 100, start + 250,
                                                                                      start + 400]
     chain.mine_at(start + 100)
-    ag.settle(0, [1_000_000], 1_000_000, roles["oracle"])
+    ag.settle(0, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     with pytest.raises(ContractReverted, match=rf"^PeriodNotEnded\(1, {start + 250}\)"):
-        ag.settle(1, [1_000_000], 1_000_000, roles["oracle"])
+        ag.settle(1, [1_000_000], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     now = chain.now()
     with reverted("InvalidWindow"):
         ag.declare_maintenance(now + 10, start + 401, roles["provider"])  # beyond the calendar term

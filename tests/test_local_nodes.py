@@ -20,7 +20,7 @@ import pytest
 import rlp
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
-from sla_helpers import EC2_TIERS, ETHER, make_terms
+from sla_helpers import EC2_TIERS, ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -120,7 +120,7 @@ def run_lifecycle(url: str) -> None:
     exhausted = False
     for period, values in enumerate(PERIOD_VALUES):
         chain.mine_at(terms.period_end(period))
-        settled = agreement.settle(period, list(values), 1_000_000, roles["oracle"])
+        settled = agreement.settle(period, list(values), 1_000_000, EVIDENCE_ROOT, roles["oracle"])
         expected = books.settle(list(values))
         assert settled.period == period
         assert settled.service_credits == expected.service_credits
@@ -370,7 +370,7 @@ def test_unknown_kind() -> None:
 
 # Periods of a few seconds need slices of one second (the terms' default slice is 60 s).
 SHORT_SLICES = {"slice_seconds": 1}
-SETTLE_EXTRA = (1_000_000,)  # the measured share of the period
+SETTLE_EXTRA = (1_000_000, EVIDENCE_ROOT)  # the measured share of the period, its evidence root
 
 
 def _active_agreement(chain: Chain, period_length: int, start_in_s: int = 3) -> tuple[Agreement, dict[str, str]]:
@@ -442,7 +442,7 @@ def test_oracle_settles_on_an_idle_chain_that_mines_on_demand(kind: str, request
     while time.time() < end + 1:
         time.sleep(0.2)
     assert chain.now() < end, "the chain should still be idle at a block before the period's end"
-    outcome = submitter.process(agreement, 0, {"compute": _figure(999_000)})
+    outcome = submitter.process(agreement, 0, {"compute": _figure(999_000)}, EVIDENCE_ROOT)
     assert outcome.state == "confirmed", outcome
     assert agreement.snapshot().settled_periods == 1
     assert [s.values_ppm for s in agreement.settlements()] == [(999_000,)]
@@ -464,7 +464,7 @@ def test_a_reverted_settlement_is_not_counted_and_is_sent_again(kind: str, reque
     skew = 30.0
     submitter, store = _submitter(chain, roles, tmp_path, clock=lambda: time.time() + skew)
     assert time.time() < end
-    outcome = submitter.process(agreement, 0, {"compute": _figure(990_000)})
+    outcome = submitter.process(agreement, 0, {"compute": _figure(990_000)}, EVIDENCE_ROOT)
     assert outcome.state == "submitted"
     assert "PeriodNotEnded(0, " in outcome.detail
     first = outcome.tx_hash

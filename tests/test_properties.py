@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sla_helpers import ETHER, make_terms
+from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
 
 from smartsla.chain import Chain
 from smartsla.client import Factory, Status
@@ -116,7 +116,7 @@ def test_funds_are_conserved_over_random_sequences(env, ops, collateral, cap, wi
             elif op == "settle":
                 period = books.settled_periods
                 chain.mine_at(terms.period_end(min(period, terms.period_count - 1)))
-                s = ag.settle(period, [value], 1_000_000, roles["oracle"])
+                s = ag.settle(period, [value], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
                 assert s.credit_paid == books.settle([value]).paid_credit
             elif op == "terminate":
                 tx = ag.terminate(roles["customer"])

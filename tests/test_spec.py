@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sla_helpers import EVIDENCE_ROOT
 
 from smartsla.credit import period_outcome
 from smartsla.reports import sign_report
@@ -79,7 +80,7 @@ def test_cloud_slas_settle_to_the_published_credits(example, chain, factory, rol
     fee = terms.fee_per_period
     for period, (uptime, credit_percent) in enumerate(table):
         chain.mine_at(terms.period_end(period))
-        settled = ag.settle(period, [percent_to_ppm(uptime)], 1_000_000, roles["oracle"])
+        settled = ag.settle(period, [percent_to_ppm(uptime)], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
         assert settled.credit_paid == fee * credit_percent // 100, f"{example}: {uptime}% should earn {credit_percent}%"
 
 
@@ -100,7 +101,7 @@ def test_customer_based_example_with_committee_xla_and_disputes(chain, factory, 
     honest = [[999_950, 998_000, 990_000, 0, 450, 0], [999_930, 998_200, 990_500, 0, 480, 0]]
     lie = [[0, 0, 0, 0, 90_000, 0]]
     deadline = chain.now() + 3_600
-    reports = [sign_report(k, chain.chain_id, ag.address, 0, v, 1_000_000, deadline)
+    reports = [sign_report(k, chain.chain_id, ag.address, 0, v, 1_000_000, EVIDENCE_ROOT, deadline)
                for (_, k), v in zip(oracles, honest + lie, strict=True)]
     settled = ag.settle_with_reports(0, reports, oracles[0][0])
     median = [999_930, 998_000, 990_000, 0, 480, 0]

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from ..api.app import ApiSettings, create_app
 from ..chain import Chain
 from ..client import Agreement, Factory
-from ..demo import DemoResult, demo_terms
+from ..demo import DemoResult, demo_evidence_root, demo_terms
 from ..errors import SmartSLAError
 from ..index_store import IndexStore
 from ..indexer import Indexer
@@ -63,7 +63,8 @@ def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, st
     agreement.deposit_collateral(roles["provider"])
     for period, values in enumerate(LIVE_PERIODS):
         chain.mine_at(terms.period_end(period))
-        agreement.settle(period, list(values), 1_000_000, roles["oracle"])
+        agreement.settle(period, list(values), 1_000_000, demo_evidence_root(period, values, 1_000_000),
+                         roles["oracle"])
     chain.mine_at(terms.period_end(len(LIVE_PERIODS) - 1) + terms.period_length * 2 // 5)  # 40 % into the next
     return agreement
 

@@ -6,6 +6,8 @@ from typing import Any
 
 ETHER = 10**18
 PERIOD = 3600
+# A report's evidence root (any non-zero 32 bytes; the contract refuses zero: MissingEvidence).
+EVIDENCE_ROOT = "0x" + "e1" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
 # AWS EC2, region level (aws.amazon.com/compute/sla): below 99.99 % 10 %, below 99 % 30 %, below 95 % 100 %.
 EC2_TIERS = [(999_900, 1_000), (990_000, 3_000), (950_000, 10_000)]

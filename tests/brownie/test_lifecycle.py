@@ -7,7 +7,7 @@ from typing import Any
 
 import brownie
 import pytest
-from sla_brownie import ETHER, PERIOD, service_id, typed_error
+from sla_brownie import ETHER, EVIDENCE_ROOT, PERIOD, service_id, typed_error
 
 PENDING, ACTIVE, ENDED, TERMINATED, CANCELLED = range(5)
 
@@ -49,7 +49,7 @@ def test_full_lifecycle_pays_ec2_credits(active: tuple[Any, tuple], roles: dict[
     expected_credit = [0, ETHER // 10, ETHER]
     for period, value in enumerate(measured):
         end_period(chain, terms, period)
-        tx = agreement.settle(period, [value], 1_000_000, {"from": oracle})
+        tx = agreement.settle(period, [value], 1_000_000, EVIDENCE_ROOT, {"from": oracle})
         event = tx.events["PeriodSettled"]
         assert event["period"] == period
         assert event["creditPaid"] == expected_credit[period]
@@ -87,7 +87,7 @@ def test_ec2_tier_boundaries(active: tuple[Any, tuple], roles: dict[str, Any], c
     service_credits, capped = agreement.quoteCredit([value_ppm])
     assert (list(service_credits), capped) == ([credit], credit)
     end_period(chain, terms, 0)
-    tx = agreement.settle(0, [value_ppm], 1_000_000, {"from": roles["oracle"]})
+    tx = agreement.settle(0, [value_ppm], 1_000_000, EVIDENCE_ROOT, {"from": roles["oracle"]})
     assert tx.events["PeriodSettled"]["creditPaid"] == credit
     assert snapshot(agreement)["owedToCustomer"] == credit
 
@@ -98,7 +98,8 @@ def test_disaster_lets_the_customer_terminate(active: tuple[Any, tuple], roles: 
     with brownie.reverts(typed_error("NoDisaster")):
         agreement.terminate({"from": customer})
     end_period(chain, terms, 0)
-    tx = agreement.settle(0, [850_000], 1_000_000, {"from": roles["oracle"]})  # below the 90 % termination threshold
+    # below the 90 % termination threshold
+    tx = agreement.settle(0, [850_000], 1_000_000, EVIDENCE_ROOT, {"from": roles["oracle"]})
     assert tx.events["PeriodSettled"]["disaster"] is True
     with brownie.reverts(typed_error("Unauthorized", provider)):
         agreement.terminate({"from": provider})
@@ -149,17 +150,17 @@ def test_periods_settle_after_their_end_and_in_order(active: tuple[Any, tuple], 
     oracle = roles["oracle"]
     ends_at = terms[5] + PERIOD
     with brownie.reverts(typed_error("PeriodNotEnded", 0, ends_at)):
-        agreement.settle(0, [999_950], 1_000_000, {"from": oracle})
+        agreement.settle(0, [999_950], 1_000_000, EVIDENCE_ROOT, {"from": oracle})
     end_period(chain, terms, 1)
     with brownie.reverts(typed_error("PeriodOutOfOrder", 0, 1)):
-        agreement.settle(1, [999_950], 1_000_000, {"from": oracle})
-    agreement.settle(0, [999_950], 1_000_000, {"from": oracle})
+        agreement.settle(1, [999_950], 1_000_000, EVIDENCE_ROOT, {"from": oracle})
+    agreement.settle(0, [999_950], 1_000_000, EVIDENCE_ROOT, {"from": oracle})
     with brownie.reverts(typed_error("PeriodAlreadySettled", 0)):
-        agreement.settle(0, [999_950], 1_000_000, {"from": oracle})
+        agreement.settle(0, [999_950], 1_000_000, EVIDENCE_ROOT, {"from": oracle})
     with brownie.reverts(typed_error("Unauthorized", roles["stranger"])):
-        agreement.settle(1, [999_950], 1_000_000, {"from": roles["stranger"]})
+        agreement.settle(1, [999_950], 1_000_000, EVIDENCE_ROOT, {"from": roles["stranger"]})
     with brownie.reverts(typed_error("ValueAboveOneHundredPercent", 0, 1_000_001)):
-        agreement.settle(1, [1_000_001], 1_000_000, {"from": oracle})
+        agreement.settle(1, [1_000_001], 1_000_000, EVIDENCE_ROOT, {"from": oracle})
 
 
 def test_factory_rejects_unsound_terms(create: Any, chain: Any) -> None:

@@ -37,10 +37,14 @@ contract CommitteeTest is Fixture {
     /// @notice The digest is EIP-712 over Report(uint256 period,uint32[] valuesPpm,uint32
     /// measuredPpm,uint64 deadline), with the agreement (the clone, not the implementation) as
     /// verifying contract.
-    function testFuzz_digestIsEip712(uint256 period, uint32 x, uint32 y, uint32 measured, uint64 deadline)
-        public
-        view
-    {
+    function testFuzz_digestIsEip712(
+        uint256 period,
+        uint32 x,
+        uint32 y,
+        uint32 measured,
+        bytes32 root,
+        uint64 deadline
+    ) public view {
         uint32[] memory values = _values(x, y);
         bytes32 domain = keccak256(
             abi.encode(
@@ -53,15 +57,18 @@ contract CommitteeTest is Fixture {
         );
         bytes32 structHash = keccak256(
             abi.encode(
-                keccak256("Report(uint256 period,uint32[] valuesPpm,uint32 measuredPpm,uint64 deadline)"),
+                keccak256(
+                    "Report(uint256 period,uint32[] valuesPpm,uint32 measuredPpm,bytes32 evidenceRoot,uint64 deadline)"
+                ),
                 period,
                 keccak256(abi.encode(x, y)),
                 measured,
+                root,
                 deadline
             )
         );
         assertEq(
-            a.reportDigest(period, values, measured, deadline),
+            a.reportDigest(period, values, measured, root, deadline),
             keccak256(abi.encodePacked("\x19\x01", domain, structHash)),
             "digest"
         );
@@ -141,7 +148,7 @@ contract CommitteeTest is Fixture {
         a.settleWithReports(0, new SignedReport[](0));
         vm.expectRevert(abi.encodeWithSelector(Agreement.QuorumNotReached.selector, 3, 1));
         vm.prank(oracles[0]);
-        a.settle(0, _values(PPM, PPM), PPM);
+        a.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
     }
 
     /// @notice Replays: the same reports again, reports of another period, of another agreement
@@ -156,7 +163,7 @@ contract CommitteeTest is Fixture {
         vm.prank(oracles[0]);
         a.settleWithReports(0, r0);
         // period 0's reports offered for period 1: they recover to some other address
-        address recovered = ECDSA.recover(a.reportDigest(1, r0[0].valuesPpm, r0[0].measuredPpm, r0[0].deadline), r0[0].signature);
+        address recovered = ECDSA.recover(a.reportDigest(1, r0[0].valuesPpm, r0[0].measuredPpm, r0[0].evidenceRoot, r0[0].deadline), r0[0].signature);
         vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
         vm.prank(oracles[0]);
         a.settleWithReports(1, r0);
@@ -166,14 +173,14 @@ contract CommitteeTest is Fixture {
         Agreement b = _open(tb);
         _fund(b, tb);
         SignedReport[] memory ra = _three(1, _values(0, 0), _values(0, 0), _values(0, 0));
-        recovered = ECDSA.recover(b.reportDigest(0, ra[0].valuesPpm, ra[0].measuredPpm, ra[0].deadline), ra[0].signature);
+        recovered = ECDSA.recover(b.reportDigest(0, ra[0].valuesPpm, ra[0].measuredPpm, ra[0].evidenceRoot, ra[0].deadline), ra[0].signature);
         vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
         vm.prank(oracles[0]);
         b.settleWithReports(0, ra);
         // another chain (a fork with a new chain id)
         uint256 chainId = block.chainid;
         vm.chainId(chainId + 1);
-        recovered = ECDSA.recover(a.reportDigest(1, ra[0].valuesPpm, ra[0].measuredPpm, ra[0].deadline), ra[0].signature);
+        recovered = ECDSA.recover(a.reportDigest(1, ra[0].valuesPpm, ra[0].measuredPpm, ra[0].evidenceRoot, ra[0].deadline), ra[0].signature);
         assertTrue(recovered != oracles[0], "the digest depends on the chain id");
         vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
         vm.prank(oracles[0]);
@@ -185,7 +192,7 @@ contract CommitteeTest is Fixture {
     function test_highSSignatureIsRefused() public {
         _toEnd(a, 0);
         SignedReport[] memory r = _three(0, _values(PPM, PPM), _values(PPM, PPM), _values(PPM, PPM));
-        (uint8 v, bytes32 rr, bytes32 s) = vm.sign(oracleKeys[2], a.reportDigest(0, r[2].valuesPpm, r[2].measuredPpm, r[2].deadline));
+        (uint8 v, bytes32 rr, bytes32 s) = vm.sign(oracleKeys[2], a.reportDigest(0, r[2].valuesPpm, r[2].measuredPpm, r[2].evidenceRoot, r[2].deadline));
         bytes32 highS = bytes32(0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 - uint256(s));
         r[2].signature = abi.encodePacked(rr, highS, v == 27 ? uint8(28) : uint8(27));
         vm.expectRevert(abi.encodeWithSelector(ECDSA.ECDSAInvalidSignatureS.selector, highS));

@@ -64,7 +64,7 @@ contract HostileInputsTest is Fixture {
         for (uint256 p = a.snapshot().settledPeriods; p < t.periodCount; ++p) {
             _toEnd(a, p);
             vm.prank(oracles[0]);
-            a.settle(p, _values(x, x), PPM);
+            a.settle(p, _values(x, x), PPM, EVIDENCE_ROOT);
         }
     }
 
@@ -275,7 +275,7 @@ contract HostileInputsTest is Fixture {
         impl.terms();
         vm.expectRevert(Agreement.NotAClone.selector);
         vm.prank(oracles[0]);
-        impl.settle(0, _values(PPM, PPM), PPM);
+        impl.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
         vm.expectRevert(Agreement.NotAClone.selector);
         impl.withdraw();
     }
@@ -311,7 +311,7 @@ contract HostileInputsTest is Fixture {
         vm.expectEmit(true, false, false, true, address(a));
         emit Agreement.CollateralExhausted(0, 1 ether);
         vm.prank(oracles[0]);
-        a.settle(0, _values(0, 0), PPM);
+        a.settle(0, _values(0, 0), PPM, EVIDENCE_ROOT);
         Snapshot memory s = a.snapshot();
         assertEq(s.owedToCustomer, 0, "no credit");
         assertEq(s.owedToProvider, t.feePerPeriod, "fee released");
@@ -357,13 +357,13 @@ contract HostileInputsTest is Fixture {
         _fund(a, t);
         _toEnd(a, 0);
         vm.prank(oracles[0]);
-        a.settle(0, _values(800_000, PPM), PPM); // disaster (below 90 %)
+        a.settle(0, _values(800_000, PPM), PPM, EVIDENCE_ROOT); // disaster (below 90 %)
         _toEnd(a, 1); // period 1 served perfectly and over, not yet reported
         vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodAwaitingReport.selector, uint256(1)));
         vm.prank(customer);
         a.terminate();
         vm.prank(oracles[0]);
-        a.settle(1, _values(PPM, PPM), PPM);
+        a.settle(1, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
         vm.prank(customer);
         a.terminate();
         Snapshot memory s = a.snapshot();

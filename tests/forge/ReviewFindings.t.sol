@@ -136,7 +136,7 @@ contract ReviewFindingsTest is Fixture {
     function test_finding3_disasterFromPendingCannotTerminate() public {
         (Agreement a,) = _withWindow();
         vm.prank(oracles[0]);
-        a.settle(0, _values(800_000, PPM), PPM); // a (wrong) disaster report
+        a.settle(0, _values(800_000, PPM), PPM, EVIDENCE_ROOT); // a (wrong) disaster report
         assertTrue(!a.snapshot().disasterOccurred, "a disputable figure opens nothing");
         vm.expectRevert(abi.encodeWithSelector(Agreement.NoDisaster.selector));
         vm.prank(customer);
@@ -155,7 +155,7 @@ contract ReviewFindingsTest is Fixture {
     function test_finding3_finalDisasterOpensTheClause() public {
         (Agreement a,) = _withWindow();
         vm.prank(oracles[0]);
-        a.settle(0, _values(800_000, PPM), PPM);
+        a.settle(0, _values(800_000, PPM), PPM, EVIDENCE_ROOT);
         (,, uint256 finalAfter) = a.periodState(0);
         vm.warp(finalAfter);
         a.finalize(0);
@@ -173,7 +173,7 @@ contract ReviewFindingsTest is Fixture {
         _fund(a, t);
         _toEnd(a, 0);
         vm.prank(oracles[0]);
-        a.settle(0, _values(800_000, PPM), PPM); // disaster: credit 0.6 ether of compute's 60 %
+        a.settle(0, _values(800_000, PPM), PPM, EVIDENCE_ROOT); // disaster: credit 0.6 ether of compute's 60 %
         uint256 from = a.periodEnd(0);
         uint256 len = a.periodEnd(1) - from;
         vm.warp(from + len - 1); // 29 days, 23 h, 59 min, 59 s served
@@ -235,7 +235,7 @@ contract ReviewFindingsTest is Fixture {
     /// @notice validate refuses terms that no clone can hold, naming the size.
     function test_finding6_validateRefusesWhatCannotBeCreated() public {
         (Terms memory t, Options memory o) = _calendar(6_200);
-        uint256 size = 114 + 20 * 3 + 42 + 4 * 6_200 + 1 + 2 * (40 + 3 * 6);
+        uint256 size = 114 + 20 * 3 + 74 + 4 * 6_200 + 1 + 2 * (41 + 3 * 6);
         vm.expectRevert(abi.encodeWithSelector(AgreementFactory.TermsTooLarge.selector, size, 24_531));
         factory.validate(t, o);
     }
@@ -258,7 +258,7 @@ contract ReviewFindingsTest is Fixture {
                 s.tiers[j] = Tier({belowPpm: uint32(1_000_000 - 1_000 * j), creditBps: uint16(1_000 + 1_000 * j)});
             }
         }
-        uint256 fixedPart = 114 + 20 * 16 + 42 + 1 + 16 * (40 + 8 * 6);
+        uint256 fixedPart = 114 + 20 * 16 + 74 + 1 + 16 * (41 + 8 * 6);
         uint256 periods = (24_531 - fixedPart) / 4;
         t.periodLength = 0;
         t.periodCount = uint16(periods);
@@ -305,7 +305,7 @@ contract ReviewFindingsTest is Fixture {
         _fund(a, t);
         _toEnd(a, 0);
         vm.prank(oracles[0]);
-        a.settle(0, _values(989_000, PPM), PPM); // 0.18 ether credit
+        a.settle(0, _values(989_000, PPM), PPM, EVIDENCE_ROOT); // 0.18 ether credit
         vm.expectRevert();
         vm.prank(customer);
         a.withdraw();
@@ -343,10 +343,10 @@ contract ReviewFindingsTest is Fixture {
         _toEnd(a, 0);
         vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodNotMeasured.selector, 0, 899_999, 900_000));
         vm.prank(oracles[0]);
-        a.settle(0, _values(0, 0), 899_999);
+        a.settle(0, _values(0, 0), 899_999, EVIDENCE_ROOT);
         vm.expectRevert(abi.encodeWithSelector(Agreement.MeasuredShareAboveOneHundredPercent.selector, PPM + 1));
         vm.prank(oracles[0]);
-        a.settle(0, _values(0, 0), PPM + 1);
+        a.settle(0, _values(0, 0), PPM + 1, EVIDENCE_ROOT);
         // signed reports: the median share counts (two of three below the minimum)
         SignedReport[] memory r = new SignedReport[](3);
         uint64 deadline = uint64(block.timestamp + 1 hours);
@@ -359,7 +359,7 @@ contract ReviewFindingsTest is Fixture {
         uint32[] memory v = _values(PPM, PPM);
         emit Agreement.PeriodSettled(0, v, new uint256[](2), 0, t.feePerPeriod, false, 950_000);
         vm.prank(oracles[0]);
-        a.settle(0, v, 950_000);
+        a.settle(0, v, 950_000, EVIDENCE_ROOT);
     }
 
     // ------------------------------------------------------------ batch settlement
@@ -374,7 +374,7 @@ contract ReviewFindingsTest is Fixture {
         for (uint256 i = 0; i < 3; ++i) r[i] = _sign(a, oracleKeys[i], 0, _values(989_000, PPM));
         vm.expectRevert(abi.encodeWithSelector(Agreement.Unauthorized.selector, stranger));
         vm.prank(stranger);
-        a.settle(0, _values(PPM, PPM), PPM);
+        a.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
         vm.prank(stranger);
         a.settleWithReports(0, r);
         assertEq(a.snapshot().settledPeriods, 1, "settled by a stranger's submission");

@@ -65,6 +65,7 @@ contract TermsCodecTest is TestBase {
         // periods are whole minutes (TermsGen), so 1 s and 60 s slices divide them
         o.sliceLength = (r >> 104) % 2 == 0 ? 1 : 60;
         o.minMeasuredPpm = uint32(TermsGen.between(r >> 112, 0, 1_000_000));
+        o.specHash = bytes32(TermsGen.rand(seed, 82)); // any document hash, zero included
         if ((r >> 80) % 2 == 0) {
             // explicit kinds: availability or composite (not latency: its tiers differ)
             o.serviceKinds = new uint8[](t.services.length);
@@ -75,6 +76,7 @@ contract TermsCodecTest is TestBase {
 
     function _explicitKinds(Options memory o, uint256 n) internal pure returns (Options memory) {
         if (o.serviceKinds.length == 0) o.serviceKinds = new uint8[](n);
+        if (o.latencyPercentiles.length == 0) o.latencyPercentiles = new uint8[](n);
         return o;
     }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sla_helpers import EVIDENCE_ROOT
 from web3.logs import DISCARD
 
 from oracle.sli import PeriodFigure
@@ -60,7 +61,7 @@ def test_one_failing_item_does_not_stop_the_others_and_alone_is_retried(anvil, t
     chain.mine_at(start + 1001)
     nonce0 = chain.w3.eth.get_transaction_count(oracle)
 
-    outcomes = sub.process_batch(batch, [(ag, 0, FIGURES) for ag in agreements])
+    outcomes = sub.process_batch(batch, [(ag, 0, FIGURES, EVIDENCE_ROOT) for ag in agreements])
 
     assert outcomes[(late.address, 0)].state == "submitted"
     assert "PeriodNotEnded" in outcomes[(late.address, 0)].detail
@@ -69,7 +70,7 @@ def test_one_failing_item_does_not_stop_the_others_and_alone_is_retried(anvil, t
     assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 1  # one transaction for ten items
 
     chain.mine_at(start + 2001)
-    again = sub.process_batch(batch, [(ag, 0, FIGURES) for ag in agreements])
+    again = sub.process_batch(batch, [(ag, 0, FIGURES, EVIDENCE_ROOT) for ag in agreements])
 
     assert all(o.state == "confirmed" for o in again.values()), again
     assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2

@@ -664,3 +664,51 @@ def test_check_config_runs_the_daemons_validation_and_lists_every_problem(world:
     lines = str(err.value).splitlines()
     assert any("agreements[0].services: wbe not in agreement" in x and "(its services: web)" in x for x in lines)
     assert any(x.startswith("agreements[1].address:") for x in lines), lines
+
+
+def test_oracle_refuses_to_start_with_a_method_other_than_the_agreements(world: World, service: ScheduledService,
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """Issue 12: the measurement method is in the terms. An oracle configured with another latency
+    percentile or another slice length must not start (exit 2, naming the field and both values);
+    on the old code the percentile was the configuration's alone and the daemon ran."""
+    services = (Service(name="web", objective_ppm=999_900, weight_bps=5_000, tiers=EC2),
+                Service(name="api", kind="latency", objective_ppm=300, weight_bps=5_000, latency_percentile=99,
+                        tiers=(Tier(below_ppm=500, credit_bps=1_000),)))
+    ag = world.agreement(period_length=60, period_count=1, services=services)
+    assert [s.latency_percentile for s in ag.terms.services] == [0, 99]  # read back from the chain
+    good = yaml.safe_load(world.config(ag.address, service.url).read_text())
+    api = {"http": {"url": service.url, "timeout_s": 0.25}, "interval_s": 0.25}
+    env = dict(os.environ, SMARTSLA_ORACLE_KEY=world.oracle_key)
+
+    def refused(cfg: dict, name: str) -> str:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(cfg))
+        try:
+            done = subprocess.run([sys.executable, "-m", "smartsla", "oracle", "run", "--config", str(path)],
+                                  env=env, capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the oracle started with {name}: a method other than the agreement's")
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        return done.stderr
+
+    other_percentile = {**good, "services": {**good["services"], "api": {**api, "latency_percentile": 95}}}
+    err = refused(other_percentile, "p95.yaml")
+    assert "services.api.latency_percentile: 95" in err and "99th percentile" in err, err
+
+    other_slice = {**good, "slice_seconds": 2, "services": {**good["services"], "api": api}}
+    err = refused(other_slice, "slice2.yaml")
+    assert "slice_seconds: 2 s" in err and "slices of 1 s" in err, err
+
+    # Without a setting of its own the oracle measures the agreement's way.
+    from oracle.config import load_config
+    from oracle.daemon import Daemon
+
+    path = tmp_path / "follows.yaml"
+    path.write_text(yaml.safe_dump({**good, "services": {**good["services"], "api": api}}))
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", world.oracle_key)
+    daemon = Daemon(load_config(path))
+    daemon.prepare(wait_for_chain_s=5)
+    served = daemon.served[ag.address]
+    assert served.probes["api"].latency_percentile == 99 and served.slice_seconds == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sla_helpers import EVIDENCE_ROOT
 from sqlalchemy import select
 
 from oracle.sli import PeriodFigure
@@ -86,7 +87,7 @@ class Rig:
         details = []
         deadline = time.time() + timeout
         while time.time() < deadline:
-            outcome = self.sub.process(ag, 0, FIGURES)
+            outcome = self.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT)
             details.append(outcome.detail)
             if outcome.state == "confirmed":
                 return details
@@ -112,7 +113,7 @@ def test_base_fee_spike_replaces_the_stuck_transaction_with_the_same_nonce(anvil
     ag = rig.agreement()
     nonce_before = rig.nonce()
     rig.pause_mining()
-    first = rig.sub.process(ag, 0, FIGURES)
+    first = rig.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT)
     assert first.state == "submitted", first
     # The next block's base fee jumps far above what the transaction offers: it cannot be mined.
     rig.rpc("anvil_setNextBlockBaseFeePerGas", hex(50 * GWEI))
@@ -137,7 +138,7 @@ def test_spike_above_the_cap_sends_nothing_until_fees_fall(anvil, tmp_path: Path
     rig.pause_mining()
     rig.rpc("anvil_setNextBlockBaseFeePerGas", hex(80 * GWEI))
     rig.rpc("evm_mine")
-    outcome = rig.sub.process(ag, 0, FIGURES)
+    outcome = rig.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT)
     assert outcome.state == "signed" and "cap" in outcome.detail, outcome
     assert rig.attempts() == []
     rig.rpc("anvil_setNextBlockBaseFeePerGas", hex(GWEI))
@@ -152,7 +153,7 @@ def test_dropped_transaction_is_broadcast_again(anvil, tmp_path: Path):
     ag = rig.agreement()
     nonce_before = rig.nonce()
     rig.pause_mining()
-    first = rig.sub.process(ag, 0, FIGURES)
+    first = rig.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT)
     assert first.state == "submitted", first
     rig.rpc("anvil_dropTransaction", first.tx_hash)
     rig.rpc("evm_mine")
@@ -170,12 +171,12 @@ def test_settlement_reorganised_out_is_sent_again_and_counts_only_once_deep(anvi
         rig.rpc("evm_mine")
     nonce_before = rig.nonce()
     rig.pause_mining()
-    first = rig.sub.process(ag, 0, FIGURES)
+    first = rig.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT)
     assert first.state == "submitted", first
     rig.rpc("evm_mine")
     rig.rpc("evm_mine")
     assert ag.snapshot().settled_periods == 1  # mined, two blocks deep: not yet confirmed
-    outcome = rig.sub.process(ag, 0, FIGURES)
+    outcome = rig.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT)
     assert outcome.state == "submitted" and "confirmations" in outcome.detail, outcome
     # A 3-block reorg takes the settlement out of the chain (no transaction re-included).
     rig.rpc("anvil_reorg", 3, [])
@@ -195,7 +196,7 @@ def test_many_in_flight_from_one_key_and_a_dropped_one_in_the_middle(anvil, tmp_
     rig.resume_mining()
     nonce_before = rig.nonce()
     rig.pause_mining()
-    sent = [rig.sub.process(ag, 0, FIGURES) for ag in ags]
+    sent = [rig.sub.process(ag, 0, FIGURES, EVIDENCE_ROOT) for ag in ags]
     assert [o.state for o in sent] == ["submitted"] * 3
     assert sorted(a["nonce"] for a in rig.attempts()) == [nonce_before, nonce_before + 1, nonce_before + 2]
     # The middle one is dropped: the third cannot be mined until its nonce's gap is filled.

@@ -15,6 +15,7 @@ import pytest
 import requests
 from eth_account import Account
 from hypothesis import HealthCheck, given, settings
+from sla_helpers import EVIDENCE_ROOT
 from web3 import Web3
 
 with warnings.catch_warnings():
@@ -262,7 +263,7 @@ def test_wallet_signs_the_unsigned_transactions(tmp_path: Any) -> None:
         assert dup.status_code == 409
         chain.mine_at(terms.period_end(0))
         # below 95 %: 100 % credit, disaster? no
-        Agreement(chain, agreement.address).settle(0, [940_000], 1_000_000, a[3])
+        Agreement(chain, agreement.address).settle(0, [940_000], 1_000_000, EVIDENCE_ROOT, a[3])
         act("withdraw", customer, customer_key)
         indexer.sync()
         d = c.get(f"/api/agreements/{agreement.address}").json()

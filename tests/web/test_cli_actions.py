@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from sla_helpers import EC2_TIERS, make_terms
+from sla_helpers import EC2_TIERS, EVIDENCE_ROOT, make_terms
 from test_cli_web import PASSWORD, _party_with_keystore, _run
 
 from smartsla import keystore
@@ -58,7 +58,7 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     code, out = _run("satisfaction", ag.address, "0", "55%", "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "55.0000%" in out, out
     chain.mine_at(terms.period_end(0))
-    settled = ag.settle(0, [1_000_000, 0], 1_000_000, a[3])
+    settled = ag.settle(0, [1_000_000, 0], 1_000_000, EVIDENCE_ROOT, a[3])
     assert settled.values_ppm == (1_000_000, 550_000) and settled.credit_paid > 0
 
     evidence = tmp_path / "evidence.txt"
@@ -170,7 +170,7 @@ def test_withdraw_to_another_address(anvil: LocalNode, tmp_path: Path) -> None:
                      env=env)
     assert code == 2 and "zero address" in out
     chain.mine_at(ag.terms.period_end(0))
-    ag.settle(0, [940_000], 1_000_000, chain.accounts[3])  # below 95 %: a 100 % credit of 1 ETH
+    ag.settle(0, [940_000], 1_000_000, EVIDENCE_ROOT, chain.accounts[3])  # below 95 %: a 100 % credit of 1 ETH
     cold = Account.create().address
     code, out = _run("withdraw", ag.address, "--to", cold, "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and f"paid to {cold}" in out, out

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from sla_helpers import ETHER, make_terms
+from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
 from typer.testing import CliRunner
 from web_helpers import free_port
 
@@ -92,7 +92,8 @@ def test_withdraw_and_terminate_signed_with_key_files(anvil: LocalNode, tmp_path
     agreement.deposit_fees(customer)
     agreement.deposit_collateral(provider)
     chain.mine_at(terms.period_end(0))
-    agreement.settle(0, [800_000], 1_000_000, a[3])  # 80 %: 100 % credit, and below the 90 % disaster threshold
+    # 80 %: 100 % credit, and below the 90 % disaster threshold
+    agreement.settle(0, [800_000], 1_000_000, EVIDENCE_ROOT, a[3])
     env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
     common = ["--rpc-url", anvil.url, "--factory", factory.address]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sla_helpers import ETHER, make_terms
+from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 
 from smartsla.chain import Chain
@@ -36,7 +36,7 @@ def _open(chain: Chain, roles: dict[str, str], factory: Factory, **overrides: An
 
 def _settle(chain: Chain, agreement: Agreement, period: int, value: int, oracle: str) -> None:
     chain.mine_at(agreement.terms.period_end(period))
-    agreement.settle(period, [value], 1_000_000, oracle)
+    agreement.settle(period, [value], 1_000_000, EVIDENCE_ROOT, oracle)
 
 
 def _chain_logs(chain: Chain, factory: str, agreements: list[str]) -> list[tuple[int, int]]:
@@ -333,7 +333,8 @@ def test_disputes_maintenance_latency_and_calendar_periods(anvil: LocalNode, tmp
     agreement.deposit_collateral(roles["provider"])
     agreement.declare_maintenance(start + 3_960, start + 4_560, roles["provider"])  # in period 1, with notice
     chain.mine_at(start + 3_600)
-    agreement.settle(0, [989_000, 600], 1_000_000, roles["oracle"])  # compute below 99 %: 30 %; 600 ms > 500: 30 %
+    # compute below 99 %: 30 %; 600 ms > 500: 30 %
+    agreement.settle(0, [989_000, 600], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
     agreement.dispute(0, b"\x01" * 32, roles["customer"])
     before_resolution = chain.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     agreement.resolve_dispute(0, [999_950, 150], arbiter)  # both met: no credit

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sla_helpers import make_terms
+from sla_helpers import EVIDENCE_ROOT, make_terms
 
 from smartsla.api import views
 from smartsla.api.app import ApiSettings, create_app
@@ -29,7 +29,7 @@ def test_page_after_a_new_settlement_shows_the_new_figure(chain: Chain, roles: d
 
     def settle(period: int, value: int) -> None:
         chain.mine_at(agreement.terms.period_end(period))
-        agreement.settle(period, [value], 1_000_000, roles["oracle"])
+        agreement.settle(period, [value], 1_000_000, EVIDENCE_ROOT, roles["oracle"])
         assert indexer.sync().caught_up
 
     settle(0, 1_000_000)  # objective met: nothing owed to the customer

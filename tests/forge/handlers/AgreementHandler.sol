@@ -321,7 +321,7 @@ contract AgreementHandler is Assertions {
         bytes memory err;
         vmx.recordLogs();
         vm.prank(who);
-        try b.agreement.settle(period, values, measured) {
+        try b.agreement.settle(period, values, measured, EVIDENCE_ROOT) {
             ok = true;
         } catch (bytes memory e) {
             err = e;
@@ -1058,9 +1058,9 @@ contract AgreementHandler is Assertions {
         uint32 measured,
         uint64 deadline
     ) internal returns (SignedReport memory report, address recovered) {
-        (uint8 sv, bytes32 sr, bytes32 ss) = vm.sign(key, a.reportDigest(signedPeriod, v, measured, deadline));
-        report = SignedReport({valuesPpm: v, measuredPpm: measured, deadline: deadline, signature: abi.encodePacked(sr, ss, sv)});
-        recovered = ecrecover(a.reportDigest(period, v, measured, deadline), sv, sr, ss);
+        (uint8 sv, bytes32 sr, bytes32 ss) = vm.sign(key, a.reportDigest(signedPeriod, v, measured, EVIDENCE_ROOT, deadline));
+        report = SignedReport({valuesPpm: v, measuredPpm: measured, evidenceRoot: EVIDENCE_ROOT, deadline: deadline, signature: abi.encodePacked(sr, ss, sv)});
+        recovered = ecrecover(a.reportDigest(period, v, measured, EVIDENCE_ROOT, deadline), sv, sr, ss);
     }
 
     /// @dev Checks a successful settlement against the reference model and records its events.
@@ -1231,15 +1231,15 @@ contract AgreementHandler is Assertions {
         vmx.recordLogs();
         if (t.quorum == 1) {
             vm.prank(t.oracles[0]);
-            b.agreement.settle(s.settledPeriods, values, PPM);
+            b.agreement.settle(s.settledPeriods, values, PPM, EVIDENCE_ROOT);
         } else {
             SignedReport[] memory reports = new SignedReport[](t.quorum);
             uint64 deadline = uint64(block.timestamp);
             for (uint256 i = 0; i < t.quorum; ++i) {
                 (uint8 v, bytes32 r, bytes32 ss) =
-                    vm.sign(_oracleKeys[i], b.agreement.reportDigest(s.settledPeriods, values, PPM, deadline));
+                    vm.sign(_oracleKeys[i], b.agreement.reportDigest(s.settledPeriods, values, PPM, EVIDENCE_ROOT, deadline));
                 reports[i] =
-                    SignedReport({valuesPpm: values, measuredPpm: PPM, deadline: deadline, signature: abi.encodePacked(r, ss, v)});
+                    SignedReport({valuesPpm: values, measuredPpm: PPM, evidenceRoot: EVIDENCE_ROOT, deadline: deadline, signature: abi.encodePacked(r, ss, v)});
             }
             vm.prank(t.oracles[0]);
             b.agreement.settleWithReports(s.settledPeriods, reports);

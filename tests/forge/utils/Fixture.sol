@@ -90,9 +90,26 @@ abstract contract Fixture is TestBase {
         uint32 measuredPpm,
         uint64 deadline
     ) internal returns (SignedReport memory) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, a.reportDigest(period, values, measuredPpm, deadline));
+        return _signEvidence(a, key, period, values, measuredPpm, EVIDENCE_ROOT, deadline);
+    }
+
+    /// @dev A report signed over `root` as its evidence.
+    function _signEvidence(
+        Agreement a,
+        uint256 key,
+        uint256 period,
+        uint32[] memory values,
+        uint32 measuredPpm,
+        bytes32 root,
+        uint64 deadline
+    ) internal returns (SignedReport memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, a.reportDigest(period, values, measuredPpm, root, deadline));
         return SignedReport({
-            valuesPpm: values, measuredPpm: measuredPpm, deadline: deadline, signature: abi.encodePacked(r, s, v)
+            valuesPpm: values,
+            measuredPpm: measuredPpm,
+            evidenceRoot: root,
+            deadline: deadline,
+            signature: abi.encodePacked(r, s, v)
         });
     }
 

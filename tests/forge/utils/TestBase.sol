@@ -28,6 +28,9 @@ struct FuzzSelector {
 /// @title Cheatcodes, assertions that revert, and `bound`: for tests and invariant handlers alike.
 abstract contract Assertions {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    /// @dev The evidence root the tests' reports carry: any non-zero root satisfies the contract
+    /// (a zero one is refused with MissingEvidence).
+    bytes32 internal constant EVIDENCE_ROOT = keccak256("smartsla test evidence");
     VmExtra internal constant vmx = VmExtra(address(uint160(uint256(keccak256("hevm cheat code")))));
 
     // ------------------------------------------------------------ assertions (revert on failure)
