@@ -91,3 +91,36 @@ def test_each_lie_is_named_and_the_honest_period_verifies(chain: Chain, factory:
     assert v.outcome == "mismatch" and any("period is 0, the agreement says 3" in p for p in v.problems)
     v = verify_period(ag, chain.chain_id, 3, [])
     assert v.outcome == "missing" and v.exit_code == 2
+
+
+def test_a_committee_verifies_by_median_and_one_missing_bundle_is_missing(chain: Chain, factory: Factory,
+                                                                          roles: dict[str, str]) -> None:
+    from smartsla.reports import sign_report
+
+    members = [chain.new_account(fund_from=roles["deployer"]) for _ in range(3)]
+    start = chain.now() + 60
+    terms = make_terms(roles, start, period_length=HOUR, period_count=1, slice_seconds=L,
+                       oracles=tuple(a for a, _ in members), quorum=3)
+    ag = factory.create_agreement(terms, roles["deployer"])
+    ag.deposit_fees(roles["customer"])
+    ag.deposit_collateral(roles["provider"])
+    chain.mine_at(terms.period_end(0) + 1)
+    # Three views of the same hour: 1, 3 and 30 slices down; the median is the 3-slice one.
+    bundles = [bundle_for(ag, chain, address, 0, range(5, 5 + n), []) for (address, _), n in zip(members, (1, 3, 30),
+                                                                                                  strict=True)]
+    reports = []
+    for (_, key), b in zip(members, bundles, strict=True):
+        fig = ev.figure_from_record(b.records[0])
+        reports.append(sign_report(key, chain.chain_id, ag.address, 0, [fig.value_ppm], fig.measured_ppm, b.root,
+                                   2**40))
+    settled = ag.settle_with_reports(0, reports, roles["stranger"])
+    assert settled.values_ppm == (57 * 1_000_000 // 60,)
+    v = verify_period(ag, chain.chain_id, 0, [Source(f"b{i}", b) for i, b in enumerate(bundles)])
+    assert (v.outcome, v.problems) == ("verified", []) and v.medians == {0: 57 * 1_000_000 // 60}
+    v = verify_period(ag, chain.chain_id, 0, [Source(f"b{i}", b) for i, b in enumerate(bundles[:2])])
+    assert v.outcome == "missing" and any(members[2][0] in m for m in v.missing), v.missing
+    # A member's bundle swapped for another member's: its root is not the one that member committed.
+    swapped = ev.Bundle(members[0][0], bundles[1].records)
+    v = verify_period(ag, chain.chain_id, 0, [Source("swapped", swapped), Source("b1", bundles[1]),
+                                              Source("b2", bundles[2])])
+    assert v.outcome == "mismatch" and any("is not the root" in p for p in v.problems), v.problems
