@@ -253,9 +253,7 @@ class Daemon:
         """Start serving `agreement`; returns the problems that prevent it (empty: served)."""
         terms = agreement.terms
         problems: list[str] = []
-        if self.account.address not in terms.oracles:
-            problems.append(f"key: {self.account.address} is not a member of the oracle committee of "
-                            f"{agreement.address} (members: {', '.join(terms.oracles)}) [{where}]")
+        problems += self._key_problems(agreement, where)
         probes = self.config.probes_for(agreement.address)
         # Satisfaction (attested by the customer) and composite (computed on-chain) figures need
         # no probe.
@@ -308,6 +306,15 @@ class Daemon:
             for target in self._targets(served):
                 self._loop.call_soon_threadsafe(self.prober.add, target)
         return []
+
+    def _key_problems(self, agreement: Agreement, where: str) -> list[str]:
+        """Whether this daemon's key may act for `agreement`: an oracle must be in the committee
+        (the customer's watchdog, oracle.watchdog, checks for the customer instead)."""
+        terms = agreement.terms
+        if self.account.address in terms.oracles:
+            return []
+        return [f"key: {self.account.address} is not a member of the oracle committee of "
+                f"{agreement.address} (members: {', '.join(terms.oracles)}) [{where}]"]
 
     def _discover(self) -> None:
         """Serve agreements of the factory whose committee includes this oracle AND whose
@@ -716,9 +723,9 @@ def check_config(config: OracleConfig, *, wait_for_chain_s: float = 5.0) -> Daem
     return daemon
 
 
-def run_daemon(config: OracleConfig) -> None:
+def run_daemon(config: OracleConfig, daemon_class: type[Daemon] | None = None) -> None:
     """Prepare (fail fast on bad configuration), then run until SIGTERM/SIGINT."""
-    daemon = Daemon(config)
+    daemon = (daemon_class or Daemon)(config)
     daemon.prepare()
 
     async def main() -> None:
