@@ -178,3 +178,92 @@ def _print(verdict: Verdict, ag, chain) -> None:  # noqa: ANN001 - Agreement, Ch
         out.print(f"[red]mismatch:[/] {escape(p)}")
     for m in verdict.missing:
         out.print(f"[yellow]missing:[/] {escape(m)}")
+
+
+# ---------------------------------------------------------------------------- the arbiter's review
+arbiter_app = typer.Typer(help="The arbiter's tools.", no_args_is_help=True)
+app.add_typer(arbiter_app, name="arbiter")
+
+
+def diff_runs(states: list[list[str]]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(first slice, count, the states of each bundle) of the runs where the bundles disagree."""
+    out: list[tuple[int, int, tuple[str, ...]]] = []
+    for i, row in enumerate(zip(*states, strict=True)):
+        if len(set(row)) == 1:
+            continue
+        if out and out[-1][0] + out[-1][1] == i and out[-1][2] == row:
+            out[-1] = (out[-1][0], out[-1][1] + 1, row)
+        else:
+            out.append((i, 1, row))
+    return out
+
+
+@arbiter_app.command("review")
+@cli_errors
+def review_cmd(
+    agreement: Annotated[str, typer.Argument(help="Agreement address.")],
+    period: Annotated[int, typer.Argument(help="Disputed period.", min=0)],
+    evidence_urls: Annotated[list[str] | None, typer.Option(
+        "--evidence-url", help="An oracle's or watchdog's HTTP address, or a full /evidence/... URL.")] = None,
+    bundles: Annotated[list[str] | None, typer.Option("--bundle", help="A bundle file; repeatable.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many differing runs per service.", min=1)] = 40,
+    rpc_url: RpcUrl = DEFAULT_RPC_URL,
+    factory: FactoryOpt = None,
+) -> None:
+    """Both sides' evidence of a disputed period, slice by slice, the differences first: each
+    bundle checked against the root its author committed (EvidenceCommitted for an oracle, the
+    Disputed event for a party), and each side's figure recomputed."""
+    from oracle.evidence import figure_from_record
+
+    from .verify import agreed_percentile, committed_roots, dispute_roots
+
+    address = _address(agreement, "AGREEMENT")
+    chain = _connect(rpc_url)
+    ag = _factory(chain, factory).agreement(address)
+    sources = [fetch_bundle(evidence_url(u, ag.address, period)) for u in evidence_urls or ()]
+    sources += [read_bundle(p) for p in bundles or ()]
+    bad = [s.error for s in sources if s.bundle is None]
+    if bad:
+        fail("; ".join(str(b) for b in bad), 2)
+    if len(sources) < 2:
+        fail("give at least two bundles to compare (--bundle / --evidence-url)", 2)
+    committed = {**dispute_roots(ag, period), **committed_roots(ag, period)}
+    out = _console()
+    terms = ag.terms
+    authors = []
+    for s in sources:
+        b = s.bundle
+        assert b is not None
+        who = "oracle" if b.oracle.lower() in {o.lower() for o in terms.oracles} else (
+            "customer" if b.oracle.lower() == terms.customer.lower() else
+            "provider" if b.oracle.lower() == terms.provider.lower() else "stranger")
+        root = "0x" + b.root.hex()
+        on_chain = next((r for a, r in committed.items() if a.lower() == b.oracle.lower()), None)
+        mark = "[green]root committed on-chain[/]" if on_chain == root else (
+            "[red]root NOT the one committed[/]" if on_chain else "[red]no root committed by its author[/]")
+        authors.append(f"{who} {b.oracle[:10]}…")
+        out.print(f"{escape(s.where)}: {who} {b.oracle}, {mark}")
+    for i, service in enumerate(terms.services):
+        records = [next((r for r in s.bundle.records if r.index == i), None) for s in sources]  # type: ignore[union-attr]
+        if any(r is None for r in records):
+            continue
+        states = [r.states() for r in records]  # type: ignore[union-attr]
+        if len({len(x) for x in states}) != 1:
+            out.print(f"[red]{escape(service.name)}: the bundles cover different slices[/]")
+            continue
+        figures = [figure_from_record(r, percentile=agreed_percentile(terms, i),  # type: ignore[arg-type]
+                                      objective_ms=service.objective_ppm).value_ppm for r in records]
+        runs = diff_runs(states)
+        n_diff = sum(n for _, n, _ in runs)
+        table = Table(title=f"{service.name}: {n_diff:,} of {len(states[0]):,} slices differ")
+        for col in ("slices", "from (UTC)", "to (UTC)", *authors):
+            table.add_column(col)
+        L, start = records[0].slice_seconds, records[0].start  # type: ignore[union-attr]
+        for first, n, row in runs[:limit]:
+            table.add_row(f"{first}–{first + n - 1}" if n > 1 else str(first), _hm(start + first * L),
+                          _hm(start + (first + n) * L), *row)
+        table.add_row("figure", "", "", *[f"{v:,} ms" if service.kind is Kind.latency else ppm_to_percent(v)
+                                         for v in figures])
+        out.print(table)
+        if len(runs) > limit:
+            out.print(f"… and {len(runs) - limit} more differing runs")

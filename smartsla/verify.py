@@ -80,6 +80,7 @@ class Verdict:
     missing: list[str]
     oracles: list[OracleCheck]
     settlement: Settlement | None
+    disputes: list[OracleCheck] = field(default_factory=list)  # a party's dispute evidence
     medians: dict[int, int] = field(default_factory=dict)  # service index -> recomputed median
     measured_median: int | None = None
     credit: int | None = None
@@ -149,7 +150,9 @@ def measured_indexes(terms: Terms) -> list[int]:
 
 
 def check_bundle(agreement: Agreement, chain_id: int, period: int, bundle: Bundle, where: str,
-                 roots: dict[str, str], windows: Sequence[MaintenanceWindow]) -> OracleCheck:
+                 roots: dict[str, str], windows: Sequence[MaintenanceWindow], *, party: bool = False) -> OracleCheck:
+    """Check one bundle; `party`: it is a party's dispute evidence (root in `Disputed`), not an
+    oracle's report."""
     terms = agreement.terms
     oracle = Web3.to_checksum_address(bundle.oracle)
     check = OracleCheck(oracle, where, roots.get(oracle), "0x" + bundle.root.hex())
@@ -161,7 +164,7 @@ def check_bundle(agreement: Agreement, chain_id: int, period: int, bundle: Bundl
     found = {"chainId": h.chain_id, "agreement": h.agreement, "period": h.period, "start": h.start, "end": h.end,
              "sliceSeconds": h.slice_seconds}
     p += [f"{where}: {k} is {found[k]}, the agreement says {v}" for k, v in expected.items() if found[k] != v]
-    if oracle not in terms.oracles:
+    if not party and oracle not in terms.oracles:
         p.append(f"{where}: {oracle} is not a member of the oracle committee")
     if check.committed_root is None:
         p.append(f"{where}: {oracle} committed no evidence root for period {period} on-chain")
@@ -218,10 +221,26 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
         verdict.missing.append(f"no EvidenceCommitted event for period {period}: it was settled without evidence")
         return verdict
     windows = agreement.maintenance_windows()
+    disputes = dispute_roots(agreement, period)
+    disputed: list[str] = []  # what a party's dispute evidence says against the settlement
     seen: set[str] = set()
     for src in sources:
         if src.bundle is None:
             (verdict.missing if src.missing else verdict.problems).append(src.error or f"{src.where}: no bundle")
+            continue
+        by = Web3.to_checksum_address(src.bundle.oracle)
+        if by not in roots and by in disputes:
+            # A party's dispute evidence (the customer's watchdog): checked the same way against
+            # the root its dispute named, and compared with the settled figure (not in the median).
+            party = check_bundle(agreement, chain_id, period, src.bundle, src.where, disputes, windows, party=True)
+            verdict.disputes.append(party)
+            disputed += party.problems
+            for i, f in sorted(party.figures.items()):
+                if f.value_ppm != settlement.values_ppm[i]:
+                    disputed.append(
+                        f"{terms.services[i].name}: the evidence {by} disputed with gives "
+                        f"{_fmt_value(terms, i, f.value_ppm)}, the settled figure is "
+                        f"{_fmt_value(terms, i, settlement.values_ppm[i])}")
             continue
         check = check_bundle(agreement, chain_id, period, src.bundle, src.where, roots, windows)
         verdict.oracles.append(check)
@@ -229,7 +248,8 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
         seen.add(check.oracle)
     for oracle in sorted(set(roots) - seen):
         verdict.missing.append(f"no evidence bundle from {oracle}, whose report counted in the median")
-    if verdict.problems:
+    if verdict.problems or (disputed and verdict.missing):
+        verdict.problems += disputed
         verdict.outcome = "mismatch"
         return verdict
     if verdict.missing:
@@ -257,8 +277,15 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
             agreement, period, outcome.capped_credit - settlement.credit_paid):
         problems.append(f"credit: the evidence implies {outcome.capped_credit}, the settlement paid "
                         f"{settlement.credit_paid}")
+    problems += disputed
     verdict.outcome = "mismatch" if problems else "verified"
     return verdict
+
+
+def dispute_roots(agreement: Agreement, period: int) -> dict[str, str]:
+    """party (checksummed) -> the evidence root its dispute of `period` named (Disputed)."""
+    logs = agreement.contract.events.Disputed().get_logs(from_block=0, argument_filters={"period": period})
+    return {Web3.to_checksum_address(log["args"]["by"]): "0x" + bytes(log["args"]["evidence"]).hex() for log in logs}
 
 
 def _collateral_exhausted(agreement: Agreement, period: int, shortfall: int) -> bool:

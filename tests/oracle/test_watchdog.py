@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from test_verify_e2e import Outage, anvil, outage  # noqa: F401 - the fixtures
+from test_verify_e2e import Outage, anvil, cli, outage  # noqa: F401 - the fixtures
 
 from oracle import evidence as ev
 from smartsla.chain import Chain
@@ -64,8 +64,11 @@ def test_a_lying_oracle_is_disputed_by_the_customers_watchdog(anvil, outage: Out
             time.sleep(0.2)
         # The oracle lies: 100 % through a real outage, with evidence of its own making.
         chain.w3.provider.make_request("evm_mine", [])  # a block at the wall clock: the period has ended
-        lie = ev.opaque_root([b"U" * 12])
-        ag.settle(0, [PPM], PPM, lie, liar)
+        record = ev.build_record(chain_id=chain.chain_id, agreement=ag.address, period=0, start=start,
+                                 end=start + 12, slice_seconds=1, index=0, name="web", kind="availability",
+                                 slices={i: (True, 5.0) for i in range(12)})
+        lie = ev.Bundle(liar, (record,))
+        ag.settle(0, [PPM], PPM, lie.root, liar)
         deadline = time.time() + 30
         while time.time() < deadline and ag.period_state(0)[0] != "Disputed":
             time.sleep(0.25)
@@ -87,6 +90,22 @@ def test_a_lying_oracle_is_disputed_by_the_customers_watchdog(anvil, outage: Out
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+    # A consistent lie verifies against its own evidence; the customer's evidence exposes it.
+    (tmp_path / "liar.json").write_text(ev.dumps_bundle(lie))
+    (tmp_path / "watch.json").write_text(ev.dumps_bundle(bundle))
+    common = ("--rpc-url", anvil.url, "--factory", factory.address)
+    code, out = cli("verify", ag.address, "0", "--bundle", str(tmp_path / "liar.json"), *common)
+    assert code == 0, out
+    code, out = cli("verify", ag.address, "0", "--bundle", str(tmp_path / "liar.json"), "--bundle",
+                    str(tmp_path / "watch.json"), *common)
+    assert code == 1 and f"the evidence {customer} disputed with gives 75.0000 %, the settled figure is " \
+        "100.0000 %" in " ".join(out.split()), out
+    # The arbiter's review: both sides, the differing slices first.
+    code, out = cli("arbiter", "review", ag.address, "0", "--bundle", str(tmp_path / "liar.json"), "--bundle",
+                    str(tmp_path / "watch.json"), *common)
+    assert code == 0, out
+    assert "3 of 12 slices differ" in out and re.search(r"3–5 .* up .* down", out), out
+    assert out.count("root committed on-chain") == 2, out
     # The arbiter corrects the period from the watchdog's evidence: the credit the outage implies.
     ag.resolve_dispute(0, [own.value_ppm], arbiter)
     (resolved,) = ag.contract.events.DisputeResolved().get_logs(from_block=0)
