@@ -227,7 +227,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// service kinds, and the measurement method with the signed document's hash), as fixed at
     /// creation.
     function options() external view onlyClone returns (Options memory o) {
-        (, o) = TermsCodec.decode(Clones.fetchCloneArgs(address(this)), true);
+        (, o) = _loadWithMethod();
     }
 
     /// @notice Current status, balances and progress in one call.
@@ -710,6 +710,11 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// latencyPercentiles), which no rule of the contract uses: see `options()`.
     function _load() private view returns (Terms memory t, Options memory o) {
         return TermsCodec.decode(Clones.fetchCloneArgs(address(this)), false);
+    }
+
+    /// @dev The terms with the method's description, for `options()`.
+    function _loadWithMethod() private view returns (Terms memory t, Options memory o) {
+        return TermsCodec.decode(Clones.fetchCloneArgs(address(this)), true);
     }
 
     /// @dev End of `period`: fixed-length periods, or the calendar ends fixed at creation.

@@ -105,9 +105,13 @@ def agreement_create(
                                               "spec's maintenance windows).")] = None,
     private_key_env: Annotated[str | None, typer.Option("--private-key-env", metavar="VAR")] = None,
 ) -> None:
-    """Validate a spec, then create the agreement on-chain (and declare its maintenance windows)."""
+    """Validate a spec, then create the agreement on-chain (and declare its maintenance windows).
+    The spec's hash (smartsla.spec_hash) goes into the immutable terms: `agreement verify-spec`
+    later tells whether a file is the one the agreement was made from."""
+    from .spec_hash import signed_terms
+
     spec = _load(file)
-    terms = spec.to_terms()  # validated before anything is sent
+    terms = signed_terms(spec)  # validated before anything is sent
     console = _console()
     chain = _connect(rpc_url)
     factory = _factory(chain, factory_address)
@@ -120,7 +124,7 @@ def agreement_create(
             "never becomes Active", soft_wrap=True, highlight=False)
     agreement = factory.create_agreement(terms, sender)
     console.print(f"Agreement [bold cyan]{agreement.address}[/] created from {file} "
-                  f"(gas {agreement.creation.gas_used if agreement.creation else '?'})")
+                  f"(gas {agreement.creation.gas_used if agreement.creation else '?'}); spec hash {terms.spec_hash}")
     windows = spec.maintenance_windows()
     if windows and sender != terms.provider:
         console.print(f"[yellow]{len(windows)} maintenance window(s) not declared[/]: only the provider can "
@@ -137,11 +141,37 @@ def agreement_show(
     address: Annotated[str, typer.Argument(help="The agreement's address.")],
     rpc_url: RpcUrl = DEFAULT_RPC_URL,
     factory_address: FactoryOpt = None,
+    spec_file: Annotated[Path | None, typer.Option("--spec", help="The agreement's spec file: when it is the "
+                                                   "one the agreement was made from (same hash), its scope and "
+                                                   "exclusions are shown too.")] = None,
 ) -> None:
-    """Print an agreement's on-chain terms as a spec (YAML that `spec validate` accepts)."""
+    """Print an agreement's on-chain terms as a spec (YAML that `spec validate` accepts), headed by
+    the spec hash and the measurement method as comments."""
+    from .spec_hash import MISSING_DATA_POLICY, spec_hash
+    from .terms import ZERO_HASH
+
     chain = _connect(rpc_url)
     agreement = _factory(chain, factory_address).agreement(_address(address, "agreement address"))
-    typer.echo(dump_spec(terms_to_spec(agreement.terms, name=f"agreement-{agreement.address[2:10].lower()}")), nl=False)
+    terms = agreement.terms
+    data = terms_to_spec(terms, name=f"agreement-{agreement.address[2:10].lower()}")
+    recorded = terms.spec_hash if terms.spec_hash != ZERO_HASH else "none (created without a spec document)"
+    percentiles = ", ".join(f"{s.name} p{s.latency_percentile}" for s in terms.services if s.latency_percentile)
+    header = [f"spec hash: {recorded}",
+              f"measurement: slices of {terms.slice_seconds} s; a period is reported when at least "
+              f"{ppm_to_percent(terms.min_measured_ppm)} of it was measured; {MISSING_DATA_POLICY}",
+              f"latency percentiles: {percentiles or 'none fixed'}"]
+    if spec_file is not None:
+        spec = _load(spec_file)
+        if spec_hash(spec) == terms.spec_hash:
+            # The chain holds the scope and exclusions by hash only: shown from the matching file.
+            data["spec"]["scope"] = spec.spec.scope.model_dump()
+            header.append(f"scope and exclusions: from {spec_file} (its hash matches)")
+        else:
+            header.append(f"scope and exclusions: not shown, {spec_file} is NOT the agreement's document "
+                          f"(hash {spec_hash(spec)}; see `smartsla agreement verify-spec`)")
+    else:
+        header.append("scope and exclusions: on-chain by hash only; pass --spec FILE to show them")
+    typer.echo("".join(f"# {line}\n" for line in header) + dump_spec(data), nl=False)
 
 
 # ---------------------------------------------------------------- OpenSLO in and out (smartsla.openslo)
