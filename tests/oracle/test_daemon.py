@@ -6,6 +6,7 @@ what the schedule implies; crashes and a chain outage must neither skip nor repe
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import signal
@@ -258,6 +259,16 @@ def test_maintenance_declared_on_chain_with_notice_is_excluded_and_latency_repor
         ag.declare_maintenance(s + 12, s + 14, world.provider)
         assert [w.with_notice for w in ag.maintenance_windows()] == [True, False]
         wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the settlement", world.log_text)
+        # The evidence: the latency figure and the exclusion recomputed from the daemon's bundle (issue 12).
+        from typer.testing import CliRunner
+
+        from smartsla.cli import app
+        port = json.loads(next(line for line in world.log_text().splitlines() if '"msg": "listening"' in line))["port"]
+        verified = CliRunner().invoke(app, ["verify", ag.address, "0", "--evidence-url", f"http://127.0.0.1:{port}",
+                                            "--rpc-url", world.url, "--factory", world.factory.address],
+                                      env={"COLUMNS": "200"})
+        assert verified.exit_code == 0, verified.output
+        assert "excluded by window #0" in verified.output, verified.output
     finally:
         stop(proc)
     (settled,) = ag.settlements()
@@ -369,6 +380,15 @@ def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: W
         assert time.time() < ag.terms.start - 0.5, "the oracles started too late for this test's schedule"
         wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the committee settlement", logs)
         metrics = [httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text for port in ports]
+        # Anyone can check the settled median against the three daemons' evidence (issue 12).
+        from typer.testing import CliRunner
+
+        from smartsla.cli import app
+        urls = [arg for port in ports for arg in ("--evidence-url", f"http://127.0.0.1:{port}")]
+        verified = CliRunner().invoke(app, ["verify", ag.address, "0", *urls, "--rpc-url", world.url, "--factory",
+                                            world.factory.address, "--json"])
+        assert verified.exit_code == 0, verified.output
+        assert sorted(o["figures"]["0"] for o in json.loads(verified.output)["oracles"]) == [0, PPM, PPM]
     finally:
         for p in procs:
             stop(p)
