@@ -533,8 +533,11 @@ class Daemon:
     def save_evidence(self, address: str, period: int, bundle: Bundle) -> str:
         """Keep the period's bundle (served on /evidence) before anything is signed; its root."""
         root = "0x" + bundle.root.hex()
-        self.store.save_evidence(address, period, root, dumps_bundle(bundle))
-        return root
+        kept = self.store.save_evidence(address, period, root, dumps_bundle(bundle))
+        if kept != root:  # recomputed after signing: what was signed stays the evidence
+            log.warning("evidence recomputed after signing differs; the signed bundle is kept",
+                        extra={"agreement": address, "period": period, "signed_root": kept, "recomputed": root})
+        return kept
 
     def maintenance(self, served: Served) -> list[tuple[int, int]]:
         """Windows the provider declared ON-CHAIN with the agreed notice: the only ones excluded

@@ -541,10 +541,11 @@ class Store:
 
     # -- evidence ------------------------------------------------------------------------------
 
-    def save_evidence(self, agreement: str, period: int, root: str, bundle: str) -> None:
-        """Keep the evidence bundle of a period. Saving again before the report is signed
-        replaces it (the figures may be recomputed); once signed, only the same root is accepted,
-        so the bundle served is always the one the signed root commits to."""
+    def save_evidence(self, agreement: str, period: int, root: str, bundle: str) -> str:
+        """Keep the evidence bundle of a period; returns the root kept. Saving again before the
+        report is signed replaces it (the figures may be recomputed); once signed, the bundle the
+        signed root commits to is kept whatever is offered (returned unchanged, so the caller can
+        see and log a difference), so the bundle served is always the one that was signed."""
         agreement = _norm(agreement)
         row = {"agreement": agreement, "period": period, "root": root, "bundle": bundle, "created_at": time.time()}
         with self._tx() as conn:
@@ -553,12 +554,10 @@ class Store:
             if state is not None and state != "computed":
                 current = conn.execute(select(evidence.c.root).where(
                     evidence.c.agreement == agreement, evidence.c.period == period)).scalar()
-                if current is not None and current != root:
-                    raise StoreError(f"period {period} of {agreement} is already {state} with evidence root "
-                                     f"{current}: refusing to replace it with {root}")
                 if current is not None:
-                    return
+                    return str(current)
             self._upsert(conn, evidence, [row], ("agreement", "period"))
+        return root
 
     def evidence(self, agreement: str, period: int) -> tuple[str, str] | None:
         """(root, bundle JSON text) of a period, or None."""
