@@ -12,6 +12,7 @@ not thread-safe.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -29,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
-from oracle.evidence import MAX_BUNDLE_BYTES, EvidenceError, parse_bundle
+from oracle.evidence import MAX_BUNDLE_BYTES, EvidenceError, counts_of, parse_bundle
 
 from .. import __version__
 from ..chain import Chain
@@ -248,6 +249,26 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
         return {"items": [views.period_json(p, terms) for p in rows], "total": total, "limit": limit,
                 "offset": offset}
 
+    async def evidence_counts(address: str, periods: list[int]) -> dict[int, dict[str, dict[str, int]]]:
+        """period -> service -> slice counts, from the bundles of the oracle the API knows; a
+        period whose bundle cannot be had (or is not valid evidence) is left out."""
+        base = evidence_base_url(settings)
+        if base is None or not periods:
+            return {}
+        out: dict[int, dict[str, dict[str, int]]] = {}
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            async def one(period: int) -> None:
+                try:
+                    resp = await client.get(f"{base}/evidence/{address}/{period}")
+                    if resp.status_code != 200 or len(resp.content) > MAX_BUNDLE_BYTES:
+                        return
+                    bundle = parse_bundle(resp.content)
+                except (httpx.HTTPError, EvidenceError):
+                    return
+                out[period] = {r.name: counts_of(r) for r in bundle.records}
+            await asyncio.gather(*(one(p) for p in periods[:500]))
+        return out
+
     @api.get("/agreements/{address}/periods/{period}/evidence", responses=NOT_FOUND, tags=["agreements"])
     async def get_evidence(address: AddressPath, period: Annotated[int, Path(ge=0, le=2**32)]) -> dict[str, Any]:
         """The oracle's evidence bundle of a period (docs/evidence.md), fetched from the oracle the
@@ -329,7 +350,8 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
         terms = views.terms_of(row)
         periods, _ = store.periods(address, from_period=from_period, to_period=last)
         events, _ = store.events(address, names=["EvidenceCommitted"], limit=100_000)
-        rows = views.report_rows(periods, terms, views.evidence_roots(events))
+        counts = await evidence_counts(address, [int(p["period"]) for p in periods])
+        rows = views.report_rows(periods, terms, views.evidence_roots(events), counts)
         if format == "csv":
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=list(views.REPORT_COLUMNS), lineterminator="\n")

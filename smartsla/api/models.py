@@ -245,6 +245,11 @@ class ReportRow(BaseModel):
     period_measured_percent: str
     period_state: str
     evidence_roots: str = ""  # "oracle=root ..." from the EvidenceCommitted events (docs/evidence.md)
+    # Slice counts of the service from the oracle's evidence bundle (None when the API knows no oracle)
+    good_slices: int | None = None
+    down_slices: int | None = None
+    excluded_slices: int | None = None
+    unmeasured_slices: int | None = None
 
 
 class ReportOut(BaseModel):

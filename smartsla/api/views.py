@@ -201,7 +201,11 @@ def _number(value: int, latency: bool) -> str:
 
 REPORT_COLUMNS = ("period", "period_start", "period_end", "service", "unit", "objective", "measured", "met",
                   "tier", "tier_credit_percent", "service_credit", "period_credit_paid", "period_shortfall",
-                  "period_fee_earned", "disaster", "period_measured_percent", "period_state", "evidence_roots")
+                  "period_fee_earned", "disaster", "period_measured_percent", "period_state", "evidence_roots",
+                  "good_slices", "down_slices", "excluded_slices", "unmeasured_slices")
+# The slice counts come from the evidence bundle of the oracle the API knows (empty without one).
+EVIDENCE_COUNTS = {"good_slices": "up", "down_slices": "down", "excluded_slices": "excluded",
+                   "unmeasured_slices": "none"}
 
 
 def evidence_roots(events: list[dict[str, Any]]) -> dict[int, str]:
@@ -213,13 +217,13 @@ def evidence_roots(events: list[dict[str, Any]]) -> dict[int, str]:
     return {p: " ".join(v) for p, v in out.items()}
 
 
-def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, str] | None = None
-                ) -> list[dict[str, Any]]:
+def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, str] | None = None,
+                counts: dict[int, dict[str, dict[str, int]]] | None = None) -> list[dict[str, Any]]:
     """Compliance report: one row per (period, service). Objective and measured value in percent
     to four decimals (ppm are exact there), or in milliseconds for latency services (`unit`);
     amounts in the asset's smallest unit; `evidence_roots`: each oracle's committed evidence root
     ("oracle=root", space separated), which `smartsla verify` checks the evidence against."""
-    roots = roots or {}
+    roots, counts = roots or {}, counts or {}
     rows = []
     for prow in periods:
         pj = period_json(prow, terms)
@@ -235,6 +239,8 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, st
                 "period_shortfall": pj["shortfall"], "period_fee_earned": pj["fee_earned"],
                 "disaster": s["disaster"], "period_measured_percent": _number(pj["measured_ppm"], False),
                 "period_state": pj["state"], "evidence_roots": roots.get(int(pj["period"]), ""),
+                **{col: counts.get(int(pj["period"]), {}).get(s["service"], {}).get(state)
+                   for col, state in EVIDENCE_COUNTS.items()},
             })
     return rows
 

@@ -141,6 +141,8 @@ def test_verify_a_settled_period_then_a_flipped_slice_then_missing_evidence(anvi
             assert client.get(f"/api/agreements/{ag.address}/periods/1/evidence").status_code == 404
             (row,) = client.get(f"/api/agreements/{ag.address}/report").json()["rows"]
             assert row["evidence_roots"] == f"{oracle}={got['root']}"
+            assert [row[k] for k in ("good_slices", "down_slices", "excluded_slices", "unmeasured_slices")] == \
+                [7, 3, 2, 0], row
         bundle_text = httpx.get(f"{base}/evidence/{ag.address}/0").text
         saved = tmp_path / "bundle.json"
         saved.write_text(bundle_text)
