@@ -254,7 +254,9 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
         return verdict
     if verdict.missing:
         return verdict
-    checks = [c for c in verdict.oracles if c.oracle in roots]
+    # One figure per member: the same bundle given twice (a URL and a file) must not weigh twice
+    # in the median (every bundle of a member has its committed root by now, so they are equal).
+    checks = list({c.oracle: c for c in verdict.oracles if c.oracle in roots}.values())
     problems = verdict.problems
     values = list(settlement.values_ppm)
     for i in measured_indexes(terms):

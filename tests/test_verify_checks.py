@@ -117,6 +117,10 @@ def test_a_committee_verifies_by_median_and_one_missing_bundle_is_missing(chain:
     assert settled.values_ppm == (57 * 1_000_000 // 60,)
     v = verify_period(ag, chain.chain_id, 0, [Source(f"b{i}", b) for i, b in enumerate(bundles)])
     assert (v.outcome, v.problems) == ("verified", []) and v.medians == {0: 57 * 1_000_000 // 60}
+    # The same member's bundle given twice (a URL and a saved file) counts once in the median.
+    v = verify_period(ag, chain.chain_id, 0, [Source("again", bundles[0])] +
+                      [Source(f"b{i}", b) for i, b in enumerate(bundles)])
+    assert (v.outcome, v.problems) == ("verified", []), v.problems
     v = verify_period(ag, chain.chain_id, 0, [Source(f"b{i}", b) for i, b in enumerate(bundles[:2])])
     assert v.outcome == "missing" and any(members[2][0] in m for m in v.missing), v.missing
     # A member's bundle swapped for another member's: its root is not the one that member committed.
