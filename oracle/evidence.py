@@ -405,6 +405,32 @@ def _int(doc: Mapping[str, Any], key: str, where: str, problems: list[str]) -> i
     return v
 
 
+MAX_DEPTH = 8
+
+
+def _too_deep(text: str) -> bool:
+    """Whether JSON `text` nests arrays/objects deeper than MAX_DEPTH (strings skipped)."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
 def parse_bundle(data: str | bytes | Mapping[str, Any]) -> Bundle:
     """Read a bundle (JSON text or the decoded object), checking its shape. Its `root` and
     `recordHash` fields are NOT trusted: they are recomputed and a difference is an error (a
@@ -412,10 +438,15 @@ def parse_bundle(data: str | bytes | Mapping[str, Any]) -> Bundle:
     if isinstance(data, (str, bytes)):
         if len(data) > MAX_BUNDLE_BYTES:
             raise EvidenceError(f"bundle of {len(data):,} bytes is larger than {MAX_BUNDLE_BYTES:,}")
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if _too_deep(text):
+            # A bundle is at most 4 levels deep; a hostile one nested 100,000 deep would exhaust
+            # the parser's stack (it crashes the interpreter rather than raising).
+            raise EvidenceError(f"bundle is nested deeper than {MAX_DEPTH} levels: not a bundle")
         try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise EvidenceError(f"bundle is not JSON: {exc}") from exc
+            doc = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise EvidenceError(f"bundle is not JSON: {exc.__class__.__name__}: {exc}") from exc
     else:
         doc = data
     if not isinstance(doc, Mapping):

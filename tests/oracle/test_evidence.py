@@ -180,3 +180,19 @@ def test_a_bundle_that_lies_about_its_hashes_or_shape_is_refused_with_every_prob
     short.pop("root")
     with pytest.raises(ev.EvidenceError, match="cover 2 slices, the period has 3"):
         ev.parse_bundle(short)
+
+
+def test_hostile_bundles_are_refused_not_crashed_on():
+    for text in ("[" * 100_000, "{}", '{"version": 1, "services": "x"}', "not json", "[]"):
+        with pytest.raises(ev.EvidenceError):
+            ev.parse_bundle(text)
+    with pytest.raises(ev.EvidenceError, match="larger than"):
+        ev.parse_bundle(" " * (ev.MAX_BUNDLE_BYTES + 1))
+    # Brackets and quotes inside strings are not nesting.
+    odd = replace(record(["up"] * 3), name='w[[[[[[[[[[{{{{{{{"\\')
+    assert ev.parse_bundle(ev.dumps_bundle(ev.Bundle(ORACLE, (odd,)))).records == (odd,)
+    # A run claiming a trillion slices is refused by its count, never expanded.
+    doc = ev.bundle_document(ev.Bundle(ORACLE, (record(["up"] * 3),)))
+    doc["services"][0]["runs"] = [["up", 10**12]]
+    with pytest.raises(ev.EvidenceError, match="cover 1000000000000 slices"):
+        ev.parse_bundle(doc)
