@@ -218,6 +218,9 @@ def test_imported_spec_creates_an_agreement_on_anvil_with_the_cli(tmp_path: Path
                                  capture_output=True, text=True, timeout=120)
         assert created.returncode == 0, created.stderr
         address = created.stdout.split("Agreement ")[1].split()[0]
-        assert factory.agreement(address).terms == load_spec(out).to_terms()
+        # The terms, with the hash of the imported document bound to them (issue 12).
+        from smartsla.spec_hash import signed_terms
+
+        assert factory.agreement(address).terms == signed_terms(load_spec(out))
     finally:
         node.stop()
