@@ -472,6 +472,9 @@ def serve_cmd(
                                                           "to include in /api/health.")] = None,
     oracle_metrics_url: Annotated[str | None, typer.Option("--oracle-metrics-url", help="The oracle's /metrics "
                                                            "URL: the running period's credit forecast.")] = None,
+    spec: Annotated[list[Path] | None, typer.Option("--spec", help="A spec file or a folder of them (repeatable): "
+                                                    "an agreement whose spec hash matches shows its scope and "
+                                                    "exclusions on the dashboard.")] = None,
 ) -> None:
     """Index the factory's agreements and serve the REST API (/api, /docs) and the dashboard."""
     import uvicorn
@@ -479,6 +482,7 @@ def serve_cmd(
     from .api.app import ApiSettings, create_app
     from .index_store import IndexStore
     from .indexer import Indexer
+    from .web.evidence_view import load_spec_scopes
 
     if rpc_url == EMBEDDED:
         raise BadInput("serve needs a chain that outlives it (--rpc-url http://...); try `smartsla demo --serve`")
@@ -496,7 +500,8 @@ def serve_cmd(
     settings = ApiSettings(rpc_url=rpc_url, cors_origins=tuple(cors_origin or ()), rate_limit_per_s=rate_limit,
                            rate_limit_burst=rate_burst, read_token=token, oracle_health_url=oracle_health_url,
                            oracle_metrics_url=oracle_metrics_url,
-                           confirmations=confirmations, poll_s=poll)
+                           confirmations=confirmations, poll_s=poll, spec_files=tuple(map(str, spec or ())))
+    load_spec_scopes(settings.spec_files)  # a bad spec file is an error now, not a blank on a page
     web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True)
     console = _console()
     console.print(f"Indexing factory [cyan]{factory.address}[/] on chain id {chain.chain_id} into {escape(db)}")

@@ -73,6 +73,7 @@ class ApiSettings:
     poll_s: float = 1.0
     server_signing: bool = False  # demo only: the node signs for accounts it holds
     max_lag_blocks: int = 50  # health is "ok" within this many blocks of the head
+    spec_files: tuple[str, ...] = ()  # spec files/folders: the dashboard shows the scope of the one whose hash matches
 
 
 @dataclass

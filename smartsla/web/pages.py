@@ -30,7 +30,7 @@ from markupsafe import Markup
 from ..api import views
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
-from . import charts
+from . import charts, evidence_view
 
 if TYPE_CHECKING:
     from ..api.app import AppState
@@ -267,6 +267,10 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
             "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
             # the period in progress as the oracle measures it (its /metrics), when one is configured
             "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
+            # issue 12: method, spec hash, scope, and each settled period's evidence (evidence_view)
+            "method": evidence_view.method_context(terms, evidence_view.load_spec_scopes(settings.spec_files)),
+            "evidence": await evidence_view.settled_evidence(state, row, terms, [p["period"] for p in periods],
+                                                             data["key"]),
         }
         return render(request, "agreement.html", context, cursor=cursor)
 
