@@ -38,6 +38,7 @@ from .verify import (
     Source,
     Verdict,
     evidence_url,
+    explaining_check,
     fetch_bundle,
     read_bundle,
     runs_with_times,
@@ -162,9 +163,8 @@ def _print(verdict: Verdict, ag, chain) -> None:  # noqa: ANN001 - Agreement, Ch
         out.print(table)
     if verdict.outcome == "verified" and verdict.oracles:
         # Explain with the record of an oracle whose figure is the median (the one that counted).
-        for i, m in sorted(verdict.medians.items()):
-            check = next((c for c in verdict.oracles if c.figures.get(i) and c.figures[i].value_ppm == m),
-                         verdict.oracles[0])
+        for i in sorted(verdict.medians):
+            check, m = explaining_check(verdict, i)
             credit = money(verdict.service_credits[i]) if verdict.service_credits else None
             out.print(f"[bold]{escape(terms.services[i].name)}[/]: "
                       + escape(explain_service(check, i, terms.services[i], declared, m, credit)))
@@ -172,6 +172,9 @@ def _print(verdict: Verdict, ag, chain) -> None:  # noqa: ANN001 - Agreement, Ch
         assert settled is not None
         out.print(f"credit paid {money(settled.credit_paid)} (measured share "
                   f"{ppm_to_percent(settled.measured_ppm if settled else PPM)})")
+        if verdict.resolved:
+            out.print("the arbiter corrected this period (DisputeResolved): the final figures and credit are the "
+                      "ones verified, from the evidence the dispute named")
         out.print(f"[bold green]verified[/]: period {verdict.period} matches the evidence of "
                   f"{len(verdict.oracles)} oracle(s)")
     for p in verdict.problems:

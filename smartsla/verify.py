@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -85,6 +85,9 @@ class Verdict:
     measured_median: int | None = None
     credit: int | None = None
     service_credits: tuple[int, ...] = ()
+    # The arbiter corrected the period (DisputeResolved): `settlement` then carries the final
+    # values and credit, the ones the money followed, and those are what is verified.
+    resolved: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -216,6 +219,13 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
     if settlement is None:
         verdict.missing.append(f"period {period} of {agreement.address} is not settled: nothing to verify")
         return verdict
+    resolution = dispute_resolution(agreement, period)
+    if resolution is not None:
+        # The figure to check is the final one: a dispute that overturned the report replaced it.
+        values_ppm, credit_paid = resolution
+        settlement = replace(settlement, values_ppm=values_ppm, credit_paid=credit_paid)
+        verdict.settlement, verdict.resolved = settlement, True
+    settled_words = "the final figure (DisputeResolved)" if resolution is not None else "the settled figure"
     roots = committed_roots(agreement, period)
     if not roots:
         verdict.missing.append(f"no EvidenceCommitted event for period {period}: it was settled without evidence")
@@ -239,7 +249,7 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
                 if f.value_ppm != settlement.values_ppm[i]:
                     disputed.append(
                         f"{terms.services[i].name}: the evidence {by} disputed with gives "
-                        f"{_fmt_value(terms, i, f.value_ppm)}, the settled figure is "
+                        f"{_fmt_value(terms, i, f.value_ppm)}, {settled_words} is "
                         f"{_fmt_value(terms, i, settlement.values_ppm[i])}")
             continue
         check = check_bundle(agreement, chain_id, period, src.bundle, src.where, roots, windows)
@@ -261,10 +271,15 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
     values = list(settlement.values_ppm)
     for i in measured_indexes(terms):
         verdict.medians[i] = median([c.figures[i].value_ppm for c in checks])
-        if verdict.medians[i] != settlement.values_ppm[i]:
+        # After a resolved dispute, the correction may rest on the disputing party's evidence
+        # (checked against the root its dispute named, its figure compared above): then it holds.
+        backed = resolution is not None and any(
+            d.figures.get(i) is not None and d.figures[i].value_ppm == settlement.values_ppm[i]
+            for d in verdict.disputes if not d.problems)
+        if verdict.medians[i] != settlement.values_ppm[i] and not backed:
             problems.append(f"{terms.services[i].name}: the evidence gives {_fmt_value(terms, i, verdict.medians[i])}, "
-                            f"the settled figure is {_fmt_value(terms, i, settlement.values_ppm[i])}")
-        values[i] = verdict.medians[i]
+                            f"{settled_words} is {_fmt_value(terms, i, settlement.values_ppm[i])}")
+        values[i] = settlement.values_ppm[i] if backed else verdict.medians[i]
     verdict.measured_median = median([c.measured_ppm for c in checks])
     if verdict.measured_median != settlement.measured_ppm:
         problems.append(f"measured share: the evidence gives {verdict.measured_median} ppm, the settlement says "
@@ -272,7 +287,8 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
     sat = next((settlement.values_ppm[i] for i, s in enumerate(terms.services) if s.kind is Kind.satisfaction), None)
     outcome = period_outcome(terms, values, 2**255, sat)
     verdict.credit, verdict.service_credits = outcome.capped_credit, outcome.service_credits
-    if outcome.service_credits != settlement.service_credits:
+    if resolution is None and outcome.service_credits != settlement.service_credits:
+        # (DisputeResolved carries no per-service credits: after one, the total is compared.)
         problems.append(f"service credits: the evidence implies {list(outcome.service_credits)}, "
                         f"the settlement paid {list(settlement.service_credits)}")
     if settlement.credit_paid != outcome.capped_credit and not _collateral_exhausted(
@@ -282,6 +298,27 @@ def verify_period(agreement: Agreement, chain_id: int, period: int, sources: Seq
     problems += disputed
     verdict.outcome = "mismatch" if problems else "verified"
     return verdict
+
+
+def explaining_check(verdict: Verdict, index: int) -> tuple[OracleCheck, int]:
+    """The record that explains a verified figure of service `index`, and that figure: an oracle's
+    whose figure is the median, or, after a resolved dispute, the disputing party's evidence the
+    correction rests on."""
+    assert verdict.settlement is not None and verdict.oracles
+    value = verdict.settlement.values_ppm[index]
+    check = next((c for c in [*verdict.oracles, *verdict.disputes]
+                  if c.figures.get(index) is not None and c.figures[index].value_ppm == value), verdict.oracles[0])
+    return check, value
+
+
+def dispute_resolution(agreement: Agreement, period: int) -> tuple[tuple[int, ...], int] | None:
+    """(corrected values, credit paid) of the arbiter's DisputeResolved for `period`, if any (a
+    period is resolved at most once: it is final afterwards)."""
+    logs = agreement.contract.events.DisputeResolved().get_logs(from_block=0, argument_filters={"period": period})
+    if not logs:
+        return None
+    args = logs[-1]["args"]
+    return tuple(int(v) for v in args["valuesPpm"]), int(args["creditPaid"])
 
 
 def dispute_roots(agreement: Agreement, period: int) -> dict[str, str]:
@@ -326,5 +363,6 @@ def to_json(verdict: Verdict) -> dict[str, Any]:
     }))
 
 
-__all__ = ["DOWN", "NONE", "UP", "OracleCheck", "Source", "Verdict", "check_bundle", "evidence_url", "fetch_bundle",
+__all__ = ["DOWN", "NONE", "UP", "OracleCheck", "explaining_check",
+           "Source", "Verdict", "check_bundle", "evidence_url", "fetch_bundle",
            "read_bundle", "runs_with_times", "to_json", "verify_period"]

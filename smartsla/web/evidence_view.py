@@ -25,7 +25,7 @@ from oracle.evidence import DOWN, NONE, UP, ServiceRecord, counts_of
 from ..client import Agreement
 from ..terms import ZERO_HASH, Terms
 from ..units import ppm_to_percent
-from ..verify import Verdict, evidence_url, fetch_bundle, verify_period
+from ..verify import Verdict, evidence_url, explaining_check, fetch_bundle, verify_period
 
 if TYPE_CHECKING:
     from ..api.app import AppState
@@ -149,6 +149,7 @@ def _period_view(state: AppState, row: dict[str, Any], terms: Terms, period: int
             verdict = verify_period(ag, state.chain.chain_id, period, [source])
             windows = ag.maintenance_windows() if verdict.outcome == "verified" else []
         view["outcome"] = verdict.outcome
+        view["resolved"] = verdict.resolved
         view["problems"] = verdict.problems + verdict.missing
     else:
         view["outcome"] = "unchecked"
@@ -159,9 +160,8 @@ def _period_view(state: AppState, row: dict[str, Any], terms: Terms, period: int
                                      "svg": strip_svg(r, f"{r.name}, period {period}: one rectangle per run")})
     if verdict is not None and verdict.outcome == "verified" and verdict.oracles:
         declared = {k: w.start - w.declared_at for k, w in enumerate(windows)}
-        for i, m in sorted(verdict.medians.items()):
-            check = next((c for c in verdict.oracles if c.figures.get(i) and c.figures[i].value_ppm == m),
-                         verdict.oracles[0])
+        for i in sorted(verdict.medians):
+            check, m = explaining_check(verdict, i)
             credit = fmt_amount(verdict.service_credits[i], row["asset"]) if verdict.service_credits else None
             view["explanations"].append({"name": terms.services[i].name,
                                          "text": explain_service(check, i, terms.services[i], declared, m, credit)})
