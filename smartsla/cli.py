@@ -493,6 +493,7 @@ def serve_cmd(
             raise BadInput(f"environment variable {read_token_env} must hold a token of at least 16 characters")
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         _console(stderr=True).print(f"[yellow]warning:[/] listening on {escape(host)} with public read access")
+    load_spec_scopes(tuple(map(str, spec or ())))  # a bad spec file is an error now, not a blank on a page
     chain = _connect(rpc_url)
     factory = _factory(chain, factory_address)
     store = IndexStore.open(db)
@@ -501,7 +502,6 @@ def serve_cmd(
                            rate_limit_burst=rate_burst, read_token=token, oracle_health_url=oracle_health_url,
                            oracle_metrics_url=oracle_metrics_url,
                            confirmations=confirmations, poll_s=poll, spec_files=tuple(map(str, spec or ())))
-    load_spec_scopes(settings.spec_files)  # a bad spec file is an error now, not a blank on a page
     web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True)
     console = _console()
     console.print(f"Indexing factory [cyan]{factory.address}[/] on chain id {chain.chain_id} into {escape(db)}")

@@ -67,6 +67,8 @@ class ServiceTermsOut(BaseModel):
     kind: str = Field(description="availability | latency (objective and values in ms) | satisfaction | composite")
     objective_ppm: int
     weight_bps: int
+    latency_percentile: int = Field(0, description="latency services: the agreed percentile (50/95/99); 0: not "
+                                    "fixed by the agreement (the oracle's default, 95)")
     tiers: list[TierOut]
 
 
@@ -90,6 +92,10 @@ class TermsOut(BaseModel):
     maintenance_notice: int
     maintenance_budget: int = 0  # seconds of excluded maintenance over the term; 0: no limit
     period_ends: list[int] = Field(description="calendar periods: each period's end, in seconds after start")
+    spec_hash: str = Field("0x" + "0" * 64, description="keccak256 of the canonical spec document the agreement "
+                           "was created from (smartsla agreement verify-spec); zero: created without one")
+    slice_seconds: int = Field(60, description="the measurement's slice length, in seconds")
+    min_measured_ppm: int = Field(0, description="the least share of a period that must be measured for a report")
     services: list[ServiceTermsOut]
 
 

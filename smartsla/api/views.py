@@ -146,7 +146,10 @@ def terms_json(terms: Terms) -> dict[str, Any]:
         "dispute_window": terms.dispute_window, "arbiter": terms.arbiter,
         "maintenance_notice": terms.maintenance_notice, "maintenance_budget": terms.maintenance_budget,
         "period_ends": list(terms.period_ends),
+        # issue 12: the document's hash and the measurement method are part of the terms
+        "spec_hash": terms.spec_hash, "slice_seconds": terms.slice_seconds, "min_measured_ppm": terms.min_measured_ppm,
         "services": [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
+                      "latency_percentile": s.latency_percentile,
                       "tiers": [{"below_ppm": t.below_ppm, "credit_bps": t.credit_bps} for t in s.tiers]}
                      for s in terms.services],
     }

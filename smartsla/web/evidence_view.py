@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from markupsafe import Markup, escape
 
 from oracle.evidence import DOWN, NONE, UP, ServiceRecord, counts_of
@@ -37,6 +38,7 @@ SEVERITY = {DOWN: 3, NONE: 2, "excluded": 1, UP: 0}
 FILL = {"up": "#2e9e5b", "down": "#d64541", "excluded": "#9ca3af", "none": "url(#hatch)"}
 MAX_PERIODS = 12  # the latest settled periods a page verifies (each is one fetch and a few log reads)
 CACHE_SIZE = 2048
+FETCH_TIMEOUT_S = 3.0  # per bundle; the page waits at most about this long for the oracle
 MISSING_DATA_POLICY_WORDS = "a slice without any sample is not measured (neither up nor down)"
 
 
@@ -111,8 +113,18 @@ def load_spec_scopes(paths: tuple[str, ...]) -> dict[str, dict[str, list[str]]]:
 
     files: list[Path] = []
     for p in map(Path, paths):
-        files += sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if p.is_dir() else [p]
+        # In a folder, only agreement documents (kind: Agreement): a multi-level or OpenSLO file
+        # beside them is not an error. A file named explicitly must be a valid spec.
+        files += [f for f in sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if _is_agreement(f)] if p.is_dir() else [p]
     return {spec_hash(spec).lower(): spec.spec.scope.model_dump() for spec in map(load_spec, files)}
+
+
+def _is_agreement(path: Path) -> bool:
+    try:
+        doc = yaml.safe_load(path.read_text(errors="replace"))
+    except yaml.YAMLError:
+        return True  # let load_spec name the problem
+    return not isinstance(doc, dict) or doc.get("kind") == "Agreement"
 
 
 def method_context(terms: Terms, scopes: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
@@ -136,7 +148,7 @@ def _period_view(state: AppState, row: dict[str, Any], terms: Terms, period: int
     from ..cli_verify import explain_service
 
     address = row["address"]
-    source = fetch_bundle(evidence_url(base, address, period), timeout_s=5.0)
+    source = fetch_bundle(evidence_url(base, address, period), timeout_s=FETCH_TIMEOUT_S)
     view: dict[str, Any] = {"period": period, "outcome": "missing", "services": [], "problems": [],
                             "explanations": []}
     if source.bundle is None and source.missing:
@@ -180,8 +192,8 @@ async def settled_evidence(state: AppState, row: dict[str, Any], terms: Terms, s
     if base is None:
         return {"available": False, "reason": "no oracle URL configured (--oracle-metrics-url)", "periods": []}
     wanted = sorted(settled, reverse=True)[:MAX_PERIODS]
-    views: list[dict[str, Any]] = []
-    for period in wanted:
+
+    async def one(period: int) -> dict[str, Any]:
         ck = (row["address"], period, key)
         view = _cache.get(ck)
         if view is None:
@@ -190,7 +202,10 @@ async def settled_evidence(state: AppState, row: dict[str, Any], terms: Terms, s
                 if len(_cache) >= CACHE_SIZE:
                     _cache.clear()
                 _cache[ck] = view
-        views.append(view)
+        return view
+
+    # Concurrently: an oracle that hangs costs one fetch timeout per page, not one per period.
+    views = list(await asyncio.gather(*(one(p) for p in wanted)))
     return {"available": True, "periods": views, "more": max(0, len(settled) - len(wanted))}
 
 

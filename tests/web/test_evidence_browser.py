@@ -158,6 +158,11 @@ def test_the_page_draws_the_evidence_and_tells_verified_from_tampered(chain: Cha
             ARTIFACTS.mkdir(exist_ok=True)
             card.screenshot(path=str(ARTIFACTS / "evidence.png"))
             browser.close()
+    # The API's terms carry the hash and the method too.
+    with serve(app) as base:
+        got = httpx.get(f"{base}/api/agreements/{ag.address}").json()["terms"]
+    assert (got["spec_hash"], got["slice_seconds"], got["min_measured_ppm"]) == (terms.spec_hash, L,
+                                                                                 terms.min_measured_ppm)
     # Without an oracle URL the page says so plainly.
     app = create_app(store, settings=ApiSettings(rate_limit_per_s=0), chain=chain, indexer=indexer)
     with serve(app) as base:
