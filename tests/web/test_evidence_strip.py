@@ -46,3 +46,18 @@ def test_widths_are_exact_for_awkward_ratios() -> None:
         runs = [("up", total // 3), ("down", total - total // 3 - total // 5), ("none", total // 5)]
         covers_exactly(strip_rects([r for r in runs if r[1]], width), width)
     assert strip_rects([], 100) == []
+
+
+def test_the_svg_hatches_unmeasured_slices_and_escapes_a_hostile_label() -> None:
+    from oracle import evidence as ev
+    from smartsla.web.evidence_view import strip_svg
+
+    # 10 one-minute slices: 0-3 up, 4 down, 5-6 never sampled, 7-9 up.
+    slices = {i: (i != 4, 10.0) for i in (0, 1, 2, 3, 4, 7, 8, 9)}
+    rec = ev.build_record(chain_id=1, agreement="0x" + "ab" * 20, period=0, start=0, end=600, slice_seconds=60,
+                          index=0, name="web", kind="availability", slices=slices, windows=[])
+    svg = str(strip_svg(rec, '<script>alert(1)</script>"', width=100))
+    assert '<rect class="none" fill="url(#hatch)" x="50" width="20"' in svg
+    assert '<rect class="down" fill="#d64541" x="40" width="10"' in svg
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert svg.count("<rect class=") == 4  # up, down, none, up
