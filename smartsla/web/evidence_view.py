@@ -150,7 +150,7 @@ def _period_view(state: AppState, row: dict[str, Any], terms: Terms, period: int
     address = row["address"]
     source = fetch_bundle(evidence_url(base, address, period), timeout_s=FETCH_TIMEOUT_S)
     view: dict[str, Any] = {"period": period, "outcome": "missing", "services": [], "problems": [],
-                            "explanations": []}
+                            "explanations": [], "start": terms.period_start(period), "end": terms.period_end(period)}
     if source.bundle is None and source.missing:
         view["problems"] = [source.error or "no bundle"]
         return view
