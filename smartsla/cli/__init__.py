@@ -25,13 +25,13 @@ from rich.table import Table
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
-from . import __version__, compiler, deployments
-from .chain import EMBEDDED, Chain
-from .client import Agreement, Factory, Status
-from .demo import fmt_eth, fmt_time, print_terms, run_demo
-from .errors import ContractReverted, SmartSLAError
-from .terms import parse_address
-from .units import format_amount, ppm_to_percent
+from .. import __version__, compiler, deployments
+from ..chain import EMBEDDED, Chain
+from ..client import Agreement, Factory, Status
+from ..demo import fmt_eth, fmt_time, print_terms, run_demo
+from ..errors import ContractReverted, SmartSLAError
+from ..terms import parse_address
+from ..units import format_amount, ppm_to_percent
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 
@@ -194,7 +194,7 @@ def demo(
     """Run one agreement's whole life, from deposits to withdrawals, and prove the books balance."""
     result = run_demo(_console(), rpc_url)
     if serve:
-        from .web.demo_serve import serve_demo
+        from ..web.demo_serve import serve_demo
 
         serve_demo(result, host=host, port=port, console=_console())
 
@@ -476,9 +476,9 @@ def serve_cmd(
     """Index the factory's agreements and serve the REST API (/api, /docs) and the dashboard."""
     import uvicorn
 
-    from .api.app import ApiSettings, create_app
-    from .index_store import IndexStore
-    from .indexer import Indexer
+    from ..api.app import ApiSettings, create_app
+    from ..index_store import IndexStore
+    from ..indexer import Indexer
 
     if rpc_url == EMBEDDED:
         raise BadInput("serve needs a chain that outlives it (--rpc-url http://...); try `smartsla demo --serve`")
@@ -529,7 +529,7 @@ def keystore_new(
     password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
 ) -> None:
     """Create a fresh key in a new encrypted key file and print its address."""
-    from . import keystore
+    from .. import keystore
 
     address = keystore.create(out, _password(password_env, confirm=True))
     _console().print(f"created {escape(str(out))} for address [bold cyan]{address}[/] (mode 0600)")
@@ -545,7 +545,7 @@ def keystore_import(
     password_env: PasswordEnv = "SMARTSLA_KEYSTORE_PASSWORD",
 ) -> None:
     """Encrypt an existing private key into a new key file."""
-    from . import keystore
+    from .. import keystore
 
     if private_key_env:
         key = os.environ.get(private_key_env, "").strip()
@@ -561,7 +561,7 @@ def keystore_import(
 
 def _signed_agreement(address: str, keystore_path: Path, password_env: str, rpc_url: str,
                       factory_address: str | None) -> tuple[Chain, Agreement, str]:
-    from . import keystore
+    from .. import keystore
 
     address = _address(address, "agreement address")
     account = keystore.load(keystore_path, _password(password_env, confirm=False))
@@ -684,4 +684,4 @@ def terminate_cmd(
 
 
 # Command groups with a home of their own register themselves on `app` when imported.
-from . import cli_actions, cli_rules, cli_spec  # noqa: E402, F401
+from .. import cli_actions, cli_rules, cli_spec  # noqa: E402, F401
