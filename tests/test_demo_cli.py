@@ -13,8 +13,9 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from smartsla import cli, cli_spec, deployments
+from smartsla import cli, deployments
 from smartsla.chain import Chain
+from smartsla.cli import spec as cli_spec
 from smartsla.client import Factory
 from smartsla.credit import period_outcome
 from smartsla.demo import DEMO_VALUES_PPM, DemoResult, fmt_eth, run_demo

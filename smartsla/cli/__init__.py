@@ -684,4 +684,4 @@ def terminate_cmd(
 
 
 # Command groups with a home of their own register themselves on `app` when imported.
-from .. import cli_actions, cli_rules, cli_spec  # noqa: E402, F401
+from . import actions, rules, spec  # noqa: E402, F401

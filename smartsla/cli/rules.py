@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 import yaml
 
-from . import grafana, rules
-from .cli import _address, _console, app, cli_errors, fail
-from .corporate import load_corporate_spec
-from .spec import SpecError, load_spec
+from .. import grafana, rules
+from ..corporate import load_corporate_spec
+from ..spec import SpecError, load_spec
+from . import _address, _console, app, cli_errors, fail
 
 AgreementOpt = Annotated[str | None, typer.Option(
     "--agreement", help="Only this agreement's series (default: every agreement the oracle measures).")]

@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from .cli import (
+from ..units import percent_to_ppm, ppm_to_percent
+from . import (
     DEFAULT_RPC_URL,
     BadInput,
     FactoryOpt,
@@ -25,7 +26,6 @@ from .cli import (
     app,
     cli_errors,
 )
-from .units import percent_to_ppm, ppm_to_percent
 
 maintenance_app = typer.Typer(help="Maintenance windows declared on-chain by the provider.", no_args_is_help=True)
 app.add_typer(maintenance_app, name="maintenance")

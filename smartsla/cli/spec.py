@@ -13,7 +13,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .cli import (
+from ..spec import SpecError, dump_spec, load_any_spec, load_spec, terms_to_spec
+from ..units import bps_to_percent, ppm_to_percent
+from . import (
     DEFAULT_RPC_URL,
     BadInput,
     FactoryOpt,
@@ -28,8 +30,6 @@ from .cli import (
     cli_errors,
     fail,
 )
-from .spec import SpecError, dump_spec, load_any_spec, load_spec, terms_to_spec
-from .units import bps_to_percent, ppm_to_percent
 
 spec_app = typer.Typer(help="Agreement specs in YAML.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
@@ -53,7 +53,7 @@ def spec_validate(files: Annotated[list[Path], typer.Argument(help="Spec files t
         except SpecError as exc:
             fail(str(exc), 2)
         if spec.kind == "CorporateAgreement":
-            from .corporate import print_corporate_spec
+            from ..corporate import print_corporate_spec
 
             print_corporate_spec(console, path, spec)
             continue
@@ -168,7 +168,7 @@ def spec_import_openslo(
     output: OutOpt = None,
 ) -> None:
     """OpenSLO v1 documents + the SLA layer -> an agreement spec (YAML that `spec validate` accepts)."""
-    from .openslo import OpenSloError, import_openslo
+    from ..openslo import OpenSloError, import_openslo
 
     try:
         _write(dump_spec(import_openslo(files)), output)
@@ -185,7 +185,7 @@ def spec_export_openslo(
     """An agreement spec -> OpenSLO v1 documents; fields OpenSLO lacks go in metadata.annotations."""
     import yaml
 
-    from .openslo import OpenSloError, dump_documents, export_openslo
+    from ..openslo import OpenSloError, dump_documents, export_openslo
 
     _load(file)  # validated, with file:line:field errors, before anything is written
     try:
