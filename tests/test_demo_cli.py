@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from smartsla import cli, deployments
 from smartsla.chain import Chain
-from smartsla.cli import spec as cli_spec
 from smartsla.client import Factory
 from smartsla.credit import period_outcome
 from smartsla.demo import DEMO_VALUES_PPM, DemoResult, fmt_eth, run_demo
@@ -181,8 +180,8 @@ def test_bad_url_scheme_is_a_clear_error() -> None:
 def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain]:
     """Every command in this process talks to one embedded chain; deployments go to tmp_path."""
     chain = Chain.connect("embedded")
-    monkeypatch.setattr(cli, "_connect", lambda url: chain)
-    monkeypatch.setattr(cli_spec, "_connect", lambda url: chain)  # it imported the name
+    # One patch point whatever module a command lives in: every command connects through Chain.connect.
+    monkeypatch.setattr(Chain, "connect", classmethod(lambda cls, url, **kwargs: chain))
     monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
     yield chain
 
@@ -314,7 +313,7 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         def boom(console: object, url: str, exc: Exception = exc) -> None:
             raise exc
 
-        monkeypatch.setattr(cli, "run_demo", boom)
+        monkeypatch.setattr(cli.demo, "run_demo", boom)  # the name the demo command calls
         code_, _, err = invoke("demo")
         assert code_ == code, (exc, err)
         assert needle in assert_one_line_error(err)
