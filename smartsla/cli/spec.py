@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..spec import SpecError, dump_spec, load_any_spec
+from ..corporate import load_any_spec
+from ..spec import SpecError, dump_spec
 from ..units import bps_to_percent, ppm_to_percent
 from .common import _console, _load_spec, cli_errors, fail
 
