@@ -33,7 +33,7 @@ from ..api.tx import cli_command
 from . import charts
 
 if TYPE_CHECKING:
-    from ..api.app import AppState
+    from ..api.deps import AppState
 
 WEB_DIR = resources.files("smartsla.web")
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
