@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .addresses import parse_address
 from .terms import (
     DEFAULT_MIN_MEASURED_PPM,
     DEFAULT_SLICE_SECONDS,
@@ -34,7 +35,6 @@ from .terms import (
     Service,
     Terms,
     Tier,
-    parse_address,
 )
 from .units import BPS, PPM
 from .yamlfile import YamlFileError, load_model
@@ -110,10 +110,7 @@ Amount = Annotated[Decimal, BeforeValidator(_amount)]
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"not an Ethereum address: {value!r} (quote it in YAML)")
-    try:
-        return parse_address(value, "address")
-    except ValueError as exc:  # the field's path is in front of the message already
-        raise ValueError(str(exc).removeprefix("address ")) from None
+    return parse_address(value, None)  # the field's path is in front of the message already
 
 
 Address = Annotated[str, BeforeValidator(_address)]

@@ -15,6 +15,7 @@ from fastapi import Body, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 
+from ..addresses import parse_address
 from ..chain import Chain
 from ..index_store import IndexStore
 from ..indexer import Indexer
@@ -92,14 +93,10 @@ Settings = Annotated[ApiSettings, Depends(get_settings)]
 Store = Annotated[IndexStore, Depends(get_store)]
 
 
-def _address(value: str) -> str:
-    return views.parse_address(value)
-
-
 AddressPath = Annotated[str, Path(pattern=ADDRESS_PATTERN, description="agreement address (0x + 40 hex digits; "
-                                  "mixed case must be a valid EIP-55 checksum)"), AfterValidator(_address)]
+                                  "mixed case must be a valid EIP-55 checksum)"), AfterValidator(parse_address)]
 AddressQuery = Annotated[str | None, Query(pattern=ADDRESS_PATTERN, description="filter by this address"),
-                         AfterValidator(lambda v: None if v is None else _address(v))]
+                         AfterValidator(lambda v: None if v is None else parse_address(v))]
 TxBody = Annotated[TxRequest, Body(examples=[{"from": "0x6813Eb9362372EEF6200f3b1dbC3f819671cBA69"}])]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size, 1..200")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]

@@ -11,8 +11,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from web3 import Web3
-
 from ..forecast import Forecast, forecast, latency_outcome
 from ..indexer import period_services
 from ..terms import Kind, Service, Terms
@@ -20,22 +18,6 @@ from ..units import BPS, PPM
 from .oracle_feed import RunningInputs, as_json, inputs_for
 
 ACTIVE_LIKE = ("Pending", "Active")
-
-
-def parse_address(value: str, what: str = "address") -> str:
-    """A checksummed address, or ValueError saying what is wrong with `value`."""
-    if not isinstance(value, str) or len(value) != 42 or not value.startswith(("0x", "0X")):
-        raise ValueError(f"{what} must be 0x followed by 40 hexadecimal digits, got {value!r}")
-    try:
-        int(value[2:], 16)
-    except ValueError:
-        raise ValueError(f"{what} must be 0x followed by 40 hexadecimal digits, got {value!r}") from None
-    digits = value[2:]
-    mixed = digits != digits.lower() and digits != digits.upper()
-    if mixed and not Web3.is_checksum_address(value):
-        raise ValueError(f"{what} {value} has a wrong EIP-55 checksum (mixed case that does not match): "
-                         "check for a typo, or give it all lower-case")
-    return Web3.to_checksum_address(value)
 
 
 _TERMS_CACHE: dict[tuple[str, str], Terms] = {}
@@ -351,4 +333,4 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
     return {"address": row["address"], "source": source, "error": error, "services": services}
 
 
-__all__ = ["PPM", "parse_address", "summary", "detail", "period_json", "event_json", "report_rows"]
+__all__ = ["PPM", "summary", "detail", "period_json", "event_json", "report_rows"]

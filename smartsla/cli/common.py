@@ -23,12 +23,12 @@ from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from .. import compiler, deployments
+from ..addresses import parse_address
 from ..chain import Chain
 from ..client import Agreement, Factory
 from ..demo import fmt_eth
 from ..errors import ContractReverted, SmartSLAError
 from ..spec import SpecError, load_spec
-from ..terms import parse_address
 from ..units import format_amount
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"

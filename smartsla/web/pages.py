@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from ..addresses import parse_address
 from ..api import views
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
@@ -187,7 +188,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
 
     def bad_address(request: Request, value: str) -> Response:
         try:
-            views.parse_address(value)
+            parse_address(value)
         except ValueError as exc:
             return render(request, "error.html", {"title": "Not an address", "message": str(exc)}, 422)
         raise AssertionError("unreachable")
@@ -206,7 +207,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
     @app.get("/party", include_in_schema=False)
     async def party(request: Request, role: str = "customer", address: str = "") -> Response:
         try:
-            checked = views.parse_address(address.strip())
+            checked = parse_address(address.strip())
         except ValueError:
             return bad_address(request, address)
         return RedirectResponse(f"/{'provider' if role == 'provider' else 'customer'}/{checked}", status_code=303)
@@ -216,7 +217,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         if (redirect := gate(request)) is not None:
             return redirect
         try:
-            address = views.parse_address(address)
+            address = parse_address(address)
         except ValueError:
             return bad_address(request, address)
         # One read connection; the lists and charts that only change when the index does are
@@ -274,7 +275,7 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         if (redirect := gate(request)) is not None:
             return redirect
         try:
-            address = views.parse_address(address)
+            address = parse_address(address)
         except ValueError:
             return bad_address(request, address)
         rows = store.all_agreements_of(**{role: address}, limit=500)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from .. import views
+from ...addresses import parse_address
 from ..deps import NOT_FOUND, AddressPath, AppState, State, TxBody, row_or_404
 from ..models import ErrorOut, SentOut, TxOut, TxRequest
 from ..tx import ActionRefused, prepare, send_from_node
@@ -21,7 +21,7 @@ TX_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _tx(state: AppState, address: str, action: str, body: TxRequest) -> dict[str, Any]:
-    sender = views.parse_address(body.from_, "from")
+    sender = parse_address(body.from_, "from")
     row = row_or_404(state.store, address)
     try:
         prepared = prepare(row, action, sender, chain=state.chain, chain_id=state.chain_id(), lock=state.lock,
