@@ -17,7 +17,8 @@ from smartsla import cli, deployments
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.credit import period_outcome
-from smartsla.demo import DEMO_VALUES_PPM, DemoResult, fmt_eth, run_demo
+from smartsla.demo import DEMO_VALUES_PPM, DemoResult, run_demo
+from smartsla.presentation import fmt_eth
 from smartsla.units import PPM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -368,7 +369,7 @@ def _agreement_on(chain: Chain, factory_address: str) -> tuple[Factory, str]:
 def test_one_rule_for_every_amount() -> None:
     """Finding 12: ETH printed with 4 decimals, tokens with all 18. One rule now: exact, trailing
     zeros trimmed, at least 4 decimals (fewer only if the token has fewer); never rounded."""
-    from smartsla.units import format_amount
+    from smartsla.presentation import format_amount
 
     assert format_amount(ETHER) == "1.0000 ETH"
     assert format_amount(3 * ETHER // 2) == "1.5000 ETH"

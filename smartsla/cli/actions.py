@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ..client import Status
-from ..demo import fmt_time
+from ..presentation import fmt_time
 from ..units import percent_to_ppm, ppm_to_percent
 from .common import (
     DEFAULT_RPC_URL,

@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from ..client import Agreement, Status
-from ..demo import fmt_time, print_terms
+from ..demo import print_terms
+from ..presentation import fmt_time
 from ..spec import dump_spec, terms_to_spec
 from ..units import ppm_to_percent
 from .common import (

@@ -26,10 +26,9 @@ from .. import compiler, deployments
 from ..addresses import parse_address
 from ..chain import Chain
 from ..client import Agreement, Factory
-from ..demo import fmt_eth
 from ..errors import ContractReverted, SmartSLAError
+from ..presentation import fmt_eth, format_amount
 from ..spec import SpecError, load_spec
-from ..units import format_amount
 
 DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 

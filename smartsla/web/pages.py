@@ -13,11 +13,8 @@ elsewhere: the Content-Security-Policy allows this origin only.
 
 from __future__ import annotations
 
-import functools
 import urllib.parse
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +28,8 @@ from ..addresses import parse_address
 from ..api import views
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
+from ..presentation import fmt_amount, fmt_duration, fmt_time, measure, short_address
+from ..units import bps_to_percent, ppm_to_percent
 from . import charts
 
 if TYPE_CHECKING:
@@ -44,41 +43,12 @@ DISPUTE_WORDS = ("Dispute",)
 PAGE_CACHE_SIZE = 4096  # agreements whose page data is kept; cleared at once when full (bounded memory)
 
 
-@functools.lru_cache(maxsize=65_536)  # pure, and a page formats ~140 instants (period bounds)
-def fmt_time(ts: int | None) -> str:
-    if ts is None:
-        return "–"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def fmt_duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    days, rest = divmod(abs(seconds), 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days and not hours and not minutes:
-        text = f"{days} day{'s' if days != 1 else ''}"
-    elif days:
-        text = f"{days} d {hours} h"
-    elif hours:
-        text = f"{hours} h {minutes} min"
-    else:
-        text = f"{minutes} min"
-    return ("-" if seconds < 0 else "") + text
-
-
-def short(address: str | None) -> str:
-    return "–" if not address else f"{address[:8]}…{address[-4:]}"
-
-
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     env = templates.env
-    env.filters.update(time=fmt_time, duration=fmt_duration, short=short, pct=views.pct,
-                       bps=lambda b: f"{Decimal(int(b)) / 100:.2f}%")
-    env.globals.update(amount=views.fmt_amount, state_labels=charts.STATE_LABELS, colors=charts.COLORS)
+    env.filters.update(time=fmt_time, duration=fmt_duration, short=short_address, pct=ppm_to_percent,
+                       bps=lambda b: bps_to_percent(int(b)))
+    env.globals.update(amount=fmt_amount, state_labels=charts.STATE_LABELS, colors=charts.COLORS)
     return templates
 
 
@@ -115,7 +85,7 @@ def _cells(row: dict[str, Any], periods: list[dict[str, Any]], service_index: in
             if overlapping else ""
         if p is not None and service_index < len(p["services"]):
             s = p["services"][service_index]
-            tier = f", tier {s['tier']} ({Decimal(s['tier_credit_bps']) / 100:.2f}% credit)" if s["tier"] else ""
+            tier = f", tier {s['tier']} ({bps_to_percent(s['tier_credit_bps'])} credit)" if s["tier"] else ""
             state = "maintenance" if overlapping and s["state"] == "operational" else s["state"]
             dispute = {"pending": " (inside the dispute window)", "disputed": " (disputed)"}.get(p["state"], "")
             title = (f"{when}: {s['measured']} against {s['objective']}{tier} — {charts.STATE_LABELS[s['state']]}"
@@ -139,10 +109,10 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
     out = []
     owed = int(row[f"owed_to_{role}"])
     if owed:
-        out.append({"action": "withdraw", "from": me, "label": f"Withdraw {views.fmt_amount(owed, row['asset'])}",
+        out.append({"action": "withdraw", "from": me, "label": f"Withdraw {fmt_amount(owed, row['asset'])}",
                     "cli": cli_command("withdraw", row["address"], state.settings.rpc_url)})
     if role == "customer" and row["status"] == "Active" and row["disaster_occurred"]:
-        refund = views.fmt_amount(row["fees_escrowed"], row["asset"])
+        refund = fmt_amount(row["fees_escrowed"], row["asset"])
         out.append({"action": "terminate", "from": me, "label": f"Terminate (disaster clause): get back {refund}",
                     "cli": cli_command("terminate", row["address"], state.settings.rpc_url)})
     if row["status"] == "Pending":
@@ -152,7 +122,7 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
             amount = terms.total_fees if role == "customer" else terms.collateral
             out.append({"action": kind, "from": me, "cli": None,
                         "label": f"Deposit the {'fees' if role == 'customer' else 'collateral'}: "
-                                 f"{views.fmt_amount(amount, row['asset'])}"})
+                                 f"{fmt_amount(amount, row['asset'])}"})
     return out
 
 
@@ -234,11 +204,11 @@ def mount_dashboard(app: FastAPI, state: AppState) -> None:
         if data["loaded"] or held is None:
             periods = [views.period_json(p, terms) for p in data["periods"]]
             services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
-                         "weight_bps": s.weight_bps, "objective": views.measure(s, s.objective_ppm),
-                         "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {views.measure(s, t.below_ppm)} → "
-                                            f"{Decimal(t.credit_bps) / 100:.2f}%" for t in s.tiers)}
+                         "weight_bps": s.weight_bps, "objective": measure(s, s.objective_ppm),
+                         "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {measure(s, t.below_ppm)} → "
+                                            f"{bps_to_percent(t.credit_bps)}" for t in s.tiers)}
                         for s in terms.services]
-            fmt_units = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
+            fmt_units = lambda units: fmt_amount(units, row["asset"])  # noqa: E731
             lists = {
                 "periods": periods, "services": services, "maintenance": data["maintenance"],
                 "windows": _windows(data["maintenance"]), "disputes": data["disputes"], "events": data["events"],
