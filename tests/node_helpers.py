@@ -21,7 +21,7 @@ def missing_tool(reason: str) -> NoReturn:
     """Skip on a developer's machine, fail under CI (where setup.sh should have installed it)."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI: scripts/setup.sh should have installed it)")
-    pytest.skip(f"{reason}: run scripts/setup.sh")
+    pytest.skip(f"{reason}: run scripts/setup.sh (as root for the system packages)")
 
 
 def start_or_skip(kind: str, **kwargs: Any) -> LocalNode:

@@ -147,3 +147,14 @@ def test_find_cycles_names_the_cycle() -> None:
 def test_no_import_cycle_among_the_project_modules() -> None:
     cycles = find_cycles(import_graph(project_modules()))
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_test_modules_import_helpers_not_other_test_modules() -> None:
+    """Shared test code lives in helper modules (tests/*_helpers.py): a test module that imports
+    another one runs that module's tests' imports and fixtures, and couples the two files."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in _imports(ast.parse(path.read_text(), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            offenders += [f"{path.relative_to(ROOT)} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert not offenders, "; ".join(offenders)
