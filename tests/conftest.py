@@ -42,17 +42,20 @@ def terms_for(chain: Chain, roles: dict[str, str]) -> Callable[..., Terms]:
 
 
 # ---------------------------------------------------------------------------- the fast inner loop
-# `pytest -m "not slow"`: everything but the minutes-long suites. Marked here, in one place: the
-# external tools' suites by their markers, and the modules that run the oracle daemon or the
-# operator's path on an external chain.
-SLOW_MARKERS = ("forge", "slither", "brownie")
+# `pytest -m "not slow"`: unit tests, the embedded chain, the API and the CLI in process. Marked
+# here, in one place: whatever needs an external program (Forge, Slither, Brownie, a real Anvil or
+# Ganache, Node's compiler, a browser, Prometheus, a wheel installed in a fresh venv) and the long
+# property and end-to-end modules.
+SLOW_MARKERS = ("forge", "slither", "brownie", "anvil", "ganache", "node", "browser")
+SLOW_FIXTURES = ("anvil", "ganache", "prometheus_binary", "installed_smartsla")
 SLOW_MODULES = ("test_operator_e2e.py", "test_daemon.py", "test_running_metrics.py",
-                "test_forecast_from_daemon.py", "test_fleet.py")
+                "test_forecast_from_daemon.py", "test_fleet.py", "test_properties.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in SLOW_MODULES or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+        if (item.path.name in SLOW_MODULES or any(item.get_closest_marker(m) for m in SLOW_MARKERS)
+                or any(f in getattr(item, "fixturenames", ()) for f in SLOW_FIXTURES)):
             item.add_marker(pytest.mark.slow)
 
 

@@ -107,7 +107,7 @@ def test_anvil_is_found_for_every_platform_the_npm_lock_ships() -> None:
 
 # ---------------------------------------------------------------------------- installed, outside the checkout
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed_smartsla(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with smartsla installed from a wheel (not editable); returns its bin/ folder."""
     work = tmp_path_factory.mktemp("wheel")
     src = work / "src"  # a copy: building in the checkout would leave build/ behind
@@ -141,7 +141,8 @@ def _run(bin_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[st
                           timeout=120)
 
 
-def test_the_installed_package_is_not_the_checkout(installed: Path, tmp_path: Path) -> None:
+def test_the_installed_package_is_not_the_checkout(installed_smartsla: Path, tmp_path: Path) -> None:
+    installed = installed_smartsla
     done = subprocess.run([str(installed / "python"), "-c", "import smartsla, oracle; print(smartsla.__file__); "
                            "print(oracle.__file__)"], cwd=tmp_path, capture_output=True, text=True, check=True)
     for line in done.stdout.split():
@@ -149,7 +150,8 @@ def test_the_installed_package_is_not_the_checkout(installed: Path, tmp_path: Pa
         assert not Path(line).is_relative_to(ROOT), line
 
 
-def test_installed_demo_runs_from_an_empty_folder(installed: Path, tmp_path: Path) -> None:
+def test_installed_demo_runs_from_an_empty_folder(installed_smartsla: Path, tmp_path: Path) -> None:
+    installed = installed_smartsla
     done = _run(installed, tmp_path, "demo")
     assert done.returncode == 0, done.stderr
     assert "balanced: every one of the" in done.stdout, done.stdout[-2000:]
@@ -157,7 +159,8 @@ def test_installed_demo_runs_from_an_empty_folder(installed: Path, tmp_path: Pat
 
 
 @pytest.mark.anvil
-def test_installed_deploy_records_in_the_current_folder(installed: Path, tmp_path: Path, anvil) -> None:
+def test_installed_deploy_records_in_the_current_folder(installed_smartsla: Path, tmp_path: Path, anvil) -> None:
+    installed = installed_smartsla
     done = _run(installed, tmp_path, "deploy", "--rpc-url", anvil.url)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "deployments.json").read_text())
