@@ -108,5 +108,5 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
     app.include_router(transactions.router, prefix="/api", dependencies=reads, responses=ERRORS)
     if settings.server_signing:  # demo only: the node signs for accounts it holds
         app.include_router(transactions.demo_router, prefix="/api", dependencies=reads, responses=ERRORS)
-    mount_dashboard(app, state)
+    mount_dashboard(app)
     return app
