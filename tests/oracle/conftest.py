@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from node_helpers import missing_tool
 
 
 def free_port() -> int:
@@ -36,13 +37,6 @@ def free_port() -> int:
 def free_port_fixture() -> Callable[[], int]:
     """A function returning a currently free TCP port on 127.0.0.1."""
     return free_port
-
-
-def missing_tool(reason: str) -> None:
-    """Skip on a developer's machine, fail under CI (where setup.sh should have installed it)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI: scripts/setup.sh should have installed it)")
-    pytest.skip(f"{reason}: run scripts/setup.sh as root")
 
 
 @pytest.fixture(name="http_server", scope="session")
