@@ -14,18 +14,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import (
-    DEFAULT_RPC_URL,
-    FactoryOpt,
-    RpcUrl,
-    _address,
-    _amount_formatter,
-    _connect,
-    _console,
-    _factory,
-    cli_errors,
-    fail,
-)
 from ..credit import tier_credit_bps
 from ..terms import Kind, Service
 from ..units import PPM, bps_to_percent, ppm_to_percent
@@ -43,7 +31,18 @@ from ..verify import (
     to_json,
     verify_period,
 )
-
+from .common import (
+    DEFAULT_RPC_URL,
+    FactoryOpt,
+    RpcUrl,
+    _address,
+    _amount_formatter,
+    _connect,
+    _console,
+    _factory,
+    cli_errors,
+    fail,
+)
 
 app = typer.Typer()  # `smartsla verify`, at the top level
 

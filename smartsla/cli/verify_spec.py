@@ -15,11 +15,11 @@ import requests
 import typer
 from web3.exceptions import Web3Exception
 
-from .common import DEFAULT_RPC_URL, FactoryOpt, RpcUrl, _address, _connect, _console, _factory, fail
 from ..errors import SmartSLAError
 from ..spec import SpecError, load_spec
 from ..spec_hash import spec_hash
 from ..terms import ZERO_HASH, Terms
+from .common import DEFAULT_RPC_URL, FactoryOpt, RpcUrl, _address, _connect, _console, _factory, fail
 
 app = typer.Typer()  # `smartsla agreement verify-spec`, added to the agreement group
 

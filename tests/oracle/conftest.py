@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from evidence_helpers import Outage
 from node_helpers import missing_tool
 
 
@@ -156,3 +157,12 @@ def prometheus_binary() -> str:
     if not os.access(PROMETHEUS, os.X_OK):
         missing_tool(f"{PROMETHEUS} not found (Debian package prometheus)")
     return PROMETHEUS
+
+
+@pytest.fixture
+def outage() -> Iterator[Outage]:
+    """An HTTP service on 127.0.0.1 answering 500 inside its `down` windows (evidence_helpers)."""
+    o = Outage()
+    yield o
+    o.server.shutdown()
+    o.server.server_close()

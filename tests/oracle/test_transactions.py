@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sla_helpers import EVIDENCE_ROOT
 from node_helpers import node_fixture
+from sla_helpers import EVIDENCE_ROOT
 from sqlalchemy import select
 
 from oracle.sli import PeriodFigure

@@ -15,7 +15,6 @@ import pytest
 from eth_account import Account
 from node_helpers import node_fixture
 from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
-from typer.testing import CliRunner
 from web_helpers import PASSWORD, free_port, party_with_keystore, run_cli
 
 from smartsla import keystore

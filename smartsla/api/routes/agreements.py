@@ -10,7 +10,6 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import Response
 
 from .. import views
-from ..evidence import evidence_counts, period_evidence
 from ..deps import (
     NOT_FOUND,
     AddressPath,
@@ -21,6 +20,7 @@ from ..deps import (
     Store,
     row_or_404,
 )
+from ..evidence import evidence_counts, period_evidence
 from ..models import (
     AgreementDetail,
     AgreementPage,
