@@ -52,7 +52,7 @@ def fill(db: Path, agreements: int, periods: int, seed: int = 7) -> list[str]:
     """Synthetic index rows: `agreements` agreements (50 providers, 200 customers), each with
     `periods` settled periods and the events that go with them."""
     from smartsla.index_store import IndexStore, idx_agreements, idx_events, idx_periods
-    from smartsla.indexer import period_services
+    from smartsla.presentation import period_services
     from smartsla.terms import Service, Terms, Tier
 
     rng = random.Random(seed)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
-from web3 import Web3
 
+from smartsla.addresses import parse_address
 from smartsla.database import normalise_url
 from smartsla.yamlfile import load_model
 
@@ -96,9 +96,7 @@ class AgreementEntry(_Strict):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        if not Web3.is_address(v):
-            raise ValueError(f"not an Ethereum address: {v!r}")
-        return Web3.to_checksum_address(v)
+        return parse_address(v, None)
 
 
 class KeySource(_Strict):
@@ -142,9 +140,7 @@ class ChainConfig(_Strict):
     @field_validator("factory", "batch_contract")
     @classmethod
     def _factory(cls, v: str | None) -> str | None:
-        if v is not None and not Web3.is_address(v):
-            raise ValueError(f"not an Ethereum address: {v!r}")
-        return None if v is None else Web3.to_checksum_address(v)
+        return None if v is None else parse_address(v, None)
 
 
 class FleetConfig(_Strict):
@@ -199,10 +195,15 @@ class OracleConfig(_Strict):
     @field_validator("discover_providers")
     @classmethod
     def _providers(cls, v: list[str]) -> list[str]:
-        bad = [a for a in v if not Web3.is_address(a)]
-        if bad:
+        out, bad = [], []
+        for a in v:
+            try:
+                out.append(parse_address(a, None))
+            except ValueError:
+                bad.append(a)
+        if bad:  # every one named at once
             raise ValueError(f"not Ethereum addresses: {', '.join(map(repr, bad))}")
-        return [Web3.to_checksum_address(a) for a in v]
+        return out
 
     @model_validator(mode="after")
     def _something_to_serve(self) -> OracleConfig:

@@ -5,11 +5,12 @@ The key is returned as an eth-account LocalAccount and never logged or put in an
 
 from __future__ import annotations
 
-import json
 import os
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+
+from smartsla import keystore
 
 from .config import ConfigError, KeySource
 
@@ -27,11 +28,7 @@ def load_key(source: KeySource) -> LocalAccount:
     password = os.environ.get(source.password_env)
     if password is None:
         raise ConfigError(f"key.password_env: environment variable {source.password_env} is not set")
-    try:
-        keyfile = json.loads(source.keystore.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"key.keystore: cannot read {source.keystore}: {exc}") from None
-    try:
-        return Account.from_key(Account.decrypt(keyfile, password))
-    except ValueError:
-        raise ConfigError(f"key.keystore: wrong password for {source.keystore} (from {source.password_env})") from None
+    try:  # the key file format, its checks and wording: smartsla.keystore, shared with the CLI
+        return keystore.load(source.keystore, password)
+    except keystore.KeystoreError as exc:
+        raise ConfigError(f"key.keystore: {exc} (password from {source.password_env})") from None

@@ -36,7 +36,7 @@ def service_id(name: str) -> str:
 
 
 def recorded_factory(chain_id: int) -> str | None:
-    path = Path(os.environ.get("SMARTSLA_DEPLOYMENTS") or PROJECT_ROOT / "deployments.json")
+    path = Path(os.environ.get("SMARTSLA_DEPLOYMENTS") or Path.cwd() / "deployments.json")
     if not path.exists():
         return None
     return json.loads(path.read_text()).get(str(chain_id), {}).get("AgreementFactory")

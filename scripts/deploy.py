@@ -5,7 +5,7 @@
 The sender is, in order: the key in --private-key or $SMARTSLA_PRIVATE_KEY (signed locally, for
 nodes that hold no keys), --from (an account the node unlocks), or the node's first unlocked
 account. The address is written with smartsla.deployments.record() to deployments.json in the
-project root (or $SMARTSLA_DEPLOYMENTS), where the CLI and the oracle look it up.
+current directory (or $SMARTSLA_DEPLOYMENTS), where the CLI and the oracle look it up.
 
 Brownie (``brownie run scripts/deploy.py --network ganache-local``, from .venv-brownie) calls
 ``main()`` with no arguments: then nothing is parsed from the command line (it holds Brownie's own
@@ -109,7 +109,7 @@ def record_address(chain_id: int, name: str, address: str, path: Path | None = N
     """Record `name` at `address` for `chain_id` in deployments.json, in smartsla.deployments'
     format ({"<chain id>": {"<name>": "<checksum address>"}}, other entries kept), rewritten
     atomically. For Brownie's environment, which cannot import smartsla: pass a checksum address."""
-    path = Path(path or os.environ.get(DEPLOYMENTS_ENV) or PROJECT_ROOT / "deployments.json")
+    path = Path(path or os.environ.get(DEPLOYMENTS_ENV) or Path.cwd() / "deployments.json")
     data = json.loads(path.read_text()) if path.exists() else {}
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold an object keyed by chain id")

@@ -5,18 +5,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One line per step: what it installs and why. Tools run quietly; their errors still show.
+step() { printf '==> %s\n' "$*"; }
+PIP=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+  step "python venv .venv: an isolated Python for the package and its tools"
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+step "pip (latest): older pips cannot build from pyproject.toml alone"
+"${PIP[@]}" install --upgrade pip
+step "smartsla, editable, with the dev extra (tester: embedded chain; postgres; compile; test tools), pinned by requirements.lock"
+"${PIP[@]}" install -e ".[dev]" -c requirements.lock
 
 if command -v npm >/dev/null 2>&1; then
+  step "npm ci: solc, OpenZeppelin, Anvil, Forge and Ganache pinned by package-lock.json (compile, local chains)"
   # --ignore-scripts: the packages' install scripts only fetch binaries we already get as
   # optional dependencies (Anvil) or build optional native speed-ups (Ganache).
   npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
   # Brownie (unmaintained, pins old versions): its own env .venv-brownie, see README "Brownie".
+  step "brownie in .venv-brownie: the Brownie compatibility test (its old pins stay out of .venv)"
   scripts/brownie-setup.sh
 else
   echo "npm not found: the compiler, Anvil and Ganache tests will fail (install Node 20+)" >&2
@@ -38,6 +47,7 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     if [ ! -e /usr/sbin/policy-rc.d ]; then
       printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
     fi
+    step "apt: ${apt_missing[*]} (servers and the browser the oracle and dashboard tests start)"
     apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_missing[@]}"; }
     apt_status=0
     apt_install || { apt-get update -q && apt_install; } || apt_status=$?

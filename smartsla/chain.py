@@ -24,7 +24,7 @@ from .errors import ChainUnavailable, ContractReverted, SmartSLAError, decode_re
 
 try:  # eth-tester reports reverts with its own exception, carrying the data as a bytes repr
     from eth_tester.exceptions import TransactionFailed as _TesterFailed
-except ImportError:  # pragma: no cover - eth-tester is a dependency, but keep RPC-only use possible
+except ImportError:  # eth-tester is the optional 'tester' extra: RPC-only installs do without it
     class _TesterFailed(Exception):  # type: ignore[no-redef]
         pass
 
@@ -99,8 +99,14 @@ class Chain:
     def connect(cls, url: str = EMBEDDED, *, timeout_s: float = 10.0) -> Chain:
         """Connect to ``"embedded"`` (an in-process eth-tester chain) or an HTTP JSON-RPC URL."""
         if url == EMBEDDED:
-            from eth_tester import EthereumTester, PyEVMBackend
-            from web3 import EthereumTesterProvider
+            try:
+                from eth_tester import EthereumTester, PyEVMBackend
+                from web3 import EthereumTesterProvider
+            except ImportError as exc:  # the optional extra: a deployment on a real node does without it
+                raise SmartSLAError(
+                    "the embedded chain needs the 'tester' extra (eth-tester and py-evm): "
+                    "pip install 'smartsla[tester]', or give the JSON-RPC URL of a running node "
+                    f"(Anvil, Ganache: --rpc-url http://127.0.0.1:8545); missing: {exc.name}") from exc
 
             # Generous gas limit: the default block gas limit of eth-tester is small.
             backend = PyEVMBackend(genesis_parameters=PyEVMBackend.generate_genesis_params({"gas_limit": 30_000_000}))

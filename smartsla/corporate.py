@@ -25,6 +25,7 @@ from .credit import service_credit
 from .spec import (
     API_VERSION,
     Address,
+    AgreementSpec,
     Amount,
     Metadata,
     Percent,
@@ -36,6 +37,7 @@ from .spec import (
     _ppm,
     _Strict,
     _units,
+    load_spec,
 )
 from .terms import ZERO_ADDRESS, Kind, Service, Tier, service_id_bytes, service_name
 from .units import BPS, PPM, bps_to_percent, ppm_to_percent
@@ -360,3 +362,31 @@ class Corporate:
 
     def withdraw(self, sender: str) -> TxResult:
         return self.chain.transact(self.contract.functions.withdraw(), sender, action="withdraw")
+
+
+# ---------------------------------------------------------------- any kind
+# A spec's `kind` picks its model: `Agreement` (smartsla.spec) or `CorporateAgreement` (above).
+# It lives here, the one module that knows both kinds (smartsla.spec must not import this one:
+# that would be an import cycle).
+
+SPEC_KINDS = ("Agreement", "CorporateAgreement")
+
+
+def load_any_spec(path: str | Path) -> AgreementSpec | CorporateSpec:
+    """Read a spec of any kind; SpecError names file, line and field (an unknown kind too)."""
+    from .yamlfile import line_of, parse_yaml
+
+    path = Path(path)
+    try:
+        data, node = parse_yaml(path.read_text(), str(path))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise SpecError(str(exc)) from exc
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "CorporateAgreement":
+        return load_corporate_spec(path)
+    if kind is not None and kind not in SPEC_KINDS:
+        line = line_of(node, ("kind",))
+        raise SpecError(f"{path}{f':{line}' if line else ''}: kind: {kind!r} is not one of {', '.join(SPEC_KINDS)}")
+    return load_spec(path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -25,8 +24,9 @@ from .chain import EMBEDDED, Chain
 from .client import Agreement, Factory, Snapshot
 from .credit import Books, PeriodOutcome
 from .errors import ContractReverted, SmartSLAError
+from .presentation import fmt_days, fmt_eth, fmt_time
 from .terms import Service, Terms, Tier
-from .units import bps_to_percent, format_amount, percent_to_bps, percent_to_ppm, ppm_to_percent
+from .units import bps_to_percent, percent_to_bps, percent_to_ppm, ppm_to_percent
 
 ETHER = 10**18
 DAY = 86_400
@@ -151,19 +151,6 @@ class DemoResult:
 
 
 # ---------------------------------------------------------------------------- formatting
-def fmt_eth(wei: int) -> str:
-    """Exact ETH amount, by the one rule of smartsla.units.format_amount."""
-    return format_amount(wei)
-
-
-def fmt_days(seconds: int) -> str:
-    return f"{seconds // DAY} days" if seconds % DAY == 0 else f"{seconds} s"
-
-
-def fmt_time(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def tier_label(service: Service, value_ppm: int) -> str:
     """Which step of the schedule a value falls in, as people read it."""
     if value_ppm >= service.objective_ppm:
@@ -173,10 +160,6 @@ def tier_label(service: Service, value_ppm: int) -> str:
         return "[yellow]missed, no tier[/]"
     tier = hit[-1]
     return f"[yellow]< {ppm_to_percent(tier.below_ppm)} → {bps_to_percent(tier.credit_bps)}[/]"
-
-
-def _short(address: str) -> str:
-    return f"{address[:8]}…{address[-4:]}"
 
 
 # ---------------------------------------------------------------------------- checks

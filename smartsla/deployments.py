@@ -1,7 +1,10 @@
 """Where the factory lives on each chain: one record shared by the CLI, the oracle and scripts.
 
-`deployments.json` in the project root (or $SMARTSLA_DEPLOYMENTS) maps a chain id to the
-factory address. The embedded chain starts empty in each process, so it is never recorded.
+`deployments.json` in the current directory (or the file $SMARTSLA_DEPLOYMENTS names) maps a
+chain id to the factory address. The current directory, not the package's folder: an installed
+package lives in site-packages, which is neither the user's nor writable. In a checkout, run the
+commands from its root (as the README does) and they all share the root's deployments.json.
+The embedded chain starts empty in each process, so it is never recorded.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from pathlib import Path
 
 from web3 import Web3
 
-from .compiler import PROJECT_ROOT
+DEFAULT_FILE = "deployments.json"
 
 
 def deployments_path() -> Path:
-    return Path(os.environ.get("SMARTSLA_DEPLOYMENTS", PROJECT_ROOT / "deployments.json"))
+    """$SMARTSLA_DEPLOYMENTS, else deployments.json in the current directory (absolute, for messages)."""
+    return Path(os.environ.get("SMARTSLA_DEPLOYMENTS") or Path.cwd() / DEFAULT_FILE)
 
 
 def load_all(path: Path | None = None) -> dict[str, dict[str, str]]:

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from eth_utils import event_abi_to_log_topic
@@ -42,9 +41,8 @@ from web3.exceptions import BlockNotFound
 from . import artifacts
 from .chain import Chain
 from .client import Agreement, Status
-from .credit import tier_credit_bps
 from .index_store import Batch, IndexStore
-from .terms import Kind, Service, Terms
+from .terms import Terms
 
 log = logging.getLogger("smartsla.indexer")
 
@@ -118,39 +116,6 @@ class EventDecoder:
                         for inp in abi["inputs"]}
                 return abi["name"], topic0, args
         return "Unknown", topic0, {"topics": topics, "data": _hex(raw["data"])}
-
-
-# ---------------------------------------------------------------------------- period details
-def measure_text(service: Service, value: int) -> str:
-    """A measured value or objective as people read it: 99.9900% or 250 ms."""
-    return f"{value} ms" if service.lower_is_better else f"{Decimal(value) / 10_000:.4f}%"
-
-
-def period_services(terms: Terms, values_ppm: list[int], service_credits: list[int | str]) -> list[dict[str, Any]]:
-    """Per service of a settled period: objective, measured, met, tier (1 = mildest), credit and a
-    status-page state (operational, degraded, outage)."""
-    out = []
-    for i, service in enumerate(terms.services):
-        value = int(values_ppm[i]) if i < len(values_ppm) else 0
-        credit = int(service_credits[i]) if i < len(service_credits) else 0
-        bps = tier_credit_bps(service, value)
-        tier = None
-        if bps:
-            tier = 1 + [t.credit_bps for t in service.tiers].index(bps)
-        harshest = tier is not None and tier == len(service.tiers)
-        disaster = service.kind in (Kind.availability, Kind.composite) and value < terms.termination_ppm
-        met = value <= service.objective_ppm if service.lower_is_better else value >= service.objective_ppm
-        if met:
-            state = "operational"
-        elif harshest or disaster:
-            state = "outage"
-        else:
-            state = "degraded"
-        out.append({"service": service.name, "kind": service.kind.name, "objective_ppm": service.objective_ppm,
-                    "value_ppm": value, "objective": measure_text(service, service.objective_ppm),
-                    "measured": measure_text(service, value), "met": met, "tier": tier, "tier_credit_bps": bps,
-                    "credit": str(credit), "disaster": disaster, "state": state})
-    return out
 
 
 def snapshot_columns(raw: Any) -> dict[str, Any]:

@@ -3,10 +3,15 @@
 Both nodes come from ``npm ci`` (see package.json). We start the real programs ourselves, not
 their wrappers, so that the PID we hold is the node's own:
 
-* Anvil: the native binary ``node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil`` (the
-  ``node_modules/.bin/anvil`` Node wrapper would sit in between); chain id 31337.
+* Anvil: the native binary ``node_modules/@foundry-rs/anvil-<os>-<cpu>/bin/anvil`` of this machine's
+  platform (package-lock.json ships linux, darwin and win32 builds as optional dependencies and npm
+  installs the matching one; the ``node_modules/.bin/anvil`` Node wrapper would sit in between);
+  chain id 31337.
 * Ganache: ``node node_modules/ganache/dist/node/cli.js`` (not ``npx``, which leaves a chain of
   parent processes); deterministic accounts, shanghai hardfork, chain id 1337.
+
+node_modules is $SMARTSLA_NODE_MODULES, else the checkout's when this package runs from one, else
+./node_modules in the current directory (an installed package has no checkout to look in).
 
 ``start_node`` returns once the JSON-RPC endpoint answers. With a ``state_dir`` the node's PID,
 URL and log go to ``<state_dir>/<kind>.json`` and ``<kind>.log`` so that another process (the
@@ -23,10 +28,12 @@ import atexit
 import contextlib
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -42,9 +49,37 @@ NodeKind = Literal["anvil", "ganache"]
 KINDS: tuple[str, ...] = ("anvil", "ganache")
 CHAIN_IDS = {"anvil": 31337, "ganache": 1337}
 HOST = "127.0.0.1"
-NODE_MODULES = PROJECT_ROOT / "node_modules"
-DEFAULT_STATE_DIR = PROJECT_ROOT / ".smartsla"
-ANVIL_BINARY = Path("@foundry-rs") / "anvil-linux-amd64" / "bin" / "anvil"
+# A checkout (package.json beside the package) keeps node_modules and the nodes' state at its
+# root; an installed package (site-packages) uses the current directory instead.
+_BASE = PROJECT_ROOT if (PROJECT_ROOT / "package.json").is_file() else Path.cwd()
+NODE_MODULES = Path(os.environ.get("SMARTSLA_NODE_MODULES") or _BASE / "node_modules")
+DEFAULT_STATE_DIR = _BASE / ".smartsla"
+
+# (sys.platform, machine) -> the @foundry-rs/anvil-<suffix> package package-lock.json ships for it.
+ANVIL_PLATFORMS: dict[tuple[str, str], str] = {
+    ("linux", "x86_64"): "linux-amd64",
+    ("linux", "amd64"): "linux-amd64",
+    ("linux", "aarch64"): "linux-arm64",
+    ("linux", "arm64"): "linux-arm64",
+    ("darwin", "x86_64"): "darwin-amd64",
+    ("darwin", "arm64"): "darwin-arm64",
+    ("win32", "amd64"): "win32-amd64",
+    ("win32", "x86_64"): "win32-amd64",
+}
+
+
+def anvil_binary(system: str | None = None, machine: str | None = None) -> Path:
+    """Anvil's path inside node_modules for this platform (or the one given). Raises NodeToolMissing."""
+    system = system or sys.platform
+    machine = (machine or platform.machine()).lower()
+    suffix = ANVIL_PLATFORMS.get((system, machine))
+    if suffix is None:
+        shipped = ", ".join(sorted(set(ANVIL_PLATFORMS.values())))
+        raise NodeToolMissing(f"package-lock.json ships no Anvil for {system}/{machine} (only {shipped}): "
+                              "install Foundry's anvil and start it yourself, then pass its URL")
+    return Path("@foundry-rs") / f"anvil-{suffix}" / "bin" / ("anvil.exe" if system == "win32" else "anvil")
+
+
 GANACHE_CLI = Path("ganache") / "dist" / "node" / "cli.js"
 
 STARTUP_TIMEOUT_S = 20.0
@@ -284,10 +319,10 @@ def node_command(kind: str, port: int, *, host: str = HOST, block_time: float | 
     if not node_modules.is_dir():
         raise NodeToolMissing(f"{node_modules} does not exist: run `npm ci` in {node_modules.parent}")
     if kind == "anvil":
-        binary = node_modules / ANVIL_BINARY
+        binary = node_modules / anvil_binary()
         if not binary.is_file():
             raise NodeToolMissing(f"the Anvil binary {binary} is missing: run `npm ci` "
-                                  "(it comes with @foundry-rs/anvil for linux-x64)")
+                                  f"(it comes with @foundry-rs/anvil for {sys.platform}/{platform.machine()})")
         cmd = [str(binary), "--host", host, "--port", str(port), "--chain-id", str(CHAIN_IDS["anvil"])]
         if block_time:
             cmd += ["--block-time", _num(block_time)]

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .addresses import parse_address
 from .terms import (
     DEFAULT_MIN_MEASURED_PPM,
     DEFAULT_SLICE_SECONDS,
@@ -34,7 +35,6 @@ from .terms import (
     Service,
     Terms,
     Tier,
-    parse_address,
 )
 from .units import BPS, PPM
 from .yamlfile import YamlFileError, load_model
@@ -112,10 +112,7 @@ Amount = Annotated[Decimal, BeforeValidator(_amount)]
 def _address(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"not an Ethereum address: {value!r} (quote it in YAML)")
-    try:
-        return parse_address(value, "address")
-    except ValueError as exc:  # the field's path is in front of the message already
-        raise ValueError(str(exc).removeprefix("address ")) from None
+    return parse_address(value, None)  # the field's path is in front of the message already
 
 
 Address = Annotated[str, BeforeValidator(_address)]
@@ -540,32 +537,3 @@ def terms_to_spec(terms: Terms, name: str = "on-chain", decimals: int = 18) -> d
 
 def dump_spec(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-# ---------------------------------------------------------------- any kind
-# A spec's `kind` picks its model: `Agreement` (above) or `CorporateAgreement` (the multi-level
-# structure, whose models live with its contract driver in smartsla.corporate).
-
-SPEC_KINDS = ("Agreement", "CorporateAgreement")
-
-
-def load_any_spec(path: str | Path) -> Any:  # AgreementSpec | smartsla.corporate.CorporateSpec
-    """Read a spec of any kind; SpecError names file, line and field (an unknown kind too)."""
-    from .yamlfile import line_of, parse_yaml
-
-    path = Path(path)
-    try:
-        data, node = parse_yaml(path.read_text(), str(path))
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise SpecError(str(exc)) from exc
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind == "CorporateAgreement":
-        from .corporate import load_corporate_spec  # imports this module: loaded on demand
-
-        return load_corporate_spec(path)
-    if kind is not None and kind not in SPEC_KINDS:
-        line = line_of(node, ("kind",))
-        raise SpecError(f"{path}{f':{line}' if line else ''}: kind: {kind!r} is not one of {', '.join(SPEC_KINDS)}")
-    return load_spec(path)

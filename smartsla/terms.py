@@ -10,8 +10,8 @@ from enum import IntEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from web3 import Web3
 
+from .addresses import parse_address
 from .units import BPS, PPM
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -30,21 +30,6 @@ MAX_PACKED_TERMS = 24_531
 
 Ppm = Annotated[int, Field(ge=0, le=PPM)]
 Bps = Annotated[int, Field(ge=0, le=BPS)]
-
-
-def parse_address(value: Any, field: str) -> str:
-    """A checksummed address, or ValueError naming `field`. An address written in mixed case
-    carries an EIP-55 checksum: a wrong one is a typo, and is refused rather than "corrected"
-    (web3's is_address accepts it)."""
-    if not isinstance(value, str) or not Web3.is_address(value):
-        raise ValueError(f"{field} is not an Ethereum address: {value!r}")
-    body = value[2:] if value.startswith(("0x", "0X")) else value
-    if body != body.lower() and body != body.upper() and not Web3.is_checksum_address(value):
-        raise ValueError(f"{field} has a wrong EIP-55 checksum (a typo?): {value!r}")
-    return Web3.to_checksum_address(value)
-
-
-_checksum = parse_address
 
 
 def service_id_bytes(name: str) -> bytes:
@@ -205,14 +190,14 @@ class Terms(BaseModel):
     @field_validator("provider", "customer", "asset", "arbiter", mode="before")
     @classmethod
     def _address(cls, v: Any, info: Any) -> str:
-        return _checksum(v, info.field_name)
+        return parse_address(v, info.field_name)
 
     @field_validator("oracles", mode="before")
     @classmethod
     def _oracle_addresses(cls, v: Any) -> tuple[str, ...]:
         if isinstance(v, str) or not hasattr(v, "__iter__"):
             raise ValueError("oracles must be a list of addresses")
-        return tuple(_checksum(o, f"oracles[{i}]") for i, o in enumerate(v))
+        return tuple(parse_address(o, f"oracles[{i}]") for i, o in enumerate(v))
 
     @model_validator(mode="after")
     def _consistent(self) -> Terms:

@@ -1,4 +1,5 @@
-"""Units shared with the contracts: ppm for measured values, bps for shares of a fee."""
+"""Units shared with the contracts: ppm for measured values, bps for shares of a fee, and their
+conversions to and from percent. How amounts, times and values are shown: smartsla.presentation."""
 
 from __future__ import annotations
 
@@ -31,27 +32,3 @@ def ppm_to_percent(ppm: int) -> str:
 
 def bps_to_percent(bps: int) -> str:
     return f"{Decimal(bps) / 100:.2f}%"
-
-
-# ---------------------------------------------------------------------------- amounts
-# One rule for every amount the command line and the demo print (issue 10, finding 12: some
-# places printed 4 decimals, others all 18): the EXACT amount, every significant unit shown and
-# trailing zeros trimmed, but at least MIN_AMOUNT_DECIMALS decimals (or the token's own number
-# of decimals if it has fewer) so that columns of amounts line up. Money is never rounded: a
-# non-zero amount never reads as 0, and two different amounts never print the same; what is
-# printed is what `withdraw` pays, to the wei. The web views follow the same rule for ETH.
-MIN_AMOUNT_DECIMALS = 4
-ETH_DECIMALS = 18
-
-
-def format_amount(units: int, decimals: int = ETH_DECIMALS, symbol: str = "ETH") -> str:
-    """1_500_000_000_000_000_000 -> '1.5000 ETH'; 1 -> '0.000000000000000001 ETH';
-    with 6 decimals, 12_345_678 -> '12.345678 USDC'; with 0 decimals, 7 -> '7 PTS'."""
-    if decimals < 0:
-        raise ValueError(f"decimals must be >= 0, got {decimals}")
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(int(units)), 10**decimals)
-    digits = f"{frac:0{decimals}d}".rstrip("0") if decimals else ""
-    digits = digits.ljust(min(MIN_AMOUNT_DECIMALS, decimals), "0")
-    text = f"{sign}{whole}" + (f".{digits}" if digits else "")
-    return f"{text} {symbol}" if symbol else text

@@ -1,15 +1,21 @@
-"""Shared fixtures: a fresh embedded chain per test, the factory, and a terms builder."""
+"""Shared fixtures: a fresh embedded chain per test, the factory, a terms builder, and local dev
+chains (`anvil`, `ganache`: a fresh node per test, from node_helpers.node_fixture; a module that
+wants one node for all its tests declares `anvil = node_fixture("anvil", scope="module")`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+from node_helpers import node_fixture
 from sla_helpers import make_terms
 
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.terms import Terms
+
+anvil = node_fixture("anvil")
+ganache = node_fixture("ganache")
 
 
 @pytest.fixture
@@ -33,3 +39,47 @@ def terms_for(chain: Chain, roles: dict[str, str]) -> Callable[..., Terms]:
     """Build terms starting a minute after the chain's current time (deposits close at the start),
     with overrides."""
     return lambda **overrides: make_terms(roles, chain.now() + 60, **overrides)
+
+
+# ---------------------------------------------------------------------------- the fast inner loop
+# `pytest -m "not slow"`: unit tests, the embedded chain, the API and the CLI in process. Marked
+# here, in one place: whatever needs an external program (Forge, Slither, Brownie, a real Anvil or
+# Ganache, Node's compiler, a browser, Prometheus, a wheel installed in a fresh venv) and the long
+# property and end-to-end modules.
+SLOW_MARKERS = ("forge", "slither", "brownie", "anvil", "ganache", "node", "browser")
+SLOW_FIXTURES = ("anvil", "ganache", "prometheus_binary", "installed_smartsla")
+SLOW_MODULES = ("test_operator_e2e.py", "test_daemon.py", "test_running_metrics.py",
+                "test_forecast_from_daemon.py", "test_fleet.py", "test_properties.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if (item.path.name in SLOW_MODULES or any(item.get_closest_marker(m) for m in SLOW_MARKERS)
+                or any(f in getattr(item, "fixturenames", ()) for f in SLOW_FIXTURES)):
+            item.add_marker(pytest.mark.slow)
+
+
+# One line at the end of a run: the time spent per group (top-level test folder, and the slow
+# suites apart), summed over setup, call and teardown of every test (CPU-side seconds across
+# workers, not wall time: with -n the groups overlap).
+_GROUP_SECONDS: dict[str, float] = {}
+_GROUP_TESTS: dict[str, set[str]] = {}
+
+
+def _group(report: pytest.TestReport) -> str:
+    parts = report.nodeid.split("::", 1)[0].split("/")
+    folder = parts[1] if len(parts) > 2 and parts[0] == "tests" else "tests"
+    return f"{folder} (slow)" if "slow" in report.keywords else folder
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    group = _group(report)
+    _GROUP_SECONDS[group] = _GROUP_SECONDS.get(group, 0.0) + report.duration
+    _GROUP_TESTS.setdefault(group, set()).add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _GROUP_SECONDS:
+        return
+    parts = [f"{g} {s:.0f} s/{len(_GROUP_TESTS[g])}" for g, s in sorted(_GROUP_SECONDS.items(), key=lambda kv: -kv[1])]
+    terminalreporter.write_line("time per group (seconds/tests): " + ", ".join(parts))

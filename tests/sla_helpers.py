@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from web3 import Web3
@@ -32,3 +33,37 @@ def make_terms(roles: dict[str, str], start: int, **overrides: Any) -> Terms:
 # A report's evidence root: any non-zero 32 bytes satisfies the contract (it refuses zero:
 # MissingEvidence); the tests of the evidence itself build real roots with oracle.evidence.
 EVIDENCE_ROOT = bytes(Web3.keccak(text="smartsla test evidence"))
+
+
+# ---------------------------------------------------------------------------- spec files
+SPEC = """apiVersion: smartsla/v1
+kind: Agreement
+metadata: {{name: {name}, structure: service-based}}
+spec:
+  parties: {{provider: "{provider}", customer: "{customer}"}}
+  oracles: {{members: ["{oracle}"], quorum: 1}}
+  asset: ETH
+  fee: "{fee}"
+  collateral: "{collateral}"
+  timeWindow: {{start: {start}, duration: {duration}, count: {count}}}
+  creditCap: 100%
+  services:
+    - name: web
+      weight: 100%
+      slo: {{sli: availability, budgetingMethod: Timeslices, timeSliceWindow: {slice}, objective: 99.99%}}
+      credits:
+        - {{below: 99.99%, atLeast: 99.0%, credit: 10%}}
+        - {{below: 99.0%, atLeast: 95.0%, credit: 30%}}
+        - {{below: 95.0%, credit: 100%}}
+"""
+
+
+def write_spec(path: Path, provider: str, customer: str, oracle: str, start: int, *, duration: str = "60s",
+               count: int = 3, fee: str = "1.0", collateral: str = "3.0", slice_: str = "1s") -> Path:
+    """An EC2-like one-service spec (the README's tiers) starting at unix time `start`."""
+    import datetime as dt
+
+    iso = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(SPEC.format(name=path.stem, provider=provider, customer=customer, oracle=oracle, start=iso,
+                                duration=duration, count=count, fee=fee, collateral=collateral, slice=slice_))
+    return path

@@ -20,17 +20,17 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from node_helpers import node_fixture
 from sla_helpers import EC2_TIERS, ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 
 from smartsla import artifacts, compiler, deployments
 from smartsla.chain import Chain
 from smartsla.client import Factory, Status
-from smartsla.localnode import LocalNode, NodeToolMissing, start_node
+from smartsla.localnode import LocalNode
 
 pytestmark = pytest.mark.brownie
 
@@ -57,14 +57,7 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
     return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-4000:]}"
 
 
-@pytest.fixture(scope="module")
-def ganache() -> Iterator[LocalNode]:
-    try:
-        node = start_node("ganache")
-    except NodeToolMissing as exc:
-        pytest.skip(str(exc))
-    yield node
-    node.stop()
+ganache = node_fixture("ganache", scope="module")
 
 
 @pytest.fixture(scope="module")

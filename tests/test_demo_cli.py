@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from sla_helpers import write_spec
 from typer.testing import CliRunner
 
-from smartsla import cli, cli_spec, deployments
+from smartsla import cli, deployments
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.credit import period_outcome
-from smartsla.demo import DEMO_VALUES_PPM, DemoResult, fmt_eth, run_demo
+from smartsla.demo import DEMO_VALUES_PPM, DemoResult, run_demo
+from smartsla.presentation import fmt_eth
 from smartsla.units import PPM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,8 +182,8 @@ def test_bad_url_scheme_is_a_clear_error() -> None:
 def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain]:
     """Every command in this process talks to one embedded chain; deployments go to tmp_path."""
     chain = Chain.connect("embedded")
-    monkeypatch.setattr(cli, "_connect", lambda url: chain)
-    monkeypatch.setattr(cli_spec, "_connect", lambda url: chain)  # it imported the name
+    # One patch point whatever module a command lives in: every command connects through Chain.connect.
+    monkeypatch.setattr(Chain, "connect", classmethod(lambda cls, url, **kwargs: chain))
     monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
     yield chain
 
@@ -313,7 +315,7 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         def boom(console: object, url: str, exc: Exception = exc) -> None:
             raise exc
 
-        monkeypatch.setattr(cli, "run_demo", boom)
+        monkeypatch.setattr(cli.demo, "run_demo", boom)  # the name the demo command calls
         code_, _, err = invoke("demo")
         assert code_ == code, (exc, err)
         assert needle in assert_one_line_error(err)
@@ -325,12 +327,9 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize("kind", [pytest.param("anvil", marks=pytest.mark.anvil),
                                   pytest.param("ganache", marks=pytest.mark.ganache)])
 def test_deploy_demo_and_status_on_a_dev_chain(kind: str, tmp_path: Path) -> None:
-    from smartsla.localnode import NodeToolMissing, start_node
+    from node_helpers import start_or_skip
 
-    try:
-        node = start_node(kind)
-    except NodeToolMissing as exc:
-        pytest.skip(str(exc))
+    node = start_or_skip(kind)
     env = {"SMARTSLA_DEPLOYMENTS": str(tmp_path / "deployments.json")}
     try:
         proc = run_cli("deploy", "--rpc-url", node.url, env=env)
@@ -368,7 +367,7 @@ def _agreement_on(chain: Chain, factory_address: str) -> tuple[Factory, str]:
 def test_one_rule_for_every_amount() -> None:
     """Finding 12: ETH printed with 4 decimals, tokens with all 18. One rule now: exact, trailing
     zeros trimmed, at least 4 decimals (fewer only if the token has fewer); never rounded."""
-    from smartsla.units import format_amount
+    from smartsla.presentation import format_amount
 
     assert format_amount(ETHER) == "1.0000 ETH"
     assert format_amount(3 * ETHER // 2) == "1.5000 ETH"
@@ -386,39 +385,6 @@ def test_one_rule_for_every_amount() -> None:
 
 
 # ---------------------------------------------------------------------------- agreement create: the start
-SPEC = """apiVersion: smartsla/v1
-kind: Agreement
-metadata: {{name: {name}, structure: service-based}}
-spec:
-  parties: {{provider: "{provider}", customer: "{customer}"}}
-  oracles: {{members: ["{oracle}"], quorum: 1}}
-  asset: ETH
-  fee: "{fee}"
-  collateral: "{collateral}"
-  timeWindow: {{start: {start}, duration: {duration}, count: {count}}}
-  creditCap: 100%
-  services:
-    - name: web
-      weight: 100%
-      slo: {{sli: availability, budgetingMethod: Timeslices, timeSliceWindow: {slice}, objective: 99.99%}}
-      credits:
-        - {{below: 99.99%, atLeast: 99.0%, credit: 10%}}
-        - {{below: 99.0%, atLeast: 95.0%, credit: 30%}}
-        - {{below: 95.0%, credit: 100%}}
-"""
-
-
-def write_spec(path: Path, provider: str, customer: str, oracle: str, start: int, *, duration: str = "60s",
-               count: int = 3, fee: str = "1.0", collateral: str = "3.0", slice_: str = "1s") -> Path:
-    """An EC2-like one-service spec (the README's tiers) starting at unix time `start`."""
-    import datetime as dt
-
-    iso = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    path.write_text(SPEC.format(name=path.stem, provider=provider, customer=customer, oracle=oracle, start=iso,
-                                duration=duration, count=count, fee=fee, collateral=collateral, slice=slice_))
-    return path
-
-
 def test_agreement_create_refuses_a_start_in_the_past_or_too_close(cli_chain: Chain, tmp_path: Path) -> None:
     """Finding 10/12: a spec whose start had passed was created without a word, and its unobserved
     periods were then reported. Refused before anything is sent; a close start is refused or

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sla_helpers import EC2_TIERS, EVIDENCE_ROOT
 from web3 import Web3
 
-from oracle.evidence import hash_pair, leaf, period_root, proof, root_of_leaves, verify
+from oracle.evidence import merkle_root, opaque_root, verify_proof
 from smartsla.chain import REVERTS, _revert_data
 from smartsla.errors import ContractReverted, decode_revert
 from smartsla.reports import sign_report
@@ -91,14 +91,19 @@ def test_a_percentile_on_an_availability_service_is_refused(chain, factory, role
 
 def test_merkle_root_rules_match_openzeppelin():
     records = [b"UUUD", b"UUUU", b"NNXX"]
-    leaves = [leaf(i, bytes(Web3.keccak(r))) for i, r in enumerate(records)]
     # The leaf is OpenZeppelin's double hash of abi.encode(uint256 index, bytes32 recordHash).
-    assert leaves[0] == bytes(Web3.keccak(Web3.keccak(b"\0" * 32 + bytes(Web3.keccak(b"UUUD")))))
-    root = period_root(records)
-    assert root == hash_pair(hash_pair(leaves[0], leaves[1]), leaves[2]) == root_of_leaves(leaves)
-    for i, lf in enumerate(leaves):
-        assert verify(proof(leaves, i), root, lf)
-    assert not verify(proof(leaves, 0), root, leaf(0, bytes(Web3.keccak(b"UUUU"))))  # one slice flipped
-    assert period_root([b"UUUU"]) == leaf(0, bytes(Web3.keccak(b"UUUU")))
+    leaves = [bytes(Web3.keccak(Web3.keccak(i.to_bytes(32, "big") + bytes(Web3.keccak(r)))))
+              for i, r in enumerate(records)]
+
+    def pair(a: bytes, b: bytes) -> bytes:  # OpenZeppelin's commutative keccak of two nodes
+        return bytes(Web3.keccak(min(a, b) + max(a, b)))
+
+    root = opaque_root(records)
+    assert root == pair(pair(leaves[0], leaves[1]), leaves[2]) == merkle_root(leaves)
+    assert verify_proof([leaves[1], leaves[2]], root, leaves[0])
+    assert verify_proof([pair(leaves[0], leaves[1])], root, leaves[2])
+    flipped = bytes(Web3.keccak(Web3.keccak(bytes(32) + bytes(Web3.keccak(b"UUUU")))))  # one slice flipped
+    assert not verify_proof([leaves[1], leaves[2]], root, flipped)
+    assert opaque_root([b"UUUU"]) == flipped
     with pytest.raises(ValueError):
-        period_root([])
+        merkle_root([])

@@ -13,13 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import rlp
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from node_helpers import node_fixture, start_or_skip
 from sla_helpers import EC2_TIERS, ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 from web3.logs import DISCARD
@@ -50,25 +50,8 @@ S3_TIERS = (Tier(below_ppm=999_000, credit_bps=1_000), Tier(below_ppm=990_000, c
             Tier(below_ppm=950_000, credit_bps=10_000))
 
 
-def _start_or_skip(kind: str) -> LocalNode:
-    try:
-        return start_node(kind)
-    except NodeToolMissing as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalNode]:
-    node = _start_or_skip("anvil")
-    yield node
-    node.stop()
-
-
-@pytest.fixture(scope="module")
-def ganache() -> Iterator[LocalNode]:
-    node = _start_or_skip("ganache")
-    yield node
-    node.stop()
+anvil = node_fixture("anvil", scope="module")
+ganache = node_fixture("ganache", scope="module")
 
 
 def _roles(chain: Chain) -> dict[str, str]:
@@ -245,7 +228,7 @@ def test_deploy_script_reports_unreachable_chain(tmp_path: Path) -> None:
 
 @pytest.mark.anvil
 def test_stopped_node_is_unavailable_and_its_pid_is_gone() -> None:
-    node = _start_or_skip("anvil")
+    node = start_or_skip("anvil")
     url, pid = node.url, node.pid
     assert localnode.pid_alive(pid)
     Chain.connect(url)
@@ -260,7 +243,7 @@ def test_stopped_node_is_unavailable_and_its_pid_is_gone() -> None:
 
 @pytest.mark.ganache
 def test_ganache_stops_on_sigterm() -> None:
-    node = _start_or_skip("ganache")
+    node = start_or_skip("ganache")
     began = time.monotonic()
     assert node.stop(timeout_s=10) is True
     assert time.monotonic() - began < 5, "Ganache needed SIGKILL"
@@ -407,7 +390,7 @@ def test_every_chain_names_the_custom_error_with_its_arguments(kind: str, reques
 def _fresh_node(kind: str, request: pytest.FixtureRequest) -> LocalNode:
     """A node of its own: the module's nodes have travelled in time (mine_at), and these tests
     need a chain whose next block follows the wall clock, as a freshly started one does."""
-    node = _start_or_skip(kind)
+    node = start_or_skip(kind)
     request.addfinalizer(node.stop)
     return node
 

@@ -198,14 +198,12 @@ def test_cli_import_export(tmp_path: Path):
 @pytest.mark.anvil
 def test_imported_spec_creates_an_agreement_on_anvil_with_the_cli(tmp_path: Path):
     """The done-when: OpenSLO files -> `spec import openslo` -> `agreement create` on Anvil."""
+    from node_helpers import start_or_skip
+
     from smartsla.chain import Chain
     from smartsla.client import Factory
-    from smartsla.localnode import NodeToolMissing, start_node
 
-    try:
-        node = start_node("anvil")
-    except NodeToolMissing as exc:
-        pytest.skip(str(exc))
+    node = start_or_skip("anvil")
     try:
         chain = Chain.connect(node.url)
         factory = Factory.deploy(chain, chain.accounts[0])

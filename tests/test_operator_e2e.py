@@ -21,15 +21,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from test_demo_cli import write_spec
+from service_helpers import ScheduledService
+from sla_helpers import write_spec
 
 from smartsla import deployments, localnode
 from smartsla.chain import Chain
@@ -65,37 +64,6 @@ DOWN_SLICES = ({3}, set(), {2, 7})
 TIERS = ("{below: 99.0%, atLeast: 90.0%, credit: 10%}", "{below: 90.0%, atLeast: 75.0%, credit: 30%}",
          "{below: 75.0%, credit: 100%}")
 EXPECTED_VALUES_PPM = [(12 - len(d)) * 1_000_000 // 12 for d in DOWN_SLICES]
-
-
-class ScheduledService:
-    """HTTP on 127.0.0.1: 503 inside the given wall-clock windows, 200 otherwise."""
-
-    def __init__(self, down: list[tuple[float, float]]) -> None:
-        self.down = down
-        self.hits = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                outer.hits += 1
-                now = time.time()
-                bad = any(a <= now < b for a, b in outer.down)
-                body = b"down" if bad else b"ok"
-                self.send_response(503 if bad else 200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from smartsla import cli, cli_spec, cli_verify_spec
+from smartsla import cli
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.spec import load_spec
@@ -94,8 +94,8 @@ def test_latency_percentile_is_part_of_the_document_and_the_terms(tmp_path: Path
 def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain]:
     """Every command in this process talks to one embedded chain."""
     chain = Chain.connect("embedded")
-    for module in (cli, cli_spec, cli_verify_spec):
-        monkeypatch.setattr(module, "_connect", lambda url: chain)
+    # One patch point whatever module a command lives in: every command connects through Chain.connect.
+    monkeypatch.setattr(Chain, "connect", classmethod(lambda cls, url, **kwargs: chain))
     monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
     yield chain
 

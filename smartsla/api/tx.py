@@ -17,7 +17,8 @@ from web3 import Web3
 
 from ..chain import REVERTS, Chain, _revert_data
 from ..errors import decode_revert
-from .views import fmt_amount, terms_of
+from ..presentation import fmt_amount
+from .views import terms_of
 
 ACTIONS = ("withdraw", "terminate", "deposit-fees", "deposit-collateral")
 

@@ -12,31 +12,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from web3 import Web3
-
 from ..forecast import Forecast, forecast, latency_outcome
-from ..indexer import period_services
+from ..presentation import duration_words, fmt_amount, period_services
 from ..terms import Kind, Service, Terms
-from ..units import BPS, PPM
+from ..units import BPS, PPM, ppm_to_percent
 from .oracle_feed import RunningInputs, as_json, inputs_for
 
 ACTIVE_LIKE = ("Pending", "Active")
-
-
-def parse_address(value: str, what: str = "address") -> str:
-    """A checksummed address, or ValueError saying what is wrong with `value`."""
-    if not isinstance(value, str) or len(value) != 42 or not value.startswith(("0x", "0X")):
-        raise ValueError(f"{what} must be 0x followed by 40 hexadecimal digits, got {value!r}")
-    try:
-        int(value[2:], 16)
-    except ValueError:
-        raise ValueError(f"{what} must be 0x followed by 40 hexadecimal digits, got {value!r}") from None
-    digits = value[2:]
-    mixed = digits != digits.lower() and digits != digits.upper()
-    if mixed and not Web3.is_checksum_address(value):
-        raise ValueError(f"{what} {value} has a wrong EIP-55 checksum (mixed case that does not match): "
-                         "check for a typo, or give it all lower-case")
-    return Web3.to_checksum_address(value)
 
 
 _TERMS_CACHE: dict[tuple[str, str], Terms] = {}
@@ -63,26 +45,6 @@ def chain_now(cursor: dict[str, Any] | None) -> int:
         seen_at = cursor.get("head_seen_at") or time.time()
         return int(cursor["head_timestamp"]) + max(0, int(time.time() - seen_at))
     return int(time.time())
-
-
-def fmt_amount(units: int | str, asset: str) -> str:
-    """ETH with every significant wei (at least 4 decimals); other assets in raw units."""
-    units = int(units)
-    if int(asset, 16) == 0:
-        text = f"{Decimal(units) / 10**18:.18f}".rstrip("0")
-        whole, _, frac = text.partition(".")
-        return f"{whole}.{frac.ljust(4, '0')} ETH"
-    return f"{units} units of {asset[:8]}…{asset[-4:]}"
-
-
-def measure(service: Any, value: int) -> str:
-    """A value of `service` (a Service or its JSON) as people read it: 99.9900% or 250 ms."""
-    kind = service.kind.name if hasattr(service, "kind") and hasattr(service.kind, "name") else service.get("kind")
-    return f"{value} ms" if kind == "latency" else pct(value)
-
-
-def pct(ppm: int) -> str:
-    return f"{Decimal(ppm) / 10_000:.4f}%"
 
 
 def periods_left(row: dict[str, Any]) -> int:
@@ -250,19 +212,6 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, st
 
 # ---------------------------------------------------------------- the running period's forecast
 
-def duration_words(seconds: float) -> str:
-    """2 days 3 hours / 23 minutes / 40 seconds: how people say a budget of downtime."""
-    s = int(seconds)
-    parts = []
-    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60), ("second", 1)):
-        n, s = divmod(s, size)
-        if n:
-            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
-        if len(parts) == 2:  # "2 days 3 hours": the rest is noise next to a budget
-            break
-    return " ".join(parts) or "0 seconds"
-
-
 def _tier_percent(bps: int) -> str:
     return f"{(Decimal(bps) / 100).normalize():f} %"
 
@@ -357,8 +306,8 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
             item.update(
                 available=True, oracle=as_json(inputs), period=f.period, period_start=f.period_start,
                 period_end=f.period_end, now=f.now, value_so_far_ppm=f.value_so_far_ppm,
-                value_so_far=pct(f.value_so_far_ppm), objective=pct(s.objective_ppm),
-                projected_ppm=f.projected_ppm, projected=pct(f.projected_ppm), projected_tier=tier,
+                value_so_far=ppm_to_percent(f.value_so_far_ppm), objective=ppm_to_percent(s.objective_ppm),
+                projected_ppm=f.projected_ppm, projected=ppm_to_percent(f.projected_ppm), projected_tier=tier,
                 projected_tier_credit_bps=0 if tier is None else s.tiers[tier - 1].credit_bps,
                 projected_credit=str(f.projected_credit),
                 projected_credit_text=fmt_amount(f.projected_credit, terms.asset),
@@ -373,4 +322,4 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
     return {"address": row["address"], "source": source, "error": error, "services": services}
 
 
-__all__ = ["PPM", "parse_address", "summary", "detail", "period_json", "event_json", "report_rows"]
+__all__ = ["PPM", "summary", "detail", "period_json", "event_json", "report_rows"]

@@ -29,7 +29,7 @@ from ..units import ppm_to_percent
 from ..verify import Verdict, evidence_url, explaining_check, fetch_bundle, verify_period
 
 if TYPE_CHECKING:
-    from ..api.app import AppState
+    from ..api.deps import AppState
 
 STRIP_WIDTH = 1000  # viewBox units of a strip; the SVG scales to the card's width
 # When several states share one pixel column, the one shown is the worst: a one-minute outage in
@@ -144,8 +144,8 @@ _cache: dict[tuple[str, int, Any], dict[str, Any]] = {}
 
 def _period_view(state: AppState, row: dict[str, Any], terms: Terms, period: int, base: str) -> dict[str, Any]:
     """Fetch the period's bundle once, verify it against the chain, and lay it out."""
-    from ..api.views import fmt_amount
-    from ..cli_verify import explain_service
+    from ..presentation import fmt_amount
+    from ..cli.verify import explain_service
 
     address = row["address"]
     source = fetch_bundle(evidence_url(base, address, period), timeout_s=FETCH_TIMEOUT_S)
@@ -186,7 +186,7 @@ async def settled_evidence(state: AppState, row: dict[str, Any], terms: Terms, s
     latest settled periods (at most MAX_PERIODS), newest first. A verified or mismatched period is
     kept under the index's change key (a dispute's resolution changes it); a missing one is asked
     again next time (the oracle may be back)."""
-    from ..api.app import evidence_base_url
+    from ..api.evidence import evidence_base_url
 
     base = evidence_base_url(state.settings)
     if base is None:

@@ -16,24 +16,23 @@ from __future__ import annotations
 import functools
 import urllib.parse
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from ..addresses import parse_address
 from ..api import views
+from ..api.deps import AppState, State
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
+from ..presentation import fmt_amount, fmt_duration, fmt_time, measure, short_address
+from ..units import bps_to_percent, ppm_to_percent
 from . import charts, evidence_view
-
-if TYPE_CHECKING:
-    from ..api.app import AppState
 
 WEB_DIR = resources.files("smartsla.web")
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -43,41 +42,13 @@ DISPUTE_WORDS = ("Dispute",)
 PAGE_CACHE_SIZE = 4096  # agreements whose page data is kept; cleared at once when full (bounded memory)
 
 
-@functools.lru_cache(maxsize=65_536)  # pure, and a page formats ~140 instants (period bounds)
-def fmt_time(ts: int | None) -> str:
-    if ts is None:
-        return "–"
-    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def fmt_duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    days, rest = divmod(abs(seconds), 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days and not hours and not minutes:
-        text = f"{days} day{'s' if days != 1 else ''}"
-    elif days:
-        text = f"{days} d {hours} h"
-    elif hours:
-        text = f"{hours} h {minutes} min"
-    else:
-        text = f"{minutes} min"
-    return ("-" if seconds < 0 else "") + text
-
-
-def short(address: str | None) -> str:
-    return "–" if not address else f"{address[:8]}…{address[-4:]}"
-
-
+@functools.cache  # one environment for the process: filters and compiled templates are shared
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     env = templates.env
-    env.filters.update(time=fmt_time, duration=fmt_duration, short=short, pct=views.pct,
-                       bps=lambda b: f"{Decimal(int(b)) / 100:.2f}%")
-    env.globals.update(amount=views.fmt_amount, state_labels=charts.STATE_LABELS, colors=charts.COLORS)
+    env.filters.update(time=fmt_time, duration=fmt_duration, short=short_address, pct=ppm_to_percent,
+                       bps=lambda b: bps_to_percent(int(b)))
+    env.globals.update(amount=fmt_amount, state_labels=charts.STATE_LABELS, colors=charts.COLORS)
     return templates
 
 
@@ -114,7 +85,7 @@ def _cells(row: dict[str, Any], periods: list[dict[str, Any]], service_index: in
             if overlapping else ""
         if p is not None and service_index < len(p["services"]):
             s = p["services"][service_index]
-            tier = f", tier {s['tier']} ({Decimal(s['tier_credit_bps']) / 100:.2f}% credit)" if s["tier"] else ""
+            tier = f", tier {s['tier']} ({bps_to_percent(s['tier_credit_bps'])} credit)" if s["tier"] else ""
             state = "maintenance" if overlapping and s["state"] == "operational" else s["state"]
             dispute = {"pending": " (inside the dispute window)", "disputed": " (disputed)"}.get(p["state"], "")
             title = (f"{when}: {s['measured']} against {s['objective']}{tier} — {charts.STATE_LABELS[s['state']]}"
@@ -138,10 +109,10 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
     out = []
     owed = int(row[f"owed_to_{role}"])
     if owed:
-        out.append({"action": "withdraw", "from": me, "label": f"Withdraw {views.fmt_amount(owed, row['asset'])}",
+        out.append({"action": "withdraw", "from": me, "label": f"Withdraw {fmt_amount(owed, row['asset'])}",
                     "cli": cli_command("withdraw", row["address"], state.settings.rpc_url)})
     if role == "customer" and row["status"] == "Active" and row["disaster_occurred"]:
-        refund = views.fmt_amount(row["fees_escrowed"], row["asset"])
+        refund = fmt_amount(row["fees_escrowed"], row["asset"])
         out.append({"action": "terminate", "from": me, "label": f"Terminate (disaster clause): get back {refund}",
                     "cli": cli_command("terminate", row["address"], state.settings.rpc_url)})
     if row["status"] == "Pending":
@@ -151,173 +122,185 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
             amount = terms.total_fees if role == "customer" else terms.collateral
             out.append({"action": kind, "from": me, "cli": None,
                         "label": f"Deposit the {'fees' if role == 'customer' else 'collateral'}: "
-                                 f"{views.fmt_amount(amount, row['asset'])}"})
+                                 f"{fmt_amount(amount, row['asset'])}"})
     return out
 
 
-def mount_dashboard(app: FastAPI, state: AppState) -> None:
-    templates = _templates()
-    history = templates.env.get_template("_agreement_history.html")
-    store = state.store
-    # address -> (index change key, lists and charts of its page): see agreement_page below
-    page_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
-    settings = state.settings
+router = APIRouter(include_in_schema=False)
+
+
+def _authorised(request: Request, state: AppState) -> bool:
+    token = bearer(request.headers) or request.cookies.get(TOKEN_COOKIE)
+    return token_matches(token, state.settings.read_token)
+
+
+def _render(request: Request, state: AppState, name: str, context: dict[str, Any], status: int = 200,
+            cursor: dict[str, Any] | None = None) -> Response:
+    cursor = cursor if cursor is not None else state.store.cursor()
+    context = {"request": request, "cursor": cursor, "now": views.chain_now(cursor),
+               "server_signing": state.settings.server_signing, **context}
+    response = _templates().TemplateResponse(request, name, context, status_code=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _gate(request: Request, state: AppState) -> Response | None:
+    if _authorised(request, state):
+        return None
+    target = urllib.parse.quote(request.url.path)
+    return RedirectResponse(f"/login?next={target}", status_code=303)
+
+
+def _bad_address(request: Request, state: AppState, value: str) -> Response:
+    try:
+        parse_address(value)
+    except ValueError as exc:
+        return _render(request, state, "error.html", {"title": "Not an address", "message": str(exc)}, 422)
+    raise AssertionError("unreachable")
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request, state: State, status: str | None = None, page: int = 1) -> Response:
+    if (redirect := _gate(request, state)) is not None:
+        return redirect
+    status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired") else None
+    page = max(1, min(page, 10_000_000))
+    per_page = 50
+    rows, total = state.store.list_agreements(status=status, limit=per_page, offset=(page - 1) * per_page)
+    return _render(request, state, "index.html", {"rows": rows, "total": total, "page": page, "per_page": per_page,
+                                          "status": status, "pages": max(1, -(-total // per_page))})
+
+
+@router.get("/party")
+async def party(request: Request, state: State, role: str = "customer", address: str = "") -> Response:
+    try:
+        checked = parse_address(address.strip())
+    except ValueError:
+        return _bad_address(request, state, address)
+    return RedirectResponse(f"/{'provider' if role == 'provider' else 'customer'}/{checked}", status_code=303)
+
+
+@router.get("/agreements/{address}", response_class=HTMLResponse)
+async def agreement_page(request: Request, state: State, address: str) -> Response:
+    if (redirect := _gate(request, state)) is not None:
+        return redirect
+    try:
+        address = parse_address(address)
+    except ValueError:
+        return _bad_address(request, state, address)
+    # One read connection; the lists and charts that only change when the index does are
+    # kept per agreement under the index's change key (see IndexStore.agreement_page).
+    held = state.page_cache.get(address)
+    data = state.store.agreement_page(address, lambda key: held is not None and held[0] == key,
+                                maintenance_words=MAINTENANCE_WORDS, dispute_words=DISPUTE_WORDS)
+    if data is None:
+        return _render(request, state, "error.html", {"title": "Unknown agreement", "message":
+                      f"No agreement {address} in the index."}, 404)
+    row, cursor = data["row"], data["cursor"]
+    terms = views.terms_of(row)
+    now = views.chain_now(cursor)
+    if data["loaded"] or held is None:
+        periods = [views.period_json(p, terms) for p in data["periods"]]
+        services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
+                     "weight_bps": s.weight_bps, "objective": measure(s, s.objective_ppm),
+                     "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {measure(s, t.below_ppm)} → "
+                                        f"{bps_to_percent(t.credit_bps)}" for t in s.tiers)}
+                    for s in terms.services]
+        fmt_units = lambda units: fmt_amount(units, row["asset"])  # noqa: E731
+        lists = {
+            "periods": periods, "services": services, "maintenance": data["maintenance"],
+            "windows": _windows(data["maintenance"]), "disputes": data["disputes"], "events": data["events"],
+            "events_total": data["events_total"], "withdrawals": data["withdrawals"],
+            "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
+            "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt_units)}
+        # rendered once per change key (the same environment, so the same autoescaping)
+        history = _templates().env.get_template("_agreement_history.html")
+        lists["history"] = Markup(history.render(row=row, terms=terms, **lists))
+        held = (data["key"], lists)
+        if len(state.page_cache) >= PAGE_CACHE_SIZE:
+            state.page_cache.clear()
+        state.page_cache[address] = held
+    kept = held[1]
+    periods, services, windows = kept["periods"], kept["services"], kept["windows"]
+    # the cells depend on the chain's time (the period in progress): computed every time
+    bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now, windows)),
+             "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
+             "met": sum(1 for c in cells if c["state"] in ("operational", "maintenance") and c["period"]
+                        < int(row["settled_periods"])),
+             "settled": sum(1 for c in cells if c["period"] < int(row["settled_periods"]))}
+            for i, s in enumerate(services)]
+    context = {
+        "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
+        "events": kept["events"], "events_total": kept["events_total"],
+        "maintenance": kept["maintenance"], "windows": windows, "disputes": kept["disputes"],
+        "withdrawals": kept["withdrawals"], "history": kept["history"],
+        "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
+        # the period in progress as the oracle measures it (its /metrics), when one is configured
+        "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
+        # issue 12: method, spec hash, scope, and each settled period's evidence (evidence_view)
+        "method": evidence_view.method_context(terms, evidence_view.load_spec_scopes(state.settings.spec_files)),
+        "evidence": await evidence_view.settled_evidence(state, row, terms, [p["period"] for p in periods],
+                                                         data["key"]),
+    }
+    return _render(request, state, "agreement.html", context, cursor=cursor)
+
+
+def _party_page(request: Request, state: AppState, address: str, role: str) -> Response:
+    if (redirect := _gate(request, state)) is not None:
+        return redirect
+    try:
+        address = parse_address(address)
+    except ValueError:
+        return _bad_address(request, state, address)
+    rows = state.store.all_agreements_of(**{role: address}, limit=500)
+    now = views.chain_now(state.store.cursor())
+    items = []
+    totals: dict[str, dict[str, int]] = {}
+    for row in rows:
+        t = totals.setdefault(row["asset"], {"owed": 0, "credits": 0, "exposure": 0, "collateral": 0,
+                                             "withdrawn": 0})
+        t["owed"] += int(row[f"owed_to_{role}"])
+        t["credits"] += int(row["credits_paid"])
+        t["exposure"] += views.exposure(row)
+        t["collateral"] += int(row["collateral_escrowed"])
+        t["withdrawn"] += int(row[f"withdrawn_{role}"])
+        items.append({"row": row, "exposure": views.exposure(row), "progress": views.progress(row, now),
+                      "actions": _actions(row, role, state)})
+    return _render(request, state, "party.html", {"role": role, "address": address, "items": items, "totals": totals})
+
+
+@router.get("/customer/{address}", response_class=HTMLResponse)
+async def customer_page(request: Request, state: State, address: str) -> Response:
+    return _party_page(request, state, address, "customer")
+
+
+@router.get("/provider/{address}", response_class=HTMLResponse)
+async def provider_page(request: Request, state: State, address: str) -> Response:
+    return _party_page(request, state, address, "provider")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, state: State, next: str = "/") -> Response:
+    return _render(request, state, "login.html", {"next": next if next.startswith("/") else "/", "failed": False})
+
+
+@router.post("/login")
+async def login(request: Request, state: State) -> Response:
+    form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
+    token = (form.get("token") or [""])[0]
+    target = (form.get("next") or ["/"])[0]
+    target = target if target.startswith("/") and not target.startswith("//") else "/"
+    if not token_matches(token, state.settings.read_token):
+        return _render(request, state, "login.html", {"next": target, "failed": True}, 401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """The dashboard's static files and pages on `app` (its state: smartsla.api.deps.AppState)."""
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
-
-    def authorised(request: Request) -> bool:
-        token = bearer(request.headers) or request.cookies.get(TOKEN_COOKIE)
-        return token_matches(token, settings.read_token)
-
-    def render(request: Request, name: str, context: dict[str, Any], status: int = 200,
-               cursor: dict[str, Any] | None = None) -> Response:
-        cursor = cursor if cursor is not None else store.cursor()
-        context = {"request": request, "cursor": cursor, "now": views.chain_now(cursor),
-                   "server_signing": settings.server_signing, **context}
-        response = templates.TemplateResponse(request, name, context, status_code=status)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-
-    def gate(request: Request) -> Response | None:
-        if authorised(request):
-            return None
-        target = urllib.parse.quote(request.url.path)
-        return RedirectResponse(f"/login?next={target}", status_code=303)
-
-    def bad_address(request: Request, value: str) -> Response:
-        try:
-            views.parse_address(value)
-        except ValueError as exc:
-            return render(request, "error.html", {"title": "Not an address", "message": str(exc)}, 422)
-        raise AssertionError("unreachable")
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index(request: Request, status: str | None = None, page: int = 1) -> Response:
-        if (redirect := gate(request)) is not None:
-            return redirect
-        status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired") else None
-        page = max(1, min(page, 10_000_000))
-        per_page = 50
-        rows, total = store.list_agreements(status=status, limit=per_page, offset=(page - 1) * per_page)
-        return render(request, "index.html", {"rows": rows, "total": total, "page": page, "per_page": per_page,
-                                              "status": status, "pages": max(1, -(-total // per_page))})
-
-    @app.get("/party", include_in_schema=False)
-    async def party(request: Request, role: str = "customer", address: str = "") -> Response:
-        try:
-            checked = views.parse_address(address.strip())
-        except ValueError:
-            return bad_address(request, address)
-        return RedirectResponse(f"/{'provider' if role == 'provider' else 'customer'}/{checked}", status_code=303)
-
-    @app.get("/agreements/{address}", response_class=HTMLResponse, include_in_schema=False)
-    async def agreement_page(request: Request, address: str) -> Response:
-        if (redirect := gate(request)) is not None:
-            return redirect
-        try:
-            address = views.parse_address(address)
-        except ValueError:
-            return bad_address(request, address)
-        # One read connection; the lists and charts that only change when the index does are
-        # kept per agreement under the index's change key (see IndexStore.agreement_page).
-        held = page_cache.get(address)
-        data = store.agreement_page(address, lambda key: held is not None and held[0] == key,
-                                    maintenance_words=MAINTENANCE_WORDS, dispute_words=DISPUTE_WORDS)
-        if data is None:
-            return render(request, "error.html", {"title": "Unknown agreement", "message":
-                          f"No agreement {address} in the index."}, 404)
-        row, cursor = data["row"], data["cursor"]
-        terms = views.terms_of(row)
-        now = views.chain_now(cursor)
-        if data["loaded"] or held is None:
-            periods = [views.period_json(p, terms) for p in data["periods"]]
-            services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
-                         "weight_bps": s.weight_bps, "objective": views.measure(s, s.objective_ppm),
-                         "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {views.measure(s, t.below_ppm)} → "
-                                            f"{Decimal(t.credit_bps) / 100:.2f}%" for t in s.tiers)}
-                        for s in terms.services]
-            fmt_units = lambda units: views.fmt_amount(units, row["asset"])  # noqa: E731
-            lists = {
-                "periods": periods, "services": services, "maintenance": data["maintenance"],
-                "windows": _windows(data["maintenance"]), "disputes": data["disputes"], "events": data["events"],
-                "events_total": data["events_total"], "withdrawals": data["withdrawals"],
-                "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
-                "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt_units)}
-            # rendered once per change key (the same environment, so the same autoescaping)
-            lists["history"] = Markup(history.render(row=row, terms=terms, **lists))
-            held = (data["key"], lists)
-            if len(page_cache) >= PAGE_CACHE_SIZE:
-                page_cache.clear()
-            page_cache[address] = held
-        kept = held[1]
-        periods, services, windows = kept["periods"], kept["services"], kept["windows"]
-        # the cells depend on the chain's time (the period in progress): computed every time
-        bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now, windows)),
-                 "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
-                 "met": sum(1 for c in cells if c["state"] in ("operational", "maintenance") and c["period"]
-                            < int(row["settled_periods"])),
-                 "settled": sum(1 for c in cells if c["period"] < int(row["settled_periods"]))}
-                for i, s in enumerate(services)]
-        context = {
-            "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
-            "events": kept["events"], "events_total": kept["events_total"],
-            "maintenance": kept["maintenance"], "windows": windows, "disputes": kept["disputes"],
-            "withdrawals": kept["withdrawals"], "history": kept["history"],
-            "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
-            # the period in progress as the oracle measures it (its /metrics), when one is configured
-            "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
-            # issue 12: method, spec hash, scope, and each settled period's evidence (evidence_view)
-            "method": evidence_view.method_context(terms, evidence_view.load_spec_scopes(settings.spec_files)),
-            "evidence": await evidence_view.settled_evidence(state, row, terms, [p["period"] for p in periods],
-                                                             data["key"]),
-        }
-        return render(request, "agreement.html", context, cursor=cursor)
-
-    def party_page(request: Request, address: str, role: str) -> Response:
-        if (redirect := gate(request)) is not None:
-            return redirect
-        try:
-            address = views.parse_address(address)
-        except ValueError:
-            return bad_address(request, address)
-        rows = store.all_agreements_of(**{role: address}, limit=500)
-        now = views.chain_now(store.cursor())
-        items = []
-        totals: dict[str, dict[str, int]] = {}
-        for row in rows:
-            t = totals.setdefault(row["asset"], {"owed": 0, "credits": 0, "exposure": 0, "collateral": 0,
-                                                 "withdrawn": 0})
-            t["owed"] += int(row[f"owed_to_{role}"])
-            t["credits"] += int(row["credits_paid"])
-            t["exposure"] += views.exposure(row)
-            t["collateral"] += int(row["collateral_escrowed"])
-            t["withdrawn"] += int(row[f"withdrawn_{role}"])
-            items.append({"row": row, "exposure": views.exposure(row), "progress": views.progress(row, now),
-                          "actions": _actions(row, role, state)})
-        return render(request, "party.html", {"role": role, "address": address, "items": items, "totals": totals})
-
-    @app.get("/customer/{address}", response_class=HTMLResponse, include_in_schema=False)
-    async def customer_page(request: Request, address: str) -> Response:
-        return party_page(request, address, "customer")
-
-    @app.get("/provider/{address}", response_class=HTMLResponse, include_in_schema=False)
-    async def provider_page(request: Request, address: str) -> Response:
-        return party_page(request, address, "provider")
-
-    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
-    async def login_form(request: Request, next: str = "/") -> Response:
-        return render(request, "login.html", {"next": next if next.startswith("/") else "/", "failed": False})
-
-    @app.post("/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
-        token = (form.get("token") or [""])[0]
-        target = (form.get("next") or ["/"])[0]
-        target = target if target.startswith("/") and not target.startswith("//") else "/"
-        if not token_matches(token, settings.read_token):
-            return render(request, "login.html", {"next": target, "failed": True}, 401)
-        response = RedirectResponse(target, status_code=303)
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
+    app.include_router(router)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from evidence_helpers import Outage
+from node_helpers import missing_tool
 
 
 def free_port() -> int:
@@ -36,13 +38,6 @@ def free_port() -> int:
 def free_port_fixture() -> Callable[[], int]:
     """A function returning a currently free TCP port on 127.0.0.1."""
     return free_port
-
-
-def missing_tool(reason: str) -> None:
-    """Skip on a developer's machine, fail under CI (where setup.sh should have installed it)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI: scripts/setup.sh should have installed it)")
-    pytest.skip(f"{reason}: run scripts/setup.sh as root")
 
 
 @pytest.fixture(name="http_server", scope="session")
@@ -162,3 +157,12 @@ def prometheus_binary() -> str:
     if not os.access(PROMETHEUS, os.X_OK):
         missing_tool(f"{PROMETHEUS} not found (Debian package prometheus)")
     return PROMETHEUS
+
+
+@pytest.fixture
+def outage() -> Iterator[Outage]:
+    """An HTTP service on 127.0.0.1 answering 500 inside its `down` windows (evidence_helpers)."""
+    o = Outage()
+    yield o
+    o.server.shutdown()
+    o.server.server_close()

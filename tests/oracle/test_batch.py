@@ -3,9 +3,7 @@ reverts nothing else, is reported by its error's name, and only it is sent again
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sla_helpers import EVIDENCE_ROOT
@@ -17,20 +15,12 @@ from oracle.submitter import Submitter
 from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Factory
 from smartsla.errors import decode_revert
-from smartsla.localnode import start_node
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
 TIERS = (Tier(below_ppm=999_900, credit_bps=1_000),)
 FIGURES = {"web": PeriodFigure(value_ppm=999_000, good_slices=999, total_slices=1000, excluded_slices=0,
                                maintenance_slices=0, missing_slices=0, slice_seconds=1)}
-
-
-@pytest.fixture
-def anvil() -> Iterator[Any]:
-    node = start_node("anvil")
-    yield node
-    node.stop()
 
 
 def make(chain: Chain, factory: Factory, oracle: str, start: int, period_length: int) -> Agreement:

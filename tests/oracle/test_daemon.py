@@ -14,162 +14,27 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import daemon_helpers
 import httpx
 import pytest
 import yaml
+from daemon_helpers import EC2, ETHER, World, stop, wait_until
+from node_helpers import start_or_skip
+from service_helpers import ScheduledService
 
-from smartsla.chain import Chain
-from smartsla.client import Factory, Status
+from smartsla.client import Status
 from smartsla.credit import period_outcome
-from smartsla.localnode import start_node
 from smartsla.terms import Service, Terms, Tier
 from smartsla.units import PPM
 
 pytestmark = pytest.mark.anvil
 
-EC2 = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
-       Tier(below_ppm=950_000, credit_bps=10_000))
-ETHER = 10**18
-
-
-class ScheduledService:
-    """An HTTP server on 127.0.0.1 that answers 500 inside the given wall-clock windows, else 200."""
-
-    def __init__(self) -> None:
-        self.down: list[tuple[float, float]] = []
-        self.delay_s = 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if outer.delay_s:
-                    time.sleep(outer.delay_s)
-                now = time.time()
-                bad = any(a <= now < b for a, b in outer.down)
-                self.send_response(500 if bad else 200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def service() -> Iterator[ScheduledService]:
-    s = ScheduledService()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def anvil(tmp_path: Path):
-    node = start_node("anvil", extra_args=("--state", str(tmp_path / "anvil-state.json")))
-    yield node
-    node.stop()
-
-
-class World:
-    """Chain, factory, a funded oracle key, and a helper to run the daemon."""
-
-    def __init__(self, url: str, tmp: Path):
-        self.url, self.tmp = url, tmp
-        self.chain = Chain.connect(url)
-        a = self.chain.accounts
-        self.deployer, self.provider, self.customer = a[0], a[1], a[2]
-        self.factory = Factory.deploy(self.chain, self.deployer)
-        self.oracle, self.oracle_key = self.chain.new_account(fund_from=self.deployer, amount=ETHER)
-
-    def agreement(self, *, period_length: int, period_count: int, start_in: float = 8.0,
-                  services: tuple[Service, ...] = (Service(name="web", objective_ppm=999_900, tiers=EC2),),
-                  **options: object):
-        start = int(time.time() + start_in) + 1
-        options.setdefault("oracles", (self.oracle,))
-        options.setdefault("slice_seconds", 1)  # the on-chain slice must divide these short periods
-        terms = Terms(provider=self.provider, customer=self.customer, start=start,
-                      period_length=period_length, period_count=period_count, fee_per_period=ETHER,
-                      collateral=period_count * ETHER, termination_ppm=0, services=services, **options)
-        ag = self.factory.create_agreement(terms, self.deployer)
-        ag.deposit_fees(self.customer)
-        ag.deposit_collateral(self.provider)
-        return ag
-
-    def config(self, agreement: str, service_url: str, **extra: object) -> Path:
-        cfg = {
-            "chain": {"rpc_url": self.url, "factory": self.factory.address, "timeout_s": 2},
-            "key": {"env": "SMARTSLA_ORACLE_KEY"},
-            "store": f"sqlite:///{self.tmp / 'oracle.db'}",
-            "slice_seconds": 1,
-            "grace_s": 1,
-            "report_check_s": 0.5,
-            "listen": "127.0.0.1:0",
-            "agreements": [{"address": agreement}],
-            "services": {"web": {"http": {"url": service_url, "timeout_s": 0.25}, "interval_s": 0.25}},
-        }
-        cfg.update(extra)
-        path = self.tmp / "oracle.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        return path
-
-    def start(self, config: Path, crash_at: str | None = None) -> subprocess.Popen:
-        env = dict(os.environ, SMARTSLA_ORACLE_KEY=self.oracle_key)
-        env.pop("SMARTSLA_ORACLE_CRASH_AT", None)
-        if crash_at:
-            env["SMARTSLA_ORACLE_CRASH_AT"] = crash_at
-        log = open(self.tmp / "oracle.log", "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, before: float) -> None:
-        """Wait for the daemon to listen; it must be measuring before the agreement starts, or
-        the first slices would have no data (counted as down) and the figures would be off."""
-        deadline = time.time() + 30
-        while '"msg": "listening"' not in self.log_text():
-            if time.time() > deadline:
-                pytest.fail(f"the oracle did not start within 30 s:\n{self.log_text()[-3000:]}")
-            time.sleep(0.1)
-        assert time.time() < before - 0.5, "the oracle started too late for this test's schedule"
-
-    def log_text(self) -> str:
-        return (self.tmp / "oracle.log").read_text(errors="replace")
-
-
-@pytest.fixture
-def world(anvil, tmp_path: Path) -> World:
-    return World(anvil.url, tmp_path)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, log: Callable[[], str]) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; oracle log tail:\n{log()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
-
+# the daemon rig's fixtures (daemon_helpers): a stateful Anvil, the World on it, the scheduled service
+anvil, world, service = daemon_helpers.anvil, daemon_helpers.world, daemon_helpers.service
 
 def test_settled_credit_equals_what_the_outage_schedule_implies(world: World, service: ScheduledService):
     ag = world.agreement(period_length=20, period_count=2)
@@ -221,7 +86,7 @@ def test_chain_down_for_a_while_then_the_report_still_arrives(world: World, serv
         port = int(anvil.url.rsplit(":", 1)[1])
         anvil.stop()  # dumps the chain state to --state
         time.sleep(8)  # the period ends and its grace passes while the chain is down
-        restarted = start_node("anvil", port=port, extra_args=("--state", str(tmp_path / "anvil-state.json")))
+        restarted = start_or_skip("anvil", port=port, extra_args=("--state", str(tmp_path / "anvil-state.json")))
         try:
             wait_until(lambda: ag.snapshot().status is Status.Ended, 60, "the report after the outage",
                        world.log_text)

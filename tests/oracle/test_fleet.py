@@ -162,9 +162,10 @@ def test_two_daemons_share_agreements_and_survive_a_sigkill(pg_url: str, tmp_pat
     import sys
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    from node_helpers import start_or_skip
+
     from smartsla.chain import Chain
     from smartsla.client import Factory, Status
-    from smartsla.localnode import start_node
     from smartsla.terms import Service, Terms, Tier
 
     class Up(BaseHTTPRequestHandler):
@@ -180,7 +181,7 @@ def test_two_daemons_share_agreements_and_survive_a_sigkill(pg_url: str, tmp_pat
     server = ThreadingHTTPServer(("127.0.0.1", 0), Up)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    node = start_node("anvil")
+    node = start_or_skip("anvil")
     procs: list[subprocess.Popen[bytes]] = []
     ether = 10**18
     try:

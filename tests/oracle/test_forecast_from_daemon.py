@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import daemon_helpers
 import httpx
 import pytest
-import test_daemon
 import uvicorn
-from test_daemon import ScheduledService, World, stop, wait_until
+from daemon_helpers import World, stop, wait_until
+from service_helpers import ScheduledService
 
 from smartsla.api.app import ApiSettings, create_app
 from smartsla.index_store import IndexStore
@@ -29,7 +30,9 @@ from smartsla.terms import Service, Tier
 pytest.importorskip("oracle.running", reason="the daemon's running-period metrics are not in this tree yet")
 pytestmark = pytest.mark.anvil
 
-anvil, world, service = test_daemon.anvil, test_daemon.world, test_daemon.service
+# the daemon rig's fixtures (daemon_helpers): a stateful Anvil, the World on it, the scheduled service
+anvil, world, service = daemon_helpers.anvil, daemon_helpers.world, daemon_helpers.service
+
 
 PERIOD = 60  # s, one-second slices
 DOWN_AT = 10  # s into the period the service goes down

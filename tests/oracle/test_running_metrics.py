@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import daemon_helpers
 import httpx
 import pytest
-import test_daemon
 import yaml
+from daemon_helpers import ETHER, World, stop, wait_until
 from prometheus_client import generate_latest
-from test_daemon import ETHER, ScheduledService, World, stop, wait_until
+from service_helpers import ScheduledService
 
 from oracle.metrics import OracleMetrics, SliceTally
 from oracle.probes import Sample
@@ -33,8 +34,9 @@ from smartsla.terms import Kind, Service, Terms, Tier
 
 pytestmark = pytest.mark.anvil
 
-# test_daemon's fixtures: an Anvil chain, the world on it, the scheduled HTTP service
-anvil, world, service = test_daemon.anvil, test_daemon.world, test_daemon.service
+# the daemon rig's fixtures (daemon_helpers): a stateful Anvil, the World on it, the scheduled service
+anvil, world, service = daemon_helpers.anvil, daemon_helpers.world, daemon_helpers.service
+
 
 PERIOD = 60  # s; one-second slices
 DOWN_AT = 12  # s into the period the service goes down (and stays down)

@@ -5,11 +5,11 @@ the oracle's account used. Mining is paused around the fault so the schedule is 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from node_helpers import node_fixture
 from sla_helpers import EVIDENCE_ROOT
 from sqlalchemy import select
 
@@ -19,18 +19,13 @@ from oracle.submitter import Submitter
 from oracle.transactions import ATTEMPTS, GWEI, Fees, TxManager, bumped
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory
-from smartsla.localnode import start_node
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
 TIERS = (Tier(below_ppm=999_900, credit_bps=1_000),)
 
 
-@pytest.fixture
-def anvil() -> Iterator[Any]:
-    node = start_node("anvil", block_time=1)
-    yield node
-    node.stop()
+anvil = node_fixture("anvil", block_time=1)
 
 
 class Rig:

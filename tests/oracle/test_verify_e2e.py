@@ -11,75 +11,28 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from evidence_helpers import Outage, cli
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from oracle import evidence as ev
 from smartsla.api.app import ApiSettings, create_app
 from smartsla.chain import Chain
-from smartsla.cli import app
 from smartsla.client import Factory, Status
 from smartsla.index_store import IndexStore
 from smartsla.indexer import Indexer
-from smartsla.localnode import start_node
 from smartsla.terms import Service, Terms, Tier
 
 pytestmark = pytest.mark.anvil
 ETHER = 10**18
 TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=950_000, credit_bps=5_000))
 
-
-class Outage:
-    """An HTTP server on 127.0.0.1 answering 500 inside the `down` wall-clock windows."""
-
-    def __init__(self) -> None:
-        self.down: list[tuple[float, float]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                now = time.time()
-                self.send_response(500 if any(a <= now < b for a, b in outer.down) else 200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def outage() -> Iterator[Outage]:
-    o = Outage()
-    yield o
-    o.server.shutdown()
-    o.server.server_close()
-
-
-@pytest.fixture
-def anvil():
-    node = start_node("anvil")
-    yield node
-    node.stop()
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
-    return result.exit_code, result.output
 
 
 def test_verify_a_settled_period_then_a_flipped_slice_then_missing_evidence(anvil, outage: Outage, tmp_path: Path):

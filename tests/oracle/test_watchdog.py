@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from test_verify_e2e import Outage, anvil, cli, outage  # noqa: F401 - the fixtures
+from evidence_helpers import Outage, cli
 
 from oracle import evidence as ev
 from smartsla.chain import Chain

@@ -9,28 +9,21 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from sla_helpers import EC2_TIERS, EVIDENCE_ROOT, make_terms
-from test_cli_web import PASSWORD, _party_with_keystore, _run
+from web_helpers import PASSWORD, party_with_keystore, run_cli
 
 from smartsla import keystore
 from smartsla.chain import Chain
 from smartsla.client import Factory
-from smartsla.localnode import LocalNode, start_node
+from smartsla.localnode import LocalNode
 from smartsla.terms import Service, Tier
-
-
-@pytest.fixture
-def anvil():
-    node = start_node("anvil")
-    yield node
-    node.stop()
 
 
 @pytest.mark.anvil
 def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anvil: LocalNode, tmp_path: Path):
     chain = Chain.connect(anvil.url)
     a = chain.accounts
-    customer, customer_ks = _party_with_keystore(chain, tmp_path, "customer")
-    provider, provider_ks = _party_with_keystore(chain, tmp_path, "provider")
+    customer, customer_ks = party_with_keystore(chain, tmp_path, "customer")
+    provider, provider_ks = party_with_keystore(chain, tmp_path, "provider")
     services = (Service(name="compute", objective_ppm=999_900, weight_bps=8_000, tiers=EC2_TIERS),
                 Service(name="csat", kind="satisfaction", objective_ppm=800_000, weight_bps=2_000,
                         tiers=(Tier(below_ppm=800_000, credit_bps=5_000),)))
@@ -45,17 +38,17 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     common = ["--rpc-url", anvil.url, "--factory", factory.address]
     now = terms.start  # excluded windows cover whole one-minute slices from the start
 
-    code, out = _run("maintenance", "declare", ag.address, "--start", str(now + 900), "--end", str(now + 1_200),
+    code, out = run_cli("maintenance", "declare", ag.address, "--start", str(now + 900), "--end", str(now + 1_200),
                      "--keystore", str(provider_ks), *common, env=env)
     assert code == 0 and "with notice: excluded" in out, out
-    code, out = _run("maintenance", "declare", ag.address, "--start", "2027-13-01", "--end", "x",
+    code, out = run_cli("maintenance", "declare", ag.address, "--start", "2027-13-01", "--end", "x",
                      "--keystore", str(provider_ks), *common, env=env)
     assert code == 2 and "not a time" in out
-    code, out = _run("maintenance", "declare", ag.address, "--start", str(now + 900), "--end", str(now + 1_000),
+    code, out = run_cli("maintenance", "declare", ag.address, "--start", str(now + 900), "--end", str(now + 1_000),
                      "--keystore", str(customer_ks), *common, env=env)
     assert code == 2 and "only the provider" in out
 
-    code, out = _run("satisfaction", ag.address, "0", "55%", "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("satisfaction", ag.address, "0", "55%", "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "55.0000%" in out, out
     chain.mine_at(terms.period_end(0))
     settled = ag.settle(0, [1_000_000, 0], 1_000_000, EVIDENCE_ROOT, a[3])
@@ -63,13 +56,13 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
 
     evidence = tmp_path / "evidence.txt"
     evidence.write_text("our monitoring says otherwise")
-    code, out = _run("dispute", ag.address, "0", "--evidence", str(evidence), "--keystore", str(provider_ks),
+    code, out = run_cli("dispute", ag.address, "0", "--evidence", str(evidence), "--keystore", str(provider_ks),
                      *common, env=env)
     assert code == 0 and "disputed" in out, out
-    code, out = _run("finalize", ag.address, "0", "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("finalize", ag.address, "0", "--keystore", str(customer_ks), *common, env=env)
     assert code == 1 and "DisputeWindowOpen" in out
     chain.mine_at(chain.now() + 1_300)
-    code, out = _run("finalize", ag.address, "0", "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("finalize", ag.address, "0", "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "payable" in out, out
     assert ag.snapshot().owed_to_customer == settled.credit_paid
 
@@ -77,8 +70,8 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
 # ---------------------------------------------------------------------------- smartsla deposit (finding 11)
 def _pending_agreement(chain: Chain, tmp_path: Path, asset: str | None = None, start_in_s: int = 600):
     a = chain.accounts
-    customer, customer_ks = _party_with_keystore(chain, tmp_path, "customer")
-    provider, provider_ks = _party_with_keystore(chain, tmp_path, "provider")
+    customer, customer_ks = party_with_keystore(chain, tmp_path, "customer")
+    provider, provider_ks = party_with_keystore(chain, tmp_path, "provider")
     extra = {"asset": asset} if asset else {}
     start = max(int(time.time()), chain.now()) + start_in_s
     terms = make_terms({"provider": provider, "customer": customer, "oracle": a[3]}, start, **extra)
@@ -97,27 +90,27 @@ def test_deposit_fees_and_collateral_in_eth_with_key_files(anvil: LocalNode, tmp
     stranger = tmp_path / "stranger.json"
     keystore.create(stranger, PASSWORD, Account.create().key, kdf="pbkdf2", iterations=2)
 
-    code, out = _run("deposit", ag.address, "--keystore", str(stranger), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(stranger), *common, env=env)
     assert code == 2 and "neither the customer" in out, out
-    code, out = _run("deposit", ag.address, "--what", "collateral", "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--what", "collateral", "--keystore", str(customer_ks), *common, env=env)
     assert code == 2 and "only the provider" in out, out
-    code, out = _run("deposit", ag.address, "--what", "bond", "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--what", "bond", "--keystore", str(customer_ks), *common, env=env)
     assert code == 2 and "'fees' or 'collateral'" in out, out
     assert not ag.snapshot().fees_deposited and not ag.snapshot().collateral_deposited
 
     before = chain.balance(ag.address)
-    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 0, out
     assert "deposited 3.0000 ETH of fees" in out and "Pending" in out and "waiting for the provider" in out
     assert chain.balance(ag.address) - before == terms.total_fees
-    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 1 and "already deposited the fees" in out, out
     assert chain.balance(ag.address) - before == terms.total_fees  # nothing sent twice
 
-    code, out = _run("deposit", ag.address, "--what", "collateral", "--keystore", str(provider_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--what", "collateral", "--keystore", str(provider_ks), *common, env=env)
     assert code == 0 and "deposited 3.0000 ETH of collateral" in out and "Active" in out, out
     assert chain.balance(ag.address) - before == terms.total_fees + terms.collateral
-    code, out = _run("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)
     assert code == 1 and "Active" in out and "only while it is Pending" in out, out
 
 
@@ -130,15 +123,15 @@ def test_deposit_in_an_erc20_approves_exactly_the_amount(anvil: LocalNode, tmp_p
     terms = ag.terms
     env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
     chain.transact(token.functions.mint(terms.customer, terms.total_fees - 1), a[0])
-    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 1 and "holds only 2.999999999999999999 SLAT" in out and "are 3.0000 SLAT" in out, out
     assert token.functions.allowance(terms.customer, ag.address).call() == 0  # nothing approved on a refusal
 
     chain.transact(token.functions.mint(terms.customer, 1 + 5 * 10**18), a[0])  # 5 SLAT more than needed
     chain.transact(token.functions.mint(terms.provider, terms.collateral), a[0])
-    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "deposited 3.0000 SLAT of fees" in out, out
-    code, out = _run("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)
+    code, out = run_cli("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)
     assert code == 0 and "Active" in out, out
     assert token.functions.balanceOf(ag.address).call() == terms.total_fees + terms.collateral
     assert token.functions.balanceOf(terms.customer).call() == 5 * 10**18
@@ -153,7 +146,7 @@ def test_deposit_after_the_term_started_is_refused(anvil: LocalNode, tmp_path: P
     ag, customer_ks, _, common = _pending_agreement(chain, tmp_path, start_in_s=2)
     while time.time() < ag.terms.start + 0.5:
         time.sleep(0.1)
-    code, out = _run("deposit", ag.address, "--keystore", str(customer_ks), *common,
+    code, out = run_cli("deposit", ag.address, "--keystore", str(customer_ks), *common,
                      env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
     assert code == 1 and "started at" in out and "refused" in out, out
     assert not ag.snapshot().fees_deposited and chain.balance(ag.address) == 0
@@ -164,15 +157,15 @@ def test_withdraw_to_another_address(anvil: LocalNode, tmp_path: Path) -> None:
     chain = Chain.connect(anvil.url)
     ag, customer_ks, provider_ks, common = _pending_agreement(chain, tmp_path, start_in_s=3)
     env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
-    assert _run("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)[0] == 0
-    assert _run("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)[0] == 0
-    code, out = _run("withdraw", ag.address, "--to", "0x" + "00" * 20, "--keystore", str(customer_ks), *common,
+    assert run_cli("deposit", ag.address, "--keystore", str(customer_ks), *common, env=env)[0] == 0
+    assert run_cli("deposit", ag.address, "--keystore", str(provider_ks), *common, env=env)[0] == 0
+    code, out = run_cli("withdraw", ag.address, "--to", "0x" + "00" * 20, "--keystore", str(customer_ks), *common,
                      env=env)
     assert code == 2 and "zero address" in out
     chain.mine_at(ag.terms.period_end(0))
     ag.settle(0, [940_000], 1_000_000, EVIDENCE_ROOT, chain.accounts[3])  # below 95 %: a 100 % credit of 1 ETH
     cold = Account.create().address
-    code, out = _run("withdraw", ag.address, "--to", cold, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("withdraw", ag.address, "--to", cold, "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and f"paid to {cold}" in out, out
     assert chain.balance(cold) == 10**18
     assert ag.snapshot().owed_to_customer == 0

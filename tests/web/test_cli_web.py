@@ -8,83 +8,58 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from eth_account import Account
+from node_helpers import node_fixture
 from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
-from typer.testing import CliRunner
-from web_helpers import free_port
+from web_helpers import PASSWORD, free_port, party_with_keystore, run_cli
 
 from smartsla import keystore
 from smartsla.chain import Chain
-from smartsla.cli import app
 from smartsla.client import Agreement, Factory
-from smartsla.localnode import LocalNode, NodeToolMissing, start_node
+from smartsla.localnode import LocalNode
 
-PASSWORD = "correct horse battery staple"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
-    return result.exit_code, result.output
 
 
 def test_keystore_new_and_import(tmp_path: Path) -> None:
     path = tmp_path / "key.json"
-    code, out = _run("keystore", "new", "--out", str(path), env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
+    code, out = run_cli("keystore", "new", "--out", str(path), env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
     assert code == 0, out
     address = keystore.address_of(path)
     assert address and address in out
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert keystore.load(path, PASSWORD).address == address
-    code, out = _run("keystore", "new", "--out", str(path), env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
+    code, out = run_cli("keystore", "new", "--out", str(path), env={"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
     assert code != 0 and "refusing to overwrite" in out
 
     account = Account.create()
     imported = tmp_path / "imported.json"
-    code, out = _run("keystore", "import", "--out", str(imported), "--private-key-env", "MY_KEY",
+    code, out = run_cli("keystore", "import", "--out", str(imported), "--private-key-env", "MY_KEY",
                      env={"MY_KEY": account.key.to_0x_hex(), "SMARTSLA_KEYSTORE_PASSWORD": PASSWORD})
     assert code == 0 and account.address in out
     assert keystore.load(imported, PASSWORD).key == account.key
     assert account.key.to_0x_hex()[2:] not in imported.read_text()  # encrypted, not in clear
-    code, out = _run("keystore", "new", "--out", str(tmp_path / "weak.json"),
+    code, out = run_cli("keystore", "new", "--out", str(tmp_path / "weak.json"),
                      env={"SMARTSLA_KEYSTORE_PASSWORD": "short"})
     assert code != 0 and "at least 8 characters" in out
-    code, out = _run("keystore", "new", "--out", str(tmp_path / "nopw.json"),
+    code, out = run_cli("keystore", "new", "--out", str(tmp_path / "nopw.json"),
                      env={"SMARTSLA_KEYSTORE_PASSWORD": ""})
     assert code == 2 and "no password" in out
 
 
-@pytest.fixture(scope="module")
-def anvil() -> Iterator[LocalNode]:
-    try:
-        node = start_node("anvil")
-    except NodeToolMissing as exc:
-        pytest.skip(str(exc))
-    yield node
-    node.stop()
-
-
-def _party_with_keystore(chain: Chain, tmp_path: Path, name: str) -> tuple[str, Path]:
-    account = Account.create()
-    path = tmp_path / f"{name}.json"
-    keystore.create(path, PASSWORD, account.key, kdf="pbkdf2", iterations=2)  # fast for tests
-    tx = chain.w3.eth.send_transaction({"from": chain.accounts[0], "to": account.address, "value": 50 * ETHER})
-    chain.w3.eth.wait_for_transaction_receipt(tx)
-    chain.add_key(account.key)  # the test itself deposits for this party
-    return account.address, path
+anvil = node_fixture("anvil", scope="module")
 
 
 @pytest.mark.anvil
 def test_withdraw_and_terminate_signed_with_key_files(anvil: LocalNode, tmp_path: Path) -> None:
     chain = Chain.connect(anvil.url)
     a = chain.accounts
-    customer, customer_ks = _party_with_keystore(chain, tmp_path, "customer")
-    provider, provider_ks = _party_with_keystore(chain, tmp_path, "provider")
+    customer, customer_ks = party_with_keystore(chain, tmp_path, "customer")
+    provider, provider_ks = party_with_keystore(chain, tmp_path, "provider")
     roles = {"provider": provider, "customer": customer, "oracle": a[3]}
     factory = Factory.deploy(chain, a[0])
     terms = make_terms(roles, chain.now() + 60)
@@ -97,17 +72,17 @@ def test_withdraw_and_terminate_signed_with_key_files(anvil: LocalNode, tmp_path
     env = {"SMARTSLA_KEYSTORE_PASSWORD": PASSWORD}
     common = ["--rpc-url", anvil.url, "--factory", factory.address]
 
-    code, out = _run("withdraw", agreement.address, "--keystore", str(customer_ks), *common,
+    code, out = run_cli("withdraw", agreement.address, "--keystore", str(customer_ks), *common,
                      env={"SMARTSLA_KEYSTORE_PASSWORD": "wrong password"})
     assert code != 0 and "wrong password" in out
-    code, out = _run("withdraw", agreement.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("withdraw", agreement.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 0, out
     assert "withdrew 1.0000 ETH" in out
-    code, out = _run("withdraw", agreement.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("withdraw", agreement.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 1 and "nothing is owed" in out
-    code, out = _run("terminate", agreement.address, "--keystore", str(provider_ks), *common, env=env)
+    code, out = run_cli("terminate", agreement.address, "--keystore", str(provider_ks), *common, env=env)
     assert code == 2 and "only the customer" in out
-    code, out = _run("terminate", agreement.address, "--keystore", str(customer_ks), *common, env=env)
+    code, out = run_cli("terminate", agreement.address, "--keystore", str(customer_ks), *common, env=env)
     assert code == 0, out
     assert "Terminated" in out and "ETH of fees refunded" in out
     ended = Agreement(chain, agreement.address)
@@ -116,7 +91,7 @@ def test_withdraw_and_terminate_signed_with_key_files(anvil: LocalNode, tmp_path
     event = ended.contract.events.Terminated().get_logs(from_block=0)[0]["args"]
     assert event["refundedFees"] + event["feeEarnedByProvider"] == 2 * ETHER
     assert event["feeEarnedByProvider"] < ETHER // 10 and ended.snapshot().owed_to_customer == event["refundedFees"]
-    code, out = _run("withdraw", agreement.address, "--keystore", str(provider_ks), *common, env=env)
+    code, out = run_cli("withdraw", agreement.address, "--keystore", str(provider_ks), *common, env=env)
     assert code == 0 and "withdrew" in out
 
 
@@ -167,10 +142,10 @@ def test_serve_indexes_and_answers(anvil: LocalNode, tmp_path: Path) -> None:
 
 
 def test_serve_refuses_the_embedded_chain(tmp_path: Path) -> None:
-    code, out = _run("serve", "--rpc-url", "embedded", "--db", str(tmp_path / "i.db"))
+    code, out = run_cli("serve", "--rpc-url", "embedded", "--db", str(tmp_path / "i.db"))
     assert code == 2 and "demo --serve" in out
 
 
 def test_demo_serve_option_is_there() -> None:
-    code, out = _run("demo", "--help")
+    code, out = run_cli("demo", "--help")
     assert code == 0 and "--serve" in out and "--port" in out

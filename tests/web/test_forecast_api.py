@@ -13,7 +13,8 @@ from web_helpers import free_port, serve
 
 from smartsla.api.app import ApiSettings, create_app
 from smartsla.api.oracle_feed import FeedError, parse_running
-from smartsla.api.views import duration_words, terms_of
+from smartsla.api.views import terms_of
+from smartsla.presentation import duration_words
 from smartsla.web.demo_serve import DemoServer
 
 

@@ -12,7 +12,9 @@ from forecast_helpers import oracle_metrics, scenario
 from web_helpers import serve
 
 from smartsla.api.app import ApiSettings, create_app
-from smartsla.api.views import fmt_amount, pct, terms_of
+from smartsla.api.views import terms_of
+from smartsla.presentation import fmt_amount
+from smartsla.units import ppm_to_percent as pct
 from smartsla.web.demo_serve import DemoServer
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,11 +7,11 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from node_helpers import start_or_skip
 from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 
@@ -19,7 +19,7 @@ from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory
 from smartsla.index_store import IndexStore, IndexStoreError
 from smartsla.indexer import EventDecoder, Indexer
-from smartsla.localnode import LocalNode, NodeToolMissing, start_node
+from smartsla.localnode import LocalNode
 
 
 def _roles(chain: Chain) -> dict[str, str]:
@@ -212,17 +212,7 @@ def test_index_refuses_another_factory(world: tuple[Chain, dict[str, str], Facto
 
 # ---------------------------------------------------------------------------- Anvil: reorgs and restarts
 def _anvil(port: int | None = None) -> LocalNode:
-    try:
-        return start_node("anvil", port=port)
-    except NodeToolMissing as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture
-def anvil() -> Iterator[LocalNode]:
-    node = _anvil()
-    yield node
-    node.stop()
+    return start_or_skip("anvil", port=port)
 
 
 @pytest.mark.anvil

@@ -9,12 +9,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sla_helpers import EVIDENCE_ROOT, make_terms
 
-from smartsla.api import views
 from smartsla.api.app import ApiSettings, create_app
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.index_store import IndexStore
 from smartsla.indexer import Indexer
+from smartsla.presentation import fmt_amount
 
 
 def test_page_after_a_new_settlement_shows_the_new_figure(chain: Chain, roles: dict[str, str],
@@ -44,7 +44,7 @@ def test_page_after_a_new_settlement_shows_the_new_figure(chain: Chain, roles: d
     settle(1, 999_000)  # below the objective: a credit is now owed
     owed = agreement.snapshot().owed_to_customer
     assert owed > 0
-    figure = views.fmt_amount(owed, agreement.terms.asset)
+    figure = fmt_amount(owed, agreement.terms.asset)
     assert figure not in first.text
     second = client.get(url)
     assert second.status_code == 200

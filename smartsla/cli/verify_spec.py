@@ -15,11 +15,13 @@ import requests
 import typer
 from web3.exceptions import Web3Exception
 
-from .cli import DEFAULT_RPC_URL, FactoryOpt, RpcUrl, _address, _connect, _console, _factory, agreement_app, fail
-from .errors import SmartSLAError
-from .spec import SpecError, load_spec
-from .spec_hash import spec_hash
-from .terms import ZERO_HASH, Terms
+from ..errors import SmartSLAError
+from ..spec import SpecError, load_spec
+from ..spec_hash import spec_hash
+from ..terms import ZERO_HASH, Terms
+from .common import DEFAULT_RPC_URL, FactoryOpt, RpcUrl, _address, _connect, _console, _factory, fail
+
+app = typer.Typer()  # `smartsla agreement verify-spec`, added to the agreement group
 
 
 def term_differences(mine: Terms, theirs: Terms) -> list[str]:
@@ -43,7 +45,7 @@ def term_differences(mine: Terms, theirs: Terms) -> list[str]:
     return out
 
 
-@agreement_app.command("verify-spec")
+@app.command("verify-spec")
 def agreement_verify_spec(
     file: Annotated[Path, typer.Argument(help="The spec (YAML) to check.")],
     address: Annotated[str, typer.Argument(help="The agreement's address.")],

@@ -14,23 +14,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import (
-    DEFAULT_RPC_URL,
-    FactoryOpt,
-    RpcUrl,
-    _address,
-    _amount_formatter,
-    _connect,
-    _console,
-    _factory,
-    app,
-    cli_errors,
-    fail,
-)
-from .credit import tier_credit_bps
-from .terms import Kind, Service
-from .units import PPM, bps_to_percent, ppm_to_percent
-from .verify import (
+from ..credit import tier_credit_bps
+from ..terms import Kind, Service
+from ..units import PPM, bps_to_percent, ppm_to_percent
+from ..verify import (
     DOWN,
     NONE,
     UP,
@@ -45,7 +32,20 @@ from .verify import (
     to_json,
     verify_period,
 )
+from .common import (
+    DEFAULT_RPC_URL,
+    FactoryOpt,
+    RpcUrl,
+    _address,
+    _amount_formatter,
+    _connect,
+    _console,
+    _factory,
+    cli_errors,
+    fail,
+)
 
+app = typer.Typer()  # `smartsla verify`, at the top level
 
 def _hm(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -185,7 +185,6 @@ def _print(verdict: Verdict, ag, chain) -> None:  # noqa: ANN001 - Agreement, Ch
 
 # ---------------------------------------------------------------------------- the arbiter's review
 arbiter_app = typer.Typer(help="The arbiter's tools.", no_args_is_help=True)
-app.add_typer(arbiter_app, name="arbiter")
 
 
 def diff_runs(states: list[list[str]]) -> list[tuple[int, int, tuple[str, ...]]]:
@@ -218,7 +217,7 @@ def review_cmd(
     Disputed event for a party), and each side's figure recomputed."""
     from oracle.evidence import figure_from_record
 
-    from .verify import agreed_percentile, committed_roots, dispute_roots
+    from ..verify import agreed_percentile, committed_roots, dispute_roots
 
     address = _address(agreement, "AGREEMENT")
     chain = _connect(rpc_url)

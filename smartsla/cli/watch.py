@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .cli import app
+app = typer.Typer()  # `smartsla watch`, at the top level
 
 
 @app.command("watch")

@@ -13,10 +13,12 @@ from typing import Annotated
 import typer
 import yaml
 
-from . import grafana, rules
-from .cli import _address, _console, app, cli_errors, fail
-from .corporate import load_corporate_spec
-from .spec import SpecError, load_spec
+from .. import grafana, rules
+from ..corporate import load_corporate_spec
+from ..spec import SpecError, load_spec
+from .common import _address, _console, cli_errors, fail
+
+app = typer.Typer()
 
 AgreementOpt = Annotated[str | None, typer.Option(
     "--agreement", help="Only this agreement's series (default: every agreement the oracle measures).")]

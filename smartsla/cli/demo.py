@@ -1,0 +1,31 @@
+"""`smartsla demo`: one agreement's whole life on a chain of its own (or a dev chain)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..chain import EMBEDDED
+from ..demo import run_demo
+from .common import _console, cli_errors
+
+app = typer.Typer()
+
+
+@app.command()
+@cli_errors
+def demo(
+    rpc_url: Annotated[str, typer.Option("--rpc-url", help="'embedded' (an in-process chain) or a dev chain's "
+                                         "JSON-RPC URL (Anvil, Ganache: it travels in time).")] = EMBEDDED,
+    serve: Annotated[bool, typer.Option("--serve", help="Afterwards keep the chain and serve the dashboard "
+                                        "and API on it (until Ctrl-C).")] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on with --serve.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port with --serve.")] = 8000,
+) -> None:
+    """Run one agreement's whole life, from deposits to withdrawals, and prove the books balance."""
+    result = run_demo(_console(), rpc_url)
+    if serve:
+        from ..web.demo_serve import serve_demo
+
+        serve_demo(result, host=host, port=port, console=_console())
