@@ -144,8 +144,8 @@ _cache: dict[tuple[str, int, Any], dict[str, Any]] = {}
 
 def _period_view(state: AppState, row: dict[str, Any], terms: Terms, period: int, base: str) -> dict[str, Any]:
     """Fetch the period's bundle once, verify it against the chain, and lay it out."""
-    from ..presentation import fmt_amount
     from ..cli.verify import explain_service
+    from ..presentation import fmt_amount
 
     address = row["address"]
     source = fetch_bundle(evidence_url(base, address, period), timeout_s=FETCH_TIMEOUT_S)
