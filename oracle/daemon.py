@@ -527,6 +527,10 @@ class Daemon:
                 out[service.name] = replace(NEUTRAL_FIGURE, slice_seconds=slice_s)
         kinds = {s.name: s.kind for s in terms.services}
         objectives = {s.name: s.objective_ppm for s in terms.services}
+        # the services counted from aggregates only (failure threshold 1), side by side
+        plain = [n for n, p in served.probes.items() if p.prometheus is None and p.failure_threshold == 1]
+        counted = dict(zip(plain, self.store.slice_counts_many(
+            [(address, n, start, end, slice_s, maintenance) for n in plain]), strict=True))
         for name, probe in served.probes.items():
             if probe.prometheus is not None:
                 p = probe.prometheus
@@ -534,8 +538,8 @@ class Daemon:
                     p.query, start, end, slice_seconds=slice_s, threshold=p.threshold,
                     inclusive=p.inclusive, maintenance=maintenance)
                 continue
-            if probe.failure_threshold == 1:
-                counts = self.store.slice_counts(address, name, start, end, slice_s, maintenance)
+            if name in counted:
+                counts = counted[name]
             else:  # consecutive failures need the samples in order: streamed, still not materialised
                 verdicts = self.store.slice_verdicts(address, name, start, end, slice_s, probe.failure_threshold)
                 counts = count_slices(start, end, slice_s, verdicts, maintenance)
