@@ -437,16 +437,21 @@ class Prober:
                 await asyncio.gather(*self._tasks, *helpers, return_exceptions=True)
 
     async def _release_held(self, stop: asyncio.Event) -> None:
-        """Every hold_s/2, give the slot of each check running longer than hold_s to the next
-        check (one timer for all checks, instead of one per check)."""
-        every = self.hold_s / 2
+        """Give the slot of each check running for hold_s to the next check, on time: one timer
+        for all checks (the oldest hold's deadline; holds are in the order they were taken),
+        instead of one per check."""
         while not stop.is_set():
-            await asyncio.sleep(every)
-            limit = time.monotonic() - self.hold_s
-            for hold, since in list(self._holding.items()):
-                if since <= limit:
-                    del self._holding[hold]
-                    self._slots.release()
+            now = time.monotonic()
+            expired = []
+            for hold, since in self._holding.items():
+                if since > now - self.hold_s:
+                    break
+                expired.append(hold)
+            for hold in expired:
+                del self._holding[hold]
+                self._slots.release()
+            oldest = next(iter(self._holding.values()), now)
+            await asyncio.sleep(max(0.001, oldest + self.hold_s - time.monotonic()))
 
     async def _lag_monitor(self, stop: asyncio.Event, every: float = 0.05) -> None:
         """Adds up how late the event loop runs (the time no check could make progress)."""
