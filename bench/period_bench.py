@@ -12,6 +12,7 @@ services, and the process' peak memory. Not a test.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sqlite3
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 from oracle.sli import availability, figure_from_counts
-from oracle.store import Store
+from oracle.store import READ_WORKERS, Store
 
 AGREEMENT = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 MINUTES = 30 * 1_440
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--db", help="reuse (or build) this SQLite file")
     parser.add_argument("--old", type=int, default=3, help="services to time the old way (0: skip)")
+    parser.add_argument("--workers", type=int, default=READ_WORKERS, help="threads of slice_counts_many")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
     path = Path(args.db) if args.db else Path(tmp.name) / "period.db"
@@ -58,21 +60,31 @@ def main() -> None:
         print(f"built in {build(path, args.services):.1f} s", flush=True)
     end = START + MINUTES * 60
     with Store.open(f"sqlite:///{path}") as store:
+        requests = [(AGREEMENT, f"svc{s}", START, end, 60, ()) for s in range(args.services)]
+        want = {(MINUTES - 30) * 1_000_000 // MINUTES}
+        for s in range(min(args.services, 50)):  # warm the page cache: both runs read from memory
+            store.slice_counts(*requests[s])
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t0 = time.perf_counter()
-        values = []
-        for s in range(args.services):
-            counts = store.slice_counts(AGREEMENT, f"svc{s}", START, end, 60)
-            values.append(figure_from_counts(counts, 60).value_ppm)
-        new = time.perf_counter() - t0
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        values = [figure_from_counts(store.slice_counts(*r), 60).value_ppm for r in requests]
+        seq, seq_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        assert set(values) == want, set(values)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        many = [figure_from_counts(c, 60).value_ppm for c in store.slice_counts_many(requests, args.workers)]
+        new, new_cpu = time.perf_counter() - t0, time.process_time() - cpu0
         rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        assert set(values) == {(MINUTES - 30) * 1_000_000 // MINUTES}, set(values)
+        assert many == values
+        print(f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        print(f"before (one service after another): {args.services} services in {seq:.2f} s "
+              f"({1000 * seq / args.services:.1f} ms a service, CPU {seq_cpu:.2f} s; 1,000 services ~ "
+              f"{seq / args.services * 1000:.1f} s)")
+        print(f"after (slice_counts_many, {args.workers} threads): {args.services} services in {new:.2f} s "
+              f"({1000 * new / args.services:.1f} ms a service, CPU {new_cpu:.2f} s; 1,000 services ~ "
+              f"{new / args.services * 1000:.1f} s); peak RSS {rss1 // 1024} MiB "
+              f"(+{(rss1 - rss0) // 1024} MiB while computing)")
         t0 = time.perf_counter()
         latency = store.latency_percentiles(AGREEMENT, "svc0", START, end, 60)
         lat_s = time.perf_counter() - t0
-        print(f"new: {args.services} services in {new:.2f} s ({1000 * new / args.services:.1f} ms a service; "
-              f"1,000 services ~ {new / args.services * 1000:.1f} s); peak RSS {rss1 // 1024} MiB "
-              f"(+{(rss1 - rss0) // 1024} MiB while computing)")
         print(f"latency percentiles of one service (latency services only): {1000 * lat_s:.1f} ms {latency}")
         if args.old:
             t0 = time.perf_counter()

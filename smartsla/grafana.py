@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .rules import BURN_TABLE, burn_factor, credit_window, shortest_period
+from .rules import BURN_TABLE, Context, burn_factor, credit_window, shortest_period
 from .spec import AgreementSpec
 from .terms import Kind
 from .units import PPM
@@ -42,6 +42,7 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
     symbol = "ETH" if spec.spec.asset == "ETH" else spec.spec.asset.symbol  # type: ignore[union-attr]
     period = shortest_period(terms)
     cw = credit_window(terms)
+    percentiles = dict(Context.of(spec).percentiles)
     panels: list[dict[str, Any]] = []
     pid = 1
     y = 0
@@ -53,7 +54,8 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
                        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": []})
         pid += 1
         y += 1
-        objective = s.objective_ppm / PPM if s.kind is Kind.availability else 1 - 0.05
+        # a latency service's "good" check is one at or under the objective: p95 holds while 95 % are
+        objective = s.objective_ppm / PPM if s.kind is Kind.availability else percentiles.get(s.name, 95) / 100
         budget = 1 - objective
         panels.append(_panel(pid, "SLI (share of good checks)", "timeseries", 0, y, 8, 8, [
             (f"1 - smartsla:sli_error:ratio_rate5m{{{sel}}}", "5m {{agreement}}"),
@@ -69,15 +71,15 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
             "factors: " + ", ".join(f"{burn_factor(p, period)}x over {p.long}" for p in pairs),
             [(float(burn_factor(p, period)), "red" if p.severity == "page" else "orange") for p in pairs[:1]]))
         pid += 1
+        panels.append(_panel(pid, f"Credit at risk ({symbol})", "timeseries", 16, y, 8, 8, [
+            (f"smartsla_oracle_period_projected_credit_units{{{sel}}}", "projected credit {{agreement}}"),
+            (f"increase(smartsla_oracle_credit_reported_units{{{sel}}}[$__range])",
+             "credits reported in range {{agreement}}"),
+        ], "none", f"Credit the period's projection costs ({symbol}), and credits the oracle's settled "
+            "figures implied", None))
+        pid += 1
+        y += 8
         if s.kind is Kind.availability:
-            panels.append(_panel(pid, f"Credit at risk ({symbol})", "timeseries", 16, y, 8, 8, [
-                (f"smartsla_oracle_period_projected_credit_units{{{sel}}}", "projected credit {{agreement}}"),
-                (f"increase(smartsla_oracle_credit_reported_units{{{sel}}}[$__range])",
-                 "credits reported in range {{agreement}}"),
-            ], "none", f"Credit the period's projection costs ({symbol}), and credits the oracle's settled "
-                "figures implied", None))
-            pid += 1
-            y += 8
             panels.append(_panel(pid, "Downtime left before the next credit tier", "stat", 0, y, 8, 4, [
                 (f"smartsla_oracle_period_budget_left_seconds{{{sel}}}", "{{agreement}}")],
                 "s", "smartsla.forecast: downtime the period can still take before the next tier is certain",
@@ -87,14 +89,23 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
                 (f"smartsla_oracle_period_value_ppm{{{sel}}} / 1e6", "so far {{agreement}}"),
                 (f"smartsla_oracle_period_projected_ppm{{{sel}}} / 1e6", "projected {{agreement}}")],
                 "percentunit", f"Tiers: {', '.join(f'< {t.below_ppm / 1e4:g}%' for t in s.tiers)}", None))
-            pid += 1
-            panels.append(_panel(pid, "Alerts", "table", 16, y, 8, 4, [
-                (f'ALERTS{{alertname=~"Smartsla.*", alertstate="firing", {sel}}}', "{{alertname}} {{tier}}")],
-                "none", f"Firing SmartslaBudgetBurn* and SmartslaCreditAtRisk alerts (credit window {cw})", None))
-            pid += 1
-            y += 4
         else:
-            y += 8
+            panels.append(_panel(pid, "Slow checks left before the next credit tier", "stat", 0, y, 8, 4, [
+                (f"smartsla_oracle_period_slow_checks_left{{{sel}}}", "{{agreement}}")],
+                "none", "smartsla.forecast.forecast_latency: further checks slower than the next tier's bound "
+                "the period's percentile takes before crossing it (no fast check assumed)", [(0, "red")]))
+            pid += 1
+            percentile = percentiles.get(s.name, 95)
+            panels.append(_panel(pid, f"p{percentile} so far (ms)", "stat", 8, y, 8, 4, [
+                (f"smartsla_oracle_period_value_ppm{{{sel}}}", "so far {{agreement}}")],
+                "ms", f"Objective {s.objective_ppm} ms; tiers: "
+                + ", ".join(f"> {t.below_ppm} ms" for t in s.tiers), [(float(s.objective_ppm) + 1, "red")]))
+        pid += 1
+        panels.append(_panel(pid, "Alerts", "table", 16, y, 8, 4, [
+            (f'ALERTS{{alertname=~"Smartsla.*", alertstate="firing", {sel}}}', "{{alertname}} {{tier}}")],
+            "none", f"Firing SmartslaBudgetBurn* and SmartslaCreditAtRisk alerts (credit window {cw})", None))
+        pid += 1
+        y += 4
     uid = "smartsla-" + hashlib.sha256(f"{name}/{agreement}".encode()).hexdigest()[:12]
     current = {"selected": True, "text": agreement or "All", "value": agreement or "$__all"}
     return {

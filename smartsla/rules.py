@@ -9,9 +9,8 @@ from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.m
   and the settled figure stays the oracle's slice count. For a latency service a "failure" is
   a check that failed or took longer than the objective (`smartsla_oracle_checks_slow_total`),
   and its error budget is the share of checks the percentile lets through: a p95 objective
-  holds while at most 5 % of the checks are slower. No credit-at-risk alert for latency
-  services: the figure is a percentile of the whole period; the oracle exports its running
-  percentile, tier and `slow_checks_left` (smartsla.forecast.forecast_latency) for dashboards.
+  holds while at most 5 % of the checks are slower. Their credit at risk comes from the
+  oracle's running percentile gauges (below).
   A service the oracle measures through Prometheus (its `prometheus:` probe in the oracle's
   configuration, `smartsla rules --oracle-config`) takes its SLI from that query instead: the
   share of slices the oracle would judge bad, `avg_over_time(max(query <= bool threshold)[w:slice])`.
@@ -43,6 +42,16 @@ from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.m
   annotations the threshold, the credit share and the credit amount in the agreement's asset
   (one service's credit before the collateral limit; the agreement's per-period cap applied).
 
+* **Credit at risk for latency services**, one alert per tier: the figure is a percentile of
+  the whole period, so the oracle exports the budget in checks, `slow_checks_left` (the further
+  checks slower than `next_tier`'s bound the period's percentile takes before crossing it,
+  smartsla.forecast.forecast_latency). Its slope over the credit window is the net rate that
+  budget is spent at (a slow check spends one, a fast one gives back 100/p - 1); the alert fires
+  when `slow_checks_left + slope x remaining < 0` (the period ends above the bound at that rate)
+  while `next_tier` is the alert's tier, i.e. before it is crossed. Only the next tier can fire,
+  and a window in which `next_tier` or the period changed is not trusted (the gauge jumps), so
+  after such a change the alert waits one credit window. Annotations as for availability.
+
 A multi-level (corporate) spec records each service's SLI once and gives every department its own
 alerts (its objective, weights, fee and cap), labelled `department`. The oracle daemon does not
 serve corporate agreements yet, so their credit-at-risk alerts wait for running-period gauges.
@@ -71,6 +80,9 @@ FAILURES = "smartsla_oracle_check_failures_total"
 SLOW = "smartsla_oracle_checks_slow_total"  # latency services: failed or slower than the objective
 PERIOD_METRIC = "smartsla_oracle_period_{}"  # gauges of oracle.metrics.RunningPeriodMetrics
 BY = "agreement, service"
+# a latency service's running gauges its credit-at-risk alerts read (recorded as smartsla:period_<name>)
+LATENCY_GAUGES = ("slow_checks_left", "next_tier", "remaining_seconds", "period")
+RECORDED_AS = {"period": "index"}  # smartsla:period_index, not smartsla:period_period
 MONTH_30D = 30 * 86_400
 
 
@@ -189,9 +201,10 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
             expr = f"({rate_f} or {rate_c} * 0) / {rate_c}"
         # the static `slo` label makes each service's rule distinct for promtool's duplicate check
         rules.append({"record": f"smartsla:sli_error:ratio_rate{w}", "expr": expr, "labels": {"slo": service.name}})
-    if availability and records:
-        for name in ("good_seconds", "bad_seconds", "remaining_seconds"):
-            rules.append({"record": f"smartsla:period_{name}", "labels": {"slo": service.name},
+    if records:
+        gauges = ("good_seconds", "bad_seconds", "remaining_seconds") if availability else LATENCY_GAUGES
+        for name in gauges:
+            rules.append({"record": f"smartsla:period_{RECORDED_AS.get(name, name)}", "labels": {"slo": service.name},
                           "expr": f"max by ({BY}) ({PERIOD_METRIC.format(name)}{sel})"})
     budget = Decimal(PPM - service.objective_ppm) / PPM
     if not availability:
@@ -239,11 +252,50 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
                     "credit_base_units": str(credit),
                 },
             })
+    if not availability:
+        alerts += _latency_credit_alerts(ctx, terms, service, sel, cw, who)
     if department:
         for a in alerts:  # the summary says whose money it is
             a["annotations"]["summary"] = f"{department}: " + a["annotations"]["summary"]
     name = f"smartsla-{ctx.name}-{department}-{service.name}" if department else f"smartsla-{ctx.name}-{service.name}"
     return {"name": name, "rules": rules + alerts}
+
+
+def _latency_credit_alerts(ctx: Context, terms: Terms, service: Service, sel: str, cw: str,
+                           who: dict[str, str]) -> list[dict[str, Any]]:
+    """Credit at risk for a latency service, one alert per tier, from the oracle's running gauges
+    (smartsla.forecast.forecast_latency): `slow_checks_left` (L) is the further slow checks the
+    period's percentile takes before it crosses `next_tier`'s bound; each slow check spends one,
+    each fast one gives back 100/p - 1. So the gauge's slope over the credit window is the rate
+    the budget is spent at, net, for exactly that bound (failed checks and maintenance slices
+    left out, as in the figure), and the alert fires when `L + slope x remaining < 0`: at the
+    current rate the period ends above the bound. Only the next tier can fire (the harsher ones
+    have no budget gauge). The slope is only trusted when `next_tier` and the period stayed the
+    same over the whole window: the gauge jumps when either changes (a tier crossed, a new
+    period), so after such a change the alert waits one credit window of history."""
+    symbol, decimals = ctx.symbol, ctx.decimals
+    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
+    left, nxt, rem, idx = (f"smartsla:period_{n}{sel}" for n in ("slow_checks_left", "next_tier",
+                                                                   "remaining_seconds", "index"))
+    alerts: list[dict[str, Any]] = []
+    for k, tier in enumerate(service.tiers):
+        credit = min(terms.fee_per_period * service.weight_bps * tier.credit_bps // (BPS * BPS), cap)
+        alerts.append({
+            "alert": "SmartslaCreditAtRisk",
+            "expr": (f"({left} + deriv({left}[{cw}]) * {rem}) < 0 and {nxt} == {k}"
+                     f" and changes({nxt}[{cw}]) == 0 and changes({idx}[{cw}]) == 0"),
+            "labels": {"severity": "page", "slo": service.name, **who, "tier": str(k)},
+            "annotations": {
+                "summary": (f"{service.name}: at the last {cw}'s rate of slow checks the period's latency ends "
+                            f"above {tier.below_ppm} ms: credit tier {k} ({bps_to_percent(tier.credit_bps)} of "
+                            f"the fee) costs {_amount(credit, decimals)} {symbol}"),
+                "tier_threshold": f"{tier.below_ppm} ms",
+                "credit_share": bps_to_percent(tier.credit_bps),
+                "credit_amount": f"{_amount(credit, decimals)} {symbol}",
+                "credit_base_units": str(credit),
+            },
+        })
+    return alerts
 
 
 def generate(spec: AgreementSpec, agreement: str | None = None, services: Sequence[str] | None = None,

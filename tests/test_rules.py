@@ -262,3 +262,120 @@ def test_a_prometheus_sourced_service_takes_its_sli_from_the_oracles_query(tmp_p
     path.write_text(yaml.safe_dump(test, sort_keys=False, width=10_000))
     done = subprocess.run([promtool(), "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- latency services: credit at risk
+OFFICE = ROOT / "examples" / "customer-based-office.yaml"
+WEBMAIL = "webmail-p95"  # p95 <= 300 ms; tier 0 above 300 ms (10 %), tier 1 above 1000 ms (30 %)
+
+
+@pytest.fixture(scope="module")
+def latency_rule_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rules") / "office.rules.yml"
+    result = CliRunner().invoke(app, ["rules", str(OFFICE), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def latency_expected(rule_file: Path, tier: str) -> list[dict[str, Any]]:
+    out = [{"exp_labels": {"agreement": A, "service": WEBMAIL, **r["labels"]}, "exp_annotations": r["annotations"]}
+            for r in _alerts(rule_file, "SmartslaCreditAtRisk")
+            if r["labels"]["slo"] == WEBMAIL and r["labels"]["tier"] == tier]
+    assert len(out) == 1, f"one credit-at-risk alert for tier {tier} of {WEBMAIL}, got {len(out)}"
+    return out
+
+
+def run_latency_test(rule_file: Path, tmp_path: Path, series: dict[str, str], cases: list[dict[str, Any]]) -> None:
+    """`series`: the oracle's running gauges of the web mail service (smartsla_oracle_period_<name>)."""
+    test = {"rule_files": [str(rule_file)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'smartsla_oracle_period_{name}{{agreement="{A}", service="{WEBMAIL}", '
+                                    f'instance="oracle:9100", job="oracle"}}', "values": values}
+                         for name, values in series.items()],
+        "alert_rule_test": cases}]}
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False, width=10_000))
+    done = subprocess.run([promtool(), "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_latency_rules_pass_promtool_and_carry_tier_and_amount(latency_rule_file: Path) -> None:
+    done = subprocess.run([promtool(), "check", "rules", str(latency_rule_file)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    alerts = [r for r in _alerts(latency_rule_file, "SmartslaCreditAtRisk") if r["labels"]["slo"] == WEBMAIL]
+    # fee 0.2 ETH (customer-based-office.yaml) x weight 15 % x tier credit, capped per period
+    assert [(a["labels"]["tier"], a["annotations"]["tier_threshold"], a["annotations"]["credit_amount"])
+            for a in alerts] == [("0", "300 ms", "0.03 ETH"), ("1", "1000 ms", "0.09 ETH")]
+
+
+def test_latency_credit_at_risk_fires_before_the_tier_is_crossed(latency_rule_file: Path, tmp_path: Path) -> None:
+    # 11.6 days left in the period; for an hour every check is fast (the budget of slow checks
+    # before 300 ms grows), then the service turns slow: 5 slow checks a minute beyond the share
+    # p95 lets through. Crossed at that rate in 400 minutes, so the period ends above 300 ms:
+    # once the last hour's slope turns (regression over the window: ~24 minutes here) the alert
+    # fires, while 1,800+ slow checks are still left (not crossed)
+    series = {"slow_checks_left": "2000+2x60 2120-5x60", "next_tier": "0x120", "period": "3x120",
+              "remaining_seconds": "1000000-60x120"}
+    run_latency_test(latency_rule_file, tmp_path, series, [
+        {"eval_time": "59m", "alertname": "SmartslaCreditAtRisk", "exp_alerts": []},
+        {"eval_time": "78m", "alertname": "SmartslaCreditAtRisk", "exp_alerts": []},
+        {"eval_time": "85m", "alertname": "SmartslaCreditAtRisk",
+         "exp_alerts": latency_expected(latency_rule_file, "0")},
+        {"eval_time": "119m", "alertname": "SmartslaCreditAtRisk",
+         "exp_alerts": latency_expected(latency_rule_file, "0")},
+    ])
+
+
+def test_latency_credit_at_risk_is_silent_when_healthy_or_the_rate_cannot_cross(latency_rule_file: Path,
+                                                                                 tmp_path: Path) -> None:
+    # healthy: the budget grows. Slowly burning: 1 slow check a minute too many, 2,000 left and
+    # 1,000 minutes to go: the period ends at or below 300 ms, no credit, no page.
+    healthy = {"slow_checks_left": "500+3x180", "next_tier": "0x180", "period": "3x180",
+               "remaining_seconds": "600000-60x180"}
+    slow_burn = {"slow_checks_left": "2000-1x180", "next_tier": "0x180", "period": "3x180",
+                 "remaining_seconds": "60000-60x180"}
+    for series in (healthy, slow_burn):
+        run_latency_test(latency_rule_file, tmp_path, series, [
+            {"eval_time": t, "alertname": "SmartslaCreditAtRisk", "exp_alerts": []} for t in ("30m", "90m", "3h")])
+
+
+def test_latency_credit_at_risk_ignores_the_jump_of_a_new_period_or_a_crossed_tier(latency_rule_file: Path,
+                                                                                  tmp_path: Path) -> None:
+    # a new period starts at 60m: its budget starts near 0 and grows (healthy), while the last
+    # period's was 50,000: the slope across the jump is steeply negative, but no slow check came
+    new_period = {"slow_checks_left": "50000x59 0+2x60", "next_tier": "0x120", "period": "3x59 4x60",
+                  "remaining_seconds": "10000-60x59 2592000-60x60"}
+    run_latency_test(latency_rule_file, tmp_path, new_period, [
+        {"eval_time": t, "alertname": "SmartslaCreditAtRisk", "exp_alerts": []} for t in ("61m", "80m", "119m")])
+    # the percentile came back under 1000 ms at 60m (fast checks): the next tier is 0 again and
+    # its budget (a few checks) is far below tier 1's was: no slow check, no page
+    recovered = {"slow_checks_left": "40000x59 5+2x60", "next_tier": "1x59 0x60", "period": "3x120",
+                 "remaining_seconds": "1000000-60x120"}
+    run_latency_test(latency_rule_file, tmp_path, recovered, [
+        {"eval_time": t, "alertname": "SmartslaCreditAtRisk", "exp_alerts": []} for t in ("61m", "80m", "119m")])
+    # tier 0 crossed at 60m: its alert stops; tier 1's budget (slow checks above 1000 ms) jumps
+    # up and grows: silent. Then checks above 1000 ms arrive fast: tier 1 pages, after one window
+    crossed = {"slow_checks_left": "300-5x59 40000+1x60 40060-500x60", "next_tier": "0x59 1x120",
+               "period": "3x180", "remaining_seconds": "1000000-60x180"}
+    run_latency_test(latency_rule_file, tmp_path, crossed, [
+        {"eval_time": "50m", "alertname": "SmartslaCreditAtRisk",
+         "exp_alerts": latency_expected(latency_rule_file, "0")},
+        {"eval_time": "70m", "alertname": "SmartslaCreditAtRisk", "exp_alerts": []},
+        {"eval_time": "170m", "alertname": "SmartslaCreditAtRisk",
+         "exp_alerts": latency_expected(latency_rule_file, "1")},
+    ])
+
+
+def test_grafana_shows_a_latency_services_credit_at_risk() -> None:
+    board = grafana.dashboard(load_spec(OFFICE))
+    rows = [i for i, p in enumerate(board["panels"]) if p["type"] == "row"]
+    start = next(i for i in rows if board["panels"][i]["title"] == f"{WEBMAIL} (latency)")
+    end = next((i for i in rows if i > start), len(board["panels"]))
+    mine = {p["title"]: [t["expr"] for t in p.get("targets", [])] for p in board["panels"][start + 1:end]}
+    assert any("smartsla_oracle_period_projected_credit_units" in e for e in mine["Credit at risk (ETH)"])
+    assert any("smartsla_oracle_period_slow_checks_left" in e
+               for e in mine["Slow checks left before the next credit tier"])
+    assert any("smartsla_oracle_period_value_ppm" in e for e in mine["p95 so far (ms)"])
+    assert any("SmartslaCreditAtRisk" in p["description"] for p in board["panels"][start + 1:end]
+               if p["title"] == "Alerts")

@@ -220,3 +220,25 @@ def test_prober_keeps_healthy_targets_on_schedule_beside_hanging_ones(base: str)
     for i in range(2):
         samples = got[f"hang{i}"]
         assert len(samples) >= 8 and not any(s.ok for s in samples)
+
+
+def test_tcp_check_of_an_address_and_of_a_name_agree(free_port: Callable[[], int]) -> None:
+    # an IP address takes the bare-socket path, a name the resolving one: same outcome and words
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        by_ip = run(TcpProbe("db", "127.0.0.1", port, timeout=2))
+        by_name = run(TcpProbe("db", "localhost", port, timeout=2))
+    assert by_ip.ok and by_name.ok and by_ip.detail == f"connected to 127.0.0.1:{port}"
+    closed = free_port()
+    refused_ip = run(TcpProbe("db", "127.0.0.1", closed, timeout=2))
+    assert not refused_ip.ok and refused_ip.detail.startswith("ConnectionRefusedError")
+    if socket.has_ipv6:
+        with socket.socket(socket.AF_INET6) as v6:
+            try:
+                v6.bind(("::1", 0))
+            except OSError:
+                return  # no IPv6 loopback here
+            v6.listen(8)
+            assert run(TcpProbe("db", "::1", v6.getsockname()[1], timeout=2)).ok
