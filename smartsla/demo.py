@@ -10,15 +10,18 @@ independent Python reference model (:class:`smartsla.credit.Books`); any differe
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
+
+from oracle.evidence import Bundle, build_record, dumps_bundle, figure_from_record, period_root
+from oracle.sli import slice_count
 
 from .chain import EMBEDDED, Chain
 from .client import Agreement, Factory, Snapshot
@@ -65,20 +68,19 @@ COLLATERAL = 4 * ETHER
 CREDIT_CAP_BPS = percent_to_bps(50)  # at most half of a month's fee comes back as credit
 TERMINATION_PPM = percent_to_ppm(90)  # disaster clause: any service below 90 % in a period
 
-# Measured values (compute, storage, api) of the periods the oracle settles, with what each shows.
-DEMO_PERIODS: tuple[tuple[tuple[str, str, str], str], ...] = (
-    (("100", "100", "100"), "a perfect month"),
-    (("99.95", "99.95", "100"), "compute just misses 99.99 %; storage's 99.95 % meets its 99.9 %"),
-    (("98.7", "99.5", "99.2"), "every service in a tier: 30 %, 10 %, 10 %"),
-    (("94.0", "98.9", "99.7"), "compute earns a 100 % credit: the 50 % cap binds"),
-    (("99.0", "87.5", "96.0"), "storage falls below the 90 % disaster threshold; 99.0 % is not below 99.0 %"),
+# What the oracle saw, per period, as whole one-minute slices of each service (compute, storage,
+# api): (minutes down, minutes not measured) out of the 43,200 of a 30-day month. Each figure the
+# oracle settles is computed from the slice record this builds (`demo_bundle`), with the oracle's
+# own function, and committed as its Merkle root: `smartsla verify` can recompute every period.
+# Whole minutes decide which values exist: 21 minutes down give 99.9513 %, not 99.95 %.
+Minutes = tuple[int, int]
+DEMO_SCENARIO: tuple[tuple[tuple[Minutes, Minutes, Minutes], str], ...] = (
+    (((0, 0), (0, 0), (0, 0)), "a perfect month"),
+    (((21, 0), (21, 0), (0, 0)), "21 minutes down: compute misses 99.99 %; storage's 99.9513 % meets its 99.9 %"),
+    (((562, 0), (216, 0), (346, 1)), "every service in a tier: 30 %, 10 %, 10 % (api's probe missed a minute)"),
+    (((2_592, 0), (476, 0), (130, 60)), "compute earns a 100 % credit: the 50 % cap binds (api unmeasured an hour)"),
+    (((432, 0), (5_400, 0), (1_728, 0)), "storage falls below the 90 % disaster threshold; 99.0 % is not below 99.0 %"),
 )
-DEMO_VALUES_PPM: tuple[tuple[int, ...], ...] = tuple(
-    tuple(percent_to_ppm(v) for v in values) for values, _ in DEMO_PERIODS
-)
-# Share of each period the oracle measured (maintenance excluded): a month of one-minute slices
-# less a few the oracle missed (e.g. 60 of 43,200 while it restarted). The terms' minimum is 90 %.
-DEMO_MEASURED_PPM: tuple[int, ...] = (1_000_000, 1_000_000, 999_976, 998_611, 1_000_000)
 PROVIDER_WITHDRAWS_AFTER = 2  # the provider takes the fees earned so far after this period
 
 
@@ -89,6 +91,53 @@ def demo_terms(provider: str, customer: str, oracle: str, start: int) -> Terms:
         period_count=PERIOD_COUNT, fee_per_period=FEE_PER_PERIOD, collateral=COLLATERAL,
         credit_cap_bps=CREDIT_CAP_BPS, termination_ppm=TERMINATION_PPM, services=DEMO_SERVICES,
     )
+
+
+# ---------------------------------------------------------------------------- the evidence
+_NOBODY = "0x" + "00" * 20
+
+
+def _slices(n: int, down: int, missing: int, offset: int) -> dict[int, tuple[bool, float | None]]:
+    """Per-slice verdicts of a month: `down` slices in one outage from `offset`, the last `missing`
+    slices not measured (the probe was not running), every other slice up."""
+    if down + missing > n or offset + down > n - missing:
+        raise ValueError(f"{down} down and {missing} unmeasured slices do not fit in {n} from slice {offset}")
+    out: dict[int, tuple[bool, float | None]] = dict.fromkeys(range(n - missing), (True, None))
+    out.update(dict.fromkeys(range(offset, offset + down), (False, None)))
+    return out
+
+
+def demo_bundle(terms: Terms, period: int, minutes: Sequence[Minutes], *, chain_id: int = 0,
+                agreement: str = _NOBODY) -> Bundle:
+    """The demo oracle's evidence for one period: a real slice record per service
+    (oracle.evidence.build_record), in the bundle format `smartsla verify` reads."""
+    start, end = terms.period_start(period), terms.period_end(period)
+    n = slice_count(start, end, terms.slice_seconds)
+    records = tuple(
+        build_record(chain_id=chain_id, agreement=agreement, period=period, start=start, end=end,
+                     slice_seconds=terms.slice_seconds, index=i, name=s.name, kind=s.kind.name,
+                     slices=_slices(n, down, missing, offset=n // 4 + 1_000 * i))
+        for i, (s, (down, missing)) in enumerate(zip(terms.services, minutes, strict=True)))
+    return Bundle(oracle=terms.oracles[0], records=records)
+
+
+def bundle_figures(bundle: Bundle) -> tuple[tuple[int, ...], int]:
+    """(value of each service, measured share) the oracle reports: each figure from its record
+    with the oracle's own function, the share the lowest of the services' (oracle.sli.meets_minimum)."""
+    figures = [figure_from_record(r) for r in sorted(bundle.records, key=lambda r: r.index)]
+    return tuple(f.value_ppm for f in figures), min(f.measured_ppm for f in figures)
+
+
+def scenario_figures(periods: Sequence[Sequence[Minutes]]) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
+    """(values per period, measured share per period) of a scenario, from its slice records."""
+    # Figures do not depend on the chain, addresses or dates: any start gives the same values.
+    terms = demo_terms(*("0x" + f"{k:040x}" for k in (1, 2, 3)), start=1)
+    figures = [bundle_figures(demo_bundle(terms, p, minutes)) for p, minutes in enumerate(periods)]
+    return tuple(v for v, _ in figures), tuple(m for _, m in figures)
+
+
+# The values and measured shares the demo settles, derived from the records (tests import them).
+DEMO_VALUES_PPM, DEMO_MEASURED_PPM = scenario_figures([minutes for minutes, _ in DEMO_SCENARIO])
 
 
 # ---------------------------------------------------------------------------- results
@@ -127,6 +176,8 @@ class DemoResult:
     gas_paid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTIES, 0))
     chain: Chain | None = field(default=None, repr=False, compare=False)  # kept for `smartsla demo --serve`
     final_status: str = ""
+    bundles: list[Bundle] = field(default_factory=list)  # the oracle's evidence, one per settled period
+    evidence_files: list[Path] = field(default_factory=list)  # where they were written (--evidence-dir)
 
     @property
     def deposited(self) -> int:
@@ -200,8 +251,10 @@ def _gas_paid(chain: Chain, first_block: int, addresses: dict[str, str]) -> dict
 
 
 # ---------------------------------------------------------------------------- the story
-def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoResult:
-    """Run the whole lifecycle on `chain_url` (the embedded chain by default) and tell it."""
+def run_demo(console: Console | None = None, chain_url: str = EMBEDDED, evidence_dir: str | Path | None = None
+             ) -> DemoResult:
+    """Run the whole lifecycle on `chain_url` (the embedded chain by default) and tell it; with
+    `evidence_dir`, write each period's evidence bundle there (for `smartsla verify --bundle`)."""
     console = console or Console()
     chain = Chain.connect(chain_url)
     accounts = chain.accounts
@@ -258,12 +311,16 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
                          ("credit", "right"), ("paid to customer", "right"), ("fee to provider", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     notes: list[str] = []
-    for period, values in enumerate(DEMO_VALUES_PPM):
+    for period, (minutes, _) in enumerate(DEMO_SCENARIO):
         chain.mine_at(terms.period_end(period))
+        # The oracle's evidence: a slice record per service; the figures are computed from it.
+        bundle = demo_bundle(terms, period, minutes, chain_id=chain.chain_id, agreement=agreement.address)
+        values, measured = bundle_figures(bundle)
+        _expect(f"period {period} figures", (values, measured), (DEMO_VALUES_PPM[period], DEMO_MEASURED_PPM[period]))
+        result.bundles.append(bundle)
         quoted_credits, quoted_capped = agreement.quote_credit(list(values))
-        settlement = agreement.settle(period, list(values), DEMO_MEASURED_PPM[period],
-                                      demo_evidence_root(period, values, DEMO_MEASURED_PPM[period]), roles["oracle"])
-        _expect(f"period {period} measured share", settlement.measured_ppm, DEMO_MEASURED_PPM[period])
+        settlement = agreement.settle(period, list(values), measured, period_root(bundle.records), roles["oracle"])
+        _expect(f"period {period} measured share", settlement.measured_ppm, measured)
         outcome: PeriodOutcome = books.settle(list(values))
         _expect(f"period {period} quoted credits", tuple(quoted_credits), outcome.service_credits)
         _expect(f"period {period} quoted capped credit", quoted_capped, outcome.capped_credit)
@@ -306,10 +363,11 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
             _check_books(agreement, books, f"after the provider's withdrawal after period {period}")
             notes.append(f"after period {period}: the provider withdraws the fees earned so far, {fmt_eth(amount)}")
     console.print(table)
-    for period, (_, why) in enumerate(DEMO_PERIODS):
+    for period, (_, why) in enumerate(DEMO_SCENARIO):
         console.print(f"  period {period}: {why}")
     for note in notes:
         console.print(f"  [bold]•[/] {escape(note)}")
+    _check_evidence(console, chain, agreement, result, evidence_dir)
 
     # 4. disaster clause --------------------------------------------------------------------
     console.print(Rule("4. Disaster clause"))
@@ -329,11 +387,12 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED) -> DemoR
                   f"part of the period in progress ({fmt_eth(earned)} to the provider): "
                   f"[bold]{fmt_eth(result.termination_refund)}[/]")
     console.print(f"  Collateral left, returned to the provider: [bold]{fmt_eth(result.collateral_returned)}[/]")
-    chain.mine_at(terms.period_end(len(DEMO_VALUES_PPM)))
+    chain.mine_at(terms.period_end(len(DEMO_SCENARIO)))
     try:
-        values = [percent_to_ppm(100)] * len(terms.services)
-        agreement.settle(len(DEMO_VALUES_PPM), values, 1_000_000,
-                         demo_evidence_root(len(DEMO_VALUES_PPM), values, 1_000_000), roles["oracle"])
+        late = demo_bundle(terms, len(DEMO_SCENARIO), [(0, 0)] * len(terms.services), chain_id=chain.chain_id,
+                           agreement=agreement.address)
+        values, measured = bundle_figures(late)
+        agreement.settle(len(DEMO_SCENARIO), list(values), measured, period_root(late.records), roles["oracle"])
     except ContractReverted as exc:
         if exc.name != "WrongStatus":
             raise DemoMismatch(f"settling after termination should revert WrongStatus, reverted {exc}") from exc
@@ -463,10 +522,44 @@ def _print_balance_sheet(console: Console, r: DemoResult) -> None:
     console.print(sheet)
 
 
-def demo_evidence_root(period: int, values: Any, measured_ppm: int) -> bytes:
-    """The evidence root the demo's oracle commits: the demo has figures but no probes, so each
-    service's record is its figure (canonical JSON). The contract refuses a report without one."""
-    from oracle.evidence import opaque_root  # the oracle package only when the demo runs
 
-    return opaque_root([json.dumps({"period": period, "service": i, "value": int(v), "measured": measured_ppm},
-                                   sort_keys=True, separators=(",", ":")).encode() for i, v in enumerate(values)])
+def _check_evidence(console: Console, chain: Chain, agreement: Agreement, result: DemoResult,
+                    evidence_dir: str | Path | None) -> None:
+    """Check every settled period against the oracle's evidence, as `smartsla verify` does
+    (smartsla.verify.verify_period), and write the bundles to `evidence_dir` if given."""
+    from .verify import Source, verify_period  # the verifier only when the demo runs
+
+    console.print("Evidence: for each period the oracle committed the Merkle root of its slice records "
+                  "(one state per minute per service); the figures are recomputed from them:")
+    folder = Path(evidence_dir) if evidence_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    for bundle in result.bundles:
+        period = bundle.head.period
+        where = f"the oracle's bundle for period {period}"
+        if folder is not None:
+            path = folder / f"{agreement.address}-period-{period}.json"
+            path.write_text(dumps_bundle(bundle) + "\n")
+            result.evidence_files.append(path)
+            where = str(path)
+        verdict = verify_period(agreement, chain.chain_id, period, [Source(where, bundle=bundle)])
+        if verdict.outcome != "verified":
+            raise DemoMismatch(f"period {period} does not verify against its evidence ({verdict.outcome}): "
+                               + "; ".join(verdict.problems + verdict.missing))
+        console.print(f"  period {period}: [green]verified[/] (root 0x{bundle.root.hex()[:12]}…)")
+    factory = f" --factory {result.factory}"
+    if result.evidence_files:
+        first = result.evidence_files[0]
+        console.print(f"  Bundles written to {escape(str(first.parent))}/.")
+        if chain.embedded:
+            console.print("  The embedded chain ends with the demo: to check a bundle yourself, run the demo on a "
+                          "lasting chain (anvil), e.g. [bold]smartsla demo --rpc-url http://127.0.0.1:8545 "
+                          "--evidence-dir DIR[/], then [bold]smartsla verify ADDRESS PERIOD --bundle FILE "
+                          "--rpc-url http://127.0.0.1:8545 --factory FACTORY[/].")
+        else:
+            console.print(f"  Check one yourself: [bold]smartsla verify {agreement.address} 0 --bundle "
+                          f"{escape(str(first))} --rpc-url {escape(chain.url)}{factory}[/]")
+    else:
+        console.print("  To check them yourself: run the demo on a lasting chain with [bold]--rpc-url "
+                      "http://127.0.0.1:8545 --evidence-dir DIR[/] (anvil), then [bold]smartsla verify ADDRESS "
+                      "PERIOD --bundle FILE --rpc-url http://127.0.0.1:8545 --factory FACTORY[/].")

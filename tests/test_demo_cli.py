@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -112,10 +113,14 @@ def test_demo_wallets_moved_by_exactly_the_agreement_flows(demo_run: tuple[DemoR
 def test_demo_output_tells_the_story(demo_run: tuple[DemoResult, str]) -> None:
     r, text = demo_run
     assert "balanced" in text
-    for needle in ("compute", "storage", "api", "99.9500%", "98.7000%", "94.0000%", "87.5000%", "Terminated",
+    # Whole minutes of a 43,200-minute month: 21 down give 99.9513 %, 562 down 98.6990 %.
+    for needle in ("compute", "storage", "api", "99.9513%", "98.6990%", "94.0000%", "87.5000%", "Terminated",
                    "WrongStatus", "NothingToWithdraw", fmt_eth(r.deposited), r.agreement):
         assert needle in text, needle
     assert "Traceback" not in text
+    # Every settled period checked against the oracle's evidence, as `smartsla verify` does.
+    assert [f"period {p}: verified" in text for p in range(len(DEMO_VALUES_PPM))] == [True] * len(DEMO_VALUES_PPM)
+    assert "smartsla verify ADDRESS PERIOD --bundle FILE" in " ".join(text.split())
 
 
 def test_fmt_eth_shows_every_wei() -> None:
@@ -312,7 +317,7 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         (requests.ConnectionError("boom"), 1, "stopped answering"),
         (ValueError("bad\nmultiline\ninput"), 2, "bad multiline input"),
     ):
-        def boom(console: object, url: str, exc: Exception = exc) -> None:
+        def boom(*args: object, exc: Exception = exc) -> None:
             raise exc
 
         monkeypatch.setattr(cli.demo, "run_demo", boom)  # the name the demo command calls
@@ -337,9 +342,26 @@ def test_deploy_demo_and_status_on_a_dev_chain(kind: str, tmp_path: Path) -> Non
         recorded = deployments.lookup(node.chain_id, path=tmp_path / "deployments.json")
         assert recorded is not None and recorded in proc.stdout
 
-        demo = run_cli("demo", "--rpc-url", node.url, env=env)
+        evidence = tmp_path / "evidence"
+        demo = run_cli("demo", "--rpc-url", node.url, "--evidence-dir", str(evidence), env=env)
         assert demo.returncode == 0, demo.stderr
         assert "balanced" in demo.stdout
+        # The demo's evidence checks out with `smartsla verify` on the lasting chain, as the demo says.
+        files = sorted(evidence.glob("*-period-*.json"))
+        assert len(files) == len(DEMO_VALUES_PPM)
+        address = files[0].name.split("-period-")[0]
+        said = re.search(r"smartsla (verify \S+ 0 --bundle \S+ --rpc-url \S+ --factory 0x[0-9a-fA-F]{40})",
+                         " ".join(demo.stdout.split()))
+        assert said is not None, demo.stdout
+        assert said.group(1).split()[1:4] == [address, "0", "--bundle"]
+        check = run_cli(*said.group(1).split(), env=env)  # the very command the demo printed
+        assert check.returncode == 0, check.stdout + check.stderr
+        # Period 1 with one of compute's down minutes rewritten as up: refused.
+        args = said.group(1).split()
+        args[2], args[4] = "1", str(_flip_one_down_slice(files[1]))
+        forged = run_cli(*args, env=env)
+        assert forged.returncode == 1, forged.stdout + forged.stderr
+        assert "committed on-chain" in " ".join(forged.stdout.split())
 
         # An agreement made by the recorded factory, then `status` with no --factory.
         chain = Chain.connect(node.url)
@@ -413,3 +435,44 @@ def test_agreement_create_refuses_a_start_in_the_past_or_too_close(cli_chain: Ch
     code, out, err = invoke("agreement", "create", str(later), *f)
     assert code == 0 and "warning" not in err, err
     assert len(factory.agreements_of_provider(a[1])) == 2
+
+
+# ---------------------------------------------------------------------------- the demo's evidence (issue 12)
+def _flip_one_down_slice(path: Path) -> Path:
+    """The bundle with one of compute's down minutes rewritten as up, hashes recomputed: what a
+    provider would serve to hide downtime."""
+    from dataclasses import replace
+
+    from oracle.evidence import DOWN, UP, Bundle, dumps_bundle, encode_runs, parse_bundle
+
+    bundle = parse_bundle(path.read_text())
+    compute = bundle.records[0]
+    states = compute.states()
+    states[states.index(DOWN)] = UP
+    forged = Bundle(oracle=bundle.oracle, records=(replace(compute, runs=encode_runs(states)), *bundle.records[1:]))
+    out = path.with_name("forged-" + path.name)
+    out.write_text(dumps_bundle(forged))
+    return out
+
+
+def test_every_demo_period_verifies_and_a_flipped_slice_does_not(cli_chain: Chain, tmp_path: Path) -> None:
+    """Issue 12: the demo settled figures backed by no evidence (an opaque hash of the figures):
+    `smartsla verify` could check none of its periods. Now each figure comes from a slice record,
+    the root committed is the records' root, and the bundles are written with --evidence-dir."""
+    from smartsla.verify import Source, verify_period
+
+    r = run_demo(Console(file=io.StringIO(), width=160, color_system=None), "embedded", tmp_path / "ev")
+    assert [b.head.period for b in r.bundles] == list(range(len(DEMO_VALUES_PPM)))
+    assert len(r.evidence_files) == len(DEMO_VALUES_PPM)
+    agreement = Factory(cli_chain, r.factory).agreement(r.agreement)
+    for period, (bundle, path) in enumerate(zip(r.bundles, r.evidence_files, strict=True)):
+        verdict = verify_period(agreement, cli_chain.chain_id, period, [Source(str(path), bundle=bundle)])
+        assert (verdict.outcome, verdict.exit_code) == ("verified", 0), verdict.problems + verdict.missing
+        code, out, err = invoke("verify", r.agreement, str(period), "--bundle", str(path), "--factory", r.factory)
+        assert code == 0, out + err
+    # One minute of compute's outage in period 1 rewritten as up: the root is no longer the one
+    # the oracle committed on-chain.
+    forged = _flip_one_down_slice(r.evidence_files[1])
+    code, out, err = invoke("verify", r.agreement, "1", "--bundle", str(forged), "--factory", r.factory)
+    assert code == 1, out + err
+    assert "committed on-chain" in " ".join(out.split())

@@ -22,9 +22,12 @@ def demo(
                                         "and API on it (until Ctrl-C).")] = False,
     host: Annotated[str, typer.Option("--host", help="Address to listen on with --serve.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port with --serve.")] = 8000,
+    evidence_dir: Annotated[str | None, typer.Option(
+        "--evidence-dir", help="Write each period's evidence bundle (the oracle's slice records) to this folder, "
+        "for `smartsla verify ADDRESS PERIOD --bundle FILE` on a lasting chain.")] = None,
 ) -> None:
     """Run one agreement's whole life, from deposits to withdrawals, and prove the books balance."""
-    result = run_demo(_console(), rpc_url)
+    result = run_demo(_console(), rpc_url, evidence_dir)
     if serve:
         from ..web.demo_serve import serve_demo
 

@@ -17,19 +17,22 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from oracle.evidence import period_root
+
 from ..api.app import ApiSettings, create_app
 from ..chain import Chain
 from ..client import Agreement, Factory
-from ..demo import DemoResult, demo_evidence_root, demo_terms
+from ..demo import DemoResult, Minutes, bundle_figures, demo_bundle, demo_terms, scenario_figures
 from ..errors import SmartSLAError
 from ..index_store import IndexStore
 from ..indexer import Indexer
-from ..units import percent_to_ppm
 
-# Period 0 meets every objective; period 1 is an outage of compute (93 %: the harshest tier,
-# 100 % credit, capped at half the fee) with storage degraded (99.5 %: 10 %).
-LIVE_PERIODS = ((percent_to_ppm("99.995"), percent_to_ppm("100"), percent_to_ppm("99.9")),
-                (percent_to_ppm("93.0"), percent_to_ppm("99.5"), percent_to_ppm("100")))
+# (minutes down, minutes not measured) of compute, storage, api per period, of 43,200: period 0
+# meets every objective (compute 2 minutes down: 99.9953 %; api 43: 99.9004 %); period 1 is an
+# outage of compute (3,024 minutes: 93 %, the harshest tier, 100 % credit, capped at half the fee)
+# with storage degraded (216 minutes: 99.5 %, 10 %). The figures come from the slice records.
+LIVE_MINUTES: tuple[tuple[Minutes, ...], ...] = (((2, 0), (0, 0), (43, 0)), ((3_024, 0), (216, 0), (0, 0)))
+LIVE_PERIODS = scenario_figures(LIVE_MINUTES)[0]
 
 
 @dataclass
@@ -61,10 +64,11 @@ def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, st
     agreement = factory.create_agreement(terms, roles["deployer"])
     agreement.deposit_fees(roles["customer"])
     agreement.deposit_collateral(roles["provider"])
-    for period, values in enumerate(LIVE_PERIODS):
+    for period, minutes in enumerate(LIVE_MINUTES):
         chain.mine_at(terms.period_end(period))
-        agreement.settle(period, list(values), 1_000_000, demo_evidence_root(period, values, 1_000_000),
-                         roles["oracle"])
+        bundle = demo_bundle(terms, period, minutes, chain_id=chain.chain_id, agreement=agreement.address)
+        values, measured = bundle_figures(bundle)
+        agreement.settle(period, list(values), measured, period_root(bundle.records), roles["oracle"])
     chain.mine_at(terms.period_end(len(LIVE_PERIODS) - 1) + terms.period_length * 2 // 5)  # 40 % into the next
     return agreement
 
