@@ -307,8 +307,9 @@ def period_root(records: Sequence[ServiceRecord]) -> bytes:
 
 
 def opaque_root(records: Sequence[bytes]) -> bytes:
-    """The same tree over records of the caller's own format (benches, the demo's figures):
-    leaf i = (i, keccak256(records[i])). The daemon commits `period_root` of slice records."""
+    """The same tree over records of the caller's own format: leaf i = (i, keccak256(records[i])).
+    For gas benches only (bench/gas.py, bench/batch_gas.py: the contract stores any non-zero root);
+    whatever settles a figure commits `period_root` of slice records, which `smartsla verify` checks."""
     return merkle_root([_leaf(i, keccak(r)) for i, r in enumerate(records)])
 
 
