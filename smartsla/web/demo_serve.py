@@ -17,15 +17,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from oracle.evidence import period_root
+from oracle.evidence import Bundle, period_root
 
 from ..api.app import ApiSettings, create_app
 from ..chain import Chain
 from ..client import Agreement, Factory
-from ..demo import DemoResult, Minutes, bundle_figures, demo_bundle, demo_terms, scenario_figures
+from ..demo import DemoMismatch, DemoResult, Minutes, bundle_figures, demo_bundle, demo_terms, scenario_figures
 from ..errors import SmartSLAError
 from ..index_store import IndexStore
 from ..indexer import Indexer
+from ..verify import Source, verify_period
 
 # (minutes down, minutes not measured) of compute, storage, api per period, of 43,200: period 0
 # meets every objective (compute 2 minutes down: 99.9953 %; api 43: 99.9004 %); period 1 is an
@@ -44,6 +45,7 @@ class DemoServer:
     db_path: Path
     live_agreement: str
     demo: DemoResult
+    live_bundles: tuple[Bundle, ...] = ()  # the evidence of the live agreement's settled periods
 
     def urls(self, base: str) -> dict[str, str]:
         roles = self.demo.accounts
@@ -57,20 +59,27 @@ class DemoServer:
         }
 
 
-def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, str]) -> Agreement:
-    """A second agreement: deposited, two periods settled (one outage), a third in progress."""
+def start_live_agreement(chain: Chain, factory_address: str, roles: dict[str, str]
+                         ) -> tuple[Agreement, tuple[Bundle, ...]]:
+    """A second agreement: deposited, two periods settled (one outage), a third in progress; with
+    the evidence of each settled period, checked as `smartsla verify` does."""
     factory = Factory(chain, factory_address)
     terms = demo_terms(roles["provider"], roles["customer"], roles["oracle"], chain.now() + 60)  # deposits first
     agreement = factory.create_agreement(terms, roles["deployer"])
     agreement.deposit_fees(roles["customer"])
     agreement.deposit_collateral(roles["provider"])
+    bundles: list[Bundle] = []
     for period, minutes in enumerate(LIVE_MINUTES):
         chain.mine_at(terms.period_end(period))
         bundle = demo_bundle(terms, period, minutes, chain_id=chain.chain_id, agreement=agreement.address)
         values, measured = bundle_figures(bundle)
         agreement.settle(period, list(values), measured, period_root(bundle.records), roles["oracle"])
+        verdict = verify_period(agreement, chain.chain_id, period, [Source(f"live period {period}", bundle=bundle)])
+        if verdict.outcome != "verified":
+            raise DemoMismatch(f"live period {period} does not verify: {verdict.problems + verdict.missing}")
+        bundles.append(bundle)
     chain.mine_at(terms.period_end(len(LIVE_PERIODS) - 1) + terms.period_length * 2 // 5)  # 40 % into the next
-    return agreement
+    return agreement, tuple(bundles)
 
 
 def build_demo_server(demo: DemoResult, *, db_path: Path | None = None, server_signing: bool = True,
@@ -80,7 +89,7 @@ def build_demo_server(demo: DemoResult, *, db_path: Path | None = None, server_s
     chain = demo.chain
     lock = threading.RLock()
     with lock:
-        live = start_live_agreement(chain, demo.factory, demo.accounts)
+        live, bundles = start_live_agreement(chain, demo.factory, demo.accounts)
     if db_path is None:
         db_path = Path(tempfile.mkdtemp(prefix="smartsla-demo-")) / "index.db"
     store = IndexStore.open(str(db_path))
@@ -89,7 +98,7 @@ def build_demo_server(demo: DemoResult, *, db_path: Path | None = None, server_s
     settings = ApiSettings(rpc_url="embedded", server_signing=server_signing, poll_s=poll_s,
                            rate_limit_per_s=rate_limit_per_s)
     app = create_app(store, settings=settings, chain=chain, indexer=indexer, lock=lock, run_indexer=run_indexer)
-    return DemoServer(app, store, indexer, lock, db_path, live.address, demo)
+    return DemoServer(app, store, indexer, lock, db_path, live.address, demo, bundles)
 
 
 def serve_demo(demo: DemoResult, *, host: str = "127.0.0.1", port: int = 8000, console: Any = None) -> None:

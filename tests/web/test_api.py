@@ -126,6 +126,25 @@ def test_periods_match_the_reference_model(client: TestClient, demo_server: Demo
     assert [p["period"] for p in page["items"]] == [3, 4]
 
 
+def test_every_settled_period_of_the_demo_server_verifies(demo_server: DemoServer) -> None:
+    """Issue 12: both agreements on the dashboard settled from slice records; each period checks
+    out against its evidence the way `smartsla verify` checks it (before: an opaque root)."""
+    from smartsla.client import Factory
+    from smartsla.verify import Source, verify_period
+
+    demo = demo_server.demo
+    assert demo.chain is not None
+    factory = Factory(demo.chain, demo.factory)
+    cases = [(demo.agreement, demo.bundles), (demo_server.live_agreement, list(demo_server.live_bundles))]
+    assert [len(b) for _, b in cases] == [len(DEMO_VALUES_PPM), len(LIVE_PERIODS)]
+    with demo_server.lock:
+        for address, bundles in cases:
+            agreement = factory.agreement(address)
+            for period, bundle in enumerate(bundles):
+                verdict = verify_period(agreement, demo.chain.chain_id, period, [Source("demo", bundle=bundle)])
+                assert verdict.exit_code == 0, (address, period, verdict.problems + verdict.missing)
+
+
 def test_events_are_all_there_in_order(client: TestClient, demo_server: DemoServer) -> None:
     body = client.get(f"/api/agreements/{demo_server.demo.agreement}/events", params={"limit": 200}).json()
     names = [e["name"] for e in body["items"]]
