@@ -98,6 +98,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         yield s
 
 
+Burst = tuple[float, int, float, float, float | None]  # first ts, samples, step, failure rate, latency
 # Runs of consecutive samples (so measured runs, gaps and flapping all occur), some outside the period.
 samples_st = st.lists(st.tuples(st.floats(-50, 1_250, allow_nan=False), st.integers(1, 40), st.floats(0.5, 30),
                                 st.floats(0, 1), st.one_of(st.none(), st.floats(0, 2_000, allow_nan=False))),
@@ -111,7 +112,7 @@ windows_st = st.lists(st.tuples(st.integers(0, 5), st.floats(-100, 1_300, allow_
        length=st.integers(1, 1_200), threshold=st.sampled_from([1, 1, 2, 3]),
        kind=st.sampled_from(["availability", "latency"]), percentile=st.sampled_from([50, 95, 99]),
        seed=st.randoms(use_true_random=False))
-def test_the_fast_record_is_the_reference_record(store: Store, bursts: list[tuple[float, int, float, float, float | None]],
+def test_the_fast_record_is_the_reference_record(store: Store, bursts: list[Burst],
                                                  windows: list[tuple[int, float, float]], slice_seconds: int,
                                                  length: int, threshold: int, kind: str, percentile: int,
                                                  seed: object) -> None:
