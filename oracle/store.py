@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -432,7 +433,7 @@ class Store:
             # Distinct indexes, sorted here (timsort of an almost sorted list is linear): the
             # runs cost one pass. A gaps-and-islands query (i - ROW_NUMBER() OVER (ORDER BY i))
             # returns fewer rows but its window function cost SQLite more than the rows it saves.
-            measured = index_runs(i for (i,) in _raw_rows(conn, select(idx).distinct().where(*where)))
+            measured = index_runs(map(itemgetter(0), _raw_rows(conn, select(idx).distinct().where(*where))))
             down = frozenset(int(i) for (i,) in _raw_rows(conn, select(idx).distinct().where(*where, c.ok.is_(False))))
         return SliceData(measured=measured, down=down)
 
