@@ -392,11 +392,8 @@ class Store:
         where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
             if failure_threshold <= 1:
-                idx = self._slice_index(conn, start, slice_seconds)
-                ok_latency = case((c.ok.is_(True), c.latency_ms), else_=None)
-                query = select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok"),
-                               func.max(ok_latency).label("slowest")).where(*where).group_by(text("1"))
-                return {int(i): (bool(ok), None if ms is None else float(ms)) for i, ok, ms in _raw_rows(conn, query)}
+                return {int(i): (bool(ok), None if ms is None else float(ms))
+                        for i, ok, ms in self._slice_rows(conn, where, start, slice_seconds)}
             out: dict[int, tuple[bool, float | None]] = {}
             streak = 0
             rows = conn.execution_options(yield_per=10_000).execute(
@@ -421,14 +418,19 @@ class Store:
         rows cost most of the record's time. With threshold 1 and no latency wanted, the database
         returns the distinct slice indexes (plain integers through the driver's own cursor) and
         the few slices holding a failed check (an index seek on ix_samples_failed). A latency
-        service needs its per-slice values, and a failure threshold needs the samples in order:
-        those take `slice_states`."""
-        if latency or failure_threshold > 1:
+        service needs its per-slice values (one GROUP BY row per slice, taken apart without
+        per-slice tuples), and a failure threshold needs the samples in order (`slice_states`)."""
+        if failure_threshold > 1:
             return SliceData.from_slices(self.slice_states(agreement, service, start, end, slice_seconds,
                                                            failure_threshold))
         c = samples.c
         where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
+            if latency:  # one row per measured slice, taken apart column by column
+                rows = self._slice_rows(conn, where, start, slice_seconds)
+                ids = list(map(itemgetter(0), rows))
+                return SliceData(measured=index_runs(ids), down=frozenset(i for i, ok, _ in rows if not ok),
+                                 latency=dict(zip(ids, map(itemgetter(2), rows), strict=True)))
             idx = self._slice_index(conn, start, slice_seconds)
             # Distinct indexes, sorted here (timsort of an almost sorted list is linear): the
             # runs cost one pass. A gaps-and-islands query (i - ROW_NUMBER() OVER (ORDER BY i))
@@ -446,6 +448,16 @@ class Store:
             return [self.slice_data(*r) for r in requests]
         with ThreadPoolExecutor(max_workers=min(workers, len(requests)), thread_name_prefix="store-read") as pool:
             return list(pool.map(lambda r: self.slice_data(*r), requests))
+
+    def _slice_rows(self, conn: Connection, where: Sequence[Any], start: float,
+                    slice_seconds: int) -> list[tuple[Any, ...]]:
+        """(slice index, 1 if every check passed else 0, slowest successful check in ms or NULL)
+        per measured slice: one GROUP BY row each."""
+        c = samples.c
+        idx = self._slice_index(conn, start, slice_seconds)
+        ok_latency = case((c.ok.is_(True), c.latency_ms), else_=None)
+        return _raw_rows(conn, select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok"),
+                                      func.max(ok_latency).label("slowest")).where(*where).group_by(text("1")))
 
     @staticmethod
     def _slice_index(conn: Connection, start: float, slice_seconds: int) -> Any:
