@@ -365,10 +365,7 @@ class Store:
         where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
             if failure_threshold <= 1:
-                # ts >= start, so truncation is the floor; the numbers are ours (float, int), not input.
-                idx = literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
-                if conn.dialect.name == "postgresql":
-                    idx = literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
+                idx = self._slice_index(conn, start, slice_seconds)
                 # min(ok) over a slice: false as soon as one check failed.
                 query = select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok")).where(
                     *where).group_by(text("1"))
