@@ -1,11 +1,14 @@
 """Period figures at scale: a 30-day period at one sample a minute per service, computed the way
-the daemon does it (per-slice verdicts aggregated by the database, never a month of samples as
-Python objects), against the old way (load every sample, then oracle.sli.availability).
+the daemon does it: the store's per-slice data -> the evidence record (oracle.evidence.build_record)
+-> its figure (figure_from_record) -> its hash (record_hash), so the figure is what the evidence
+shows. Against the old way (load every sample, then oracle.sli.availability) for a few services.
 
     .venv/bin/python bench/period_bench.py --services 100          # builds 4.32 M samples
     .venv/bin/python bench/period_bench.py --services 1000 --db /tmp/p.db   # the issue's size
 
-Prints the build time, seconds per service and for all services, the extrapolation to 1,000
+The record path of the code before the fast path (Store.slice_states and the slice-by-slice
+build_record) is timed by running this script against that checkout: it uses slice_states when
+the store has no slice_data. Prints seconds per service-month, the extrapolation to 1,000
 services, and the process' peak memory. Not a test.
 """
 
@@ -19,13 +22,16 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from oracle.sli import availability, figure_from_counts
+from oracle import evidence as ev
+from oracle.sli import availability
 from oracle.store import READ_WORKERS, Store
 
 AGREEMENT = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 MINUTES = 30 * 1_440
 START = 1_800_000_000
+END = START + MINUTES * 60
 
 
 def build(path: Path, services: int) -> float:
@@ -36,8 +42,9 @@ def build(path: Path, services: int) -> float:
     rng = random.Random(1)
     for s in range(services):
         bad = set(rng.sample(range(MINUTES), 30))
-        rows = [(AGREEMENT, f"svc{s}", START + 60 * i + 1.5, i not in bad, None if i in bad else 20.0, "")
-                for i in range(MINUTES)]
+        gap = rng.randrange(MINUTES - 60)  # an hour the daemon was down: two measured runs
+        rows = [(AGREEMENT, f"svc{s}", START + 60 * i + 1.5, i not in bad, None if i in bad else rng.uniform(5, 90), "")
+                for i in range(MINUTES) if not gap <= i < gap + 60]
         conn.executemany("INSERT INTO samples (agreement, service, ts, ok, latency_ms, detail) "
                          "VALUES (?, ?, ?, ?, ?, ?)", rows)
     conn.commit()
@@ -46,53 +53,67 @@ def build(path: Path, services: int) -> float:
     return time.perf_counter() - t0
 
 
+def slices_of(store: Store, services: list[str], kind: str, workers: int) -> list[Any]:
+    """The daemon's read: slice_data_many (fast path), or slice_states one by one (older code)."""
+    if hasattr(store, "slice_data_many"):
+        return store.slice_data_many([(AGREEMENT, s, START, END, 60, 1, kind == "latency") for s in services], workers)
+    return [store.slice_states(AGREEMENT, s, START, END, 60) for s in services]
+
+
+def record_path(store: Store, services: list[str], kind: str, workers: int) -> tuple[float, float, list[int]]:
+    """(wall s, CPU s, figures) of store -> record -> figure -> hash for `services`."""
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    values = []
+    for k, (name, slices) in enumerate(zip(services, slices_of(store, services, kind, workers), strict=True)):
+        rec = ev.build_record(chain_id=1, agreement=AGREEMENT, period=0, start=START, end=END, slice_seconds=60,
+                              index=k, name=name, kind=kind, slices=slices, windows=[(0, START + 7_200, START + 9_000)])
+        values.append(ev.figure_from_record(rec, percentile=95, objective_ms=300).value_ppm)
+        ev.record_hash(rec)
+    return time.perf_counter() - t0, time.process_time() - cpu0, values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=100)
     parser.add_argument("--db", help="reuse (or build) this SQLite file")
-    parser.add_argument("--old", type=int, default=3, help="services to time the old way (0: skip)")
-    parser.add_argument("--workers", type=int, default=READ_WORKERS, help="threads of slice_counts_many")
+    parser.add_argument("--old", type=int, default=3, help="services to time the every-sample way (0: skip)")
+    parser.add_argument("--latency", type=int, default=20, help="services to time as latency services")
+    parser.add_argument("--workers", type=int, default=READ_WORKERS, help="threads of slice_data_many")
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory()
     path = Path(args.db) if args.db else Path(tmp.name) / "period.db"
     if not path.exists():
         print(f"building {args.services} services x {MINUTES:,} samples ...", flush=True)
         print(f"built in {build(path, args.services):.1f} s", flush=True)
-    end = START + MINUTES * 60
+    names = [f"svc{s}" for s in range(args.services)]
     with Store.open(f"sqlite:///{path}") as store:
-        requests = [(AGREEMENT, f"svc{s}", START, end, 60, ()) for s in range(args.services)]
-        want = {(MINUTES - 30) * 1_000_000 // MINUTES}
-        for s in range(min(args.services, 50)):  # warm the page cache: both runs read from memory
-            store.slice_counts(*requests[s])
+        record_path(store, names[:50], "availability", 1)  # warm the page cache: every run reads from memory
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        values = [figure_from_counts(store.slice_counts(*r), 60).value_ppm for r in requests]
-        seq, seq_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        assert set(values) == want, set(values)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        many = [figure_from_counts(c, 60).value_ppm for c in store.slice_counts_many(requests, args.workers)]
-        new, new_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        assert many == values
         print(f"load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-        print(f"before (one service after another): {args.services} services in {seq:.2f} s "
-              f"({1000 * seq / args.services:.1f} ms a service, CPU {seq_cpu:.2f} s; 1,000 services ~ "
-              f"{seq / args.services * 1000:.1f} s)")
-        print(f"after (slice_counts_many, {args.workers} threads): {args.services} services in {new:.2f} s "
-              f"({1000 * new / args.services:.1f} ms a service, CPU {new_cpu:.2f} s; 1,000 services ~ "
-              f"{new / args.services * 1000:.1f} s); peak RSS {rss1 // 1024} MiB "
-              f"(+{(rss1 - rss0) // 1024} MiB while computing)")
-        t0 = time.perf_counter()
-        latency = store.latency_percentiles(AGREEMENT, "svc0", START, end, 60)
-        lat_s = time.perf_counter() - t0
-        print(f"latency percentiles of one service (latency services only): {1000 * lat_s:.1f} ms {latency}")
+        print(f"record path (store -> build_record -> figure_from_record -> record_hash), "
+              f"{'slice_data_many' if hasattr(store, 'slice_data_many') else 'slice_states (older code)'}:")
+        runs = [("availability", 1), ("availability", args.workers)]
+        if args.latency:
+            runs += [("latency", 1), ("latency", args.workers)]
+        first: list[int] | None = None
+        for kind, workers in runs:
+            chosen = names if kind == "availability" else names[:args.latency]
+            wall, cpu, values = record_path(store, chosen, kind, workers)
+            if kind == "availability":
+                assert first is None or values == first
+                first = values
+            per = wall / len(chosen)
+            print(f"  {kind:12s} {workers} thread(s): {len(chosen)} services in {wall:.2f} s, "
+                  f"{1000 * per:.1f} ms a service-month (CPU {1000 * cpu / len(chosen):.1f} ms); "
+                  f"1,000 services ~ {per * 1000:.1f} s", flush=True)
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"peak RSS {rss1 // 1024} MiB (+{(rss1 - rss0) // 1024} MiB while computing)")
         if args.old:
             t0 = time.perf_counter()
             for s in range(args.old):
-                old = availability(store.samples(AGREEMENT, f"svc{s}", START, end), START, end, slice_seconds=60)
+                availability(store.samples(AGREEMENT, f"svc{s}", START, END), START, END, slice_seconds=60)
             per = (time.perf_counter() - t0) / args.old
-            assert old.value_ppm == values[0]
-            print(f"old (every sample as a Python object): {1000 * per:.0f} ms a service; "
+            print(f"every sample as a Python object (oracle.sli.availability): {1000 * per:.0f} ms a service; "
                   f"1,000 services ~ {per * 1000:.0f} s")
 
 

@@ -45,7 +45,15 @@ from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
-from .evidence import Bundle, ExcludedWindow, ServiceRecord, build_record, dumps_bundle, figure_from_record
+from .evidence import (
+    Bundle,
+    ExcludedWindow,
+    ServiceRecord,
+    SliceData,
+    build_record,
+    dumps_bundle,
+    figure_from_record,
+)
 from .fleet import Fleet
 from .keys import load_key
 from .metrics import OracleMetrics
@@ -577,20 +585,26 @@ class Daemon:
         address = served.agreement.address
         out: dict[str, PeriodFigure] = {}
         records: list[ServiceRecord] = []
+        probed = [s for s in terms.services if s.kind not in (Kind.satisfaction, Kind.composite)
+                  and served.probes[s.name].prometheus is None]
+        # The store's services are read side by side (threads, a connection each).
+        stored = dict(zip([s.name for s in probed], self.store.slice_data_many(
+            [(address, s.name, start, end, slice_s, served.probes[s.name].failure_threshold, s.kind is Kind.latency)
+             for s in probed]), strict=True))
         for index, service in enumerate(terms.services):
             if service.kind in (Kind.satisfaction, Kind.composite):
                 # The contract fills these in; report a neutral figure (ignored on-chain).
                 out[service.name] = replace(NEUTRAL_FIGURE, slice_seconds=slice_s)
                 continue
             probe = served.probes[service.name]
-            slices: dict[int, tuple[bool, float | None]]
+            slices: SliceData | dict[int, tuple[bool, float | None]]
             if probe.prometheus is not None:
                 p = probe.prometheus
                 verdicts = PrometheusSource(str(p.url).rstrip("/")).verdicts(
                     p.query, start, end, slice_seconds=slice_s, threshold=p.threshold, inclusive=p.inclusive)
                 slices = {i: (ok, None) for i, ok in verdicts.items()}
             else:
-                slices = self.store.slice_states(address, service.name, start, end, slice_s, probe.failure_threshold)
+                slices = stored[service.name]
             record = build_record(chain_id=self.chain.chain_id, agreement=address, period=period, start=start,
                                   end=end, slice_seconds=slice_s, index=index, name=service.name,
                                   kind=service.kind.name, slices=slices, windows=windows)

@@ -27,7 +27,7 @@ The rules:
   failed check has no latency: the failure is its measurement.
 * **The figure** is computed from the record ONLY (`figure_from_record`): the oracle computes the
   figure it reports this way, and `smartsla verify` recomputes it the same way, so the two cannot
-  drift. Counting goes through `oracle.sli.count_slices`.
+  drift. The slice totals follow `oracle.sli.counts_of_classes` (the rules of `count_slices`).
 * **Canonical bytes** of a service record: the JSON object of `record_document` with keys
   sorted, no whitespace, ASCII only (``json.dumps(doc, sort_keys=True, separators=(",", ":"))``;
   ``jq -cS`` prints the same bytes). Every value is an integer or a string, so there is no
@@ -54,6 +54,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -61,7 +62,7 @@ from eth_utils import keccak
 
 from smartsla.forecast import latency_figure_ms
 
-from .sli import PeriodFigure, count_slices, figure_from_counts, maintenance_slices, nearest_rank, slice_count
+from .sli import PeriodFigure, counts_of_classes, figure_from_counts, maintenance_slices, nearest_rank, slice_count
 
 VERSION = 1
 UP, DOWN, NONE = "up", "down", "none"
@@ -191,38 +192,116 @@ def record_hash(record: ServiceRecord) -> bytes:
 ExcludedWindow = tuple[int, float, float]  # (on-chain index, start, end) of a window declared with notice
 
 
+@dataclass(frozen=True)
+class SliceData:
+    """What a period's measurements say per slice, in the compact form the store aggregates
+    (oracle.store.Store.slice_data) so a month of healthy slices is a few tuples, not 43,200:
+
+    * `measured`: the slices holding a sample, as sorted, disjoint (first, last) runs;
+    * `down`: the measured slices whose verdict is down (a failed check, after the threshold);
+    * `latency`: slice index -> the slowest successful check in ms, or None (needed for latency
+      services only; an up slice absent from it has no latency value).
+    """
+
+    measured: tuple[tuple[int, int], ...]
+    down: frozenset[int] = frozenset()
+    latency: Mapping[int, float | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_slices(cls, slices: Mapping[int, tuple[bool, float | None]]) -> SliceData:
+        """From per-slice (verdict, slowest successful check in ms or None)."""
+        return cls(measured=index_runs(slices), down=frozenset(i for i, (ok, _) in slices.items() if not ok),
+                   latency={i: ms for i, (_, ms) in slices.items()})
+
+
+def index_runs(indexes: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """DISTINCT integers as sorted (first, last) runs of consecutive values: {7, 1, 2, 3} -> ((1, 3), (7, 7)).
+
+    A sorted stretch xs[lo:hi] of distinct integers is one run exactly when xs[hi-1] - xs[lo] ==
+    hi - 1 - lo, so the stretches are split in halves only where a gap is: a month measured
+    without a gap is one comparison, not 43,200 steps."""
+    xs = sorted(indexes)
+    out: list[tuple[int, int]] = []
+    stack = [(0, len(xs))] if xs else []
+    while stack:
+        lo, hi = stack.pop()
+        if xs[hi - 1] - xs[lo] == hi - 1 - lo:
+            if out and out[-1][1] == xs[lo] - 1:  # continues the run before it
+                out[-1] = (out[-1][0], xs[hi - 1])
+            else:
+                out.append((xs[lo], xs[hi - 1]))
+            continue
+        mid = (lo + hi) // 2
+        stack += [(mid, hi), (lo, mid)]  # the left half first: runs come out in order
+    return tuple(out)
+
+
+def _excluded_segments(start: int, end: int, slice_seconds: int, n: int,
+                       windows: Sequence[ExcludedWindow]) -> list[tuple[int, int, int]]:
+    """Sorted, disjoint [a, b) slice ranges with the window index naming them: the slices each
+    window overlaps (the rule of oracle.sli.maintenance_slices), the lowest index where windows overlap."""
+    ranges: list[tuple[int, int, int]] = []
+    for w_index, w_start, w_end in windows:
+        hit = maintenance_slices(start, end, slice_seconds, [(w_start, w_end)])
+        if hit:  # one window overlaps consecutive slices
+            ranges.append((min(hit), max(hit) + 1, w_index))
+    cuts = sorted({c for a, b, _ in ranges for c in (a, b)} | {0, n})
+    out: list[tuple[int, int, int]] = []
+    for a, b in pairwise(cuts):
+        covering = [w for ra, rb, w in ranges if ra <= a and b <= rb]
+        if covering:
+            out.append((a, b, min(covering)))
+    return out
+
+
 def build_record(*, chain_id: int, agreement: str, period: int, start: int, end: int, slice_seconds: int,
-                 index: int, name: str, kind: str, slices: Mapping[int, tuple[bool, float | None]],
+                 index: int, name: str, kind: str, slices: Mapping[int, tuple[bool, float | None]] | SliceData,
                  windows: Sequence[ExcludedWindow] = ()) -> ServiceRecord:
     """The record of one service from per-slice data.
 
-    `slices` maps a slice index to (verdict, slowest successful check in ms or None); an index
-    absent from it was not measured; indexes outside the period are ignored. `windows` are the
-    maintenance windows declared on-chain WITH the agreed notice, with their on-chain index.
+    `slices` maps a slice index to (verdict, slowest successful check in ms or None), or is the
+    same in the compact `SliceData` form; an index absent from it was not measured; indexes
+    outside the period are ignored. `windows` are the maintenance windows declared on-chain WITH
+    the agreed notice, with their on-chain index.
+
+    Built from ranges (window ranges, measured runs, down slices), never slice by slice: the cost
+    grows with the number of state changes, plus one step per up slice for latency services.
     """
+    data = slices if isinstance(slices, SliceData) else SliceData.from_slices(slices)
     n = slice_count(start, end, slice_seconds)
-    excluded_by: dict[int, int] = {}
-    for w_index, w_start, w_end in sorted(windows, key=lambda w: w[0], reverse=True):
-        # Same overlap rule as oracle.sli; the lowest index wins (assigned last).
-        for i in maintenance_slices(start, end, slice_seconds, [(w_start, w_end)]):
-            excluded_by[i] = w_index
-    states: list[str] = []
+    excluded = _excluded_segments(start, end, slice_seconds, n, windows)
+    down = sorted(d for d in data.down if 0 <= d < n)
+    cuts = {0, n}
+    cuts.update(c for a, b, _ in excluded for c in (a, b))
+    cuts.update(min(max(c, 0), n) for a, b in data.measured for c in (a, b + 1))
+    cuts.update(c for d in down for c in (d, d + 1))
+    down_set = set(down)
+    runs: list[list[Any]] = []
     latencies: list[int | None] = []
-    for i in range(n):
-        if i in excluded_by:
-            states.append(window_state(excluded_by[i]))
-            continue
-        data = slices.get(i)
-        if data is None:
-            states.append(NONE)
-            continue
-        ok, ms = data
-        states.append(UP if ok else DOWN)
-        if ok and kind == "latency":
-            latencies.append(None if ms is None else int(math.ceil(ms)))
+    ex = ms_run = 0  # pointers into `excluded` and `data.measured`
+    bounds = sorted(cuts)
+    for a, b in pairwise(bounds):
+        while ex < len(excluded) and excluded[ex][1] <= a:
+            ex += 1
+        while ms_run < len(data.measured) and data.measured[ms_run][1] < a:
+            ms_run += 1
+        if ex < len(excluded) and excluded[ex][0] <= a:
+            state = window_state(excluded[ex][2])
+        elif ms_run < len(data.measured) and data.measured[ms_run][0] <= a:
+            state = DOWN if a in down_set else UP
+            if state == UP and kind == "latency":
+                for i in range(a, b):
+                    ms = data.latency.get(i)
+                    latencies.append(None if ms is None else int(math.ceil(ms)))
+        else:
+            state = NONE
+        if runs and runs[-1][0] == state:
+            runs[-1][1] += b - a
+        else:
+            runs.append([state, b - a])
     return ServiceRecord(chain_id=chain_id, agreement=agreement.lower(), period=period, start=start, end=end,
                          slice_seconds=slice_seconds, index=index, name=name, kind=kind,
-                         runs=encode_runs(states), latency_ms=tuple(latencies))
+                         runs=tuple((s, k) for s, k in runs), latency_ms=tuple(latencies))
 
 
 def excluded_slices(record: ServiceRecord) -> dict[int, int]:
@@ -247,19 +326,12 @@ def figure_from_record(record: ServiceRecord, *, percentile: int = 95, objective
     `percentile`; no up slice but measured ones -> LATENCY_UNKNOWN_MS; nothing measured -> the
     objective); p50/p95/p99 are the same percentiles of the per-slice values.
     """
-    verdicts: dict[int, bool] = {}
-    maintenance: list[tuple[float, float]] = []
-    i = 0
+    # The record already classifies every slice (with oracle.sli's rules, in build_record):
+    # counting is summing its runs by state.
+    by_state = counts_of(record)
+    counts = counts_of_classes(good=by_state[UP], bad=by_state[DOWN], missing=by_state[NONE],
+                               maintenance=by_state["excluded"])
     L = record.slice_seconds
-    for s, n in record.runs:
-        if s in (UP, DOWN):
-            verdicts.update(dict.fromkeys(range(i, i + n), s == UP))
-        elif s != NONE:
-            # The excluded slices as a window of whole slices: maintenance_slices maps it back
-            # to exactly these indexes.
-            maintenance.append((record.start + i * L, record.start + (i + n) * L))
-        i += n
-    counts = count_slices(record.start, record.end, L, verdicts, maintenance)
     values = sorted(float(v) for v in record.latency_ms if v is not None)
     latencies = (nearest_rank(values, 50), nearest_rank(values, 95), nearest_rank(values, 99))
     figure = figure_from_counts(counts, L, latencies if record.kind == "latency" else (None, None, None))

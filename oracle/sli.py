@@ -170,9 +170,15 @@ def count_slices(start: float, end: float, slice_seconds: int, verdicts: Mapping
             good += 1
         else:
             bad += 1
-    # Not measured is never down nor up: out of good and total (see the module docstring).
-    return SliceCounts(good=good, total=good + bad, excluded=len(maint) + no_data, maintenance=len(maint),
-                       missing=no_data)
+    return counts_of_classes(good=good, bad=bad, missing=no_data, maintenance=len(maint))
+
+
+def counts_of_classes(*, good: int, bad: int, missing: int, maintenance: int) -> SliceCounts:
+    """The counts of slices already classified (`count_slices`, or the runs of an evidence
+    record): not measured is never down nor up, so it is out of good and total (see the module
+    docstring); maintenance and not measured are the excluded slices."""
+    return SliceCounts(good=good, total=good + bad, excluded=maintenance + missing, maintenance=maintenance,
+                       missing=missing)
 
 
 def sample_verdicts(samples: Iterable[SampleLike], start: float, slice_seconds: int,

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -55,8 +56,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 
+from .evidence import SliceData, index_runs
 from .probes import Sample
-from .sli import PeriodFigure, SliceCounts, Window, maintenance_slices, slice_count
+from .sli import PeriodFigure, Window, maintenance_slices
 from .transactions import ATTEMPTS as TX_ATTEMPTS
 
 # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet).
@@ -187,9 +189,9 @@ _FIGURE_FIELDS = ("value_ppm", "good_slices", "total_slices", "excluded_slices",
                   "missing_slices", "slice_seconds", "p50_ms", "p95_ms", "p99_ms", "measured_ppm")
 
 
-# (agreement, service, start, end, slice_seconds, maintenance windows): one slice_counts call
-CountRequest = tuple[str, str, float, float, int, Sequence[Window]]
-READ_WORKERS = 2  # threads counting period figures side by side (slice_counts_many)
+# (agreement, service, start, end, slice_seconds, failure_threshold, latency): one slice_data call
+DataRequest = tuple[str, str, float, float, int, int, bool]
+READ_WORKERS = 2  # threads reading period data side by side (slice_data_many)
 
 
 @dataclass(frozen=True)
@@ -363,10 +365,7 @@ class Store:
         where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
             if failure_threshold <= 1:
-                # ts >= start, so truncation is the floor; the numbers are ours (float, int), not input.
-                idx = literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
-                if conn.dialect.name == "postgresql":
-                    idx = literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
+                idx = self._slice_index(conn, start, slice_seconds)
                 # min(ok) over a slice: false as soon as one check failed.
                 query = select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok")).where(
                     *where).group_by(text("1"))
@@ -390,13 +389,8 @@ class Store:
         where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
             if failure_threshold <= 1:
-                idx = literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
-                if conn.dialect.name == "postgresql":
-                    idx = literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
-                ok_latency = case((c.ok.is_(True), c.latency_ms), else_=None)
-                query = select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok"),
-                               func.max(ok_latency).label("slowest")).where(*where).group_by(text("1"))
-                return {int(i): (bool(ok), None if ms is None else float(ms)) for i, ok, ms in conn.execute(query)}
+                return {int(i): (bool(ok), None if ms is None else float(ms))
+                        for i, ok, ms in self._slice_rows(conn, where, start, slice_seconds)}
             out: dict[int, tuple[bool, float | None]] = {}
             streak = 0
             rows = conn.execution_options(yield_per=10_000).execute(
@@ -410,45 +404,65 @@ class Store:
                 out[i] = (verdict and (bool(ok) or streak < failure_threshold), slowest)
             return out
 
-    def slice_counts(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
-                     maintenance: Sequence[Window] = ()) -> SliceCounts:
-        """`oracle.sli.count_slices` of the period, computed by the database from aggregates
-        only (failure threshold 1): the number of distinct slices holding a sample, and the few
-        slices holding a failed check. About 10 ms for a month of one-minute samples, where
-        returning one row per slice costs several times that. Same result as
-        count_slices(slice_verdicts(...)) (a test checks it)."""
+    def slice_data(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
+                   failure_threshold: int = 1, latency: bool = False) -> SliceData:
+        """The period's per-slice data for its evidence record (oracle.evidence.build_record), in
+        the compact form: the measured slices as runs, the down slices, and (`latency`) the
+        slowest successful check per slice. Equal to `SliceData.from_slices(slice_states(...))`
+        (tests/oracle/test_period_fast_path.py checks it on random samples).
+
+        Why: a month of one-minute slices is 43,200 GROUP BY rows, and turning them into Python
+        rows cost most of the record's time. With threshold 1 and no latency wanted, the database
+        returns the distinct slice indexes (plain integers through the driver's own cursor) and
+        the few slices holding a failed check (an index seek on ix_samples_failed). A latency
+        service needs its per-slice values (one GROUP BY row per slice, taken apart without
+        per-slice tuples), and a failure threshold needs the samples in order (`slice_states`)."""
+        if failure_threshold > 1:
+            return SliceData.from_slices(self.slice_states(agreement, service, start, end, slice_seconds,
+                                                           failure_threshold))
         c = samples.c
-        n = slice_count(start, end, slice_seconds)
-        idx = literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
-        if self.engine.dialect.name == "postgresql":
-            idx = literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
-        base = (c.agreement == _norm(agreement), c.service == service)
-        maint = maintenance_slices(start, end, slice_seconds, maintenance)
+        where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
-            def measured(a: float, b: float) -> int:
-                return int(conn.execute(select(func.count(idx.distinct())).where(
-                    *base, c.ts >= a, c.ts < b)).scalar_one())
+            if latency:  # one row per measured slice, taken apart column by column
+                rows = self._slice_rows(conn, where, start, slice_seconds)
+                ids = list(map(itemgetter(0), rows))
+                return SliceData(measured=index_runs(ids), down=frozenset(i for i, ok, _ in rows if not ok),
+                                 latency=dict(zip(ids, map(itemgetter(2), rows), strict=True)))
+            idx = self._slice_index(conn, start, slice_seconds)
+            # Distinct indexes, sorted here (timsort of an almost sorted list is linear): the
+            # runs cost one pass. A gaps-and-islands query (i - ROW_NUMBER() OVER (ORDER BY i))
+            # returns fewer rows but its window function cost SQLite more than the rows it saves.
+            measured = index_runs(map(itemgetter(0), _raw_rows(conn, select(idx).distinct().where(*where))))
+            down = frozenset(int(i) for (i,) in _raw_rows(conn, select(idx).distinct().where(*where, c.ok.is_(False))))
+        return SliceData(measured=measured, down=down)
 
-            in_period = measured(start, end)
-            in_maint = sum(measured(start + f * slice_seconds, min(end, start + (last + 1) * slice_seconds))
-                           for f, last in _runs(maint))
-            bad = {int(i) for (i,) in conn.execute(select(idx).distinct().where(
-                *base, c.ts >= start, c.ts < end, c.ok.is_(False)))} - maint
-        total = in_period - in_maint
-        missing = n - len(maint) - total
-        return SliceCounts(good=total - len(bad), total=total, excluded=len(maint) + missing,
-                           maintenance=len(maint), missing=missing)
-
-    def slice_counts_many(self, requests: Sequence[CountRequest], workers: int = READ_WORKERS) -> list[SliceCounts]:
-        """:meth:`slice_counts` of several (agreement, service, period) at once, in that order, on
-        `workers` threads with a connection each. The database does the work (SQLite's and
-        psycopg's drivers release the GIL while a statement runs), so on a machine with several
-        cores the services of a period end are counted side by side: the count of one service
-        is a scan of its period's index range, ~100-250 ns a sample, and nothing else to share."""
+    def slice_data_many(self, requests: Sequence[DataRequest], workers: int = READ_WORKERS) -> list[SliceData]:
+        """:meth:`slice_data` of several (agreement, service, period) at once, in that order, on
+        `workers` threads with a connection each. The database does most of the work (SQLite's
+        and psycopg's drivers release the GIL while a statement runs), so on a machine with
+        several cores the services of a period end are read side by side."""
         if workers <= 1 or len(requests) <= 1:
-            return [self.slice_counts(*r) for r in requests]
+            return [self.slice_data(*r) for r in requests]
         with ThreadPoolExecutor(max_workers=min(workers, len(requests)), thread_name_prefix="store-read") as pool:
-            return list(pool.map(lambda r: self.slice_counts(*r), requests))
+            return list(pool.map(lambda r: self.slice_data(*r), requests))
+
+    def _slice_rows(self, conn: Connection, where: Sequence[Any], start: float,
+                    slice_seconds: int) -> list[tuple[Any, ...]]:
+        """(slice index, 1 if every check passed else 0, slowest successful check in ms or NULL)
+        per measured slice: one GROUP BY row each."""
+        c = samples.c
+        idx = self._slice_index(conn, start, slice_seconds)
+        ok_latency = case((c.ok.is_(True), c.latency_ms), else_=None)
+        return _raw_rows(conn, select(idx.label("i"), func.min(c.ok.cast(Integer)).label("all_ok"),
+                                      func.max(ok_latency).label("slowest")).where(*where).group_by(text("1")))
+
+    @staticmethod
+    def _slice_index(conn: Connection, start: float, slice_seconds: int) -> Any:
+        """The slice index of a sample as SQL (ts >= start, so truncation is the floor; the
+        numbers are ours, float and int, never input text)."""
+        if conn.dialect.name == "postgresql":
+            return literal_column(f"FLOOR((ts - {float(start)!r}) / {int(slice_seconds)})::bigint")
+        return literal_column(f"CAST((ts - {float(start)!r}) / {int(slice_seconds)} AS INTEGER)")
 
     def latency_percentiles(self, agreement: str, service: str, start: float, end: float, slice_seconds: int,
                             maintenance: Sequence[Window] = (), percentiles: Sequence[int] = (50, 95, 99)
@@ -460,7 +474,7 @@ class Store:
         where = [c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end,
                  c.ok.is_(True), c.latency_ms.is_not(None)]
         # Maintenance slices as [a, b) ranges of whole slices (the same slices count_slices excludes).
-        for first, last in _runs(maintenance_slices(start, end, slice_seconds, maintenance)):
+        for first, last in index_runs(maintenance_slices(start, end, slice_seconds, maintenance)):
             a, b = start + first * slice_seconds, start + (last + 1) * slice_seconds
             where.append((c.ts < a) | (c.ts >= b))
         with self._tx() as conn:
@@ -660,15 +674,20 @@ class Store:
         return None if row is None else _to_report(row)
 
 
-def _runs(indexes: set[int]) -> list[tuple[int, int]]:
-    """Consecutive integers as (first, last) runs: {1, 2, 3, 7} -> [(1, 3), (7, 7)]."""
-    out: list[tuple[int, int]] = []
-    for i in sorted(indexes):
-        if out and out[-1][1] == i - 1:
-            out[-1] = (out[-1][0], i)
-        else:
-            out.append((i, i))
-    return out
+def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """Rows of `query` as plain tuples from the driver's own cursor, in the transaction of
+    `conn`: tens of thousands of per-slice rows cost several times more as SQLAlchemy rows.
+    Only for queries whose columns need no type conversion (integers, floats, NULL)."""
+    compiled = query.compile(dialect=conn.dialect)
+    params: Any = compiled.construct_params()
+    if compiled.positional:
+        params = tuple(params[k] for k in compiled.positiontup)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(compiled.string, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _to_report(row: Any) -> Report:

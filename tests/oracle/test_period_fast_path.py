@@ -1,10 +1,14 @@
-"""The store's period figures (the path the daemon settles with: slice counts and latency
-percentiles aggregated by the database, several services side by side) equal the reference
-function `oracle.sli.availability` on random samples, slices and maintenance windows."""
+"""The daemon's record path (Store.slice_data -> oracle.evidence.build_record by ranges ->
+figure_from_record by runs) gives byte for byte the record, hash and figure of the reference: the
+record built the old way, slice by slice, from the raw samples (the code before the fast path,
+kept here verbatim as the reference), on random samples, slice lengths, failure thresholds,
+maintenance windows, and both measured kinds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import count
 from pathlib import Path
 
@@ -12,12 +16,79 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from oracle import evidence as ev
 from oracle.probes import Sample
-from oracle.sli import availability, figure_from_counts
+from oracle.sli import PeriodFigure, count_slices, figure_from_counts, maintenance_slices, nearest_rank, slice_count
 from oracle.store import Store
+from smartsla.forecast import latency_figure_ms
 
 START = 1_800_000_000
 _ids = count(1)
+
+
+def reference_slices(samples: Sequence[Sample], start: float, end: float, slice_seconds: int,
+                     threshold: int) -> dict[int, tuple[bool, float | None]]:
+    """Per-slice (verdict, slowest ok latency) from the raw samples, in time order (ties: insertion)."""
+    out: dict[int, tuple[bool, float | None]] = {}
+    streak = 0
+    for s in sorted((s for s in samples if start <= s.ts < end), key=lambda s: s.ts):
+        streak = 0 if s.ok else streak + 1
+        i = int((s.ts - start) // slice_seconds)
+        verdict, slowest = out.get(i, (True, None))
+        if s.ok and s.latency_ms is not None:
+            slowest = s.latency_ms if slowest is None else max(slowest, s.latency_ms)
+        out[i] = (verdict and (s.ok or streak < threshold), slowest)
+    return out
+
+
+def reference_record(*, start: int, end: int, slice_seconds: int, kind: str,
+                     slices: Mapping[int, tuple[bool, float | None]],
+                     windows: Sequence[ev.ExcludedWindow]) -> ev.ServiceRecord:
+    """build_record as it was: one state per slice, then run-length encoded."""
+    n = slice_count(start, end, slice_seconds)
+    excluded_by: dict[int, int] = {}
+    for w_index, w_start, w_end in sorted(windows, key=lambda w: w[0], reverse=True):
+        for i in maintenance_slices(start, end, slice_seconds, [(w_start, w_end)]):
+            excluded_by[i] = w_index
+    states: list[str] = []
+    latencies: list[int | None] = []
+    for i in range(n):
+        if i in excluded_by:
+            states.append(ev.window_state(excluded_by[i]))
+            continue
+        data = slices.get(i)
+        if data is None:
+            states.append(ev.NONE)
+            continue
+        ok, ms = data
+        states.append(ev.UP if ok else ev.DOWN)
+        if ok and kind == "latency":
+            latencies.append(None if ms is None else int(math.ceil(ms)))
+    return ev.ServiceRecord(chain_id=1, agreement="0x" + "ab" * 20, period=3, start=start, end=end,
+                            slice_seconds=slice_seconds, index=0, name="api", kind=kind,
+                            runs=ev.encode_runs(states), latency_ms=tuple(latencies))
+
+
+def reference_figure(record: ev.ServiceRecord, percentile: int, objective_ms: int) -> PeriodFigure:
+    """figure_from_record as it was: every slice's verdict through oracle.sli.count_slices."""
+    verdicts: dict[int, bool] = {}
+    maintenance: list[tuple[float, float]] = []
+    i = 0
+    L = record.slice_seconds
+    for s, n in record.runs:
+        if s in (ev.UP, ev.DOWN):
+            verdicts.update(dict.fromkeys(range(i, i + n), s == ev.UP))
+        elif s != ev.NONE:
+            maintenance.append((record.start + i * L, record.start + (i + n) * L))
+        i += n
+    counts = count_slices(record.start, record.end, L, verdicts, maintenance)
+    values = sorted(float(v) for v in record.latency_ms if v is not None)
+    latencies = (nearest_rank(values, 50), nearest_rank(values, 95), nearest_rank(values, 99))
+    figure = figure_from_counts(counts, L, latencies if record.kind == "latency" else (None, None, None))
+    if record.kind == "latency":
+        figure = replace(figure, value_ppm=latency_figure_ms(values, percentile, objective_ms,
+                                                             measured=counts.total > 0))
+    return figure
 
 
 @pytest.fixture(scope="module")
@@ -27,28 +98,44 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         yield s
 
 
-samples_st = st.lists(st.tuples(st.floats(-50, 1_250, allow_nan=False),  # some outside the period
-                                st.booleans(), st.floats(0, 2_000, allow_nan=False)), max_size=120)
-windows_st = st.lists(st.tuples(st.floats(-100, 1_300, allow_nan=False), st.floats(0, 400, allow_nan=False)),
-                      max_size=3)
+Burst = tuple[float, int, float, float, float | None]  # first ts, samples, step, failure rate, latency
+# Runs of consecutive samples (so measured runs, gaps and flapping all occur), some outside the period.
+samples_st = st.lists(st.tuples(st.floats(-50, 1_250, allow_nan=False), st.integers(1, 40), st.floats(0.5, 30),
+                                st.floats(0, 1), st.one_of(st.none(), st.floats(0, 2_000, allow_nan=False))),
+                      max_size=8)
+windows_st = st.lists(st.tuples(st.integers(0, 5), st.floats(-100, 1_300, allow_nan=False),
+                                st.floats(0, 400, allow_nan=False)), max_size=3)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=samples_st, windows=windows_st, slice_seconds=st.sampled_from([1, 7, 60, 300]),
-       length=st.integers(1, 1_200))
-def test_the_stores_figure_is_the_reference_figure(store: Store, raw: list[tuple[float, bool, float]],
-                                                   windows: list[tuple[float, float]], slice_seconds: int,
-                                                   length: int) -> None:
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bursts=samples_st, windows=windows_st, slice_seconds=st.sampled_from([1, 7, 60, 300]),
+       length=st.integers(1, 1_200), threshold=st.sampled_from([1, 1, 2, 3]),
+       kind=st.sampled_from(["availability", "latency"]), percentile=st.sampled_from([50, 95, 99]),
+       seed=st.randoms(use_true_random=False))
+def test_the_fast_record_is_the_reference_record(store: Store, bursts: list[Burst],
+                                                 windows: list[tuple[int, float, float]], slice_seconds: int,
+                                                 length: int, threshold: int, kind: str, percentile: int,
+                                                 seed: object) -> None:
     agreement = f"0x{next(_ids):040x}"  # one agreement per example: the examples share the store
-    end = START + length
-    samples = [Sample("api", START + t, ok, ms if ok else None, "") for t, ok, ms in raw]
+    start, end = START, START + length
+    samples: list[Sample] = []
+    for t0, n, step, fail_rate, ms in bursts:
+        for k in range(n):
+            ok = seed.random() >= fail_rate  # type: ignore[attr-defined]
+            samples.append(Sample("api", start + t0 + k * step, ok, ms if ok else None, ""))
     store.add_samples(agreement, samples)
-    maint = [(START + a, START + a + d) for a, d in windows]
-    want = availability(samples, START, end, slice_seconds=slice_seconds, maintenance=maint)
-    counts = store.slice_counts(agreement, "api", START, end, slice_seconds, maint)
-    latencies = store.latency_percentiles(agreement, "api", START, end, slice_seconds, maint)
-    assert figure_from_counts(counts, slice_seconds, latencies) == want  # type: ignore[arg-type]
-    # several requests at once (threads, a connection each) give the same counts, in order
-    other = (agreement, "api", START, START + length // 2, slice_seconds, ())
-    got = store.slice_counts_many([(agreement, "api", START, end, slice_seconds, maint), other, other], workers=2)
-    assert got == [counts, store.slice_counts(*other), store.slice_counts(*other)]
+    excluded = [(w, start + a, start + a + d) for w, a, d in windows]
+    want = reference_record(start=start, end=end, slice_seconds=slice_seconds, kind=kind, windows=excluded,
+                            slices=reference_slices(samples, start, end, slice_seconds, threshold))
+    data = store.slice_data(agreement, "api", start, end, slice_seconds, threshold, kind == "latency")
+    got = ev.build_record(chain_id=1, agreement="0x" + "ab" * 20, period=3, start=start, end=end,
+                          slice_seconds=slice_seconds, index=0, name="api", kind=kind, slices=data, windows=excluded)
+    assert ev.canonical_bytes(got) == ev.canonical_bytes(want)
+    assert ev.record_hash(got) == ev.record_hash(want)
+    assert ev.figure_from_record(got, percentile=percentile, objective_ms=300) == reference_figure(
+        want, percentile, 300)
+    # several requests at once (threads, a connection each) give the same data, in order
+    other = (agreement, "api", start, start + length // 2, slice_seconds, threshold, kind == "latency")
+    request = (agreement, "api", start, end, slice_seconds, threshold, kind == "latency")
+    assert store.slice_data_many([request, other, other], workers=2) == [
+        data, store.slice_data(*other), store.slice_data(*other)]

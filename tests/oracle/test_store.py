@@ -164,12 +164,6 @@ def test_slice_verdicts_in_the_database_equal_the_reference_maths(store: Store) 
                                  store.latency_percentiles(AGREEMENT, "api", start, end, 60, maint))
         if threshold == 1:
             assert got == ref
-            assert store.slice_counts(AGREEMENT, "api", start, end, 60, maint) == count_slices(
-                start, end, 60, verdicts, maint)
-            # and with windows at the edges of the period, and none at all
-            for windows in ([], [(start - 100, start + 30), (end - 61, end + 500)], [(start, end)]):
-                assert store.slice_counts(AGREEMENT, "api", start, end, 60, windows) == count_slices(
-                    start, end, 60, verdicts, windows)
         else:  # tolerated failures carry no latency in the reference: compare the counts
             assert (got.good_slices, got.total_slices, got.measured_ppm) == (
                 ref.good_slices, ref.total_slices, ref.measured_ppm)
