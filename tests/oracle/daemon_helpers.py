@@ -85,14 +85,18 @@ class World:
         path.write_text(yaml.safe_dump(cfg))
         return path
 
-    def start(self, config: Path, crash_at: str | None = None) -> subprocess.Popen:
+    def start(self, config: Path, crash_at: str | None = None, nice: int = 0) -> subprocess.Popen:
+        """The daemon as a subprocess. `nice` > 0 runs it at a lower CPU priority than the test's
+        own target servers (threads of the pytest worker), for tests that saturate the daemon on
+        purpose: the targets must stay healthy, so a late answer is the daemon's doing, not theirs."""
         env = dict(os.environ, SMARTSLA_ORACLE_KEY=self.oracle_key)
         env.pop("SMARTSLA_ORACLE_CRASH_AT", None)
         if crash_at:
             env["SMARTSLA_ORACLE_CRASH_AT"] = crash_at
         log = open(self.tmp / "oracle.log", "ab")  # noqa: SIM115 - closed with the process
         return subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
     def wait_ready(self, before: float) -> None:
         """Wait for the daemon to listen; it must be measuring before the agreement starts, or
