@@ -36,6 +36,8 @@ class ApiSettings:
     read_token: str | None = None  # None: read access is public
     oracle_health_url: str | None = None  # e.g. http://127.0.0.1:9105/healthz
     oracle_metrics_url: str | None = None  # e.g. http://127.0.0.1:9105/metrics: the running period's forecast
+    # Where /evidence/{agreement}/{period} is served; default: the oracle of the two URLs above.
+    evidence_url: str | None = None
     confirmations: int = 0
     poll_s: float = 1.0
     server_signing: bool = False  # demo only: the node signs for accounts it holds

@@ -25,7 +25,10 @@ MAX_REPORT_BUNDLES = 500
 
 
 def evidence_base_url(settings: ApiSettings) -> str | None:
-    """The oracle's HTTP address, from the /metrics or /healthz URL the API was given."""
+    """Where the evidence is served: `evidence_url` when given, else the oracle's HTTP address,
+    from the /metrics or /healthz URL the API was given."""
+    if settings.evidence_url:
+        return settings.evidence_url.rstrip("/")
     for url in (settings.oracle_metrics_url, settings.oracle_health_url):
         if url:
             base = url.rstrip("/")

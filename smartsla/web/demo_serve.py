@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
-from oracle.evidence import Bundle, period_root
+from oracle.evidence import Bundle, dumps_bundle, period_root
 
 from ..api.app import ApiSettings, create_app
 from ..chain import Chain
@@ -46,6 +46,22 @@ class DemoServer:
     live_agreement: str
     demo: DemoResult
     live_bundles: tuple[Bundle, ...] = ()  # the evidence of the live agreement's settled periods
+
+    def publish_evidence(self, base: str) -> None:
+        """Serve the demo oracle's bundles (both agreements' settled periods) at
+        `base`/evidence/{agreement}/{period}, as a daemon does, and point the dashboard at them, so
+        its evidence cards verify each period against the chain. `base` is this app's own address."""
+        bundles = (*self.demo.bundles, *self.live_bundles)
+        served = {(b.head.agreement.lower(), b.head.period): dumps_bundle(b) for b in bundles}
+
+        @self.app.get("/evidence/{agreement}/{period}", include_in_schema=False)
+        async def evidence(agreement: str, period: int) -> Response:
+            body = served.get((agreement.lower(), period))
+            if body is None:
+                return Response(f"no evidence for period {period} of {agreement}", status_code=404)
+            return Response(body, media_type="application/json")
+
+        self.app.state.smartsla.settings.evidence_url = base
 
     def urls(self, base: str) -> dict[str, str]:
         roles = self.demo.accounts
@@ -116,6 +132,7 @@ def serve_demo(demo: DemoResult, *, host: str = "127.0.0.1", port: int = 8000, c
             raise SmartSLAError(f"cannot listen on {host}:{port} ({exc.strerror}): pass --port") from None
     server = build_demo_server(demo)
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    server.publish_evidence(base)
     console.rule("Dashboard")
     console.print("A second agreement between the same parties is running, with a credit owed to the customer.")
     for label, url in server.urls(base).items():

@@ -35,7 +35,9 @@ from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 @pytest.fixture(scope="module")
 def base_url(demo_server: DemoServer) -> Iterator[str]:
     with serve(demo_server.app) as url:
+        demo_server.publish_evidence(url)  # as `smartsla demo --serve` does
         yield url
+        demo_server.app.state.smartsla.settings.evidence_url = None
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,13 @@ def test_live_agreement_shows_the_current_period(page: Page, base_url: str, demo
     assert page.get_by_text("Period 2 of 6 in progress").is_visible()
     assert page.locator(".progress span").is_visible()
     assert page.locator("#owed-customer").inner_text() == "0.7500 ETH"
+    # The demo oracle's evidence, served beside the dashboard and checked against the chain: both
+    # settled periods verify, and period 1's compute strip shows its outage in red.
+    cards = page.locator(".evidence-period")
+    assert cards.count() == 2
+    assert [cards.nth(i).get_attribute("data-outcome") for i in range(2)] == ["verified", "verified"]
+    outage = page.locator('.evidence-period[data-period="1"] .evidence-service[data-service="compute"] rect')
+    assert "down" in " ".join(str(outage.nth(i).get_attribute("class")) for i in range(outage.count()))
     _shot(page, "dashboard-agreement-live.png")
 
 
