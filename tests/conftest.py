@@ -4,7 +4,8 @@ wants one node for all its tests declares `anvil = node_fixture("anvil", scope="
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from node_helpers import node_fixture
@@ -83,3 +84,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     parts = [f"{g} {s:.0f} s/{len(_GROUP_TESTS[g])}" for g, s in sorted(_GROUP_SECONDS.items(), key=lambda kv: -kv[1])]
     terminalreporter.write_line("time per group (seconds/tests): " + ", ".join(parts))
+
+
+@pytest.fixture
+def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain]:
+    """Every CLI command run in this process (cli_helpers.invoke) talks to one embedded chain;
+    deployments go to tmp_path. One patch point whatever module a command lives in: every command
+    connects through Chain.connect."""
+    chain = Chain.connect("embedded")
+    monkeypatch.setattr(Chain, "connect", classmethod(lambda cls, url, **kwargs: chain))
+    monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
+    yield chain

@@ -7,13 +7,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 from rich.console import Console
 from sla_helpers import write_spec
-from typer.testing import CliRunner
 
 from smartsla import cli, deployments
 from smartsla.chain import Chain
@@ -183,21 +182,8 @@ def test_bad_url_scheme_is_a_clear_error() -> None:
 
 
 # ---------------------------------------------------------------------------- commands on a shared embedded chain
-@pytest.fixture
-def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain]:
-    """Every command in this process talks to one embedded chain; deployments go to tmp_path."""
-    chain = Chain.connect("embedded")
-    # One patch point whatever module a command lives in: every command connects through Chain.connect.
-    monkeypatch.setattr(Chain, "connect", classmethod(lambda cls, url, **kwargs: chain))
-    monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
-    yield chain
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200"})
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _agreement(chain: Chain) -> tuple[Factory, str]:

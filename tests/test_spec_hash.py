@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from smartsla import cli
 from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.spec import load_spec
@@ -90,21 +88,8 @@ def test_latency_percentile_is_part_of_the_document_and_the_terms(tmp_path: Path
 
 
 # ---------------------------------------------------------------------------- the CLI, on a real chain
-@pytest.fixture
-def cli_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Chain]:
-    """Every command in this process talks to one embedded chain."""
-    chain = Chain.connect("embedded")
-    # One patch point whatever module a command lives in: every command connects through Chain.connect.
-    monkeypatch.setattr(Chain, "connect", classmethod(lambda cls, url, **kwargs: chain))
-    monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
-    yield chain
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200"})
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_create_stores_the_hash_and_verify_spec_tells_the_signed_file(cli_chain: Chain, tmp_path: Path):
