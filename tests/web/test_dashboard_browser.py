@@ -4,30 +4,23 @@ test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from browser_helpers import launch, require_chromium
 from web_helpers import serve
 
 from smartsla.web.demo_serve import DemoServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 RED, AMBER, GREEN = "rgb(209, 52, 47)", "rgb(224, 161, 6)", "rgb(47, 158, 90)"
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
@@ -43,7 +36,7 @@ def base_url(demo_server: DemoServer) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        b = launch(p)
         yield b
         b.close()
 

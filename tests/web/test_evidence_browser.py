@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser_helpers import launch, require_chromium
 from sla_helpers import make_terms
 from web_helpers import serve
 
@@ -29,7 +29,6 @@ from smartsla.index_store import IndexStore
 from smartsla.indexer import Indexer
 from smartsla.spec_hash import spec_hash_of_file
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 L, N = 60, 60  # one-minute slices, one-hour periods
@@ -37,11 +36,7 @@ HOUR = L * N
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
@@ -121,8 +116,7 @@ def test_the_page_draws_the_evidence_and_tells_verified_from_tampered(chain: Cha
         app = create_app(store, settings=ApiSettings(rate_limit_per_s=0, oracle_metrics_url=f"{oracle_url}/metrics",
                                                      spec_files=(str(spec_file),)), chain=chain, indexer=indexer)
         with serve(app) as base, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox",
-                                                                             "--disable-gpu", "--no-first-run"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{base}/agreements/{ag.address}")
             card = page.locator("#evidence")

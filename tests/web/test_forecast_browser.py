@@ -4,10 +4,10 @@ the oracle's numbers. Screenshot: test-artifacts/forecast.png."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from browser_helpers import launch, require_chromium
 from forecast_helpers import oracle_metrics, scenario
 from web_helpers import serve
 
@@ -17,16 +17,11 @@ from smartsla.presentation import fmt_amount
 from smartsla.units import ppm_to_percent as pct
 from smartsla.web.demo_serve import DemoServer
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
 
-if not CHROMIUM.exists():
-    message = f"{CHROMIUM} is missing: scripts/setup.sh installs Debian's chromium"
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
@@ -38,8 +33,7 @@ def test_agreement_page_shows_the_forecast_with_the_oracle_numbers(demo_server: 
     with oracle_metrics(rows) as url:
         app = create_app(demo_server.store, settings=ApiSettings(rate_limit_per_s=0, oracle_metrics_url=url))
         with serve(app) as base, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox",
-                                                                             "--disable-gpu", "--no-first-run"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"{base}/agreements/{address}")
             card = page.locator("#forecast")
