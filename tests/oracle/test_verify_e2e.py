@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from daemon_helpers import stop
 from evidence_helpers import Outage, cli
 from fastapi.testclient import TestClient
 
@@ -124,11 +124,7 @@ def test_verify_a_settled_period_then_a_flipped_slice_then_missing_evidence(anvi
                         "--factory", factory.address)
         assert code == 1 and "committed on-chain" in out, out
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     # The oracle is gone: no evidence to be had.
     code, out = cli("verify", ag.address, "0", "--evidence-url", base, "--rpc-url", anvil.url,
                     "--factory", factory.address)

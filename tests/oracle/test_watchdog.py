@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from daemon_helpers import stop
 from evidence_helpers import Outage, cli
 
 from oracle import evidence as ev
@@ -85,11 +85,7 @@ def test_a_lying_oracle_is_disputed_by_the_customers_watchdog(anvil, outage: Out
         assert own.value_ppm == 750_000 and [s for s, _ in bundle.records[0].runs] == ["up", "down", "up"]
         assert '"msg": "disputed"' in text and json.dumps("web: settled 1000000 ppm") [1:-1] in text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     # A consistent lie verifies against its own evidence; the customer's evidence exposes it.
     (tmp_path / "liar.json").write_text(ev.dumps_bundle(lie))
     (tmp_path / "watch.json").write_text(ev.dumps_bundle(bundle))
