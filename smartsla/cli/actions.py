@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -78,18 +79,50 @@ def maintenance_declare(
 def dispute_cmd(
     address: Address,
     period: Annotated[int, typer.Argument(help="The settled period to dispute (0-based).")],
-    evidence: Annotated[Path, typer.Option(help="Evidence file; its SHA-256 goes on-chain.")],
+    evidence: Annotated[Path, typer.Option(help="Evidence: your own evidence bundle (JSON, docs/evidence.md), "
+                                           "whose Merkle root goes on-chain so `smartsla verify` and "
+                                           "`smartsla arbiter review` can check it; any other file: its SHA-256.")],
     keystore_path: KeystoreOpt,
     rpc_url: RpcUrl = DEFAULT_RPC_URL,
     factory_address: FactoryOpt = None,
     password_env: PasswordEnv = PASSWORD,
 ) -> None:
     """Dispute a settled period within the dispute window (customer or provider)."""
+    data = evidence.read_bytes()
     chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
-    digest = hashlib.sha256(evidence.read_bytes()).digest()
+    digest, what = _evidence_digest(data, evidence, agreement.address, period, chain.chain_id)
     agreement.dispute(period, digest, sender)
-    _console().print(f"period {period} of {agreement.address} disputed by {sender}; evidence sha256 "
-                     f"{digest.hex()} — the arbiter {agreement.terms.arbiter} decides")
+    _console().print(f"period {period} of {agreement.address} disputed by {sender}; {what} "
+                     f"0x{digest.hex()} — the arbiter {agreement.terms.arbiter} decides")
+
+
+def _evidence_digest(data: bytes, path: Path, agreement: str, period: int, chain_id: int) -> tuple[bytes, str]:
+    """What a dispute commits on-chain: an evidence bundle's Merkle root (checkable slice by slice,
+    the same commitment the watchdog makes), or any other file's SHA-256. A file that claims to be
+    a bundle (a JSON object with a `version` and `services`) but is not a valid one for this
+    agreement and period is refused, naming every problem, rather than silently hashed."""
+    from oracle.evidence import EvidenceError, parse_bundle
+
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    if not (isinstance(doc, dict) and "version" in doc and "services" in doc):
+        return hashlib.sha256(data).digest(), "evidence sha256"
+    try:
+        bundle = parse_bundle(data)
+    except EvidenceError as exc:
+        raise BadInput(f"{path} is not a valid evidence bundle: {exc}") from None
+    head, problems = bundle.head, []
+    if head.agreement.lower() != agreement.lower():
+        problems.append(f"it is for agreement {head.agreement}, not {agreement}")
+    if head.period != period:
+        problems.append(f"it is for period {head.period}, not {period}")
+    if head.chain_id != chain_id:
+        problems.append(f"it is for chain {head.chain_id}, not {chain_id}")
+    if problems:
+        raise BadInput(f"{path}: " + "; ".join(problems))
+    return bundle.root, "evidence bundle root"
 
 
 @app.command("finalize")

@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 from eth_account import Account
 from sla_helpers import EC2_TIERS, EVIDENCE_ROOT, make_terms
 from web_helpers import PASSWORD, party_with_keystore, run_cli
 
+from oracle import evidence as ev
 from smartsla import keystore
 from smartsla.chain import Chain
 from smartsla.client import Factory
@@ -65,6 +67,50 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     code, out = run_cli("finalize", ag.address, "0", "--keystore", str(customer_ks), *common, env=env)
     assert code == 0 and "payable" in out, out
     assert ag.snapshot().owed_to_customer == settled.credit_paid
+
+
+def test_a_party_disputes_with_its_own_evidence_bundle(cli_chain: Chain, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    """`smartsla dispute --evidence BUNDLE` commits the bundle's Merkle root (what `verify` and
+    `arbiter review` check a dispute against), not the file's SHA-256; a bundle of another period
+    is refused, naming it, and nothing is sent."""
+    chain = cli_chain
+    a = chain.accounts
+    customer, customer_ks = party_with_keystore(chain, tmp_path, "customer")
+    terms = make_terms({"provider": a[1], "customer": customer, "oracle": a[3]}, chain.now() + 60,
+                       dispute_window=600, arbiter=a[4], slice_seconds=60)
+    factory = Factory.deploy(chain, a[0])
+    ag = factory.create_agreement(terms, a[0])
+    ag.deposit_fees(customer)
+    ag.deposit_collateral(a[1])
+    chain.mine_at(terms.period_end(0))
+    ag.settle(0, [1_000_000], 1_000_000, EVIDENCE_ROOT, a[3])
+    monkeypatch.setenv("SMARTSLA_KEYSTORE_PASSWORD", PASSWORD)
+
+    def bundle_file(period: int) -> Path:
+        n = terms.period_length // 60
+        record = ev.build_record(chain_id=chain.chain_id, agreement=ag.address, period=period,
+                                 start=terms.period_start(period), end=terms.period_end(period), slice_seconds=60,
+                                 index=0, name="compute", kind="availability",
+                                 slices={i: (i not in (10, 11, 12), None) for i in range(n)})
+        path = tmp_path / f"mine-{period}.json"
+        path.write_text(ev.dumps_bundle(ev.Bundle(oracle=customer, records=(record,))))
+        return path
+
+    def disputes() -> list[bytes]:  # the evidence of each Disputed event (its only non-indexed field)
+        topic = chain.w3.keccak(text="Disputed(uint256,address,bytes32)")
+        return [bytes(e["data"])[-32:] for e in chain.w3.eth.get_logs({"address": ag.address, "fromBlock": 0})
+                if e["topics"][0] == topic]
+
+    common = ["--keystore", str(customer_ks), "--rpc-url", "embedded", "--factory", factory.address]
+    code, _, err = invoke("dispute", ag.address, "0", "--evidence", str(bundle_file(1)), *common)
+    assert code == 2 and "it is for period 1, not 0" in err, err
+    assert disputes() == []  # nothing was sent
+    mine = bundle_file(0)
+    root = ev.parse_bundle(mine.read_text()).root
+    code, out, err = invoke("dispute", ag.address, "0", "--evidence", str(mine), *common)
+    assert code == 0 and f"evidence bundle root 0x{root.hex()}" in out, out + err
+    assert disputes() == [root]
 
 
 # ---------------------------------------------------------------------------- smartsla deposit (finding 11)
