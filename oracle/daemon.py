@@ -26,9 +26,9 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import requests
 from aiohttp import web
@@ -375,7 +375,7 @@ class Daemon:
                 for name, runner in served.runners.items()]
 
     def _on_sample(self, key: Hashable, sample: Sample, lag: float) -> None:
-        address, service = key  # type: ignore[misc]
+        address, service = cast(tuple[str, str], key)
         if sample.detail == NOT_HELD:
             return  # another fleet member probes this agreement
         self.metrics.checks.labels(address, service).inc()
@@ -390,7 +390,7 @@ class Daemon:
         self.writer.put(address, sample)
 
     def _on_skip(self, key: Hashable, n: int) -> None:
-        address, service = key  # type: ignore[misc]
+        address, service = cast(tuple[str, str], key)
         self.metrics.checks_not_measured.labels(address, service).inc(n)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -488,7 +488,8 @@ class Daemon:
         if batch:
             self._settle_batches(batch)
 
-    def _settle_batches(self, items: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]]) -> None:
+    def _settle_batches(self, items: Sequence[tuple[Agreement, int, dict[str, PeriodFigure] | None, bytes | None]]
+                        ) -> None:
         """One SettlementBatch transaction per `batch_size` due periods. An item not confirmed now
         (failed in the batch, pending, waiting for peers) is simply due again on the next pass."""
         size = self.config.chain.batch_size

@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import certifi
@@ -51,12 +51,16 @@ class Sample:
 
 
 class Probe(Protocol):
-    """Anything run_round can run: a service name, a timeout, and an async check."""
+    """Anything run_round and the Prober can run: a service name, a timeout, and an async check
+    (given the Prober's shared session, which a probe that needs none ignores)."""
 
-    service: str
-    timeout: float
+    @property
+    def service(self) -> str: ...
 
-    async def run(self) -> Sample: ...
+    @property
+    def timeout(self) -> float: ...
+
+    async def run(self, session: Any = None) -> Sample: ...
 
 
 @functools.cache
@@ -374,7 +378,7 @@ class Target:
     """One thing to check on a schedule: `key` names it to the caller (e.g. agreement, service)."""
 
     key: Hashable
-    probe: HttpProbe | TcpProbe
+    probe: Probe
     interval: float
 
 
@@ -509,7 +513,7 @@ class Prober:
                     lag0 = self._lag_total
                     # The check runs in this task (no task of its own per check); if it is still
                     # waiting on its target after hold_s, _release_held gives its slot away.
-                    sample = await target.probe.run(self._session)  # type: ignore[arg-type]
+                    sample = await target.probe.run(self._session)
                     stalled = self._lag_total - lag0
                     if not sample.ok and sample.detail.startswith("timeout") \
                             and stalled >= self.STALL_SHARE * target.probe.timeout:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -66,14 +66,14 @@ class RunningPeriods:
         self._percentile: dict[tuple[str, str], int] = {}  # latency services -> the reported percentile
         self._tallies: dict[tuple[str, str], SliceTally] = {}
         self._seeded: set[tuple[str, str, int]] = set()
-        self._maintenance: dict[str, tuple[float, list[Window]]] = {}
-        self._windows_of: dict[str, Callable[[], list[Window]]] = {}
+        self._maintenance: dict[str, tuple[float, Sequence[Window]]] = {}
+        self._windows_of: dict[str, Callable[[], Sequence[Window]]] = {}
         # Prometheus-sourced services: (source, query, threshold, inclusive), when last queried
         self._prometheus: dict[tuple[str, str], tuple[PrometheusSource, str, float, bool]] = {}
         self._prom_last: dict[tuple[str, str], float] = {}
 
     def serve(self, agreement: str, terms: Terms, probed: dict[str, int],
-              windows: Callable[[], list[Window]], decimals: int = 18,
+              windows: Callable[[], Sequence[Window]], decimals: int = 18,
               percentiles: dict[str, int] | None = None) -> None:
         """Follow `agreement`'s availability and latency services named in `probed` (name ->
         failure threshold). `windows` reads the maintenance windows declared on-chain with notice;
@@ -88,7 +88,7 @@ class RunningPeriods:
 
     def serve_prometheus(self, agreement: str, terms: Terms,
                          sources: dict[str, tuple[PrometheusSource, str, float, bool]],
-                         windows: Callable[[], list[Window]], decimals: int = 18) -> None:
+                         windows: Callable[[], Sequence[Window]], decimals: int = 18) -> None:
         """Follow `agreement`'s availability services measured through Prometheus: name ->
         (source, PromQL query, threshold, inclusive), as in the oracle's `prometheus:` probe."""
         self._windows_of[agreement] = windows
@@ -126,7 +126,7 @@ class RunningPeriods:
             last = self._maintenance.get(agreement)
             if last is None or now - last[0] >= MAINTENANCE_REFRESH_S:
                 try:
-                    windows[agreement] = read()
+                    windows[agreement] = list(read())
                 except CHAIN_ERRORS as exc:
                     log.warning("could not read maintenance windows", extra={"agreement": agreement,
                                                                             "error": str(exc)})
@@ -180,11 +180,11 @@ class RunningPeriods:
         """Merge what `_inputs` read, recompute every forecast and publish the gauges."""
         for agreement, ws in (windows or {}).items():
             self._maintenance[agreement] = (now, ws)
-        for (agreement, name, period), (verdicts, latencies) in (seeds or {}).items():
+        for (agreement, name, seeded), (verdicts, latencies) in (seeds or {}).items():
             terms, _, threshold, _ = self._services[(agreement, name)]
             tally = self._tallies.get((agreement, name))
-            if tally is None or tally.period != period:
-                tally = SliceTally(period=period, start=terms.period_start(period), end=terms.period_end(period),
+            if tally is None or tally.period != seeded:
+                tally = SliceTally(period=seeded, start=terms.period_start(seeded), end=terms.period_end(seeded),
                                    slice_seconds=terms.slice_seconds, failure_threshold=threshold)
                 self._tallies[(agreement, name)] = tally
             tally.measured.update(verdicts)
@@ -193,11 +193,11 @@ class RunningPeriods:
                 tally.bad.difference_update(i for i, good in verdicts.items() if good)
             # a check is tallied live before it is stored: the store's checks from the first live
             # one on are already in the tally (verdicts are sets, latencies are not: count once)
-            first = tally.first_ts
+            first_live = tally.first_ts
             for ts, ms in latencies:
-                if first is None or ts < first:
+                if first_live is None or ts < first_live:
                     tally.latencies.setdefault(int((ts - tally.start) // tally.slice_seconds), []).append(ms)
-            self._seeded.add((agreement, name, period))
+            self._seeded.add((agreement, name, seeded))
         rows: list[tuple[str, str, Forecast, int]] = []
         out: list[Forecast] = []
         for (agreement, name), (terms, index, _, decimals) in sorted(self._services.items()):

@@ -22,12 +22,13 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -119,7 +120,7 @@ class Submitter:
         return self._submit(agreement, period, report)
 
     def process_batch(self, batch: Any,
-                      items: list[tuple[Agreement, int, dict[str, PeriodFigure] | None, bytes | None]]
+                      items: Sequence[tuple[Agreement, int, dict[str, PeriodFigure] | None, bytes | None]]
                       ) -> dict[tuple[str, int], Outcome]:
         """Advance many reports at once: those ready to send go into one SettlementBatch.settleMany
         transaction (every agreement tried on its own, so one failure reverts nothing else); the
@@ -147,6 +148,7 @@ class Submitter:
                 if outcome is not None:
                     outcomes[key] = outcome
                     continue
+            assert report.signature is not None  # past 'computed' a report is signed (Store.advance checks it)
             own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
                           report.signature)
             reports = [own] if agreement.terms.quorum == 1 else self._collect(agreement, period, own)
@@ -182,7 +184,7 @@ class Submitter:
         _crash_point("after-broadcast")
         log.info("batch submitted", extra={"items": len(ready), "tx": tx_hash})
         try:
-            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_wait_s,
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=self.receipt_wait_s,
                                                                      poll_latency=0.2)
         except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
             receipt = None
@@ -359,7 +361,7 @@ class Submitter:
             self.metrics.reports_submitted.inc()
         log.info("report submitted", extra={"agreement": agreement.address, "period": period, "tx": tx_hash})
         try:
-            receipt = self.chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_wait_s,
+            receipt = self.chain.w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=self.receipt_wait_s,
                                                                      poll_latency=0.2)
         except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
             return Outcome("submitted", "transaction pending", tx_hash)

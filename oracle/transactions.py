@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine
 from web3 import Web3
@@ -165,7 +166,7 @@ class TxManager:
 
     def _broadcast(self, raw: str, tx_hash: str) -> None:
         try:
-            self.w3.eth.send_raw_transaction(raw)
+            self.w3.eth.send_raw_transaction(HexStr(raw))
         except Exception as exc:  # noqa: BLE001 - 'already known' and friends: status() decides
             log.warning("broadcast refused", extra={"tx": tx_hash, "error": str(exc)})
 
@@ -218,7 +219,7 @@ class TxManager:
 
     def _known(self, tx_hash: str) -> bool:
         try:
-            return self.w3.eth.get_transaction(tx_hash) is not None
+            return self.w3.eth.get_transaction(HexStr(tx_hash)) is not None
         except TransactionNotFound:
             return False
 

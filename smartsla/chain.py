@@ -15,9 +15,10 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.contract.contract import Contract, ContractFunction
+from web3.contract.contract import Contract, ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
+from web3.types import TxParams, Wei
 
 from . import artifacts
 from .errors import ChainUnavailable, ContractReverted, SmartSLAError, decode_revert
@@ -152,7 +153,7 @@ class Chain:
         account = Account.create()
         address = self.add_key(account.key)
         if fund_from is not None:
-            tx = self.w3.eth.send_transaction({"from": fund_from, "to": address, "value": amount})
+            tx = self.w3.eth.send_transaction({"from": fund_from, "to": address, "value": Wei(amount)})
             self.w3.eth.wait_for_transaction_receipt(tx, timeout=RECEIPT_TIMEOUT_S)
         return address, account.key.to_0x_hex()
 
@@ -167,11 +168,12 @@ class Chain:
         address = result.receipt["contractAddress"]
         return self.contract(name, address), result
 
-    def transact(self, fn: ContractFunction, sender: str, *, value: int = 0, action: str = "") -> TxResult:
+    def transact(self, fn: ContractFunction | ContractConstructor, sender: str, *, value: int = 0,
+                 action: str = "") -> TxResult:
         """Send `fn` from `sender`, wait for it to be mined, raise ContractReverted on revert."""
-        params: dict[str, Any] = {"from": Web3.to_checksum_address(sender)}
+        params: TxParams = {"from": Web3.to_checksum_address(sender)}
         if value:
-            params["value"] = value
+            params["value"] = Wei(value)
         try:
             tx_hash = fn.transact(params)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
@@ -190,8 +192,10 @@ class Chain:
                         block_number=receipt["blockNumber"], receipt=receipt)
 
     def _replay_revert(
-        self, fn: ContractFunction, params: dict[str, Any], receipt: Any, action: str
+        self, fn: ContractFunction | ContractConstructor, params: TxParams, receipt: Any, action: str
     ) -> ContractReverted:
+        if isinstance(fn, ContractConstructor):  # a constructor cannot be replayed as a call
+            return ContractReverted("Reverted", (), action=action)
         try:
             fn.call(params, block_identifier=receipt["blockNumber"] - 1)
         except REVERTS as exc:

@@ -88,7 +88,7 @@ class CorporateSpec(_Strict):
             out.append((("spec", "timeWindow"), "a corporate agreement uses fixed periods: timeWindow.duration"))
         names = [s.name for s in b.services]
         for i, s in enumerate(b.services):
-            where = ("spec", "services", i)
+            where: tuple[str | int, ...] = ("spec", "services", i)
             if s.name in names[:i]:
                 out.append(((*where, "name"), f"duplicate service name {s.name!r}"))
             if s.slo.sli != "availability":

@@ -88,7 +88,7 @@ PROVIDER_WITHDRAWS_AFTER = 2  # the provider takes the fees earned so far after 
 def demo_terms(provider: str, customer: str, oracle: str, start: int) -> Terms:
     """The demo's agreement terms, starting at `start`."""
     return Terms(
-        provider=provider, customer=customer, oracle=oracle, start=start, period_length=PERIOD_LENGTH,
+        provider=provider, customer=customer, oracles=(oracle,), start=start, period_length=PERIOD_LENGTH,
         period_count=PERIOD_COUNT, fee_per_period=FEE_PER_PERIOD, collateral=COLLATERAL,
         credit_cap_bps=CREDIT_CAP_BPS, termination_ppm=TERMINATION_PPM, services=DEMO_SERVICES,
     )
@@ -132,7 +132,8 @@ def bundle_figures(bundle: Bundle) -> tuple[tuple[int, ...], int]:
 def scenario_figures(periods: Sequence[Sequence[Minutes]]) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
     """(values per period, measured share per period) of a scenario, from its slice records."""
     # Figures do not depend on the chain, addresses or dates: any start gives the same values.
-    terms = demo_terms(*("0x" + f"{k:040x}" for k in (1, 2, 3)), start=1)
+    provider, customer, oracle = ("0x" + f"{k:040x}" for k in (1, 2, 3))
+    terms = demo_terms(provider, customer, oracle, start=1)
     figures = [bundle_figures(demo_bundle(terms, p, minutes)) for p, minutes in enumerate(periods)]
     return tuple(v for v, _ in figures), tuple(m for _, m in figures)
 
@@ -255,6 +256,8 @@ def _gas_paid(chain: Chain, first_block: int, addresses: dict[str, str]) -> dict
     for number in range(first_block, chain.w3.eth.block_number + 1):
         block = chain.w3.eth.get_block(number, full_transactions=True)
         for tx in block["transactions"]:
+            if isinstance(tx, bytes):  # a bare hash: only without full_transactions
+                continue
             party = by_address.get(str(tx["from"]).lower())
             if party is None:
                 continue
@@ -350,11 +353,11 @@ def run_demo(console: Console | None = None, chain_url: str = EMBEDDED, evidence
         for i, (service, value, credit) in enumerate(zip(terms.services, values, settlement.service_credits,
                                                          strict=True)):
             last = i == len(terms.services) - 1
-            measured = ppm_to_percent(value)
+            shown = ppm_to_percent(value)
             if value < terms.termination_ppm:
-                measured = f"[bold red]{measured}[/]"
+                shown = f"[bold red]{shown}[/]"
             table.add_row(
-                str(period) if i == 0 else "", service.name, measured, tier_label(service, value),
+                str(period) if i == 0 else "", service.name, shown, tier_label(service, value),
                 fmt_eth(credit) if credit else "–",
                 fmt_eth(settlement.credit_paid) if last else "",
                 fmt_eth(settlement.fee_earned) if last else "",

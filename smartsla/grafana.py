@@ -39,7 +39,7 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
     """The dashboard as a mapping (json.dumps it)."""
     terms = spec.to_terms()
     name = spec.metadata.name
-    symbol = "ETH" if spec.spec.asset == "ETH" else spec.spec.asset.symbol  # type: ignore[union-attr]
+    symbol = "ETH" if spec.spec.asset == "ETH" else spec.spec.asset.symbol
     period = shortest_period(terms)
     cw = credit_window(terms)
     percentiles = dict(Context.of(spec).percentiles)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -41,7 +41,7 @@ def _normalise_key(private_key: str | bytes) -> bytes:
 
 
 def create(path: str | Path, password: str, private_key: str | bytes | None = None, *,
-           kdf: str = "scrypt", iterations: int | None = None) -> str:
+           kdf: Literal["pbkdf2", "scrypt"] = "scrypt", iterations: int | None = None) -> str:
     """Write a new key file at `path` (a fresh key, or `private_key`); returns its address.
     Refuses to overwrite an existing file."""
     if len(password) < MIN_PASSWORD_LENGTH:

@@ -154,7 +154,7 @@ class Context:
     @classmethod
     def of(cls, spec: AgreementSpec) -> Context:
         asset = spec.spec.asset
-        symbol, decimals = ("ETH", 18) if asset == "ETH" else (asset.symbol, asset.decimals)  # type: ignore[union-attr]
+        symbol, decimals = ("ETH", 18) if asset == "ETH" else (asset.symbol, asset.decimals)
         return cls(spec.metadata.name, symbol, decimals,
                    tuple((s.name, s.slo.percentile or 95) for s in spec.spec.services if s.slo.sli == "latency"))
 

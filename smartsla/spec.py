@@ -285,9 +285,10 @@ class ServiceSpec(_Strict):
         latency = self.slo.sli == "latency"
         if latency:
             objective = int(self.slo.objective)
-            tiers = tuple(Tier(below_ppm=int(c.above), credit_bps=_bps(c.credit)) for c in self.credits)
+            # the validator above refused a latency tier without `above`
+            tiers = tuple(Tier(below_ppm=int(c.above or 0), credit_bps=_bps(c.credit)) for c in self.credits)
         else:
-            objective = _ppm(self.slo.objective)
+            objective = _ppm(Decimal(self.slo.objective))
             tiers = tuple(Tier(below_ppm=_ppm(c.below), credit_bps=_bps(c.credit)) for c in self.credits)
         # A latency service's percentile is part of the terms (Options.latencyPercentiles): the
         # spec's, or the oracles' default of 95 when it names none, so the method is explicit.
@@ -403,7 +404,7 @@ class AgreementBody(_Strict):
 
     @property
     def decimals(self) -> int:
-        return 18 if self.asset == "ETH" else self.asset.decimals  # type: ignore[union-attr]
+        return 18 if self.asset == "ETH" else self.asset.decimals
 
 
 class AgreementSpec(_Strict):
@@ -420,7 +421,7 @@ class AgreementSpec(_Strict):
         return Terms(
             provider=b.parties.provider, customer=b.parties.customer,
             oracles=tuple(b.oracles.members), quorum=b.oracles.quorum,
-            asset=ZERO_ADDRESS if b.asset == "ETH" else b.asset.erc20,  # type: ignore[union-attr]
+            asset=ZERO_ADDRESS if b.asset == "ETH" else b.asset.erc20,
             start=start, period_length=length, period_count=b.timeWindow.count, period_ends=ends,
             fee_per_period=_units(b.fee, scale, "fee"), collateral=_units(b.collateral, scale, "collateral"),
             credit_cap_bps=_bps(b.creditCap),

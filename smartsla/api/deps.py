@@ -82,7 +82,7 @@ class AppState:
 
 def get_state(request: Request) -> AppState:
     """The state create_app attached to the application."""
-    return request.app.state.smartsla  # type: ignore[no-any-return]
+    return request.app.state.smartsla
 
 
 def get_settings(request: Request) -> ApiSettings:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
+from web3.types import Wei
 
 from ..chain import REVERTS, Chain, _revert_data
 from ..errors import decode_revert
@@ -94,7 +95,7 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
         if terms.is_native:
             value = amount
         else:
-            token = w3.eth.contract(address=terms.asset, abi=_erc20_approve_abi())
+            token = w3.eth.contract(address=Web3.to_checksum_address(terms.asset), abi=_erc20_approve_abi())
             approve = {"from": sender, "to": terms.asset, "value": "0x0", "chainId": _hex(chain_id),
                        "data": token.encode_abi("approve", args=[address, amount])}
             description += " (approve the token first)"
@@ -110,7 +111,7 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
             with lock:
                 try:
                     gas = chain.w3.eth.estimate_gas({"from": t["from"], "to": t["to"], "data": t["data"],
-                                                     "value": int(t["value"], 16)})
+                                                     "value": Wei(int(t["value"], 16))})
                 except REVERTS as exc:
                     raise ActionRefused(f"the contract would refuse: {decode_revert(_revert_data(exc), fn)}") from exc
                 except Exception:  # node unreachable or unable to estimate: the wallet will estimate

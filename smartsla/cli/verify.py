@@ -177,10 +177,10 @@ def _print(verdict: Verdict, ag, chain) -> None:  # noqa: ANN001 - Agreement, Ch
                       "ones verified, from the evidence the dispute named")
         out.print(f"[bold green]verified[/]: period {verdict.period} matches the evidence of "
                   f"{len(verdict.oracles)} oracle(s)")
-    for p in verdict.problems:
-        out.print(f"[red]mismatch:[/] {escape(p)}")
-    for m in verdict.missing:
-        out.print(f"[yellow]missing:[/] {escape(m)}")
+    for problem in verdict.problems:
+        out.print(f"[red]mismatch:[/] {escape(problem)}")
+    for missing in verdict.missing:
+        out.print(f"[yellow]missing:[/] {escape(missing)}")
 
 
 # ---------------------------------------------------------------------------- the arbiter's review

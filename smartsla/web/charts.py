@@ -109,9 +109,9 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
         if len(pts) > 1:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
                          + " ".join(f"{_f(px)},{_f(py)}" for px, py, _, _ in pts) + '"/>')
-        for px, py, p, s in pts:
-            parts.append(f'<circle cx="{_f(px)}" cy="{_f(py)}" r="3.5" fill="{color}"><title>period {p["period"]}: '
-                         f'{escape(service["name"])} {s["value_ppm"] / 10_000:.4f}%</title></circle>')
+        for px, py, row, figure in pts:
+            parts.append(f'<circle cx="{_f(px)}" cy="{_f(py)}" r="3.5" fill="{color}"><title>period {row["period"]}: '
+                         f'{escape(service["name"])} {figure["value_ppm"] / 10_000:.4f}%</title></circle>')
     parts.append("</svg>")
     legend = "".join(f'<span class="key"><i style="background:{SERIES[i % len(SERIES)]}"></i>{escape(s["name"])}'
                      "</span>" for i, s in enumerate(services) if i in shown)

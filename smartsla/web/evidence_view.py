@@ -74,12 +74,12 @@ def strip_rects(runs: Iterable[tuple[str, int]], width: int = STRIP_WIDTH) -> li
                 columns[x] = state
         first = last
     out: list[Rect] = []
-    for x, state in enumerate(columns):
-        assert state is not None  # every column lies under some run: [0, T) covers [0, W)
-        if out and out[-1].state == state:
-            out[-1] = Rect(out[-1].x, out[-1].width + 1, state)
+    for x, worst in enumerate(columns):
+        assert worst is not None  # every column lies under some run: [0, T) covers [0, W)
+        if out and out[-1].state == worst:
+            out[-1] = Rect(out[-1].x, out[-1].width + 1, worst)
         else:
-            out.append(Rect(x, 1, state))
+            out.append(Rect(x, 1, worst))
     return out
 
 
