@@ -653,7 +653,7 @@ class Daemon:
             return 18
         if terms.asset not in self._asset_decimals:
             try:
-                decimals = int(self.chain.contract("TestToken", terms.asset).functions.decimals().call())
+                decimals = int(self.chain.contract("IERC20Metadata", terms.asset).functions.decimals().call())
             except Exception:  # a token without the optional metadata: whole units are base units
                 decimals = 0
             self._asset_decimals[terms.asset] = decimals

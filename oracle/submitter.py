@@ -33,7 +33,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from smartsla.chain import REVERTS, Chain, _revert_data
-from smartsla.client import Agreement, Snapshot, Status
+from smartsla.client import Agreement, Snapshot
 from smartsla.errors import ContractReverted, decode_revert
 from smartsla.reports import SignedReport, recover_signer, root_bytes, sign_report
 
@@ -228,9 +228,9 @@ class Submitter:
             snap = agreement.snapshot()
         else:
             block = max(0, int(self.chain.w3.eth.block_number) - (depth - 1))
-            raw = agreement.contract.functions.snapshot().call(block_identifier=block)
-            snap = Snapshot(Status(raw[0]), *raw[1:])
-        return snap.settled_periods > period or snap.status in (Status.Terminated, Status.Cancelled)
+            snap = Snapshot.from_abi(agreement.contract.functions.snapshot().call(block_identifier=block))
+        # an agreement in an end state settles nothing more (Expired refuses reports): stop trying
+        return snap.settled_periods > period or snap.status.terminal
 
     def _confirm(self, agreement: Agreement, period: int, report: Any, why: str) -> Outcome:
         if report is not None and report.state in ("signed", "submitted"):

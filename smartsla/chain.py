@@ -159,7 +159,10 @@ class Chain:
 
     # ------------------------------------------------------------------ contracts
     def contract(self, name: str, address: str) -> Contract:
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name)["abi"])
+        """The deployed contract `name` at `address`; struct results decode as named tuples, so
+        readers use the Solidity field names rather than positions."""
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name)["abi"],
+                                    decode_tuples=True)
 
     def deploy(self, name: str, sender: str, *args: Any) -> tuple[Contract, TxResult]:
         art = artifacts.load(name)
@@ -231,5 +234,5 @@ class Chain:
         """Balance of `address` in native ETH (asset None or zero address) or an ERC-20."""
         if asset is None or int(asset, 16) == 0:
             return self.w3.eth.get_balance(Web3.to_checksum_address(address))
-        token = self.contract("TestToken", asset)  # any ERC-20 ABI will do for balanceOf
+        token = self.contract("IERC20Metadata", asset)
         return token.functions.balanceOf(Web3.to_checksum_address(address)).call()

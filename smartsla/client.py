@@ -53,6 +53,14 @@ class Snapshot:
     pending_to_provider: int = 0
     pending_periods: int = 0
 
+    @classmethod
+    def from_abi(cls, raw: Any) -> Snapshot:
+        """What ``Agreement.snapshot()`` returns (a named tuple: Chain.contract decodes tuples)."""
+        return cls(Status(raw.status), int(raw.settledPeriods), bool(raw.feesDeposited), bool(raw.collateralDeposited),
+                   bool(raw.disasterOccurred), int(raw.feesEscrowed), int(raw.collateralEscrowed),
+                   int(raw.owedToCustomer), int(raw.owedToProvider), int(raw.pendingToCustomer),
+                   int(raw.pendingToProvider), int(raw.pendingPeriods))
+
     @property
     def held(self) -> int:
         """What the contract should hold according to its own books."""
@@ -172,8 +180,7 @@ class Agreement:
                               self.chain.call(self.contract.functions.options(), action="options"))
 
     def snapshot(self) -> Snapshot:
-        raw = self.chain.call(self.contract.functions.snapshot(), action="snapshot")
-        return Snapshot(Status(raw[0]), *raw[1:])
+        return Snapshot.from_abi(self.chain.call(self.contract.functions.snapshot(), action="snapshot"))
 
     def balance(self) -> int:
         """What the contract actually holds of its asset."""
@@ -214,7 +221,7 @@ class Agreement:
         """For an ERC-20 asset approve `amount` and return 0 ether to send; else return `amount`."""
         if self.terms.is_native:
             return amount
-        token = self.chain.contract("TestToken", self.terms.asset)  # the ERC-20 ABI part is standard
+        token = self.chain.contract("IERC20Metadata", self.terms.asset)
         self.chain.transact(token.functions.approve(self.address, amount), sender, action="approve")
         return 0
 

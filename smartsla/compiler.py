@@ -25,6 +25,10 @@ OPTIMIZER_RUNS = 200
 # use the test token).
 SHIPPED_CONTRACTS = ("Agreement", "AgreementFactory", "CorporateAgreement", "TestToken", "FeeOnTransferToken",
                      "SettlementBatch")
+# Standard interfaces whose ABI the Python side uses for any token an agreement names (balanceOf,
+# decimals, symbol, approve): OpenZeppelin's own, compiled from node_modules, shipped ABI-only, so
+# no test contract's ABI stands in for every ERC-20.
+SHIPPED_INTERFACES = {"IERC20Metadata": "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol"}
 
 
 class CompilerUnavailable(RuntimeError):
@@ -37,6 +41,8 @@ def standard_input(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:
         path.relative_to(contracts_dir.parent).as_posix(): {"content": path.read_text()}
         for path in sorted(contracts_dir.rglob("*.sol"))
     }
+    for source in SHIPPED_INTERFACES.values():
+        sources[source] = {"content": (PROJECT_ROOT / "node_modules" / source).read_text()}
     return {
         "language": "Solidity",
         "sources": sources,
@@ -72,11 +78,10 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str
         raise RuntimeError(f"compilation failed:\n{str(exc).split('> command')[0].strip()}") from exc
     result: dict[str, dict[str, Any]] = {}
     for source, contracts in output["contracts"].items():
-        if not source.startswith("contracts/"):
-            continue  # OpenZeppelin and other libraries
         for name, data in contracts.items():
-            if name not in SHIPPED_CONTRACTS:
-                continue
+            ours = source.startswith("contracts/") and name in SHIPPED_CONTRACTS
+            if not (ours or SHIPPED_INTERFACES.get(name) == source):
+                continue  # OpenZeppelin's and other libraries' contracts, test helpers not shipped
             result[name] = {
                 "contractName": name,
                 "source": source,
@@ -85,7 +90,7 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
                 "compiler": {"evmVersion": EVM_VERSION, "optimizerRuns": OPTIMIZER_RUNS},
             }
-    missing = set(SHIPPED_CONTRACTS) - set(result)
+    missing = (set(SHIPPED_CONTRACTS) | set(SHIPPED_INTERFACES)) - set(result)
     if missing:
         raise RuntimeError(f"compilation produced no artifact for {sorted(missing)}")
     return result

@@ -40,7 +40,7 @@ from web3.exceptions import BlockNotFound
 
 from . import artifacts
 from .chain import Chain
-from .client import Agreement, Status
+from .client import Agreement, Snapshot, Status
 from .index_store import Batch, IndexStore
 from .terms import Terms
 
@@ -120,14 +120,14 @@ class EventDecoder:
 
 def snapshot_columns(raw: Any) -> dict[str, Any]:
     """Agreement.snapshot() as idx_agreements columns."""
+    s = Snapshot.from_abi(raw)
     return {
-        "status": Status(raw[0]).name, "settled_periods": int(raw[1]), "fees_deposited": bool(raw[2]),
-        "collateral_deposited": bool(raw[3]), "disaster_occurred": bool(raw[4]), "fees_escrowed": str(raw[5]),
-        "collateral_escrowed": str(raw[6]), "owed_to_customer": str(raw[7]), "owed_to_provider": str(raw[8]),
-        # fields added with dispute windows (absent from older agreements' ABI)
-        "pending_to_customer": str(raw[9]) if len(raw) > 9 else "0",
-        "pending_to_provider": str(raw[10]) if len(raw) > 10 else "0",
-        "pending_periods": int(raw[11]) if len(raw) > 11 else 0,
+        "status": s.status.name, "settled_periods": s.settled_periods, "fees_deposited": s.fees_deposited,
+        "collateral_deposited": s.collateral_deposited, "disaster_occurred": s.disaster_occurred,
+        "fees_escrowed": str(s.fees_escrowed), "collateral_escrowed": str(s.collateral_escrowed),
+        "owed_to_customer": str(s.owed_to_customer), "owed_to_provider": str(s.owed_to_provider),
+        "pending_to_customer": str(s.pending_to_customer), "pending_to_provider": str(s.pending_to_provider),
+        "pending_periods": s.pending_periods,
     }
 
 

@@ -353,24 +353,26 @@ class Terms(BaseModel):
     @classmethod
     def from_abi(cls, raw: Any, options: Any = None) -> Terms:
         """Inverse of :meth:`to_abi` (and :meth:`options_abi`), for what ``Agreement.terms()``
-        and ``Agreement.options()`` return."""
-        (provider, customer, oracles, quorum, asset, start, period_length, period_count, fee, collateral,
-         cap, termination, services) = raw
-        dispute_window, arbiter, notice, kinds, ends, budget, slice_s, min_measured, spec_hash, percentiles = (
-            options if options is not None
-            else (0, ZERO_ADDRESS, 0, [], [], 0, DEFAULT_SLICE_SECONDS, DEFAULT_MIN_MEASURED_PPM, bytes(32), []))
-        kinds = list(kinds) or [0] * len(services)
-        percentiles = list(percentiles) or [0] * len(services)
+        and ``Agreement.options()`` return: named tuples (Chain.contract decodes tuples), read by
+        the Solidity field names. Without `options`, the defaults of an agreement without any."""
+        services = raw.services
+        kinds = list(options.serviceKinds) if options is not None else []
+        percentiles = list(options.latencyPercentiles) if options is not None else []
+        method: dict[str, Any] = {} if options is None else {
+            "dispute_window": options.disputeWindow, "arbiter": options.arbiter,
+            "maintenance_notice": options.maintenanceNotice, "period_ends": tuple(options.periodEnds),
+            "maintenance_budget": options.maintenanceBudget, "slice_seconds": options.sliceLength,
+            "min_measured_ppm": options.minMeasuredPpm, "spec_hash": "0x" + bytes(options.specHash).hex()}
         return cls(
-            provider=provider, customer=customer, oracles=tuple(oracles), quorum=quorum, asset=asset, start=start,
-            period_length=period_length, period_count=period_count, fee_per_period=fee,
-            collateral=collateral, credit_cap_bps=cap, termination_ppm=termination,
-            dispute_window=dispute_window, arbiter=arbiter, maintenance_notice=notice, period_ends=tuple(ends),
-            maintenance_budget=budget, slice_seconds=slice_s, min_measured_ppm=min_measured,
-            spec_hash="0x" + bytes(spec_hash).hex(),
+            provider=raw.provider, customer=raw.customer, oracles=tuple(raw.oracles), quorum=raw.quorum,
+            asset=raw.asset, start=raw.start, period_length=raw.periodLength, period_count=raw.periodCount,
+            fee_per_period=raw.feePerPeriod, collateral=raw.collateral, credit_cap_bps=raw.creditCapBps,
+            termination_ppm=raw.terminationPpm, **method,
             services=tuple(
-                Service(name=service_name(sid), objective_ppm=obj, weight_bps=weight, kind=Kind(kind),
-                        latency_percentile=pct, tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
-                for (sid, obj, weight, tiers), kind, pct in zip(services, kinds, percentiles, strict=True)
+                Service(name=service_name(s.id), objective_ppm=s.objectivePpm, weight_bps=s.weightBps,
+                        kind=Kind(kind), latency_percentile=pct,
+                        tiers=tuple(Tier(below_ppm=t.belowPpm, credit_bps=t.creditBps) for t in s.tiers))
+                for s, kind, pct in zip(services, kinds or [0] * len(services),
+                                        percentiles or [0] * len(services), strict=True)
             ),
         )

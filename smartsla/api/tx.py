@@ -16,6 +16,7 @@ from typing import Any
 from web3 import Web3
 from web3.types import Wei
 
+from .. import artifacts
 from ..chain import REVERTS, Chain, _revert_data
 from ..errors import decode_revert
 from ..presentation import fmt_amount
@@ -54,7 +55,7 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
     status = row["status"]
     role = "customer" if sender == terms.customer else "provider" if sender == terms.provider else None
     w3 = chain.w3 if chain is not None else Web3()
-    agreement = w3.eth.contract(address=address, abi=_agreement_abi())
+    agreement = w3.eth.contract(address=address, abi=artifacts.load("Agreement")["abi"])
     value = 0
     approve: dict[str, Any] | None = None
     if action == "withdraw":
@@ -95,7 +96,8 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
         if terms.is_native:
             value = amount
         else:
-            token = w3.eth.contract(address=Web3.to_checksum_address(terms.asset), abi=_erc20_approve_abi())
+            token = w3.eth.contract(address=Web3.to_checksum_address(terms.asset),
+                                    abi=artifacts.load("IERC20Metadata")["abi"])
             approve = {"from": sender, "to": terms.asset, "value": "0x0", "chainId": _hex(chain_id),
                        "data": token.encode_abi("approve", args=[address, amount])}
             description += " (approve the token first)"
@@ -134,20 +136,3 @@ def send_from_node(chain: Chain, lock: threading.RLock, tx: dict[str, Any]) -> t
     if receipt["status"] != 1:
         raise ActionRefused("the transaction reverted")
     return receipt["transactionHash"].to_0x_hex(), int(receipt["blockNumber"])
-
-
-_ABI_CACHE: dict[str, Any] = {}
-
-
-def _agreement_abi() -> Any:
-    if "agreement" not in _ABI_CACHE:
-        from .. import artifacts
-
-        _ABI_CACHE["agreement"] = artifacts.load("Agreement")["abi"]
-    return _ABI_CACHE["agreement"]
-
-
-def _erc20_approve_abi() -> Any:
-    return [{"type": "function", "name": "approve", "stateMutability": "nonpayable",
-             "inputs": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}],
-             "outputs": [{"name": "", "type": "bool"}]}]

@@ -142,7 +142,7 @@ def _amount_formatter(chain: Chain, asset: str) -> Callable[[int], str]:
     """ETH for native agreements; for an ERC-20, its decimals and symbol when it has them."""
     if int(asset, 16) == 0:
         return fmt_eth
-    token = chain.contract("TestToken", asset)
+    token = chain.contract("IERC20Metadata", asset)
     try:
         symbol = str(token.functions.symbol().call())
         decimals = int(token.functions.decimals().call())
