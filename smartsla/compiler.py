@@ -53,7 +53,8 @@ def standard_input(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, Any]:
             # Brownie, Forge and our pipeline produce the same bytes.
             "metadata": {"bytecodeHash": "none"},
             "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "devdoc", "userdoc"]}
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "devdoc", "userdoc"],
+                      "": ["ast"]}
             },
         },
     }
@@ -76,6 +77,7 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str
     except SolcError as exc:  # py-solc-x raises on any error-severity message
         # Its message ends with the command's whole stdout (megabytes of JSON): keep the errors.
         raise RuntimeError(f"compilation failed:\n{str(exc).split('> command')[0].strip()}") from exc
+    enums = _enum_members(output)
     result: dict[str, dict[str, Any]] = {}
     for source, contracts in output["contracts"].items():
         for name, data in contracts.items():
@@ -86,14 +88,59 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR) -> dict[str, dict[str
                 "contractName": name,
                 "source": source,
                 "abi": data["abi"],
+                # Each custom error's NatSpec notice by signature: what the CLI and the API say
+                # when the contract refuses (smartsla.errors.ContractReverted.explanation).
+                "errorNotices": {sig: " ".join(doc[0]["notice"].split())
+                                 for sig, doc in data.get("userdoc", {}).get("errors", {}).items()
+                                 if doc and doc[0].get("notice")},
                 "bytecode": "0x" + data["evm"]["bytecode"]["object"],
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
                 "compiler": {"evmVersion": EVM_VERSION, "optimizerRuns": OPTIMIZER_RUNS},
+                # The members of each enum the ABI names (an ABI says only `uint8`): how an error
+                # argument such as WrongStatus(2) is shown as WrongStatus(Ended).
+                "enums": {e: enums[e] for e in sorted(_enums_in(data["abi"])) if e in enums},
             }
     missing = (set(SHIPPED_CONTRACTS) | set(SHIPPED_INTERFACES)) - set(result)
     if missing:
         raise RuntimeError(f"compilation produced no artifact for {sorted(missing)}")
     return result
+
+
+def _enum_members(output: dict[str, Any]) -> dict[str, list[str]]:
+    """Every enum declared in our sources: name -> member names, from the compiler's AST."""
+    found: dict[str, list[str]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("nodeType") == "EnumDefinition":
+                found[node["name"]] = [m["name"] for m in node["members"]]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for source, data in output.get("sources", {}).items():
+        if source.startswith("contracts/"):
+            walk(data.get("ast"))
+    return found
+
+
+def _enums_in(abi: list[dict[str, Any]]) -> set[str]:
+    """Enum names an ABI's parameters use (internalType `enum Status` or `enum Agreement.Status`)."""
+    names: set[str] = set()
+
+    def visit(params: list[dict[str, Any]]) -> None:
+        for p in params:
+            internal = p.get("internalType", "")
+            if internal.startswith("enum "):
+                names.add(internal[5:].split(".")[-1].removesuffix("[]"))
+            visit(p.get("components", []))
+
+    for item in abi:
+        visit(item.get("inputs", []))
+        visit(item.get("outputs", []))
+    return names
 
 
 def artifact_text(artifact: dict[str, Any]) -> str:

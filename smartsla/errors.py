@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -31,14 +32,22 @@ class ContractReverted(SmartSLAError):
     """A transaction or call reverted. ``name`` is the contract's custom error (e.g.
     ``PeriodAlreadySettled``) and ``args`` its decoded arguments, when the revert data names one."""
 
-    def __init__(self, name: str, args: tuple[Any, ...] = (), raw: str | None = None, action: str = ""):
+    def __init__(self, name: str, args: tuple[Any, ...] = (), raw: str | None = None, action: str = "",
+                 notice: str = ""):
         self.name = name
         self.args_ = args
         self.raw = raw
         self.action = action
+        self.explanation = notice
         shown = ", ".join(_show(a) for a in args)
         where = f" ({action})" if action else ""
         super().__init__(f"{name}({shown}){where}")
+
+    def explained(self) -> str:
+        """The error with the contract's own words for it (its NatSpec notice, the arguments put
+        in): `NothingToWithdraw(0xAb...): Nothing is owed to 0xAb....` The contract is the
+        authority on what it refuses; callers do not re-code its rules to phrase a refusal."""
+        return f"{self}: {self.explanation}" if self.explanation else str(self)
 
 
 def _show(value: Any) -> str:
@@ -54,19 +63,51 @@ def _abi_type(inp: dict[str, Any]) -> str:
     return inp["type"]
 
 
+def _enum_name(param: dict[str, Any]) -> str:
+    internal = param.get("internalType", "")
+    return internal[5:].split(".")[-1] if internal.startswith("enum ") else ""
+
+
+class _Member(str):
+    """An enum argument shown by its member's name (WrongStatus(Ended)); compares as that name."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _member(members: list[str] | None, value: Any) -> Any:
+    if members is None or not isinstance(value, int) or not 0 <= value < len(members):
+        return value
+    return _Member(members[value])
+
+
+@dataclass(frozen=True)
+class _ErrorInfo:
+    name: str
+    types: list[str]
+    params: list[str] = field(default_factory=list)
+    notice: str = ""  # the NatSpec notice, with `param` where an argument goes
+    enums: list[list[str] | None] = field(default_factory=list)  # each argument's enum members, if an enum
+
+
 @cache
-def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    table: dict[bytes, tuple[str, list[str]]] = {
-        function_signature_to_4byte_selector("Error(string)"): ("Error", ["string"]),
-        function_signature_to_4byte_selector("Panic(uint256)"): ("Panic", ["uint256"]),
+def _error_table() -> dict[bytes, _ErrorInfo]:
+    table: dict[bytes, _ErrorInfo] = {
+        function_signature_to_4byte_selector("Error(string)"): _ErrorInfo("Error", ["string"]),
+        function_signature_to_4byte_selector("Panic(uint256)"): _ErrorInfo("Panic", ["uint256"]),
     }
-    for abi in artifacts.all_abis():
-        for item in abi:
+    for name in artifacts.names():  # sorted: Agreement's wording first where contracts share an error
+        art = artifacts.load(name)
+        notices, enums = art.get("errorNotices", {}), art.get("enums", {})
+        for item in art["abi"]:
             if item.get("type") != "error":
                 continue
             types = [_abi_type(i) for i in item["inputs"]]
-            selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-            table[selector] = (item["name"], types)
+            signature = f"{item['name']}({','.join(types)})"
+            table.setdefault(function_signature_to_4byte_selector(signature),
+                             _ErrorInfo(item["name"], types, [i["name"] for i in item["inputs"]],
+                                        notices.get(signature, ""),
+                                        [enums.get(_enum_name(i)) for i in item["inputs"]]))
     # OpenZeppelin errors raised from libraries (SafeERC20, Address, ERC20) are in the ABIs of
     # the contracts that use them only when declared there; list the ones we can meet.
     for sig in (
@@ -79,7 +120,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     ):
         name, _, rest = sig.partition("(")
         types = [t for t in rest.rstrip(")").split(",") if t]
-        table.setdefault(function_signature_to_4byte_selector(sig), (name, types))
+        table.setdefault(function_signature_to_4byte_selector(sig), _ErrorInfo(name, types))
     return table
 
 
@@ -91,10 +132,14 @@ def decode_revert(data: str | bytes | None, action: str = "") -> ContractReverte
     entry = _error_table().get(data_bytes[:4])
     if entry is None:
         return ContractReverted("UnknownError", (), raw="0x" + data_bytes.hex(), action=action)
-    name, types = entry
+    types = entry.types
     try:
         args = tuple(abi_decode(types, data_bytes[4:])) if types else ()
     except Exception:  # malformed payload: still report the name
         args = ()
     args = tuple(to_checksum_address(a) if t == "address" else a for t, a in zip(types, args, strict=False))
-    return ContractReverted(name, args, raw="0x" + data_bytes.hex(), action=action)
+    args = tuple(_member(members, a) for members, a in zip(entry.enums or [None] * len(args), args, strict=False))
+    notice = entry.notice
+    for param, value in zip(entry.params, args, strict=False):
+        notice = notice.replace(f"`{param}`", _show(value) if not isinstance(value, str) else value)
+    return ContractReverted(entry.name, args, raw="0x" + data_bytes.hex(), action=action, notice=notice)

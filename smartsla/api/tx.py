@@ -1,15 +1,14 @@
 """Unsigned transactions for a wallet: the server never holds a party's key.
 
-Each action is checked against the index first (who may do it, in which state), so the answer
-to a request that the contract would refuse is a clear 409 rather than a transaction that fails.
-When the server can reach the chain it also asks the node for a gas estimate; a revert there is
-reported the same way.
+The contract is the authority on who may do what, and when: each transaction is run against the
+chain as its sender (a gas estimate) before it is handed out, and a request the contract would
+refuse is a 409 naming the contract's error in its own words (its NatSpec), rather than a
+transaction that fails in the wallet. The rules are not re-coded here.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,47 +48,32 @@ def cli_command(action: str, agreement: str, rpc_url: str | None) -> str | None:
 
 def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | None, chain_id: int,
             lock: threading.RLock, rpc_url: str | None) -> Prepared:
-    """The transactions `sender` must send for `action` on the agreement of index row `row`."""
+    """The transactions `sender` must send for `action` on the agreement of index row `row`.
+
+    Whether the contract accepts it is the contract's answer, not ours: the transaction is run
+    against the chain's latest state as `sender` (a gas estimate), and a refusal is reported
+    with the contract's named error and its NatSpec words (ActionRefused). The index only
+    phrases the description (the amounts). Without a chain nothing is checked here; the wallet's
+    own estimate will be."""
     terms = terms_of(row)
     address = row["address"]
-    status = row["status"]
     role = "customer" if sender == terms.customer else "provider" if sender == terms.provider else None
     w3 = chain.w3 if chain is not None else Web3()
     agreement = w3.eth.contract(address=address, abi=artifacts.load("Agreement")["abi"])
     value = 0
     approve: dict[str, Any] | None = None
     if action == "withdraw":
-        if role is None:
-            raise ActionRefused(f"{sender} is neither the customer nor the provider of {address}")
-        owed = int(row[f"owed_to_{role}"])
-        if owed == 0:
-            raise ActionRefused(f"nothing is owed to the {role} {sender} (as of block {row['snapshot_block']})")
-        fn, description = "withdraw", f"Withdraw {fmt_amount(owed, terms.asset)} owed to the {role}"
+        owed = int(row[f"owed_to_{role}"]) if role is not None else 0
+        fn = "withdraw"
+        description = (f"Withdraw {fmt_amount(owed, terms.asset)} owed to the {role}" if role is not None
+                       else f"Withdraw what {address} owes {sender}")
     elif action == "terminate":
-        if role != "customer":
-            raise ActionRefused(f"only the customer {terms.customer} may invoke the disaster clause")
-        if status != "Active":
-            raise ActionRefused(f"the agreement is {status}, not Active")
-        if not row["disaster_occurred"]:
-            raise ActionRefused("no settled period fell below the disaster threshold: the clause cannot be invoked")
         fn = "terminate"
         description = (f"Terminate under the disaster clause: of {fmt_amount(int(row['fees_escrowed']), terms.asset)} "
                        "of prepaid fees, the customer gets back all but the served part of the period in progress "
                        "(pro rata by the second)")
     elif action in ("deposit-fees", "deposit-collateral"):
         fees = action == "deposit-fees"
-        needed_role = "customer" if fees else "provider"
-        if role != needed_role:
-            raise ActionRefused(f"only the {needed_role} {getattr(terms, needed_role)} deposits the "
-                                f"{'fees' if fees else 'collateral'}")
-        if status != "Pending":
-            raise ActionRefused(f"the agreement is {status}: deposits are taken only while Pending")
-        if row["fees_deposited" if fees else "collateral_deposited"]:
-            raise ActionRefused(f"the {'fees are' if fees else 'collateral is'} already deposited")
-        now = chain.now() if chain is not None else int(time.time())
-        if now >= terms.start:
-            # Agreement.TermStarted: deposits close at the start, so nobody joins with hindsight.
-            raise ActionRefused(f"the term started at {terms.start}: deposits are closed (cancel the agreement)")
         amount = terms.total_fees if fees else terms.collateral
         fn = "depositFees" if fees else "depositCollateral"
         description = f"Deposit {'the prepaid fees' if fees else 'the collateral'}: {fmt_amount(amount, terms.asset)}"
@@ -105,21 +89,42 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
         raise ValueError(action)
     tx: dict[str, Any] = {"from": sender, "to": address, "value": _hex(value), "chainId": _hex(chain_id),
                           "data": agreement.encode_abi(fn, args=[])}
-    txs = [approve, tx] if approve else [tx]
     if chain is not None:
-        for t in txs:
-            if approve is not None and t is tx:
-                break  # the deposit cannot be estimated before the approval is mined
-            with lock:
-                try:
-                    gas = chain.w3.eth.estimate_gas({"from": t["from"], "to": t["to"], "data": t["data"],
-                                                     "value": Wei(int(t["value"], 16))})
-                except REVERTS as exc:
-                    raise ActionRefused(f"the contract would refuse: {decode_revert(_revert_data(exc), fn)}") from exc
-                except Exception:  # node unreachable or unable to estimate: the wallet will estimate
-                    continue
-            t["gas"] = _hex(gas)
-    return Prepared(description, txs, cli_command(action, address, rpc_url))
+        with lock:
+            if approve is not None:
+                # The deposit cannot run before the approval is mined, but the contract checks
+                # its rules before it pulls the token: a refusal by one of ITS errors is final,
+                # the token's own (no allowance yet) means the rules let this deposit through.
+                _ask_chain(chain, tx, fn, own_errors=_agreement_errors())
+                approve["gas"] = _estimate(chain, approve, "approve")
+            else:
+                tx["gas"] = _estimate(chain, tx, fn)
+    return Prepared(description, [approve, tx] if approve else [tx], cli_command(action, address, rpc_url))
+
+
+def _agreement_errors() -> frozenset[str]:
+    return frozenset(i["name"] for i in artifacts.load("Agreement")["abi"] if i.get("type") == "error")
+
+
+def _ask_chain(chain: Chain, tx: dict[str, Any], action: str, own_errors: frozenset[str] | None = None) -> int | None:
+    """Run `tx` as its sender against the latest block: its gas, or ActionRefused with the
+    contract's own reason. With `own_errors`, only those errors refuse (others: None). A node
+    that cannot estimate (unreachable, no support) returns None: the wallet will estimate."""
+    try:
+        return int(chain.w3.eth.estimate_gas({"from": tx["from"], "to": tx["to"], "data": tx["data"],
+                                              "value": Wei(int(tx["value"], 16))}))
+    except REVERTS as exc:
+        refusal = decode_revert(_revert_data(exc), action)
+        if own_errors is not None and refusal.name not in own_errors:
+            return None
+        raise ActionRefused(f"the contract would refuse: {refusal.explained()}") from exc
+    except Exception:  # noqa: BLE001 - node unreachable or unable to estimate: the wallet will estimate
+        return None
+
+
+def _estimate(chain: Chain, tx: dict[str, Any], action: str) -> str | None:
+    gas = _ask_chain(chain, tx, action)
+    return _hex(gas) if gas is not None else None
 
 
 def send_from_node(chain: Chain, lock: threading.RLock, tx: dict[str, Any]) -> tuple[str, int]:
@@ -131,7 +136,8 @@ def send_from_node(chain: Chain, lock: threading.RLock, tx: dict[str, Any]) -> t
         try:
             tx_hash = chain.w3.eth.send_transaction(params)  # type: ignore[arg-type]
         except REVERTS as exc:
-            raise ActionRefused(f"the contract refused: {decode_revert(_revert_data(exc), 'send')}") from exc
+            refusal = decode_revert(_revert_data(exc), "send")
+            raise ActionRefused(f"the contract refused: {refusal.explained()}") from exc
         receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
     if receipt["status"] != 1:
         raise ActionRefused("the transaction reverted")
