@@ -205,6 +205,20 @@ class Chain:
             return decode_revert(_revert_data(exc), action)
         return ContractReverted("Reverted", (), action=action)
 
+    def simulate(self, fn: ContractFunction, sender: str, *, value: int = 0, action: str = "") -> None:
+        """Run `fn` as `sender` against the next block without sending it: ContractReverted (the
+        contract's named error) when the contract would refuse. The contract is the authority on
+        its rules; callers ask it instead of re-coding them. The pending block is used where the
+        node has one, so a rule on time (a deposit after the start) is judged at the time the
+        transaction would be mined, not at a dev chain's last block."""
+        params: TxParams = {"from": Web3.to_checksum_address(sender), "value": Wei(value)}
+        try:
+            fn.call(params, block_identifier="pending")
+        except REVERTS as exc:
+            raise decode_revert(_revert_data(exc), action) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChainUnavailable(f"chain at {self.url} stopped answering") from exc
+
     def call(self, fn: ContractFunction, *, action: str = "") -> Any:
         """A read-only call; a revert raises ContractReverted naming the error."""
         try:

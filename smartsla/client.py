@@ -16,7 +16,7 @@ from web3.contract.contract import Contract
 from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
-from .errors import InvalidTermsError, NotAnAgreement
+from .errors import ContractReverted, InvalidTermsError, NotAnAgreement, errors_of
 from .reports import SignedReport, root_bytes
 from .terms import Terms
 
@@ -217,22 +217,38 @@ class Agreement:
         return self._settlement(logs[0], result, evidence)
 
     # ---------------------------------------------------------------- actions
-    def _approve_if_token(self, sender: str, amount: int) -> int:
-        """For an ERC-20 asset approve `amount` and return 0 ether to send; else return `amount`."""
+    def check_deposit(self, fees: bool, sender: str) -> None:
+        """Ask the contract whether `sender` may deposit the fees (or the collateral) now:
+        ContractReverted with its named error if not (Unauthorized, WrongStatus,
+        AlreadyDeposited, TermStarted...). It checks its rules before it pulls a token, so for an
+        ERC-20 the token's own refusal (no approval yet) is the expected answer, not a refusal."""
+        fn = self.contract.functions.depositFees() if fees else self.contract.functions.depositCollateral()
+        amount = self.terms.total_fees if fees else self.terms.collateral
+        try:
+            self.chain.simulate(fn, sender, value=amount if self.terms.is_native else 0,
+                                action="depositFees" if fees else "depositCollateral")
+        except ContractReverted as exc:
+            if self.terms.is_native or exc.name in errors_of("Agreement"):
+                raise
+
+    def _deposit(self, fees: bool, sender: str) -> TxResult:
+        """Deposit the fees or the collateral: ETH as the value, or an ERC-20 approved for exactly
+        the amount, once the contract said it would take it (nothing approved for a refusal)."""
+        fn = self.contract.functions.depositFees() if fees else self.contract.functions.depositCollateral()
+        amount = self.terms.total_fees if fees else self.terms.collateral
+        action = "depositFees" if fees else "depositCollateral"
         if self.terms.is_native:
-            return amount
+            return self.chain.transact(fn, sender, value=amount, action=action)
+        self.check_deposit(fees, sender)
         token = self.chain.contract("IERC20Metadata", self.terms.asset)
         self.chain.transact(token.functions.approve(self.address, amount), sender, action="approve")
-        return 0
+        return self.chain.transact(fn, sender, action=action)
 
     def deposit_fees(self, sender: str) -> TxResult:
-        value = self._approve_if_token(sender, self.terms.total_fees)
-        return self.chain.transact(self.contract.functions.depositFees(), sender, value=value, action="depositFees")
+        return self._deposit(True, sender)
 
     def deposit_collateral(self, sender: str) -> TxResult:
-        value = self._approve_if_token(sender, self.terms.collateral)
-        return self.chain.transact(self.contract.functions.depositCollateral(), sender, value=value,
-                                   action="depositCollateral")
+        return self._deposit(False, sender)
 
     def settle(self, period: int, values_ppm: list[int], measured_ppm: int, evidence_root: bytes | str,
                sender: str) -> Settlement:

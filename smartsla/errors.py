@@ -124,6 +124,13 @@ def _error_table() -> dict[bytes, _ErrorInfo]:
     return table
 
 
+@cache
+def errors_of(contract: str) -> frozenset[str]:
+    """The names of the custom errors `contract` itself declares (not a token's or a library's):
+    tells the contract's refusal of an action from, e.g., a token's missing allowance."""
+    return frozenset(i["name"] for i in artifacts.load(contract)["abi"] if i.get("type") == "error")
+
+
 def decode_revert(data: str | bytes | None, action: str = "") -> ContractReverted:
     """Turn raw revert data into a ContractReverted naming the custom error."""
     data_bytes = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data or b""

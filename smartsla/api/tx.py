@@ -17,7 +17,7 @@ from web3.types import Wei
 
 from .. import artifacts
 from ..chain import REVERTS, Chain, _revert_data
-from ..errors import decode_revert
+from ..errors import decode_revert, errors_of
 from ..presentation import fmt_amount
 from .views import terms_of
 
@@ -95,15 +95,11 @@ def prepare(row: dict[str, Any], action: str, sender: str, *, chain: Chain | Non
                 # The deposit cannot run before the approval is mined, but the contract checks
                 # its rules before it pulls the token: a refusal by one of ITS errors is final,
                 # the token's own (no allowance yet) means the rules let this deposit through.
-                _ask_chain(chain, tx, fn, own_errors=_agreement_errors())
+                _ask_chain(chain, tx, fn, own_errors=errors_of("Agreement"))
                 approve["gas"] = _estimate(chain, approve, "approve")
             else:
                 tx["gas"] = _estimate(chain, tx, fn)
     return Prepared(description, [approve, tx] if approve else [tx], cli_command(action, address, rpc_url))
-
-
-def _agreement_errors() -> frozenset[str]:
-    return frozenset(i["name"] for i in artifacts.load("Agreement")["abi"] if i.get("type") == "error")
 
 
 def _ask_chain(chain: Chain, tx: dict[str, Any], action: str, own_errors: frozenset[str] | None = None) -> int | None:

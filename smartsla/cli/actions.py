@@ -6,14 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..client import Status
-from ..presentation import fmt_time
 from ..units import percent_to_ppm, ppm_to_percent
 from .common import (
     DEFAULT_RPC_URL,
@@ -65,8 +63,6 @@ def maintenance_declare(
 ) -> None:
     """Declare a maintenance window (provider). With the agreed notice it is excluded from uptime."""
     chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
-    if sender != agreement.terms.provider:
-        raise BadInput(f"only the provider {agreement.terms.provider} declares maintenance; the key is {sender}")
     agreement.declare_maintenance(_when(start), _when(end), sender)
     window = agreement.maintenance_windows()[-1]
     note = "[green]with notice: excluded from the figures[/]" if window.with_notice else \
@@ -176,15 +172,9 @@ def withdraw_cmd(
         raise BadInput("--to must not be the zero address (the money would be burnt)")
     chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
     terms = agreement.terms
-    if sender not in (terms.customer, terms.provider):
-        raise BadInput(f"the key file's address {sender} is neither the customer nor the provider of "
-                       f"{agreement.address}")
-    role = "customer" if sender == terms.customer else "provider"
-    snap = agreement.snapshot()
-    owed = snap.owed_to_customer if role == "customer" else snap.owed_to_provider
+    # Who is owed what is the contract's answer (NothingToWithdraw, Unauthorized...), not ours.
+    role = "customer" if sender == terms.customer else "provider" if sender == terms.provider else "address"
     fmt = _amount_formatter(chain, terms.asset)
-    if owed == 0:
-        fail(f"nothing is owed to the {role} {sender} by {agreement.address}", 1)
     if recipient is None or recipient == sender:
         amount = agreement.withdraw(sender)
         _console().print(f"The {role} {sender} withdrew [bold]{fmt(amount)}[/] from {agreement.address}.")
@@ -222,21 +212,11 @@ def deposit_cmd(
                            f"provider ({terms.provider}) of {agreement.address}: it has nothing to deposit")
         what = "fees" if sender == terms.customer else "collateral"
     party = "customer" if what == "fees" else "provider"
-    if sender != roles[what]:
-        raise BadInput(f"only the {party} {roles[what]} deposits the {what} of {agreement.address}; "
-                       f"the key file is for {sender}")
     amount = terms.total_fees if what == "fees" else terms.collateral
     fmt = _amount_formatter(chain, terms.asset)
-    # Check what the contract would refuse, and say it in words, before spending gas.
-    snap = agreement.snapshot()
-    if snap.status != Status.Pending:
-        fail(f"{agreement.address} is {snap.status.name}: deposits are accepted only while it is Pending", 1)
-    if (snap.fees_deposited if what == "fees" else snap.collateral_deposited):
-        fail(f"the {party} has already deposited the {what} of {agreement.address}", 1)
-    now = max(int(time.time()), chain.now())  # the next block is stamped no earlier than either
-    if now >= terms.start:
-        fail(f"the term of {agreement.address} started at {fmt_time(terms.start)}: a deposit now would let a "
-             "party activate the agreement with hindsight, so it is refused (cancel to recover a deposit)", 1)
+    # Whether this party may deposit now is the contract's answer (asked before any gas or
+    # approval is spent; Unauthorized, WrongStatus, AlreadyDeposited, TermStarted...), not ours.
+    agreement.check_deposit(what == "fees", sender)
     held = chain.balance(sender, None if terms.is_native else terms.asset)
     if held < amount:
         fail(f"{sender} holds only {fmt(held)}; the {what} of {agreement.address} are {fmt(amount)}", 1)
@@ -260,8 +240,6 @@ def terminate_cmd(
     """Invoke the disaster clause (customer only): end the agreement, get back the unearned fees."""
     chain, agreement, sender = _signed_agreement(address, keystore_path, password_env, rpc_url, factory_address)
     terms = agreement.terms
-    if sender != terms.customer:
-        raise BadInput(f"only the customer {terms.customer} may terminate; the key file is for {sender}")
     tx = agreement.terminate(sender)
     event = agreement.contract.events.Terminated().process_receipt(tx.receipt)[0]["args"]
     fmt = _amount_formatter(chain, terms.asset)

@@ -73,8 +73,8 @@ def cli_errors(fn: F) -> F:
             raise
         except ValidationError as exc:
             fail(_validation_message(exc), 2)
-        except ContractReverted as exc:
-            fail(f"the contract refused: {exc}", 1)
+        except ContractReverted as exc:  # the contract's own answer, in its own words
+            fail(f"the contract refused: {exc.explained()}", 1)
         except SmartSLAError as exc:
             fail(str(exc), 2 if isinstance(exc, ValueError) else 1)
         except ValueError as exc:
