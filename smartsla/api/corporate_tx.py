@@ -62,9 +62,12 @@ def prepare_corporate(row: dict[str, Any], req: CorporateAction, *, chain: Chain
             raise _refuse("AlreadyDeposited()", f"the {'fees are' if fees else 'collateral is'} already deposited")
         value = terms.total_fees if fees else terms.collateral
         fn, args = ("depositFees", [value]) if fees else ("depositCollateral", [])
-        description = (f"Deposit every department's fees for the whole term: {fmt_amount(value, asset)}" if fees
-                       else f"Deposit the collateral pool: {fmt_amount(value, asset)} (what exceeds the worst case "
-                            f"{fmt_amount(terms.worst_case, asset)} is released to you at once)")
+        # depositFees(expectedTotal): a department added after this was prepared makes the
+        # contract revert (WrongAmount) instead of charging the organisation for it.
+        description = (f"Deposit the fees of the {n} departments for the whole term: {fmt_amount(value, asset)}"
+                       if fees else
+                       f"Deposit the collateral pool: {fmt_amount(value, asset)} backing {n} departments (worst case "
+                       f"{fmt_amount(terms.worst_case, asset)}; the excess is released to you at once)")
     elif req.action in ("settle", "settle-period"):
         if status == "Pending" or not state:
             raise _refuse("PeriodNotReported", "both deposits must be in and the period reported first")

@@ -4,6 +4,7 @@ view: a stale index or a forged request must not mislead a department (wrong pay
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,10 +12,23 @@ from typing import Any
 
 import pytest
 import requests
-from corporate_web_helpers import PERIOD0, CorporateSite, build_site
+import yaml
+from corporate_web_helpers import EXAMPLE, PERIOD0, CorporateSite, build_site
 from web_helpers import serve
 
-from smartsla.api.tx import send_from_node
+from smartsla.api.app import ApiSettings, create_app
+from smartsla.api.tx import ActionRefused, send_from_node
+from smartsla.chain import Chain
+from smartsla.corporate import Corporate, load_corporate_spec
+from smartsla.corporate_index import (
+    CorporateIndex,
+    CorporateIndexer,
+    CorporateStore,
+    department_view,
+    terms_from_json,
+    terms_to_json,
+)
+from smartsla.index_store import IndexStore
 
 
 def _serve(tmp: Path) -> Iterator[tuple[CorporateSite, str]]:
@@ -141,3 +155,56 @@ def test_settle_a_whole_period_in_one_transaction(fresh: tuple[CorporateSite, st
     s.index.indexer.sync()
     again = _tx(url, s.corporate.address, "settle-period", **{"from": s.roles["stranger"], "period": 0})
     assert again.status_code == 409 and "already settled period 0" in again.json()["detail"]
+
+
+def test_a_department_added_behind_the_organisations_back_voids_its_deposit(tmp_path: Path) -> None:
+    """The creator adds a department after the organisation's deposit was prepared from the
+    index: the prepared transaction carries the total the organisation saw, so the contract
+    refuses it (WrongAmount) rather than charging for a department it never agreed to; asked
+    again, the API names the same error before anything is signed."""
+    chain = Chain.connect("embedded")
+    a = chain.accounts
+    data = yaml.safe_load(EXAMPLE.read_text())
+    body = data["spec"]
+    body["parties"], body["oracle"] = {"provider": a[1], "organisation": a[2]}, a[3]
+    for dep, payout in zip(body["departments"], a[5:8], strict=True):
+        dep["payout"] = payout
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 600, dt.UTC).isoformat()
+    body["timeWindow"]["count"] = 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "c.yaml").to_terms()
+    corporate = Corporate.deploy(chain, terms, a[0])
+    store = IndexStore.open(str(tmp_path / "i.db"))
+    corp = CorporateStore(store.engine)
+    indexer = CorporateIndexer(chain, corp, [corporate.address])
+    indexer.sync()
+    app = create_app(store, chain=chain, corporate=CorporateIndex(corp, indexer), lock=indexer.lock,
+                     settings=ApiSettings(rate_limit_per_s=0))
+    with serve(app) as url:
+        r = _tx(url, corporate.address, "deposit-fees", **{"from": a[2]})
+        assert r.status_code == 200 and "3 departments" in r.json()["description"], r.text
+        prepared = r.json()["transactions"][0]
+        chain.transact(corporate.contract.functions.addDepartments([terms.departments[0].to_abi()]), a[0])
+        again = _tx(url, corporate.address, "deposit-fees", **{"from": a[2]})
+        assert again.status_code == 409 and "WrongAmount" in again.json()["detail"], again.text
+        with pytest.raises(ActionRefused, match=r"WrongAmount"):
+            send_from_node(chain, indexer.lock, prepared)
+        assert not corporate.contract.functions.feesDeposited().call()
+        indexer.sync()  # the index sees the new department (its terms are read again)
+        assert len(requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()["departments"]) == 4
+    store.close()
+
+
+def test_a_payout_address_shared_with_another_party_is_flagged(tmp_path: Path) -> None:
+    """owed is kept per address on-chain: a department whose payout address is also the
+    provider's (or another department's) must not read the address's total as its own credit."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    deps = data["spec"]["departments"]
+    deps[1]["payout"] = data["spec"]["parties"]["provider"]
+    deps[2]["payout"] = deps[0]["payout"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "c.yaml").to_terms()
+    assert terms_from_json(terms_to_json(terms)) == terms  # what the index keeps is what was read
+    row = {"address": "0x" + "11" * 20, "terms": terms_to_json(terms), "state": None, "snapshot_block": None}
+    assert department_view(row, [], 1, 0)["payout_shared_with"] == ["the provider"]
+    assert department_view(row, [], 0, 0)["payout_shared_with"] == ["department 2"]
