@@ -11,6 +11,7 @@ address held by the contract, never one from the request.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..errors import decode_revert
 from ..presentation import fmt_amount
 from .tx import ActionRefused, Prepared
 
-CORPORATE_ACTIONS = ("deposit-fees", "deposit-collateral", "settle", "settle-period", "withdraw")
+CORPORATE_ACTIONS = ("deposit-fees", "deposit-collateral", "settle", "settle-period", "expire", "withdraw")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,26 @@ def prepare_corporate(row: dict[str, Any], req: CorporateAction, *, chain: Chain
             fn, args = "settleDepartments", [period, 0, n]
             description = (f"Settle period {period} for {len(todo)} department(s) at once: credits "
                            f"{fmt_amount(total, asset)} in all, each to its own payout address")
+    elif req.action == "expire":
+        if status == "Pending" or not state:
+            raise _refuse("NotFunded()", "both deposits must be in")
+        if state.get("cancelled"):
+            raise _refuse("AlreadyCancelled()", "the agreement was cancelled")
+        deadline = int(state["expires_at"])
+        if state.get("expired"):
+            raise _refuse(f"NotExpired({deadline})", "the agreement has already expired")
+        # The deadline is checked against the next block's time: the node's estimate below does it
+        # (a dev chain's clock moves by jumps); without a node, against this machine's clock.
+        if chain is None and time.time() < deadline:
+            raise _refuse(f"NotExpired({deadline})", "reports are accepted until then")
+        unreported = terms.period_count - int(state["reported_periods"])
+        if unreported == 0:
+            raise _refuse("NothingToExpire()", "every period was reported")
+        fn, args = "expire", []
+        per_period_fees = sum(d.fee_per_period for d in terms.departments)
+        description = (f"Expire: the oracle left {unreported} period(s) unreported; their fees "
+                       f"{fmt_amount(per_period_fees * unreported, asset)} go back to the organisation, their pool "
+                       "reservations to the provider (reported periods still settle)")
     elif req.action == "withdraw":
         owed = int(state.get("owed", {}).get(sender, "0")) if state else 0
         if owed == 0:

@@ -40,7 +40,7 @@ def _error(request: Request, state: AppState, exc: HTTPException) -> Response:
                    cursor=_cursor(state))
 
 
-def _org_actions(org: dict[str, Any]) -> list[dict[str, Any]]:
+def _org_actions(org: dict[str, Any], now: int) -> list[dict[str, Any]]:
     """The buttons on an organisation page: deposits, settling the next period, the parties' withdrawals."""
     asset = org["asset"]
     out: list[dict[str, Any]] = []
@@ -55,6 +55,11 @@ def _org_actions(org: dict[str, Any]) -> list[dict[str, Any]]:
     if org["status"] == "Active" and settled and min(settled) < org["reported_periods"]:
         out.append({"action": "settle-period", "from": None, "period": min(settled),
                     "label": f"Settle period {min(settled)} for every department"})
+    if (org["status"] == "Active" and org["expires_at"] is not None and now >= int(org["expires_at"])
+            and org["reported_periods"] < org["period_count"]):
+        out.append({"action": "expire", "from": None,
+                    "label": f"Expire: the oracle left {org['period_count'] - org['reported_periods']} period(s) "
+                             "unreported"})
     for who in ("provider", "organisation"):
         owed = int(org["owed"].get(org[who], "0"))
         if owed:
@@ -102,8 +107,9 @@ async def corporate_page(request: Request, state: State, address: str) -> Respon
         row, events = row_and_events(state, address)
     except HTTPException as exc:
         return _error(request, state, exc)
-    org = organisation_view(row, events, corporate_now(state))
-    return _render(request, state, "corporate.html", {"org": org, "actions": _org_actions(org)},
+    now = corporate_now(state)
+    org = organisation_view(row, events, now)
+    return _render(request, state, "corporate.html", {"org": org, "actions": _org_actions(org, now)},
                    cursor=_cursor(state))
 
 

@@ -123,6 +123,7 @@ def test_settle_and_withdraw_transactions_are_accepted_by_the_chain(fresh: tuple
     ("deposit-fees", {}, r"AlreadyDeposited\(\)"),
     ("deposit-collateral", {}, r"Unauthorized\(0x"),
     ("withdraw", {}, r"NothingToWithdraw\(0x"),
+    ("expire", {}, r"NotExpired\(\d+\)"),
 ])
 def test_refusals_name_the_contracts_error(site: tuple[CorporateSite, str], action: str, body: dict[str, Any],
                                            error: str) -> None:
@@ -208,3 +209,41 @@ def test_a_payout_address_shared_with_another_party_is_flagged(tmp_path: Path) -
     row = {"address": "0x" + "11" * 20, "terms": terms_to_json(terms), "state": None, "snapshot_block": None}
     assert department_view(row, [], 1, 0)["payout_shared_with"] == ["the provider"]
     assert department_view(row, [], 0, 0)["payout_shared_with"] == ["department 2"]
+
+
+def test_compliance_report_as_csv_one_row_per_period_and_service(site: tuple[CorporateSite, str]) -> None:
+    s, url = site
+    base = f"{url}/api/corporate/{s.corporate.address}/departments/2/compliance"
+    r = requests.get(base, params={"format": "csv"}, timeout=30)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.splitlines()
+    assert lines[0].startswith("period,start,end,status,service,")
+    assert len(lines) == 1 + 2 * 3  # engineering covers email, erp, vpn; two periods
+    credits, total = s.terms.department_credit(2, PERIOD0)
+    vpn = next(line.split(",") for line in lines if line.startswith("0,") and ",vpn," in line)
+    cols = lines[0].split(",")
+    row = dict(zip(cols, vpn, strict=True))
+    assert (row["status"], row["measured_ppm"], row["service_credit"], row["credit_expected"]) == (
+        "reported", "970000", str(credits[2]), str(total))
+    only = requests.get(base, params={"from_period": 1}, timeout=30).json()
+    assert [p["period"] for p in only["periods"]] == [1]
+    assert requests.get(base, params={"from_period": 1, "to_period": 0}, timeout=30).status_code == 422
+
+
+def test_a_silent_oracle_is_expired_through_the_api_and_the_fees_go_back(fresh: tuple[CorporateSite, str]) -> None:
+    s, url = fresh
+    address = s.corporate.address
+    deadline = s.corporate.contract.functions.expiresAt().call()
+    s.chain.mine_at(deadline)  # period 1 never reported
+    r = _tx(url, address, "expire", **{"from": s.roles["stranger"]})
+    assert r.status_code == 200, r.text
+    fees = sum(d.fee_per_period for d in s.terms.departments)
+    assert "1 period(s)" in r.json()["description"]
+    send_from_node(s.chain, s.index.indexer.lock, r.json()["transactions"][0])
+    s.index.indexer.sync()
+    org = requests.get(f"{url}/api/corporate/{address}", timeout=30).json()
+    assert org["status"] == "Expired" and org["owed"][s.roles["organisation"]] == str(fees)
+    again = _tx(url, address, "expire", **{"from": s.roles["stranger"]})
+    assert again.status_code == 409 and "NotExpired" in again.json()["detail"]
+    # period 0 still settles for the departments that had not settled it
+    assert _tx(url, address, "settle-period", **{"from": s.roles["stranger"]}).status_code == 200

@@ -7,9 +7,12 @@ holds it as `AppState.corporate` (None: no multi-level agreement configured, eve
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import csv
+import io
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.responses import Response
 from pydantic import Field
 
 from ...addresses import parse_address
@@ -93,13 +96,43 @@ async def get_department(address: AddressPath, index: DepartmentPath, state: Sta
     return _department(state, address, index)
 
 
-@router.get("/corporate/{address}/departments/{index}/compliance", responses=NOT_FOUND,
+COMPLIANCE_COLUMNS = ("period", "start", "end", "status", "service", "weight_bps", "objective_ppm", "own_objective",
+                      "measured_ppm", "met", "tier", "tier_credit_bps", "service_credit", "credit_paid",
+                      "credit_expected", "fee")
+
+
+@router.get("/corporate/{address}/departments/{index}/compliance", responses={
+    **NOT_FOUND, 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                       "description": "per period (JSON), or one row per period and service (CSV, format=csv)"}},
             summary="A department's compliance report: per period, per service the measured value, its own "
                     "objective, the tier, and the credit paid.")
-async def get_compliance(address: AddressPath, index: DepartmentPath, state: State) -> dict[str, Any]:
+async def get_compliance(address: AddressPath, index: DepartmentPath, state: State,
+                         from_period: Annotated[int, Query(ge=0, le=65_535, description="first period")] = 0,
+                         to_period: Annotated[int | None, Query(ge=0, le=65_535, description="last period, "
+                                                                "included; default: the last one")] = None,
+                         format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+                         ) -> Any:
     view = _department(state, address, index)
+    last = len(view["compliance"]) - 1 if to_period is None else to_period
+    if last < from_period:
+        raise HTTPException(422, f"to_period {last} is before from_period {from_period}")
+    periods = [p for p in view["compliance"] if from_period <= p["period"] <= last]
+    if format == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(COMPLIANCE_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for p in periods:
+            for s in p["services"]:
+                r = {**{k: p[k] for k in ("period", "start", "end", "status", "credit_paid", "credit_expected",
+                                          "fee")}, **s, "service_credit": s["credit"]}
+                writer.writerow({k: ("" if r[k] is None else str(r[k]).lower() if isinstance(r[k], bool)
+                                     else r[k]) for k in COMPLIANCE_COLUMNS})
+        name = f"smartsla-compliance-{address}-department-{index}-{from_period}-{last}.csv"
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return {"agreement": address, "department": index, "name": view["name"], "payout": view["payout"],
-            "snapshot_block": view["snapshot_block"], "periods": view["compliance"]}
+            "snapshot_block": view["snapshot_block"], "from_period": from_period, "to_period": last,
+            "periods": periods}
 
 
 def corporate_tx(state: AppState, address: str, action: str, body: CorporateTxRequest) -> dict[str, Any]:
@@ -147,6 +180,8 @@ _SUMMARIES = {
     "deposit-collateral": "Deposit the collateral pool (provider).",
     "settle": "Settle a department's next period (anyone): its credit to its payout address.",
     "settle-period": "Settle one period for every department in one transaction (anyone).",
+    "expire": "End an agreement whose oracle went silent (anyone, after the report deadline): unreported "
+              "periods' fees back to the organisation, their pool to the provider.",
     "withdraw": "Withdraw what the agreement owes the sender (a department's payout address, the organisation "
                 "or the provider).",
 }
