@@ -69,6 +69,8 @@ def _department(state: AppState, address: str, index: int) -> dict[str, Any]:
 
 @router.get("/corporate", summary="Every indexed multi-level agreement (organisation, pool, exposure).")
 async def list_corporate(state: State) -> dict[str, Any]:
+    if state.corporate is None:
+        return {"items": [], "total": 0}  # none configured: an empty list, as an empty index gives
     store = corporate_store(state)
     now = corporate_now(state)
     items = []
