@@ -283,3 +283,20 @@ def test_a_sender_with_a_wrong_checksum_is_a_named_422_not_a_server_error(site: 
                       json={"from": "0X00000000000000000000000000000000000000Aa"})
     assert r.status_code == 422, r.text
     assert "wrong EIP-55 checksum" in str(r.json()["detail"])
+
+
+def test_a_reorganisation_undoes_an_indexed_settlement(fresh: tuple[CorporateSite, str]) -> None:
+    """A settlement indexed from a block the chain then drops must not stay on the page as paid."""
+    s, url = fresh
+    tester = s.chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    snapshot = tester.take_snapshot()
+    s.corporate.settle_department(1, 0, s.roles["stranger"])
+    s.index.indexer.sync()
+    dep = requests.get(f"{url}/api/corporate/{s.corporate.address}/departments/1", timeout=30).json()
+    assert dep["credits_paid"] != "0"
+    tester.revert_to_snapshot(snapshot)
+    tester.mine_blocks(2)  # another history, longer than the one indexed
+    s.index.indexer.sync()
+    dep = requests.get(f"{url}/api/corporate/{s.corporate.address}/departments/1", timeout=30).json()
+    assert (dep["credits_paid"], dep["settled_periods"], dep["owed_to_payout"]) == ("0", 0, "0")
+    assert dep["compliance"][0]["status"] == "reported"
