@@ -20,13 +20,16 @@ A reorganisation that removes an indexed block re-reads these agreements from th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
+import yaml
 from eth_utils import event_abi_to_log_topic
 from hexbytes import HexBytes
 from sqlalchemy import (
@@ -49,7 +52,7 @@ from web3._utils.events import get_event_data
 
 from . import artifacts
 from .chain import Chain
-from .corporate import Corporate, CorporateTerms, DepartmentTerms
+from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporate_spec
 from .credit import tier_credit_bps
 from .indexer import _json_value
 from .terms import Service, Tier
@@ -138,6 +141,50 @@ def status_of(state: dict[str, Any], terms: CorporateTerms) -> str:
     if all(s >= terms.period_count for s in state["settled"]):
         return "Ended"
     return "Active"
+
+
+# ---------------------------------------------------------------------------- names from spec files
+def anonymous_terms(terms: CorporateTerms) -> CorporateTerms:
+    """`terms` with the chain's department names (the contract keeps no names)."""
+    return replace(terms, departments=tuple(replace(d, name=f"department-{i}")
+                                            for i, d in enumerate(terms.departments)))
+
+
+@functools.cache
+def spec_names(paths: tuple[str, ...]) -> tuple[tuple[CorporateTerms, str, tuple[str, ...]], ...]:
+    """The multi-level specs among `smartsla serve --spec` files and folders: (their terms without
+    names, their title, their department names). A bad multi-level file is an error naming it."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted([*p.glob("*.yaml"), *p.glob("*.yml")]) if p.is_dir() else [p]
+    out = []
+    for f in files:
+        try:
+            doc = yaml.safe_load(f.read_text(errors="replace"))
+        except yaml.YAMLError:
+            continue  # not ours to judge: the agreement specs' loader names it
+        if not isinstance(doc, dict) or doc.get("kind") != "CorporateAgreement":
+            continue
+        spec = load_corporate_spec(f)
+        terms = spec.to_terms()
+        out.append((anonymous_terms(terms), spec.metadata.displayName or spec.metadata.name,
+                    tuple(d.name for d in terms.departments)))
+    return tuple(out)
+
+
+def with_spec_names(row: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """`row` with its departments named as in the spec file whose terms are exactly the chain's
+    (payouts, fees, services, objectives, the pool...): the names are cosmetic and every figure
+    stays the chain's, so a file cannot make a department look like another one's terms."""
+    if not paths:
+        return row
+    terms = terms_from_json(row["terms"])
+    for anonymous, title, names in spec_names(paths):
+        if anonymous == anonymous_terms(terms):
+            named = replace(terms, departments=tuple(replace(d, name=n) for d, n in zip(terms.departments, names,
+                                                                                       strict=True)))
+            return {**row, "terms": terms_to_json(named), "title": title}
+    return row
 
 
 # ---------------------------------------------------------------------------- the store
@@ -496,7 +543,7 @@ def organisation_view(row: dict[str, Any], events: Sequence[dict[str, Any]], now
                             "payout_shared_with": _payout_shared(terms, i)})
     pool = int(state.get("collateral_pool", 0)) if state else 0
     return {
-        "address": row["address"], "status": status_of(state, terms) if state else "Pending",
+        "address": row["address"], "title": row.get("title"), "status": status_of(state, terms) if state else "Pending",
         "provider": terms.provider, "organisation": terms.organisation, "oracle": terms.oracle, "asset": terms.asset,
         "start": terms.start, "period_length": terms.period_length, "period_count": terms.period_count,
         "credit_cap_bps": terms.credit_cap_bps, "collateral": str(terms.collateral),

@@ -71,6 +71,10 @@ def serve_cmd(
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     load_spec_scopes(tuple(map(str, spec or ())))  # a bad spec file is an error now, not a blank on a page
+    if addresses:
+        from ..corporate_index import spec_names
+
+        spec_names(tuple(map(str, spec or ())))  # the multi-level ones too
     chain = _connect(rpc_url)
     factory = _factory(chain, factory_address)
     store = IndexStore.open(db)

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from ..addresses import parse_address
 from ..api.deps import AppState, State
 from ..api.routes.corporate import corporate_now, row_and_events
-from ..corporate_index import department_view, organisation_view
+from ..corporate_index import department_view, organisation_view, with_spec_names
 from ..presentation import fmt_amount
 from .pages import _bad_address, _gate, _render
 
@@ -90,8 +90,8 @@ async def corporate_list(request: Request, state: State) -> Response:
     if state.corporate is not None:
         now = corporate_now(state)
         store = state.corporate.store
-        items = [organisation_view(r, store.events(r["address"]), now) for r in store.agreements()
-                 if r["state"] is not None]
+        items = [organisation_view(with_spec_names(r, state.settings.spec_files), store.events(r["address"]), now)
+                 for r in store.agreements() if r["state"] is not None]
     return _render(request, state, "corporate_list.html", {"items": items}, cursor=_cursor(state))
 
 

@@ -59,6 +59,7 @@ def build_site(tmp: Path, *, server_signing: bool = False) -> CorporateSite:
     indexer = CorporateIndexer(chain, corp_store, [corporate.address])
     index = CorporateIndex(corp_store, indexer)
     app = create_app(store, chain=chain, corporate=index, lock=indexer.lock,
-                     settings=ApiSettings(rate_limit_per_s=0, server_signing=server_signing))
+                     settings=ApiSettings(rate_limit_per_s=0, server_signing=server_signing,
+                                          spec_files=(str(path),)))  # names the departments
     indexer.sync()
     return CorporateSite(chain, corporate, terms, roles, index, app, store)

@@ -24,9 +24,11 @@ from smartsla.corporate_index import (
     CorporateIndex,
     CorporateIndexer,
     CorporateStore,
+    anonymous_terms,
     department_view,
     terms_from_json,
     terms_to_json,
+    with_spec_names,
 )
 from smartsla.index_store import IndexStore
 
@@ -68,6 +70,8 @@ def test_organisation_shows_pool_departments_and_their_chain_payouts(site: tuple
     assert (d0["settled_periods"], d0["credits_paid"], d0["credits_expected"]) == (1, str(credit0), "0")
     assert d0["owed_to_payout"] == str(s.corporate.owed(d0["payout"]))
     assert d1["credits_paid"] == "0" and d1["credits_expected"] == str(s.terms.department_credit(1, PERIOD0)[1])
+    assert [d["name"] for d in org["departments"]] == ["finance", "sales", "engineering"]  # the spec's names
+    assert org["title"] == "ACME Corp — IT services, all departments"
     listing = requests.get(f"{url}/api/corporate", timeout=30).json()
     assert [i["address"] for i in listing["items"]] == [s.corporate.address]
 
@@ -300,3 +304,20 @@ def test_a_reorganisation_undoes_an_indexed_settlement(fresh: tuple[CorporateSit
     dep = requests.get(f"{url}/api/corporate/{s.corporate.address}/departments/1", timeout=30).json()
     assert (dep["credits_paid"], dep["settled_periods"], dep["owed_to_payout"]) == ("0", 0, "0")
     assert dep["compliance"][0]["status"] == "reported"
+
+
+def test_a_spec_file_names_departments_only_when_its_terms_are_the_chains(tmp_path: Path) -> None:
+    """Names are cosmetic, but a file must not lend them to other terms: one payout changed and
+    the departments keep the chain's numbering."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    (tmp_path / "same.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "same.yaml").to_terms()
+    row = {"address": "0x" + "11" * 20, "terms": terms_to_json(anonymous_terms(terms)), "state": None,
+           "snapshot_block": None}
+    named = with_spec_names(row, (str(tmp_path / "same.yaml"),))
+    assert [d["name"] for d in named["terms"]["departments"]] == ["finance", "sales", "engineering"]
+    data["spec"]["departments"][1]["payout"] = "0x" + "22" * 20
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.yaml").write_text(yaml.safe_dump(data))
+    kept = with_spec_names(row, (str(tmp_path / "other"),))
+    assert [d["name"] for d in kept["terms"]["departments"]] == ["department-0", "department-1", "department-2"]

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ...addresses import parse_address
-from ...corporate_index import CorporateStore, department_view, organisation_view
+from ...corporate_index import CorporateStore, department_view, organisation_view, with_spec_names
 from ..corporate_tx import CORPORATE_ACTIONS, CorporateAction, prepare_corporate
 from ..deps import AddressPath, AppState, State
 from ..models import ErrorOut, SentOut, TxOut, TxRequest
@@ -56,7 +56,7 @@ def row_and_events(state: AppState, address: str) -> tuple[dict[str, Any], list[
     if row is None or row["state"] is None:
         raise HTTPException(404, f"no multi-level agreement {address} in the index (not configured, or not "
                             "indexed yet)")
-    return row, store.events(address)
+    return with_spec_names(row, state.settings.spec_files), store.events(address)
 
 
 def _department(state: AppState, address: str, index: int) -> dict[str, Any]:
@@ -77,7 +77,7 @@ async def list_corporate(state: State) -> dict[str, Any]:
     for row in store.agreements():
         if row["state"] is None:
             continue
-        view = organisation_view(row, store.events(row["address"]), now)
+        view = organisation_view(with_spec_names(row, state.settings.spec_files), store.events(row["address"]), now)
         items.append({k: view[k] for k in ("address", "status", "provider", "organisation", "asset",
                                            "collateral_pool", "exposure", "fees_escrowed", "period_count",
                                            "reported_periods", "snapshot_block")} | {"departments":
