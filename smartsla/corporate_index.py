@@ -436,6 +436,12 @@ def _settled_events(events: Sequence[dict[str, Any]]) -> dict[tuple[int, int], d
     return out
 
 
+def _reports(events: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """period -> the event that reported it (its time and transaction)."""
+    return {int(e["args"]["period"]): e for e in events
+            if e["name"] in REPORT_EVENTS and isinstance(e["args"], dict) and "period" in e["args"]}
+
+
 def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[dict[str, Any]], index: int,
                now: int) -> list[dict[str, Any]]:
     """Department `index`'s compliance report: per period, per covered service the measured value,
@@ -443,6 +449,7 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
     DepartmentSettled) or, reported but not yet settled, the credit expected (reference model)."""
     dep = terms.departments[index]
     settled = _settled_events(events)
+    reports = _reports(events)
     reported = state["reported"]
     out = []
     for p in range(terms.period_count):
@@ -484,6 +491,8 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
             "fee": str(ev["fee"]) if ev is not None else str(dep.fee_per_period),
             "released": str(ev["released"]) if ev is not None else None,
             "tx_hash": ev["tx_hash"] if ev is not None else None,
+            "reported_at": reports[p]["timestamp"] if p in reports else None,
+            "report_tx": reports[p]["tx_hash"] if p in reports else None,
         })
     return out
 

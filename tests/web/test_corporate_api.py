@@ -89,6 +89,7 @@ def test_compliance_report_per_department_with_its_own_objective(site: tuple[Cor
     credits, total = s.terms.department_credit(0, PERIOD0)
     assert [email["credit"], erp["credit"]] == [str(credits[0]), str(credits[1])]
     assert p0["credit_paid"] == str(total) and p0["credit_expected"] is None
+    assert p0["reported_at"] >= p0["end"] and p0["report_tx"].startswith("0x") and p1["reported_at"] is None
     sales = requests.get(f"{url}/api/corporate/{s.corporate.address}/departments/1", timeout=30).json()
     assert sales["compliance"][0]["status"] == "reported" and sales["compliance"][0]["credit_paid"] is None
     assert requests.get(f"{url}/api/corporate/{s.corporate.address}/departments/3", timeout=30).status_code == 404
