@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,11 +30,13 @@ from .. import __version__
 from ..chain import Chain
 from ..index_store import IndexStore, IndexStoreError
 from ..indexer import Indexer
+from ..web.corporate_pages import mount_corporate_pages
 from ..web.pages import mount_dashboard
 from .deps import ERRORS, ApiSettings, AppState, require_read
 from .models import ADDRESS_PATTERN
 from .oracle_feed import OracleFeed
 from .routes import agreements, health, transactions
+from .routes import corporate as corporate_routes
 from .security import RateLimitMiddleware
 
 __all__ = ["ApiSettings", "AppState", "create_app"]
@@ -65,9 +68,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.smartsla
     if state.run_indexer and state.indexer is not None:
         state.thread, state.stop = state.indexer.start_thread(poll_s=state.settings.poll_s)
+    corp = state.corporate.indexer if state.run_indexer and state.corporate is not None else None
+    corp_thread, corp_stop = corp.start_thread(poll_s=state.settings.poll_s) if corp is not None else (None, None)
     try:
         yield
     finally:
+        if corp_stop is not None and corp_thread is not None:
+            corp_stop.set()
+            corp_thread.join(timeout=10)
         if state.stop is not None and state.thread is not None:
             state.stop.set()
             state.thread.join(timeout=10)
@@ -75,14 +83,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain: Chain | None = None,
                indexer: Indexer | None = None, lock: threading.RLock | None = None,
-               run_indexer: bool = False) -> FastAPI:
+               run_indexer: bool = False, corporate: Any = None) -> FastAPI:
     """The app over `store`. With `run_indexer`, `indexer` runs in a background thread for the
-    app's lifetime."""
+    app's lifetime (and the multi-level agreements' indexer of `corporate`, a
+    smartsla.corporate_index.CorporateIndex, too)."""
     settings = settings or ApiSettings()
     state = AppState(store=store, settings=settings, chain=chain, indexer=indexer,
                      lock=lock or (indexer.lock if indexer else threading.RLock()),
                      feed=OracleFeed(settings.oracle_metrics_url) if settings.oracle_metrics_url else None,
-                     run_indexer=run_indexer)
+                     run_indexer=run_indexer, corporate=corporate)
     app = FastAPI(
         title="smartsla",
         version=__version__,
@@ -106,7 +115,10 @@ def create_app(store: IndexStore, *, settings: ApiSettings | None = None, chain:
     reads = [Depends(require_read)] if settings.read_token else []
     app.include_router(agreements.router, prefix="/api", dependencies=reads, responses=ERRORS)
     app.include_router(transactions.router, prefix="/api", dependencies=reads, responses=ERRORS)
+    app.include_router(corporate_routes.router, prefix="/api", dependencies=reads, responses=ERRORS)
     if settings.server_signing:  # demo only: the node signs for accounts it holds
         app.include_router(transactions.demo_router, prefix="/api", dependencies=reads, responses=ERRORS)
+        app.include_router(corporate_routes.demo_router, prefix="/api", dependencies=reads, responses=ERRORS)
     mount_dashboard(app)
+    mount_corporate_pages(app)
     return app

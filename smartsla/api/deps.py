@@ -59,6 +59,8 @@ class AppState:
     run_indexer: bool = False  # run `indexer` in a background thread for the app's lifetime
     # the dashboard's agreement pages: address -> (index change key, lists and charts), see web.pages
     page_cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=dict)
+    # multi-level agreements (smartsla.corporate_index.CorporateIndex); None: none configured
+    corporate: Any = None
 
     async def forecast(self, row: dict[str, Any]) -> dict[str, Any]:
         """The running period's forecast of `row` from the oracle's /metrics (views.forecast_json)."""

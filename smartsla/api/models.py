@@ -9,7 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from ..addresses import parse_address
 
 Amount = str
 ADDRESS_PATTERN = r"^0[xX][0-9a-fA-F]{40}$"
@@ -345,6 +347,13 @@ class TxRequest(BaseModel):
                        description="the address that will sign and send the transaction")
 
     model_config = {"populate_by_name": True}
+
+    @field_validator("from_")
+    @classmethod
+    def _checksum(cls, value: str) -> str:
+        # A mixed-case address with a wrong EIP-55 checksum is a typo: a named 422 here, not a
+        # ValueError inside the route (a 500).
+        return parse_address(value, "from")
 
 
 class UnsignedTx(BaseModel):

@@ -44,10 +44,14 @@ def serve_cmd(
     spec: Annotated[list[Path] | None, typer.Option("--spec", help="A spec file or a folder of them (repeatable): "
                                                     "an agreement whose spec hash matches shows its scope and "
                                                     "exclusions on the dashboard.")] = None,
+    corporate: Annotated[list[str] | None, typer.Option("--corporate", metavar="ADDRESS", help="A multi-level "
+                                                        "agreement (CorporateAgreement) to index and show under "
+                                                        "/corporate (repeatable).")] = None,
 ) -> None:
     """Index the factory's agreements and serve the REST API (/api, /docs) and the dashboard."""
     import uvicorn
 
+    from ..addresses import parse_address
     from ..api.app import ApiSettings, create_app
     from ..index_store import IndexStore
     from ..indexer import Indexer
@@ -62,7 +66,15 @@ def serve_cmd(
             raise BadInput(f"environment variable {read_token_env} must hold a token of at least 16 characters")
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         _console(stderr=True).print(f"[yellow]warning:[/] listening on {escape(host)} with public read access")
+    try:
+        addresses = [parse_address(a, "--corporate") for a in corporate or ()]
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     load_spec_scopes(tuple(map(str, spec or ())))  # a bad spec file is an error now, not a blank on a page
+    if addresses:
+        from ..corporate_index import spec_names
+
+        spec_names(tuple(map(str, spec or ())))  # the multi-level ones too
     chain = _connect(rpc_url)
     factory = _factory(chain, factory_address)
     store = IndexStore.open(db)
@@ -71,7 +83,17 @@ def serve_cmd(
                            rate_limit_burst=rate_burst, read_token=token, oracle_health_url=oracle_health_url,
                            oracle_metrics_url=oracle_metrics_url,
                            confirmations=confirmations, poll_s=poll, spec_files=tuple(map(str, spec or ())))
-    web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True)
+    corporate_index = None
+    if corporate:
+        from ..corporate_index import CorporateIndex, CorporateIndexer, CorporateStore
+
+        corp_store = CorporateStore(store.engine)
+        corporate_index = CorporateIndex(corp_store, CorporateIndexer(chain, corp_store, addresses,
+                                                                      start_block=from_block,
+                                                                      confirmations=confirmations,
+                                                                      lock=indexer.lock))
+    web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True,
+                         corporate=corporate_index)
     console = _console()
     console.print(f"Indexing factory [cyan]{factory.address}[/] on chain id {chain.chain_id} into {escape(db)}")
     console.print(f"Dashboard http://{host}:{port}/  ·  API docs http://{host}:{port}/docs")
