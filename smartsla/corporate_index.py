@@ -348,18 +348,19 @@ class CorporateIndexer:
         w3 = self.chain.w3
         with self.lock:
             to_block = w3.eth.get_block(to)
-            live = [a for a in self.addresses if a in known or w3.eth.get_code(a, block_identifier=to)]
+            live = [Web3.to_checksum_address(a) for a in self.addresses
+                    if a in known or w3.eth.get_code(Web3.to_checksum_address(a), block_identifier=to)]
             logs = w3.eth.get_logs({"fromBlock": frm, "toBlock": to, "address": live}) if live else []
         stamps: dict[int, int] = {}
         events = []
-        touched: set[str] = {a for a in live if a not in known}
+        touched: set[str] = {str(a) for a in live if a not in known}
         reread: set[str] = set(touched)
         for raw in sorted(logs, key=lambda r: (int(r["blockNumber"]), int(r["logIndex"]))):
             number = int(raw["blockNumber"])
             if number not in stamps:
                 with self.lock:
                     stamps[number] = int(w3.eth.get_block(number)["timestamp"])
-            address = Web3.to_checksum_address(raw["address"])
+            address: str = Web3.to_checksum_address(raw["address"])
             name, args = self._decode(raw)
             touched.add(address)
             if name == EVENTS["department_added"]:
