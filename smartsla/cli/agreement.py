@@ -16,6 +16,7 @@ from ..demo import print_terms
 from ..presentation import fmt_time
 from ..spec import dump_spec, terms_to_spec
 from ..units import ppm_to_percent
+from . import corporate
 from .common import (
     DEFAULT_RPC_URL,
     BadInput,
@@ -29,9 +30,28 @@ from .common import (
     _load_spec,
     _sender,
     cli_errors,
+    fail,
 )
 
 app = typer.Typer(help="Inspect one agreement.", no_args_is_help=True)
+
+
+def _multilevel(chain, address: str) -> bool:  # noqa: ANN001 - Chain
+    """A multi-level agreement (kind CorporateAgreement) is handled by smartsla.cli.corporate."""
+    from ..multilevel import is_corporate
+
+    return is_corporate(chain, address)
+
+
+def _load_any_spec(path: Path):  # noqa: ANN202 - AgreementSpec | CorporateSpec
+    """A spec of either kind; its errors (file, line, field) end the command with exit code 2."""
+    from ..corporate import load_any_spec
+    from ..spec import SpecError
+
+    try:
+        return load_any_spec(path)
+    except SpecError as exc:
+        fail(str(exc), 2)
 # `smartsla agreements` sits at the top level, beside the group.
 listing = typer.Typer()
 
@@ -52,6 +72,9 @@ def agreement_status(
     address = _address(address, "agreement address")
     console = _console()
     chain = _connect(rpc_url)
+    if _multilevel(chain, address):
+        corporate.status(chain, address, None, False)
+        return
     factory = _factory(chain, factory_address)
     agreement = factory.agreement(address)
     terms = agreement.terms
@@ -182,7 +205,10 @@ def agreement_create(
     later tells whether a file is the one the agreement was made from."""
     from ..spec_hash import signed_terms
 
-    spec = _load_spec(file)
+    spec = _load_any_spec(file)
+    if spec.kind == "CorporateAgreement":
+        corporate.create(file, spec, rpc_url, from_, private_key_env)
+        return
     terms = signed_terms(spec)  # validated before anything is sent
     console = _console()
     chain = _connect(rpc_url)
@@ -223,6 +249,9 @@ def agreement_show(
     from ..terms import ZERO_HASH
 
     chain = _connect(rpc_url)
+    if _multilevel(chain, _address(address, "agreement address")):
+        corporate.show(chain, address, spec_file)
+        return
     agreement = _factory(chain, factory_address).agreement(_address(address, "agreement address"))
     terms = agreement.terms
     data = terms_to_spec(terms, name=f"agreement-{agreement.address[2:10].lower()}")
