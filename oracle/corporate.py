@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from web3.contract.contract import ContractFunction
@@ -45,8 +45,9 @@ from .sli import meets_minimum
 from .submitter import GAS_MARGIN, Outcome, _crash_point
 from .transactions import ATTEMPTS, TxManager
 
-if TYPE_CHECKING:
-    from .daemon import Daemon, Served
+# The daemon (oracle.daemon.Daemon) and its Served entries are passed in, typed Any: this module
+# must not import oracle.daemon, which imports it (no import cycle).
+Daemon = Served = Any
 
 log = logging.getLogger("oracle.corporate")
 

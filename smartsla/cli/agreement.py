@@ -3,7 +3,6 @@ factory's registry by party)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,14 +18,17 @@ from ..units import ppm_to_percent
 from . import corporate
 from .common import (
     DEFAULT_RPC_URL,
+    WARN_LEAD_S,
     BadInput,
     FactoryOpt,
     RpcUrl,
     _address,
     _amount_formatter,
+    _check_start,
     _connect,
     _console,
     _factory,
+    _iso,
     _load_spec,
     _sender,
     cli_errors,
@@ -165,29 +167,6 @@ def agreements_list(
                       ", ".join(s.name for s in terms.services), f"{snap.settled_periods}/{terms.period_count}",
                       fmt(terms.fee_per_period), fmt(snap.collateral_escrowed))
     console.print(table)
-
-
-# A term must start late enough for both deposits to be mined before it (the contracts refuse
-# deposits once the term has started, so that nobody activates an agreement with hindsight, and
-# periods that started before the oracle could watch them would be reported unmeasured).
-MIN_LEAD_S = 30  # two deposits, a few blocks each, even on a slow public network
-WARN_LEAD_S = 600
-
-
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _check_start(file: Path, start: int, now: int) -> int:
-    """Seconds from now to the term's start; refuses (exit 2) a start in the past or too close."""
-    if start <= now:
-        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is in the past (the chain and this machine say "
-                       f"{_iso(now)}): periods nobody measured would be settled; choose a future start")
-    if start - now < MIN_LEAD_S:
-        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is only {start - now} s away: both deposits "
-                       f"could not be mined before it (deposits are refused once the term has started); "
-                       f"choose a start at least {MIN_LEAD_S} s ahead")
-    return start - now
 
 
 @app.command("create")

@@ -27,11 +27,14 @@ from ..spec import SpecError, dump_spec
 from ..units import ppm_to_percent
 from .common import (
     DEFAULT_RPC_URL,
+    WARN_LEAD_S,
     BadInput,
     RpcUrl,
     _address,
+    _check_start,
     _connect,
     _console,
+    _iso,
     _password,
     _sender,
     cli_errors,
@@ -112,8 +115,6 @@ def _department(terms: CorporateTerms, names: list[str] | None, value: str) -> i
 # ---------------------------------------------------------------- agreement create / show / status
 def create(file: Path, spec: CorporateSpec, rpc_url: str, from_: str | None, key_env: str | None) -> None:
     """`smartsla agreement create` for a multi-level spec: deploy, add the departments."""
-    from .agreement import WARN_LEAD_S, _check_start, _iso
-
     terms = spec.to_terms()  # validated before anything is sent
     console = _console()
     chain = _connect(rpc_url)
