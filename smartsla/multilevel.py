@@ -21,6 +21,7 @@ from web3 import Web3
 from .chain import Chain, TxResult
 from .corporate import Corporate, CorporateTerms
 from .errors import NotAnAgreement
+from .terms import DEFAULT_MIN_MEASURED_PPM, ZERO_ADDRESS, Service
 
 KIND = "CorporateAgreement"
 
@@ -131,6 +132,59 @@ def finished(corporate: Corporate) -> bool:
 def funded(corporate: Corporate) -> bool:
     f = corporate.contract.functions
     return bool(corporate.chain.call(f.feesDeposited()) and corporate.chain.call(f.collateralDeposited()))
+
+
+# ---------------------------------------------------------------- measuring
+# The contract takes reports until this long after the term (CorporateAgreement.REPORT_DEADLINE);
+# after it nothing more can be reported and the agreement can only be expired.
+REPORT_DEADLINE_S = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class MeasuredTerms:
+    """What measuring code (the oracle daemon's probes, slice records, evidence, running-period
+    gauges and signed payload; the demo's evidence) reads of an agreement's terms, for a
+    multi-level agreement. The slice length and the minimum measured share are not in its terms
+    (yet): the daemon's setting and the Agreement default apply."""
+
+    services: tuple[Service, ...]
+    start: int
+    period_length: int
+    period_count: int
+    slice_seconds: int
+    oracles: tuple[str, ...]
+    provider: str
+    asset: str
+    fee_per_period: int  # the organisation's, all departments
+    credit_cap_bps: int
+    min_measured_ppm: int = DEFAULT_MIN_MEASURED_PPM
+    dispute_window: int = 0
+    quorum: int = 1
+
+    def period_end(self, period: int) -> int:
+        return self.start + (period + 1) * self.period_length
+
+    def period_start(self, period: int) -> int:
+        return self.start + period * self.period_length
+
+    @property
+    def end(self) -> int:
+        return self.period_end(self.period_count - 1)
+
+    @property
+    def is_native(self) -> bool:
+        return int(self.asset, 16) == 0
+
+    @property
+    def report_deadline(self) -> int:
+        return self.end + REPORT_DEADLINE_S
+
+
+
+def measured_terms(terms: CorporateTerms, slice_seconds: int) -> MeasuredTerms:
+    return MeasuredTerms(terms.services, terms.start, terms.period_length, terms.period_count, slice_seconds,
+                         (terms.oracle,), terms.provider, terms.asset or ZERO_ADDRESS,
+                         sum(d.fee_per_period for d in terms.departments), terms.credit_cap_bps)
 
 
 # ---------------------------------------------------------------- the oracle's report
