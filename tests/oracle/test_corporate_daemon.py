@@ -6,11 +6,13 @@ transaction per period; a SIGKILL around the report's broadcast repeats nothing.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import time
 from pathlib import Path
 
 import daemon_helpers
+import httpx
 import pytest
 import yaml
 from cli_helpers import invoke
@@ -71,8 +73,15 @@ def test_daemon_settles_two_periods_and_two_departments_withdraw(world: World, s
     proc = world.start(_config(world, corporate.address, services))
     try:
         world.wait_ready(s)
+        port = json.loads(next(line for line in world.log_text().splitlines() if '"msg": "listening"' in line))["port"]
+        gauge = f'smartsla_oracle_period_value_ppm{{agreement="{corporate.address}",service="erp"}}'
+        wait_until(lambda: gauge in httpx.get(f"http://127.0.0.1:{port}/metrics").text, 10,
+                   "the running-period gauge of a corporate service", world.log_text)
         wait_until(lambda: read_state(corporate, terms).settled_periods == 2, 45, "both periods settled",
                    world.log_text)
+        # The evidence behind period 0's report is served as for an Agreement.
+        bundle = httpx.get(f"http://127.0.0.1:{port}/evidence/{corporate.address}/0").json()
+        assert [r["name"] for r in bundle["services"]] == ["email", "erp", "vpn"]
         wait_until(lambda: '"msg": "agreement finished"' in world.log_text(), 10, "the daemon to stop serving it",
                    world.log_text)
     finally:
