@@ -127,3 +127,45 @@ def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: 
         stop(proc)
     # The report (sent once, or its recorded transaction broadcast again) and one settlement.
     assert chain.w3.eth.get_transaction_count(world.oracle) == 2
+
+
+def _daemon(world: World, config: Path, monkeypatch: pytest.MonkeyPatch):
+    """The daemon in this process, prepared (every start-up check), not running its loops."""
+    from oracle.config import load_config
+    from oracle.daemon import Daemon
+
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", world.oracle_key)
+    daemon = Daemon(load_config(config))
+    daemon.prepare(wait_for_chain_s=5)
+    return daemon
+
+
+def test_a_cancelled_agreement_is_dropped_without_a_transaction(world: World, services, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    corporate, _ = _corporate(world, tmp_path, count=2)
+    terms = corporate.terms
+    assert terms is not None
+    # The same terms, but the organisation calls it off before the provider's deposit.
+    other = Corporate.deploy(world.chain, terms, world.deployer)
+    other.deposit_fees(world.customer)
+    other.cancel(world.customer)
+    daemon = _daemon(world, _config(world, other.address, services), monkeypatch)
+    try:
+        world.chain.mine_at(terms.period_end(0) + 2)  # its first period is due: the daemon looks
+        daemon.report_due_periods()
+        assert daemon.served[other.address].done  # never looked at again
+    finally:
+        daemon.store.close()
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 0
+
+
+def test_an_agreement_naming_another_oracle_is_refused_at_start(world: World, services, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    from oracle.config import ConfigError
+
+    corporate, _ = _corporate(world, tmp_path, count=1)
+    stranger, stranger_key = world.chain.new_account(fund_from=world.deployer)
+    monkeypatch.setattr(world, "oracle_key", stranger_key)
+    with pytest.raises(ConfigError, match=f"key: {stranger} is not a member of the oracle committee of "
+                                          f"{corporate.address}"):
+        _daemon(world, _config(world, corporate.address, services), monkeypatch)
