@@ -28,7 +28,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -37,9 +36,16 @@ from web3.contract.contract import ContractFunction
 from smartsla.chain import REVERTS, Chain, TxResult, _revert_data
 from smartsla.corporate import Corporate, CorporateTerms
 from smartsla.errors import ContractReverted, NotAnAgreement, decode_revert
-from smartsla.multilevel import finished, funded, is_corporate, reported_periods, send_report, settled_periods_of
+from smartsla.multilevel import (
+    finished,
+    funded,
+    is_corporate,
+    measured_terms,
+    reported_periods,
+    send_report,
+    settled_periods_of,
+)
 from smartsla.reports import root_bytes
-from smartsla.terms import DEFAULT_MIN_MEASURED_PPM, ZERO_ADDRESS, Service
 
 from .sli import meets_minimum
 from .submitter import GAS_MARGIN, Outcome, _crash_point
@@ -51,53 +57,10 @@ Daemon = Served = Any
 
 log = logging.getLogger("oracle.corporate")
 
-# The contract takes reports until this long after the term (CorporateAgreement.REPORT_DEADLINE);
-# after it nothing more can be reported and the agreement can only be expired.
-REPORT_DEADLINE_S = 30 * 24 * 3600
 # Used when the node estimates at a block older than the period's end (a dev chain that mines on
 # demand); measured: about 82,000 for a report whatever the number of departments.
 REPORT_GAS_FALLBACK = 300_000
 RECEIPT_WAIT_S = 30
-
-
-@dataclass(frozen=True)
-class MeasuredTerms:
-    """What the daemon's shared measuring code (probes, slice records, evidence, running-period
-    gauges, signed payload) reads of an agreement's terms, for a multi-level agreement. The slice
-    length and the minimum measured share are not in its terms (yet): the daemon's setting and
-    the Agreement default apply."""
-
-    services: tuple[Service, ...]
-    start: int
-    period_length: int
-    period_count: int
-    slice_seconds: int
-    oracles: tuple[str, ...]
-    provider: str
-    asset: str
-    fee_per_period: int  # the organisation's, all departments
-    credit_cap_bps: int
-    min_measured_ppm: int = DEFAULT_MIN_MEASURED_PPM
-    dispute_window: int = 0
-    quorum: int = 1
-
-    def period_end(self, period: int) -> int:
-        return self.start + (period + 1) * self.period_length
-
-    def period_start(self, period: int) -> int:
-        return self.start + period * self.period_length
-
-    @property
-    def end(self) -> int:
-        return self.period_end(self.period_count - 1)
-
-    @property
-    def is_native(self) -> bool:
-        return int(self.asset, 16) == 0
-
-    @property
-    def report_deadline(self) -> int:
-        return self.end + REPORT_DEADLINE_S
 
 
 class CorporateServed:
@@ -109,9 +72,7 @@ class CorporateServed:
         self.address = corporate.address
         self.corporate_terms = terms
         self.tx_chain = tx_chain
-        self.terms = MeasuredTerms(terms.services, terms.start, terms.period_length, terms.period_count,
-                                   slice_seconds, (terms.oracle,), terms.provider, terms.asset or ZERO_ADDRESS,
-                                   sum(d.fee_per_period for d in terms.departments), terms.credit_cap_bps)
+        self.terms = measured_terms(terms, slice_seconds)
 
     def maintenance_windows(self) -> list[Any]:
         return []  # the multi-level contract declares no maintenance (yet): nothing is excluded

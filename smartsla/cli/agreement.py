@@ -39,10 +39,15 @@ app = typer.Typer(help="Inspect one agreement.", no_args_is_help=True)
 
 
 def _multilevel(chain, address: str) -> bool:  # noqa: ANN001 - Chain
-    """A multi-level agreement (kind CorporateAgreement) is handled by smartsla.cli.corporate."""
+    """A multi-level agreement (kind CorporateAgreement) is handled by smartsla.cli.corporate;
+    anything else (no contract included) by the factory's commands and their messages."""
+    from ..errors import NotAnAgreement
     from ..multilevel import is_corporate
 
-    return is_corporate(chain, address)
+    try:
+        return is_corporate(chain, address)
+    except NotAnAgreement:
+        return False
 
 
 def _load_any_spec(path: Path):  # noqa: ANN202 - AgreementSpec | CorporateSpec
