@@ -169,3 +169,26 @@ def test_an_agreement_naming_another_oracle_is_refused_at_start(world: World, se
     with pytest.raises(ConfigError, match=f"key: {stranger} is not a member of the oracle committee of "
                                           f"{corporate.address}"):
         _daemon(world, _config(world, corporate.address, services), monkeypatch)
+
+
+def test_departments_a_stranger_settled_first_are_skipped_not_a_stuck_period(world: World, services,
+                                                                            tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    corporate, _ = _corporate(world, tmp_path, count=2)
+    terms = corporate.terms
+    assert terms is not None
+    daemon = _daemon(world, _config(world, corporate.address, services), monkeypatch)
+    try:
+        world.chain.mine_at(terms.period_end(0) + 2)
+        # Period 0 is reported (by the oracle's key, outside the daemon), then a stranger settles
+        # the middle department before the daemon's pass.
+        world.chain.add_key(world.oracle_key)
+        corporate.report(0, [1_000_000, 990_000, 1_000_000], world.oracle)
+        corporate.settle_department(1, 0, world.chain.accounts[9])
+        daemon.report_due_periods()
+        assert [corporate.contract.functions.settledPeriodsOf(i).call() for i in range(3)] == [1, 1, 1]
+        assert not daemon.served[corporate.address].done  # period 1 is still to come
+    finally:
+        daemon.store.close()
+    # The report above and the daemon's one settlement (which skipped the stranger's department).
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 2
