@@ -69,6 +69,7 @@ class CorporateState:
     owed_organisation: int
     balance: int
     departments: tuple[DepartmentState, ...]
+    reported_values: tuple[tuple[int, ...], ...]  # per reported period, one value (ppm) per corporate service
 
     @property
     def settled_periods(self) -> int:
@@ -112,7 +113,8 @@ def read_state(corporate: Corporate, terms: CorporateTerms, names: Sequence[str]
         status = "Active"
     return CorporateState(status, fees_in, collateral_in, reported, call(f.feesEscrowed()), call(f.collateralPool()),
                           exposure, call(f.owed(terms.provider)), call(f.owed(terms.organisation)),
-                          corporate.chain.balance(corporate.address), tuple(departments))
+                          corporate.chain.balance(corporate.address), tuple(departments),
+                          tuple(tuple(call(f.reportedValues(p))) for p in range(reported)))
 
 
 def reported_periods(corporate: Corporate) -> int:

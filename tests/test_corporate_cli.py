@@ -129,8 +129,11 @@ def test_deposit_settle_withdraw_status(cli_chain, tmp_path):
     assert [int(d["credits_paid"]) for d in state["departments"]] == expected
     assert [d["name"] for d in state["departments"]] == ["finance", "sales", "engineering"]
     assert all(expected)
+    assert state["reported_values_ppm"] == [values]
     code, out, err = invoke("corporate", "status", address, *spec)
     assert code == 0 and "finance" in out and "exposure" in out, err
+    code, out, err = invoke("agreement", "status", address)  # the same, through the agreement group
+    assert code == 0 and "department-1" in out and "98.5000%" in out, err
 
     # Withdraw: the payout address gets its department's credit; a stranger is refused.
     before = chain.balance(roles["sales"])

@@ -155,6 +155,7 @@ def _state_json(corporate: Corporate, terms: CorporateTerms, state: CorporateSta
             "collateral_deposited": state.collateral_deposited, "fees_escrowed": str(state.fees_escrowed),
             "pool": str(state.pool), "exposure": str(state.exposure), "owed_provider": str(state.owed_provider),
             "owed_organisation": str(state.owed_organisation), "balance": str(state.balance),
+            "reported_values_ppm": [list(v) for v in state.reported_values],
             "departments": [{"index": d.index, "name": d.name, "payout": d.payout, "fee_per_period":
                              str(d.fee_per_period), "settled_periods": d.settled_periods,
                              "worst_credit_per_period": str(d.worst_credit), "credits_paid": str(d.credits_paid),
@@ -205,9 +206,7 @@ def status(chain: Chain, address: str, spec_file: Path | None, as_json: bool) ->
         values.add_column("period", justify="right")
         for s in terms.services:
             values.add_column(f"{s.name} (objective {ppm_to_percent(s.objective_ppm)})", justify="right")
-        f = corporate.contract.functions
-        for p in range(state.reported_periods):
-            reported = chain.call(f.reportedValues(p))
+        for p, reported in enumerate(state.reported_values):
             values.add_row(str(p), *(ppm_to_percent(v) if v >= s.objective_ppm else f"[red]{ppm_to_percent(v)}[/]"
                                      for v, s in zip(reported, terms.services, strict=True)))
         console.print(values)
