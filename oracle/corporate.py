@@ -129,14 +129,19 @@ class _TxChain:
             gas = REPORT_GAS_FALLBACK
         call = {"to": fn.address, "value": value, "gas": gas, "data": fn._encode_transaction_data()}
         on_hash = self._on_hash
+        # Fault injection (oracle.submitter.CRASH_ENV): "before-broadcast"/"after-broadcast" hit the
+        # first transaction (the report); "settle-..." the settlement's.
+        step = "settle-" if " settle " in self._label else ""
 
         def record(tx_hash: str) -> None:
             if on_hash is not None:
                 on_hash(tx_hash)
             _crash_point("before-broadcast")
+            _crash_point(f"{step}before-broadcast")
 
         tx_hash = self.tx.send(call, self._label or action, record)
         _crash_point("after-broadcast")
+        _crash_point(f"{step}after-broadcast")
         try:
             receipt = self._chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT_S,
                                                                       poll_latency=0.2)

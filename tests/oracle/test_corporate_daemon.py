@@ -107,9 +107,11 @@ def test_daemon_settles_two_periods_and_two_departments_withdraw(world: World, s
         assert expected[i] - 10**16 < world.chain.balance(payout) - before <= expected[i]
 
 
-@pytest.mark.parametrize("crash_at", ["before-broadcast", "after-broadcast"])
+@pytest.mark.parametrize("crash_at", ["before-broadcast", "after-broadcast", "settle-before-broadcast"])
 def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: World, services, tmp_path: Path,
                                                                         crash_at: str):
+    """Killed with the report's (or the settlement's) transaction recorded but not sent, or sent:
+    the restart follows the recorded transaction up (rebroadcasts it) or finds it on-chain."""
     corporate, _ = _corporate(world, tmp_path, count=1)
     terms = corporate.terms
     assert terms is not None
@@ -118,7 +120,8 @@ def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: 
     world.wait_ready(terms.start)
     assert proc.wait(timeout=40) == -signal.SIGKILL, world.log_text()[-2000:]
     chain = Chain.connect(world.url)
-    assert corporate.contract.functions.reportedPeriods().call() == (1 if crash_at == "after-broadcast" else 0)
+    assert corporate.contract.functions.reportedPeriods().call() == (0 if crash_at == "before-broadcast" else 1)
+    assert corporate.contract.functions.settledPeriodsOf(0).call() == 0
     proc = world.start(config)
     try:
         wait_until(lambda: read_state(corporate, terms).settled_periods == 1, 40, "the settlement", world.log_text)
@@ -127,6 +130,8 @@ def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: 
         stop(proc)
     # The report (sent once, or its recorded transaction broadcast again) and one settlement.
     assert chain.w3.eth.get_transaction_count(world.oracle) == 2
+    if crash_at.endswith("before-broadcast"):  # the recorded transaction itself, not a new one
+        assert "broadcasting it again" in world.log_text()
 
 
 def _daemon(world: World, config: Path, monkeypatch: pytest.MonkeyPatch):
