@@ -45,6 +45,7 @@ from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
+from .corporate import CorporateServed, open_corporate, report_corporate
 from .evidence import (
     Bundle,
     ExcludedWindow,
@@ -237,8 +238,11 @@ class Daemon:
             try:
                 agreement = self.factory.agreement(entry.address)
             except NotAnAgreement as exc:
-                problems.append(f"agreements[{i}].address: {exc}")
-                continue
+                # Not the factory's: a multi-level agreement (oracle.corporate), or a mistake.
+                agreement = open_corporate(self, entry.address)  # type: ignore[assignment]
+                if agreement is None:
+                    problems.append(f"agreements[{i}].address: {exc}")
+                    continue
             names = {s.name for s in agreement.terms.services}
             covered |= names
             unknown = sorted(set(entry.services) - names)
@@ -484,7 +488,10 @@ class Daemon:
             [] if self.batch is not None else None
         for served in candidates:
             if now >= served.next_due:
-                self._report_agreement(served, now, batch)
+                if isinstance(served.agreement, CorporateServed):
+                    report_corporate(self, served, now)
+                else:
+                    self._report_agreement(served, now, batch)
         if batch:
             self._settle_batches(batch)
 

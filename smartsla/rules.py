@@ -53,8 +53,8 @@ from the oracle's own metrics (the ones the daemon serves on /metrics, `oracle.m
   after such a change the alert waits one credit window. Annotations as for availability.
 
 A multi-level (corporate) spec records each service's SLI once and gives every department its own
-alerts (its objective, weights, fee and cap), labelled `department`. The oracle daemon does not
-serve corporate agreements yet, so their credit-at-risk alerts wait for running-period gauges.
+alerts (its objective, weights, fee and cap), labelled `department`, from the running-period
+gauges the oracle daemon exports for the corporate services (oracle.corporate).
 
 Every expression is grouped `by (agreement, service)`: one rule file serves every agreement an
 oracle measures for that service name; `agreement=ADDRESS` narrows it to one.

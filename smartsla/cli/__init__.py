@@ -17,7 +17,21 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import actions, agreement, contracts, demo, keystore, oracle, rules, serve, spec, verify, verify_spec, watch
+from . import (
+    actions,
+    agreement,
+    contracts,
+    corporate,
+    demo,
+    keystore,
+    oracle,
+    rules,
+    serve,
+    spec,
+    verify,
+    verify_spec,
+    watch,
+)
 
 app = typer.Typer(
     name="smartsla",
@@ -57,6 +71,7 @@ app.add_typer(oracle.app, name="oracle")
 app.add_typer(keystore.app, name="keystore")
 app.add_typer(actions.maintenance_app, name="maintenance")
 app.add_typer(spec.app, name="spec")
+app.add_typer(corporate.app, name="corporate")
 app.add_typer(verify.arbiter_app, name="arbiter")
 agreement.app.add_typer(verify_spec.app)
 

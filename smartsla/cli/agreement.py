@@ -3,7 +3,6 @@ factory's registry by party)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
@@ -16,22 +15,50 @@ from ..demo import print_terms
 from ..presentation import fmt_time
 from ..spec import dump_spec, terms_to_spec
 from ..units import ppm_to_percent
+from . import corporate
 from .common import (
     DEFAULT_RPC_URL,
+    WARN_LEAD_S,
     BadInput,
     FactoryOpt,
     RpcUrl,
     _address,
     _amount_formatter,
+    _check_start,
     _connect,
     _console,
     _factory,
+    _iso,
     _load_spec,
     _sender,
     cli_errors,
+    fail,
 )
 
 app = typer.Typer(help="Inspect one agreement.", no_args_is_help=True)
+
+
+def _multilevel(chain, address: str) -> bool:  # noqa: ANN001 - Chain
+    """A multi-level agreement (kind CorporateAgreement) is handled by smartsla.cli.corporate;
+    anything else (no contract included) by the factory's commands and their messages."""
+    from ..errors import NotAnAgreement
+    from ..multilevel import is_corporate
+
+    try:
+        return is_corporate(chain, address)
+    except NotAnAgreement:
+        return False
+
+
+def _load_any_spec(path: Path):  # noqa: ANN202 - AgreementSpec | CorporateSpec
+    """A spec of either kind; its errors (file, line, field) end the command with exit code 2."""
+    from ..corporate import load_any_spec
+    from ..spec import SpecError
+
+    try:
+        return load_any_spec(path)
+    except SpecError as exc:
+        fail(str(exc), 2)
 # `smartsla agreements` sits at the top level, beside the group.
 listing = typer.Typer()
 
@@ -52,6 +79,9 @@ def agreement_status(
     address = _address(address, "agreement address")
     console = _console()
     chain = _connect(rpc_url)
+    if _multilevel(chain, address):
+        corporate.status(chain, address, None, False)
+        return
     factory = _factory(chain, factory_address)
     agreement = factory.agreement(address)
     terms = agreement.terms
@@ -144,29 +174,6 @@ def agreements_list(
     console.print(table)
 
 
-# A term must start late enough for both deposits to be mined before it (the contracts refuse
-# deposits once the term has started, so that nobody activates an agreement with hindsight, and
-# periods that started before the oracle could watch them would be reported unmeasured).
-MIN_LEAD_S = 30  # two deposits, a few blocks each, even on a slow public network
-WARN_LEAD_S = 600
-
-
-def _iso(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _check_start(file: Path, start: int, now: int) -> int:
-    """Seconds from now to the term's start; refuses (exit 2) a start in the past or too close."""
-    if start <= now:
-        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is in the past (the chain and this machine say "
-                       f"{_iso(now)}): periods nobody measured would be settled; choose a future start")
-    if start - now < MIN_LEAD_S:
-        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is only {start - now} s away: both deposits "
-                       f"could not be mined before it (deposits are refused once the term has started); "
-                       f"choose a start at least {MIN_LEAD_S} s ahead")
-    return start - now
-
-
 @app.command("create")
 @cli_errors
 def agreement_create(
@@ -182,7 +189,10 @@ def agreement_create(
     later tells whether a file is the one the agreement was made from."""
     from ..spec_hash import signed_terms
 
-    spec = _load_spec(file)
+    spec = _load_any_spec(file)
+    if spec.kind == "CorporateAgreement":
+        corporate.create(file, spec, rpc_url, from_, private_key_env)
+        return
     terms = signed_terms(spec)  # validated before anything is sent
     console = _console()
     chain = _connect(rpc_url)
@@ -223,6 +233,9 @@ def agreement_show(
     from ..terms import ZERO_HASH
 
     chain = _connect(rpc_url)
+    if _multilevel(chain, _address(address, "agreement address")):
+        corporate.show(chain, address, spec_file)
+        return
     agreement = _factory(chain, factory_address).agreement(_address(address, "agreement address"))
     terms = agreement.terms
     data = terms_to_spec(terms, name=f"agreement-{agreement.address[2:10].lower()}")

@@ -7,6 +7,7 @@ Command modules import from here; this module imports no command module (no impo
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 from collections.abc import Callable
@@ -208,3 +209,26 @@ def _load_spec(path: Path):  # noqa: ANN202 - AgreementSpec
         return load_spec(path)
     except SpecError as exc:
         fail(str(exc), 2)
+
+
+# A term must start late enough for both deposits to be mined before it (the contracts refuse
+# deposits once the term has started, so that nobody activates an agreement with hindsight, and
+# periods that started before the oracle could watch them would be reported unmeasured).
+MIN_LEAD_S = 30  # two deposits, a few blocks each, even on a slow public network
+WARN_LEAD_S = 600
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_start(file: Path, start: int, now: int) -> int:
+    """Seconds from now to the term's start; refuses (exit 2) a start in the past or too close."""
+    if start <= now:
+        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is in the past (the chain and this machine say "
+                       f"{_iso(now)}): periods nobody measured would be settled; choose a future start")
+    if start - now < MIN_LEAD_S:
+        raise BadInput(f"{file}: timeWindow.start {_iso(start)} is only {start - now} s away: both deposits "
+                       f"could not be mined before it (deposits are refused once the term has started); "
+                       f"choose a start at least {MIN_LEAD_S} s ahead")
+    return start - now

@@ -8,7 +8,7 @@ import typer
 
 from ..chain import EMBEDDED
 from ..demo import run_demo
-from .common import _console, cli_errors
+from .common import BadInput, _console, cli_errors
 
 app = typer.Typer()
 
@@ -25,8 +25,17 @@ def demo(
     evidence_dir: Annotated[str | None, typer.Option(
         "--evidence-dir", help="Write each period's evidence bundle (the oracle's slice records) to this folder, "
         "for `smartsla verify ADDRESS PERIOD --bundle FILE` on a lasting chain.")] = None,
+    multi_level: Annotated[bool, typer.Option("--multi-level", help="Instead: one organisation, three departments, "
+                                              "one collateral pool (kind CorporateAgreement).")] = False,
 ) -> None:
     """Run one agreement's whole life, from deposits to withdrawals, and prove the books balance."""
+    if multi_level:
+        if serve or evidence_dir:
+            raise BadInput("--multi-level runs on its own: without --serve or --evidence-dir")
+        from ..demo_multilevel import run_multilevel_demo
+
+        run_multilevel_demo(_console(), rpc_url)
+        return
     result = run_demo(_console(), rpc_url, evidence_dir)
     if serve:
         from ..web.demo_serve import serve_demo

@@ -1,0 +1,199 @@
+"""The oracle daemon serves a multi-level agreement end to end, all real: the example's three
+corporate services as local HTTP servers (one with an outage), Anvil, the daemon as a subprocess,
+the parties' deposits and withdrawals through the command line. One report and one settlement
+transaction per period; a SIGKILL around the report's broadcast repeats nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+from pathlib import Path
+
+import daemon_helpers
+import httpx
+import pytest
+import yaml
+from cli_helpers import invoke
+from daemon_helpers import World, stop, wait_until
+from service_helpers import ScheduledService
+
+from smartsla.chain import Chain
+from smartsla.corporate import Corporate, load_corporate_spec
+from smartsla.multilevel import read_state
+
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
+anvil, world = daemon_helpers.anvil, daemon_helpers.world
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multi-level-corporate.yaml"
+PERIOD_S = 6
+
+
+@pytest.fixture
+def services():
+    made = {name: ScheduledService(down_status=500) for name in ("email", "erp", "vpn")}
+    yield made
+    for s in made.values():
+        s.close()
+
+
+def _corporate(world: World, tmp_path: Path, count: int) -> tuple[Corporate, Path]:
+    """The example on Anvil's accounts, `count` periods of PERIOD_S from 10 s ahead, funded."""
+    a = world.chain.accounts
+    data = yaml.safe_load(EXAMPLE.read_text())
+    body = data["spec"]
+    body["parties"] = {"provider": world.provider, "organisation": world.customer}
+    body["oracle"] = world.oracle
+    for dep, payout in zip(body["departments"], a[5:8], strict=True):
+        dep["payout"] = payout
+    body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time()) + 10, dt.UTC).isoformat(),
+                          "duration": f"{PERIOD_S}s", "count": count}
+    path = tmp_path / "corporate.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    corporate = Corporate.deploy(world.chain, load_corporate_spec(path).to_terms(), world.deployer)
+    for who in (world.customer, world.provider):
+        code, _, err = invoke("corporate", "deposit", corporate.address, "--rpc-url", world.url, "--from", who)
+        assert code == 0, err
+    return corporate, path
+
+
+def _config(world: World, address: str, services: dict[str, ScheduledService]) -> Path:
+    probes = {n: {"http": {"url": s.url, "timeout_s": 0.25}, "interval_s": 0.25} for n, s in services.items()}
+    return world.config(address, services["email"].url, services=probes)
+
+
+def test_daemon_settles_two_periods_and_two_departments_withdraw(world: World, services, tmp_path: Path):
+    corporate, path = _corporate(world, tmp_path, count=2)
+    terms = corporate.terms
+    assert terms is not None
+    s = terms.start
+    services["erp"].down = [(s + 1.5, s + 2.5)]  # period 0: erp down in slices 1 and 2 of 6
+    proc = world.start(_config(world, corporate.address, services))
+    try:
+        world.wait_ready(s)
+        port = json.loads(next(line for line in world.log_text().splitlines() if '"msg": "listening"' in line))["port"]
+        gauge = f'smartsla_oracle_period_value_ppm{{agreement="{corporate.address}",service="erp"}}'
+        wait_until(lambda: gauge in httpx.get(f"http://127.0.0.1:{port}/metrics").text, 10,
+                   "the running-period gauge of a corporate service", world.log_text)
+        wait_until(lambda: read_state(corporate, terms).settled_periods == 2, 45, "both periods settled",
+                   world.log_text)
+        # The evidence behind period 0's report is served as for an Agreement.
+        bundle = httpx.get(f"http://127.0.0.1:{port}/evidence/{corporate.address}/0").json()
+        assert [r["name"] for r in bundle["services"]] == ["email", "erp", "vpn"]
+        wait_until(lambda: '"msg": "agreement finished"' in world.log_text(), 10, "the daemon to stop serving it",
+                   world.log_text)
+    finally:
+        assert stop(proc) == 0, world.log_text()[-2000:]
+    f = corporate.contract.functions
+    first, second = f.reportedValues(0).call(), f.reportedValues(1).call()
+    assert first[0] == first[2] == 1_000_000 and 600_000 < first[1] < 900_000, first  # slices 1-2 of 6 down
+    assert second == [1_000_000] * 3
+    state = read_state(corporate, terms)
+    expected = [terms.department_credit(i, first)[1] for i in range(3)]
+    assert [d.credits_paid for d in state.departments] == expected
+    assert expected[0] > 0 and expected[1] == 0 and expected[2] > 0  # sales does not use erp
+    # One report and one settlement per period: nothing sent twice, nothing reverted.
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 4
+    # Two departments withdraw through the command line; their payout addresses receive it.
+    for i in (0, 2):
+        payout = terms.departments[i].payout
+        before = world.chain.balance(payout)
+        code, out, err = invoke("corporate", "withdraw", corporate.address, "--rpc-url", world.url,
+                                "--spec", str(path), "--from", payout)
+        assert code == 0, err
+        assert ("finance" if i == 0 else "engineering") in out
+        assert expected[i] - 10**16 < world.chain.balance(payout) - before <= expected[i]
+
+
+@pytest.mark.parametrize("crash_at", ["before-broadcast", "after-broadcast", "settle-before-broadcast"])
+def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: World, services, tmp_path: Path,
+                                                                        crash_at: str):
+    """Killed with the report's (or the settlement's) transaction recorded but not sent, or sent:
+    the restart follows the recorded transaction up (rebroadcasts it) or finds it on-chain."""
+    corporate, _ = _corporate(world, tmp_path, count=1)
+    terms = corporate.terms
+    assert terms is not None
+    config = _config(world, corporate.address, services)
+    proc = world.start(config, crash_at=crash_at)
+    world.wait_ready(terms.start)
+    assert proc.wait(timeout=40) == -signal.SIGKILL, world.log_text()[-2000:]
+    chain = Chain.connect(world.url)
+    assert corporate.contract.functions.reportedPeriods().call() == (0 if crash_at == "before-broadcast" else 1)
+    assert corporate.contract.functions.settledPeriodsOf(0).call() == 0
+    proc = world.start(config)
+    try:
+        wait_until(lambda: read_state(corporate, terms).settled_periods == 1, 40, "the settlement", world.log_text)
+        time.sleep(2)  # give a wrong second transaction the time to show up
+    finally:
+        stop(proc)
+    # The report (sent once, or its recorded transaction broadcast again) and one settlement.
+    assert chain.w3.eth.get_transaction_count(world.oracle) == 2
+    if crash_at.endswith("before-broadcast"):  # the recorded transaction itself, not a new one
+        assert "broadcasting it again" in world.log_text()
+
+
+def _daemon(world: World, config: Path, monkeypatch: pytest.MonkeyPatch):
+    """The daemon in this process, prepared (every start-up check), not running its loops."""
+    from oracle.config import load_config
+    from oracle.daemon import Daemon
+
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", world.oracle_key)
+    daemon = Daemon(load_config(config))
+    daemon.prepare(wait_for_chain_s=5)
+    return daemon
+
+
+def test_a_cancelled_agreement_is_dropped_without_a_transaction(world: World, services, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    corporate, _ = _corporate(world, tmp_path, count=2)
+    terms = corporate.terms
+    assert terms is not None
+    # The same terms, but the organisation calls it off before the provider's deposit.
+    other = Corporate.deploy(world.chain, terms, world.deployer)
+    other.deposit_fees(world.customer)
+    other.cancel(world.customer)
+    daemon = _daemon(world, _config(world, other.address, services), monkeypatch)
+    try:
+        world.chain.mine_at(terms.period_end(0) + 2)  # its first period is due: the daemon looks
+        daemon.report_due_periods()
+        assert daemon.served[other.address].done  # never looked at again
+    finally:
+        daemon.store.close()
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 0
+
+
+def test_an_agreement_naming_another_oracle_is_refused_at_start(world: World, services, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch):
+    from oracle.config import ConfigError
+
+    corporate, _ = _corporate(world, tmp_path, count=1)
+    stranger, stranger_key = world.chain.new_account(fund_from=world.deployer)
+    monkeypatch.setattr(world, "oracle_key", stranger_key)
+    with pytest.raises(ConfigError, match=f"key: {stranger} is not a member of the oracle committee of "
+                                          f"{corporate.address}"):
+        _daemon(world, _config(world, corporate.address, services), monkeypatch)
+
+
+def test_departments_a_stranger_settled_first_are_skipped_not_a_stuck_period(world: World, services,
+                                                                            tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    corporate, _ = _corporate(world, tmp_path, count=2)
+    terms = corporate.terms
+    assert terms is not None
+    daemon = _daemon(world, _config(world, corporate.address, services), monkeypatch)
+    try:
+        world.chain.mine_at(terms.period_end(0) + 2)
+        # Period 0 is reported (by the oracle's key, outside the daemon), then a stranger settles
+        # the middle department before the daemon's pass.
+        world.chain.add_key(world.oracle_key)
+        corporate.report(0, [1_000_000, 990_000, 1_000_000], world.oracle)
+        corporate.settle_department(1, 0, world.chain.accounts[9])
+        daemon.report_due_periods()
+        assert [corporate.contract.functions.settledPeriodsOf(i).call() for i in range(3)] == [1, 1, 1]
+        assert not daemon.served[corporate.address].done  # period 1 is still to come
+    finally:
+        daemon.store.close()
+    # The report above and the daemon's one settlement (which skipped the stranger's department).
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 2
