@@ -28,10 +28,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
+from eth_typing import HexStr
 from sqlalchemy import select
+from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3.types import Wei
 
 from smartsla.chain import REVERTS, Chain, TxResult, _revert_data
 from smartsla.corporate import Corporate, CorporateTerms
@@ -53,7 +56,8 @@ from .transactions import ATTEMPTS, TxManager
 
 # The daemon (oracle.daemon.Daemon) and its Served entries are passed in, typed Any: this module
 # must not import oracle.daemon, which imports it (no import cycle).
-Daemon = Served = Any
+Daemon: TypeAlias = Any
+Served: TypeAlias = Any
 
 log = logging.getLogger("oracle.corporate")
 
@@ -89,7 +93,7 @@ def open_corporate(daemon: Daemon, address: str) -> CorporateServed | None:
     except NotAnAgreement:
         return None
     tx_chain = _TxChain(daemon.chain, daemon.submitter.tx)
-    corporate = Corporate(tx_chain, address)  # type: ignore[arg-type] - a Chain in all but transact
+    corporate = Corporate(tx_chain, address)  # type: ignore[arg-type]  # a Chain in all but transact
     terms = corporate.read_terms()
     corporate.terms = terms
     return CorporateServed(corporate, terms, tx_chain, daemon.config.slice_seconds)
@@ -119,7 +123,7 @@ class _TxChain:
 
     def transact(self, fn: ContractFunction, sender: str, *, value: int = 0, action: str = "") -> TxResult:
         try:
-            gas = int(fn.estimate_gas({"from": sender, "value": value}) * GAS_MARGIN)
+            gas = int(fn.estimate_gas({"from": Web3.to_checksum_address(sender), "value": Wei(value)}) * GAS_MARGIN)
         except REVERTS as exc:
             error = decode_revert(_revert_data(exc), action)
             # A chain that mines on demand estimates at its last block, older than the period's
@@ -143,7 +147,7 @@ class _TxChain:
         _crash_point("after-broadcast")
         _crash_point(f"{step}after-broadcast")
         try:
-            receipt = self._chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT_S,
+            receipt = self._chain.w3.eth.wait_for_transaction_receipt(HexStr(tx_hash), timeout=RECEIPT_WAIT_S,
                                                                       poll_latency=0.2)
         except Exception as exc:  # noqa: BLE001 - web3's TimeExhausted: followed up on a later pass
             raise _Pending(tx_hash) from exc
@@ -174,7 +178,7 @@ def _last_attempt(tx: TxManager, label: str) -> str | None:
 def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
     """Settle what is reported, then report the next period once it is due (a step of the report
     loop; Daemon._report_agreement's counterpart). Marks `served.done` when nothing is left."""
-    view: CorporateServed = served.agreement  # type: ignore[assignment]
+    view: CorporateServed = served.agreement
     corporate, terms = view.corporate, view.terms
     departments = len(view.corporate_terms.departments)
     while True:

@@ -143,14 +143,14 @@ def run_multilevel_demo(console: Console | None = None, chain_url: str = EMBEDDE
     table = Table(title="What each department got, and why", title_justify="left")
     for col in ("department", "month", "credit", "why"):
         table.add_column(col, justify="right" if col in ("month", "credit") else "left")
-    for d in state.departments:
-        for period, credit, _fee in d.periods:
-            service_credits, capped = terms.department_credit(d.index, result.values[period])
+    for dept in state.departments:
+        for period, credit, _fee in dept.periods:
+            service_credits, capped = terms.department_credit(dept.index, result.values[period])
             if capped != credit:
-                raise SmartSLAError(f"{d.name} month {period}: the chain paid {credit}, the reference model says "
+                raise SmartSLAError(f"{dept.name} month {period}: the chain paid {credit}, the reference model says "
                                     f"{capped}")
-            result.credits[d.name].append(credit)
-            dep = terms.departments[d.index]
+            result.credits[dept.name].append(credit)
+            dep = terms.departments[dept.index]
             why = []
             for k, (s, c) in enumerate(zip(terms.services, service_credits, strict=True)):
                 if not dep.service_mask & (1 << k):
@@ -167,7 +167,7 @@ def run_multilevel_demo(console: Console | None = None, chain_url: str = EMBEDDE
                 why.append("every service it uses met its objective")
             elif sum(service_credits) > capped:
                 why.append(f"capped at {(dep.credit_cap_bps or terms.credit_cap_bps) / 100:g}% of its fee")
-            table.add_row(d.name, str(period), fmt_eth(credit), "; ".join(why) or "–")
+            table.add_row(dept.name, str(period), fmt_eth(credit), "; ".join(why) or "–")
     console.print(table)
     console.print("Sales uses email and VPN only: the ERP outage costs the provider nothing towards it. Finance "
                   "holds the ERP to 99.9 % (its own objective), engineering to the corporate 99.5 %.")
