@@ -7,6 +7,7 @@ This module imports no route module and no page module, so both can import it wi
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -80,17 +81,28 @@ class AppState:
         raise HTTPException(503, "the index has not seen the chain yet")
 
 
-def get_state(request: Request) -> AppState:
+# The dependencies below are `async def` although they do no I/O: FastAPI runs a plain `def`
+# dependency in the thread pool, and those hops (three per request) cost the status endpoint
+# about a sixth of its CPU (profile in bench/api_bench.py's notes).
+async def get_state(request: Request) -> AppState:
     """The state create_app attached to the application."""
     return request.app.state.smartsla  # type: ignore[no-any-return]
 
 
-def get_settings(request: Request) -> ApiSettings:
-    return get_state(request).settings
+async def get_settings(request: Request) -> ApiSettings:
+    return request.app.state.smartsla.settings  # type: ignore[no-any-return]
 
 
-def get_store(request: Request) -> IndexStore:
-    return get_state(request).store
+async def get_store(request: Request) -> IndexStore:
+    return request.app.state.smartsla.store  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=16_384)
+def checked_address(value: str) -> str:
+    """parse_address, memoised: an address's checksum never changes, and computing it (two
+    Keccak hashes) was a fifth of the status endpoint's CPU. Refusals are not cached (the
+    cache holds only addresses that passed); bounded, least recently used first out."""
+    return parse_address(value)
 
 
 State = Annotated[AppState, Depends(get_state)]
@@ -99,9 +111,9 @@ Store = Annotated[IndexStore, Depends(get_store)]
 
 
 AddressPath = Annotated[str, Path(pattern=ADDRESS_PATTERN, description="agreement address (0x + 40 hex digits; "
-                                  "mixed case must be a valid EIP-55 checksum)"), AfterValidator(parse_address)]
+                                  "mixed case must be a valid EIP-55 checksum)"), AfterValidator(checked_address)]
 AddressQuery = Annotated[str | None, Query(pattern=ADDRESS_PATTERN, description="filter by this address"),
-                         AfterValidator(lambda v: None if v is None else parse_address(v))]
+                         AfterValidator(lambda v: None if v is None else checked_address(v))]
 TxBody = Annotated[TxRequest, Body(examples=[{"from": "0x6813Eb9362372EEF6200f3b1dbC3f819671cBA69"}])]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size, 1..200")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
@@ -119,11 +131,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descript
 _security = HTTPBearer(auto_error=False, description="the read token configured on the server")
 
 
-def require_read(request: Request,
-                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_security)] = None) -> None:
+async def require_read(request: Request,
+                       creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_security)] = None) -> None:
     """401 unless the request carries the configured read token (Bearer header, or the cookie
     the login page sets)."""
-    expected = get_settings(request).read_token
+    expected = request.app.state.smartsla.settings.read_token
     token = creds.credentials if creds else request.cookies.get(TOKEN_COOKIE)
     if not token_matches(token, expected):
         raise HTTPException(401, "a valid Bearer token is required to read this index",

@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from ..addresses import parse_address
 from ..api import views
-from ..api.deps import AppState, State
+from ..api.deps import AppState, State, checked_address
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
 from ..presentation import fmt_amount, fmt_duration, fmt_time, measure, short_address
@@ -187,7 +187,7 @@ async def agreement_page(request: Request, state: State, address: str) -> Respon
     if (redirect := _gate(request, state)) is not None:
         return redirect
     try:
-        address = parse_address(address)
+        address = checked_address(address)
     except ValueError:
         return _bad_address(request, state, address)
     # One read connection; the lists and charts that only change when the index does are
