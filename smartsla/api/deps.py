@@ -44,6 +44,7 @@ class ApiSettings:
     server_signing: bool = False  # demo only: the node signs for accounts it holds
     max_lag_blocks: int = 50  # health is "ok" within this many blocks of the head
     spec_files: tuple[str, ...] = ()  # spec files/folders: the dashboard shows the scope of the one whose hash matches
+    gc_freeze: bool = True  # at start-up, move the objects alive then out of the garbage collector's passes (app.py)
 
 
 @dataclass
