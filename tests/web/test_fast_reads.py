@@ -1,16 +1,23 @@
 """The index's hot reads on plain sqlite3 connections (IndexStore._SqliteReads: the status
 endpoint and the agreement page) return exactly what the SQLAlchemy engine returns — JSON
 columns as objects, booleans as booleans, NULLs as None — and never hold an old snapshot: a
-write committed by another IndexStore (the indexer's) is seen by the very next read."""
+write committed by another IndexStore (the indexer's) is seen by the very next read. And the
+agreement page, whose parts are kept as markup per index change key, still follows the chain's
+time: the period in progress starts without any write to the index."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sla_helpers import make_terms
+from web3 import Web3
 
+from smartsla.api import views
+from smartsla.api.app import ApiSettings, create_app
 from smartsla.index_store import (
     Batch,
     IndexStore,
@@ -21,8 +28,8 @@ from smartsla.index_store import (
     idx_withdrawals,
 )
 
-A1 = "0x" + "a1" * 20
-A2 = "0x" + "b2" * 20
+A1 = Web3.to_checksum_address("0x" + "a1" * 20)  # as the indexer stores them
+A2 = Web3.to_checksum_address("0x" + "b2" * 20)
 ROLES = {"provider": "0x" + "11" * 20, "customer": "0x" + "22" * 20, "oracle": "0x" + "33" * 20}
 
 
@@ -123,5 +130,25 @@ def test_a_broken_index_file_is_an_index_store_error(db: str, tmp_path: Path) ->
             Path(db + suffix).unlink(missing_ok=True)
         with pytest.raises(IndexStoreError):
             store.agreement(A1)
+    finally:
+        store.close()
+
+
+def test_the_page_follows_the_chain_s_time_between_two_index_writes(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = IndexStore.open(db)
+    try:
+        start = 1_700_000_000
+        store.note_head(8, start + 3600 - 100)  # 100 s before period 1 (of 3 hourly periods) starts
+        seen_at = store.cursor()["head_seen_at"]  # type: ignore[index]
+        client = TestClient(create_app(store, settings=ApiSettings(rate_limit_per_s=0, gc_freeze=False)))
+        before = client.get(f"/agreements/{A1}")
+        assert before.status_code == 200
+        assert 'data-state="future" data-period="1"' in before.text
+        assert before.text == client.get(f"/agreements/{A1}").text  # the same moment, from the kept parts
+        # 200 s later by the chain's clock, with no write to the index (the same change key)
+        monkeypatch.setattr(views, "time", types.SimpleNamespace(time=lambda: seen_at + 200))
+        after = client.get(f"/agreements/{A1}")
+        assert 'data-state="current" data-period="1"' in after.text, "the bars were served for another moment"
+        assert 'data-state="future" data-period="2"' in after.text
     finally:
         store.close()
