@@ -570,6 +570,15 @@ class IndexStore:
             conds.append(idx_agreements.c.customer == customer)
         if status:
             conds.append(idx_agreements.c.status == status)
+        if self._fast is not None:  # the same query on the sqlite3 reader (_SqliteReads)
+            given = [(n, v) for n, v in (("provider", provider), ("customer", customer), ("status", status)) if v]
+            where = ("WHERE " + " AND ".join(f"{n} = ?" for n, _ in given)) if given else ""
+            values = [v for _, v in given]
+            with self._fast.read() as raw:
+                count = raw.execute(f"SELECT count(*) FROM idx_agreements {where}", values).fetchone()[0]
+                found = self._fast.rows(raw, "idx_agreements", f"{where} ORDER BY created_block DESC, address "
+                                        "LIMIT ? OFFSET ?", (*values, limit, offset))
+            return found, int(count)
         with self._read() as conn:
             total = conn.execute(select(func.count()).select_from(idx_agreements).where(*conds)).scalar() or 0
             rows = conn.execute(select(idx_agreements).where(*conds)

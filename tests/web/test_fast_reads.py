@@ -88,6 +88,10 @@ def test_fast_reads_equal_the_engine_s(db: str) -> None:
             assert fast.agreement(address) == engine.agreement(address)
             assert fast.agreement_and_cursor(address) == engine.agreement_and_cursor(address)
             assert _page(fast, address) == _page(engine, address)
+        for query in ({}, {"customer": ROLES["customer"]}, {"provider": ROLES["customer"]}, {"status": "Active"},
+                      {"provider": ROLES["provider"], "status": "Ended"}, {"limit": 1, "offset": 1}):
+            assert fast.list_agreements(**query) == engine.list_agreements(**query)  # type: ignore[arg-type]
+        assert [r["address"] for r in fast.list_agreements()[0]] == [A2, A1]  # newest first
         row = fast.agreement(A1)
         assert row is not None and row["fees_deposited"] is True and row["disaster_occurred"] is False
         assert row["terms"]["provider"] == ROLES["provider"]  # JSON as an object
