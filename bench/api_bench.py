@@ -15,6 +15,18 @@ a dashboard is pages viewed again between two index writes. Wall-clock figures d
 else runs on the machine; the in-process CPU time per request (`cpu ms/req`, the app called as
 ASGI without sockets, time.process_time) does much less, and caps one worker at 1000/ms req/s.
 The figures measured before issue 15 item 7 (same load, 2 cores) are printed next to them.
+
+Before and after, back to back on the same machine and index:
+
+    .venv/bin/python bench/api_bench.py --baseline 006b6fa --runs 3
+
+serves git revision 006b6fa's smartsla (extracted with git archive; uvicorn on h11/asyncio, as it
+was installed then) beside this checkout's, alternates the two run by run, and prints a table:
+req/s and p99 (median and range over the runs), CPU per request, the machine's 1-minute load,
+and the after/before ratios. Each run also says what the server saw: the share of a core it got
+(a CPU-bound server below 100 % waited for the CPU, i.e. for the other processes of the
+machine) and its garbage-collector pauses of 1 ms or more — to tell a slow app from a busy
+machine when p99 moves.
 """
 
 from __future__ import annotations
@@ -131,6 +143,25 @@ def fill(db: Path, agreements: int, periods: int, seed: int = 7) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- the two processes
+def _log_gc_pauses(path: str) -> None:
+    """Append every garbage-collector pass of 1 ms or more to `path` ("generation ms"): the bench
+    reads them after each run, to tell the server's own pauses from the machine's."""
+    import gc
+
+    started: list[float] = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        ms = (time.perf_counter() - started[0]) * 1000
+        if ms >= 1.0:
+            with open(path, "a") as fh:
+                fh.write(f"{info['generation']} {ms:.2f}\n")
+
+    gc.callbacks.append(callback)
+
+
 def run_server(db: str, port: int, http: str = "auto", loop: str = "auto") -> None:
     """The server, importing smartsla from sys.path[0] (this checkout, or --baseline's tree)."""
     import uvicorn
@@ -264,7 +295,7 @@ def _start(root: Path, db: Path, http: str, loop: str) -> tuple[subprocess.Popen
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, __file__, "--role", "server", "--root", str(root), "--db", str(db),
-                               "--port", str(port), "--http", http, "--loop", loop])
+                               "--port", str(port), "--http", http, "--loop", loop, "--gc-log", f"{db}.{port}.gc"])
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -276,6 +307,29 @@ def _start(root: Path, db: Path, http: str, loop: str) -> tuple[subprocess.Popen
                 server.kill()
                 raise SystemExit(f"the server of {root} did not start") from None
             time.sleep(0.2)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure_server(work: Path, urls: list[str], args: argparse.Namespace, server: subprocess.Popen[bytes],
+                    gc_log: Path) -> dict[str, Any]:
+    """One run, plus what the server itself saw: the share of a core it got (a CPU-bound server
+    short of 100 % waited for the CPU: other processes), and its garbage-collector pauses."""
+    seen = gc_log.read_text().splitlines() if gc_log.exists() else []
+    cpu0, t0 = _cpu_seconds(server.pid), time.perf_counter()
+    r = _measure(work, urls, args)
+    r["server_cpu_percent"] = round((_cpu_seconds(server.pid) - cpu0) / (time.perf_counter() - t0) * 100)
+    pauses = [float(line.split()[1]) for line in (gc_log.read_text().splitlines() if gc_log.exists() else [])
+              [len(seen):]]
+    r["gc_pauses_ms"] = {"count": len(pauses), "max": max(pauses, default=0.0), "sum": round(sum(pauses), 1)}
+    return r
 
 
 def _measure(work: Path, urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -366,10 +420,13 @@ def main() -> int:
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--urls", help=argparse.SUPPRESS)
+    parser.add_argument("--gc-log", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.root:  # the tree whose smartsla this process serves or measures
         sys.path.insert(0, args.root)
     if args.role == "server":
+        if args.gc_log:
+            _log_gc_pauses(args.gc_log)
         run_server(args.db, args.port, args.http, args.loop)
         return 0
     if args.role == "load":
@@ -412,14 +469,16 @@ def main() -> int:
                     for p in paths[:3] if args.cold else paths:
                         assert warm.get(base + p).status_code == 200, base + p
             for _ in range(args.runs):
-                for side, (_server, base) in servers.items():  # alternating: both see the same machine
+                for side, (server, base) in servers.items():  # alternating: both see the same machine
                     load = os.getloadavg()[0]
-                    r = _measure(work, [base + p for p in paths], args)
+                    gc_log = Path(f"{db}.{base.rsplit(':', 1)[1]}.gc")
+                    r = _measure_server(work, [base + p for p in paths], args, server, gc_log)
                     r["load"] = round(max(load, os.getloadavg()[0]), 2)
                     results[name][side]["runs"].append(r)
                     print(f"{name:<44} {side:<7} {r['rps']:>8.1f} req/s   p50 {r.get('p50_ms')} ms   p99 "
-                          f"{r['p99_ms']} ms   load {r['load']}   ({r['tool']}, {args.concurrency} connections, "
-                          f"{args.duration:g} s)", flush=True)
+                          f"{r['p99_ms']} ms   load {r['load']}   server {r['server_cpu_percent']} % of a core, "
+                          f"GC pauses >= 1 ms: {r['gc_pauses_ms']['count']} (max {r['gc_pauses_ms']['max']} ms)   "
+                          f"({r['tool']}, {args.concurrency} connections, {args.duration:g} s)", flush=True)
             for side, (root, _http, _loop) in sides.items():
                 results[name][side]["cpu_ms_per_req"] = _cpu(root, db, work, paths)
             if not args.baseline:
