@@ -379,7 +379,7 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
     """Per target and side: req/s and p99 over the runs (range, median), CPU per request, the
     machine's 1-minute load during the runs; then after/before ratios of the medians."""
     print(f"\n{'target':<44} {'side':<7} {'req/s (median; range)':<26} {'p99 ms (median; range)':<26} "
-          f"{'cpu ms/req':>10} {'load':>10}")
+          f"{'cpu ms/req':>10} {'load':>10} {'server % core':>14} {'GC max ms':>10}")
     for name, sides in results.items():
         for side, r in sides.items():
             rps, p99 = [x["rps"] for x in r["runs"]], [x["p99_ms"] for x in r["runs"]]
@@ -387,7 +387,8 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
             print(f"{name if side == next(iter(sides)) else '':<44} {side:<7} "
                   f"{f'{_median(rps):.0f}; {_span([round(x) for x in rps])}':<26} "
                   f"{f'{_median(p99):.1f}; {_span([round(x, 1) for x in p99])}':<26} {r['cpu_ms_per_req']:>10} "
-                  f"{_span(load):>10}")
+                  f"{_span(load):>10} {_span([x['server_cpu_percent'] for x in r['runs']]):>14} "
+                  f"{max(x['gc_pauses_ms']['max'] for x in r['runs']):>10g}")
         if {"before", "after"} <= set(sides):
             b, a = sides["before"], sides["after"]
             rps = _median([x["rps"] for x in a["runs"]]) / _median([x["rps"] for x in b["runs"]])
