@@ -214,7 +214,7 @@ def run_load(url_file: str, duration: float, concurrency: int, max_requests: int
     print(json.dumps(asyncio.run(_load(urls, duration, concurrency, max_requests))))
 
 
-def _wrk(urls: list[str], duration: float, concurrency: int) -> dict[str, Any]:
+def _wrk(urls: list[str], duration: float, concurrency: int, nice: int = 0) -> dict[str, Any]:
     """wrk with a Lua script cycling through the URLs; p99 from its latency distribution."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         paths = ", ".join(json.dumps(u.split("/", 3)[3].join(["/", ""])) for u in urls)
@@ -223,7 +223,8 @@ def _wrk(urls: list[str], duration: float, concurrency: int) -> dict[str, Any]:
         script = fh.name
     base = "/".join(urls[0].split("/", 3)[:3])
     out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{int(duration)}s", "--latency", "-s", script, base],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
+                         capture_output=True, text=True, timeout=duration + 60,
+                         preexec_fn=(lambda: os.nice(nice)) if nice else None).stdout
     os.unlink(script)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -287,15 +288,17 @@ def cpu_per_request(db: str, paths: list[str], rounds: int = 2) -> float:
         store.close()
 
 
-def _start(root: Path, db: Path, http: str, loop: str) -> tuple[subprocess.Popen[bytes], str]:
-    """One server process importing smartsla from `root`; returns it and its base URL once it answers."""
+def _start(root: Path, db: Path, http: str, loop: str, nice: int = 0) -> tuple[subprocess.Popen[bytes], str]:
+    """One server process importing smartsla from `root`; returns it and its base URL once it answers.
+    `nice` < 0 (root only) makes the scheduler favour it over the machine's other processes."""
     import httpx
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, __file__, "--role", "server", "--root", str(root), "--db", str(db),
-                               "--port", str(port), "--http", http, "--loop", loop, "--gc-log", f"{db}.{port}.gc"])
+                               "--port", str(port), "--http", http, "--loop", loop, "--gc-log", f"{db}.{port}.gc"],
+                              preexec_fn=(lambda: os.nice(nice)) if nice else None)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -334,7 +337,7 @@ def _measure_server(work: Path, urls: list[str], args: argparse.Namespace, serve
 
 def _measure(work: Path, urls: list[str], args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("wrk"):
-        return _wrk(urls, args.duration, args.concurrency)
+        return _wrk(urls, args.duration, args.concurrency, args.nice)
     print("wrk not found (apt-get install wrk): the Python client is the load generator, and "
           "competes with the server for the CPU: its figures are a floor", flush=True)
     url_file = work / "urls.txt"
@@ -414,6 +417,9 @@ def main() -> int:
     parser.add_argument("--baseline-http", default="h11", choices=("auto", "h11", "httptools"),
                         help="the baseline server's HTTP parser (h11: what it was installed with)")
     parser.add_argument("--baseline-loop", default="asyncio", choices=("auto", "asyncio", "uvloop"))
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run both servers and wrk at this niceness (e.g. -10, as root): a diagnosis of what "
+                             "the app does when the CPU is there for it, on a machine busy with other work")
     parser.add_argument("--only", help="run only the targets whose name contains this text")
     parser.add_argument("--cold", action="store_true", help="do not request every URL once before timing")
     parser.add_argument("--role", choices=("main", "server", "load", "cpu"), default="main", help=argparse.SUPPRESS)
@@ -450,7 +456,7 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     try:
         for side, (root, http, loop) in sides.items():
-            servers[side] = _start(root, db, http, loop)
+            servers[side] = _start(root, db, http, loop, args.nice)
         any_base = servers["after"][1]
         rng = random.Random(1)
         sample = [rng.choice(addresses) for _ in range(500)]
@@ -493,7 +499,7 @@ def main() -> int:
                 server.kill()
         shutil.rmtree(work, ignore_errors=True)
     print_table(results)
-    print(json.dumps({"agreements": args.agreements, "periods": args.periods, "cpus": os.cpu_count(),
+    print(json.dumps({"agreements": args.agreements, "periods": args.periods, "cpus": os.cpu_count(), "nice": args.nice,
                       "sides": {k: {"tree": str(v[0]) if k == "after" else args.baseline, "http": v[1], "loop": v[2]}
                                 for k, v in sides.items()}, "results": results}, indent=2))
     return 0
