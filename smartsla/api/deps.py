@@ -82,20 +82,32 @@ class AppState:
         raise HTTPException(503, "the index has not seen the chain yet")
 
 
-# The dependencies below are `async def` although they do no I/O: FastAPI runs a plain `def`
-# dependency in the thread pool, and those hops (three per request) cost the status endpoint
-# about a sixth of its CPU (profile in bench/api_bench.py's notes).
-async def get_state(request: Request) -> AppState:
+def get_state(request: Request) -> AppState:
     """The state create_app attached to the application."""
     return request.app.state.smartsla  # type: ignore[no-any-return]
 
 
-async def get_settings(request: Request) -> ApiSettings:
-    return request.app.state.smartsla.settings  # type: ignore[no-any-return]
+def get_settings(request: Request) -> ApiSettings:
+    return get_state(request).settings
 
 
-async def get_store(request: Request) -> IndexStore:
-    return request.app.state.smartsla.store  # type: ignore[no-any-return]
+def get_store(request: Request) -> IndexStore:
+    return get_state(request).store
+
+
+# What routes depend on is `async def` although it does no I/O: FastAPI runs a plain `def`
+# dependency in the thread pool, and those hops (three per request) cost the status endpoint
+# about a sixth of its CPU (bench/api_bench.py). The plain functions above stay for direct calls.
+async def _state_dep(request: Request) -> AppState:
+    return get_state(request)
+
+
+async def _settings_dep(request: Request) -> ApiSettings:
+    return get_state(request).settings
+
+
+async def _store_dep(request: Request) -> IndexStore:
+    return get_state(request).store
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -106,9 +118,9 @@ def checked_address(value: str) -> str:
     return parse_address(value)
 
 
-State = Annotated[AppState, Depends(get_state)]
-Settings = Annotated[ApiSettings, Depends(get_settings)]
-Store = Annotated[IndexStore, Depends(get_store)]
+State = Annotated[AppState, Depends(_state_dep)]
+Settings = Annotated[ApiSettings, Depends(_settings_dep)]
+Store = Annotated[IndexStore, Depends(_store_dep)]
 
 
 AddressPath = Annotated[str, Path(pattern=ADDRESS_PATTERN, description="agreement address (0x + 40 hex digits; "
@@ -136,7 +148,7 @@ async def require_read(request: Request,
                        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_security)] = None) -> None:
     """401 unless the request carries the configured read token (Bearer header, or the cookie
     the login page sets)."""
-    expected = request.app.state.smartsla.settings.read_token
+    expected = get_settings(request).read_token
     token = creds.credentials if creds else request.cookies.get(TOKEN_COOKIE)
     if not token_matches(token, expected):
         raise HTTPException(401, "a valid Bearer token is required to read this index",
