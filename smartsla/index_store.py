@@ -318,10 +318,6 @@ class IndexStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # Writes committed through this object. With the cursor and the agreement row's own
-        # stamps it keys the readers' caches (agreement_page): a cached view is reused only
-        # while none of them moved, so a page never shows a money figure older than the index.
-        self.writes = 0
         self._fast: _SqliteReads | None = None
 
     @classmethod
@@ -393,7 +389,6 @@ class IndexStore:
         try:
             with self.engine.begin() as conn:
                 yield conn
-            self.writes += 1
         except IndexStoreError:
             raise
         except SQLAlchemyError as exc:
@@ -618,11 +613,11 @@ class IndexStore:
                        withdrawals_limit: int = 200) -> dict[str, Any] | None:
         """Everything the dashboard's agreement page reads, on one connection (it used eight).
 
-        The change key (this object's write count, the cursor's block/hash/reorgs/stamp and the
-        agreement row's stamp and snapshot block) is read FIRST; `cached(key)` says whether the
-        caller holds the lists for that key, and only then are periods, events and withdrawals
-        skipped. Reading the key before the data means data can only be newer than its key,
-        never older: a later request with a newer key reloads."""
+        The change key (see _page_key: the agreement's row, the count and newest id of its events,
+        the cursor's reorg count) is read FIRST; `cached(key)` says whether the caller holds the
+        lists for that key, and only then are periods, events and withdrawals skipped. Reading
+        the key before the data means data can only be newer than its key, never older: a later
+        request with a newer key reloads."""
         if self._fast is not None:
             return self._fast_agreement_page(address, cached, maintenance_words, dispute_words, events_limit,
                                              withdrawals_limit)
@@ -632,7 +627,9 @@ class IndexStore:
             if row is None:
                 return None
             cursor = dict(cur) if cur else None
-            key = self._page_key(cursor, dict(row))
+            stats = conn.execute(select(func.count(), func.max(idx_events.c.id)).where(
+                idx_events.c.agreement == address)).one()
+            key = self._page_key(cursor, dict(row), (int(stats[0]), stats[1]))
             out: dict[str, Any] = {"cursor": cursor, "row": dict(row), "key": key, "loaded": False}
             if cached(key):
                 return out
@@ -656,10 +653,16 @@ class IndexStore:
                        events_total=int(events_total), withdrawals=[dict(r) for r in withdrawals])
         return out
 
-    def _page_key(self, cursor: dict[str, Any] | None, row: dict[str, Any]) -> tuple[Any, ...]:
-        return (self.writes, None if cursor is None else (cursor["last_block"], cursor["last_hash"],
-                                                          cursor["reorgs"], cursor["updated_at"]),
-                row["updated_at"], row["snapshot_block"])
+    @staticmethod
+    def _page_key(cursor: dict[str, Any] | None, row: dict[str, Any], events: tuple[int, Any]) -> tuple[Any, ...]:
+        """What an agreement page's kept parts are derived from, and nothing else: every column of
+        its row but the immutable terms (status, balances, totals, snapshot stamp), the count and
+        newest id of its events (its periods, disputes and withdrawals are derived from them) and
+        the cursor's reorg count (a rollback rebuilds derived rows, and ids may then be reused).
+        Not the cursor's block or stamp: the indexer moves them on every poll (each second), and
+        a key holding them made every page render again each second, whatever changed."""
+        return (None if cursor is None else cursor["reorgs"], events,
+                tuple(v for k, v in row.items() if k != "terms"))
 
     def _fast_agreement_page(self, address: str, cached: Callable[[tuple[Any, ...]], bool],
                              maintenance_words: Sequence[str], dispute_words: Sequence[str], events_limit: int,
@@ -673,7 +676,9 @@ class IndexStore:
             if not rows:
                 return None
             cursor, row = (cursors[0] if cursors else None), rows[0]
-            key = self._page_key(cursor, row)
+            count, newest = raw.execute("SELECT count(*), max(id) FROM idx_events WHERE agreement = ?",
+                                        (address,)).fetchone()
+            key = self._page_key(cursor, row, (int(count), newest))
             out: dict[str, Any] = {"cursor": cursor, "row": row, "key": key, "loaded": False}
             if cached(key):
                 return out

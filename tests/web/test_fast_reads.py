@@ -63,7 +63,8 @@ def db(tmp_path: Path) -> str:
             "final_after": None, "block_number": 3, "tx_hash": "0x" + "03" * 32, "log_index": 0,
             "timestamp": 1_700_000_003}])
         store.insert_rows(idx_events, [
-            _event(A1, 3, "PeriodSettled", {"period": "0", "valuesPpm": [999_000]}),
+            _event(A1, 3, "PeriodSettled", {"period": "0", "valuesPpm": [999_000], "serviceCredits": ["12"],
+                                             "creditPaid": "12", "feeEarned": "100", "disaster": True}),
             _event(A1, 4, "MaintenanceDeclared", {"start": 1, "end": 2, "nested": {"x": [1, None]}}),
             _event(A1, 5, "Disputed", {"period": 0, "by": A2}),
             _event(A1, 6, "Unknown", {"topics": [], "data": "0x"})])
@@ -154,5 +155,39 @@ def test_the_page_follows_the_chain_s_time_between_two_index_writes(db: str, mon
         after = client.get(f"/agreements/{A1}")
         assert 'data-state="current" data-period="1"' in after.text, "the bars were served for another moment"
         assert 'data-state="future" data-period="2"' in after.text
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("fast_reads", [True, False])
+def test_the_page_key_moves_with_the_agreement_not_with_every_poll(db: str, fast_reads: bool) -> None:
+    """The indexer writes the cursor on every poll (each second). A key holding the cursor's
+    stamp made every agreement page render again each second; the key must move only when
+    something the page shows from the index does: its events, its row, a rollback."""
+    store = IndexStore.open(db, fast_reads=fast_reads)
+
+    def page(held: Any) -> dict[str, Any]:
+        got = store.agreement_page(A1, lambda key: key == held, maintenance_words=("Maintenance",),
+                                   dispute_words=("Dispute",))
+        assert got is not None
+        return got
+
+    try:
+        key = page(None)["key"]
+        store.note_head(9, 1_700_000_100)  # a poll that found nothing new
+        assert page(key)["loaded"] is False, "a poll with nothing new made the page render again"
+        store.apply(Batch(from_block=8, to_block=8, to_hash="0x" + "08" * 32, to_timestamp=1_700_000_008,
+                          events=[_event(A2, 8, "FeesDeposited", {})]))  # another agreement's event
+        assert page(key)["loaded"] is False
+        store.apply(Batch(from_block=9, to_block=9, to_hash="0x" + "09" * 32, to_timestamp=1_700_000_009,
+                          events=[_event(A1, 9, "FeesDeposited", {})]))  # its own event
+        moved = page(key)
+        assert moved["loaded"] is True and moved["events_total"] == 5
+        store.update_snapshots({A1: {"owed_to_customer": "7"}}, block=9)  # its balances
+        assert page(moved["key"])["loaded"] is True
+        latest = page(None)["key"]
+        store.rollback_to(8)  # its event is undone
+        back = page(latest)
+        assert back["loaded"] is True and back["events_total"] == 4
     finally:
         store.close()
