@@ -7,6 +7,7 @@ This module imports no route module and no page module, so both can import it wi
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -43,6 +44,7 @@ class ApiSettings:
     server_signing: bool = False  # demo only: the node signs for accounts it holds
     max_lag_blocks: int = 50  # health is "ok" within this many blocks of the head
     spec_files: tuple[str, ...] = ()  # spec files/folders: the dashboard shows the scope of the one whose hash matches
+    gc_freeze: bool = True  # at start-up, move the objects alive then out of the garbage collector's passes (app.py)
 
 
 @dataclass
@@ -95,15 +97,38 @@ def get_store(request: Request) -> IndexStore:
     return get_state(request).store
 
 
-State = Annotated[AppState, Depends(get_state)]
-Settings = Annotated[ApiSettings, Depends(get_settings)]
-Store = Annotated[IndexStore, Depends(get_store)]
+# What routes depend on is `async def` although it does no I/O: FastAPI runs a plain `def`
+# dependency in the thread pool, and those hops (three per request) cost the status endpoint
+# about a sixth of its CPU (bench/api_bench.py). The plain functions above stay for direct calls.
+async def _state_dep(request: Request) -> AppState:
+    return get_state(request)
+
+
+async def _settings_dep(request: Request) -> ApiSettings:
+    return get_state(request).settings
+
+
+async def _store_dep(request: Request) -> IndexStore:
+    return get_state(request).store
+
+
+@functools.lru_cache(maxsize=16_384)
+def checked_address(value: str) -> str:
+    """parse_address, memoised: an address's checksum never changes, and computing it (two
+    Keccak hashes) was a fifth of the status endpoint's CPU. Refusals are not cached (the
+    cache holds only addresses that passed); bounded, least recently used first out."""
+    return parse_address(value)
+
+
+State = Annotated[AppState, Depends(_state_dep)]
+Settings = Annotated[ApiSettings, Depends(_settings_dep)]
+Store = Annotated[IndexStore, Depends(_store_dep)]
 
 
 AddressPath = Annotated[str, Path(pattern=ADDRESS_PATTERN, description="agreement address (0x + 40 hex digits; "
-                                  "mixed case must be a valid EIP-55 checksum)"), AfterValidator(parse_address)]
+                                  "mixed case must be a valid EIP-55 checksum)"), AfterValidator(checked_address)]
 AddressQuery = Annotated[str | None, Query(pattern=ADDRESS_PATTERN, description="filter by this address"),
-                         AfterValidator(lambda v: None if v is None else parse_address(v))]
+                         AfterValidator(lambda v: None if v is None else checked_address(v))]
 TxBody = Annotated[TxRequest, Body(examples=[{"from": "0x6813Eb9362372EEF6200f3b1dbC3f819671cBA69"}])]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size, 1..200")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
@@ -121,8 +146,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "descript
 _security = HTTPBearer(auto_error=False, description="the read token configured on the server")
 
 
-def require_read(request: Request,
-                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_security)] = None) -> None:
+async def require_read(request: Request,
+                       creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_security)] = None) -> None:
     """401 unless the request carries the configured read token (Bearer header, or the cookie
     the login page sets)."""
     expected = get_settings(request).read_token

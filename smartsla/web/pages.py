@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from ..addresses import parse_address
 from ..api import views
-from ..api.deps import AppState, State
+from ..api.deps import AppState, State, checked_address
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
 from ..presentation import fmt_amount, fmt_duration, fmt_time, measure, short_address
@@ -126,6 +126,56 @@ def _actions(row: dict[str, Any], role: str, state: AppState) -> list[dict[str, 
     return out
 
 
+def _page_parts(state: AppState, row: dict[str, Any], terms: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """What an agreement page keeps under one index change key: the settled history, money and
+    terms as markup (rendered once, same environment and autoescaping), and the little the bars
+    need to be drawn again when the period in progress changes state."""
+    periods = [views.period_json(p, terms) for p in data["periods"]]
+    services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
+                 "weight_bps": s.weight_bps, "objective": measure(s, s.objective_ppm),
+                 "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {measure(s, t.below_ppm)} → "
+                                    f"{bps_to_percent(t.credit_bps)}" for t in s.tiers)}
+                for s in terms.services]
+    fmt_units = lambda units: fmt_amount(units, row["asset"])  # noqa: E731
+    windows = _windows(data["maintenance"])
+    env = _templates().env
+    history = env.get_template("_agreement_history.html").render(
+        row=row, terms=terms, periods=periods, services=services, maintenance=data["maintenance"],
+        windows=windows, disputes=data["disputes"], events=data["events"], events_total=data["events_total"],
+        withdrawals=data["withdrawals"], uptime_svg=charts.uptime_chart(services, periods, int(row["period_count"])),
+        credits_svg=charts.credits_chart(periods, int(row["period_count"]), fmt_units))
+    money = env.get_template("_agreement_money.html").render(
+        row=row, terms=terms, detail={"totals": views.totals_json(row)}, server_signing=state.settings.server_signing,
+        customer_actions=_actions(row, "customer", state), provider_actions=_actions(row, "provider", state))
+    return {"periods": periods, "services": services, "windows": windows, "history": Markup(history),
+            "money_html": Markup(money), "period_numbers": [p["period"] for p in periods], "bars": {}}
+
+
+def _bars_moment(row: dict[str, Any], terms: Any, windows: Sequence[dict[str, Any]], now: int) -> tuple[Any, ...]:
+    """Everything of `now` that _cells reads: whether the period in progress (the first one not
+    settled, while the agreement runs) has started, and whether a window declared with notice
+    covers `now` inside it. Every other cell is the same at any time."""
+    settled = int(row["settled_periods"])
+    if row["status"] not in ("Pending", "Active") or settled >= int(row["period_count"]):
+        return ()
+    p_start, p_end = terms.period_start(settled), terms.period_end(settled)
+    if now < p_start:
+        return (False,)
+    return (True, any(w["with_notice"] and w["start"] < p_end and w["end"] > p_start and w["start"] <= now < w["end"]
+                      for w in windows))
+
+
+def _bars_html(row: dict[str, Any], periods: list[dict[str, Any]], services: list[dict[str, Any]],
+               windows: Sequence[dict[str, Any]], now: int) -> Markup:
+    bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now, windows)),
+             "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
+             "met": sum(1 for c in cells if c["state"] in ("operational", "maintenance") and c["period"]
+                        < int(row["settled_periods"])),
+             "settled": sum(1 for c in cells if c["period"] < int(row["settled_periods"]))}
+            for i, s in enumerate(services)]
+    return Markup(_templates().env.get_template("_agreement_bars.html").render(bars=bars, row=row))
+
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -187,14 +237,16 @@ async def agreement_page(request: Request, state: State, address: str) -> Respon
     if (redirect := _gate(request, state)) is not None:
         return redirect
     try:
-        address = parse_address(address)
+        address = checked_address(address)
     except ValueError:
         return _bad_address(request, state, address)
-    # One read connection; the lists and charts that only change when the index does are
-    # kept per agreement under the index's change key (see IndexStore.agreement_page).
+    # One read transaction; what only changes when the index does is kept per agreement under
+    # the index's change key (see IndexStore.agreement_page) as rendered markup, not as lists of
+    # dicts: the page's CPU went mostly to re-rendering the bars, money and terms, and the cyclic
+    # garbage collector's full passes over a cache of dicts were its p99 (bench/api_bench.py).
     held = state.page_cache.get(address)
     data = state.store.agreement_page(address, lambda key: held is not None and held[0] == key,
-                                maintenance_words=MAINTENANCE_WORDS, dispute_words=DISPUTE_WORDS)
+                                      maintenance_words=MAINTENANCE_WORDS, dispute_words=DISPUTE_WORDS)
     if data is None:
         return _render(request, state, "error.html", {"title": "Unknown agreement", "message":
                       f"No agreement {address} in the index."}, 404)
@@ -202,47 +254,25 @@ async def agreement_page(request: Request, state: State, address: str) -> Respon
     terms = views.terms_of(row)
     now = views.chain_now(cursor)
     if data["loaded"] or held is None:
-        periods = [views.period_json(p, terms) for p in data["periods"]]
-        services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
-                     "weight_bps": s.weight_bps, "objective": measure(s, s.objective_ppm),
-                     "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {measure(s, t.below_ppm)} → "
-                                        f"{bps_to_percent(t.credit_bps)}" for t in s.tiers)}
-                    for s in terms.services]
-        fmt_units = lambda units: fmt_amount(units, row["asset"])  # noqa: E731
-        lists = {
-            "periods": periods, "services": services, "maintenance": data["maintenance"],
-            "windows": _windows(data["maintenance"]), "disputes": data["disputes"], "events": data["events"],
-            "events_total": data["events_total"], "withdrawals": data["withdrawals"],
-            "uptime_svg": charts.uptime_chart(services, periods, int(row["period_count"])),
-            "credits_svg": charts.credits_chart(periods, int(row["period_count"]), fmt_units)}
-        # rendered once per change key (the same environment, so the same autoescaping)
-        history = _templates().env.get_template("_agreement_history.html")
-        lists["history"] = Markup(history.render(row=row, terms=terms, **lists))
-        held = (data["key"], lists)
+        held = (data["key"], _page_parts(state, row, terms, data))
         if len(state.page_cache) >= PAGE_CACHE_SIZE:
             state.page_cache.clear()
         state.page_cache[address] = held
     kept = held[1]
-    periods, services, windows = kept["periods"], kept["services"], kept["windows"]
-    # the cells depend on the chain's time (the period in progress): computed every time
-    bars = [{"service": s, "cells": (cells := _cells(row, periods, i, now, windows)),
-             "svg": charts.status_bar(cells, label=f"{s['name']}: one cell per period"),
-             "met": sum(1 for c in cells if c["state"] in ("operational", "maintenance") and c["period"]
-                        < int(row["settled_periods"])),
-             "settled": sum(1 for c in cells if c["period"] < int(row["settled_periods"]))}
-            for i, s in enumerate(services)]
+    # the bars depend on the chain's time only through the period in progress: rendered once per
+    # change key and state of that period
+    moment = _bars_moment(row, terms, kept["windows"], now)
+    bars_html = kept["bars"].get(moment)
+    if bars_html is None:
+        bars_html = kept["bars"][moment] = _bars_html(row, kept["periods"], kept["services"], kept["windows"], now)
     context = {
-        "row": row, "terms": terms, "detail": views.detail(row, now), "periods": periods, "bars": bars,
-        "events": kept["events"], "events_total": kept["events_total"],
-        "maintenance": kept["maintenance"], "windows": windows, "disputes": kept["disputes"],
-        "withdrawals": kept["withdrawals"], "history": kept["history"],
-        "customer_actions": _actions(row, "customer", state), "provider_actions": _actions(row, "provider", state),
+        "row": row, "terms": terms, "detail": {"progress": views.progress(row, now)},
+        "bars_html": bars_html, "money_html": kept["money_html"], "history": kept["history"],
         # the period in progress as the oracle measures it (its /metrics), when one is configured
         "forecast": await state.forecast(row) if state.feed is not None and row["status"] == "Active" else None,
         # issue 12: method, spec hash, scope, and each settled period's evidence (evidence_view)
         "method": evidence_view.method_context(terms, evidence_view.load_spec_scopes(state.settings.spec_files)),
-        "evidence": await evidence_view.settled_evidence(state, row, terms, [p["period"] for p in periods],
-                                                         data["key"]),
+        "evidence": await evidence_view.settled_evidence(state, row, terms, kept["period_numbers"], data["key"]),
     }
     return _render(request, state, "agreement.html", context, cursor=cursor)
 
