@@ -264,7 +264,8 @@ class _SqliteReads:
         self.columns: dict[str, list[tuple[str, Callable[[Any], Any] | None]]] = {}
         self.select: dict[str, str] = {}
         for table in (idx_cursor, idx_agreements, idx_periods, idx_events, idx_withdrawals):
-            cols = [(c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in table.columns]
+            cols: list[tuple[str, Callable[[Any], Any] | None]] = [
+                (c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in table.columns]
             self.columns[table.name] = cols
             self.select[table.name] = f"SELECT {', '.join(f'{table.name}.{n}' for n, _ in cols)} FROM {table.name}"
 
