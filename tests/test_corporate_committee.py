@@ -191,3 +191,60 @@ def test_a_zero_evidence_root_and_an_unmeasured_period_are_refused(chain, roles)
         c.report(0, UP, roles["oracle"], evidence_root=bytes(32))
     with pytest.raises(ContractReverted, match=r"^PeriodNotMeasured\(0, 899999, 900000\)"):
         c.report(0, UP, roles["oracle"], evidence_root=ROOT, measured_ppm=899_999)
+
+
+def _committee_spec(tmp_path, chain: Chain, roles: dict[str, str], members: list[str], **body_changes):
+    """The example with a committee of three, disputes, the disaster clause and maintenance."""
+    import datetime as dt
+    from pathlib import Path
+
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).resolve().parent.parent / "examples" / "multi-level-corporate.yaml")
+                          .read_text())
+    body = data["spec"]
+    del body["oracle"]
+    body["parties"] = {"provider": roles["provider"], "organisation": roles["customer"]}
+    body["oracles"] = {"members": members, "quorum": 3}
+    body["disputes"] = {"window": "1h", "arbiter": chain.accounts[8]}
+    body["termination"] = {"below": "90%"}
+    body["maintenance"] = {"notice": "1d", "budget": "4h"}
+    body["measurement"] = {"minMeasured": "95%"}
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 600, dt.UTC).isoformat()
+    body["timeWindow"]["count"] = 2
+    body.update(body_changes)
+    path = tmp_path / "committee.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_a_committee_spec_creates_and_round_trips(chain, roles, tmp_path):
+    """The spec names the committee and the clauses with the field names of `kind: Agreement`;
+    what the chain holds reads back as a spec that validates into the same terms."""
+    from smartsla.corporate import corporate_terms_to_spec, load_corporate_spec
+    from smartsla.spec import dump_spec
+
+    members = [chain.new_account()[0] for _ in range(3)]
+    terms = load_corporate_spec(_committee_spec(tmp_path, chain, roles, members)).to_terms()
+    assert terms.committee == tuple(members) and terms.quorum == 3 and terms.dispute_window == 3_600
+    assert terms.termination_ppm == 900_000 and terms.maintenance_budget == 4 * 3_600
+    c = Corporate.deploy(chain, terms, roles["deployer"])
+    on_chain = c.read_terms()
+    unnamed = tuple(replace(d, name=f"department-{i}") for i, d in enumerate(terms.departments))
+    assert on_chain == replace(terms, departments=unnamed)
+    path = tmp_path / "shown.yaml"
+    path.write_text(dump_spec(corporate_terms_to_spec(on_chain)))
+    assert load_corporate_spec(path).to_terms() == on_chain
+
+
+def test_committee_spec_errors_are_named(chain, roles, tmp_path):
+    from smartsla.corporate import load_corporate_spec
+    from smartsla.spec import SpecError
+
+    members = [chain.new_account()[0] for _ in range(2)]
+    path = _committee_spec(tmp_path, chain, roles, members, oracle=members[0])
+    with pytest.raises(SpecError) as err:
+        load_corporate_spec(path)
+    text = str(err.value)
+    assert "spec.oracles: name the committee with oracles" in text  # both oracle and oracles
+    assert "spec.oracles.quorum: oracles.quorum 3 must be odd and at most the 2 members" in text
