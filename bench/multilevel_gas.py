@@ -77,8 +77,8 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="Multi-level agreement gas (3 services)")
-    for col in ("departments", "create (clone + departments)", "oracle report", "settle 1st department", "settle last department",
-                "settle a period, all departments", "expire"):
+    for col in ("departments", "create (clone + departments)", "oracle report", "settle 1st department",
+                "settle last department", "settle a period, all departments", "expire"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(*(f"{r[k]:,}" for k in ("departments", "deploy", "oracle_report", "settle_department_first",
