@@ -229,33 +229,34 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     /// the term starts.
     /// @dev For an ERC-20 asset, approve the amount first; send no ether.
     function depositFees() external payable onlyClone nonReentrant {
-        Terms memory t = terms();
-        if (msg.sender != t.customer) revert Unauthorized(msg.sender);
+        if (msg.sender != _customer()) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         if (_feesDeposited) revert AlreadyDeposited();
-        if (block.timestamp >= t.start) revert TermStarted(t.start);
-        uint256 amount = uint256(t.feePerPeriod) * t.periodCount;
+        uint256 start = _arg(TermsCodec.START_OFFSET, 64);
+        if (block.timestamp >= start) revert TermStarted(start);
+        uint256 amount = _arg(TermsCodec.FEE_OFFSET, 128) * _arg(TermsCodec.PERIOD_COUNT_OFFSET, 16);
         _feesDeposited = true;
         _feesEscrowed = uint128(amount);
         emit FeesDeposited(msg.sender, amount);
         _maybeActivate();
-        SlaEscrow.pull(t.asset, amount);
+        SlaEscrow.pull(_asset(), amount, msg.value);
     }
 
     /// @notice The provider deposits the collateral bond that backs the credits, before the term
     /// starts.
     /// @dev For an ERC-20 asset, approve the amount first; send no ether.
     function depositCollateral() external payable onlyClone nonReentrant {
-        Terms memory t = terms();
-        if (msg.sender != t.provider) revert Unauthorized(msg.sender);
+        if (msg.sender != _provider()) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         if (_collateralDeposited) revert AlreadyDeposited();
-        if (block.timestamp >= t.start) revert TermStarted(t.start);
+        uint256 start = _arg(TermsCodec.START_OFFSET, 64);
+        if (block.timestamp >= start) revert TermStarted(start);
+        uint128 collateral = uint128(_arg(TermsCodec.COLLATERAL_OFFSET, 128));
         _collateralDeposited = true;
-        _collateralEscrowed = t.collateral;
-        emit CollateralDeposited(msg.sender, t.collateral);
+        _collateralEscrowed = collateral;
+        emit CollateralDeposited(msg.sender, collateral);
         _maybeActivate();
-        SlaEscrow.pull(t.asset, t.collateral);
+        SlaEscrow.pull(_asset(), collateral, msg.value);
     }
 
     /// @notice Either party calls off an agreement that is still waiting for deposits (past its
@@ -622,7 +623,8 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     }
 
     /// @dev Fixed-offset readers of the hot header fields (see TermsCodec's layout): deposits,
-    /// cancel and withdrawals copy one word of the clone's code instead of decoding every tier.
+    /// cancel and withdrawals copy one word of the clone's code per field instead of decoding
+    /// every tier.
     function _customer() private view returns (address) {
         return address(uint160(_arg(TermsCodec.CUSTOMER_OFFSET, 160)));
     }

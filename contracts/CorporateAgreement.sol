@@ -300,7 +300,7 @@ contract CorporateAgreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         _feesEscrowed = uint128(amount);
         emit FeesDeposited(msg.sender, amount);
         _maybeActivate();
-        SlaEscrow.pull(_asset(), amount);
+        SlaEscrow.pull(_asset(), amount, msg.value);
     }
 
     /// @notice The provider deposits the collateral pool, before the term starts. What exceeds
@@ -326,7 +326,7 @@ contract CorporateAgreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             emit CollateralReleased(excess);
         }
         _maybeActivate();
-        SlaEscrow.pull(_asset(), collateral);
+        SlaEscrow.pull(_asset(), collateral, msg.value);
     }
 
     /// @notice Either party calls off an agreement still waiting for deposits; whatever was

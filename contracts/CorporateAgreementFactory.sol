@@ -90,7 +90,7 @@ contract CorporateAgreementFactory {
         validate(t);
         uint256 count = departments.length;
         if (count == 0 || count > MAX_DEPARTMENTS) revert InvalidDepartmentCount(count);
-        CorporateCodec.Totals memory x;
+        CorporateCodec.Totals memory x = CorporateCodec.Totals(0, 0, 0, 0, 0, new address[](0));
         _writeDepartments(t, departments, x);
         uint256 worstCase = uint256(x.worstCasePerPeriod) * t.periodCount;
         if (uint256(x.feesPerPeriod) * t.periodCount + t.collateral > type(uint128).max) revert AmountsOverflow();
@@ -207,7 +207,8 @@ contract CorporateAgreementFactory {
         CorporateCodec.Totals memory x
     ) private pure {
         _checkDepartment(t.services, d, index);
-        (, uint256 worstCredit) = DepartmentCredit.credits(t.services, d, t.creditCapBps, outage);
+        uint256 worstCredit =
+            DepartmentCredit.creditsInto(t.services, d, t.creditCapBps, outage, new uint256[](t.services.length));
         x.feesPerPeriod += d.feePerPeriod;
         x.worstCasePerPeriod += uint128(worstCredit);
         CorporateCodec.writeDepartment(data, at, d, worstCredit, t.services.length);

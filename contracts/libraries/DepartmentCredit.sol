@@ -16,8 +16,19 @@ library DepartmentCredit {
         pure
         returns (uint256[] memory serviceCredits, uint256 total)
     {
+        serviceCredits = new uint256[](services.length);
+        total = creditsInto(services, dep, corporateCapBps, values, serviceCredits);
+    }
+
+    /// @dev `credits`, writing each service's credit into `serviceCredits` (one per service).
+    function creditsInto(
+        Service[] memory services,
+        Department memory dep,
+        uint16 corporateCapBps,
+        uint32[] memory values,
+        uint256[] memory serviceCredits
+    ) internal pure returns (uint256 total) {
         uint256 n = services.length;
-        serviceCredits = new uint256[](n);
         for (uint256 i = 0; i < n; ++i) {
             if (dep.serviceMask & (1 << i) == 0) continue;
             Service memory s = services[i];

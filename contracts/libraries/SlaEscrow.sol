@@ -14,15 +14,16 @@ import {ISlaErrors} from "../interfaces/ISlaErrors.sol";
 library SlaEscrow {
     using SafeERC20 for IERC20;
 
-    /// @dev Takes exactly `amount` of `asset` from the caller. In ETH the call must carry exactly
-    /// `amount`; in an ERC-20 no ether, and a token that delivers less than asked
-    /// (fee-on-transfer) is refused, so the escrow always holds what the books say.
-    function pull(address asset, uint256 amount) internal {
+    /// @dev Takes exactly `amount` of `asset` from the caller of a payable deposit, which passes
+    /// its `msg.value` as `sent`. In ETH the call must carry exactly `amount`; in an ERC-20 no
+    /// ether, and a token that delivers less than asked (fee-on-transfer) is refused, so the
+    /// escrow always holds what the books say.
+    function pull(address asset, uint256 amount, uint256 sent) internal {
         if (asset == address(0)) {
-            if (msg.value != amount) revert ISlaErrors.WrongAmount(amount, msg.value);
+            if (sent != amount) revert ISlaErrors.WrongAmount(amount, sent);
             return;
         }
-        if (msg.value != 0) revert ISlaErrors.WrongAmount(0, msg.value);
+        if (sent != 0) revert ISlaErrors.WrongAmount(0, sent);
         IERC20 token = IERC20(asset);
         uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
