@@ -9,7 +9,8 @@ import {CorporateHandler} from "./handlers/CorporateHandler.sol";
 
 /// @title Invariants of the multi-level agreement under random sequences of calls (issue 11):
 /// money accounted for across departments, each department's payouts within its terms, the pool
-/// never pays more than it holds, terminations, expiry and settlements release everything.
+/// never pays more than it holds, under disputes, corrections and terminations; expiry and
+/// settlements release everything.
 contract CorporateAgreementInvariantTest is TestBase {
     uint256 internal constant PERIODS = 3;
     uint256 internal constant DEPARTMENTS = 4;
@@ -18,7 +19,7 @@ contract CorporateAgreementInvariantTest is TestBase {
     function setUp() public {
         handler = new CorporateHandler();
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](8);
+        bytes4[] memory selectors = new bytes4[](11);
         selectors[0] = CorporateHandler.report.selector;
         selectors[1] = CorporateHandler.settle.selector;
         selectors[2] = CorporateHandler.settlePeriod.selector;
@@ -27,6 +28,9 @@ contract CorporateAgreementInvariantTest is TestBase {
         selectors[5] = CorporateHandler.withdraw.selector;
         selectors[6] = CorporateHandler.settle.selector; // settling is the interesting part
         selectors[7] = CorporateHandler.terminate.selector;
+        selectors[8] = CorporateHandler.dispute.selector;
+        selectors[9] = CorporateHandler.resolve.selector;
+        selectors[10] = CorporateHandler.finalize.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -39,6 +43,8 @@ contract CorporateAgreementInvariantTest is TestBase {
         // department 0 (which covers erp) terminated by the organisation; then a random walk.
         vm.warp(g.periodEnd(0));
         handler.report(950_000, 0, 1_000_000); // email below its objective: credits due
+        handler.dispute(0, true); // the provider disputes; the arbiter keeps erp down
+        handler.resolve(0, 950_000, 0, 1_000_000);
         handler.terminate(0, 0);
         for (uint256 i = 0; i < 300 && handler.snap().status != Status.Expired; ++i) {
             uint256 r = uint256(keccak256(abi.encode(i)));
@@ -52,6 +58,7 @@ contract CorporateAgreementInvariantTest is TestBase {
             else if (action == 4) handler.warp((r >> 8) % 8 == 0 ? 12 days : 20 minutes);
             else if (action == 5) handler.terminate(r >> 8, r >> 16);
             else handler.withdraw(r >> 8);
+            handler.finalize(r >> 120);
             if (g.owed(address(0xD001)) + handler.withdrawn(address(0xD001)) > 0) credited = true;
             handler.expire(address(0xCAFE));
         }
@@ -61,6 +68,7 @@ contract CorporateAgreementInvariantTest is TestBase {
         assertTrue(handler.withdrawn(handler.PROVIDER()) + handler.withdrawn(handler.ORGANISATION()) > 0, "withdrawals");
         assertTrue(handler.snap().status == Status.Expired, "expiry");
         assertTrue(handler.terminations() > 0, "a department terminated under the disaster clause");
+        assertTrue(handler.resolutions() > 0, "a dispute resolved by the arbiter");
     }
 
     function _moneyAccountedFor() internal view {
@@ -126,6 +134,9 @@ contract CorporateAgreementInvariantTest is TestBase {
         vm.warp(g.expiresAt());
         handler.expire(address(0xCAFE));
         uint256 reported = handler.snap().reportedPeriods;
+        for (uint256 p = 0; p < reported; ++p) {
+            handler.finalize(p); // every window has passed: pending and disputed periods become final
+        }
         for (uint256 p = 0; p < reported; ++p) {
             g.settleDepartments(p, 0, handler.DEPARTMENTS());
         }

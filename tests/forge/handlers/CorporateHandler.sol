@@ -13,13 +13,16 @@ import {Assertions} from "../utils/TestBase.sol";
 /// @notice Every action checks its preconditions first, so a revert is a bug (fail_on_revert).
 /// Four departments (different subsets, fees, caps, an objective override), three one-hour
 /// periods, a pool of the worst case plus 1 ether, a committee of one, a disaster threshold of
-/// 50 % (erp's figure is drawn from 0..100 %, so departments covering erp get terminated).
+/// 50 % (erp's figure is drawn from 0..100 %, so departments covering erp get terminated), and a
+/// 30-minute dispute window with an arbiter (reports are disputed, corrected and finalized).
 contract CorporateHandler is Assertions {
     uint16 public constant PERIODS = 3;
     uint256 public constant DEPARTMENTS = 4;
     address public constant PROVIDER = address(0xB0B1);
     address public constant ORGANISATION = address(0xB0B2);
     address public constant ORACLE = address(0xB0B3);
+    address public constant ARBITER = address(0xB0B4);
+    uint32 public constant WINDOW = 30 minutes;
 
     uint128 public constant EXTRA = 1 ether;
     bytes32 internal constant ROOT = keccak256("evidence");
@@ -31,6 +34,7 @@ contract CorporateHandler is Assertions {
     /// @notice What the organisation was credited by terminations and by the expiry.
     uint256 public organisationRefunds;
     uint256 public terminations;
+    uint256 public resolutions;
     uint256 public calls;
 
     constructor() {
@@ -81,6 +85,8 @@ contract CorporateHandler is Assertions {
         t.oracles[0] = ORACLE;
         t.quorum = 1;
         t.sliceLength = 60;
+        t.disputeWindow = WINDOW;
+        t.arbiter = ARBITER;
         t.services = s;
         c = CorporateAgreement(factory.createCorporateAgreement(t, departments()));
     }
@@ -152,6 +158,8 @@ contract CorporateHandler is Assertions {
         uint256 d = bound(dept, 0, DEPARTMENTS - 1);
         (uint16 next, bool terminated, uint16 endPeriod) = g.departmentState(d);
         if (next >= snap().reportedPeriods || (terminated && next >= endPeriod)) return;
+        (PeriodState state,,) = g.periodState(next);
+        if (state != PeriodState.Final) return; // departments settle final periods only
         address payout = payoutOf(d);
         uint256 before = g.owed(payout);
         vm.prank(caller);
@@ -165,12 +173,56 @@ contract CorporateHandler is Assertions {
         uint256 reported = snap().reportedPeriods;
         if (reported == 0) return;
         uint256 p = bound(period, 0, reported - 1);
+        (PeriodState state,,) = g.periodState(p);
+        if (state != PeriodState.Final) return;
         for (uint256 d = 0; d < DEPARTMENTS; ++d) {
             (uint16 settled, bool terminated, uint16 endPeriod) = g.departmentState(d);
             if (settled < p && !(terminated && p >= endPeriod)) return; // a department behind: settle it first
         }
         vm.prank(caller);
         g.settleDepartments(p, 0, DEPARTMENTS);
+    }
+
+    /// @notice The organisation or the provider disputes a pending period within its window.
+    function dispute(uint256 period, bool byProvider) external {
+        ++calls;
+        uint256 reported = snap().reportedPeriods;
+        if (reported == 0) return;
+        uint256 p = bound(period, 0, reported - 1);
+        (PeriodState state, uint256 finalAfter,) = agreement.periodState(p);
+        if (state != PeriodState.Pending || block.timestamp >= finalAfter) return;
+        vm.prank(byProvider ? PROVIDER : ORGANISATION);
+        agreement.dispute(p, ROOT);
+    }
+
+    /// @notice The arbiter corrects a disputed period with any figures.
+    function resolve(uint256 period, uint32 a, uint32 b, uint32 c) external {
+        ++calls;
+        uint256 reported = snap().reportedPeriods;
+        if (reported == 0) return;
+        uint256 p = bound(period, 0, reported - 1);
+        (PeriodState state,,) = agreement.periodState(p);
+        if (state != PeriodState.Disputed) return;
+        uint32[] memory v = new uint32[](3);
+        v[0] = uint32(bound(a, 0, 1_000_000));
+        v[1] = uint32(bound(b, 0, 1_000_000));
+        v[2] = uint32(bound(c, 0, 1_000_000));
+        vm.prank(ARBITER);
+        agreement.resolveDispute(p, v);
+        ++resolutions;
+    }
+
+    /// @notice Anyone makes a period final once its window (two for an undecided dispute) passed.
+    function finalize(uint256 period) external {
+        ++calls;
+        uint256 reported = snap().reportedPeriods;
+        if (reported == 0) return;
+        uint256 p = bound(period, 0, reported - 1);
+        (PeriodState state, uint256 finalAfter,) = agreement.periodState(p);
+        if (state == PeriodState.Disputed) finalAfter += WINDOW;
+        else if (state != PeriodState.Pending) return;
+        if (block.timestamp < finalAfter) return;
+        agreement.finalize(p);
     }
 
     function warp(uint256 secondsAhead) external {
