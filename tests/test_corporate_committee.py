@@ -248,3 +248,49 @@ def test_committee_spec_errors_are_named(chain, roles, tmp_path):
     text = str(err.value)
     assert "spec.oracles: name the committee with oracles" in text  # both oracle and oracles
     assert "spec.oracles.quorum: oracles.quorum 3 must be odd and at most the 2 members" in text
+
+
+def _lifecycle(chain: Chain) -> None:
+    """A committee of three signs two periods; the organisation disputes the first and the
+    arbiter corrects it; both departments settle, withdraw their credits, and the contract ends
+    empty with every wei accounted for."""
+    a = chain.accounts
+    roles = {"deployer": a[0], "provider": a[1], "customer": a[2], "oracle": a[3], "stranger": a[4]}
+    members = _committee(chain, roles)
+    payouts = [chain.new_account(fund_from=roles["deployer"])[0] for _ in range(2)]
+    terms = _terms(chain, roles, payouts, oracles=tuple(m for m, _ in members), quorum=3, dispute_window=600,
+                   arbiter=a[8])
+    terms = replace(terms, start=chain.now() + 60, period_count=2)
+    c = _funded(chain, roles, terms)
+    credits = [0, 0]
+    for period, (values, corrected) in enumerate([(UP, [985_000, 990_000]), ([998_000, 1_000_000], None)]):
+        chain.mine_at(terms.period_end(period))
+        c.settle_with_reports(period, [_sign(chain, c, k, period, values) for _, k in members], roles["stranger"])
+        if corrected:
+            c.dispute(period, ROOT, roles["customer"])
+            c.resolve_dispute(period, corrected, a[8])
+        else:
+            chain.mine_at(c.period_state(period)[1])
+            c.finalize(period, roles["stranger"])
+        c.settle_departments(period, 0, 2, roles["stranger"])
+        final = corrected or values
+        for i in range(2):
+            credits[i] += terms.department_credit(i, final)[1]
+    assert c.status().status == "Ended"
+    for i, payout in enumerate(payouts):
+        assert c.owed(payout) == credits[i] > 0
+        before = chain.balance(payout)
+        tx = c.withdraw(payout)
+        assert chain.balance(payout) == before + credits[i] - tx.gas_used * tx.receipt["effectiveGasPrice"]
+    assert c.owed(roles["provider"]) == terms.total_fees + terms.collateral - sum(credits)
+    c.withdraw(roles["provider"])
+    assert chain.balance(c.address) == 0
+
+
+def test_lifecycle_with_committee_and_dispute(chain):
+    _lifecycle(chain)
+
+
+@pytest.mark.anvil
+def test_lifecycle_with_committee_and_dispute_on_anvil(anvil):
+    _lifecycle(Chain.connect(anvil.url))
