@@ -183,6 +183,7 @@ contract CorporateAgreementFactory {
         uint256 first = c * x.chunkCapacity;
         uint256 end = first + x.chunkCapacity > departments.length ? departments.length : first + x.chunkCapacity;
         uint32[] memory outage = new uint32[](t.services.length);
+        uint256[] memory scratch = new uint256[](t.services.length); // reused for every department
         bytes memory data;
         {
             uint256 size = (end - first) * x.recordLength;
@@ -192,7 +193,7 @@ contract CorporateAgreementFactory {
             }
         }
         for (uint256 i = first; i < end; ++i) {
-            _addDepartment(t, departments[i], i, data, (i - first) * x.recordLength, outage, x);
+            _addDepartment(t, departments[i], i, data, (i - first) * x.recordLength, outage, scratch, x);
         }
         return _write(data);
     }
@@ -204,11 +205,11 @@ contract CorporateAgreementFactory {
         bytes memory data,
         uint256 at,
         uint32[] memory outage,
+        uint256[] memory scratch,
         CorporateCodec.Totals memory x
     ) private pure {
         _checkDepartment(t.services, d, index);
-        uint256 worstCredit =
-            DepartmentCredit.creditsInto(t.services, d, t.creditCapBps, outage, new uint256[](t.services.length));
+        uint256 worstCredit = DepartmentCredit.creditsInto(t.services, d, t.creditCapBps, outage, scratch);
         x.feesPerPeriod += d.feePerPeriod;
         x.worstCasePerPeriod += uint128(worstCredit);
         CorporateCodec.writeDepartment(data, at, d, worstCredit, t.services.length);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Service, Tier, Department, KIND_AVAILABILITY} from "../SlaTypes.sol";
+import {Service, Tier, Department, BPS} from "../SlaTypes.sol";
 import {CreditMath} from "../CreditMath.sol";
 
 /// @title A department's credit under a multi-level agreement.
@@ -21,6 +21,8 @@ library DepartmentCredit {
     }
 
     /// @dev `credits`, writing each service's credit into `serviceCredits` (one per service).
+    /// Allocates nothing, so the factory can compute 256 departments' worst cases in one
+    /// transaction without its memory cost growing quadratically.
     function creditsInto(
         Service[] memory services,
         Department memory dep,
@@ -30,29 +32,28 @@ library DepartmentCredit {
     ) internal pure returns (uint256 total) {
         uint256 n = services.length;
         for (uint256 i = 0; i < n; ++i) {
+            serviceCredits[i] = 0;
             if (dep.serviceMask & (1 << i) == 0) continue;
-            Service memory s = services[i];
-            // A copy: the department's overrides must not leak into the next department's credit.
-            Service memory own =
-                Service({id: s.id, objectivePpm: s.objectivePpm, weightBps: dep.weightsBps[i], tiers: s.tiers});
-            if (dep.objectives[i] != 0) {
-                // A department's own objective moves the mildest tier with it: a stricter
-                // objective means "below it, the first credit applies".
-                own.objectivePpm = dep.objectives[i];
-                own.tiers = _moveFirstTier(s.tiers, dep.objectives[i]);
-            }
-            serviceCredits[i] = CreditMath.serviceCredit(own, KIND_AVAILABILITY, values[i], dep.feePerPeriod);
+            uint256 bps = tierCredit(services[i], dep.objectives[i], values[i]);
+            // CreditMath.serviceCredit with the department's weight: fee x weight x tier credit.
+            serviceCredits[i] = (uint256(dep.feePerPeriod) * dep.weightsBps[i] * bps) / (uint256(BPS) * BPS);
             total += serviceCredits[i];
         }
         uint256 cap = CreditMath.cap(dep.feePerPeriod, dep.creditCapBps == 0 ? corporateCapBps : dep.creditCapBps);
         if (total > cap) total = cap;
     }
 
-    /// @dev A copy of `tiers` whose mildest threshold is `objective` (at most 8 tiers).
-    function _moveFirstTier(Tier[] memory tiers, uint32 objective) private pure returns (Tier[] memory out) {
-        out = new Tier[](tiers.length);
+    /// @dev CreditMath.tierCredit for an availability service whose objective a department may
+    /// override (`objective` non-zero): the override replaces the objective and moves the mildest
+    /// tier's threshold with it ("below it, the first credit applies").
+    function tierCredit(Service memory s, uint32 objective, uint32 value) internal pure returns (uint256 creditBps) {
+        uint32 target = objective == 0 ? s.objectivePpm : objective;
+        if (value >= target) return 0;
+        Tier[] memory tiers = s.tiers;
         for (uint256 j = 0; j < tiers.length; ++j) {
-            out[j] = Tier({belowPpm: j == 0 ? objective : tiers[j].belowPpm, creditBps: tiers[j].creditBps});
+            uint32 threshold = j == 0 && objective != 0 ? objective : tiers[j].belowPpm;
+            if (value < threshold) creditBps = tiers[j].creditBps;
+            else break;
         }
     }
 }
