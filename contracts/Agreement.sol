@@ -3,9 +3,6 @@ pragma solidity ^0.8.24;
 
 import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {Address} from "@openzeppelin/contracts/utils/Address.sol";
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
@@ -24,6 +21,10 @@ import {
 } from "./SlaTypes.sol";
 import {TermsCodec} from "./TermsCodec.sol";
 import {CreditMath} from "./CreditMath.sol";
+import {ISlaErrors} from "./interfaces/ISlaErrors.sol";
+import {ISlaEvents} from "./interfaces/ISlaEvents.sol";
+import {SlaEscrow} from "./libraries/SlaEscrow.sol";
+import {SlaCommittee} from "./libraries/SlaCommittee.sol";
 
 /// @title One Service Level Agreement between a provider and a customer.
 /// @notice The customer prepays every period's fee and the provider deposits a collateral bond,
@@ -37,76 +38,15 @@ import {CreditMath} from "./CreditMath.sol";
 /// @dev Deployed as an EIP-1167 clone by AgreementFactory with the packed terms appended to the
 /// clone's code (see TermsCodec), so the terms are immutable and need no initializer. The
 /// implementation contract itself refuses every call.
-contract Agreement is ReentrancyGuard, EIP712 {
-    using SafeERC20 for IERC20;
+contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
 
     // ---------------------------------------------------------------- errors
-    /// @notice The implementation itself was called; only clones hold terms.
-    error NotAClone();
-    /// @notice `caller` may not do this.
-    error Unauthorized(address caller);
-    /// @notice Not allowed in the agreement's `current` status.
-    error WrongStatus(Status current);
-    /// @notice The caller's deposit is already in.
-    error AlreadyDeposited();
-    /// @notice The amount sent (ether) or received (token) differs from the one due.
-    error WrongAmount(uint256 expected, uint256 received);
-    /// @notice Deposits close when the term starts (`start`): a party cannot join with hindsight.
-    error TermStarted(uint256 start);
     /// @notice `period` is already settled.
     error PeriodAlreadySettled(uint256 period);
-    /// @notice Periods settle in order; `expected` is the next one.
-    error PeriodOutOfOrder(uint256 expected, uint256 given);
-    /// @notice `period` ends at `endsAt`; it cannot be reported before.
-    error PeriodNotEnded(uint256 period, uint256 endsAt);
-    /// @notice A report needs one value per service.
-    error WrongNumberOfValues(uint256 expected, uint256 given);
-    /// @notice An availability value above 1,000,000 ppm.
-    error ValueAboveOneHundredPercent(uint256 serviceIndex, uint256 valuePpm);
-    /// @notice The oracles measured only `measuredPpm` of the period's countable time, less than
-    /// the agreed `minimumPpm` (a figure nobody measured is not reported; see `expire`).
-    error PeriodNotMeasured(uint256 period, uint256 measuredPpm, uint256 minimumPpm);
-    /// @notice A measured share above 1,000,000 ppm.
-    error MeasuredShareAboveOneHundredPercent(uint256 measuredPpm);
-    /// @notice The signed report at position `index` expired at `deadline`.
-    error ReportExpired(uint256 index, uint256 deadline);
-    /// @notice No settled period has triggered the disaster clause.
-    error NoDisaster();
-    /// @notice Nothing is owed to `party`.
-    error NothingToWithdraw(address party);
-    /// @notice Payments to the zero address are refused.
-    error InvalidRecipient();
-    /// @notice Fewer reports than the quorum.
-    error QuorumNotReached(uint256 quorum, uint256 reports);
-    /// @notice A report was signed by someone outside the committee.
-    error NotACommitteeMember(address signer);
-    /// @notice Two reports by the same member.
-    error DuplicateSigner(address signer);
-    /// @notice A maintenance window in the past, empty, or outside the term.
-    error InvalidWindow(uint256 start, uint256 end);
-    /// @notice A window declared with notice under the maintenance clause must start and end on
-    /// slice boundaries (`sliceLength` seconds after the term's start), so that what is charged
-    /// to the budget equals what the oracles exclude.
-    error MisalignedWindow(uint256 start, uint256 end, uint256 sliceLength);
-    /// @notice The agreement already has `limit` declared windows, the most anyone must read.
-    error TooManyMaintenanceWindows(uint256 limit);
     /// @notice The agreement has no satisfaction service to attest.
     error NoSatisfactionService();
-    /// @notice The period is not in a state that allows this.
-    error WrongPeriodState(uint256 period, PeriodState state);
-    /// @notice The dispute window of `period` is open until `until`.
-    error DisputeWindowOpen(uint256 period, uint256 until);
-    /// @notice The dispute window of `period` closed at `closedAt`.
-    error DisputeWindowClosed(uint256 period, uint256 closedAt);
     /// @notice `period` has ended and waits for its report; its fee is the provider's.
     error PeriodAwaitingReport(uint256 period);
-    /// @notice The report deadline passes at `expiresAt`.
-    error NotExpired(uint256 expiresAt);
-    /// @notice Excluded maintenance of `requested` seconds exceeds the `remaining` budget.
-    error MaintenanceBudgetExceeded(uint256 requested, uint256 remaining);
-    /// @notice A report came without its evidence: the Merkle root of the oracle's slice records
-    /// is zero. Every accepted figure must be checkable, so a bare number is refused.
-    error MissingEvidence();
 
     /// @notice The most maintenance windows one agreement may declare, so that every reader (the
     /// oracles, anyone auditing the figures) reads a bounded list.
@@ -121,15 +61,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// on any other chain, agreement or period.
     /// The deadline makes an unused signature worthless after it. The evidence root is signed
     /// with the values: a signature over one body of evidence is invalid with another.
-    bytes32 public constant REPORT_TYPEHASH = keccak256(
-        "Report(uint256 period,uint32[] valuesPpm,uint32 measuredPpm,bytes32 evidenceRoot,uint64 deadline)"
-    );
+    bytes32 public constant REPORT_TYPEHASH = SlaCommittee.REPORT_TYPEHASH;
 
     // ---------------------------------------------------------------- events
-    event FeesDeposited(address indexed customer, uint256 amount);
-    event CollateralDeposited(address indexed provider, uint256 amount);
-    event Activated(uint256 timestamp);
-    event Cancelled(address indexed by, uint256 refundToCustomer, uint256 refundToProvider);
     /// @notice A period settled: the values that counted (satisfaction and composite figures
     /// filled in), each service's credit, the credit after cap and collateral limit, and the fee
     /// released to the provider (payable now, or after the dispute window). `disaster`: the
@@ -154,26 +88,9 @@ contract Agreement is ReentrancyGuard, EIP712 {
         address indexed customer, uint256 refundedFees, uint256 returnedCollateral, uint256 feeEarnedByProvider
     );
     event Ended(uint256 returnedCollateral);
-    /// @notice What `party` was owed was paid to `to`.
-    event Withdrawn(address indexed party, address indexed to, uint256 amount);
-    /// @notice A period was settled from signed reports; bit i of `signers` is committee member i.
-    event ReportsAccepted(uint256 indexed period, uint256 signers);
-    /// @notice `oracle`'s report of `period` was accepted with `evidenceRoot`: the Merkle root of
-    /// its slice records of every service, which anyone can fetch and check the figure against.
-    /// Emitted (not stored) once per accepted report, before PeriodSettled.
-    event EvidenceCommitted(uint256 indexed period, address indexed oracle, bytes32 evidenceRoot);
-    /// @notice The provider declared maintenance; `withNotice` says whether it is excluded from
-    /// the figures (declared under the maintenance clause at least the agreed notice ahead).
-    event MaintenanceDeclared(uint256 indexed index, uint64 start, uint64 end, uint64 declaredAt, bool withNotice);
     event SatisfactionAttested(uint256 indexed period, uint32 scorePpm);
-    event Disputed(uint256 indexed period, address indexed by, bytes32 evidence);
     event DisputeResolved(uint256 indexed period, uint32[] valuesPpm, uint256 previousCredit, uint256 creditPaid);
     event PeriodFinalized(uint256 indexed period, uint256 creditPaid, uint256 feeEarned);
-    /// @notice Collateral kept back for pending periods was released to the provider.
-    event CollateralReleased(uint256 amount);
-    /// @notice Periods were never reported by the deadline: their prepaid fees went back to the
-    /// customer, the collateral left to the provider.
-    event Expired(uint256 unreportedPeriods, uint256 refundedFees, uint256 returnedCollateral);
 
     // ---------------------------------------------------------------- state
     // Packed so that a settlement on the fast path touches three slots.
@@ -312,41 +229,41 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// the term starts.
     /// @dev For an ERC-20 asset, approve the amount first; send no ether.
     function depositFees() external payable onlyClone nonReentrant {
-        Terms memory t = terms();
-        if (msg.sender != t.customer) revert Unauthorized(msg.sender);
+        if (msg.sender != _customer()) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         if (_feesDeposited) revert AlreadyDeposited();
-        if (block.timestamp >= t.start) revert TermStarted(t.start);
-        uint256 amount = uint256(t.feePerPeriod) * t.periodCount;
+        uint256 start = _arg(TermsCodec.START_OFFSET, 64);
+        if (block.timestamp >= start) revert TermStarted(start);
+        uint256 amount = _arg(TermsCodec.FEE_OFFSET, 128) * _arg(TermsCodec.PERIOD_COUNT_OFFSET, 16);
         _feesDeposited = true;
         _feesEscrowed = uint128(amount);
         emit FeesDeposited(msg.sender, amount);
         _maybeActivate();
-        _pull(t.asset, amount);
+        SlaEscrow.pull(_asset(), amount, msg.value);
     }
 
     /// @notice The provider deposits the collateral bond that backs the credits, before the term
     /// starts.
     /// @dev For an ERC-20 asset, approve the amount first; send no ether.
     function depositCollateral() external payable onlyClone nonReentrant {
-        Terms memory t = terms();
-        if (msg.sender != t.provider) revert Unauthorized(msg.sender);
+        if (msg.sender != _provider()) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         if (_collateralDeposited) revert AlreadyDeposited();
-        if (block.timestamp >= t.start) revert TermStarted(t.start);
+        uint256 start = _arg(TermsCodec.START_OFFSET, 64);
+        if (block.timestamp >= start) revert TermStarted(start);
+        uint128 collateral = uint128(_arg(TermsCodec.COLLATERAL_OFFSET, 128));
         _collateralDeposited = true;
-        _collateralEscrowed = t.collateral;
-        emit CollateralDeposited(msg.sender, t.collateral);
+        _collateralEscrowed = collateral;
+        emit CollateralDeposited(msg.sender, collateral);
         _maybeActivate();
-        _pull(t.asset, t.collateral);
+        SlaEscrow.pull(_asset(), collateral, msg.value);
     }
 
     /// @notice Either party calls off an agreement that is still waiting for deposits (past its
     /// start that is all a pending agreement can do); whatever was deposited becomes withdrawable
     /// by whoever deposited it.
     function cancel() external onlyClone {
-        Terms memory t = terms();
-        if (msg.sender != t.customer && msg.sender != t.provider) revert Unauthorized(msg.sender);
+        if (msg.sender != _customer() && msg.sender != _provider()) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
         uint128 fees = _feesEscrowed;
         uint128 collateral = _collateralEscrowed;
@@ -429,7 +346,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         onlyClone
     {
         (Terms memory t, Options memory o) = _load();
-        if (_memberIndex(t, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
+        if (SlaCommittee.memberIndex(t.oracles, msg.sender) == type(uint256).max) revert Unauthorized(msg.sender);
         if (t.quorum > 1) revert QuorumNotReached(t.quorum, 1);
         if (evidenceRoot == bytes32(0)) revert MissingEvidence();
         emit EvidenceCommitted(period, msg.sender, evidenceRoot);
@@ -465,7 +382,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
             if (r.evidenceRoot == bytes32(0)) revert MissingEvidence();
             address signer =
                 ECDSA.recover(reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature);
-            uint256 index = _memberIndex(t, signer);
+            uint256 index = SlaCommittee.memberIndex(t.oracles, signer);
             if (index == type(uint256).max) revert NotACommitteeMember(signer);
             if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
             signers |= 1 << index;
@@ -477,10 +394,10 @@ contract Agreement is ReentrancyGuard, EIP712 {
         }
         uint32[] memory medians = new uint32[](n);
         for (uint256 s = 0; s < n; ++s) {
-            medians[s] = _median(columns[s]);
+            medians[s] = SlaCommittee.median(columns[s]);
         }
         emit ReportsAccepted(period, signers);
-        _settle(t, o, period, medians, _median(columns[n]));
+        _settle(t, o, period, medians, SlaCommittee.median(columns[n]));
     }
 
     /// @notice The EIP-712 digest an oracle signs for `valuesPpm`, `measuredPpm` and the
@@ -495,12 +412,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         return _hashTypedDataV4(
             keccak256(
                 abi.encode(
-                    REPORT_TYPEHASH,
-                    period,
-                    keccak256(abi.encodePacked(valuesPpm)),
-                    measuredPpm,
-                    evidenceRoot,
-                    deadline
+                    REPORT_TYPEHASH, period, keccak256(abi.encodePacked(valuesPpm)), measuredPpm, evidenceRoot, deadline
                 )
             )
         );
@@ -687,12 +599,11 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// a party that cannot receive ether or is blocked by the token.
     function withdrawTo(address payable to) public onlyClone nonReentrant {
         if (to == address(0)) revert InvalidRecipient();
-        Terms memory t = terms();
         uint256 amount = 0;
-        if (msg.sender == t.customer) {
+        if (msg.sender == _customer()) {
             amount = _owedToCustomer;
             _owedToCustomer = 0;
-        } else if (msg.sender == t.provider) {
+        } else if (msg.sender == _provider()) {
             amount = _owedToProvider;
             _owedToProvider = 0;
         } else {
@@ -700,8 +611,7 @@ contract Agreement is ReentrancyGuard, EIP712 {
         }
         if (amount == 0) revert NothingToWithdraw(msg.sender);
         emit Withdrawn(msg.sender, to, amount);
-        if (t.asset == address(0)) Address.sendValue(to, amount);
-        else IERC20(t.asset).safeTransfer(to, amount);
+        SlaEscrow.pay(_asset(), to, amount);
     }
 
     // ---------------------------------------------------------------- internals
@@ -710,6 +620,30 @@ contract Agreement is ReentrancyGuard, EIP712 {
     /// latencyPercentiles), which no rule of the contract uses: see `options()`.
     function _load() private view returns (Terms memory t, Options memory o) {
         return TermsCodec.decode(Clones.fetchCloneArgs(address(this)), false);
+    }
+
+    /// @dev Fixed-offset readers of the hot header fields (see TermsCodec's layout): deposits,
+    /// cancel and withdrawals copy one word of the clone's code per field instead of decoding
+    /// every tier.
+    function _customer() private view returns (address) {
+        return address(uint160(_arg(TermsCodec.CUSTOMER_OFFSET, 160)));
+    }
+
+    function _provider() private view returns (address) {
+        return address(uint160(_arg(TermsCodec.PROVIDER_OFFSET, 160)));
+    }
+
+    function _asset() private view returns (address) {
+        return address(uint160(_arg(TermsCodec.ASSET_OFFSET, 160)));
+    }
+
+    /// @dev `bits` bits at byte `offset` of this clone's packed terms (which start after the
+    /// 45 bytes of the clone's own code), through the scratch space.
+    function _arg(uint256 offset, uint256 bits) private view returns (uint256 value) {
+        assembly ("memory-safe") {
+            extcodecopy(address(), 0, add(45, offset), 32)
+            value := shr(sub(256, bits), mload(0))
+        }
     }
 
     /// @dev The terms with the method's description, for `options()`.
@@ -743,47 +677,6 @@ contract Agreement is ReentrancyGuard, EIP712 {
             _status = Status.Active;
             emit Activated(block.timestamp);
         }
-    }
-
-    /// @dev Takes `amount` of the asset from the caller; an ERC-20 that delivers less than asked
-    /// (fee-on-transfer) is refused, so the escrow always holds what the books say.
-    function _pull(address asset, uint256 amount) private {
-        if (asset == address(0)) {
-            if (msg.value != amount) revert WrongAmount(amount, msg.value);
-            return;
-        }
-        if (msg.value != 0) revert WrongAmount(0, msg.value);
-        IERC20 token = IERC20(asset);
-        uint256 before = token.balanceOf(address(this));
-        token.safeTransferFrom(msg.sender, address(this), amount);
-        uint256 received = token.balanceOf(address(this)) - before;
-        if (received != amount) revert WrongAmount(amount, received);
-    }
-
-    /// @dev Position of `who` in the committee, or type(uint256).max when not a member.
-    function _memberIndex(Terms memory t, address who) private pure returns (uint256) {
-        for (uint256 i = 0; i < t.oracles.length; ++i) {
-            if (t.oracles[i] == who) return i;
-        }
-        return type(uint256).max;
-    }
-
-    /// @dev Median by insertion sort (at most 16 committee reports, so the loop is bounded): the
-    /// middle value of an odd count; of an even count the floor of the mean of the two middle
-    /// values, neutral between higher-is-better and lower-is-better services.
-    function _median(uint32[] memory xs) private pure returns (uint32) {
-        uint256 n = xs.length;
-        for (uint256 i = 1; i < n; ++i) {
-            uint32 x = xs[i];
-            uint256 j = i;
-            while (j > 0 && xs[j - 1] > x) {
-                xs[j] = xs[j - 1];
-                --j;
-            }
-            xs[j] = x;
-        }
-        if (n % 2 == 1) return xs[n / 2];
-        return uint32((uint256(xs[n / 2 - 1]) + xs[n / 2]) / 2);
     }
 
     /// @dev The values that count (reported ones, with satisfaction attested by the customer and

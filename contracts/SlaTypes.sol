@@ -161,3 +161,59 @@ enum PeriodState {
     Disputed,
     Final
 }
+
+/// @notice The corporate level of a multi-level agreement (CorporateAgreement), fixed at creation.
+/// @dev Like `Terms` and `Options` of a single agreement: `organisation` is the paying customer;
+/// `oracles`/`quorum` the committee (one report per period for the whole organisation, one value
+/// per corporate service); `terminationPpm` the disaster threshold each department may invoke
+/// (0 disables it); `disputeWindow`/`arbiter`, `maintenanceNotice`/`maintenanceBudget`,
+/// `sliceLength` and `minMeasuredPpm` as in `Options`. Services are availability services with
+/// weight 0 (each department weighs the services it covers). Fixed-length periods only.
+struct CorporateTerms {
+    address provider;
+    address organisation;
+    address asset;
+    uint64 start;
+    uint32 periodLength;
+    uint16 periodCount;
+    uint128 collateral;
+    uint16 creditCapBps;
+    uint32 terminationPpm;
+    address[] oracles;
+    uint8 quorum;
+    uint32 disputeWindow;
+    address arbiter;
+    uint32 maintenanceNotice;
+    uint32 maintenanceBudget;
+    uint32 sliceLength;
+    uint32 minMeasuredPpm;
+    Service[] services;
+}
+
+/// @notice One department (customer level) of a multi-level agreement.
+/// @dev `serviceMask` bit i covers corporate service i; `objectives[i]` overrides service i's
+/// objective when non-zero (and moves the mildest tier's threshold with it); `weightsBps[i]` is
+/// service i's share of the department's fee (the covered services' weights sum to 100 %).
+/// `creditCapBps` 0 means the corporate cap.
+struct Department {
+    address payout;
+    uint128 feePerPeriod;
+    uint32 serviceMask;
+    uint16 creditCapBps;
+    uint32[] objectives;
+    uint16[] weightsBps;
+}
+
+/// @notice Everything that changes over a multi-level agreement's life, in one read.
+/// @dev The contract holds feesEscrowed + collateralPool + the sum of every address's `owed`.
+struct CorporateSnapshot {
+    Status status;
+    uint16 reportedPeriods;
+    uint16 pendingPeriods;
+    bool feesDeposited;
+    bool collateralDeposited;
+    uint128 feesEscrowed;
+    uint128 collateralPool;
+    uint128 feesPerPeriod;
+    uint128 worstCasePerPeriod;
+}

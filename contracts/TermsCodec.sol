@@ -21,6 +21,14 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 ///   latencyPercentile(1) tierCount(1), then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
     uint256 internal constant HEADER_LENGTH = 114;
+    /// @dev Byte offsets of the header fields read on their own (Agreement's fixed-offset readers).
+    uint256 internal constant PROVIDER_OFFSET = 0;
+    uint256 internal constant CUSTOMER_OFFSET = 20;
+    uint256 internal constant ASSET_OFFSET = 40;
+    uint256 internal constant START_OFFSET = 60;
+    uint256 internal constant PERIOD_COUNT_OFFSET = 72;
+    uint256 internal constant FEE_OFFSET = 74;
+    uint256 internal constant COLLATERAL_OFFSET = 90;
     /// @dev disputeWindow, arbiter, maintenanceNotice, maintenanceBudget, sliceLength,
     /// minMeasuredPpm, specHash, periodEndCount.
     uint256 internal constant OPTIONS_LENGTH = 74;

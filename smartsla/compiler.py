@@ -23,7 +23,8 @@ OPTIMIZER_RUNS = 200
 
 # Contracts whose artifacts ship with the package (test helpers included: the demo and tests
 # use the test token).
-SHIPPED_CONTRACTS = ("Agreement", "AgreementFactory", "CorporateAgreement", "TestToken", "FeeOnTransferToken",
+SHIPPED_CONTRACTS = ("Agreement", "AgreementFactory", "CorporateAgreement", "CorporateAgreementFactory",
+                     "TestToken", "FeeOnTransferToken",
                      "SettlementBatch")
 # Standard interfaces whose ABI the Python side uses for any token an agreement names (balanceOf,
 # decimals, symbol, approve): OpenZeppelin's own, compiled from node_modules, shipped ABI-only, so

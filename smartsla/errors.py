@@ -126,9 +126,10 @@ def _error_table() -> dict[bytes, _ErrorInfo]:
 
 @cache
 def errors_of(contract: str) -> frozenset[str]:
-    """The names of the custom errors `contract` itself declares (not a token's or a library's):
-    tells the contract's refusal of an action from, e.g., a token's missing allowance."""
-    return frozenset(i["name"] for i in artifacts.load(contract)["abi"] if i.get("type") == "error")
+    """The names of the custom errors that are `contract`'s own rules: those its sources document
+    (a NatSpec notice), not the libraries' it links (SafeERC20, ECDSA...) nor a token's. Tells
+    the contract's refusal of an action from, e.g., a token's missing allowance."""
+    return frozenset(sig.partition("(")[0] for sig in artifacts.load(contract).get("errorNotices", {}))
 
 
 def decode_revert(data: str | bytes | None, action: str = "") -> ContractReverted:

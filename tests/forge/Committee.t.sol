@@ -8,6 +8,7 @@ import {Terms, Snapshot, SignedReport, PPM} from "contracts/SlaTypes.sol";
 
 import {Fixture} from "./utils/Fixture.sol";
 import {RefModel} from "./utils/RefModel.sol";
+import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 /// @title The oracle committee: EIP-712 reports signed with vm.sign, quorum, median, replays.
 /// @notice Five oracles, quorum 3 (tolerates one liar: 2f + 1 = 3).
@@ -121,7 +122,7 @@ contract CommitteeTest is Fixture {
         _toEnd(a, 0);
         SignedReport[] memory r = _three(0, _values(PPM, PPM), _values(PPM, PPM), _values(PPM, PPM));
         r[2] = _sign(a, 0x5000, 0, _values(PPM, PPM));
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, stranger));
         vm.prank(oracles[0]);
         a.settleWithReports(0, r);
     }
@@ -130,7 +131,7 @@ contract CommitteeTest is Fixture {
         _toEnd(a, 0);
         SignedReport[] memory r = _three(0, _values(PPM, PPM), _values(PPM, PPM), _values(PPM, PPM));
         r[2] = _sign(a, oracleKeys[0], 0, _values(1, 1)); // member 0 again, other values
-        vm.expectRevert(abi.encodeWithSelector(Agreement.DuplicateSigner.selector, oracles[0]));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.DuplicateSigner.selector, oracles[0]));
         vm.prank(oracles[0]);
         a.settleWithReports(0, r);
     }
@@ -140,13 +141,13 @@ contract CommitteeTest is Fixture {
         SignedReport[] memory r = new SignedReport[](2);
         r[0] = _sign(a, oracleKeys[0], 0, _values(PPM, PPM));
         r[1] = _sign(a, oracleKeys[1], 0, _values(PPM, PPM));
-        vm.expectRevert(abi.encodeWithSelector(Agreement.QuorumNotReached.selector, 3, 2));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, 3, 2));
         vm.prank(oracles[0]);
         a.settleWithReports(0, r);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.QuorumNotReached.selector, 3, 0));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, 3, 0));
         vm.prank(oracles[0]);
         a.settleWithReports(0, new SignedReport[](0));
-        vm.expectRevert(abi.encodeWithSelector(Agreement.QuorumNotReached.selector, 3, 1));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, 3, 1));
         vm.prank(oracles[0]);
         a.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
     }
@@ -164,7 +165,7 @@ contract CommitteeTest is Fixture {
         a.settleWithReports(0, r0);
         // period 0's reports offered for period 1: they recover to some other address
         address recovered = ECDSA.recover(a.reportDigest(1, r0[0].valuesPpm, r0[0].measuredPpm, r0[0].evidenceRoot, r0[0].deadline), r0[0].signature);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, recovered));
         vm.prank(oracles[0]);
         a.settleWithReports(1, r0);
         // another agreement with the same committee and terms
@@ -174,7 +175,7 @@ contract CommitteeTest is Fixture {
         _fund(b, tb);
         SignedReport[] memory ra = _three(1, _values(0, 0), _values(0, 0), _values(0, 0));
         recovered = ECDSA.recover(b.reportDigest(0, ra[0].valuesPpm, ra[0].measuredPpm, ra[0].evidenceRoot, ra[0].deadline), ra[0].signature);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, recovered));
         vm.prank(oracles[0]);
         b.settleWithReports(0, ra);
         // another chain (a fork with a new chain id)
@@ -182,7 +183,7 @@ contract CommitteeTest is Fixture {
         vm.chainId(chainId + 1);
         recovered = ECDSA.recover(a.reportDigest(1, ra[0].valuesPpm, ra[0].measuredPpm, ra[0].evidenceRoot, ra[0].deadline), ra[0].signature);
         assertTrue(recovered != oracles[0], "the digest depends on the chain id");
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, recovered));
         vm.prank(oracles[0]);
         a.settleWithReports(1, ra);
         vm.chainId(chainId);
@@ -219,7 +220,7 @@ contract CommitteeTest is Fixture {
         uint256 end = a.periodEnd(0);
         vm.warp(end - 1);
         SignedReport[] memory r = _three(0, _values(PPM, PPM), _values(PPM, PPM), _values(PPM, PPM));
-        vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodNotEnded.selector, 0, end));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.PeriodNotEnded.selector, 0, end));
         vm.prank(oracles[0]);
         a.settleWithReports(0, r);
         vm.warp(end);
@@ -236,7 +237,7 @@ contract CommitteeTest is Fixture {
         a.settleWithReports(0, r);
         _toEnd(a, 1);
         r = _three(1, _values(PPM, PPM), bogus, bogus);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.ValueAboveOneHundredPercent.selector, 0, PPM + 1));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.ValueAboveOneHundredPercent.selector, 0, PPM + 1));
         vm.prank(oracles[0]);
         a.settleWithReports(1, r);
     }

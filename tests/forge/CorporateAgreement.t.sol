@@ -3,8 +3,10 @@ pragma solidity ^0.8.24;
 
 import {TestBase} from "./utils/TestBase.sol";
 
-import {CorporateAgreement, Department} from "contracts/CorporateAgreement.sol";
-import {Service, Tier} from "contracts/SlaTypes.sol";
+import {CorporateAgreement} from "contracts/CorporateAgreement.sol";
+import {CorporateAgreementFactory} from "contracts/CorporateAgreementFactory.sol";
+import {Service, Tier, Department, CorporateTerms, Status} from "contracts/SlaTypes.sol";
+import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 /// @title Multi-level agreement (issue 11): the silent oracle and the shared pool.
 /// @notice Three corporate services, four departments with different subsets, fees, caps and an
@@ -18,6 +20,8 @@ contract CorporateAgreementTest is TestBase {
     uint32 internal constant LENGTH = 1 hours;
     uint256 internal constant DEPARTMENTS = 4;
     uint64 internal start;
+    bytes32 internal constant ROOT = keccak256("evidence");
+    CorporateAgreementFactory internal factory;
     // Two funded agreements with the same terms, deployed once: every fuzz run starts from this
     // snapshot (deploying in each run made the CI profile cost minutes).
     CorporateAgreement internal a;
@@ -25,6 +29,7 @@ contract CorporateAgreementTest is TestBase {
 
     function setUp() public {
         start = uint64(block.timestamp + 1 hours);
+        factory = new CorporateAgreementFactory();
         a = _funded();
         b = _funded();
     }
@@ -72,20 +77,37 @@ contract CorporateAgreementTest is TestBase {
         d[3].creditCapBps = 1_000;
     }
 
+    function _terms(uint128 collateral) internal view returns (CorporateTerms memory t) {
+        t.provider = provider;
+        t.organisation = organisation;
+        t.start = start;
+        t.periodLength = LENGTH;
+        t.periodCount = PERIODS;
+        t.collateral = collateral;
+        t.creditCapBps = 5_000;
+        t.oracles = new address[](1);
+        t.oracles[0] = oracle;
+        t.quorum = 1;
+        t.sliceLength = 60;
+        t.services = _services();
+    }
+
     function _deploy(uint128 collateral) internal returns (CorporateAgreement c) {
-        c = new CorporateAgreement(provider, organisation, oracle, address(0), start, LENGTH, PERIODS, 5_000, collateral, _services());
-        c.addDepartments(_departments());
+        c = CorporateAgreement(factory.createCorporateAgreement(_terms(collateral), _departments()));
+    }
+
+    function _worstPerPeriod() internal returns (uint256) {
+        return _deploy(type(uint64).max).snapshot().worstCasePerPeriod;
     }
 
     function _funded() internal returns (CorporateAgreement c) {
-        CorporateAgreement probe = _deploy(type(uint128).max);
         // The smallest pool accepted: exactly the worst case.
-        c = _deploy(uint128(uint256(probe.worstCasePerPeriod()) * PERIODS));
+        uint128 pool = uint128(_worstPerPeriod() * PERIODS);
+        c = _deploy(pool);
         uint256 fees = c.totalFees();
         vm.deal(organisation, fees);
         vm.prank(organisation);
-        c.depositFees{value: fees}(fees);
-        uint256 pool = c.collateral();
+        c.depositFees{value: fees}();
         vm.deal(provider, pool);
         vm.prank(provider);
         c.depositCollateral{value: pool}();
@@ -99,7 +121,7 @@ contract CorporateAgreementTest is TestBase {
                 v[i] = uint32(bound(values[p][i], 0, 1_000_000));
             }
             vm.prank(oracle);
-            c.report(p, v);
+            c.settle(p, v, 1_000_000, ROOT);
         }
     }
 
@@ -110,7 +132,7 @@ contract CorporateAgreementTest is TestBase {
         for (uint256 i = 0; i < d.length; ++i) {
             owed += c.owed(d[i].payout);
         }
-        assertEq(address(c).balance, owed + c.feesEscrowed() + c.collateralPool(), "money accounted for");
+        assertEq(address(c).balance, owed + c.snapshot().feesEscrowed + c.snapshot().collateralPool, "money accounted for");
     }
 
     /// @notice Two settlement orders (department by department, and period by period from the
@@ -136,22 +158,19 @@ contract CorporateAgreementTest is TestBase {
             assertEq(a.owed(deps[i].payout), b.owed(deps[i].payout), "same credit whatever the order");
         }
         assertEq(a.owed(provider), b.owed(provider), "same provider payout");
-        assertEq(a.collateralPool(), 0, "the pool is released by the settlements themselves");
-        assertEq(a.feesEscrowed(), 0, "every fee paid");
+        assertEq(a.snapshot().collateralPool, 0, "the pool is released by the settlements themselves");
+        assertEq(a.snapshot().feesEscrowed, 0, "every fee paid");
         _assertAccounted(a);
         _assertAccounted(b);
     }
 
-    /// @notice A pool below the worst case is refused when the departments are added.
+    /// @notice A pool below the worst case is refused at creation.
     function test_poolShortOfTheWorstCaseIsRefused() public {
-        CorporateAgreement probe = _deploy(type(uint128).max);
-        uint256 worst = uint256(probe.worstCasePerPeriod()) * PERIODS;
-        CorporateAgreement c = new CorporateAgreement(
-            provider, organisation, oracle, address(0), start, LENGTH, PERIODS, 5_000, uint128(worst - 1), _services()
-        );
+        uint256 worst = _worstPerPeriod() * PERIODS;
+        CorporateTerms memory t = _terms(uint128(worst - 1));
         Department[] memory d = _departments();
-        vm.expectRevert(abi.encodeWithSelector(CorporateAgreement.PoolBelowWorstCase.selector, worst - 1, worst));
-        c.addDepartments(d);
+        vm.expectRevert(abi.encodeWithSelector(CorporateAgreementFactory.PoolBelowWorstCase.selector, worst - 1, worst));
+        factory.createCorporateAgreement(t, d);
     }
 
     /// @notice The oracle reports `reported` periods then goes silent: REPORT_DEADLINE after the
@@ -165,21 +184,21 @@ contract CorporateAgreementTest is TestBase {
         _reportAll(c, values, count);
         uint256 deadline = c.expiresAt();
         vm.warp(deadline - 1);
-        vm.expectRevert(abi.encodeWithSelector(CorporateAgreement.NotExpired.selector, deadline));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotExpired.selector, deadline));
         c.expire();
         vm.warp(deadline);
         vm.prank(oracle);
         vm.expectRevert(abi.encodeWithSelector(CorporateAgreement.AgreementExpired.selector, deadline));
-        c.report(count, new uint32[](3));
+        c.settle(count, new uint32[](3), 1_000_000, ROOT);
         vm.prank(stranger);
         c.expire();
-        assertEq(c.owed(organisation), uint256(c.feesPerPeriod()) * (PERIODS - count), "unreported fees back");
+        assertEq(c.owed(organisation), uint256(c.snapshot().feesPerPeriod) * (PERIODS - count), "unreported fees back");
         _assertAccounted(c);
         for (uint256 p = 0; p < count; ++p) {
             c.settleDepartments(p, 0, DEPARTMENTS);
         }
-        assertEq(c.feesEscrowed(), 0, "every fee settled or refunded");
-        assertEq(c.collateralPool(), 0, "every reservation released");
+        assertEq(c.snapshot().feesEscrowed, 0, "every fee settled or refunded");
+        assertEq(c.snapshot().collateralPool, 0, "every reservation released");
         _assertAccounted(c);
         Department[] memory d = _departments();
         address[] memory parties = new address[](DEPARTMENTS + 2);
@@ -194,7 +213,7 @@ contract CorporateAgreementTest is TestBase {
             c.withdraw();
         }
         assertEq(address(c).balance, 0, "nothing left locked");
-        vm.expectRevert(abi.encodeWithSelector(CorporateAgreement.NotExpired.selector, deadline));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, Status.Expired));
         c.expire(); // once
     }
 
@@ -205,7 +224,7 @@ contract CorporateAgreementTest is TestBase {
         vm.expectRevert(abi.encodeWithSelector(CorporateAgreement.UnknownDepartment.selector, 4, 4));
         c.department(4);
         vm.prank(provider);
-        vm.expectRevert(CorporateAgreement.AlreadyFunded.selector);
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, Status.Active));
         c.cancel();
     }
 }

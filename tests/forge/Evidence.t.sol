@@ -9,6 +9,7 @@ import {AgreementFactory} from "contracts/AgreementFactory.sol";
 import {Terms, Options, Snapshot, SignedReport, Tier, PPM, KIND_LATENCY} from "contracts/SlaTypes.sol";
 
 import {Fixture} from "./utils/Fixture.sol";
+import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 /// @title Issue 12: every report carries its evidence root, and the terms fix the measurement
 /// method (slice, least measured share, latency percentiles) and the signed document's hash.
@@ -35,7 +36,7 @@ contract EvidenceTest is Fixture {
 
     /// @notice A member's direct report with a zero root is refused: no figure without evidence.
     function test_directReportWithoutEvidenceIsRefused() public {
-        vm.expectRevert(Agreement.MissingEvidence.selector);
+        vm.expectRevert(ISlaErrors.MissingEvidence.selector);
         vm.prank(oracles[0]);
         direct.settle(0, _values(PPM, PPM), PPM, bytes32(0));
         assertEq(direct.snapshot().settledPeriods, 0, "nothing settled");
@@ -59,7 +60,7 @@ contract EvidenceTest is Fixture {
         r[0] = _sign(committee, oracleKeys[0], 0, _values(PPM, PPM));
         r[1] = _sign(committee, oracleKeys[1], 0, _values(PPM, PPM));
         r[2] = _signEvidence(committee, oracleKeys[2], 0, _values(PPM, PPM), PPM, bytes32(0), deadline);
-        vm.expectRevert(Agreement.MissingEvidence.selector);
+        vm.expectRevert(ISlaErrors.MissingEvidence.selector);
         committee.settleWithReports(0, r);
         assertEq(committee.snapshot().settledPeriods, 0, "nothing settled");
     }
@@ -77,7 +78,7 @@ contract EvidenceTest is Fixture {
             committee.reportDigest(0, r[2].valuesPpm, r[2].measuredPpm, other, r[2].deadline), r[2].signature
         );
         assertTrue(recovered != oracles[2], "the digest depends on the root");
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, recovered));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, recovered));
         committee.settleWithReports(0, r);
         assertEq(committee.snapshot().settledPeriods, 0, "nothing settled");
     }

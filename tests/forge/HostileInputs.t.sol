@@ -13,6 +13,7 @@ import {FalseReturningToken} from "contracts/test/FalseReturningToken.sol";
 
 import {Fixture, IMintable} from "./utils/Fixture.sol";
 import {NoReturnToken, BlocklistToken, HookToken, ITransferHook, RebasingDownToken} from "./mocks/HostileTokens.sol";
+import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 /// @notice A customer that is a contract and calls back into the agreement from a token hook.
 contract ReentrantCustomer is ITransferHook {
@@ -147,7 +148,7 @@ contract HostileInputsTest is Fixture {
         token.mint(customer, fees);
         vm.prank(customer);
         token.approve(address(a), fees);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.WrongAmount.selector, fees, fees - fees / 100));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.WrongAmount.selector, fees, fees - fees / 100));
         vm.prank(customer);
         a.depositFees();
         assertEq(token.balanceOf(customer), fees, "nothing taken");
@@ -262,21 +263,21 @@ contract HostileInputsTest is Fixture {
         vm.prank(customer);
         token.approve(address(a), fees);
         vm.deal(customer, 1);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.WrongAmount.selector, 0, 1));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.WrongAmount.selector, 0, 1));
         vm.prank(customer);
         a.depositFees{value: 1}();
     }
 
     function test_implementationRefusesEveryCall() public {
         Agreement impl = Agreement(factory.implementation());
-        vm.expectRevert(Agreement.NotAClone.selector);
+        vm.expectRevert(ISlaErrors.NotAClone.selector);
         impl.snapshot();
-        vm.expectRevert(Agreement.NotAClone.selector);
+        vm.expectRevert(ISlaErrors.NotAClone.selector);
         impl.terms();
-        vm.expectRevert(Agreement.NotAClone.selector);
+        vm.expectRevert(ISlaErrors.NotAClone.selector);
         vm.prank(oracles[0]);
         impl.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
-        vm.expectRevert(Agreement.NotAClone.selector);
+        vm.expectRevert(ISlaErrors.NotAClone.selector);
         impl.withdraw();
     }
 
@@ -287,13 +288,13 @@ contract HostileInputsTest is Fixture {
         _settleAll(a, t, 0);
         uint256 before = address(a).balance;
         vm.startPrank(stranger);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.Unauthorized.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, stranger));
         a.withdraw();
-        vm.expectRevert(abi.encodeWithSelector(Agreement.Unauthorized.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, stranger));
         a.cancel();
-        vm.expectRevert(abi.encodeWithSelector(Agreement.Unauthorized.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, stranger));
         a.terminate();
-        vm.expectRevert(abi.encodeWithSelector(Agreement.Unauthorized.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, stranger));
         a.declareMaintenance(uint64(block.timestamp + 1), uint64(block.timestamp + 2));
         vm.stopPrank();
         assertEq(address(a).balance, before, "nothing moved");
@@ -382,7 +383,7 @@ contract HostileInputsTest is Fixture {
         _fund(a, t);
         uint256 termEnd = a.periodEnd(t.periodCount - 1);
         uint64 from = uint64(t.start + 2 days);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.MaintenanceBudgetExceeded.selector, termEnd - from, 4 hours));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.MaintenanceBudgetExceeded.selector, termEnd - from, 4 hours));
         vm.prank(provider);
         a.declareMaintenance(from, uint64(termEnd));
         assertEq(a.maintenanceCount(), 0, "refused");

@@ -6,6 +6,8 @@ import {AgreementFactory} from "contracts/AgreementFactory.sol";
 import {Terms, Options, Snapshot, SignedReport, MaintenanceWindow, Service, Tier, PPM} from "contracts/SlaTypes.sol";
 
 import {Fixture} from "./utils/Fixture.sol";
+import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
+import {ISlaEvents} from "contracts/interfaces/ISlaEvents.sol";
 
 /// @notice A party that cannot receive ether (a multisig without a receive function, say).
 contract EtherRefuser {}
@@ -44,7 +46,7 @@ contract ReviewFindingsTest is Fixture {
         vm.warp(t.start + 5 days); // the outage begins
         uint256 termEnd = a.periodEnd(t.periodCount - 1);
         vm.expectEmit(true, false, false, true, address(a));
-        emit Agreement.MaintenanceDeclared(0, uint64(block.timestamp), uint64(termEnd), uint64(block.timestamp), false);
+        emit ISlaEvents.MaintenanceDeclared(0, uint64(block.timestamp), uint64(termEnd), uint64(block.timestamp), false);
         vm.prank(provider);
         a.declareMaintenance(uint64(block.timestamp), uint64(termEnd));
         MaintenanceWindow[] memory w = a.maintenanceWindows(0, 10);
@@ -71,10 +73,10 @@ contract ReviewFindingsTest is Fixture {
         Agreement a = Agreement(factory.createAgreementWithOptions(t, _maintenanceOptions(1 days, 2 days)));
         _fund(a, t);
         uint64 day = uint64(t.start + 2 days); // a slice boundary
-        vm.expectRevert(abi.encodeWithSelector(Agreement.MisalignedWindow.selector, day, day + 1, 60));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.MisalignedWindow.selector, day, day + 1, 60));
         vm.prank(provider);
         a.declareMaintenance(day, day + 1);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.MisalignedWindow.selector, day + 59, day + 60, 60));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.MisalignedWindow.selector, day + 59, day + 60, 60));
         vm.prank(provider);
         a.declareMaintenance(day + 59, day + 60);
         // aligned one-slice windows: each charged a full slice, at most 64 of them
@@ -82,7 +84,7 @@ contract ReviewFindingsTest is Fixture {
             vm.prank(provider);
             a.declareMaintenance(day + 120 * i, day + 120 * i + 60);
         }
-        vm.expectRevert(abi.encodeWithSelector(Agreement.TooManyMaintenanceWindows.selector, 64));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.TooManyMaintenanceWindows.selector, 64));
         vm.prank(provider);
         a.declareMaintenance(day + 120 * 64, day + 120 * 64 + 60);
         assertEq(a.maintenanceCount(), 64, "64 windows");
@@ -96,7 +98,7 @@ contract ReviewFindingsTest is Fixture {
         uint64 from = uint64(t.start + 2 days);
         vm.prank(provider);
         a.declareMaintenance(from, from + 59 minutes);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.MaintenanceBudgetExceeded.selector, 120, 60));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.MaintenanceBudgetExceeded.selector, 120, 60));
         vm.prank(provider);
         a.declareMaintenance(from + 1 hours, from + 1 hours + 2 minutes);
     }
@@ -138,7 +140,7 @@ contract ReviewFindingsTest is Fixture {
         vm.prank(oracles[0]);
         a.settle(0, _values(800_000, PPM), PPM, EVIDENCE_ROOT); // a (wrong) disaster report
         assertTrue(!a.snapshot().disasterOccurred, "a disputable figure opens nothing");
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NoDisaster.selector));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NoDisaster.selector));
         vm.prank(customer);
         a.terminate();
         vm.prank(provider);
@@ -146,7 +148,7 @@ contract ReviewFindingsTest is Fixture {
         vm.prank(arbiter);
         a.resolveDispute(0, _values(PPM, PPM)); // no disaster after all
         assertTrue(!a.snapshot().disasterOccurred, "the corrected figure decides");
-        vm.expectRevert(abi.encodeWithSelector(Agreement.NoDisaster.selector));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NoDisaster.selector));
         vm.prank(customer);
         a.terminate();
     }
@@ -281,7 +283,7 @@ contract ReviewFindingsTest is Fixture {
         a.depositFees{value: 3 ether}();
         vm.warp(t.start);
         vm.deal(provider, t.collateral);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.TermStarted.selector, t.start));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.TermStarted.selector, t.start));
         vm.prank(provider);
         a.depositCollateral{value: t.collateral}();
         vm.prank(customer);
@@ -311,11 +313,11 @@ contract ReviewFindingsTest is Fixture {
         a.withdraw();
         address payable treasury = payable(vm.addr(0x7EA5));
         vm.expectEmit(true, true, false, true, address(a));
-        emit Agreement.Withdrawn(customer, treasury, 0.18 ether);
+        emit ISlaEvents.Withdrawn(customer, treasury, 0.18 ether);
         vm.prank(customer);
         a.withdrawTo(treasury);
         assertEq(treasury.balance, 0.18 ether, "paid to the treasury");
-        vm.expectRevert(abi.encodeWithSelector(Agreement.InvalidRecipient.selector));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.InvalidRecipient.selector));
         vm.prank(provider);
         a.withdrawTo(payable(address(0)));
     }
@@ -330,7 +332,7 @@ contract ReviewFindingsTest is Fixture {
         SignedReport[] memory r = new SignedReport[](3);
         for (uint256 i = 0; i < 3; ++i) r[i] = _signFull(a, oracleKeys[i], 0, _values(0, 0), PPM, deadline);
         vm.warp(deadline + 1);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.ReportExpired.selector, 0, deadline));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.ReportExpired.selector, 0, deadline));
         a.settleWithReports(0, r);
     }
 
@@ -341,10 +343,10 @@ contract ReviewFindingsTest is Fixture {
         Agreement a = _open(t);
         _fund(a, t);
         _toEnd(a, 0);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodNotMeasured.selector, 0, 899_999, 900_000));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.PeriodNotMeasured.selector, 0, 899_999, 900_000));
         vm.prank(oracles[0]);
         a.settle(0, _values(0, 0), 899_999, EVIDENCE_ROOT);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.MeasuredShareAboveOneHundredPercent.selector, PPM + 1));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.MeasuredShareAboveOneHundredPercent.selector, PPM + 1));
         vm.prank(oracles[0]);
         a.settle(0, _values(0, 0), PPM + 1, EVIDENCE_ROOT);
         // signed reports: the median share counts (two of three below the minimum)
@@ -353,7 +355,7 @@ contract ReviewFindingsTest is Fixture {
         r[0] = _signFull(a, oracleKeys[0], 0, _values(0, 0), PPM, deadline);
         r[1] = _signFull(a, oracleKeys[1], 0, _values(0, 0), 500_000, deadline);
         r[2] = _signFull(a, oracleKeys[2], 0, _values(0, 0), 400_000, deadline);
-        vm.expectRevert(abi.encodeWithSelector(Agreement.PeriodNotMeasured.selector, 0, 500_000, 900_000));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.PeriodNotMeasured.selector, 0, 500_000, 900_000));
         a.settleWithReports(0, r);
         vm.expectEmit(true, false, false, true, address(a));
         uint32[] memory v = _values(PPM, PPM);
@@ -372,7 +374,7 @@ contract ReviewFindingsTest is Fixture {
         _toEnd(a, 0);
         SignedReport[] memory r = new SignedReport[](3);
         for (uint256 i = 0; i < 3; ++i) r[i] = _sign(a, oracleKeys[i], 0, _values(989_000, PPM));
-        vm.expectRevert(abi.encodeWithSelector(Agreement.Unauthorized.selector, stranger));
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, stranger));
         vm.prank(stranger);
         a.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
         vm.prank(stranger);

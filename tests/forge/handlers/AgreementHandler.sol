@@ -13,6 +13,8 @@ import {Assertions, VmExtra} from "../utils/TestBase.sol";
 import {TermsGen, Limits} from "../utils/TermsGen.sol";
 import {RefModel} from "../utils/RefModel.sol";
 import {ForceSend} from "../mocks/ForceSend.sol";
+import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
+import {ISlaEvents} from "contracts/interfaces/ISlaEvents.sol";
 
 /// @notice What the handler knows about one agreement: the money that went in and out, from
 /// its own calls and from the events the agreement emitted.
@@ -203,10 +205,10 @@ contract AgreementHandler is Assertions {
         (uint256 value, uint256 allowance) = _fund(b, who, amount, amountSeed);
 
         bytes memory expected;
-        if (who != customer) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
-        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
-        else if (s.feesDeposited) expected = abi.encodeWithSelector(Agreement.AlreadyDeposited.selector);
-        else if (block.timestamp >= b.start) expected = abi.encodeWithSelector(Agreement.TermStarted.selector, b.start);
+        if (who != customer) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
+        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, s.status);
+        else if (s.feesDeposited) expected = abi.encodeWithSelector(ISlaErrors.AlreadyDeposited.selector);
+        else if (block.timestamp >= b.start) expected = abi.encodeWithSelector(ISlaErrors.TermStarted.selector, b.start);
         else expected = _pullError(b, amount, value, allowance);
 
         uint256 agreementBefore = balanceOf(idx, address(b.agreement));
@@ -241,10 +243,10 @@ contract AgreementHandler is Assertions {
         (uint256 value, uint256 allowance) = _fund(b, who, amount, amountSeed);
 
         bytes memory expected;
-        if (who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
-        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
-        else if (s.collateralDeposited) expected = abi.encodeWithSelector(Agreement.AlreadyDeposited.selector);
-        else if (block.timestamp >= b.start) expected = abi.encodeWithSelector(Agreement.TermStarted.selector, b.start);
+        if (who != provider) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
+        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, s.status);
+        else if (s.collateralDeposited) expected = abi.encodeWithSelector(ISlaErrors.AlreadyDeposited.selector);
+        else if (block.timestamp >= b.start) expected = abi.encodeWithSelector(ISlaErrors.TermStarted.selector, b.start);
         else expected = _pullError(b, amount, value, allowance);
 
         uint256 agreementBefore = balanceOf(idx, address(b.agreement));
@@ -275,8 +277,8 @@ contract AgreementHandler is Assertions {
         address who = _actor(actorSeed);
         Snapshot memory s = b.agreement.snapshot();
         bytes memory expected;
-        if (who != customer && who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
-        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        if (who != customer && who != provider) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
+        else if (s.status != Status.Pending) expected = abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, s.status);
         bool ok;
         bytes memory err;
         vm.prank(who);
@@ -313,8 +315,8 @@ contract AgreementHandler is Assertions {
         bool member = _isMember(t, who);
         if (!member) ++nonMemberSettleAttempts;
         bytes memory expected;
-        if (!member) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
-        else if (t.quorum > 1) expected = abi.encodeWithSelector(Agreement.QuorumNotReached.selector, t.quorum, 1);
+        if (!member) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
+        else if (t.quorum > 1) expected = abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, t.quorum, 1);
         else expected = _settleError(t, s, period, values, measured);
 
         bool ok;
@@ -373,7 +375,7 @@ contract AgreementHandler is Assertions {
         SignedReport[] memory reports = p.reports;
         bytes memory expected = p.expected;
         if (reports.length < c.t.quorum || reports.length == 0) {
-            expected = abi.encodeWithSelector(Agreement.QuorumNotReached.selector, c.t.quorum, reports.length);
+            expected = abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, c.t.quorum, reports.length);
         } else if (expected.length == 0) {
             expected = _settleError(c.t, c.s, c.period, p.medians, p.measured);
         }
@@ -393,7 +395,7 @@ contract AgreementHandler is Assertions {
         _success("settleWithReports");
         bool sawAccepted;
         for (uint256 i = 0; i < logs.length; ++i) {
-            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == Agreement.ReportsAccepted.selector) {
+            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == ISlaEvents.ReportsAccepted.selector) {
                 assertEq(uint256(logs[i].topics[1]), c.period, "ReportsAccepted period");
                 assertEq(abi.decode(logs[i].data, (uint256)), p.signers, "ReportsAccepted signers");
                 sawAccepted = true;
@@ -410,9 +412,9 @@ contract AgreementHandler is Assertions {
         address who = actorSeed % 2 == 0 ? customer : _actor(actorSeed >> 1);
         Snapshot memory s = b.agreement.snapshot();
         bytes memory expected;
-        if (who != customer) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
-        else if (s.status != Status.Active) expected = abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
-        else if (!s.disasterOccurred) expected = abi.encodeWithSelector(Agreement.NoDisaster.selector);
+        if (who != customer) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
+        else if (s.status != Status.Active) expected = abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, s.status);
+        else if (!s.disasterOccurred) expected = abi.encodeWithSelector(ISlaErrors.NoDisaster.selector);
         else if (s.settledPeriods < b.agreement.terms().periodCount && block.timestamp >= b.agreement.periodEnd(s.settledPeriods)) {
             expected = abi.encodeWithSelector(Agreement.PeriodAwaitingReport.selector, uint256(s.settledPeriods));
         }
@@ -520,10 +522,10 @@ contract AgreementHandler is Assertions {
         (PeriodState st,, uint256 finalAfter) = b.agreement.periodState(period);
         Snapshot memory s = b.agreement.snapshot();
         bytes memory expected;
-        if (who != customer && who != provider) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
-        else if (st != PeriodState.Pending) expected = abi.encodeWithSelector(Agreement.WrongPeriodState.selector, period, st);
+        if (who != customer && who != provider) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
+        else if (st != PeriodState.Pending) expected = abi.encodeWithSelector(ISlaErrors.WrongPeriodState.selector, period, st);
         else if (block.timestamp >= finalAfter) {
-            expected = abi.encodeWithSelector(Agreement.DisputeWindowClosed.selector, period, finalAfter);
+            expected = abi.encodeWithSelector(ISlaErrors.DisputeWindowClosed.selector, period, finalAfter);
         }
         bool ok;
         bytes memory err;
@@ -564,9 +566,9 @@ contract AgreementHandler is Assertions {
         uint32[] memory values = _values(valueSeed, t, valueSeed % 32 == 0 ? 1 : 0);
         Snapshot memory s = b.agreement.snapshot();
         bytes memory expected;
-        if (b.disputeWindow == 0 || who != arbiter) expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+        if (b.disputeWindow == 0 || who != arbiter) expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
         else if (r.state != PeriodState.Disputed) {
-            expected = abi.encodeWithSelector(Agreement.WrongPeriodState.selector, r.period, r.state);
+            expected = abi.encodeWithSelector(ISlaErrors.WrongPeriodState.selector, r.period, r.state);
         } else {
             expected = _valuesError(t, values);
         }
@@ -625,9 +627,9 @@ contract AgreementHandler is Assertions {
         Snapshot memory s = b.agreement.snapshot();
         bytes memory expected;
         if (st != PeriodState.Pending && st != PeriodState.Disputed) {
-            expected = abi.encodeWithSelector(Agreement.WrongPeriodState.selector, period, st);
+            expected = abi.encodeWithSelector(ISlaErrors.WrongPeriodState.selector, period, st);
         } else if (block.timestamp < until) {
-            expected = abi.encodeWithSelector(Agreement.DisputeWindowOpen.selector, period, until);
+            expected = abi.encodeWithSelector(ISlaErrors.DisputeWindowOpen.selector, period, until);
         }
         bytes memory err;
         vmx.recordLogs();
@@ -656,7 +658,7 @@ contract AgreementHandler is Assertions {
     /// @dev Collateral handed back to the provider (CollateralReleased) in these logs.
     function _released(Book storage b, VmExtra.Log[] memory logs) internal returns (uint256 amount) {
         for (uint256 i = 0; i < logs.length; ++i) {
-            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == Agreement.CollateralReleased.selector) {
+            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == ISlaEvents.CollateralReleased.selector) {
                 amount += abi.decode(logs[i].data, (uint256));
             }
         }
@@ -668,10 +670,10 @@ contract AgreementHandler is Assertions {
 
     function _valuesError(Terms memory t, uint32[] memory values) internal pure returns (bytes memory) {
         if (values.length != t.services.length) {
-            return abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, t.services.length, values.length);
+            return abi.encodeWithSelector(ISlaErrors.WrongNumberOfValues.selector, t.services.length, values.length);
         }
         for (uint256 i = 0; i < values.length; ++i) {
-            if (values[i] > PPM) return abi.encodeWithSelector(Agreement.ValueAboveOneHundredPercent.selector, i, values[i]);
+            if (values[i] > PPM) return abi.encodeWithSelector(ISlaErrors.ValueAboveOneHundredPercent.selector, i, values[i]);
         }
         return "";
     }
@@ -831,10 +833,10 @@ contract AgreementHandler is Assertions {
         returns (bytes memory)
     {
         if (b.eth) {
-            if (value != amount) return abi.encodeWithSelector(Agreement.WrongAmount.selector, amount, value);
+            if (value != amount) return abi.encodeWithSelector(ISlaErrors.WrongAmount.selector, amount, value);
             return "";
         }
-        if (value != 0) return abi.encodeWithSelector(Agreement.WrongAmount.selector, 0, value);
+        if (value != 0) return abi.encodeWithSelector(ISlaErrors.WrongAmount.selector, 0, value);
         if (allowance < amount) {
             return abi.encodeWithSelector(
                 IERC20Errors.ERC20InsufficientAllowance.selector, address(b.agreement), allowance, amount
@@ -885,23 +887,23 @@ contract AgreementHandler is Assertions {
         view
         returns (bytes memory)
     {
-        if (s.status != Status.Active) return abi.encodeWithSelector(Agreement.WrongStatus.selector, s.status);
+        if (s.status != Status.Active) return abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, s.status);
         if (period < s.settledPeriods) return abi.encodeWithSelector(Agreement.PeriodAlreadySettled.selector, period);
         if (period != s.settledPeriods) {
-            return abi.encodeWithSelector(Agreement.PeriodOutOfOrder.selector, s.settledPeriods, period);
+            return abi.encodeWithSelector(ISlaErrors.PeriodOutOfOrder.selector, s.settledPeriods, period);
         }
         uint256 endsAt = uint256(t.start) + (period + 1) * uint256(t.periodLength);
-        if (block.timestamp < endsAt) return abi.encodeWithSelector(Agreement.PeriodNotEnded.selector, period, endsAt);
-        if (measured > PPM) return abi.encodeWithSelector(Agreement.MeasuredShareAboveOneHundredPercent.selector, measured);
+        if (block.timestamp < endsAt) return abi.encodeWithSelector(ISlaErrors.PeriodNotEnded.selector, period, endsAt);
+        if (measured > PPM) return abi.encodeWithSelector(ISlaErrors.MeasuredShareAboveOneHundredPercent.selector, measured);
         if (measured < MIN_MEASURED) {
-            return abi.encodeWithSelector(Agreement.PeriodNotMeasured.selector, period, measured, MIN_MEASURED);
+            return abi.encodeWithSelector(ISlaErrors.PeriodNotMeasured.selector, period, measured, MIN_MEASURED);
         }
         if (values.length != t.services.length) {
-            return abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, t.services.length, values.length);
+            return abi.encodeWithSelector(ISlaErrors.WrongNumberOfValues.selector, t.services.length, values.length);
         }
         for (uint256 i = 0; i < values.length; ++i) {
             if (values[i] > PPM) {
-                return abi.encodeWithSelector(Agreement.ValueAboveOneHundredPercent.selector, i, values[i]);
+                return abi.encodeWithSelector(ISlaErrors.ValueAboveOneHundredPercent.selector, i, values[i]);
             }
         }
         return "";
@@ -1006,11 +1008,11 @@ contract AgreementHandler is Assertions {
         if (p.failed) return report;
         p.failed = true;
         if (deadline < block.timestamp) {
-            p.expected = abi.encodeWithSelector(Agreement.ReportExpired.selector, i, uint256(deadline));
+            p.expected = abi.encodeWithSelector(ISlaErrors.ReportExpired.selector, i, uint256(deadline));
             return report;
         }
         if (v.length != p.n) {
-            p.expected = abi.encodeWithSelector(Agreement.WrongNumberOfValues.selector, p.n, v.length);
+            p.expected = abi.encodeWithSelector(ISlaErrors.WrongNumberOfValues.selector, p.n, v.length);
             return report;
         }
         if (signer == address(0)) {
@@ -1022,11 +1024,11 @@ contract AgreementHandler is Assertions {
             if (t.oracles[m] == signer) index = m;
         }
         if (index == type(uint256).max) {
-            p.expected = abi.encodeWithSelector(Agreement.NotACommitteeMember.selector, signer);
+            p.expected = abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, signer);
             return report;
         }
         if (p.signers & (1 << index) != 0) {
-            p.expected = abi.encodeWithSelector(Agreement.DuplicateSigner.selector, signer);
+            p.expected = abi.encodeWithSelector(ISlaErrors.DuplicateSigner.selector, signer);
             return report;
         }
         p.failed = false;
@@ -1184,11 +1186,11 @@ contract AgreementHandler is Assertions {
         if (who == customer) owed = s.owedToCustomer;
         else if (who == provider) owed = s.owedToProvider;
         if (to == address(0)) {
-            expected = abi.encodeWithSelector(Agreement.InvalidRecipient.selector);
+            expected = abi.encodeWithSelector(ISlaErrors.InvalidRecipient.selector);
         } else if (who != customer && who != provider) {
-            expected = abi.encodeWithSelector(Agreement.Unauthorized.selector, who);
+            expected = abi.encodeWithSelector(ISlaErrors.Unauthorized.selector, who);
         } else if (owed == 0) {
-            expected = abi.encodeWithSelector(Agreement.NothingToWithdraw.selector, who);
+            expected = abi.encodeWithSelector(ISlaErrors.NothingToWithdraw.selector, who);
         }
         uint256 agreementBefore = balanceOf(idx, address(b.agreement));
         uint256 toBefore = balanceOf(idx, to);
