@@ -431,6 +431,7 @@ class Prober:
         self.stats = ProberStats()
         self._keep_lags = keep_lags
         self._lag_total = 0.0  # seconds the event loop ran late, summed (see _lag_monitor)
+        self._monitor_due = 0.0  # when the lag monitor expects to wake next (monotonic)
         self._slots = _Slots(max_in_flight)
         self._holding: dict[int, float] = {}  # checks holding a slot -> when they took it (monotonic)
         self._next_hold = 0
@@ -481,8 +482,17 @@ class Prober:
         """Adds up how late the event loop runs (the time no check could make progress)."""
         while not stop.is_set():
             before = time.monotonic()
+            self._monitor_due = before + every
             await asyncio.sleep(every)
             self._lag_total += max(0.0, time.monotonic() - before - every)
+
+    def _lag_now(self) -> float:
+        """The loop's lag so far, including a stall the monitor has not woken up to count yet:
+        after the process was descheduled, a check's timeout and the monitor's timer fall due
+        together and the check's may run first; without the pending part that stall would be
+        missed and a healthy target's check recorded as a failure."""
+        pending = time.monotonic() - self._monitor_due if self._monitor_due else 0.0
+        return self._lag_total + max(0.0, pending)
 
     @staticmethod
     def offset(key: Hashable, interval: float) -> float:
@@ -510,11 +520,11 @@ class Prober:
                     self.stats.not_measured += 1
                     self.on_skip(target.key, 1)
                 else:
-                    lag0 = self._lag_total
+                    lag0 = self._lag_now()
                     # The check runs in this task (no task of its own per check); if it is still
                     # waiting on its target after hold_s, _release_held gives its slot away.
                     sample = await target.probe.run(self._session)
-                    stalled = self._lag_total - lag0
+                    stalled = self._lag_now() - lag0
                     if not sample.ok and sample.detail.startswith("timeout") \
                             and stalled >= self.STALL_SHARE * target.probe.timeout:
                         # The loop was stuck for a good part of the timeout: the time ran out in
