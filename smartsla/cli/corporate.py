@@ -251,18 +251,15 @@ def deposit_cmd(
                            f"({terms.provider}) of {corporate.address}: it has nothing to deposit")
         what = "fees" if sender == terms.organisation else "collateral"
     party = "organisation" if what == "fees" else "provider"
-    if sender != roles[what]:
-        raise BadInput(f"only the {party} {roles[what]} deposits the {what} of {corporate.address}; the sender "
-                       f"is {sender}")
-    state = read_state(corporate, terms)
-    if state.status in ("Cancelled", "Expired"):
-        fail(f"{corporate.address} is {state.status}: it takes no deposit", 1)
-    if state.fees_deposited if what == "fees" else state.collateral_deposited:
-        fail(f"the {party} has already deposited the {what} of {corporate.address}", 1)
     amount = terms.total_fees if what == "fees" else terms.collateral
     held = chain.balance(sender)
     if held < amount:
         fail(f"{sender} holds only {fmt_eth(held)}; the {what} of {corporate.address} are {fmt_eth(amount)}", 1)
+    # The contract is the authority on who deposits what, and when: ask it as the sender first
+    # (its named error, in its words, on refusal); only the balance is phrased here.
+    f = corporate.contract.functions
+    chain.simulate(f.depositFees() if what == "fees" else f.depositCollateral(), sender, value=amount,
+                   action=f"deposit the {what}")
     tx = corporate.deposit_fees(sender) if what == "fees" else corporate.deposit_collateral(sender)
     after = read_state(corporate, terms)
     _console().print(f"The {party} {sender} deposited [bold]{fmt_eth(amount)}[/] of {what} into {corporate.address} "
@@ -294,15 +291,18 @@ def settle_cmd(
     state = read_state(corporate, terms, names)
     if period >= terms.period_count:
         raise BadInput(f"period {period} does not exist: the agreement has periods 0..{terms.period_count - 1}")
-    if period >= state.reported_periods:
-        fail(f"period {period} of {corporate.address} is not reported yet ({state.reported_periods} reported): "
-             "the oracle reports each period once it has ended", 1)
     chosen = state.departments if department is None else [state.departments[_department(terms, names, department)]]
-    behind = [d for d in chosen if d.settled_periods < period]
-    if behind:
-        fail("settle the earlier periods first: " + ", ".join(f"{d.name} is at period {d.settled_periods}"
-                                                             for d in behind), 1)
-    todo = [d for d in chosen if d.settled_periods == period]
+    todo = [d for d in chosen if d.settled_periods <= period and period < d.end_period]
+    f = corporate.contract.functions
+    # The contract is the authority on what settles when (reported, final, in order): asked as
+    # the sender first. Settling every department skips those already past the period, so
+    # "nothing to do" is ours to say.
+    if department is None:
+        chain.simulate(f.settleDepartments(period, 0, len(terms.departments)), sender,
+                       action=f"settle period {period}")
+    else:
+        chain.simulate(f.settleDepartment(chosen[0].index, period), sender,
+                       action=f"settle department {chosen[0].name} period {period}")
     if not todo:
         fail(f"period {period} is already settled for {'every department' if department is None else chosen[0].name}",
              1)
@@ -345,8 +345,7 @@ def withdraw_cmd(
                        f"{corporate.address}: nothing can be owed to it")
     owed = corporate.owed(sender)
     who = " and ".join(roles)
-    if owed == 0:
-        fail(f"nothing is owed to {who} ({sender}) by {corporate.address}", 1)
+    chain.simulate(corporate.contract.functions.withdraw(), sender, action="withdraw")
     tx = corporate.withdraw(sender)
     _console().print(f"{who[0].upper()}{who[1:]} ({sender}) withdrew [bold]{fmt_eth(owed)}[/] from "
                      f"{corporate.address} (block {tx.block_number}).")
