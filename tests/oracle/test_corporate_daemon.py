@@ -48,6 +48,8 @@ def _corporate(world: World, tmp_path: Path, count: int) -> tuple[Corporate, Pat
     body["oracle"] = world.oracle
     for dep, payout in zip(body["departments"], a[5:8], strict=True):
         dep["payout"] = payout
+    for service in body["services"]:  # the agreed slice divides these short periods
+        service["slo"]["timeSliceWindow"] = "1s"
     body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time()) + 10, dt.UTC).isoformat(),
                           "duration": f"{PERIOD_S}s", "count": count}
     path = tmp_path / "corporate.yaml"
@@ -120,7 +122,7 @@ def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: 
     world.wait_ready(terms.start)
     assert proc.wait(timeout=40) == -signal.SIGKILL, world.log_text()[-2000:]
     chain = Chain.connect(world.url)
-    assert corporate.contract.functions.reportedPeriods().call() == (0 if crash_at == "before-broadcast" else 1)
+    assert corporate.status().reported_periods == (0 if crash_at == "before-broadcast" else 1)
     assert corporate.contract.functions.settledPeriodsOf(0).call() == 0
     proc = world.start(config)
     try:
@@ -188,7 +190,7 @@ def test_departments_a_stranger_settled_first_are_skipped_not_a_stuck_period(wor
         # Period 0 is reported (by the oracle's key, outside the daemon), then a stranger settles
         # the middle department before the daemon's pass.
         world.chain.add_key(world.oracle_key)
-        corporate.report(0, [1_000_000, 990_000, 1_000_000], world.oracle)
+        corporate.report(0, [1_000_000, 990_000, 1_000_000], world.oracle, evidence_root=b"\x01" * 32)
         corporate.settle_department(1, 0, world.chain.accounts[9])
         daemon.report_due_periods()
         assert [corporate.contract.functions.settledPeriodsOf(i).call() for i in range(3)] == [1, 1, 1]
