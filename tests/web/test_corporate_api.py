@@ -61,7 +61,7 @@ def test_organisation_shows_pool_departments_and_their_chain_payouts(site: tuple
     org = requests.get(f"{url}/api/corporate/{s.corporate.address}", timeout=30).json()
     assert org["status"] == "Active" and org["reported_periods"] == 1
     f = s.corporate.contract.functions
-    assert org["collateral_pool"] == str(f.collateralPool().call())
+    assert org["collateral_pool"] == str(s.corporate.status().collateral_pool)
     assert org["exposure"] == org["collateral_pool"]
     assert [d["payout"] for d in org["departments"]] == [f.department(i).call()[0] for i in range(3)]
     _, credit0 = s.terms.department_credit(0, PERIOD0)
@@ -125,9 +125,9 @@ def test_settle_and_withdraw_transactions_are_accepted_by_the_chain(fresh: tuple
     ("settle", {"department": 0, "period": 0}, r"PeriodOutOfOrder\(1, 0\)"),
     ("settle", {"department": 7}, r"UnknownDepartment\(7, 3\)"),
     ("settle-period", {"period": 1}, r"PeriodNotReported\(1\)"),
-    ("deposit-fees", {}, r"AlreadyDeposited\(\)"),
-    ("deposit-collateral", {}, r"Unauthorized\(0x"),
-    ("withdraw", {}, r"NothingToWithdraw\(0x"),
+    ("deposit-fees", {}, r"WrongStatus\(Active\)"),  # the contract's rule: deposits only while Pending
+    ("deposit-collateral", {}, r"Unauthorized\('0x"),
+    ("withdraw", {}, r"NothingToWithdraw\('0x"),
     ("expire", {}, r"NotExpired\(\d+\)"),
 ])
 def test_refusals_name_the_contracts_error(site: tuple[CorporateSite, str], action: str, body: dict[str, Any],
@@ -163,11 +163,12 @@ def test_settle_a_whole_period_in_one_transaction(fresh: tuple[CorporateSite, st
     assert again.status_code == 409 and "already settled period 0" in again.json()["detail"]
 
 
-def test_a_department_added_behind_the_organisations_back_voids_its_deposit(tmp_path: Path) -> None:
-    """The creator adds a department after the organisation's deposit was prepared from the
-    index: the prepared transaction carries the total the organisation saw, so the contract
-    refuses it (WrongAmount) rather than charging for a department it never agreed to; asked
-    again, the API names the same error before anything is signed."""
+def test_a_prepared_deposit_is_refused_once_the_agreement_changed_under_it(tmp_path: Path) -> None:
+    """A deposit prepared from the index, then the agreement changes (the organisation cancels
+    it): the prepared transaction is refused by the contract (WrongStatus) rather than taking
+    the money; asked again, the API names the same error before anything is signed. (It used to
+    be a department added behind the organisation's back: the factory-created agreement fixes
+    its departments at creation, there is no addDepartments any more.)"""
     chain = Chain.connect("embedded")
     a = chain.accounts
     data = yaml.safe_load(EXAMPLE.read_text())
@@ -190,14 +191,15 @@ def test_a_department_added_behind_the_organisations_back_voids_its_deposit(tmp_
         r = _tx(url, corporate.address, "deposit-fees", **{"from": a[2]})
         assert r.status_code == 200 and "3 departments" in r.json()["description"], r.text
         prepared = r.json()["transactions"][0]
-        chain.transact(corporate.contract.functions.addDepartments([terms.departments[0].to_abi()]), a[0])
+        corporate.cancel(a[2])
         again = _tx(url, corporate.address, "deposit-fees", **{"from": a[2]})
-        assert again.status_code == 409 and "WrongAmount" in again.json()["detail"], again.text
-        with pytest.raises(ActionRefused, match=r"WrongAmount"):
+        assert again.status_code == 409 and "WrongStatus(Cancelled)" in again.json()["detail"], again.text
+        with pytest.raises(ActionRefused, match=r"WrongStatus\(Cancelled\)"):
             send_from_node(chain, indexer.lock, prepared)
-        assert not corporate.contract.functions.feesDeposited().call()
-        indexer.sync()  # the index sees the new department (its terms are read again)
-        assert len(requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()["departments"]) == 4
+        assert not corporate.status().fees_deposited
+        indexer.sync()
+        org = requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()
+        assert org["status"] == "Cancelled" and len(org["departments"]) == 3
     store.close()
 
 
@@ -249,7 +251,7 @@ def test_a_silent_oracle_is_expired_through_the_api_and_the_fees_go_back(fresh: 
     org = requests.get(f"{url}/api/corporate/{address}", timeout=30).json()
     assert org["status"] == "Expired" and org["owed"][s.roles["organisation"]] == str(fees)
     again = _tx(url, address, "expire", **{"from": s.roles["stranger"]})
-    assert again.status_code == 409 and "NotExpired" in again.json()["detail"]
+    assert again.status_code == 409 and "WrongStatus(Expired)" in again.json()["detail"], again.text
     # period 0 still settles for the departments that had not settled it
     assert _tx(url, address, "settle-period", **{"from": s.roles["stranger"]}).status_code == 200
 
