@@ -452,10 +452,16 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
         start, end = terms.start + p * terms.period_length, terms.period_end(p)
         ev = settled.get((index, p))
         values = reported[p] if p < len(reported) else None
+        period_state = state.get("period_states", [])[p] if p < len(state.get("period_states", [])) else None
+        terminated_at = (state.get("terminated") or [None] * len(terms.departments))[index]
         if ev is not None:
             status = "settled"
+        elif terminated_at is not None and p >= terminated_at:
+            status = "terminated"  # the disaster clause: the department has no period from here on
         elif values is not None:
-            status = "reported"  # awaiting settlement: anyone may settle it
+            # Departments settle FINAL periods: after the dispute window, or the arbiter's ruling.
+            status = {"Pending": "in dispute window", "Disputed": "disputed"}.get(
+                period_state["state"] if period_state else "Final", "reported")  # reported: anyone may settle it
         elif state["expired"]:
             status = "expired"  # never reported: its fee went back to the organisation
         elif now >= end:
@@ -487,6 +493,8 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
             "fee": str(ev["fee"]) if ev is not None else str(dep.fee_per_period),
             "released": str(ev["released"]) if ev is not None else None,
             "tx_hash": ev["tx_hash"] if ev is not None else None,
+            "period_state": period_state["state"] if period_state else None,
+            "final_after": period_state["final_after"] if period_state else None,
             "reported_at": reports[p]["timestamp"] if p in reports else None,
             "report_tx": reports[p]["tx_hash"] if p in reports else None,
         })
@@ -545,6 +553,8 @@ def organisation_view(row: dict[str, Any], events: Sequence[dict[str, Any]], now
                             "services": [s_.name for k, s_ in enumerate(terms.services) if d.service_mask & (1 << k)],
                             "settled_periods": s, "credits_paid": str(paid), "credits_expected": str(expected),
                             "owed_to_payout": state.get("owed", {}).get(d.payout, "0") if state else "0",
+                            "terminated_at": (state.get("terminated") or [None] * len(terms.departments))[i]
+                            if state else None,
                             "payout_shared_with": _payout_shared(terms, i)})
     pool = int(state.get("collateral_pool", 0)) if state else 0
     return {
@@ -556,7 +566,11 @@ def organisation_view(row: dict[str, Any], events: Sequence[dict[str, Any]], now
         "services": [s.model_dump(mode="json") for s in terms.services],
         # The pool still reserved for department-periods not yet settled: the provider's exposure
         # (each department-period can take at most its reservation).
-        "collateral_pool": str(pool), "exposure": str(pool),
+        "collateral_pool": str(pool), "exposure": state.get("exposure", str(pool)) if state else "0",
+        # Each reported period: Pending (in its dispute window until final_after), Disputed, Final.
+        "period_states": state.get("period_states", []) if state else [],
+        "pending_periods": state.get("pending_periods", 0) if state else 0,
+        "oracles": list(terms.committee), "quorum": terms.quorum, "dispute_window": terms.dispute_window,
         "fees_escrowed": state.get("fees_escrowed", "0") if state else "0",
         "fees_deposited": bool(state.get("fees_deposited")), "collateral_deposited":
             bool(state.get("collateral_deposited")),

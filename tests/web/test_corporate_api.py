@@ -324,3 +324,58 @@ def test_a_spec_file_names_departments_only_when_its_terms_are_the_chains(tmp_pa
     (tmp_path / "other" / "x.yaml").write_text(yaml.safe_dump(data))
     kept = with_spec_names(row, (str(tmp_path / "other"),))
     assert [d["name"] for d in kept["terms"]["departments"]] == ["department-0", "department-1", "department-2"]
+
+
+def test_a_period_in_its_dispute_window_or_disputed_is_shown_so_and_not_offered_for_settlement(
+        tmp_path: Path) -> None:
+    """Departments settle FINAL periods only: the index shows a reported period's committee state
+    (in its dispute window, disputed, then reported = final) and the pages offer no settlement
+    before it is final; the API's settle is refused by the contract in its words."""
+    from smartsla.web.corporate_pages import _department_actions, _org_actions
+
+    chain = Chain.connect("embedded")
+    a = chain.accounts
+    data = yaml.safe_load(EXAMPLE.read_text())
+    body = data["spec"]
+    body["parties"], body["oracle"] = {"provider": a[1], "organisation": a[2]}, a[3]
+    body["disputes"] = {"window": "1h", "arbiter": a[8]}
+    for dep, payout in zip(body["departments"], a[5:8], strict=True):
+        dep["payout"] = payout
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 10, dt.UTC).isoformat()
+    body["timeWindow"]["count"] = 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "c.yaml").to_terms()
+    corporate = Corporate.deploy(chain, terms, a[0])
+    corporate.deposit_fees(a[2])
+    corporate.deposit_collateral(a[1])
+    chain.mine_at(terms.period_end(0))
+    corporate.report(0, PERIOD0, a[3], evidence_root=b"\x01" * 32)
+    store = IndexStore.open(str(tmp_path / "i.db"))
+    corp = CorporateStore(store.engine)
+    indexer = CorporateIndexer(chain, corp, [corporate.address])
+    app = create_app(store, chain=chain, corporate=CorporateIndex(corp, indexer), lock=indexer.lock,
+                     settings=ApiSettings(rate_limit_per_s=0))
+
+    def views() -> tuple[dict[str, Any], dict[str, Any]]:
+        indexer.sync()
+        org = requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()
+        dep = requests.get(f"{url}/api/corporate/{corporate.address}/departments/0", timeout=30).json()
+        return org, dep
+
+    with serve(app) as url:
+        org, dep = views()
+        assert org["period_states"][0]["state"] == "Pending" and dep["compliance"][0]["status"] == "in dispute window"
+        assert not [x for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"]
+        assert not [x for x in _department_actions(org, dep) if x["action"] == "settle"]
+        r = _tx(url, corporate.address, "settle", **{"from": a[4], "department": 0})
+        assert r.status_code == 409 and "WrongPeriodState(0, Pending)" in r.json()["detail"], r.text
+        corporate.dispute(0, b"\x02" * 32, a[2])
+        org, dep = views()
+        assert org["period_states"][0]["state"] == "Disputed" and dep["compliance"][0]["status"] == "disputed"
+        assert not [x for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"]
+        corporate.resolve_dispute(0, PERIOD0, a[8])
+        org, dep = views()
+        assert org["period_states"][0]["state"] == "Final" and dep["compliance"][0]["status"] == "reported"
+        assert [x["period"] for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"] == [0]
+        assert _tx(url, corporate.address, "settle", **{"from": a[4], "department": 0}).status_code == 200
+    store.close()
