@@ -379,3 +379,33 @@ def test_a_period_in_its_dispute_window_or_disputed_is_shown_so_and_not_offered_
         assert [x["period"] for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"] == [0]
         assert _tx(url, corporate.address, "settle", **{"from": a[4], "department": 0}).status_code == 200
     store.close()
+
+
+def test_the_factorys_creations_are_indexed_without_naming_them(tmp_path: Path) -> None:
+    """With the CorporateAgreementFactory, the index finds the multi-level agreements from its
+    creation events (no --corporate list); one created later is picked up by the next sync."""
+    from smartsla.corporate import CorporateFactory
+
+    chain = Chain.connect("embedded")
+    a = chain.accounts
+    data = yaml.safe_load(EXAMPLE.read_text())
+    body = data["spec"]
+    body["parties"], body["oracle"] = {"provider": a[1], "organisation": a[2]}, a[3]
+    for dep, payout in zip(body["departments"], a[5:8], strict=True):
+        dep["payout"] = payout
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 600, dt.UTC).isoformat()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "c.yaml").to_terms()
+    factory = CorporateFactory.deploy(chain, a[0])
+    first = Corporate.deploy(chain, terms, a[0], factory=factory.address)
+    Corporate.deploy(chain, terms, a[0])  # another factory's: not this index's
+    store = IndexStore.open(str(tmp_path / "i.db"))
+    corp = CorporateStore(store.engine)
+    indexer = CorporateIndexer(chain, corp, [], factory=factory.address)
+    indexer.sync()
+    assert [r["address"] for r in corp.agreements()] == [first.address]
+    second = Corporate.deploy(chain, terms, a[0], factory=factory.address)
+    indexer.sync()
+    assert sorted(r["address"] for r in corp.agreements()) == sorted([first.address, second.address])
+    assert all(r["state"]["status"] == "Pending" for r in corp.agreements())
+    store.close()
