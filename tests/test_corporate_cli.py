@@ -130,6 +130,7 @@ def test_deposit_settle_withdraw_status(cli_chain, tmp_path):
     assert [d["name"] for d in state["departments"]] == ["finance", "sales", "engineering"]
     assert all(expected)
     assert state["reported_values_ppm"] == [values]
+    assert [p["state"] for p in state["period_states"]] == ["Final"]  # no dispute window: final at once
     code, out, err = invoke("corporate", "status", address, *spec)
     assert code == 0 and "finance" in out and "exposure" in out, err
     code, out, err = invoke("agreement", "status", address)  # the same, through the agreement group

@@ -156,6 +156,9 @@ def _state_json(corporate: Corporate, terms: CorporateTerms, state: CorporateSta
             "pool": str(state.pool), "exposure": str(state.exposure), "owed_provider": str(state.owed_provider),
             "owed_organisation": str(state.owed_organisation), "balance": str(state.balance),
             "reported_values_ppm": [list(v) for v in state.reported_values],
+            # Departments settle a period once it is Final (after its dispute window, or the arbiter's ruling).
+            "period_states": [{"period": p.period, "state": p.state, "final_after": p.final_after}
+                              for p in state.periods],
             "departments": [{"index": d.index, "name": d.name, "payout": d.payout, "fee_per_period":
                              str(d.fee_per_period), "settled_periods": d.settled_periods,
                              "worst_credit_per_period": str(d.worst_credit), "credits_paid": str(d.credits_paid),
@@ -204,11 +207,15 @@ def status(chain: Chain, address: str, spec_file: Path | None, as_json: bool) ->
     if state.reported_periods:
         values = Table(title="Reported periods", title_justify="left")
         values.add_column("period", justify="right")
+        values.add_column("state")
         for s in terms.services:
             values.add_column(f"{s.name} (objective {ppm_to_percent(s.objective_ppm)})", justify="right")
         for p, reported in enumerate(state.reported_values):
-            values.add_row(str(p), *(ppm_to_percent(v) if v >= s.objective_ppm else f"[red]{ppm_to_percent(v)}[/]"
-                                     for v, s in zip(reported, terms.services, strict=True)))
+            ps = state.periods[p]
+            shown = f"{ps.state} until {fmt_time(ps.final_after)}" if ps.state == "Pending" else ps.state
+            values.add_row(str(p), shown, *(ppm_to_percent(v) if v >= s.objective_ppm
+                                            else f"[red]{ppm_to_percent(v)}[/]"
+                                            for v, s in zip(reported, terms.services, strict=True)))
         console.print(values)
 
 
