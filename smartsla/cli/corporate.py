@@ -19,8 +19,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from .. import deployments
 from ..chain import Chain
-from ..corporate import Corporate, CorporateSpec, CorporateTerms, corporate_terms_to_spec, load_corporate_spec
+from ..corporate import (
+    FACTORY_NAME,
+    Corporate,
+    CorporateFactory,
+    CorporateSpec,
+    CorporateTerms,
+    corporate_terms_to_spec,
+    load_corporate_spec,
+)
 from ..multilevel import CorporateState, is_corporate, read_state
 from ..presentation import fmt_eth, fmt_time
 from ..spec import SpecError, dump_spec
@@ -125,7 +134,14 @@ def create(file: Path, spec: CorporateSpec, rpc_url: str, from_: str | None, key
             f"[yellow]warning:[/] the term starts in {lead} s ({_iso(terms.start)}): the organisation's fees and "
             "the provider's collateral must both be deposited by then (`smartsla corporate deposit`)",
             soft_wrap=True, highlight=False)
-    corporate = Corporate.deploy(chain, terms, sender)
+    recorded = None if chain.embedded else deployments.lookup(chain.chain_id, FACTORY_NAME)
+    factory = CorporateFactory.for_chain(chain, sender)
+    if not chain.embedded and recorded is None:
+        _console(stderr=True).print(
+            f"[yellow]warning:[/] no {FACTORY_NAME} recorded for chain id {chain.chain_id}: deployed one at "
+            f"{factory.address}, not recorded (`smartsla serve` finds this agreement only with --corporate; "
+            "`smartsla deploy` records the factories)", soft_wrap=True, highlight=False)
+    corporate = factory.create(terms, sender)
     gas = corporate.creation.gas_used if corporate.creation else "?"
     console.print(f"Multi-level agreement [bold cyan]{corporate.address}[/] created from {file} (gas {gas}): "
                   f"{len(terms.departments)} departments, pool {fmt_eth(terms.collateral)}, fees "
