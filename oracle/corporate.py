@@ -36,10 +36,12 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.types import Wei
 
+from smartsla import deployments
 from smartsla.chain import REVERTS, Chain, TxResult, _revert_data
-from smartsla.corporate import Corporate, CorporateTerms
+from smartsla.corporate import FACTORY_NAME, Corporate, CorporateTerms
 from smartsla.errors import ContractReverted, NotAnAgreement, decode_revert
 from smartsla.multilevel import (
+    created_by_factory,
     finished,
     funded,
     is_corporate,
@@ -84,6 +86,17 @@ class CorporateServed:
 
     def __repr__(self) -> str:
         return f"CorporateAgreement({self.address})"
+
+
+def created_corporates(daemon: Daemon, from_block: int, to_block: int) -> list[str]:
+    """The multi-level agreements the CorporateAgreementFactory recorded for this chain
+    (deployments.json, written by `smartsla deploy`) created in the block range: for discover
+    mode, which then applies the same rules as to the factory's (this oracle in the committee,
+    the provider allowed)."""
+    factory = deployments.lookup(daemon.chain.chain_id, FACTORY_NAME)
+    if factory is None or not daemon.chain.w3.eth.get_code(Web3.to_checksum_address(factory)):
+        return []
+    return created_by_factory(daemon.chain, factory, from_block, to_block)
 
 
 def open_corporate(daemon: Daemon, address: str) -> CorporateServed | None:

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import daemon_helpers
@@ -199,3 +200,29 @@ def test_departments_a_stranger_settled_first_are_skipped_not_a_stuck_period(wor
         daemon.store.close()
     # The report above and the daemon's one settlement (which skipped the stranger's department).
     assert world.chain.w3.eth.get_transaction_count(world.oracle) == 2
+
+
+def test_discover_mode_serves_the_corporate_factorys_agreements_of_listed_providers(
+        world: World, services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """In discover mode the daemon also serves the multi-level agreements the recorded
+    CorporateAgreementFactory creates, under the same rules as the factory's (finding 7c): this
+    oracle in the committee AND the provider in discover_providers."""
+    from smartsla import deployments
+    from smartsla.corporate import FACTORY_NAME, CorporateFactory
+
+    monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
+    factory = CorporateFactory.deploy(world.chain, world.deployer)
+    deployments.record(world.chain.chain_id, FACTORY_NAME, factory.address)
+    corporate, _ = _corporate(world, tmp_path, count=1)  # created through the recorded factory
+    stranger = world.chain.accounts[9]
+    other_terms = load_corporate_spec(tmp_path / "corporate.yaml").to_terms()
+    other = Corporate.deploy(world.chain, replace(other_terms, provider=stranger), world.deployer)
+    config = _config(world, corporate.address, services)
+    cfg = yaml.safe_load(config.read_text())
+    cfg.update(agreements=[], discover=True, discover_providers=[world.provider])
+    config.write_text(yaml.safe_dump(cfg))
+    daemon = _daemon(world, config, monkeypatch)
+    try:
+        assert corporate.address in daemon.served and other.address not in daemon.served
+    finally:
+        daemon.store.close()
