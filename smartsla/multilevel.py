@@ -7,7 +7,10 @@ of the contract's interface is adapted here, once:
 
 * `is_corporate` decides whether an address is a multi-level agreement (the contract is asked:
   only a CorporateAgreement answers `departmentCount()`);
-* `read_state` is every read of a deployed one's state (pool, exposure, departments' progress);
+* `created_by_factory` lists those a CorporateAgreementFactory created (the index and the
+  daemon's discover mode);
+* `read_state` is every read of a deployed one's state (pool, exposure, departments' progress,
+  each reported period's committee state), at any block: the index reads through it too;
 * `send_report` is the oracle's report call (the values and the evidence behind them).
 """
 
@@ -206,8 +209,8 @@ REPORT_DEADLINE_S = 30 * 24 * 3600
 class MeasuredTerms:
     """What measuring code (the oracle daemon's probes, slice records, evidence, running-period
     gauges and signed payload; the demo's evidence) reads of an agreement's terms, for a
-    multi-level agreement. The slice length and the minimum measured share are not in its terms
-    (yet): the daemon's setting and the Agreement default apply."""
+    multi-level agreement: its schedule, committee, slice length and minimum measured share as
+    the chain holds them."""
 
     services: tuple[Service, ...]
     start: int
