@@ -77,7 +77,7 @@ def measure(n: int, tmp: Path) -> dict[str, float]:
     corp.deposit_fees(a[2])
     corp.deposit_collateral(a[1])
     chain.mine_at(terms.period_end(0))
-    corp.report(0, [985_000, 999_000, 980_000], a[3])
+    corp.report(0, [985_000, 999_000, 980_000], a[3], evidence_root=b"\x01" * 32)
     store = IndexStore.open(str(tmp / f"index-{n}.db"))
     cs = CorporateStore(store.engine)
     indexer = CorporateIndexer(chain, cs, [corp.address])

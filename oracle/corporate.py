@@ -36,17 +36,19 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.types import Wei
 
+from smartsla import deployments
 from smartsla.chain import REVERTS, Chain, TxResult, _revert_data
-from smartsla.corporate import Corporate, CorporateTerms
+from smartsla.corporate import FACTORY_NAME, Corporate, CorporateTerms
 from smartsla.errors import ContractReverted, NotAnAgreement, decode_revert
 from smartsla.multilevel import (
+    created_by_factory,
     finished,
     funded,
     is_corporate,
     measured_terms,
+    period_state,
     reported_periods,
     send_report,
-    settled_periods_of,
 )
 from smartsla.reports import root_bytes
 
@@ -71,18 +73,30 @@ class CorporateServed:
     """The `agreement` of a `Served` entry for a multi-level agreement: its address, the terms the
     measuring code reads, and the `Corporate` that acts (through the daemon's TxManager)."""
 
-    def __init__(self, corporate: Corporate, terms: CorporateTerms, tx_chain: _TxChain, slice_seconds: int):
+    def __init__(self, corporate: Corporate, terms: CorporateTerms, tx_chain: _TxChain):
         self.corporate = corporate
         self.address = corporate.address
         self.corporate_terms = terms
         self.tx_chain = tx_chain
-        self.terms = measured_terms(terms, slice_seconds)
+        # The agreed slice (on-chain): the daemon refuses a configured slice that differs.
+        self.terms = measured_terms(terms, terms.slice_seconds)
 
     def maintenance_windows(self) -> list[Any]:
         return []  # the multi-level contract declares no maintenance (yet): nothing is excluded
 
     def __repr__(self) -> str:
         return f"CorporateAgreement({self.address})"
+
+
+def created_corporates(daemon: Daemon, from_block: int, to_block: int) -> list[str]:
+    """The multi-level agreements the CorporateAgreementFactory recorded for this chain
+    (deployments.json, written by `smartsla deploy`) created in the block range: for discover
+    mode, which then applies the same rules as to the factory's (this oracle in the committee,
+    the provider allowed)."""
+    factory = deployments.lookup(daemon.chain.chain_id, FACTORY_NAME)
+    if factory is None or not daemon.chain.w3.eth.get_code(Web3.to_checksum_address(factory)):
+        return []
+    return created_by_factory(daemon.chain, factory, from_block, to_block)
 
 
 def open_corporate(daemon: Daemon, address: str) -> CorporateServed | None:
@@ -96,7 +110,7 @@ def open_corporate(daemon: Daemon, address: str) -> CorporateServed | None:
     corporate = Corporate(tx_chain, address)  # type: ignore[arg-type]  # a Chain in all but transact
     terms = corporate.read_terms()
     corporate.terms = terms
-    return CorporateServed(corporate, terms, tx_chain, daemon.config.slice_seconds)
+    return CorporateServed(corporate, terms, tx_chain)
 
 
 # ---------------------------------------------------------------- transactions
@@ -183,13 +197,20 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
     departments = len(view.corporate_terms.departments)
     while True:
         reported = reported_periods(corporate)
-        lowest = min(settled_periods_of(corporate, i) for i in range(departments))
-        if lowest < reported:
+        # Departments settle FINAL periods only (after the dispute window, or the arbiter's
+        # ruling); a terminated department has no period from its end on.
+        behind = [d.settled_periods for d in map(corporate.department_status, range(departments))
+                  if d.settled_periods < (d.end_period if d.terminated else terms.period_count)]
+        lowest = min(behind, default=terms.period_count)
+        if lowest < reported and period_state(corporate, lowest) == "Final":
             if not _settle(daemon, view, lowest, departments):
                 return  # pending or refused: the next pass looks again
             continue
         over = finished(corporate) or max(now, time.time()) >= terms.report_deadline
         if reported >= terms.period_count or over:
+            if lowest < reported:  # reported periods not final yet: settle them when they are
+                served.next_due = now + daemon.config.report_check_s
+                return
             served.done = True
             log.info("agreement finished", extra={"agreement": view.address, "reported": reported,
                                                   "periods": terms.period_count})

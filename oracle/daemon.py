@@ -45,7 +45,7 @@ from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
-from .corporate import CorporateServed, open_corporate, report_corporate
+from .corporate import CorporateServed, created_corporates, open_corporate, report_corporate
 from .evidence import (
     Bundle,
     ExcludedWindow,
@@ -351,13 +351,19 @@ class Daemon:
             return
         logs = self.factory.contract.events.AgreementCreated().get_logs(
             from_block=self._discovered_to_block, to_block=latest)
+        # Multi-level agreements: those the recorded CorporateAgreementFactory created, same rules.
+        corporates = created_corporates(self, self._discovered_to_block, latest)
         self._discovered_to_block = latest + 1
         allowed = set(self.config.discover_providers)
-        for entry in logs:
-            address = entry["args"]["agreement"]
+        found: list[Any] = [entry["args"]["agreement"] for entry in logs] + corporates
+        for address in found:
             if address in self.served:
                 continue
-            agreement = Agreement(self.chain, address, factory=self.factory)
+            # A CorporateServed stands in for an Agreement (as for listed ones in prepare).
+            agreement = cast(Agreement | None, open_corporate(self, address) if address in corporates
+                             else Agreement(self.chain, address, factory=self.factory))
+            if agreement is None:
+                continue
             terms = agreement.terms
             if self.account.address not in terms.oracles:
                 continue

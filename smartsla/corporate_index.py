@@ -5,10 +5,10 @@ Kept apart from the factory's index (smartsla.indexer, smartsla.index_store): it
 sync, so that the contract rebuild (a factory clone, a committee of reports) changes three small
 places here and nothing there:
 
-* `discover_corporates`: which addresses are multi-level agreements (today the explicit list
-  of `smartsla serve --corporate`; after the factory, its creation event);
+* `discover_corporates`: which addresses are multi-level agreements (the explicit list of
+  `smartsla serve --corporate`, and the CorporateAgreementFactory's creation events);
 * `EVENTS` / `REPORT_EVENTS`: every event name this module knows;
-* `read_state`: every view function it reads (the rest goes through smartsla.corporate).
+* `read_state`: smartsla.multilevel.read_state (the one reader of the contract's views) as JSON.
 
 The chain is the authority. Every money figure shown comes from the contract (its events and
 its state at the snapshot block); the reference model (CorporateTerms.department_credit) is used
@@ -50,11 +50,12 @@ from sqlalchemy import (
 from web3 import Web3
 from web3._utils.events import get_event_data
 
-from . import artifacts
+from . import artifacts, multilevel
 from .chain import Chain
 from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporate_spec
 from .credit import tier_credit_bps
 from .indexer import _json_value
+from .multilevel import created_by_factory
 from .terms import Service, Tier
 
 log = logging.getLogger("smartsla.corporate_index")
@@ -68,20 +69,24 @@ EVENTS = {
     "withdrawn": "Withdrawn",
     "expired": "Expired",
     "cancelled": "Cancelled",
-    "department_added": "DepartmentAdded",
+    "terminated": "DepartmentTerminated",
+    "disputed": "Disputed",
+    "corrected": "ReportCorrected",
+    "final": "PeriodFinal",
 }
-# The oracle's report of a period. After the rebuild (issue 11 item 1): Agreement's
-# "ReportsAccepted" / "EvidenceCommitted"; add their names here.
+# The committee's report of a period (one member directly, or a quorum of signed reports: both
+# emit PeriodReported; the signed path adds ReportsAccepted, each member's EvidenceCommitted).
 REPORT_EVENTS = ("PeriodReported",)
 
 
-def discover_corporates(explicit: Sequence[str]) -> list[str]:
-    """The addresses of the multi-level agreements to index.
-
-    Today they are deployed by constructor, so the operator names them (`smartsla serve
-    --corporate ADDRESS`). Once a factory creates them, read its creation event here instead."""
+def discover_corporates(explicit: Sequence[str], chain: Chain | None = None, factory: str | None = None,
+                        from_block: int = 0, to_block: int | str = "latest") -> list[str]:
+    """The addresses of the multi-level agreements to index: those the operator names (`smartsla
+    serve --corporate ADDRESS`) and, with `factory`, every one the CorporateAgreementFactory
+    created in the block range (its CorporateAgreementCreated event)."""
     out: list[str] = []
-    for a in explicit:
+    found = created_by_factory(chain, factory, from_block, to_block) if chain is not None and factory else []
+    for a in [*explicit, *found]:
         checked = Web3.to_checksum_address(a)
         if checked not in out:
             out.append(checked)
@@ -99,48 +104,35 @@ def terms_from_json(data: dict[str, Any]) -> CorporateTerms:
     departments = tuple(DepartmentTerms(**{**d, "objectives": tuple(d["objectives"]),
                                            "weights_bps": tuple(d["weights_bps"])}) for d in data["departments"])
     services = tuple(Service.model_validate(s) for s in data["services"])
-    return CorporateTerms(**{**data, "services": services, "departments": departments})
+    oracles = tuple(data.get("oracles", ()))
+    return CorporateTerms(**{**data, "services": services, "departments": departments, "oracles": oracles})
 
 
 # ---------------------------------------------------------------------------- chain reads
 def read_state(chain: Chain, address: str, terms: CorporateTerms, block: int | str) -> dict[str, Any]:
-    """The contract's state at `block`, as JSON: every view this module reads is here."""
-    corporate = Corporate(chain, address, terms)
-    f = corporate.contract.functions
-
-    def call(fn: Any) -> Any:
-        return fn.call(block_identifier=block)
-
-    reported = int(call(f.reportedPeriods()))
-    parties = [terms.provider, terms.organisation] + [d.payout for d in terms.departments]
-    owed = {}
-    for p in parties:
-        if p not in owed:
-            owed[p] = str(call(corporate.contract.functions.owed(p)))
+    """The contract's state at `block`, as JSON for the store: smartsla.multilevel.read_state (the
+    one reader of the contract's views) in the index's shape."""
+    st = multilevel.read_state(Corporate(chain, address, terms), terms, block=block)
     return {
-        "fees_deposited": bool(call(f.feesDeposited())), "collateral_deposited": bool(call(f.collateralDeposited())),
-        "cancelled": bool(call(f.cancelled())), "expired": bool(call(f.expired())),
-        "reported_periods": reported, "fees_escrowed": str(call(f.feesEscrowed())),
-        "collateral_pool": str(call(f.collateralPool())),
-        "expires_at": int(call(f.expiresAt())),
-        "settled": [int(call(f.settledPeriodsOf(i))) for i in range(len(terms.departments))],
-        "worst_credit": [str(call(f.worstCreditOf(i))) for i in range(len(terms.departments))],
-        "reported": [[int(v) for v in call(f.reportedValues(p))] for p in range(reported)],
-        "owed": owed,
-        "balance": str(chain.w3.eth.get_balance(address, block_identifier=block)),  # type: ignore[arg-type]
+        "status": st.status, "fees_deposited": st.fees_deposited, "collateral_deposited": st.collateral_deposited,
+        "cancelled": st.cancelled, "expired": st.expired,
+        "reported_periods": st.reported_periods, "pending_periods": st.pending_periods,
+        "fees_escrowed": str(st.fees_escrowed), "collateral_pool": str(st.pool), "exposure": str(st.exposure),
+        "expires_at": st.expires_at,
+        "settled": [d.settled_periods for d in st.departments],
+        "terminated": [d.end_period if d.terminated else None for d in st.departments],
+        "worst_credit": [str(d.worst_credit) for d in st.departments],
+        "reported": [list(p.values) for p in st.periods],
+        "period_states": [{"state": p.state, "final_after": p.final_after} for p in st.periods],
+        "owed": {a: str(v) for a, v in st.owed},
+        "balance": str(st.balance),
     }
 
 
 def status_of(state: dict[str, Any], terms: CorporateTerms) -> str:
-    if state["cancelled"]:
-        return "Cancelled"
-    if not (state["fees_deposited"] and state["collateral_deposited"]):
-        return "Pending"
-    if state["expired"]:
-        return "Expired"
-    if all(s >= terms.period_count for s in state["settled"]):
-        return "Ended"
-    return "Active"
+    """The contract's Status (Pending, Active, Ended: every period reported, Cancelled, Expired)."""
+    del terms  # the chain says it
+    return str(state.get("status", "Pending"))
 
 
 # ---------------------------------------------------------------------------- names from spec files
@@ -290,10 +282,13 @@ class CorporateIndexer:
     """Follows the multi-level agreements `addresses` into `store` (see the module's notes)."""
 
     def __init__(self, chain: Chain, store: CorporateStore, addresses: Sequence[str], *, start_block: int = 0,
-                 confirmations: int = 0, chunk_blocks: int = 2_000, lock: threading.RLock | None = None) -> None:
+                 confirmations: int = 0, chunk_blocks: int = 2_000, lock: threading.RLock | None = None,
+                 factory: str | None = None) -> None:
         self.chain = chain
         self.store = store
+        # Named ones now; with `factory`, each block range adds the agreements it created.
         self.addresses = discover_corporates(addresses)
+        self.factory = Web3.to_checksum_address(factory) if factory else None
         self.start_block = start_block
         self.confirmations = confirmations
         self.chunk_blocks = chunk_blocks
@@ -348,13 +343,15 @@ class CorporateIndexer:
         w3 = self.chain.w3
         with self.lock:
             to_block = w3.eth.get_block(to)
+            if self.factory is not None:
+                self.addresses = discover_corporates(self.addresses, self.chain, self.factory, frm, to)
             live = [Web3.to_checksum_address(a) for a in self.addresses
                     if a in known or w3.eth.get_code(Web3.to_checksum_address(a), block_identifier=to)]
             logs = w3.eth.get_logs({"fromBlock": frm, "toBlock": to, "address": live}) if live else []
         stamps: dict[int, int] = {}
         events = []
         touched: set[str] = {str(a) for a in live if a not in known}
-        reread: set[str] = set(touched)
+        reread: set[str] = set(touched)  # the terms are immutable: read once, when first seen
         for raw in sorted(logs, key=lambda r: (int(r["blockNumber"]), int(r["logIndex"]))):
             number = int(raw["blockNumber"])
             if number not in stamps:
@@ -363,8 +360,6 @@ class CorporateIndexer:
             address: str = Web3.to_checksum_address(raw["address"])
             name, args = self._decode(raw)
             touched.add(address)
-            if name == EVENTS["department_added"]:
-                reread.add(address)  # departments change until the first deposit
             events.append({"address": address, "block_number": number, "log_index": int(raw["logIndex"]),
                            "tx_hash": HexBytes(raw["transactionHash"]).to_0x_hex(), "name": name, "args": args,
                            "timestamp": stamps[number]})
@@ -457,10 +452,16 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
         start, end = terms.start + p * terms.period_length, terms.period_end(p)
         ev = settled.get((index, p))
         values = reported[p] if p < len(reported) else None
+        period_state = state.get("period_states", [])[p] if p < len(state.get("period_states", [])) else None
+        terminated_at = (state.get("terminated") or [None] * len(terms.departments))[index]
         if ev is not None:
             status = "settled"
+        elif terminated_at is not None and p >= terminated_at:
+            status = "terminated"  # the disaster clause: the department has no period from here on
         elif values is not None:
-            status = "reported"  # awaiting settlement: anyone may settle it
+            # Departments settle FINAL periods: after the dispute window, or the arbiter's ruling.
+            status = {"Pending": "in dispute window", "Disputed": "disputed"}.get(
+                period_state["state"] if period_state else "Final", "reported")  # reported: anyone may settle it
         elif state["expired"]:
             status = "expired"  # never reported: its fee went back to the organisation
         elif now >= end:
@@ -492,6 +493,8 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
             "fee": str(ev["fee"]) if ev is not None else str(dep.fee_per_period),
             "released": str(ev["released"]) if ev is not None else None,
             "tx_hash": ev["tx_hash"] if ev is not None else None,
+            "period_state": period_state["state"] if period_state else None,
+            "final_after": period_state["final_after"] if period_state else None,
             "reported_at": reports[p]["timestamp"] if p in reports else None,
             "report_tx": reports[p]["tx_hash"] if p in reports else None,
         })
@@ -550,6 +553,8 @@ def organisation_view(row: dict[str, Any], events: Sequence[dict[str, Any]], now
                             "services": [s_.name for k, s_ in enumerate(terms.services) if d.service_mask & (1 << k)],
                             "settled_periods": s, "credits_paid": str(paid), "credits_expected": str(expected),
                             "owed_to_payout": state.get("owed", {}).get(d.payout, "0") if state else "0",
+                            "terminated_at": (state.get("terminated") or [None] * len(terms.departments))[i]
+                            if state else None,
                             "payout_shared_with": _payout_shared(terms, i)})
     pool = int(state.get("collateral_pool", 0)) if state else 0
     return {
@@ -561,7 +566,11 @@ def organisation_view(row: dict[str, Any], events: Sequence[dict[str, Any]], now
         "services": [s.model_dump(mode="json") for s in terms.services],
         # The pool still reserved for department-periods not yet settled: the provider's exposure
         # (each department-period can take at most its reservation).
-        "collateral_pool": str(pool), "exposure": str(pool),
+        "collateral_pool": str(pool), "exposure": state.get("exposure", str(pool)) if state else "0",
+        # Each reported period: Pending (in its dispute window until final_after), Disputed, Final.
+        "period_states": state.get("period_states", []) if state else [],
+        "pending_periods": state.get("pending_periods", 0) if state else 0,
+        "oracles": list(terms.committee), "quorum": terms.quorum, "dispute_window": terms.dispute_window,
         "fees_escrowed": state.get("fees_escrowed", "0") if state else "0",
         "fees_deposited": bool(state.get("fees_deposited")), "collateral_deposited":
             bool(state.get("collateral_deposited")),

@@ -7,7 +7,10 @@ of the contract's interface is adapted here, once:
 
 * `is_corporate` decides whether an address is a multi-level agreement (the contract is asked:
   only a CorporateAgreement answers `departmentCount()`);
-* `read_state` is every read of a deployed one's state (pool, exposure, departments' progress);
+* `created_by_factory` lists those a CorporateAgreementFactory created (the index and the
+  daemon's discover mode);
+* `read_state` is every read of a deployed one's state (pool, exposure, departments' progress,
+  each reported period's committee state), at any block: the index reads through it too;
 * `send_report` is the oracle's report call (the values and the evidence behind them).
 """
 
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from web3 import Web3
 
 from .chain import Chain, TxResult
-from .corporate import Corporate, CorporateTerms
+from .corporate import FACTORY_NAME, PERIOD_STATES, STATUSES, Corporate, CorporateTerms
 from .errors import NotAnAgreement
 from .terms import DEFAULT_MIN_MEASURED_PPM, ZERO_ADDRESS, Service
 
@@ -29,17 +33,29 @@ KIND = "CorporateAgreement"
 # ---------------------------------------------------------------- which kind
 def is_corporate(chain: Chain, address: str) -> bool:
     """Whether `address` holds a multi-level agreement: the contract is asked (only a
-    CorporateAgreement answers departmentCount()). Nothing is recorded at creation: a record
-    would be a second truth that a restarted dev chain (same chain id, new contracts) makes
-    wrong, and one call costs nothing. Raises NotAnAgreement when no contract is there."""
+    CorporateAgreement answers departmentCount() and packedTerms()). Nothing is recorded at
+    creation: a record would be a second truth that a restarted dev chain (same chain id, new
+    contracts) makes wrong, and one call costs nothing. Raises NotAnAgreement when no contract is
+    there."""
     address = Web3.to_checksum_address(address)
     if not chain.w3.eth.get_code(address):
         raise NotAnAgreement(f"no contract at {address} on chain id {chain.chain_id}")
     try:
-        chain.contract(KIND, address).functions.departmentCount().call()
+        f = chain.contract(KIND, address).functions
+        f.departmentCount().call()
+        f.packedTerms().call()
     except Exception:  # noqa: BLE001 - any failure (revert, undecodable answer): not this kind
         return False
     return True
+
+
+def created_by_factory(chain: Chain, factory: str, from_block: int = 0,
+                       to_block: int | str = "latest") -> list[str]:
+    """The multi-level agreements `factory` created in the block range (its
+    CorporateAgreementCreated events), in creation order."""
+    contract = chain.contract(FACTORY_NAME, factory)
+    logs = contract.events.CorporateAgreementCreated().get_logs(from_block=from_block, to_block=to_block)
+    return [Web3.to_checksum_address(log["args"]["agreement"]) for log in logs]
 
 
 # ---------------------------------------------------------------- state
@@ -54,11 +70,24 @@ class DepartmentState:
     credits_paid: int  # every settled period's credit, so far
     owed: int  # credited to the payout address and not withdrawn yet
     periods: tuple[tuple[int, int, int], ...]  # (period, credit paid, fee) per settled period
+    terminated: bool = False  # the disaster clause: no period from end_period on
+    end_period: int = 0  # the department's last period + 1 (period_count unless terminated)
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    """A reported period: Pending (in its dispute window), Disputed (awaiting the arbiter) or
+    Final (departments settle it); final_after: when a Pending period becomes final."""
+
+    period: int
+    state: str
+    final_after: int
+    values: tuple[int, ...]  # one value (ppm) per corporate service, as reported (or corrected)
 
 
 @dataclass(frozen=True)
 class CorporateState:
-    status: str  # Pending, Active, Ended, Cancelled, Expired
+    status: str  # the contract's Status: Pending, Active, Ended (every period reported), Cancelled, Expired
     fees_deposited: bool
     collateral_deposited: bool
     reported_periods: int
@@ -70,70 +99,104 @@ class CorporateState:
     balance: int
     departments: tuple[DepartmentState, ...]
     reported_values: tuple[tuple[int, ...], ...]  # per reported period, one value (ppm) per corporate service
+    periods: tuple[PeriodState, ...] = ()  # per reported period
+    pending_periods: int = 0  # reported and not final yet
+    expires_at: int = 0
+    owed: tuple[tuple[str, int], ...] = ()  # (address, owed) for the parties and every payout
 
     @property
     def settled_periods(self) -> int:
-        """Periods settled for every department."""
-        return min((d.settled_periods for d in self.departments), default=0)
+        """Periods settled for every department still running (a terminated one counts as done)."""
+        return min((d.settled_periods if not d.terminated else 1 << 16 for d in self.departments), default=0)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "Cancelled"
+
+    @property
+    def expired(self) -> bool:
+        return self.status == "Expired"
+
+    @property
+    def all_settled(self) -> bool:
+        """Every department settled all its periods: nothing more will move but withdrawals."""
+        return all(d.settled_periods >= d.end_period for d in self.departments)
 
 
-def read_state(corporate: Corporate, terms: CorporateTerms, names: Sequence[str] | None = None) -> CorporateState:
-    """Everything the chain holds about a multi-level agreement now. `names`: the departments'
-    names from its spec (the chain holds none: department-<i> otherwise)."""
-    f = corporate.contract.functions
-    call = corporate.chain.call
-    cancelled, expired = call(f.cancelled()), call(f.expired())
-    fees_in, collateral_in = call(f.feesDeposited()), call(f.collateralDeposited())
-    reported = call(f.reportedPeriods())
+def read_state(corporate: Corporate, terms: CorporateTerms, names: Sequence[str] | None = None, *,
+               block: int | str = "latest") -> CorporateState:
+    """Everything the chain holds about a multi-level agreement at `block`: the one place that
+    knows the contract's view and event names for its state (the CLI, the daemon, the demo and
+    the index read through it). `names`: the departments' names from its spec (the chain holds
+    none: department-<i> otherwise)."""
+    c = corporate.contract
+    f = c.functions
+
+    def call(fn: Any) -> Any:
+        return fn.call(block_identifier=block)
+
+    snap = call(f.snapshot())
+    status = STATUSES[snap[0]]
+    reported, pending = int(snap[1]), int(snap[2])
+    fees_in, collateral_in = bool(snap[3]), bool(snap[4])
     paid: dict[int, list[tuple[int, int, int]]] = {}
-    for log in corporate.contract.events.DepartmentSettled().get_logs(from_block=0):
+    for log in c.events.DepartmentSettled().get_logs(from_block=0, to_block=block):
         a = log["args"]
         paid.setdefault(int(a["department"]), []).append((int(a["period"]), int(a["creditPaid"]), int(a["fee"])))
+    owed: dict[str, int] = {}
+    for who in [terms.provider, terms.organisation, *(d.payout for d in terms.departments)]:
+        who = Web3.to_checksum_address(who)
+        if who not in owed:
+            owed[who] = int(call(f.owed(who)))
     departments = []
     exposure = 0
     for i, d in enumerate(terms.departments):
-        settled = call(f.settledPeriodsOf(i))
-        worst = call(f.worstCreditOf(i))
-        if not (cancelled or (expired and settled >= reported)):
-            # After expire, only reported periods still settle; their reservations stay in the pool.
-            exposure += worst * ((reported if expired else terms.period_count) - settled)
+        settled, terminated, end_period = call(f.departmentState(i))
+        end = int(end_period) if terminated else terms.period_count
+        worst = int(call(f.worstCreditOf(i)))
+        if status != "Cancelled":
+            # After expire only reported periods still settle; their reservations stay in the pool.
+            last = min(end, reported) if status == "Expired" else end
+            exposure += worst * max(0, last - int(settled))
         periods = tuple(sorted(paid.get(i, [])))
         name = names[i] if names is not None and i < len(names) else d.name
-        departments.append(DepartmentState(i, name, d.payout, d.fee_per_period, settled, worst,
-                                           sum(p[1] for p in periods), call(f.owed(d.payout)), periods))
-    if cancelled:
-        status = "Cancelled"
-    elif expired:
-        status = "Expired"
-    elif not (fees_in and collateral_in):
-        status = "Pending"
-    elif min((d.settled_periods for d in departments), default=0) >= terms.period_count:
-        status = "Ended"
-    else:
-        status = "Active"
-    return CorporateState(status, fees_in, collateral_in, reported, call(f.feesEscrowed()), call(f.collateralPool()),
-                          exposure, call(f.owed(terms.provider)), call(f.owed(terms.organisation)),
-                          corporate.chain.balance(corporate.address), tuple(departments),
-                          tuple(tuple(call(f.reportedValues(p))) for p in range(reported)))
+        departments.append(DepartmentState(i, name, d.payout, d.fee_per_period, int(settled), worst,
+                                           sum(p[1] for p in periods), owed[Web3.to_checksum_address(d.payout)],
+                                           periods, bool(terminated), end))
+    period_states = []
+    for p in range(reported):
+        state, final_after, _mask = call(f.periodState(p))
+        period_states.append(PeriodState(p, PERIOD_STATES[state], int(final_after),
+                                         tuple(int(v) for v in call(f.reportedValues(p)))))
+    balance = corporate.chain.w3.eth.get_balance(corporate.address, block_identifier=block)  # type: ignore[arg-type]
+    return CorporateState(status, fees_in, collateral_in, reported, int(snap[5]), int(snap[6]), exposure,
+                          owed[Web3.to_checksum_address(terms.provider)],
+                          owed[Web3.to_checksum_address(terms.organisation)], int(balance), tuple(departments),
+                          tuple(ps.values for ps in period_states), tuple(period_states), pending,
+                          int(call(f.expiresAt())), tuple(owed.items()))
 
 
 def reported_periods(corporate: Corporate) -> int:
-    return int(corporate.chain.call(corporate.contract.functions.reportedPeriods()))
+    return corporate.status().reported_periods
 
 
 def settled_periods_of(corporate: Corporate, index: int) -> int:
-    return int(corporate.chain.call(corporate.contract.functions.settledPeriodsOf(index)))
+    return corporate.department_status(index).settled_periods
+
+
+def period_state(corporate: Corporate, period: int) -> str:
+    """None (not reported), Pending, Disputed or Final."""
+    return corporate.period_state(period)[0]
 
 
 def finished(corporate: Corporate) -> bool:
     """Cancelled or expired: nothing more will be reported (reported periods may still settle)."""
-    f = corporate.contract.functions
-    return bool(corporate.chain.call(f.cancelled()) or corporate.chain.call(f.expired()))
+    return corporate.status().status in ("Cancelled", "Expired")
 
 
 def funded(corporate: Corporate) -> bool:
-    f = corporate.contract.functions
-    return bool(corporate.chain.call(f.feesDeposited()) and corporate.chain.call(f.collateralDeposited()))
+    s = corporate.status()
+    return s.fees_deposited and s.collateral_deposited
 
 
 # ---------------------------------------------------------------- measuring
@@ -146,8 +209,8 @@ REPORT_DEADLINE_S = 30 * 24 * 3600
 class MeasuredTerms:
     """What measuring code (the oracle daemon's probes, slice records, evidence, running-period
     gauges and signed payload; the demo's evidence) reads of an agreement's terms, for a
-    multi-level agreement. The slice length and the minimum measured share are not in its terms
-    (yet): the daemon's setting and the Agreement default apply."""
+    multi-level agreement: its schedule, committee, slice length and minimum measured share as
+    the chain holds them."""
 
     services: tuple[Service, ...]
     start: int
@@ -185,8 +248,9 @@ class MeasuredTerms:
 
 def measured_terms(terms: CorporateTerms, slice_seconds: int) -> MeasuredTerms:
     return MeasuredTerms(terms.services, terms.start, terms.period_length, terms.period_count, slice_seconds,
-                         (terms.oracle,), terms.provider, terms.asset or ZERO_ADDRESS,
-                         sum(d.fee_per_period for d in terms.departments), terms.credit_cap_bps)
+                         terms.committee, terms.provider, terms.asset or ZERO_ADDRESS,
+                         sum(d.fee_per_period for d in terms.departments), terms.credit_cap_bps,
+                         terms.min_measured_ppm, terms.dispute_window, terms.quorum)
 
 
 # ---------------------------------------------------------------- the oracle's report
@@ -194,6 +258,5 @@ def send_report(corporate: Corporate, period: int, values: Sequence[int], sender
                 measured_ppm: int, evidence_root: bytes) -> TxResult:
     """The oracle's report of `period`: one value per corporate service, and what backs them (the
     share of the period measured, the Merkle root of the evidence, oracle.evidence). The one
-    place the report is sent from; today's contract takes the values only."""
-    del measured_ppm, evidence_root  # committed in the oracle's signed record; not on-chain yet
-    return corporate.report(period, list(values), sender)
+    place the report is sent from (a committee member reporting directly: quorum 1)."""
+    return corporate.report(period, list(values), sender, evidence_root=evidence_root, measured_ppm=measured_ppm)

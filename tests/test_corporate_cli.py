@@ -92,24 +92,24 @@ def test_deposit_settle_withdraw_status(cli_chain, tmp_path):
     chain = cli_chain
     address, path, roles = _create(chain, tmp_path)
     spec = ("--spec", str(path))
-    # Wrong party, named.
+    # Wrong party: the contract refuses (asked before sending), named in its words.
     code, _, err = invoke("corporate", "deposit", address, "--what", "fees", "--from", roles["provider"])
-    assert code == 2 and f"only the organisation {roles['organisation']} deposits the fees" in err
+    assert code == 1 and f"the contract refused: Unauthorized('{roles['provider']}')" in err, err
     code, out, err = invoke("corporate", "deposit", address, "--from", roles["organisation"])
     assert code == 0, err
     assert "9.0000 ETH of fees" in out and "waiting for the provider" in out  # (2 + 1 + 1.5) x 2 periods
     code, _, err = invoke("corporate", "deposit", address, "--from", roles["organisation"])
-    assert code == 1 and "already deposited" in err
+    assert code == 1 and "AlreadyDeposited()" in err, err
     code, out, err = invoke("corporate", "deposit", address, "--from", roles["provider"])
     assert code == 0 and "Status: Active" in out, err
 
     corporate = Corporate(chain, address)
     terms = corporate.read_terms()
     code, _, err = invoke("corporate", "settle", address, "0", "--from", roles["stranger"])
-    assert code == 1 and "not reported yet" in err
+    assert code == 1 and "PeriodNotReported(0)" in err, err
     chain.mine_at(terms.period_end(0))
     values = [985_000, 998_500, 970_000]  # email < 99 %, erp 99.85 %, vpn 97 %
-    corporate.report(0, values, roles["oracle"])
+    corporate.report(0, values, roles["oracle"], evidence_root=b"\x01" * 32)
     # A stranger settles finance alone, then every other department in one transaction.
     code, out, err = invoke("corporate", "settle", address, "0", "--department", "finance", *spec,
                             "--from", roles["stranger"])
@@ -130,6 +130,7 @@ def test_deposit_settle_withdraw_status(cli_chain, tmp_path):
     assert [d["name"] for d in state["departments"]] == ["finance", "sales", "engineering"]
     assert all(expected)
     assert state["reported_values_ppm"] == [values]
+    assert [p["state"] for p in state["period_states"]] == ["Final"]  # no dispute window: final at once
     code, out, err = invoke("corporate", "status", address, *spec)
     assert code == 0 and "finance" in out and "exposure" in out, err
     code, out, err = invoke("agreement", "status", address)  # the same, through the agreement group
@@ -142,7 +143,7 @@ def test_deposit_settle_withdraw_status(cli_chain, tmp_path):
     gained = chain.balance(roles["sales"]) - before
     assert expected[1] - 10**16 < gained <= expected[1]  # less the gas the payout address paid
     code, _, err = invoke("corporate", "withdraw", address, "--from", roles["sales"])
-    assert code == 1 and "nothing is owed" in err
+    assert code == 1 and f"NothingToWithdraw('{roles['sales']}')" in err, err
     code, _, err = invoke("corporate", "withdraw", address, "--from", roles["stranger"])
     assert code == 2 and "not a department's payout address" in err
 

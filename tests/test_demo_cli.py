@@ -327,6 +327,8 @@ def test_deploy_demo_and_status_on_a_dev_chain(kind: str, tmp_path: Path) -> Non
         assert proc.returncode == 0, proc.stderr
         recorded = deployments.lookup(node.chain_id, path=tmp_path / "deployments.json")
         assert recorded is not None and recorded in proc.stdout
+        corporate = deployments.lookup(node.chain_id, "CorporateAgreementFactory", path=tmp_path / "deployments.json")
+        assert corporate is not None and corporate in proc.stdout  # multi-level agreements are created by it
 
         evidence = tmp_path / "evidence"
         demo = run_cli("demo", "--rpc-url", node.url, "--evidence-dir", str(evidence), env=env)

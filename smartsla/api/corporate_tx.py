@@ -1,7 +1,9 @@
 """Unsigned transactions for the actions on a multi-level agreement (CorporateAgreement), in the
-style of smartsla.api.tx: checked against the index first, each refusal named after the custom
-error the contract would revert with (the chain is the authority: a gas estimate against the
-node then catches whatever the index has not seen yet, decoded the same way).
+style of smartsla.api.tx: the contract is the authority on who may do what, and when. Each
+transaction is run against the chain as its sender (a gas estimate) before it is handed out; a
+request the contract would refuse is a 409 naming its error in its own words (its NatSpec). The
+index only phrases the description (amounts, names, the default period); the rules are not
+re-coded here.
 
 What a department can rely on: `withdraw()` takes no argument and pays `msg.sender`, so the
 unsigned transaction cannot send its credit anywhere else; `settleDepartment` pays the payout
@@ -11,17 +13,15 @@ address held by the contract, never one from the request.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
 
-from ..chain import REVERTS, Chain, _revert_data
-from ..corporate_index import CONTRACT, status_of, terms_from_json
-from ..errors import decode_revert
+from ..chain import Chain
+from ..corporate_index import CONTRACT, terms_from_json
 from ..presentation import fmt_amount
-from .tx import ActionRefused, Prepared
+from .tx import ActionRefused, Prepared, _ask_chain
 
 CORPORATE_ACTIONS = ("deposit-fees", "deposit-collateral", "settle", "settle-period", "expire", "withdraw")
 
@@ -34,106 +34,67 @@ class CorporateAction:
     period: int | None = None
 
 
-def _refuse(error: str, why: str) -> ActionRefused:
-    """A refusal that names the contract's custom error (docs/security.md, issue 13 item 2)."""
-    return ActionRefused(f"the contract would revert with {error}: {why}")
-
-
 def prepare_corporate(row: dict[str, Any], req: CorporateAction, *, chain: Chain | None, chain_id: int,
                       lock: threading.RLock, rpc_url: str | None) -> Prepared:
-    """The transaction `req.sender` must send for `req.action` on the multi-level agreement `row`."""
+    """The transaction `req.sender` must send for `req.action` on the multi-level agreement `row`.
+    Without a chain nothing is checked here; the wallet's own estimate will be."""
+    del rpc_url  # no CLI equivalent is offered for these actions
     terms = terms_from_json(row["terms"])
     state = row["state"] or {}
     address = row["address"]
     sender = req.sender
-    block = row["snapshot_block"]
     n = len(terms.departments)
     asset = terms.asset
-    status = status_of(state, terms) if state else "Pending"
+    settled = [int(x) for x in state.get("settled", [0] * n)]
+    reported: list[list[int]] = state.get("reported", [])
     value = 0
+    args: list[Any] = []
     if req.action in ("deposit-fees", "deposit-collateral"):
         fees = req.action == "deposit-fees"
-        party = terms.organisation if fees else terms.provider
-        if sender != party:
-            raise _refuse(f"Unauthorized({sender})", f"only the {'organisation' if fees else 'provider'} {party} "
-                          f"deposits the {'fees' if fees else 'collateral'}")
-        if state.get("cancelled"):
-            raise _refuse("AlreadyCancelled()", "the agreement was cancelled")
-        if state.get("fees_deposited" if fees else "collateral_deposited"):
-            raise _refuse("AlreadyDeposited()", f"the {'fees are' if fees else 'collateral is'} already deposited")
         value = terms.total_fees if fees else terms.collateral
-        fn, args = ("depositFees", [value]) if fees else ("depositCollateral", [])
-        # depositFees(expectedTotal): a department added after this was prepared makes the
-        # contract revert (WrongAmount) instead of charging the organisation for it.
+        fn = "depositFees" if fees else "depositCollateral"
         description = (f"Deposit the fees of the {n} departments for the whole term: {fmt_amount(value, asset)}"
                        if fees else
                        f"Deposit the collateral pool: {fmt_amount(value, asset)} backing {n} departments (worst case "
                        f"{fmt_amount(terms.worst_case, asset)}; the excess is released to you at once)")
-    elif req.action in ("settle", "settle-period"):
-        if status == "Pending" or not state:
-            raise _refuse("PeriodNotReported", "both deposits must be in and the period reported first")
-        reported = int(state["reported_periods"])
-        settled = [int(s) for s in state["settled"]]
-        if req.action == "settle":
-            i = req.department
-            if i is None or not 0 <= i < n:
-                raise _refuse(f"UnknownDepartment({i}, {n})", f"departments are numbered 0..{n - 1}")
-            period = settled[i] if req.period is None else req.period
-            if period != settled[i]:
-                raise _refuse(f"PeriodOutOfOrder({settled[i]}, {period})",
-                              f"department {i} settles its periods in order; the next is {settled[i]}")
-            if period >= reported:
-                raise _refuse(f"PeriodNotReported({period})", f"the oracle has reported {reported} period(s)")
-            _, credit = terms.department_credit(i, state["reported"][period])
+    elif req.action == "settle":
+        i = 0 if req.department is None else req.department
+        period = (settled[i] if i < n else 0) if req.period is None else req.period
+        fn, args = "settleDepartment", [i, period]
+        if i < n:
             dep = terms.departments[i]
-            fn, args = "settleDepartment", [i, period]
-            description = (f"Settle department {i} ({dep.name}) for period {period}: a credit of "
-                           f"{fmt_amount(credit, asset)} to its payout address {dep.payout} (the address the contract "
-                           f"holds), its fee {fmt_amount(dep.fee_per_period, asset)} to the provider")
+            credit = (f"a credit of {fmt_amount(terms.department_credit(i, reported[period])[1], asset)}"
+                      if period < len(reported) else "its credit")
+            description = (f"Settle department {i} ({dep.name}) for period {period}: {credit} to its payout address "
+                           f"{dep.payout} (the address the contract holds), its fee "
+                           f"{fmt_amount(dep.fee_per_period, asset)} to the provider")
         else:
-            period = min(settled) if req.period is None else req.period
-            if period >= reported:
-                raise _refuse(f"PeriodNotReported({period})", f"the oracle has reported {reported} period(s)")
-            behind = [i for i, s in enumerate(settled) if s < period]
-            if behind:
-                raise _refuse(f"PeriodOutOfOrder({settled[behind[0]]}, {period})",
-                              f"department(s) {', '.join(map(str, behind))} must settle earlier periods first")
-            todo = [i for i, s in enumerate(settled) if s == period]
-            if not todo:
-                raise ActionRefused(f"every department has already settled period {period}: the transaction would "
-                                    "change nothing")
-            total = sum(terms.department_credit(i, state["reported"][period])[1] for i in todo)
-            fn, args = "settleDepartments", [period, 0, n]
-            description = (f"Settle period {period} for {len(todo)} department(s) at once: credits "
-                           f"{fmt_amount(total, asset)} in all, each to its own payout address")
+            description = f"Settle department {i} for period {period}"
+    elif req.action == "settle-period":
+        period = min(settled, default=0) if req.period is None else req.period
+        fn, args = "settleDepartments", [period, 0, n]
+        todo = [i for i, x in enumerate(settled) if x == period]
+        if state and not todo and all(x > period for x in settled):
+            # Not a refusal of the contract's (it skips settled departments): a no-op we decline.
+            raise ActionRefused(f"every department has already settled period {period}: the transaction would "
+                                "change nothing")
+        total = (fmt_amount(sum(terms.department_credit(i, reported[period])[1] for i in todo), asset)
+                 if period < len(reported) else "as reported")
+        description = (f"Settle period {period} for {len(todo)} department(s) at once: credits {total} in all, "
+                       "each to its own payout address")
     elif req.action == "expire":
-        if status == "Pending" or not state:
-            raise _refuse("NotFunded()", "both deposits must be in")
-        if state.get("cancelled"):
-            raise _refuse("AlreadyCancelled()", "the agreement was cancelled")
-        deadline = int(state["expires_at"])
-        if state.get("expired"):
-            raise _refuse(f"NotExpired({deadline})", "the agreement has already expired")
-        # The deadline is checked against the next block's time: the node's estimate below does it
-        # (a dev chain's clock moves by jumps); without a node, against this machine's clock.
-        if chain is None and time.time() < deadline:
-            raise _refuse(f"NotExpired({deadline})", "reports are accepted until then")
-        unreported = terms.period_count - int(state["reported_periods"])
-        if unreported == 0:
-            raise _refuse("NothingToExpire()", "every period was reported")
-        fn, args = "expire", []
+        fn = "expire"
+        unreported = terms.period_count - int(state.get("reported_periods", 0))
         per_period_fees = sum(d.fee_per_period for d in terms.departments)
         description = (f"Expire: the oracle left {unreported} period(s) unreported; their fees "
                        f"{fmt_amount(per_period_fees * unreported, asset)} go back to the organisation, their pool "
                        "reservations to the provider (reported periods still settle)")
     elif req.action == "withdraw":
-        owed = int(state.get("owed", {}).get(sender, "0")) if state else 0
-        if owed == 0:
-            raise _refuse(f"NothingToWithdraw({sender})", f"nothing is owed to {sender} (as of block {block})")
+        owed = int(state.get("owed", {}).get(sender, "0"))
         roles = [f"department {i} ({d.name})" for i, d in enumerate(terms.departments) if d.payout == sender]
         roles += ["the provider"] if sender == terms.provider else []
         roles += ["the organisation"] if sender == terms.organisation else []
-        fn, args = "withdraw", []
+        fn = "withdraw"
         description = (f"Withdraw {fmt_amount(owed, asset)} owed to {sender} ({', '.join(roles) or 'no role'}); "
                        "the contract pays the sender, nobody else")
     else:  # pragma: no cover - routes only pass known actions
@@ -144,14 +105,7 @@ def prepare_corporate(row: dict[str, Any], req: CorporateAction, *, chain: Chain
                           "data": contract.encode_abi(fn, args=args)}
     if chain is not None:
         with lock:
-            try:
-                gas = chain.w3.eth.estimate_gas({"from": sender, "to": address, "data": tx["data"],
-                                                 "value": value})  # type: ignore[typeddict-item]
-            except REVERTS as exc:
-                raise ActionRefused(f"the contract would revert with {decode_revert(_revert_data(exc), fn)} "
-                                    f"(the chain has moved since block {block})") from exc
-            except Exception:  # node unreachable: the wallet will estimate
-                gas = None
+            gas = _ask_chain(chain, tx, fn)  # ActionRefused in the contract's words
         if gas is not None:
             tx["gas"] = hex(gas)
     return Prepared(description, [tx], None)

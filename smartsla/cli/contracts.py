@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from .. import compiler, deployments
 from ..client import Factory
+from ..corporate import FACTORY_NAME as CORPORATE_FACTORY
+from ..corporate import CorporateFactory
 from .common import DEFAULT_RPC_URL, RpcUrl, _connect, _console, _sender, cli_errors, fail
 
 app = typer.Typer()
@@ -81,7 +83,8 @@ def deploy(
                                                         help="Name of an environment variable holding the "
                                                         "sender's private key (signed locally).")] = None,
 ) -> None:
-    """Deploy the AgreementFactory and record its address for the chain's id."""
+    """Deploy the AgreementFactory and the CorporateAgreementFactory (multi-level agreements) and
+    record their addresses for the chain's id."""
     console = _console()
     chain = _connect(rpc_url)
     sender = _sender(chain, from_, private_key_env)
@@ -90,8 +93,11 @@ def deploy(
     console.print(f"AgreementFactory deployed at [bold cyan]{factory.address}[/] on chain id {chain.chain_id}")
     console.print(f"  from {sender}, block {tx.block_number}, gas {tx.gas_used}, tx {tx.tx_hash}")
     console.print(f"  Agreement implementation at {factory.contract.functions.implementation().call()}")
+    corporate = CorporateFactory.deploy(chain, sender)
+    console.print(f"CorporateAgreementFactory deployed at [bold cyan]{corporate.address}[/] (multi-level agreements)")
     if chain.embedded:
         console.print("  [yellow]not recorded[/]: the embedded chain disappears when this command ends")
         return
     path = deployments.record(chain.chain_id, "AgreementFactory", factory.address)
+    deployments.record(chain.chain_id, CORPORATE_FACTORY, corporate.address)
     console.print(f"  recorded in {path}")

@@ -19,8 +19,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from .. import deployments
 from ..chain import Chain
-from ..corporate import Corporate, CorporateSpec, CorporateTerms, corporate_terms_to_spec, load_corporate_spec
+from ..corporate import (
+    FACTORY_NAME,
+    Corporate,
+    CorporateFactory,
+    CorporateSpec,
+    CorporateTerms,
+    corporate_terms_to_spec,
+    load_corporate_spec,
+)
 from ..multilevel import CorporateState, is_corporate, read_state
 from ..presentation import fmt_eth, fmt_time
 from ..spec import SpecError, dump_spec
@@ -125,7 +134,14 @@ def create(file: Path, spec: CorporateSpec, rpc_url: str, from_: str | None, key
             f"[yellow]warning:[/] the term starts in {lead} s ({_iso(terms.start)}): the organisation's fees and "
             "the provider's collateral must both be deposited by then (`smartsla corporate deposit`)",
             soft_wrap=True, highlight=False)
-    corporate = Corporate.deploy(chain, terms, sender)
+    recorded = None if chain.embedded else deployments.lookup(chain.chain_id, FACTORY_NAME)
+    factory = CorporateFactory.for_chain(chain, sender)
+    if not chain.embedded and recorded is None:
+        _console(stderr=True).print(
+            f"[yellow]warning:[/] no {FACTORY_NAME} recorded for chain id {chain.chain_id}: deployed one at "
+            f"{factory.address}, not recorded (`smartsla serve` finds this agreement only with --corporate; "
+            "`smartsla deploy` records the factories)", soft_wrap=True, highlight=False)
+    corporate = factory.create(terms, sender)
     gas = corporate.creation.gas_used if corporate.creation else "?"
     console.print(f"Multi-level agreement [bold cyan]{corporate.address}[/] created from {file} (gas {gas}): "
                   f"{len(terms.departments)} departments, pool {fmt_eth(terms.collateral)}, fees "
@@ -156,6 +172,9 @@ def _state_json(corporate: Corporate, terms: CorporateTerms, state: CorporateSta
             "pool": str(state.pool), "exposure": str(state.exposure), "owed_provider": str(state.owed_provider),
             "owed_organisation": str(state.owed_organisation), "balance": str(state.balance),
             "reported_values_ppm": [list(v) for v in state.reported_values],
+            # Departments settle a period once it is Final (after its dispute window, or the arbiter's ruling).
+            "period_states": [{"period": p.period, "state": p.state, "final_after": p.final_after}
+                              for p in state.periods],
             "departments": [{"index": d.index, "name": d.name, "payout": d.payout, "fee_per_period":
                              str(d.fee_per_period), "settled_periods": d.settled_periods,
                              "worst_credit_per_period": str(d.worst_credit), "credits_paid": str(d.credits_paid),
@@ -204,11 +223,15 @@ def status(chain: Chain, address: str, spec_file: Path | None, as_json: bool) ->
     if state.reported_periods:
         values = Table(title="Reported periods", title_justify="left")
         values.add_column("period", justify="right")
+        values.add_column("state")
         for s in terms.services:
             values.add_column(f"{s.name} (objective {ppm_to_percent(s.objective_ppm)})", justify="right")
         for p, reported in enumerate(state.reported_values):
-            values.add_row(str(p), *(ppm_to_percent(v) if v >= s.objective_ppm else f"[red]{ppm_to_percent(v)}[/]"
-                                     for v, s in zip(reported, terms.services, strict=True)))
+            ps = state.periods[p]
+            shown = f"{ps.state} until {fmt_time(ps.final_after)}" if ps.state == "Pending" else ps.state
+            values.add_row(str(p), shown, *(ppm_to_percent(v) if v >= s.objective_ppm
+                                            else f"[red]{ppm_to_percent(v)}[/]"
+                                            for v, s in zip(reported, terms.services, strict=True)))
         console.print(values)
 
 
@@ -251,18 +274,15 @@ def deposit_cmd(
                            f"({terms.provider}) of {corporate.address}: it has nothing to deposit")
         what = "fees" if sender == terms.organisation else "collateral"
     party = "organisation" if what == "fees" else "provider"
-    if sender != roles[what]:
-        raise BadInput(f"only the {party} {roles[what]} deposits the {what} of {corporate.address}; the sender "
-                       f"is {sender}")
-    state = read_state(corporate, terms)
-    if state.status in ("Cancelled", "Expired"):
-        fail(f"{corporate.address} is {state.status}: it takes no deposit", 1)
-    if state.fees_deposited if what == "fees" else state.collateral_deposited:
-        fail(f"the {party} has already deposited the {what} of {corporate.address}", 1)
     amount = terms.total_fees if what == "fees" else terms.collateral
     held = chain.balance(sender)
     if held < amount:
         fail(f"{sender} holds only {fmt_eth(held)}; the {what} of {corporate.address} are {fmt_eth(amount)}", 1)
+    # The contract is the authority on who deposits what, and when: ask it as the sender first
+    # (its named error, in its words, on refusal); only the balance is phrased here.
+    f = corporate.contract.functions
+    chain.simulate(f.depositFees() if what == "fees" else f.depositCollateral(), sender, value=amount,
+                   action=f"deposit the {what}")
     tx = corporate.deposit_fees(sender) if what == "fees" else corporate.deposit_collateral(sender)
     after = read_state(corporate, terms)
     _console().print(f"The {party} {sender} deposited [bold]{fmt_eth(amount)}[/] of {what} into {corporate.address} "
@@ -294,15 +314,18 @@ def settle_cmd(
     state = read_state(corporate, terms, names)
     if period >= terms.period_count:
         raise BadInput(f"period {period} does not exist: the agreement has periods 0..{terms.period_count - 1}")
-    if period >= state.reported_periods:
-        fail(f"period {period} of {corporate.address} is not reported yet ({state.reported_periods} reported): "
-             "the oracle reports each period once it has ended", 1)
     chosen = state.departments if department is None else [state.departments[_department(terms, names, department)]]
-    behind = [d for d in chosen if d.settled_periods < period]
-    if behind:
-        fail("settle the earlier periods first: " + ", ".join(f"{d.name} is at period {d.settled_periods}"
-                                                             for d in behind), 1)
-    todo = [d for d in chosen if d.settled_periods == period]
+    todo = [d for d in chosen if d.settled_periods <= period and period < d.end_period]
+    f = corporate.contract.functions
+    # The contract is the authority on what settles when (reported, final, in order): asked as
+    # the sender first. Settling every department skips those already past the period, so
+    # "nothing to do" is ours to say.
+    if department is None:
+        chain.simulate(f.settleDepartments(period, 0, len(terms.departments)), sender,
+                       action=f"settle period {period}")
+    else:
+        chain.simulate(f.settleDepartment(chosen[0].index, period), sender,
+                       action=f"settle department {chosen[0].name} period {period}")
     if not todo:
         fail(f"period {period} is already settled for {'every department' if department is None else chosen[0].name}",
              1)
@@ -345,8 +368,7 @@ def withdraw_cmd(
                        f"{corporate.address}: nothing can be owed to it")
     owed = corporate.owed(sender)
     who = " and ".join(roles)
-    if owed == 0:
-        fail(f"nothing is owed to {who} ({sender}) by {corporate.address}", 1)
+    chain.simulate(corporate.contract.functions.withdraw(), sender, action="withdraw")
     tx = corporate.withdraw(sender)
     _console().print(f"{who[0].upper()}{who[1:]} ({sender}) withdrew [bold]{fmt_eth(owed)}[/] from "
                      f"{corporate.address} (block {tx.block_number}).")

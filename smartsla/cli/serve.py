@@ -84,14 +84,24 @@ def serve_cmd(
                            oracle_metrics_url=oracle_metrics_url,
                            confirmations=confirmations, poll_s=poll, spec_files=tuple(map(str, spec or ())))
     corporate_index = None
-    if corporate:
+    # Multi-level agreements: those named by --corporate, and every one the recorded
+    # CorporateAgreementFactory creates (`smartsla deploy` records it).
+    from web3 import Web3
+
+    from .. import deployments
+    from ..corporate import FACTORY_NAME as CORPORATE_FACTORY
+
+    corp_factory = deployments.lookup(chain.chain_id, CORPORATE_FACTORY)
+    if corp_factory and not chain.w3.eth.get_code(Web3.to_checksum_address(corp_factory)):
+        corp_factory = None  # recorded for an earlier run of a dev chain with the same id
+    if corporate or corp_factory:
         from ..corporate_index import CorporateIndex, CorporateIndexer, CorporateStore
 
         corp_store = CorporateStore(store.engine)
         corporate_index = CorporateIndex(corp_store, CorporateIndexer(chain, corp_store, addresses,
                                                                       start_block=from_block,
                                                                       confirmations=confirmations,
-                                                                      lock=indexer.lock))
+                                                                      lock=indexer.lock, factory=corp_factory))
     web_app = create_app(store, settings=settings, chain=chain, indexer=indexer, run_indexer=True,
                          corporate=corporate_index)
     console = _console()

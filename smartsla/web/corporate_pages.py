@@ -40,6 +40,14 @@ def _error(request: Request, state: AppState, exc: HTTPException) -> Response:
                    cursor=_cursor(state))
 
 
+def _final(org: dict[str, Any], period: int) -> bool:
+    """Whether `period` is reported and final: departments settle it (whatever the agreement's
+    status: Ended means every period reported, and an expired one's reported periods still settle)."""
+    states = org.get("period_states", [])
+    return org["status"] in ("Active", "Ended", "Expired") and period < len(states) and \
+        states[period]["state"] == "Final"
+
+
 def _org_actions(org: dict[str, Any], now: int) -> list[dict[str, Any]]:
     """The buttons on an organisation page: deposits, settling the next period, the parties' withdrawals."""
     asset = org["asset"]
@@ -51,8 +59,8 @@ def _org_actions(org: dict[str, Any], now: int) -> list[dict[str, Any]]:
         if not org["collateral_deposited"]:
             out.append({"action": "deposit-collateral", "from": org["provider"],
                         "label": f"Provider: deposit the pool {fmt_amount(org['collateral'], asset)}"})
-    settled = [d["settled_periods"] for d in org["departments"]]
-    if org["status"] == "Active" and settled and min(settled) < org["reported_periods"]:
+    settled = [d["settled_periods"] for d in org["departments"] if d.get("terminated_at") is None]
+    if settled and _final(org, min(settled)):
         out.append({"action": "settle-period", "from": None, "period": min(settled),
                     "label": f"Settle period {min(settled)} for every department"})
     if (org["status"] == "Active" and org["expires_at"] is not None and now >= int(org["expires_at"])
@@ -71,7 +79,7 @@ def _org_actions(org: dict[str, Any], now: int) -> list[dict[str, Any]]:
 def _department_actions(org: dict[str, Any], dep: dict[str, Any]) -> list[dict[str, Any]]:
     asset = org["asset"]
     out: list[dict[str, Any]] = []
-    if org["status"] == "Active" and dep["settled_periods"] < org["reported_periods"]:
+    if dep.get("terminated_at") is None and _final(org, dep["settled_periods"]):
         p = dep["settled_periods"]
         expected = dep["compliance"][p]["credit_expected"]
         out.append({"action": "settle", "from": None, "department": dep["index"], "period": p,

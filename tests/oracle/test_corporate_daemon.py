@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import daemon_helpers
@@ -48,6 +49,8 @@ def _corporate(world: World, tmp_path: Path, count: int) -> tuple[Corporate, Pat
     body["oracle"] = world.oracle
     for dep, payout in zip(body["departments"], a[5:8], strict=True):
         dep["payout"] = payout
+    for service in body["services"]:  # the agreed slice divides these short periods
+        service["slo"]["timeSliceWindow"] = "1s"
     body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time()) + 10, dt.UTC).isoformat(),
                           "duration": f"{PERIOD_S}s", "count": count}
     path = tmp_path / "corporate.yaml"
@@ -120,7 +123,7 @@ def test_sigkill_around_the_report_then_restart_reports_and_settles_once(world: 
     world.wait_ready(terms.start)
     assert proc.wait(timeout=40) == -signal.SIGKILL, world.log_text()[-2000:]
     chain = Chain.connect(world.url)
-    assert corporate.contract.functions.reportedPeriods().call() == (0 if crash_at == "before-broadcast" else 1)
+    assert corporate.status().reported_periods == (0 if crash_at == "before-broadcast" else 1)
     assert corporate.contract.functions.settledPeriodsOf(0).call() == 0
     proc = world.start(config)
     try:
@@ -188,7 +191,7 @@ def test_departments_a_stranger_settled_first_are_skipped_not_a_stuck_period(wor
         # Period 0 is reported (by the oracle's key, outside the daemon), then a stranger settles
         # the middle department before the daemon's pass.
         world.chain.add_key(world.oracle_key)
-        corporate.report(0, [1_000_000, 990_000, 1_000_000], world.oracle)
+        corporate.report(0, [1_000_000, 990_000, 1_000_000], world.oracle, evidence_root=b"\x01" * 32)
         corporate.settle_department(1, 0, world.chain.accounts[9])
         daemon.report_due_periods()
         assert [corporate.contract.functions.settledPeriodsOf(i).call() for i in range(3)] == [1, 1, 1]
@@ -197,3 +200,29 @@ def test_departments_a_stranger_settled_first_are_skipped_not_a_stuck_period(wor
         daemon.store.close()
     # The report above and the daemon's one settlement (which skipped the stranger's department).
     assert world.chain.w3.eth.get_transaction_count(world.oracle) == 2
+
+
+def test_discover_mode_serves_the_corporate_factorys_agreements_of_listed_providers(
+        world: World, services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """In discover mode the daemon also serves the multi-level agreements the recorded
+    CorporateAgreementFactory creates, under the same rules as the factory's (finding 7c): this
+    oracle in the committee AND the provider in discover_providers."""
+    from smartsla import deployments
+    from smartsla.corporate import FACTORY_NAME, CorporateFactory
+
+    monkeypatch.setenv("SMARTSLA_DEPLOYMENTS", str(tmp_path / "deployments.json"))
+    factory = CorporateFactory.deploy(world.chain, world.deployer)
+    deployments.record(world.chain.chain_id, FACTORY_NAME, factory.address)
+    corporate, _ = _corporate(world, tmp_path, count=1)  # created through the recorded factory
+    stranger = world.chain.accounts[9]
+    other_terms = load_corporate_spec(tmp_path / "corporate.yaml").to_terms()
+    other = Corporate.deploy(world.chain, replace(other_terms, provider=stranger), world.deployer)
+    config = _config(world, corporate.address, services)
+    cfg = yaml.safe_load(config.read_text())
+    cfg.update(agreements=[], discover=True, discover_providers=[world.provider])
+    config.write_text(yaml.safe_dump(cfg))
+    daemon = _daemon(world, config, monkeypatch)
+    try:
+        assert corporate.address in daemon.served and other.address not in daemon.served
+    finally:
+        daemon.store.close()

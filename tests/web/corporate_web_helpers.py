@@ -52,7 +52,7 @@ def build_site(tmp: Path, *, server_signing: bool = False) -> CorporateSite:
     corporate.deposit_fees(roles["organisation"])
     corporate.deposit_collateral(roles["provider"])
     chain.mine_at(terms.period_end(0))
-    corporate.report(0, PERIOD0, roles["oracle"])
+    corporate.report(0, PERIOD0, roles["oracle"], evidence_root=b"\x01" * 32)
     corporate.settle_department(0, 0, roles["stranger"])
     store = IndexStore.open(str(tmp / "index.db"))
     corp_store = CorporateStore(store.engine)

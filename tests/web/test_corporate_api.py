@@ -61,7 +61,7 @@ def test_organisation_shows_pool_departments_and_their_chain_payouts(site: tuple
     org = requests.get(f"{url}/api/corporate/{s.corporate.address}", timeout=30).json()
     assert org["status"] == "Active" and org["reported_periods"] == 1
     f = s.corporate.contract.functions
-    assert org["collateral_pool"] == str(f.collateralPool().call())
+    assert org["collateral_pool"] == str(s.corporate.status().collateral_pool)
     assert org["exposure"] == org["collateral_pool"]
     assert [d["payout"] for d in org["departments"]] == [f.department(i).call()[0] for i in range(3)]
     _, credit0 = s.terms.department_credit(0, PERIOD0)
@@ -125,9 +125,9 @@ def test_settle_and_withdraw_transactions_are_accepted_by_the_chain(fresh: tuple
     ("settle", {"department": 0, "period": 0}, r"PeriodOutOfOrder\(1, 0\)"),
     ("settle", {"department": 7}, r"UnknownDepartment\(7, 3\)"),
     ("settle-period", {"period": 1}, r"PeriodNotReported\(1\)"),
-    ("deposit-fees", {}, r"AlreadyDeposited\(\)"),
-    ("deposit-collateral", {}, r"Unauthorized\(0x"),
-    ("withdraw", {}, r"NothingToWithdraw\(0x"),
+    ("deposit-fees", {}, r"WrongStatus\(Active\)"),  # the contract's rule: deposits only while Pending
+    ("deposit-collateral", {}, r"Unauthorized\('0x"),
+    ("withdraw", {}, r"NothingToWithdraw\('0x"),
     ("expire", {}, r"NotExpired\(\d+\)"),
 ])
 def test_refusals_name_the_contracts_error(site: tuple[CorporateSite, str], action: str, body: dict[str, Any],
@@ -163,11 +163,12 @@ def test_settle_a_whole_period_in_one_transaction(fresh: tuple[CorporateSite, st
     assert again.status_code == 409 and "already settled period 0" in again.json()["detail"]
 
 
-def test_a_department_added_behind_the_organisations_back_voids_its_deposit(tmp_path: Path) -> None:
-    """The creator adds a department after the organisation's deposit was prepared from the
-    index: the prepared transaction carries the total the organisation saw, so the contract
-    refuses it (WrongAmount) rather than charging for a department it never agreed to; asked
-    again, the API names the same error before anything is signed."""
+def test_a_prepared_deposit_is_refused_once_the_agreement_changed_under_it(tmp_path: Path) -> None:
+    """A deposit prepared from the index, then the agreement changes (the organisation cancels
+    it): the prepared transaction is refused by the contract (WrongStatus) rather than taking
+    the money; asked again, the API names the same error before anything is signed. (It used to
+    be a department added behind the organisation's back: the factory-created agreement fixes
+    its departments at creation, there is no addDepartments any more.)"""
     chain = Chain.connect("embedded")
     a = chain.accounts
     data = yaml.safe_load(EXAMPLE.read_text())
@@ -190,14 +191,15 @@ def test_a_department_added_behind_the_organisations_back_voids_its_deposit(tmp_
         r = _tx(url, corporate.address, "deposit-fees", **{"from": a[2]})
         assert r.status_code == 200 and "3 departments" in r.json()["description"], r.text
         prepared = r.json()["transactions"][0]
-        chain.transact(corporate.contract.functions.addDepartments([terms.departments[0].to_abi()]), a[0])
+        corporate.cancel(a[2])
         again = _tx(url, corporate.address, "deposit-fees", **{"from": a[2]})
-        assert again.status_code == 409 and "WrongAmount" in again.json()["detail"], again.text
-        with pytest.raises(ActionRefused, match=r"WrongAmount"):
+        assert again.status_code == 409 and "WrongStatus(Cancelled)" in again.json()["detail"], again.text
+        with pytest.raises(ActionRefused, match=r"WrongStatus\(Cancelled\)"):
             send_from_node(chain, indexer.lock, prepared)
-        assert not corporate.contract.functions.feesDeposited().call()
-        indexer.sync()  # the index sees the new department (its terms are read again)
-        assert len(requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()["departments"]) == 4
+        assert not corporate.status().fees_deposited
+        indexer.sync()
+        org = requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()
+        assert org["status"] == "Cancelled" and len(org["departments"]) == 3
     store.close()
 
 
@@ -249,7 +251,7 @@ def test_a_silent_oracle_is_expired_through_the_api_and_the_fees_go_back(fresh: 
     org = requests.get(f"{url}/api/corporate/{address}", timeout=30).json()
     assert org["status"] == "Expired" and org["owed"][s.roles["organisation"]] == str(fees)
     again = _tx(url, address, "expire", **{"from": s.roles["stranger"]})
-    assert again.status_code == 409 and "NotExpired" in again.json()["detail"]
+    assert again.status_code == 409 and "WrongStatus(Expired)" in again.json()["detail"], again.text
     # period 0 still settles for the departments that had not settled it
     assert _tx(url, address, "settle-period", **{"from": s.roles["stranger"]}).status_code == 200
 
@@ -322,3 +324,88 @@ def test_a_spec_file_names_departments_only_when_its_terms_are_the_chains(tmp_pa
     (tmp_path / "other" / "x.yaml").write_text(yaml.safe_dump(data))
     kept = with_spec_names(row, (str(tmp_path / "other"),))
     assert [d["name"] for d in kept["terms"]["departments"]] == ["department-0", "department-1", "department-2"]
+
+
+def test_a_period_in_its_dispute_window_or_disputed_is_shown_so_and_not_offered_for_settlement(
+        tmp_path: Path) -> None:
+    """Departments settle FINAL periods only: the index shows a reported period's committee state
+    (in its dispute window, disputed, then reported = final) and the pages offer no settlement
+    before it is final; the API's settle is refused by the contract in its words."""
+    from smartsla.web.corporate_pages import _department_actions, _org_actions
+
+    chain = Chain.connect("embedded")
+    a = chain.accounts
+    data = yaml.safe_load(EXAMPLE.read_text())
+    body = data["spec"]
+    body["parties"], body["oracle"] = {"provider": a[1], "organisation": a[2]}, a[3]
+    body["disputes"] = {"window": "1h", "arbiter": a[8]}
+    for dep, payout in zip(body["departments"], a[5:8], strict=True):
+        dep["payout"] = payout
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 10, dt.UTC).isoformat()
+    body["timeWindow"]["count"] = 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "c.yaml").to_terms()
+    corporate = Corporate.deploy(chain, terms, a[0])
+    corporate.deposit_fees(a[2])
+    corporate.deposit_collateral(a[1])
+    chain.mine_at(terms.period_end(0))
+    corporate.report(0, PERIOD0, a[3], evidence_root=b"\x01" * 32)
+    store = IndexStore.open(str(tmp_path / "i.db"))
+    corp = CorporateStore(store.engine)
+    indexer = CorporateIndexer(chain, corp, [corporate.address])
+    app = create_app(store, chain=chain, corporate=CorporateIndex(corp, indexer), lock=indexer.lock,
+                     settings=ApiSettings(rate_limit_per_s=0))
+
+    def views() -> tuple[dict[str, Any], dict[str, Any]]:
+        indexer.sync()
+        org = requests.get(f"{url}/api/corporate/{corporate.address}", timeout=30).json()
+        dep = requests.get(f"{url}/api/corporate/{corporate.address}/departments/0", timeout=30).json()
+        return org, dep
+
+    with serve(app) as url:
+        org, dep = views()
+        assert org["period_states"][0]["state"] == "Pending" and dep["compliance"][0]["status"] == "in dispute window"
+        assert not [x for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"]
+        assert not [x for x in _department_actions(org, dep) if x["action"] == "settle"]
+        r = _tx(url, corporate.address, "settle", **{"from": a[4], "department": 0})
+        assert r.status_code == 409 and "WrongPeriodState(0, Pending)" in r.json()["detail"], r.text
+        corporate.dispute(0, b"\x02" * 32, a[2])
+        org, dep = views()
+        assert org["period_states"][0]["state"] == "Disputed" and dep["compliance"][0]["status"] == "disputed"
+        assert not [x for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"]
+        corporate.resolve_dispute(0, PERIOD0, a[8])
+        org, dep = views()
+        assert org["period_states"][0]["state"] == "Final" and dep["compliance"][0]["status"] == "reported"
+        assert [x["period"] for x in _org_actions(org, chain.now()) if x["action"] == "settle-period"] == [0]
+        assert _tx(url, corporate.address, "settle", **{"from": a[4], "department": 0}).status_code == 200
+    store.close()
+
+
+def test_the_factorys_creations_are_indexed_without_naming_them(tmp_path: Path) -> None:
+    """With the CorporateAgreementFactory, the index finds the multi-level agreements from its
+    creation events (no --corporate list); one created later is picked up by the next sync."""
+    from smartsla.corporate import CorporateFactory
+
+    chain = Chain.connect("embedded")
+    a = chain.accounts
+    data = yaml.safe_load(EXAMPLE.read_text())
+    body = data["spec"]
+    body["parties"], body["oracle"] = {"provider": a[1], "organisation": a[2]}, a[3]
+    for dep, payout in zip(body["departments"], a[5:8], strict=True):
+        dep["payout"] = payout
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 600, dt.UTC).isoformat()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    terms = load_corporate_spec(tmp_path / "c.yaml").to_terms()
+    factory = CorporateFactory.deploy(chain, a[0])
+    first = Corporate.deploy(chain, terms, a[0], factory=factory.address)
+    Corporate.deploy(chain, terms, a[0])  # another factory's: not this index's
+    store = IndexStore.open(str(tmp_path / "i.db"))
+    corp = CorporateStore(store.engine)
+    indexer = CorporateIndexer(chain, corp, [], factory=factory.address)
+    indexer.sync()
+    assert [r["address"] for r in corp.agreements()] == [first.address]
+    second = Corporate.deploy(chain, terms, a[0], factory=factory.address)
+    indexer.sync()
+    assert sorted(r["address"] for r in corp.agreements()) == sorted([first.address, second.address])
+    assert all(r["state"]["status"] == "Pending" for r in corp.agreements())
+    store.close()

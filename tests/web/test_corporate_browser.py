@@ -71,7 +71,7 @@ def test_organisation_page_shows_departments_payouts_and_credits(site: tuple[Cor
     first = page.locator('table.departments tr[data-department="0"]')
     assert first.locator(".credits-paid").inner_text() == fmt_amount(credit0, s.terms.asset)
     assert first.locator(".owed").inner_text() == fmt_amount(credit0, s.terms.asset)
-    assert page.locator("#pool").inner_text() == fmt_amount(f.collateralPool().call(), s.terms.asset)
+    assert page.locator("#pool").inner_text() == fmt_amount(s.corporate.status().collateral_pool, s.terms.asset)
     _shot(page, "corporate-organisation.png")
 
 
