@@ -69,6 +69,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from .credit import service_credit
 from .terms import Kind, Service, Terms
@@ -149,8 +150,7 @@ def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: fl
     total = measured + remaining
     projected = PPM if total == 0 else int((good + (1 - rate) * remaining) * PPM // total)
     tier = tier_index(terms, service_index, projected)
-    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
-    credit = min(service_credit(service, projected, terms.fee_per_period), cap)
+    credit = capped_credit(terms, service_index, projected)
 
     next_tier: int | None = None
     budget = 0.0
@@ -219,13 +219,26 @@ def forecast_latency(terms: Terms, service_index: int, period: int, now: int, la
                     budget_left_s=0.0, next_tier=next_tier, slow_checks_left=left)
 
 
+def capped_credit(terms: Any, service_index: int, value: int) -> int:
+    """What service `service_index` at `value` (ppm, or ms for latency) costs the provider for one
+    period, capped as a settlement caps it: an Agreement's `fee * weight * tier credit` up to its
+    cap; a multi-level agreement's (terms with `credit_of`, smartsla.multilevel.MeasuredTerms)
+    the credits of every department that covers the service, each at its own fee, weight,
+    objective and cap (corporate services carry no weight of their own: the Agreement formula
+    would say 0)."""
+    credit_of = getattr(terms, "credit_of", None)
+    if credit_of is not None:
+        return int(credit_of(service_index, value))
+    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
+    return min(service_credit(terms.services[service_index], value, terms.fee_per_period), cap)
+
+
 def latency_outcome(terms: Terms, service_index: int, value_ms: int) -> tuple[int | None, int, int | None]:
     """(tier, capped credit, next tier) of a latency figure in whole ms: the harshest tier whose
     bound it is strictly above (`smartsla.credit`), and the mildest one it has not reached. The
     API calls it with the figure the oracle exports (an integer, exact in a gauge)."""
     service = terms.services[service_index]
-    cap = terms.fee_per_period * terms.credit_cap_bps // BPS
-    credit = min(service_credit(service, value_ms, terms.fee_per_period), cap)
+    credit = capped_credit(terms, service_index, value_ms)
     hit = [i for i, t in enumerate(service.tiers) if value_ms > t.below_ppm]
     tier = hit[-1] if hit and value_ms > service.objective_ppm else None
     next_tier = next((k for k, t in enumerate(service.tiers) if value_ms <= t.below_ppm), None)

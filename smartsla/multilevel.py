@@ -17,7 +17,7 @@ of the contract's interface is adapted here, once:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from web3 import Web3
@@ -26,6 +26,7 @@ from .chain import Chain, TxResult
 from .corporate import FACTORY_NAME, PERIOD_STATES, STATUSES, Corporate, CorporateTerms
 from .errors import NotAnAgreement
 from .terms import DEFAULT_MIN_MEASURED_PPM, ZERO_ADDRESS, Service
+from .units import PPM
 
 KIND = "CorporateAgreement"
 
@@ -225,6 +226,18 @@ class MeasuredTerms:
     min_measured_ppm: int = DEFAULT_MIN_MEASURED_PPM
     dispute_window: int = 0
     quorum: int = 1
+    corporate: CorporateTerms | None = field(default=None, compare=False, repr=False)
+
+    def credit_of(self, index: int, value: int) -> int:
+        """What corporate service `index` at `value` (ppm) costs for one period: the sum of the
+        credits of the departments that cover it (each with its own fee, weight, objective
+        override and cap; CorporateTerms.department_credit, the contract's rule), every other
+        service at 100 %. The running-period gauges' projected credit (smartsla.forecast)."""
+        if self.corporate is None:
+            return 0
+        values = [PPM] * len(self.services)
+        values[index] = value
+        return sum(self.corporate.department_credit(d, values)[1] for d in range(len(self.corporate.departments)))
 
     def period_end(self, period: int) -> int:
         return self.start + (period + 1) * self.period_length
@@ -250,7 +263,7 @@ def measured_terms(terms: CorporateTerms, slice_seconds: int) -> MeasuredTerms:
     return MeasuredTerms(terms.services, terms.start, terms.period_length, terms.period_count, slice_seconds,
                          terms.committee, terms.provider, terms.asset or ZERO_ADDRESS,
                          sum(d.fee_per_period for d in terms.departments), terms.credit_cap_bps,
-                         terms.min_measured_ppm, terms.dispute_window, terms.quorum)
+                         terms.min_measured_ppm, terms.dispute_window, terms.quorum, corporate=terms)
 
 
 # ---------------------------------------------------------------- the oracle's report

@@ -8,14 +8,17 @@ applies.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oracle.sli import nearest_rank
+from smartsla.corporate import load_corporate_spec
 from smartsla.credit import service_credit, tier_credit_bps
-from smartsla.forecast import LATENCY_UNKNOWN_MS, current_period, forecast, forecast_latency
+from smartsla.forecast import LATENCY_UNKNOWN_MS, capped_credit, current_period, forecast, forecast_latency
+from smartsla.multilevel import measured_terms
 from smartsla.terms import Kind, Service, Terms, Tier
 from smartsla.units import PPM
 
@@ -205,3 +208,24 @@ def test_latency_forecast_matches_the_reference_and_its_budget_is_exact(values: 
         return 200 if got is None else math.ceil(got)  # nothing measured: the objective
 
     assert after(left) <= bound < after(left + 1)  # exactly `left` more slow checks are tolerated
+
+
+def test_a_multi_level_services_projected_credit_is_its_departments_not_zero() -> None:
+    # Corporate services carry no weight of their own (each department weighs the services it
+    # covers): the Agreement formula gave every multi-level gauge a projected credit of 0.
+    example = Path(__file__).resolve().parent.parent / "examples" / "multi-level-corporate.yaml"
+    corporate = load_corporate_spec(example).to_terms()
+    terms = measured_terms(corporate, 60)
+    erp = [s.name for s in terms.services].index("erp")
+    ether = 10**18
+    # erp at 98.5 %: finance (its own 99.9 % objective, weight 70 %, fee 2.0) 10 % -> 0.14;
+    # engineering (weight 20 %, fee 1.5) 10 % -> 0.03; sales does not cover erp.
+    assert capped_credit(terms, erp, 985_000) == 14 * ether // 100 + 3 * ether // 100
+    # finance alone is below its stricter objective at 99.8 %: 0.14
+    assert capped_credit(terms, erp, 998_000) == 14 * ether // 100
+    assert capped_credit(terms, erp, 1_000_000) == 0
+    # each department as the contract's rule says (CorporateTerms.department_credit)
+    values = [1_000_000] * len(terms.services)
+    values[erp] = 900_000
+    assert capped_credit(terms, erp, 900_000) == sum(
+        corporate.department_credit(d, values)[1] for d in range(len(corporate.departments)))
