@@ -206,9 +206,10 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
                   if d.settled_periods < (d.end_period if d.terminated else terms.period_count)]
         lowest = min(behind, default=terms.period_count)
         if lowest < reported and period_state(corporate, lowest) == "Final":
-            # In turns, as the report (one settlement transaction, not one per member).
+            # A committee settles in turns, as it reports (one settlement transaction, not one
+            # per member); the turns count from when the period could be final at the earliest.
             turn = terms.period_end(lowest) + served.grace_s + terms.dispute_window
-            if time.time() < turn + daemon.submitter.turn_delay(terms.oracles, lowest):
+            if terms.quorum > 1 and time.time() < turn + daemon.submitter.turn_delay(terms.oracles, lowest):
                 served.next_due = now + daemon.config.report_check_s
                 return
             if not _settle(daemon, view, lowest, departments):
