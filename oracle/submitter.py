@@ -153,6 +153,9 @@ class Submitter:
                 if outcome is not None:
                     outcomes[key] = outcome
                     continue
+            if agreement.terms.quorum > 1 and not self._my_turn(agreement, period):
+                outcomes[key] = Outcome(report.state, "signed; another member's turn to send")
+                continue
             reports = self.signed_reports(agreement, period, report)
             if len(reports) < agreement.terms.quorum:
                 outcomes[key] = Outcome(report.state, f"waiting for peers: {len(reports)} of {agreement.terms.quorum}")
@@ -243,6 +246,12 @@ class Submitter:
         return ((members.index(self.account.address) - period) % len(members)) * COMMITTEE_TURN_S
 
     # ------------------------------------------------------------------ steps
+    def _my_turn(self, agreement: Agreement, period: int) -> bool:
+        """Whether this member may send the committee's settlement of `period` now (turn_delay
+        counted from the period's end)."""
+        terms = agreement.terms
+        return self.clock() >= terms.period_end(period) + self.turn_delay(terms.oracles, period)
+
     def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
         """Settled (or over) at the block `confirmations` deep: a shallower settlement can still be
         reorganised out, and then this daemon must still hold the report to send again."""
@@ -341,6 +350,8 @@ class Submitter:
             fn = agreement.contract.functions.settle(period, values, int(report.payload["measured_ppm"]),
                                                      root_bytes(report.payload["evidence_root"]))
         else:
+            if not self._my_turn(agreement, period):
+                return Outcome(report.state, "signed; another member's turn to send")
             reports = self.signed_reports(agreement, period, report)
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
