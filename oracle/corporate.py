@@ -5,7 +5,10 @@ records and evidence bundle (oracle.evidence), figures computed from the record,
 payload in the store (oracle.submitter). What differs lives here:
 
 * one report per period for the whole organisation (its corporate services); the contract applies
-  each department's own services, weights, objectives and cap;
+  each department's own services, weights, objectives and cap. With a quorum of 1 the member
+  reports directly; above 1 the members' signed reports (same type, domain and median rule as
+  Agreement) are gathered from the peers' daemons by the Submitter and sent in one
+  settleWithReports transaction, as for an Agreement;
 * then every department of the reported period is settled in ONE transaction
   (`settle_departments`), which releases the fees and the unused pool reservations;
 * it is done when every period is reported and settled, or when the agreement was cancelled or
@@ -203,6 +206,12 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
                   if d.settled_periods < (d.end_period if d.terminated else terms.period_count)]
         lowest = min(behind, default=terms.period_count)
         if lowest < reported and period_state(corporate, lowest) == "Final":
+            # A committee settles in turns, as it reports (one settlement transaction, not one
+            # per member); the turns count from when the period could be final at the earliest.
+            turn = terms.period_end(lowest) + served.grace_s + terms.dispute_window
+            if terms.quorum > 1 and time.time() < turn + daemon.submitter.turn_delay(terms.oracles, lowest):
+                served.next_due = now + daemon.config.report_check_s
+                return
             if not _settle(daemon, view, lowest, departments):
                 return  # pending or refused: the next pass looks again
             continue
@@ -240,7 +249,7 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
                         extra={"agreement": view.address, "period": period, "measured_ppm": measured})
             served.next_due = now + 60.0
             return
-        outcome = _advance_report(daemon, view, period, figures, bundle.root)
+        outcome = _advance_report(daemon, view, period, figures, bundle.root, served.next_due)
         log.info("period report", extra={"agreement": view.address, "period": period, "state": outcome.state,
                                          "detail": outcome.detail, "multi_level": True,
                                          "values": [figures[s.name].value_ppm for s in terms.services]})
@@ -248,8 +257,9 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
             return
 
 
-def _advance_report(daemon: Daemon, view: CorporateServed, period: int, figures: Any, root: bytes) -> Outcome:
-    """The report of `period` as far as it can go now (oracle.submitter's states)."""
+def _advance_report(daemon: Daemon, view: CorporateServed, period: int, figures: Any, root: bytes,
+                    due: float) -> Outcome:
+    """The report of `period` (due at `due`) as far as it can go now (oracle.submitter's states)."""
     store, submitter = daemon.store, daemon.submitter
     address = view.address
     report = store.report(address, period)
@@ -278,11 +288,24 @@ def _advance_report(daemon: Daemon, view: CorporateServed, period: int, figures:
         store.transition_report(address, period, from_state, "submitted", tx_hash=tx_hash)
         from_state = "submitted"
 
+    # A committee with a quorum above 1 reports with the members' signed reports, gathered from
+    # their daemons exactly as for an Agreement (Submitter.signed_reports: the same peers, checks
+    # and payloads); the contract refuses a direct report then (QuorumNotReached).
+    # Signed (and offered to the peers) above; sent only in this member's turn.
+    quorum = view.terms.quorum
+    if quorum > 1 and time.time() < due + submitter.turn_delay(view.terms.oracles, period):
+        return Outcome(from_state, "signed; another member's turn to send")
+    reports = submitter.signed_reports(view, period, report) if quorum > 1 else []
+    if quorum > 1 and len(reports) < quorum:
+        return Outcome(from_state, f"waiting for peers: {len(reports)} of {quorum} reports")
     try:
         with view.tx_chain.sending(f"corporate {address} report {period}", submitted):
-            tx = send_report(view.corporate, period, payload["values"], daemon.account.address,
-                             measured_ppm=int(payload["measured_ppm"]),
-                             evidence_root=root_bytes(payload["evidence_root"]))
+            if quorum > 1:
+                tx = view.corporate.settle_with_reports(period, reports, daemon.account.address)
+            else:
+                tx = send_report(view.corporate, period, payload["values"], daemon.account.address,
+                                 measured_ppm=int(payload["measured_ppm"]),
+                                 evidence_root=root_bytes(payload["evidence_root"]))
     except _Pending as pending:
         return Outcome("submitted", "transaction pending", pending.tx_hash)
     except ContractReverted as exc:

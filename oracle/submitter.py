@@ -50,6 +50,11 @@ DEFAULT_MAX_FEE_GWEI = 500.0  # oracle.config's default, for Submitters built wi
 # cannot be held back and used later, yet a committee has the whole window to gather a quorum.
 REPORT_VALIDITY_S = 30 * 24 * 3600
 PEER_TIMEOUT_S = 2.0
+# The members of a committee take turns sending a period's transaction (Submitter.turn_delay):
+# the member whose turn it is sends as soon as it can, the next one this much later if it has not
+# been done by then, and so on. Without turns every member that gathers the quorum at once sends
+# its own transaction, and all but one revert (gas wasted, a period "refused" in the logs).
+COMMITTEE_TURN_S = 10.0
 # Fault injection for the crash tests: the process SIGKILLs itself at this point of a submission
 # ("before-broadcast": hash recorded, transaction not sent; "after-broadcast": sent, not confirmed).
 CRASH_ENV = "SMARTSLA_ORACLE_CRASH_AT"
@@ -148,10 +153,10 @@ class Submitter:
                 if outcome is not None:
                     outcomes[key] = outcome
                     continue
-            assert report.signature is not None  # past 'computed' a report is signed (Store.advance checks it)
-            own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
-                          report.signature)
-            reports = [own] if agreement.terms.quorum == 1 else self._collect(agreement, period, own)
+            if agreement.terms.quorum > 1 and not self._my_turn(agreement, period):
+                outcomes[key] = Outcome(report.state, "signed; another member's turn to send")
+                continue
+            reports = self.signed_reports(agreement, period, report)
             if len(reports) < agreement.terms.quorum:
                 outcomes[key] = Outcome(report.state, f"waiting for peers: {len(reports)} of {agreement.terms.quorum}")
                 continue
@@ -219,7 +224,34 @@ class Submitter:
                        deadline=report.payload["deadline"])
         return offered
 
+    def signed_reports(self, agreement: Any, period: int, report: Any) -> list[SignedReport]:
+        """This member's signed report of `period` (a stored report past 'computed') and, when the
+        committee's quorum is above 1, the valid ones its peers offer (`_collect`): what a
+        settleWithReports transaction carries. `agreement` is anything with `address` and `terms`
+        (oracles, quorum): an Agreement, or a multi-level agreement (oracle.corporate), which
+        shares the signed report's type and domain."""
+        assert report.signature is not None  # past 'computed' a report is signed (Store.advance checks it)
+        own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
+                      report.signature)
+        return [own] if agreement.terms.quorum == 1 else self._collect(agreement, period, own)
+
+    def turn_delay(self, committee: Sequence[str], period: int) -> float:
+        """How long after a period is due this member waits before sending the committee's
+        transaction itself: 0 when it is its turn (the member at `period` modulo the committee's
+        size), one COMMITTEE_TURN_S more for each member before it in the rotation. A member that
+        is down or lying only delays the period by its turn: the next member sends."""
+        members = [Web3.to_checksum_address(m) for m in committee]
+        if len(members) <= 1 or self.account.address not in members:
+            return 0.0
+        return ((members.index(self.account.address) - period) % len(members)) * COMMITTEE_TURN_S
+
     # ------------------------------------------------------------------ steps
+    def _my_turn(self, agreement: Agreement, period: int) -> bool:
+        """Whether this member may send the committee's settlement of `period` now (turn_delay
+        counted from the period's end)."""
+        terms = agreement.terms
+        return self.clock() >= terms.period_end(period) + self.turn_delay(terms.oracles, period)
+
     def _settled_on_chain(self, agreement: Agreement, period: int) -> bool:
         """Settled (or over) at the block `confirmations` deep: a shallower settlement can still be
         reorganised out, and then this daemon must still hold the report to send again."""
@@ -318,9 +350,9 @@ class Submitter:
             fn = agreement.contract.functions.settle(period, values, int(report.payload["measured_ppm"]),
                                                      root_bytes(report.payload["evidence_root"]))
         else:
-            own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
-                          report.signature)
-            reports = self._collect(agreement, period, own)
+            if not self._my_turn(agreement, period):
+                return Outcome(report.state, "signed; another member's turn to send")
+            reports = self.signed_reports(agreement, period, report)
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
             fn = agreement.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -40,18 +44,24 @@ def services():
         s.close()
 
 
-def _corporate(world: World, tmp_path: Path, count: int) -> tuple[Corporate, Path]:
-    """The example on Anvil's accounts, `count` periods of PERIOD_S from 10 s ahead, funded."""
+def _corporate(world: World, tmp_path: Path, count: int, committee: tuple[str, ...] = (),
+               start_in: int = 10) -> tuple[Corporate, Path]:
+    """The example on Anvil's accounts, `count` periods of PERIOD_S from `start_in` s ahead, funded;
+    reported by `committee` (all of them: quorum = its size) or by the world's oracle alone."""
     a = world.chain.accounts
     data = yaml.safe_load(EXAMPLE.read_text())
     body = data["spec"]
     body["parties"] = {"provider": world.provider, "organisation": world.customer}
-    body["oracle"] = world.oracle
+    if committee:
+        del body["oracle"]
+        body["oracles"] = {"members": list(committee), "quorum": len(committee)}
+    else:
+        body["oracle"] = world.oracle
     for dep, payout in zip(body["departments"], a[5:8], strict=True):
         dep["payout"] = payout
     for service in body["services"]:  # the agreed slice divides these short periods
         service["slo"]["timeSliceWindow"] = "1s"
-    body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time()) + 10, dt.UTC).isoformat(),
+    body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time()) + start_in, dt.UTC).isoformat(),
                           "duration": f"{PERIOD_S}s", "count": count}
     path = tmp_path / "corporate.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -226,3 +236,65 @@ def test_discover_mode_serves_the_corporate_factorys_agreements_of_listed_provid
         assert corporate.address in daemon.served and other.address not in daemon.served
     finally:
         daemon.store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_committee_of_three_daemons_reports_once_on_the_median_and_a_liar_moves_nothing(
+        world: World, services, tmp_path: Path):
+    """U-1: a multi-level agreement whose committee has a quorum above 1 was not served (the daemon
+    only reported directly, which the contract refuses: QuorumNotReached). Three members' daemons
+    (quorum 3) exchange their signed reports over HTTP, as for Agreement; the third probes ports
+    where nothing listens, so it signs 0 % for every service (as a liar would). The period is
+    reported once, by one settleWithReports transaction, on the median: the liar changes nothing."""
+
+    keys = [(world.oracle, world.oracle_key)] + [world.chain.new_account(fund_from=world.deployer, amount=10**18)
+                                                 for _ in range(2)]
+    corporate, _ = _corporate(world, tmp_path, count=1, committee=tuple(a for a, _ in keys), start_in=14)
+    terms = corporate.terms
+    assert terms is not None and terms.quorum == 3
+    first_block = world.chain.w3.eth.block_number + 1
+    ports = [_free_port() for _ in keys]
+    procs = []
+    for i, (_, key) in enumerate(keys):
+        probes = {n: {"http": {"url": s.url if i < 2 else f"http://127.0.0.1:{_free_port()}/health",
+                               "timeout_s": 0.25}, "interval_s": 0.25} for n, s in services.items()}
+        cfg = yaml.safe_load(world.config(corporate.address, services["email"].url, services=probes).read_text())
+        cfg.update(store=f"sqlite:///{tmp_path / f'oracle{i}.db'}", listen=f"127.0.0.1:{ports[i]}",
+                   peers=[f"http://127.0.0.1:{p}" for j, p in enumerate(ports) if j != i])
+        path = tmp_path / f"oracle{i}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        env = dict(os.environ, SMARTSLA_ORACLE_KEY=key)
+        env.pop("SMARTSLA_ORACLE_CRASH_AT", None)
+        log = open(tmp_path / f"oracle{i}.log", "ab")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(path)], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT))
+
+    def logs() -> str:
+        return "\n".join((tmp_path / f"oracle{i}.log").read_text(errors="replace")[-1500:] for i in range(3))
+
+    try:
+        wait_until(lambda: logs().count('"msg": "listening"') == 3, 30, "three oracles listening", logs)
+        assert time.time() < terms.start - 0.5, "the oracles started too late for this test's schedule"
+        wait_until(lambda: read_state(corporate, terms).settled_periods == 1, 45, "the committee's report and "
+                   "the settlement", logs)
+        time.sleep(2)  # give a wrong second transaction the time to show up
+    finally:
+        for p in procs:
+            stop(p)
+    assert corporate.contract.functions.reportedValues(0).call() == [1_000_000] * 3  # median of (100, 100, 0)
+    assert [d.credits_paid for d in read_state(corporate, terms).departments] == [0, 0, 0]
+    # Exactly one settleWithReports transaction, and nothing the committee sent reverted.
+    w3 = world.chain.w3
+    selector = corporate.contract.functions.settleWithReports(0, [])._encode_transaction_data()[:10]
+    members = {a for a, _ in keys}
+    sent = [tx for n in range(first_block, w3.eth.block_number + 1)
+            for tx in w3.eth.get_block(n, full_transactions=True)["transactions"] if tx["from"] in members]
+    reports = [tx for tx in sent if tx["to"] == corporate.address and tx["input"].to_0x_hex().startswith(selector)]
+    assert len(reports) == 1, sent
+    assert len(sent) == 2, sent  # the report and one settlement of every department
+    assert all(w3.eth.get_transaction_receipt(tx["hash"])["status"] == 1 for tx in sent)

@@ -264,6 +264,8 @@ def test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing(world: W
     (settled,) = ag.settlements()
     assert settled.values_ppm == (PPM,)  # the median of (100 %, 100 %, 0 %)
     assert settled.credit_paid == 0
+    # The members send in turns (Submitter.turn_delay): one settlement transaction, no reverted twin.
+    assert sum(world.chain.w3.eth.get_transaction_count(a) for a, _ in keys) == 1
 
 
 # ---------------------------------------------------------------- fault injection
