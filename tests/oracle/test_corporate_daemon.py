@@ -88,9 +88,9 @@ def test_daemon_settles_two_periods_and_two_departments_withdraw(world: World, s
         world.wait_ready(s)
         port = json.loads(next(line for line in world.log_text().splitlines() if '"msg": "listening"' in line))["port"]
         gauge = f'smartsla_oracle_period_value_ppm{{agreement="{corporate.address}",service="erp"}}'
-        # the gauge follows the running period: up to 10 s after the period starts (the daemon
+        # the gauge follows the running period: up to 20 s after the period starts (the daemon
         # may be listening well before it, and a loaded machine refreshes later)
-        wait_until(lambda: gauge in httpx.get(f"http://127.0.0.1:{port}/metrics").text, s + 10 - time.time(),
+        wait_until(lambda: gauge in httpx.get(f"http://127.0.0.1:{port}/metrics").text, s + 20 - time.time(),
                    "the running-period gauge of a corporate service", world.log_text)
         wait_until(lambda: read_state(corporate, terms).settled_periods == 2, 45, "both periods settled",
                    world.log_text)
