@@ -54,7 +54,7 @@ from . import artifacts, multilevel
 from .chain import Chain
 from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporate_spec
 from .credit import tier_credit_bps
-from .indexer import _json_value
+from .indexer import _json_value, poll_with_backoff
 from .multilevel import created_by_factory
 from .terms import Service, Tier
 
@@ -380,18 +380,11 @@ class CorporateIndexer:
         return len(events)
 
     def run(self, stop: threading.Event, *, poll_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
-        backoff = poll_s
-        while not stop.is_set():
-            try:
-                self.sync()
-                backoff = poll_s
-            except Exception as exc:  # keep the thread alive: the chain may come back
-                self.last_error = f"{exc.__class__.__name__}: {exc}"
-                log.warning("multi-level indexer: %s", self.last_error)
-                with contextlib.suppress(Exception):
-                    self.store.note_error(self.last_error[:500])
-                backoff = min(max_backoff_s, backoff * 2)
-            stop.wait(backoff)
+        def sync() -> bool:
+            self.sync()
+            return True  # one pass syncs to the head
+
+        poll_with_backoff(self, sync, stop, poll_s=poll_s, max_backoff_s=max_backoff_s, label="multi-level indexer")
 
     def start_thread(self, *, poll_s: float = 1.0) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()

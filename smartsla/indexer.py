@@ -28,7 +28,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,29 @@ def snapshot_columns(raw: Any) -> dict[str, Any]:
         "pending_to_customer": str(s.pending_to_customer), "pending_to_provider": str(s.pending_to_provider),
         "pending_periods": s.pending_periods,
     }
+
+
+# ---------------------------------------------------------------------------- polling
+def poll_with_backoff(indexer: Any, sync: Callable[[], bool], stop: threading.Event, *, poll_s: float,
+                      max_backoff_s: float, label: str) -> None:
+    """Call `sync` (True once caught up) every `poll_s` seconds until `stop` is set, at once again
+    while it is behind. An error is recorded on `indexer.last_error` and in its store (health)
+    and retried after a pause that doubles up to `max_backoff_s`: the thread stays alive, the
+    chain may come back. The one loop of every indexer thread."""
+    backoff = poll_s
+    while not stop.is_set():
+        try:
+            caught_up = sync()
+            backoff = poll_s
+            if not caught_up:
+                continue
+        except Exception as exc:  # keep the thread alive: the chain may come back
+            indexer.last_error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("%s: %s", label, indexer.last_error)
+            with contextlib.suppress(Exception):
+                indexer.store.note_error(indexer.last_error[:500])
+            backoff = min(max_backoff_s, backoff * 2)
+        stop.wait(backoff)
 
 
 # ---------------------------------------------------------------------------- the indexer
@@ -344,20 +367,8 @@ class Indexer:
     def run(self, stop: threading.Event, *, poll_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
         """Sync every `poll_s` seconds until `stop` is set; errors are recorded (health) and retried
         with a growing pause."""
-        backoff = poll_s
-        while not stop.is_set():
-            try:
-                result = self.sync(max_ranges=50)
-                backoff = poll_s
-                if not result.caught_up:
-                    continue
-            except Exception as exc:  # keep the thread alive: the chain may come back
-                self.last_error = f"{exc.__class__.__name__}: {exc}"
-                log.warning("indexer: %s", self.last_error)
-                with contextlib.suppress(Exception):
-                    self.store.note_error(self.last_error[:500])
-                backoff = min(max_backoff_s, backoff * 2)
-            stop.wait(backoff)
+        poll_with_backoff(self, lambda: self.sync(max_ranges=50).caught_up, stop, poll_s=poll_s,
+                          max_backoff_s=max_backoff_s, label="indexer")
 
     def start_thread(self, *, poll_s: float = 1.0) -> tuple[threading.Thread, threading.Event]:
         stop = threading.Event()
