@@ -34,6 +34,19 @@ contract CorporateAgreementInvariantTest is TestBase {
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
+    /// @notice A period reported 361 s before the expiry (its dispute window ends after it; found by
+    /// the CI profile on one seed): it still becomes final and settles after the expiry, and the
+    /// wind-down pays every wei once. Failed before the wind-down waited for the window.
+    function test_aReportJustBeforeTheExpirySettlesAfterIt() public {
+        CorporateAgreement g = handler.agreement();
+        vm.warp(g.expiresAt() - 361);
+        handler.report(990_000, 980_000, 1_000_000);
+        (, uint256 finalAfter,) = g.periodState(0);
+        assertEq(handler.snap().reportedPeriods, 1, "reported");
+        assertGe(finalAfter, g.expiresAt(), "its dispute window outlives the expiry");
+        afterInvariant();
+    }
+
     /// @notice The handler's actions are not all no-ops: a pseudo-random walk like the fuzzer's
     /// reports, settles with credits, settles whole periods, withdraws and expires.
     function test_handlerReachesEveryState() public {
@@ -133,6 +146,10 @@ contract CorporateAgreementInvariantTest is TestBase {
         CorporateAgreement g = handler.agreement();
         vm.warp(g.expiresAt());
         handler.expire(address(0xCAFE));
+        // A period reported just before the expiry can still be disputed after it (its window runs
+        // from the report), and a disputed one waits one more window: past both, every pending
+        // and disputed period can become final (the contract takes no status into account here).
+        vm.warp(g.expiresAt() + 2 * handler.WINDOW());
         uint256 reported = handler.snap().reportedPeriods;
         for (uint256 p = 0; p < reported; ++p) {
             handler.finalize(p); // every window has passed: pending and disputed periods become final
