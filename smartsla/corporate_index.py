@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from eth_utils import event_abi_to_log_topic
 from hexbytes import HexBytes
 from sqlalchemy import (
     JSON,
@@ -48,13 +47,13 @@ from sqlalchemy import (
     select,
 )
 from web3 import Web3
-from web3._utils.events import get_event_data
 
-from . import artifacts, multilevel
+from . import multilevel
 from .chain import Chain
 from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporate_spec
 from .credit import tier_credit_bps
-from .indexer import _json_value, poll_with_backoff
+from .event_decoding import EventDecoder
+from .indexer import poll_with_backoff
 from .multilevel import created_by_factory
 from .terms import Service, Tier
 
@@ -293,21 +292,8 @@ class CorporateIndexer:
         self.confirmations = confirmations
         self.chunk_blocks = chunk_blocks
         self.lock = lock or threading.RLock()
-        self.by_topic: dict[str, dict[str, Any]] = {}
-        for item in artifacts.load(CONTRACT)["abi"]:
-            if item.get("type") == "event" and not item.get("anonymous"):
-                self.by_topic[HexBytes(event_abi_to_log_topic(item)).to_0x_hex()] = item
+        self.decoder = EventDecoder(chain.w3, (CONTRACT,))
         self.last_error: str | None = None
-
-    def _decode(self, raw: Any) -> tuple[str, dict[str, Any]]:
-        topic0 = HexBytes(raw["topics"][0]).to_0x_hex() if raw["topics"] else None
-        abi = self.by_topic.get(topic0) if topic0 else None
-        if abi is None:
-            return "Unknown", {"topics": [HexBytes(t).to_0x_hex() for t in raw["topics"]],
-                               "data": HexBytes(raw["data"]).to_0x_hex()}
-        decoded = get_event_data(self.chain.w3.codec, abi, raw)
-        return abi["name"], {i["name"]: _json_value(i["type"], i.get("components"), decoded["args"][i["name"]])
-                             for i in abi["inputs"]}
 
     def sync(self) -> int:
         """Index up to the head less the confirmations; returns the number of events added."""
@@ -358,7 +344,8 @@ class CorporateIndexer:
                 with self.lock:
                     stamps[number] = int(w3.eth.get_block(number)["timestamp"])
             address: str = Web3.to_checksum_address(raw["address"])
-            name, args = self._decode(raw)
+            # strict: a log of a known event that does not decode is an error, not a raw row
+            name, _, args = self.decoder.decode(raw, strict=True)
             touched.add(address)
             events.append({"address": address, "block_number": number, "log_index": int(raw["logIndex"]),
                            "tx_hash": HexBytes(raw["transactionHash"]).to_0x_hex(), "name": name, "args": args,
