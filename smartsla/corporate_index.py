@@ -24,7 +24,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Double,
     Engine,
     Integer,
@@ -52,10 +53,12 @@ from . import multilevel
 from .chain import Chain
 from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporate_spec
 from .credit import tier_credit_bps
+from .database import transaction
 from .event_decoding import EventDecoder
 from .indexer import poll_with_backoff
 from .multilevel import created_by_factory
 from .terms import Service, Tier
+from .versioned_schema import VersionedSchema, version_table
 
 log = logging.getLogger("smartsla.corporate_index")
 
@@ -179,7 +182,19 @@ def with_spec_names(row: dict[str, Any], paths: tuple[str, ...]) -> dict[str, An
 
 
 # ---------------------------------------------------------------------------- the store
+SCHEMA_VERSION = 1  # the tables of the release that made them without a version table
+
+
+class CorporateStoreError(RuntimeError):
+    """A database operation on the multi-level tables failed; the message says why."""
+
+
+class SchemaTooNewError(CorporateStoreError):
+    """The multi-level tables were written by a newer smartsla."""
+
+
 metadata = MetaData()
+idx_corp_schema_version = version_table(metadata, "idx_corp_schema_version")
 idx_corp_cursor = Table(
     "idx_corp_cursor", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
@@ -210,6 +225,12 @@ idx_corp_events = Table(
     Column("timestamp", BigInteger, nullable=False),
     UniqueConstraint("block_number", "log_index", name="uq_idx_corp_events_log"),
 )
+SCHEMA = VersionedSchema(
+    component="multi-level index", owner="smartsla", metadata=metadata, table=idx_corp_schema_version,
+    version=SCHEMA_VERSION, upgrades={}, error=CorporateStoreError, too_new=SchemaTooNewError,
+    # The release before versions created these three tables: such a database is version 1.
+    unversioned=(1, frozenset({"idx_corp_cursor", "idx_corp_agreements", "idx_corp_events"})),
+)
 
 
 class CorporateStore:
@@ -217,12 +238,11 @@ class CorporateStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, checkfirst=True)  # new tables only: nothing to migrate yet
+        with self._tx() as conn:
+            SCHEMA.ensure(conn)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self.engine.begin() as conn:
-            yield conn
+    def _tx(self) -> contextlib.AbstractContextManager[Connection]:
+        return transaction(self.engine, CorporateStoreError)
 
     def cursor(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
