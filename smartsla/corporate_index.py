@@ -55,6 +55,7 @@ from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporat
 from .credit import tier_credit_bps
 from .database import transaction
 from .event_decoding import EventDecoder
+from .index_store import IndexStoreError, SchemaTooNewError
 from .indexer import poll_with_backoff
 from .multilevel import created_by_factory
 from .terms import Service, Tier
@@ -185,14 +186,6 @@ def with_spec_names(row: dict[str, Any], paths: tuple[str, ...]) -> dict[str, An
 SCHEMA_VERSION = 1  # the tables of the release that made them without a version table
 
 
-class CorporateStoreError(RuntimeError):
-    """A database operation on the multi-level tables failed; the message says why."""
-
-
-class SchemaTooNewError(CorporateStoreError):
-    """The multi-level tables were written by a newer smartsla."""
-
-
 metadata = MetaData()
 idx_corp_schema_version = version_table(metadata, "idx_corp_schema_version")
 idx_corp_cursor = Table(
@@ -227,7 +220,7 @@ idx_corp_events = Table(
 )
 SCHEMA = VersionedSchema(
     component="multi-level index", owner="smartsla", metadata=metadata, table=idx_corp_schema_version,
-    version=SCHEMA_VERSION, upgrades={}, error=CorporateStoreError, too_new=SchemaTooNewError,
+    version=SCHEMA_VERSION, upgrades={}, error=IndexStoreError, too_new=SchemaTooNewError,  # part of the event index
     # The release before versions created these three tables: such a database is version 1.
     unversioned=(1, frozenset({"idx_corp_cursor", "idx_corp_agreements", "idx_corp_events"})),
 )
@@ -242,7 +235,7 @@ class CorporateStore:
             SCHEMA.ensure(conn)
 
     def _tx(self) -> contextlib.AbstractContextManager[Connection]:
-        return transaction(self.engine, CorporateStoreError)
+        return transaction(self.engine, IndexStoreError)
 
     def cursor(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -21,8 +21,8 @@ from sqlalchemy import (
 )
 
 from oracle.store import Store
-from smartsla import corporate_index, index_store
-from smartsla.corporate_index import CorporateStore, CorporateStoreError
+from smartsla import index_store
+from smartsla.corporate_index import CorporateStore
 from smartsla.database import normalise_url
 from smartsla.index_store import IndexStore, IndexStoreError
 from smartsla.versioned_schema import VersionedSchema, version_table
@@ -79,17 +79,17 @@ def test_newer_or_foreign_corporate_tables_are_refused(store_url: str) -> None:
         CorporateStore(store.engine)
         with store.engine.begin() as conn:
             conn.execute(text("INSERT INTO idx_corp_schema_version (version, applied_at) VALUES (2, 0)"))
-        with pytest.raises(corporate_index.SchemaTooNewError,
+        with pytest.raises(index_store.SchemaTooNewError,
                            match="multi-level index schema version 2 is newer than this smartsla's 1"):
             CorporateStore(store.engine)
         with store.engine.begin() as conn:
             conn.execute(text("DELETE FROM idx_corp_schema_version"))
-        with pytest.raises(CorporateStoreError, match="idx_corp_schema_version table is empty"):
+        with pytest.raises(IndexStoreError, match="idx_corp_schema_version table is empty"):
             CorporateStore(store.engine)
         with store.engine.begin() as conn:  # some of our tables, unversioned: not the previous release
             conn.execute(text("DROP TABLE idx_corp_schema_version"))
             conn.execute(text("DROP TABLE idx_corp_events"))
-        with pytest.raises(CorporateStoreError, match=r"tables \['idx_corp_agreements', 'idx_corp_cursor'\] "
+        with pytest.raises(IndexStoreError, match=r"tables \['idx_corp_agreements', 'idx_corp_cursor'\] "
                                                       "exist without a idx_corp_schema_version"):
             CorporateStore(store.engine)
 
