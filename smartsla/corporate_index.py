@@ -1,7 +1,8 @@
 """Multi-level agreements (CorporateAgreement) in the index, for the API and the dashboard.
 
 Kept apart from the factory's index (smartsla.indexer, smartsla.index_store): its own tables
-(`idx_corp_*`, created beside the index's in the same database), its own cursor and its own
+(`idx_corp_*`, created beside the index's in the same database, versioned in
+`idx_corp_schema_version`: smartsla.versioned_schema), its own cursor and its own
 sync, so that the contract rebuild (a factory clone, a committee of reports) changes three small
 places here and nothing there:
 

@@ -4,21 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Double,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    inspect,
-    text,
-)
+import sqlalchemy as sa
 
 from oracle.store import Store
 from smartsla import index_store
@@ -28,34 +14,35 @@ from smartsla.index_store import IndexStore, IndexStoreError
 from smartsla.versioned_schema import VersionedSchema, version_table
 
 
-def _previous_release_corporate_tables() -> MetaData:
+def _previous_release_corporate_tables() -> sa.MetaData:
     """The multi-level tables exactly as the release before versions made them (a frozen copy of
     its definitions: `metadata.create_all` and no version table)."""
-    md = MetaData()
-    Table("idx_corp_cursor", md,
-          Column("id", Integer, primary_key=True, autoincrement=False),
-          Column("chain_id", BigInteger, nullable=False),
-          Column("last_block", BigInteger), Column("last_hash", String(66)),
-          Column("head_block", BigInteger), Column("head_timestamp", BigInteger),
-          Column("head_seen_at", Double), Column("last_error", Text))
-    Table("idx_corp_agreements", md,
-          Column("address", String(42), primary_key=True), Column("terms", JSON, nullable=False),
-          Column("state", JSON), Column("snapshot_block", BigInteger))
-    Table("idx_corp_events", md,
-          Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("address", String(42), nullable=False, index=True),
-          Column("block_number", BigInteger, nullable=False), Column("log_index", Integer, nullable=False),
-          Column("tx_hash", String(66), nullable=False), Column("name", String(64), nullable=False),
-          Column("args", JSON, nullable=False), Column("timestamp", BigInteger, nullable=False),
-          UniqueConstraint("block_number", "log_index", name="uq_idx_corp_events_log"))
+    md = sa.MetaData()
+    sa.Table("idx_corp_cursor", md,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("chain_id", sa.BigInteger, nullable=False),
+             sa.Column("last_block", sa.BigInteger), sa.Column("last_hash", sa.String(66)),
+             sa.Column("head_block", sa.BigInteger), sa.Column("head_timestamp", sa.BigInteger),
+             sa.Column("head_seen_at", sa.Double), sa.Column("last_error", sa.Text))
+    sa.Table("idx_corp_agreements", md,
+             sa.Column("address", sa.String(42), primary_key=True), sa.Column("terms", sa.JSON, nullable=False),
+             sa.Column("state", sa.JSON), sa.Column("snapshot_block", sa.BigInteger))
+    sa.Table("idx_corp_events", md,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("address", sa.String(42), nullable=False, index=True),
+             sa.Column("block_number", sa.BigInteger, nullable=False),
+             sa.Column("log_index", sa.Integer, nullable=False),
+             sa.Column("tx_hash", sa.String(66), nullable=False), sa.Column("name", sa.String(64), nullable=False),
+             sa.Column("args", sa.JSON, nullable=False), sa.Column("timestamp", sa.BigInteger, nullable=False),
+             sa.UniqueConstraint("block_number", "log_index", name="uq_idx_corp_events_log"))
     return md
 
 
 def _versions(url: str, table: str) -> list[int]:
-    engine = create_engine(normalise_url(url))
+    engine = sa.create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
-            return [int(v) for (v,) in conn.execute(text(f"SELECT version FROM {table} ORDER BY version"))]
+            return [int(v) for (v,) in conn.execute(sa.text(f"SELECT version FROM {table} ORDER BY version"))]
     finally:
         engine.dispose()
 
@@ -66,7 +53,7 @@ def test_corporate_tables_of_the_previous_release_are_adopted(store_url: str) ->
     with IndexStore.open(store_url) as store:
         with store.engine.begin() as conn:
             _previous_release_corporate_tables().create_all(conn)
-            conn.execute(text("INSERT INTO idx_corp_agreements (address, terms) VALUES ('0xab', '{\"a\": 1}')"))
+            conn.execute(sa.text("INSERT INTO idx_corp_agreements (address, terms) VALUES ('0xab', '{\"a\": 1}')"))
         corp = CorporateStore(store.engine)
         assert corp.agreement("0xab") == {"address": "0xab", "terms": {"a": 1}, "state": None, "snapshot_block": None}
         CorporateStore(store.engine)  # reopening the adopted version is fine
@@ -78,17 +65,17 @@ def test_newer_or_foreign_corporate_tables_are_refused(store_url: str) -> None:
     with IndexStore.open(store_url) as store:
         CorporateStore(store.engine)
         with store.engine.begin() as conn:
-            conn.execute(text("INSERT INTO idx_corp_schema_version (version, applied_at) VALUES (2, 0)"))
+            conn.execute(sa.text("INSERT INTO idx_corp_schema_version (version, applied_at) VALUES (2, 0)"))
         with pytest.raises(index_store.SchemaTooNewError,
                            match="multi-level index schema version 2 is newer than this smartsla's 1"):
             CorporateStore(store.engine)
         with store.engine.begin() as conn:
-            conn.execute(text("DELETE FROM idx_corp_schema_version"))
+            conn.execute(sa.text("DELETE FROM idx_corp_schema_version"))
         with pytest.raises(IndexStoreError, match="idx_corp_schema_version table is empty"):
             CorporateStore(store.engine)
         with store.engine.begin() as conn:  # some of our tables, unversioned: not the previous release
-            conn.execute(text("DROP TABLE idx_corp_schema_version"))
-            conn.execute(text("DROP TABLE idx_corp_events"))
+            conn.execute(sa.text("DROP TABLE idx_corp_schema_version"))
+            conn.execute(sa.text("DROP TABLE idx_corp_events"))
         with pytest.raises(IndexStoreError, match=r"tables \['idx_corp_agreements', 'idx_corp_cursor'\] "
                                                       "exist without a idx_corp_schema_version"):
             CorporateStore(store.engine)
@@ -98,28 +85,28 @@ def test_event_index_versions(store_url: str) -> None:
     """The event index: too new, empty version table and unversioned tables are refused; a
     version-1 index is upgraded (its columns added, its rows kept)."""
     IndexStore.open(store_url).close()
-    engine = create_engine(normalise_url(store_url))
+    engine = sa.create_engine(normalise_url(store_url))
     try:
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO idx_schema_version (version, applied_at) VALUES (3, 0)"))
+            conn.execute(sa.text("INSERT INTO idx_schema_version (version, applied_at) VALUES (3, 0)"))
         with pytest.raises(index_store.SchemaTooNewError,
                            match="event index schema version 3 is newer than this smartsla's 2"):
             IndexStore.open(store_url)
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM idx_schema_version"))
-            conn.execute(text("INSERT INTO idx_schema_version (version, applied_at) VALUES (1, 0)"))
-            conn.execute(text("ALTER TABLE idx_periods DROP COLUMN measured_ppm"))
-            conn.execute(text("ALTER TABLE idx_withdrawals DROP COLUMN recipient"))
+            conn.execute(sa.text("DELETE FROM idx_schema_version"))
+            conn.execute(sa.text("INSERT INTO idx_schema_version (version, applied_at) VALUES (1, 0)"))
+            conn.execute(sa.text("ALTER TABLE idx_periods DROP COLUMN measured_ppm"))
+            conn.execute(sa.text("ALTER TABLE idx_withdrawals DROP COLUMN recipient"))
         with IndexStore.open(store_url) as store:
-            columns = {c["name"] for c in inspect(store.engine).get_columns("idx_withdrawals")}
+            columns = {c["name"] for c in sa.inspect(store.engine).get_columns("idx_withdrawals")}
             assert "recipient" in columns
         assert _versions(store_url, "idx_schema_version") == [1, 2]
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM idx_schema_version"))
+            conn.execute(sa.text("DELETE FROM idx_schema_version"))
         with pytest.raises(IndexStoreError, match="idx_schema_version table is empty"):
             IndexStore.open(store_url)
         with engine.begin() as conn:
-            conn.execute(text("DROP TABLE idx_schema_version"))
+            conn.execute(sa.text("DROP TABLE idx_schema_version"))
         with pytest.raises(IndexStoreError, match="exist without a idx_schema_version"):
             IndexStore.open(store_url)
     finally:
@@ -139,7 +126,7 @@ def test_three_components_share_one_database(store_url: str) -> None:
 
 
 def test_a_missing_upgrade_step_is_refused_at_definition() -> None:
-    md = MetaData()
+    md = sa.MetaData()
     table = version_table(md, "v")
     with pytest.raises(ValueError, match=r"upgrade steps \[2\] do not match versions \[2, 3\]"):
         VersionedSchema(component="x", owner="x", metadata=md, table=table, version=3,
