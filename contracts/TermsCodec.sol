@@ -8,8 +8,8 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 /// ("immutable args"): they cannot change after creation, and bytes of code cost 200 gas where
 /// a storage slot costs 22,100. abi.encode would spend 32 bytes on every uint16, so the terms
 /// are packed tightly instead (about 270 bytes for one oracle and one service with three tiers).
-/// The decoder does not check the length it read against the code's length: every settlement
-/// would pay for it, and the only writer is the factory, which validated the size.
+/// The decoder checks at the end that it read exactly the bytes it was given
+/// (`TermsLengthMismatch`): one comparison per decode, paid for by its unchecked offset arithmetic.
 /// @dev Layout (big-endian, no padding):
 ///   0 provider(20) 20 customer(20) 40 asset(20)
 ///   60 start(8) 68 periodLength(4) 72 periodCount(2) 74 feePerPeriod(16) 90 collateral(16)
@@ -20,26 +20,56 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 ///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1)
 ///   latencyPercentile(1) tierCount(1), then per tier belowPpm(4) creditBps(2)
 library TermsCodec {
+    /// @notice The packed terms are not exactly as long as what their counts describe (a
+    /// truncated or an over-long buffer): `consumed` bytes were read, the buffer holds `length`.
+    error TermsLengthMismatch(uint256 consumed, uint256 length);
+
     uint256 internal constant HEADER_LENGTH = 114;
-    /// @dev Byte offsets of the header fields read on their own (Agreement's fixed-offset readers).
+    /// @dev Byte offsets of the header fields (Agreement's fixed-offset readers use the hot ones).
     uint256 internal constant PROVIDER_OFFSET = 0;
     uint256 internal constant CUSTOMER_OFFSET = 20;
     uint256 internal constant ASSET_OFFSET = 40;
     uint256 internal constant START_OFFSET = 60;
+    uint256 internal constant PERIOD_LENGTH_OFFSET = 68;
     uint256 internal constant PERIOD_COUNT_OFFSET = 72;
     uint256 internal constant FEE_OFFSET = 74;
     uint256 internal constant COLLATERAL_OFFSET = 90;
+    uint256 internal constant CREDIT_CAP_OFFSET = 106;
+    uint256 internal constant TERMINATION_OFFSET = 108;
+    uint256 internal constant QUORUM_OFFSET = 112;
+    uint256 internal constant ORACLE_COUNT_OFFSET = 113;
+    /// @dev Sizes of the repeated items: an oracle address, a period end, a tier.
+    uint256 internal constant ORACLE_LENGTH = 20;
+    uint256 internal constant PERIOD_END_LENGTH = 4;
+    uint256 internal constant TIER_LENGTH = 6;
+    /// @dev Offset of creditBps inside a tier (belowPpm is at 0).
+    uint256 internal constant CREDIT_BPS_OFFSET = 4;
     /// @dev disputeWindow, arbiter, maintenanceNotice, maintenanceBudget, sliceLength,
     /// minMeasuredPpm, specHash, periodEndCount.
     uint256 internal constant OPTIONS_LENGTH = 74;
-    /// @dev id, objectivePpm, weightBps, kind, latencyPercentile, tierCount (then 6 per tier).
+    /// @dev Offsets inside the options block (after the oracles).
+    uint256 internal constant ARBITER_OFFSET = 4;
+    uint256 internal constant MAINTENANCE_NOTICE_OFFSET = 24;
+    uint256 internal constant MAINTENANCE_BUDGET_OFFSET = 28;
+    uint256 internal constant SLICE_LENGTH_OFFSET = 32;
+    uint256 internal constant MIN_MEASURED_OFFSET = 36;
+    uint256 internal constant SPEC_HASH_OFFSET = 40;
+    uint256 internal constant PERIOD_END_COUNT_OFFSET = 72;
+    /// @dev id, objectivePpm, weightBps, kind, latencyPercentile, tierCount (then a tier each).
     uint256 internal constant SERVICE_LENGTH = 41;
+    /// @dev Offsets inside a service record.
+    uint256 internal constant OBJECTIVE_OFFSET = 32;
+    uint256 internal constant WEIGHT_OFFSET = 36;
+    uint256 internal constant KIND_OFFSET = 38;
+    uint256 internal constant PERCENTILE_OFFSET = 39;
+    uint256 internal constant TIER_COUNT_OFFSET = 40;
 
     /// @notice Size in bytes of `encode(t, o)`.
     function packedLength(Terms memory t, Options memory o) internal pure returns (uint256 size) {
-        size = HEADER_LENGTH + 20 * t.oracles.length + OPTIONS_LENGTH + 4 * o.periodEnds.length + 1;
+        size = HEADER_LENGTH + ORACLE_LENGTH * t.oracles.length + OPTIONS_LENGTH
+            + PERIOD_END_LENGTH * o.periodEnds.length + 1;
         for (uint256 i = 0; i < t.services.length; ++i) {
-            size += SERVICE_LENGTH + 6 * t.services[i].tiers.length;
+            size += SERVICE_LENGTH + TIER_LENGTH * t.services[i].tiers.length;
         }
     }
 
@@ -115,63 +145,70 @@ library TermsCodec {
     /// `specHash` stays zero and `latencyPercentiles` empty. No settlement rule reads them (the
     /// oracles and the auditors do, through `options()`), so every settlement is spared their cost.
     function decode(bytes memory b, bool withMethod) internal pure returns (Terms memory t, Options memory o) {
-        t.provider = address(uint160(_read(b, 0, 160)));
-        t.customer = address(uint160(_read(b, 20, 160)));
-        t.asset = address(uint160(_read(b, 40, 160)));
-        t.start = uint64(_read(b, 60, 64));
-        t.periodLength = uint32(_read(b, 68, 32));
-        t.periodCount = uint16(_read(b, 72, 16));
-        t.feePerPeriod = uint128(_read(b, 74, 128));
-        t.collateral = uint128(_read(b, 90, 128));
-        t.creditCapBps = uint16(_read(b, 106, 16));
-        t.terminationPpm = uint32(_read(b, 108, 32));
-        t.quorum = uint8(_read(b, 112, 8));
-        uint256 oracleCount = _read(b, 113, 8);
+        t.provider = address(uint160(_read(b, PROVIDER_OFFSET, 160)));
+        t.customer = address(uint160(_read(b, CUSTOMER_OFFSET, 160)));
+        t.asset = address(uint160(_read(b, ASSET_OFFSET, 160)));
+        t.start = uint64(_read(b, START_OFFSET, 64));
+        t.periodLength = uint32(_read(b, PERIOD_LENGTH_OFFSET, 32));
+        t.periodCount = uint16(_read(b, PERIOD_COUNT_OFFSET, 16));
+        t.feePerPeriod = uint128(_read(b, FEE_OFFSET, 128));
+        t.collateral = uint128(_read(b, COLLATERAL_OFFSET, 128));
+        t.creditCapBps = uint16(_read(b, CREDIT_CAP_OFFSET, 16));
+        t.terminationPpm = uint32(_read(b, TERMINATION_OFFSET, 32));
+        t.quorum = uint8(_read(b, QUORUM_OFFSET, 8));
+        uint256 oracleCount = _read(b, ORACLE_COUNT_OFFSET, 8);
         t.oracles = new address[](oracleCount);
         uint256 off = HEADER_LENGTH;
-        for (uint256 i = 0; i < oracleCount; ++i) {
-            t.oracles[i] = address(uint160(_read(b, off, 160)));
-            off += 20;
-        }
-        o.disputeWindow = uint32(_read(b, off, 32));
-        o.arbiter = address(uint160(_read(b, off + 4, 160)));
-        o.maintenanceNotice = uint32(_read(b, off + 24, 32));
-        o.maintenanceBudget = uint32(_read(b, off + 28, 32));
-        o.sliceLength = uint32(_read(b, off + 32, 32));
-        o.minMeasuredPpm = uint32(_read(b, off + 36, 32));
-        if (withMethod) o.specHash = bytes32(_read(b, off + 40, 256));
-        uint256 endCount = _read(b, off + 72, 16);
-        off += OPTIONS_LENGTH;
-        o.periodEnds = new uint32[](endCount);
-        for (uint256 i = 0; i < endCount; ++i) {
-            o.periodEnds[i] = uint32(_read(b, off, 32));
-            off += 4;
-        }
-        uint256 serviceCount = _read(b, off, 8);
-        off += 1;
-        t.services = new Service[](serviceCount);
-        o.serviceKinds = new uint8[](serviceCount);
-        if (withMethod) o.latencyPercentiles = new uint8[](serviceCount);
-        for (uint256 i = 0; i < serviceCount; ++i) {
-            Service memory s = t.services[i];
-            s.id = bytes32(_read(b, off, 256));
-            s.objectivePpm = uint32(_read(b, off + 32, 32));
-            s.weightBps = uint16(_read(b, off + 36, 16));
-            o.serviceKinds[i] = uint8(_read(b, off + 38, 8));
-            if (withMethod) o.latencyPercentiles[i] = uint8(_read(b, off + 39, 8));
-            uint256 tierCount = _read(b, off + 40, 8);
-            off += SERVICE_LENGTH;
-            s.tiers = new Tier[](tierCount);
-            for (uint256 j = 0; j < tierCount; ++j) {
-                s.tiers[j] = Tier({belowPpm: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + 4, 16))});
-                off += 6;
+        // Unchecked: every count is read from at most two bytes, so no offset comes near
+        // overflowing; a wrong count is caught by the length check at the end.
+        unchecked {
+            for (uint256 i = 0; i < oracleCount; ++i) {
+                t.oracles[i] = address(uint160(_read(b, off, 160)));
+                off += ORACLE_LENGTH;
+            }
+            o.disputeWindow = uint32(_read(b, off, 32));
+            o.arbiter = address(uint160(_read(b, off + ARBITER_OFFSET, 160)));
+            o.maintenanceNotice = uint32(_read(b, off + MAINTENANCE_NOTICE_OFFSET, 32));
+            o.maintenanceBudget = uint32(_read(b, off + MAINTENANCE_BUDGET_OFFSET, 32));
+            o.sliceLength = uint32(_read(b, off + SLICE_LENGTH_OFFSET, 32));
+            o.minMeasuredPpm = uint32(_read(b, off + MIN_MEASURED_OFFSET, 32));
+            if (withMethod) o.specHash = bytes32(_read(b, off + SPEC_HASH_OFFSET, 256));
+            uint256 endCount = _read(b, off + PERIOD_END_COUNT_OFFSET, 16);
+            off += OPTIONS_LENGTH;
+            o.periodEnds = new uint32[](endCount);
+            for (uint256 i = 0; i < endCount; ++i) {
+                o.periodEnds[i] = uint32(_read(b, off, 32));
+                off += PERIOD_END_LENGTH;
+            }
+            uint256 serviceCount = _read(b, off, 8);
+            off += 1;
+            t.services = new Service[](serviceCount);
+            o.serviceKinds = new uint8[](serviceCount);
+            if (withMethod) o.latencyPercentiles = new uint8[](serviceCount);
+            for (uint256 i = 0; i < serviceCount; ++i) {
+                Service memory s = t.services[i];
+                s.id = bytes32(_read(b, off, 256));
+                s.objectivePpm = uint32(_read(b, off + OBJECTIVE_OFFSET, 32));
+                s.weightBps = uint16(_read(b, off + WEIGHT_OFFSET, 16));
+                o.serviceKinds[i] = uint8(_read(b, off + KIND_OFFSET, 8));
+                if (withMethod) o.latencyPercentiles[i] = uint8(_read(b, off + PERCENTILE_OFFSET, 8));
+                uint256 tierCount = _read(b, off + TIER_COUNT_OFFSET, 8);
+                off += SERVICE_LENGTH;
+                s.tiers = new Tier[](tierCount);
+                for (uint256 j = 0; j < tierCount; ++j) {
+                    s.tiers[j] = Tier({belowPpm: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + CREDIT_BPS_OFFSET, 16))});
+                    off += TIER_LENGTH;
+                }
             }
         }
+        // The counts read above describe exactly `b`: a truncated buffer (whose last reads ran
+        // past its end into whatever memory follows) or trailing bytes are refused.
+        if (off != b.length) revert TermsLengthMismatch(off, b.length);
     }
 
     /// @dev Reads `bits` bits starting at byte `offset` of `b`, as an unsigned integer. No bounds
-    /// check: `b` is always what `encode` wrote into a clone's code (the factory is the only
-    /// writer and code cannot change), and every read of a settlement would pay for the check.
+    /// check per read (every read of a settlement would pay for it): `decode` checks once, at
+    /// the end, that it read exactly `b.length` bytes.
     function _read(bytes memory b, uint256 offset, uint256 bits) private pure returns (uint256 value) {
         assembly ("memory-safe") {
             value := shr(sub(256, bits), mload(add(add(b, 32), offset)))

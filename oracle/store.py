@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
@@ -41,10 +41,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     case,
-    create_engine,
     delete,
     func,
-    inspect,
     literal_column,
     select,
     text,
@@ -52,9 +50,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import Boolean as Bool
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
-from smartsla.database import error_reason, normalise_url, sqlite_pragmas
+from smartsla.database import open_engine, transaction
+from smartsla.versioned_schema import LOCK_KEY, VersionedSchema, version_table
 
 from .evidence import SliceData, index_runs
 from .probes import Sample
@@ -64,7 +62,7 @@ from .transactions import ATTEMPTS as TX_ATTEMPTS
 # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet).
 # 4: evidence bundles (oracle.evidence), one per reported period.
 SCHEMA_VERSION = 4
-SCHEMA_LOCK_KEY = 0x5A5A_0001  # PostgreSQL advisory lock held while the schema is created or migrated
+SCHEMA_LOCK_KEY = LOCK_KEY  # PostgreSQL advisory lock held while the schema is created or migrated
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
 DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
@@ -96,11 +94,7 @@ class IllegalTransitionError(StoreError):
 
 metadata = MetaData()
 
-schema_version = Table(
-    "schema_version", metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("applied_at", Double, nullable=False),
-)
+schema_version = version_table(metadata, "schema_version")
 
 samples = Table(
     "samples", metadata,
@@ -185,6 +179,32 @@ fleet_leases = Table(
     Index("ix_fleet_leases_holder", "holder"),
 )
 
+
+# -- schema upgrades: one function per version, registered in SCHEMA below ----------------------
+
+def _upgrade_to_2(conn: Connection) -> None:
+    """period_results.measured_ppm; the index of failed checks."""
+    conn.execute(text("ALTER TABLE period_results ADD COLUMN measured_ppm INTEGER NOT NULL DEFAULT 1000000"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_failed ON samples (agreement, service, ok, ts)"))
+
+
+def _upgrade_to_3(conn: Connection) -> None:
+    """Fleet tables (oracle.fleet): new tables only, nothing existing changes."""
+    fleet_members.create(conn, checkfirst=True)
+    fleet_leases.create(conn, checkfirst=True)
+
+
+def _upgrade_to_4(conn: Connection) -> None:
+    """Evidence bundles (oracle.evidence): a new table, nothing existing changes."""
+    evidence.create(conn, checkfirst=True)
+
+
+SCHEMA = VersionedSchema(
+    component="oracle store", owner="oracle", metadata=metadata, table=schema_version, version=SCHEMA_VERSION,
+    upgrades={2: _upgrade_to_2, 3: _upgrade_to_3, 4: _upgrade_to_4},
+    error=StoreError, too_new=SchemaTooNewError,
+)
+
 _FIGURE_FIELDS = ("value_ppm", "good_slices", "total_slices", "excluded_slices", "maintenance_slices",
                   "missing_slices", "slice_seconds", "p50_ms", "p95_ms", "p99_ms", "measured_ppm")
 
@@ -234,19 +254,8 @@ class Store:
         `busy_timeout_s`: how long a write waits for another writer before failing with
         "database is locked" (SQLite busy_timeout; PostgreSQL lock_timeout).
         """
-        url = normalise_url(url)
-        connect_args: dict[str, Any] = {}
-        if url.startswith("postgresql"):
-            connect_args["options"] = f"-c lock_timeout={int(busy_timeout_s * 1000)}"
-        try:
-            engine = create_engine(url, connect_args=connect_args)
-        except ModuleNotFoundError as exc:  # the driver is not a hard dependency
-            hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
-            raise StoreError(f"cannot open store {url!r}: {exc}{hint}") from exc
-        except Exception as exc:  # bad URL
-            raise StoreError(f"cannot open store {url!r}: {exc}") from exc
-        if engine.dialect.name == "sqlite":
-            sqlite_pragmas(engine, busy_timeout_s)
+        engine = open_engine(url, what="store", error=StoreError, busy_timeout_s=busy_timeout_s,
+                             pg_lock_timeout=True)
         store = cls(engine, min_sample_retention_s)
         try:
             store._init_schema()
@@ -257,48 +266,10 @@ class Store:
 
     def _init_schema(self) -> None:
         with self._tx() as conn:
-            if conn.dialect.name == "postgresql":
-                # Several daemons of a fleet start at once on one database: creating or migrating
-                # the schema is serialised (else one fails with "relation already exists").
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
-            self._init_tables(conn)
+            SCHEMA.ensure(conn)  # under the schema lock (PostgreSQL) until this transaction ends
             # The transaction manager's table lives in the same database: created under the same
             # lock (its own create_all then finds it).
             TX_ATTEMPTS.create(conn, checkfirst=True)
-
-    def _init_tables(self, conn: Connection) -> None:
-        existing = set(inspect(conn).get_table_names())
-        if "schema_version" in existing:
-            found = conn.execute(select(schema_version.c.version).order_by(
-                schema_version.c.version.desc())).scalar()
-            if found is None:
-                raise StoreError("schema_version table is empty: not an oracle store, or a damaged one")
-            if found > SCHEMA_VERSION:
-                raise SchemaTooNewError(
-                    f"database schema version {found} is newer than this oracle's {SCHEMA_VERSION}: "
-                    "it was written by a newer smartsla; upgrade instead of downgrading the data")
-            # Migrations from older versions, one step per version, in this transaction.
-            if found < 2:
-                conn.execute(text("ALTER TABLE period_results ADD COLUMN measured_ppm INTEGER "
-                                  "NOT NULL DEFAULT 1000000"))
-                conn.execute(text("CREATE INDEX IF NOT EXISTS ix_samples_failed "
-                                  "ON samples (agreement, service, ok, ts)"))
-                conn.execute(schema_version.insert().values(version=2, applied_at=time.time()))
-            if found < 3:
-                # Fleet tables are new tables only: nothing existing changes.
-                fleet_members.create(conn, checkfirst=True)
-                fleet_leases.create(conn, checkfirst=True)
-                conn.execute(schema_version.insert().values(version=3, applied_at=time.time()))
-            if found < 4:
-                evidence.create(conn, checkfirst=True)  # a new table: nothing existing changes
-                conn.execute(schema_version.insert().values(version=4, applied_at=time.time()))
-            return
-        ours = {t.name for t in metadata.sorted_tables}
-        if existing & ours:
-            raise StoreError(f"tables {sorted(existing & ours)} exist without a schema_version: "
-                             "refusing to guess what this database is")
-        metadata.create_all(conn)
-        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -311,19 +282,11 @@ class Store:
 
     def schema_version(self) -> int:
         with self._tx() as conn:
-            return int(conn.execute(select(schema_version.c.version).order_by(
-                schema_version.c.version.desc()).limit(1)).scalar_one())
+            return int(SCHEMA.current(conn) or 0)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self) -> contextlib.AbstractContextManager[Connection]:
         """One transaction, committed on exit; database errors become StoreError."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except StoreError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(error_reason(exc)) from exc
+        return transaction(self.engine, StoreError)
 
     # -- samples -------------------------------------------------------------------------------
 

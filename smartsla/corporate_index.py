@@ -1,7 +1,8 @@
 """Multi-level agreements (CorporateAgreement) in the index, for the API and the dashboard.
 
 Kept apart from the factory's index (smartsla.indexer, smartsla.index_store): its own tables
-(`idx_corp_*`, created beside the index's in the same database), its own cursor and its own
+(`idx_corp_*`, created beside the index's in the same database, versioned in
+`idx_corp_schema_version`: smartsla.versioned_schema), its own cursor and its own
 sync, so that the contract rebuild (a factory clone, a committee of reports) changes three small
 places here and nothing there:
 
@@ -24,18 +25,18 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
-from eth_utils import event_abi_to_log_topic
 from hexbytes import HexBytes
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Double,
     Engine,
     Integer,
@@ -48,15 +49,18 @@ from sqlalchemy import (
     select,
 )
 from web3 import Web3
-from web3._utils.events import get_event_data
 
-from . import artifacts, multilevel
+from . import multilevel
 from .chain import Chain
 from .corporate import Corporate, CorporateTerms, DepartmentTerms, load_corporate_spec
 from .credit import tier_credit_bps
-from .indexer import _json_value, poll_with_backoff
+from .database import transaction
+from .event_decoding import EventDecoder
+from .index_store import IndexStoreError, SchemaTooNewError
+from .indexer import poll_with_backoff
 from .multilevel import created_by_factory
 from .terms import Service, Tier
+from .versioned_schema import VersionedSchema, version_table
 
 log = logging.getLogger("smartsla.corporate_index")
 
@@ -180,7 +184,11 @@ def with_spec_names(row: dict[str, Any], paths: tuple[str, ...]) -> dict[str, An
 
 
 # ---------------------------------------------------------------------------- the store
+SCHEMA_VERSION = 1  # the tables of the release that made them without a version table
+
+
 metadata = MetaData()
+idx_corp_schema_version = version_table(metadata, "idx_corp_schema_version")
 idx_corp_cursor = Table(
     "idx_corp_cursor", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
@@ -211,6 +219,12 @@ idx_corp_events = Table(
     Column("timestamp", BigInteger, nullable=False),
     UniqueConstraint("block_number", "log_index", name="uq_idx_corp_events_log"),
 )
+SCHEMA = VersionedSchema(
+    component="multi-level index", owner="smartsla", metadata=metadata, table=idx_corp_schema_version,
+    version=SCHEMA_VERSION, upgrades={}, error=IndexStoreError, too_new=SchemaTooNewError,  # part of the event index
+    # The release before versions created these three tables: such a database is version 1.
+    unversioned=(1, frozenset({"idx_corp_cursor", "idx_corp_agreements", "idx_corp_events"})),
+)
 
 
 class CorporateStore:
@@ -218,12 +232,11 @@ class CorporateStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, checkfirst=True)  # new tables only: nothing to migrate yet
+        with self._tx() as conn:
+            SCHEMA.ensure(conn)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self.engine.begin() as conn:
-            yield conn
+    def _tx(self) -> contextlib.AbstractContextManager[Connection]:
+        return transaction(self.engine, IndexStoreError)
 
     def cursor(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -293,21 +306,8 @@ class CorporateIndexer:
         self.confirmations = confirmations
         self.chunk_blocks = chunk_blocks
         self.lock = lock or threading.RLock()
-        self.by_topic: dict[str, dict[str, Any]] = {}
-        for item in artifacts.load(CONTRACT)["abi"]:
-            if item.get("type") == "event" and not item.get("anonymous"):
-                self.by_topic[HexBytes(event_abi_to_log_topic(item)).to_0x_hex()] = item
+        self.decoder = EventDecoder(chain.w3, (CONTRACT,))
         self.last_error: str | None = None
-
-    def _decode(self, raw: Any) -> tuple[str, dict[str, Any]]:
-        topic0 = HexBytes(raw["topics"][0]).to_0x_hex() if raw["topics"] else None
-        abi = self.by_topic.get(topic0) if topic0 else None
-        if abi is None:
-            return "Unknown", {"topics": [HexBytes(t).to_0x_hex() for t in raw["topics"]],
-                               "data": HexBytes(raw["data"]).to_0x_hex()}
-        decoded = get_event_data(self.chain.w3.codec, abi, raw)
-        return abi["name"], {i["name"]: _json_value(i["type"], i.get("components"), decoded["args"][i["name"]])
-                             for i in abi["inputs"]}
 
     def sync(self) -> int:
         """Index up to the head less the confirmations; returns the number of events added."""
@@ -358,7 +358,8 @@ class CorporateIndexer:
                 with self.lock:
                     stamps[number] = int(w3.eth.get_block(number)["timestamp"])
             address: str = Web3.to_checksum_address(raw["address"])
-            name, args = self._decode(raw)
+            # strict: a log of a known event that does not decode is an error, not a raw row
+            name, _, args = self.decoder.decode(raw, strict=True)
             touched.add(address)
             events.append({"address": address, "block_number": number, "log_index": int(raw["logIndex"]),
                            "tx_hash": HexBytes(raw["transactionHash"]).to_0x_hex(), "name": name, "args": args,

@@ -1,11 +1,14 @@
-"""What the oracle's store and the event index share about databases: URLs, SQLite settings,
-and readable error reasons. SQLite by default (one file), PostgreSQL by URL, same code."""
+"""What the oracle's store and the event index share about databases: URLs, opening an engine,
+SQLite settings, transactions and readable error reasons. SQLite by default (one file),
+PostgreSQL by URL, same code. Schema versions: smartsla.versioned_schema."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 
@@ -60,3 +63,42 @@ def sqlite_pragmas(engine: Engine, busy_timeout_s: float, synchronous: Literal["
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def open_engine(url: str, *, what: str, error: type[Exception], busy_timeout_s: float,
+                synchronous: Literal["FULL", "NORMAL"] = "FULL", foreign_keys: bool = True,
+                threads: bool = False, pg_lock_timeout: bool = False, pg_pre_ping: bool = False) -> Engine:
+    """An engine for `url` (an SQLAlchemy URL or an SQLite file path), or `error` saying why not
+    (`what`: "store", "index", for the message). SQLite gets `sqlite_pragmas`; `threads`: an
+    SQLite connection may be used from another thread than its creator's (the API's workers);
+    `pg_lock_timeout`: a PostgreSQL write waits at most `busy_timeout_s` for a lock;
+    `pg_pre_ping`: PostgreSQL connections are checked before use (a restarted server)."""
+    url = normalise_url(url)
+    connect_args: dict[str, Any] = {}
+    postgres = url.startswith("postgresql")
+    if postgres and pg_lock_timeout:
+        connect_args["options"] = f"-c lock_timeout={int(busy_timeout_s * 1000)}"
+    if url.startswith("sqlite") and threads:
+        connect_args["check_same_thread"] = False
+    try:
+        engine = create_engine(url, connect_args=connect_args, pool_pre_ping=postgres and pg_pre_ping)
+    except ModuleNotFoundError as exc:  # the driver is not a hard dependency
+        hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
+        raise error(f"cannot open {what} {url!r}: {exc}{hint}") from exc
+    except Exception as exc:  # bad URL
+        raise error(f"cannot open {what} {url!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        sqlite_pragmas(engine, busy_timeout_s, synchronous=synchronous, foreign_keys=foreign_keys)
+    return engine
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine, error: type[Exception]) -> Iterator[Connection]:
+    """One transaction, committed on exit; database errors become `error` with the reason."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except error:
+        raise
+    except SQLAlchemyError as exc:
+        raise error(error_reason(exc)) from exc

@@ -50,10 +50,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
     delete,
     func,
-    inspect,
     or_,
     select,
     text,
@@ -62,8 +60,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from .credit import service_credit
-from .database import error_reason, normalise_url, sqlite_pragmas
+from .database import error_reason, open_engine, transaction
 from .terms import Kind, Terms
+from .versioned_schema import VersionedSchema, version_table
 
 SCHEMA_VERSION = 2  # 2: idx_periods.measured_ppm, idx_withdrawals.recipient (contracts of review 2)
 STATUSES = ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired")
@@ -80,11 +79,7 @@ class SchemaTooNewError(IndexStoreError):
 
 metadata = MetaData()
 
-idx_schema_version = Table(
-    "idx_schema_version", metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("applied_at", Double, nullable=False),
-)
+idx_schema_version = version_table(metadata, "idx_schema_version")
 
 idx_cursor = Table(
     "idx_cursor", metadata,
@@ -219,6 +214,18 @@ idx_withdrawals = Table(
 DERIVED = (idx_events, idx_periods, idx_withdrawals)
 
 
+def _upgrade_to_2(conn: Connection) -> None:
+    """idx_periods.measured_ppm, idx_withdrawals.recipient (the contracts of review 2)."""
+    conn.execute(text("ALTER TABLE idx_periods ADD COLUMN measured_ppm INTEGER NOT NULL DEFAULT 1000000"))
+    conn.execute(text("ALTER TABLE idx_withdrawals ADD COLUMN recipient VARCHAR(42)"))
+
+
+SCHEMA = VersionedSchema(
+    component="event index", owner="smartsla", metadata=metadata, table=idx_schema_version,
+    version=SCHEMA_VERSION, upgrades={2: _upgrade_to_2}, error=IndexStoreError, too_new=SchemaTooNewError,
+)
+
+
 # ---------------------------------------------------------------------------- batches
 @dataclass
 class Batch:
@@ -326,19 +333,9 @@ class IndexStore:
         """Create the schema or check its version. `url`: an SQLAlchemy URL or an SQLite file path.
         `fast_reads`: an SQLite file's hot reads on plain sqlite3 connections (_SqliteReads);
         False reads everything through the engine (the reference the fast reads are tested against)."""
-        url = normalise_url(url)
-        connect_args: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            connect_args["check_same_thread"] = False  # the API reads from worker threads
-        try:
-            engine = create_engine(url, connect_args=connect_args, pool_pre_ping=url.startswith("postgresql"))
-        except ModuleNotFoundError as exc:
-            hint = " (pip install 'psycopg[binary]')" if "psycopg" in str(exc) else ""
-            raise IndexStoreError(f"cannot open index {url!r}: {exc}{hint}") from exc
-        except Exception as exc:  # bad URL
-            raise IndexStoreError(f"cannot open index {url!r}: {exc}") from exc
-        if engine.dialect.name == "sqlite":
-            sqlite_pragmas(engine, busy_timeout_s, synchronous="NORMAL", foreign_keys=False)
+        # threads: the API reads from worker threads
+        engine = open_engine(url, what="index", error=IndexStoreError, busy_timeout_s=busy_timeout_s,
+                             synchronous="NORMAL", foreign_keys=False, threads=True, pg_pre_ping=True)
         store = cls(engine)
         try:
             store._init_schema()
@@ -353,26 +350,7 @@ class IndexStore:
 
     def _init_schema(self) -> None:
         with self._tx() as conn:
-            existing = set(inspect(conn).get_table_names())
-            if "idx_schema_version" in existing:
-                found = conn.execute(select(func.max(idx_schema_version.c.version))).scalar()
-                if found is None:
-                    raise IndexStoreError("idx_schema_version is empty: a damaged index")
-                if found > SCHEMA_VERSION:
-                    raise SchemaTooNewError(f"index schema version {found} is newer than this smartsla's "
-                                            f"{SCHEMA_VERSION}: upgrade smartsla")
-                # Migrations from older versions, one step per version.
-                if found < 2:
-                    conn.execute(text("ALTER TABLE idx_periods ADD COLUMN measured_ppm INTEGER NOT NULL "
-                                      "DEFAULT 1000000"))
-                    conn.execute(text("ALTER TABLE idx_withdrawals ADD COLUMN recipient VARCHAR(42)"))
-                    conn.execute(idx_schema_version.insert().values(version=2, applied_at=time.time()))
-                return
-            ours = {t.name for t in metadata.sorted_tables}
-            if existing & ours:
-                raise IndexStoreError(f"tables {sorted(existing & ours)} exist without idx_schema_version")
-            metadata.create_all(conn)
-            conn.execute(idx_schema_version.insert().values(version=SCHEMA_VERSION, applied_at=time.time()))
+            SCHEMA.ensure(conn)
 
     def close(self) -> None:
         if self._fast is not None:
@@ -385,15 +363,8 @@ class IndexStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except IndexStoreError:
-            raise
-        except SQLAlchemyError as exc:
-            raise IndexStoreError(error_reason(exc)) from exc
+    def _tx(self) -> contextlib.AbstractContextManager[Connection]:
+        return transaction(self.engine, IndexStoreError)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:

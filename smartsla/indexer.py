@@ -32,15 +32,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic
-from hexbytes import HexBytes
 from web3 import Web3
-from web3._utils.events import get_event_data
 from web3.exceptions import BlockNotFound
 
-from . import artifacts
 from .chain import Chain
 from .client import Agreement, Snapshot, Status
+from .event_decoding import EventDecoder, hex0x
 from .index_store import Batch, IndexStore
 from .terms import Terms
 
@@ -56,66 +53,8 @@ class IndexerError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- decoding
-def _json_value(abi_type: str, components: list[dict[str, Any]] | None, value: Any) -> Any:
-    """One ABI value as JSON: addresses checksummed, bytes as 0x hex, integers wider than 53
-    bits as decimal strings (JavaScript cannot hold them), tuples as objects."""
-    if abi_type.endswith("]"):
-        inner = abi_type[: abi_type.rindex("[")]
-        return [_json_value(inner, components, v) for v in value]
-    if abi_type == "tuple":
-        comps = components or []
-        return {c["name"] or str(i): _json_value(c["type"], c.get("components"), v)
-                for i, (c, v) in enumerate(zip(comps, value, strict=False))}
-    if abi_type.startswith(("uint", "int")):
-        bits = int(abi_type.lstrip("uint") or 256)
-        return str(int(value)) if bits > 53 else int(value)
-    if abi_type == "address":
-        return Web3.to_checksum_address(value)
-    if abi_type.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    if abi_type == "bool":
-        return bool(value)
-    return value if isinstance(value, (str, int, float)) or value is None else str(value)
+# EventDecoder: smartsla.event_decoding (shared with the multi-level index).
 
-
-def _hex(value: Any) -> str:
-    return HexBytes(value).to_0x_hex()
-
-
-class EventDecoder:
-    """topic0 -> event ABI, for the factory's and the agreement's events (from the artifacts, so
-    events added to the contracts are decoded once the artifacts are rebuilt)."""
-
-    def __init__(self, w3: Web3) -> None:
-        self.codec = w3.codec
-        self.by_topic: dict[str, dict[str, Any]] = {}
-        for name in ("AgreementFactory", "Agreement"):
-            for item in artifacts.load(name)["abi"]:
-                if item.get("type") == "event" and not item.get("anonymous"):
-                    self.by_topic[_hex(event_abi_to_log_topic(item))] = item
-
-    def topic(self, name: str) -> str:
-        for topic, abi in self.by_topic.items():
-            if abi["name"] == name:
-                return topic
-        raise KeyError(name)
-
-    def decode(self, raw: Any) -> tuple[str, str | None, dict[str, Any]]:
-        """(event name, topic0, JSON args). Unknown or undecodable logs: ("Unknown", topic0,
-        {"topics": [...], "data": "0x..."})."""
-        topics = [_hex(t) for t in raw["topics"]]
-        topic0 = topics[0] if topics else None
-        abi = self.by_topic.get(topic0) if topic0 else None
-        if abi is not None:
-            try:
-                decoded = get_event_data(self.codec, abi, raw)
-            except Exception:  # the ABI changed under us (same signature, other indexing)
-                decoded = None
-            if decoded is not None:
-                args = {inp["name"]: _json_value(inp["type"], inp.get("components"), decoded["args"][inp["name"]])
-                        for inp in abi["inputs"]}
-                return abi["name"], topic0, args
-        return "Unknown", topic0, {"topics": topics, "data": _hex(raw["data"])}
 
 
 def snapshot_columns(raw: Any) -> dict[str, Any]:
@@ -203,7 +142,7 @@ class Indexer:
                 return None
         if b is None:
             return None
-        return _hex(b["hash"]), int(b["timestamp"])
+        return hex0x(b["hash"]), int(b["timestamp"])
 
     def _terms_of(self, address: str) -> Terms:
         terms = self._terms.get(address)
@@ -324,7 +263,7 @@ class Indexer:
             new_agreements.append(address)
             batch.agreements.append({
                 "address": address, "factory": self.factory, "created_block": int(raw["blockNumber"]),
-                "created_tx": _hex(raw["transactionHash"]), "created_timestamp": ts(raw),
+                "created_tx": hex0x(raw["transactionHash"]), "created_timestamp": ts(raw),
                 "provider": terms.provider, "customer": terms.customer, "asset": terms.asset,
                 "terms": terms.model_dump(mode="json"), "start": terms.start, "period_length": terms.period_length,
                 "period_count": terms.period_count, "fee_per_period": str(terms.fee_per_period),
@@ -350,9 +289,9 @@ class Indexer:
             else:
                 agreement = emitter
             touched.add(agreement)
-            batch.events.append({"address": emitter, "agreement": agreement, "block_hash": _hex(raw["blockHash"]),
+            batch.events.append({"address": emitter, "agreement": agreement, "block_hash": hex0x(raw["blockHash"]),
                                  "name": name, "topic0": topic0, "args": args, "block_number": key[0],
-                                 "tx_hash": _hex(raw["transactionHash"]), "log_index": key[1], "timestamp": ts(raw)})
+                                 "tx_hash": hex0x(raw["transactionHash"]), "log_index": key[1], "timestamp": ts(raw)})
         stale = set(self.store.stale_agreements(frm - 1))
         for address in sorted(touched | (stale & set(addresses))):
             batch.snapshots[address] = self._snapshot(address, to)

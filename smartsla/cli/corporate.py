@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from rich.table import Table
@@ -108,6 +108,27 @@ def _signer(chain: Chain, from_: str | None, key_env: str | None, keystore: Path
     if from_ is not None or key_env is not None:
         raise BadInput("give either --keystore or --from/--private-key-env, not both")
     return chain.add_key(keys.load(keystore, _password(password_env, confirm=False)).key)
+
+
+class _Signed(NamedTuple):
+    """A multi-level agreement opened for a transaction: its chain, terms, department names
+    (with --spec) and the sender that signs."""
+
+    chain: Chain
+    corporate: Corporate
+    terms: CorporateTerms
+    names: list[str] | None
+    sender: str
+
+
+def _signed_corporate(rpc_url: str, address: str, spec_file: Path | None, from_: str | None, key_env: str | None,
+                      keystore: Path | None, password_env: str) -> _Signed:
+    """What every party action starts with (the `_signed_agreement` of the multi-level commands):
+    connect, read the terms from the chain, check the spec against them, unlock the sender."""
+    chain = _connect(rpc_url)
+    corporate, terms = open_corporate(chain, address)
+    names = _names(terms, spec_file)
+    return _Signed(chain, corporate, terms, names, _signer(chain, from_, key_env, keystore, password_env))
 
 
 def _department(terms: CorporateTerms, names: list[str] | None, value: str) -> int:
@@ -264,9 +285,8 @@ def deposit_cmd(
     """Deposit the organisation's fees or the provider's collateral pool. Both in: the agreement is Active."""
     if what is not None and what not in ("fees", "collateral"):
         raise BadInput(f"--what must be 'fees' or 'collateral', not {what!r}")
-    chain = _connect(rpc_url)
-    corporate, terms = open_corporate(chain, address)
-    sender = _signer(chain, from_, private_key_env, keystore, password_env)
+    chain, corporate, terms, _, sender = _signed_corporate(
+        rpc_url, address, None, from_, private_key_env, keystore, password_env)
     roles = {"fees": terms.organisation, "collateral": terms.provider}
     if what is None:
         if sender not in roles.values():
@@ -307,10 +327,8 @@ def settle_cmd(
 ) -> None:
     """Settle a reported period (anyone may): each department's credit goes to its payout address,
     its fee to the provider. Nothing can be redirected: the contract pays the addresses of the terms."""
-    chain = _connect(rpc_url)
-    corporate, terms = open_corporate(chain, address)
-    names = _names(terms, spec_file)
-    sender = _signer(chain, from_, private_key_env, keystore, password_env)
+    chain, corporate, terms, names, sender = _signed_corporate(
+        rpc_url, address, spec_file, from_, private_key_env, keystore, password_env)
     state = read_state(corporate, terms, names)
     if period >= terms.period_count:
         raise BadInput(f"period {period} does not exist: the agreement has periods 0..{terms.period_count - 1}")
@@ -356,10 +374,8 @@ def withdraw_cmd(
 ) -> None:
     """Withdraw what the agreement owes the sender: a department's credits (signed by its payout
     address, which receives them), the provider's fees and released pool, or the organisation's refunds."""
-    chain = _connect(rpc_url)
-    corporate, terms = open_corporate(chain, address)
-    names = _names(terms, spec_file)
-    sender = _signer(chain, from_, private_key_env, keystore, password_env)
+    chain, corporate, terms, names, sender = _signed_corporate(
+        rpc_url, address, spec_file, from_, private_key_env, keystore, password_env)
     roles = [f"department {n}" for d, n in zip(terms.departments, names or [d.name for d in terms.departments],
                                                strict=True) if d.payout == sender]
     roles += [r for r, a in (("provider", terms.provider), ("organisation", terms.organisation)) if a == sender]

@@ -17,12 +17,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..addresses import parse_address
 from ..api.deps import AppState, State
 from ..api.routes.corporate import corporate_now, row_and_events
 from ..corporate_index import department_view, organisation_view, with_spec_names
 from ..presentation import fmt_amount
-from .pages import _bad_address, _gate, _render
+from .pages import open_page, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,8 +35,18 @@ def _cursor(state: AppState) -> dict[str, Any] | None:
 
 
 def _error(request: Request, state: AppState, exc: HTTPException) -> Response:
-    return _render(request, state, "error.html", {"title": "Not found", "message": exc.detail}, exc.status_code,
-                   cursor=_cursor(state))
+    return render_page(request, state, "error.html", {"title": "Not found", "message": exc.detail}, exc.status_code,
+                       cursor=_cursor(state))
+
+
+def _organisation(request: Request, state: AppState, address: str) -> Response | tuple[dict[str, Any], list[Any]]:
+    """An organisation page's start: the gate, the address, its row and events (or the page to send instead)."""
+    if isinstance(opened := open_page(request, state, address), Response):
+        return opened
+    try:
+        return row_and_events(state, opened)
+    except HTTPException as exc:
+        return _error(request, state, exc)
 
 
 def _final(org: dict[str, Any], period: int) -> bool:
@@ -92,56 +101,42 @@ def _department_actions(org: dict[str, Any], dep: dict[str, Any]) -> list[dict[s
 
 @router.get("/corporate", response_class=HTMLResponse)
 async def corporate_list(request: Request, state: State) -> Response:
-    if (redirect := _gate(request, state)) is not None:
-        return redirect
+    if isinstance(opened := open_page(request, state), Response):
+        return opened
     items = []
     if state.corporate is not None:
         now = corporate_now(state)
         store = state.corporate.store
         items = [organisation_view(with_spec_names(r, state.settings.spec_files), store.events(r["address"]), now)
                  for r in store.agreements() if r["state"] is not None]
-    return _render(request, state, "corporate_list.html", {"items": items}, cursor=_cursor(state))
+    return render_page(request, state, "corporate_list.html", {"items": items}, cursor=_cursor(state))
 
 
 @router.get("/corporate/{address}", response_class=HTMLResponse)
 async def corporate_page(request: Request, state: State, address: str) -> Response:
-    if (redirect := _gate(request, state)) is not None:
-        return redirect
-    try:
-        address = parse_address(address)
-    except ValueError:
-        return _bad_address(request, state, address)
-    try:
-        row, events = row_and_events(state, address)
-    except HTTPException as exc:
-        return _error(request, state, exc)
+    if isinstance(found := _organisation(request, state, address), Response):
+        return found
+    row, events = found
     now = corporate_now(state)
     org = organisation_view(row, events, now)
-    return _render(request, state, "corporate.html", {"org": org, "actions": _org_actions(org, now)},
-                   cursor=_cursor(state))
+    return render_page(request, state, "corporate.html", {"org": org, "actions": _org_actions(org, now)},
+                       cursor=_cursor(state))
 
 
 @router.get("/corporate/{address}/departments/{index}", response_class=HTMLResponse)
 async def department_page(request: Request, state: State, address: str, index: int) -> Response:
-    if (redirect := _gate(request, state)) is not None:
-        return redirect
-    try:
-        address = parse_address(address)
-    except ValueError:
-        return _bad_address(request, state, address)
-    try:
-        row, events = row_and_events(state, address)
-    except HTTPException as exc:
-        return _error(request, state, exc)
+    if isinstance(found := _organisation(request, state, address), Response):
+        return found
+    row, events = found
     n = len(row["terms"]["departments"])
     if not 0 <= index < n:
-        return _error(request, state, HTTPException(404, f"agreement {address} has {n} departments "
+        return _error(request, state, HTTPException(404, f"agreement {row['address']} has {n} departments "
                                                          f"(0..{n - 1}), not {index}"))
     now = corporate_now(state)
     org = organisation_view(row, events, now)
     dep = department_view(row, events, index, now)
-    return _render(request, state, "corporate_department.html",
-                   {"org": org, "dep": dep, "actions": _department_actions(org, dep)}, cursor=_cursor(state))
+    return render_page(request, state, "corporate_department.html",
+                       {"org": org, "dep": dep, "actions": _department_actions(org, dep)}, cursor=_cursor(state))
 
 
 def mount_corporate_pages(app: FastAPI) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -184,8 +184,8 @@ def _authorised(request: Request, state: AppState) -> bool:
     return token_matches(token, state.settings.read_token)
 
 
-def _render(request: Request, state: AppState, name: str, context: dict[str, Any], status: int = 200,
-            cursor: dict[str, Any] | None = None) -> Response:
+def render_page(request: Request, state: AppState, name: str, context: dict[str, Any], status: int = 200,
+                cursor: dict[str, Any] | None = None) -> Response:
     cursor = cursor if cursor is not None else state.store.cursor()
     context = {"request": request, "cursor": cursor, "now": views.chain_now(cursor),
                "server_signing": state.settings.server_signing, **context}
@@ -207,20 +207,37 @@ def _bad_address(request: Request, state: AppState, value: str) -> Response:
     try:
         parse_address(value)
     except ValueError as exc:
-        return _render(request, state, "error.html", {"title": "Not an address", "message": str(exc)}, 422)
+        return render_page(request, state, "error.html", {"title": "Not an address", "message": str(exc)}, 422)
     raise AssertionError("unreachable")
+
+
+def open_page(request: Request, state: AppState, address: str | None = None,
+              check: Callable[[str], str] = parse_address) -> Response | str:
+    """What every dashboard page (here and in corporate_pages) does first: the read gate (a
+    redirect to the login), then the address of its path checked with `check` (an error page
+    naming what is wrong). Returns the response to send instead, or the checked address ("" for
+    a page without one)."""
+    if (redirect := _gate(request, state)) is not None:
+        return redirect
+    if address is None:
+        return ""
+    try:
+        return check(address)
+    except ValueError:
+        return _bad_address(request, state, address)
 
 
 @router.get("/", response_class=HTMLResponse)
 async def index(request: Request, state: State, status: str | None = None, page: int = 1) -> Response:
-    if (redirect := _gate(request, state)) is not None:
-        return redirect
+    if isinstance(opened := open_page(request, state), Response):
+        return opened
     status = status if status in ("Pending", "Active", "Ended", "Terminated", "Cancelled", "Expired") else None
     page = max(1, min(page, 10_000_000))
     per_page = 50
     rows, total = state.store.list_agreements(status=status, limit=per_page, offset=(page - 1) * per_page)
-    return _render(request, state, "index.html", {"rows": rows, "total": total, "page": page, "per_page": per_page,
-                                          "status": status, "pages": max(1, -(-total // per_page))})
+    return render_page(request, state, "index.html", {"rows": rows, "total": total, "page": page,
+                                                      "per_page": per_page, "status": status,
+                                                      "pages": max(1, -(-total // per_page))})
 
 
 @router.get("/party")
@@ -234,12 +251,9 @@ async def party(request: Request, state: State, role: str = "customer", address:
 
 @router.get("/agreements/{address}", response_class=HTMLResponse)
 async def agreement_page(request: Request, state: State, address: str) -> Response:
-    if (redirect := _gate(request, state)) is not None:
-        return redirect
-    try:
-        address = checked_address(address)
-    except ValueError:
-        return _bad_address(request, state, address)
+    if isinstance(opened := open_page(request, state, address, checked_address), Response):
+        return opened
+    address = opened
     # One read transaction; what only changes when the index does is kept per agreement under
     # the index's change key (see IndexStore.agreement_page) as rendered markup, not as lists of
     # dicts: the page's CPU went mostly to re-rendering the bars, money and terms, and the cyclic
@@ -248,8 +262,8 @@ async def agreement_page(request: Request, state: State, address: str) -> Respon
     data = state.store.agreement_page(address, lambda key: held is not None and held[0] == key,
                                       maintenance_words=MAINTENANCE_WORDS, dispute_words=DISPUTE_WORDS)
     if data is None:
-        return _render(request, state, "error.html", {"title": "Unknown agreement", "message":
-                      f"No agreement {address} in the index."}, 404)
+        return render_page(request, state, "error.html", {"title": "Unknown agreement", "message":
+                           f"No agreement {address} in the index."}, 404)
     row, cursor = data["row"], data["cursor"]
     terms = views.terms_of(row)
     now = views.chain_now(cursor)
@@ -274,16 +288,13 @@ async def agreement_page(request: Request, state: State, address: str) -> Respon
         "method": evidence_view.method_context(terms, evidence_view.load_spec_scopes(state.settings.spec_files)),
         "evidence": await evidence_view.settled_evidence(state, row, terms, kept["period_numbers"], data["key"]),
     }
-    return _render(request, state, "agreement.html", context, cursor=cursor)
+    return render_page(request, state, "agreement.html", context, cursor=cursor)
 
 
 def _party_page(request: Request, state: AppState, address: str, role: str) -> Response:
-    if (redirect := _gate(request, state)) is not None:
-        return redirect
-    try:
-        address = parse_address(address)
-    except ValueError:
-        return _bad_address(request, state, address)
+    if isinstance(opened := open_page(request, state, address), Response):
+        return opened
+    address = opened
     rows = state.store.all_agreements_of(**{role: address}, limit=500)
     now = views.chain_now(state.store.cursor())
     items = []
@@ -298,7 +309,8 @@ def _party_page(request: Request, state: AppState, address: str, role: str) -> R
         t["withdrawn"] += int(row[f"withdrawn_{role}"])
         items.append({"row": row, "exposure": views.exposure(row), "progress": views.progress(row, now),
                       "actions": _actions(row, role, state)})
-    return _render(request, state, "party.html", {"role": role, "address": address, "items": items, "totals": totals})
+    return render_page(request, state, "party.html",
+                       {"role": role, "address": address, "items": items, "totals": totals})
 
 
 @router.get("/customer/{address}", response_class=HTMLResponse)
@@ -313,7 +325,7 @@ async def provider_page(request: Request, state: State, address: str) -> Respons
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, state: State, next: str = "/") -> Response:
-    return _render(request, state, "login.html", {"next": next if next.startswith("/") else "/", "failed": False})
+    return render_page(request, state, "login.html", {"next": next if next.startswith("/") else "/", "failed": False})
 
 
 @router.post("/login")
@@ -323,7 +335,7 @@ async def login(request: Request, state: State) -> Response:
     target = (form.get("next") or ["/"])[0]
     target = target if target.startswith("/") and not target.startswith("//") else "/"
     if not token_matches(token, state.settings.read_token):
-        return _render(request, state, "login.html", {"next": target, "failed": True}, 401)
+        return render_page(request, state, "login.html", {"next": target, "failed": True}, 401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https")

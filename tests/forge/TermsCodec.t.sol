@@ -18,6 +18,10 @@ contract CodecHarness {
     function decode(bytes memory b) external pure returns (Terms memory t, Options memory o) {
         return TermsCodec.decode(b);
     }
+
+    function decodeWithoutMethod(bytes memory b) external pure returns (Terms memory t, Options memory o) {
+        return TermsCodec.decode(b, false);
+    }
 }
 
 /// @title Packed terms survive encode -> decode, in the library and through a real clone.
@@ -123,5 +127,37 @@ contract TermsCodecTest is TestBase {
         Agreement a = Agreement(factory.createAgreementWithOptions(t, o));
         assertEq(keccak256(abi.encode(a.terms())), keccak256(abi.encode(t)), "largest terms round trip");
         assertLe(address(a).code.length, 24_576, "within the code size limit");
+    }
+
+    /// @dev `b` without its last `cut` bytes (the counts in the header stay intact).
+    function _truncated(bytes memory b, uint256 cut) internal pure returns (bytes memory out) {
+        out = new bytes(b.length - cut);
+        for (uint256 i = 0; i < out.length; ++i) out[i] = b[i];
+    }
+
+    /// @notice A buffer shorter than its counts describe is refused with the lengths, not read
+    /// past its end into whatever memory follows.
+    function testFuzz_truncatedBufferReverts(uint256 seed, uint8 cut) public {
+        (Terms memory t, Options memory o) = _random(seed);
+        bytes memory packed = codec.encode(t, o);
+        // at most the last tier: the counts that describe the rest are still in the buffer
+        uint256 n = 1 + uint256(cut) % TermsCodec.TIER_LENGTH;
+        bytes memory short = _truncated(packed, n);
+        vm.expectRevert(abi.encodeWithSelector(TermsCodec.TermsLengthMismatch.selector, packed.length, short.length));
+        codec.decode(short);
+        vm.expectRevert(abi.encodeWithSelector(TermsCodec.TermsLengthMismatch.selector, packed.length, short.length));
+        codec.decodeWithoutMethod(short);
+    }
+
+    /// @notice Trailing bytes after the last tier are refused too.
+    function testFuzz_overLongBufferReverts(uint256 seed, uint8 extra) public {
+        (Terms memory t, Options memory o) = _random(seed);
+        bytes memory packed = codec.encode(t, o);
+        uint256 n = 1 + uint256(extra) % 64;
+        bytes memory long = bytes.concat(packed, new bytes(n));
+        vm.expectRevert(abi.encodeWithSelector(TermsCodec.TermsLengthMismatch.selector, packed.length, long.length));
+        codec.decode(long);
+        vm.expectRevert(abi.encodeWithSelector(TermsCodec.TermsLengthMismatch.selector, packed.length, long.length));
+        codec.decodeWithoutMethod(long);
     }
 }
