@@ -40,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -56,15 +57,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from smartsla.database import error_reason, normalise_url, sqlite_pragmas
 
+from . import sample_runs as runs_
 from .evidence import SliceData, index_runs
 from .probes import Sample
 from .sli import PeriodFigure, Window, maintenance_slices
 from .transactions import ATTEMPTS as TX_ATTEMPTS
 
 # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet).
-# 4: evidence bundles (oracle.evidence), one per reported period.
-SCHEMA_VERSION = 4
+# 4: evidence bundles (oracle.evidence), one per reported period. 5: sample runs (oracle.sample_runs).
+SCHEMA_VERSION = 5
 SCHEMA_LOCK_KEY = 0x5A5A_0001  # PostgreSQL advisory lock held while the schema is created or migrated
+# PostgreSQL advisory lock class (with hashtext(agreement)) held while an agreement's sample runs
+# change: two writers of one agreement (a fleet handing it over) must not both extend a run.
+RUNS_LOCK_CLASS = 0x5A5A_0002
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
 DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
@@ -115,6 +120,26 @@ samples = Table(
     Index("ix_samples_ts", "ts"),  # for pruning by age
     # The failed checks of a period are an index seek (ok = false), not a scan of the period.
     Index("ix_samples_failed", "agreement", "service", "ok", "ts"),
+)
+
+# The samples of an agreement's services chained into runs (oracle.sample_runs), at each gap the
+# agreement is tracked with (sample_run_gaps); written in the transaction of the samples they
+# summarise, so a period's measured slices are read from a few runs, not a month of samples.
+sample_runs = Table(
+    "sample_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("gap", Integer, nullable=False),
+    Column("t0", Double, nullable=False),
+    Column("t1", Double, nullable=False),
+    Index("ix_sample_runs", "agreement", "service", "gap", "t1"),
+)
+
+sample_run_gaps = Table(
+    "sample_run_gaps", metadata,
+    Column("agreement", String(42), primary_key=True),
+    Column("gap", Integer, primary_key=True, autoincrement=False),
 )
 
 period_results = Table(
@@ -292,6 +317,8 @@ class Store:
             if found < 4:
                 evidence.create(conn, checkfirst=True)  # a new table: nothing existing changes
                 conn.execute(schema_version.insert().values(version=4, applied_at=time.time()))
+            if found < 5:
+                _upgrade_to_5(conn)
             return
         ours = {t.name for t in metadata.sorted_tables}
         if existing & ours:
@@ -339,8 +366,107 @@ class Store:
         if not rows:
             return 0
         with self._tx() as conn:
-            conn.execute(samples.insert(), rows)
+            conn.execute(samples.insert(), rows)  # first: takes SQLite's write lock before the runs are read
+            self._extend_runs(conn, rows)
         return len(rows)
+
+    # -- sample runs (oracle.sample_runs) -------------------------------------------------------
+
+    def track_slices(self, agreement: str, slice_seconds: int) -> bool:
+        """Keep the sample runs of `agreement` at gap `slice_seconds` from now on, so its periods'
+        measured slices (slice_data) are read from runs. The first call builds the runs from the
+        samples already stored, in the same transaction; later calls do nothing. True when it
+        started tracking."""
+        if slice_seconds < 1:
+            raise StoreError(f"slice_seconds must be at least 1, got {slice_seconds}")
+        agreement = _norm(agreement)
+        with self._tx() as conn:
+            self._lock_runs(conn, [agreement])
+            if not self._insert_ignore(conn, sample_run_gaps, {"agreement": agreement, "gap": slice_seconds},
+                                       ("agreement", "gap")):
+                return False
+            c = samples.c
+            # Streamed in (service, ts) order from the index: memory is one service's open run.
+            rows = conn.execution_options(yield_per=50_000).execute(
+                select(c.service, c.ts).where(c.agreement == agreement).order_by(c.service, c.ts))
+            pending: list[dict[str, Any]] = []
+            service: str | None = None
+            t0 = t1 = 0.0
+            for svc, ts in rows:
+                if svc == service and ts - t1 <= slice_seconds:
+                    t1 = ts
+                    continue
+                if service is not None:
+                    pending.append({"agreement": agreement, "service": service, "gap": slice_seconds,
+                                    "t0": t0, "t1": t1})
+                service, t0, t1 = svc, ts, ts
+                if len(pending) >= 10_000:
+                    conn.execute(sample_runs.insert(), pending)
+                    pending = []
+            if service is not None:
+                pending.append({"agreement": agreement, "service": service, "gap": slice_seconds, "t0": t0, "t1": t1})
+            if pending:
+                conn.execute(sample_runs.insert(), pending)
+        return True
+
+    def tracked_gaps(self, agreement: str) -> list[int]:
+        """The gaps `agreement`'s sample runs are kept at (track_slices), ascending."""
+        g = sample_run_gaps.c
+        with self._tx() as conn:
+            return [int(x) for x in conn.execute(select(g.gap).where(g.agreement == _norm(agreement)).order_by(g.gap))
+                    .scalars()]
+
+    @staticmethod
+    def _lock_runs(conn: Connection, agreements: Sequence[str]) -> None:
+        """PostgreSQL: serialise run changes per agreement (sorted: no deadlock). SQLite has one
+        writer at a time already."""
+        if conn.dialect.name == "postgresql":
+            for a in sorted(set(agreements)):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:c, hashtext(:a))"), {"c": RUNS_LOCK_CLASS, "a": a})
+
+    def _extend_runs(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add the timestamps of freshly inserted sample rows to the runs of every gap their
+        agreement is tracked at (oracle.sample_runs.merge), in the caller's transaction."""
+        g = sample_run_gaps.c
+        agreements = sorted({r["agreement"] for r in rows})
+        tracked: dict[str, list[int]] = {}
+        for a, gap in conn.execute(select(g.agreement, g.gap).where(g.agreement.in_(agreements))):
+            tracked.setdefault(a, []).append(int(gap))
+        if not tracked:
+            return
+        self._lock_runs(conn, list(tracked))
+        by_service: dict[tuple[str, str], list[float]] = {}
+        for r in rows:
+            if r["agreement"] in tracked:
+                by_service.setdefault((r["agreement"], r["service"]), []).append(float(r["ts"]))
+        c = sample_runs.c
+        updates: list[dict[str, Any]] = []
+        deletes: list[int] = []
+        inserts: list[dict[str, Any]] = []
+        for agreement, gaps in tracked.items():
+            services = {s: ts for (a, s), ts in by_service.items() if a == agreement}
+            lo = min(min(ts) for ts in services.values())
+            hi = max(max(ts) for ts in services.values())
+            for gap in gaps:
+                # Every stored run within `gap` of a new timestamp (and a few more: the widest range).
+                existing: dict[str, list[tuple[int, float, float]]] = {}
+                for rid, svc, t0, t1 in conn.execute(select(c.id, c.service, c.t0, c.t1).where(
+                        c.agreement == agreement, c.service.in_(sorted(services)), c.gap == gap,
+                        c.t1 >= lo - gap, c.t0 <= hi + gap)):
+                    existing.setdefault(svc, []).append((rid, t0, t1))
+                for svc, ts in services.items():
+                    up, dels, ins = runs_.merge(existing.get(svc, []), ts, gap)
+                    updates += [{"rid": rid, "a": t0, "b": t1} for rid, t0, t1 in up]
+                    deletes += dels
+                    inserts += [{"agreement": agreement, "service": svc, "gap": gap, "t0": t0, "t1": t1}
+                                for t0, t1 in ins]
+        if deletes:
+            conn.execute(delete(sample_runs).where(c.id.in_(deletes)))
+        if updates:
+            conn.execute(update(sample_runs).where(c.id == bindparam("rid"))
+                         .values(t0=bindparam("a"), t1=bindparam("b")), updates)
+        if inserts:
+            conn.execute(sample_runs.insert(), inserts)
 
     def samples(self, agreement: str, service: str, start: float, end: float) -> list[Sample]:
         """Samples with start <= ts < end, oldest first."""
@@ -423,6 +549,10 @@ class Store:
         c = samples.c
         where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
+            if not latency:
+                from_runs = self._slice_data_from_runs(conn, _norm(agreement), service, start, end, slice_seconds)
+                if from_runs is not None:
+                    return from_runs
             if latency:  # one row per measured slice, taken apart column by column
                 rows = self._slice_rows(conn, where, start, slice_seconds)
                 ids = list(map(itemgetter(0), rows))
@@ -435,6 +565,33 @@ class Store:
             measured = index_runs(map(itemgetter(0), _raw_rows(conn, select(idx).distinct().where(*where))))
             down = frozenset(int(i) for (i,) in _raw_rows(conn, select(idx).distinct().where(*where, c.ok.is_(False))))
         return SliceData(measured=measured, down=down)
+
+    def _slice_data_from_runs(self, conn: Connection, agreement: str, service: str, start: float, end: float,
+                              slice_seconds: int) -> SliceData | None:
+        """slice_data (threshold 1, no latency) from the sample runs at the widest tracked gap
+        <= slice_seconds (oracle.sample_runs says why that is exact); None when the agreement
+        has no such gap tracked."""
+        g, r, c = sample_run_gaps.c, sample_runs.c, samples.c
+        gap = conn.execute(select(func.max(g.gap)).where(g.agreement == agreement, g.gap <= slice_seconds)).scalar()
+        if gap is None:
+            return None
+        rows = _raw_rows(conn, select(r.t0, r.t1).where(r.agreement == agreement, r.service == service, r.gap == gap,
+                                                        r.t1 >= start, r.t0 < end).order_by(r.t1))
+        own = (c.agreement == agreement, c.service == service)
+        spans: list[tuple[int, int]] = []
+        for t0, t1 in rows:
+            # A run crossing the period's end: its last sample inside the period, an index seek
+            # (it belongs to this run, which holds every sample from t0 to t1; None: the run has
+            # no sample in the period). A run crossing the start measures slice 0: its first
+            # sample at or after the start follows one before it by at most gap <= slice_seconds.
+            last = t1 if t1 < end else conn.execute(
+                select(func.max(c.ts)).where(*own, c.ts >= start, c.ts < end)).scalar()
+            if last is None:
+                continue
+            spans.append(runs_.slice_span(max(t0, start), last, start, slice_seconds))
+        down = frozenset(int((ts - start) // slice_seconds) for (ts,) in _raw_rows(
+            conn, select(c.ts).where(*own, c.ts >= start, c.ts < end, c.ok.is_(False))))
+        return SliceData(measured=runs_.join_spans(spans), down=down)
 
     def slice_data_many(self, requests: Sequence[DataRequest], workers: int = READ_WORKERS) -> list[SliceData]:
         """:meth:`slice_data` of several (agreement, service, period) at once, in that order, on
@@ -688,6 +845,15 @@ def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+def _upgrade_to_5(conn: Connection) -> None:
+    """Schema 5: the sample runs tables. New tables only; the runs of an agreement are built from
+    its stored samples when it is first tracked (`Store.track_slices`, called by the daemon with
+    the agreement's slice length, which the upgrade cannot know)."""
+    sample_runs.create(conn, checkfirst=True)
+    sample_run_gaps.create(conn, checkfirst=True)
+    conn.execute(schema_version.insert().values(version=5, applied_at=time.time()))
 
 
 def _to_report(row: Any) -> Report:
