@@ -654,8 +654,16 @@ class Store:
         if older_than_ts > floor:
             raise StoreError(f"refusing to prune samples newer than {floor:.0f} "
                              f"(retention {self.min_sample_retention_s:.0f} s); asked for {older_than_ts:.0f}")
+        r, c = sample_runs.c, samples.c
         with self._tx() as conn:
-            return conn.execute(delete(samples).where(samples.c.ts < older_than_ts)).rowcount
+            pruned = conn.execute(delete(samples).where(c.ts < older_than_ts)).rowcount
+            # The runs follow the samples: a run wholly before the cut goes; a run crossing it now
+            # starts at its first sample left (a chain without its head is still a chain).
+            conn.execute(delete(sample_runs).where(r.t1 < older_than_ts))
+            first_left = (select(func.min(c.ts)).where(c.agreement == r.agreement, c.service == r.service,
+                                                       c.ts >= older_than_ts).scalar_subquery())
+            conn.execute(update(sample_runs).where(r.t0 < older_than_ts).values(t0=first_left))
+            return pruned
 
     # -- period results ------------------------------------------------------------------------
 
