@@ -547,12 +547,12 @@ class Store:
             return SliceData.from_slices(self.slice_states(agreement, service, start, end, slice_seconds,
                                                            failure_threshold))
         c = samples.c
-        where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
             if not latency:
                 from_runs = self._slice_data_from_runs(conn, _norm(agreement), service, start, end, slice_seconds)
                 if from_runs is not None:
                     return from_runs
+            where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
             if latency:  # one row per measured slice, taken apart column by column
                 rows = self._slice_rows(conn, where, start, slice_seconds)
                 ids = list(map(itemgetter(0), rows))
@@ -571,26 +571,23 @@ class Store:
         """slice_data (threshold 1, no latency) from the sample runs at the widest tracked gap
         <= slice_seconds (oracle.sample_runs says why that is exact); None when the agreement
         has no such gap tracked."""
-        g, r, c = sample_run_gaps.c, sample_runs.c, samples.c
-        gap = conn.execute(select(func.max(g.gap)).where(g.agreement == agreement, g.gap <= slice_seconds)).scalar()
+        gap_q, runs_q, last_q, failed_q = _run_queries(conn)
+        params: dict[str, Any] = {"a": agreement, "s": service, "lo": float(start), "hi": float(end),
+                                  "L": slice_seconds}
+        gap = _compiled_rows(conn, gap_q, params)[0][0]
         if gap is None:
             return None
-        rows = _raw_rows(conn, select(r.t0, r.t1).where(r.agreement == agreement, r.service == service, r.gap == gap,
-                                                        r.t1 >= start, r.t0 < end).order_by(r.t1))
-        own = (c.agreement == agreement, c.service == service)
         spans: list[tuple[int, int]] = []
-        for t0, t1 in rows:
+        for t0, t1 in _compiled_rows(conn, runs_q, {**params, "gap": gap}):
             # A run crossing the period's end: its last sample inside the period, an index seek
             # (it belongs to this run, which holds every sample from t0 to t1; None: the run has
             # no sample in the period). A run crossing the start measures slice 0: its first
             # sample at or after the start follows one before it by at most gap <= slice_seconds.
-            last = t1 if t1 < end else conn.execute(
-                select(func.max(c.ts)).where(*own, c.ts >= start, c.ts < end)).scalar()
+            last = t1 if t1 < end else _compiled_rows(conn, last_q, params)[0][0]
             if last is None:
                 continue
             spans.append(runs_.slice_span(max(t0, start), last, start, slice_seconds))
-        down = frozenset(int((ts - start) // slice_seconds) for (ts,) in _raw_rows(
-            conn, select(c.ts).where(*own, c.ts >= start, c.ts < end, c.ok.is_(False))))
+        down = frozenset(int((ts - start) // slice_seconds) for (ts,) in _compiled_rows(conn, failed_q, params))
         return SliceData(measured=runs_.join_spans(spans), down=down)
 
     def slice_data_many(self, requests: Sequence[DataRequest], workers: int = READ_WORKERS) -> list[SliceData]:
@@ -844,15 +841,43 @@ def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
     `conn`: tens of thousands of per-slice rows cost several times more as SQLAlchemy rows.
     Only for queries whose columns need no type conversion (integers, floats, NULL)."""
     compiled = query.compile(dialect=conn.dialect)
-    params: Any = compiled.construct_params()
-    if compiled.positional:
-        params = tuple(params[k] for k in compiled.positiontup)
+    return _compiled_rows(conn, compiled, compiled.construct_params())
+
+
+def _compiled_rows(conn: Connection, compiled: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of an already compiled statement with these bound values (as `_raw_rows`)."""
+    args: Any = tuple(params[k] for k in compiled.positiontup) if compiled.positional else dict(params)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(compiled.string, params)
+        cursor.execute(compiled.string, args)
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+_RUN_QUERIES: dict[str, tuple[Any, ...]] = {}  # dialect name -> the compiled statements of _run_queries
+
+
+def _run_queries(conn: Connection) -> tuple[Any, ...]:
+    """The statements of Store._slice_data_from_runs, compiled once per dialect: building and
+    compiling them cost several times more than running them (a service-month is 3-4 index
+    seeks). Bound values: a(greement), s(ervice), lo/hi (period), L (slice length), gap."""
+    name = conn.dialect.name
+    compiled = _RUN_QUERIES.get(name)
+    if compiled is None:
+        g, r, c = sample_run_gaps.c, sample_runs.c, samples.c
+        a, s = bindparam("a", type_=String()), bindparam("s", type_=String())
+        lo: Any = bindparam("lo", type_=Double())
+        hi: Any = bindparam("hi", type_=Double())
+        own = (c.agreement == a, c.service == s, c.ts >= lo, c.ts < hi)
+        compiled = tuple(q.compile(dialect=conn.dialect) for q in (
+            select(func.max(g.gap)).where(g.agreement == a, g.gap <= bindparam("L", type_=Integer())),
+            select(r.t0, r.t1).where(r.agreement == a, r.service == s, r.gap == bindparam("gap", type_=Integer()),
+                                     r.t1 >= lo, r.t0 < hi).order_by(r.t1),
+            select(func.max(c.ts)).where(*own),
+            select(c.ts).where(*own, c.ok.is_(False))))
+        _RUN_QUERIES[name] = compiled
+    return compiled
 
 
 def _upgrade_to_5(conn: Connection) -> None:
