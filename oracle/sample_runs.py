@@ -52,8 +52,11 @@ def merge(existing: Sequence[tuple[int, float, float]], timestamps: Iterable[flo
     reaches are left as they are. Runs are disjoint and more than `gap` apart, so a new piece
     can only join runs through the new timestamps.
     """
+    new = list(timestamps)
+    if len(new) == 1:  # the daemon's usual batch: one sample per service
+        return _merge_one(existing, new[0], gap)
     pieces: list[tuple[float, float, int | None]] = [(t0, t1, rid) for rid, t0, t1 in existing]
-    pieces += [(ts, ts, None) for ts in timestamps]
+    pieces += [(ts, ts, None) for ts in new]
     pieces.sort(key=lambda p: (p[0], p[1]))
     updates: list[tuple[int, float, float]] = []
     deletes: list[int] = []
@@ -82,6 +85,19 @@ def merge(existing: Sequence[tuple[int, float, float]], timestamps: Iterable[flo
     if current is not None:
         flush(current[0], current[1], ids, _grew(current, ids, bounds))
     return updates, deletes, inserts
+
+
+def _merge_one(existing: Sequence[tuple[int, float, float]], ts: float, gap: float
+               ) -> tuple[list[tuple[int, float, float]], list[int], list[Run]]:
+    """`merge` of one timestamp: the runs within `gap` of it (at most one on each side, or the
+    one holding it) and it become one run."""
+    near = sorted((r for r in existing if r[1] - gap <= ts <= r[2] + gap), key=lambda r: r[1])
+    if not near:
+        return [], [], [(ts, ts)]
+    t0, t1 = min(near[0][1], ts), max(near[-1][2], ts)
+    if len(near) == 1 and (t0, t1) == (near[0][1], near[0][2]):
+        return [], [], []
+    return [(near[0][0], t0, t1)], [r[0] for r in near[1:]], []
 
 
 def _grew(current: list[float], ids: list[int], bounds: dict[int, tuple[float, float]]) -> bool:

@@ -462,9 +462,19 @@ class Store:
                                 for t0, t1 in ins]
         if deletes:
             conn.execute(delete(sample_runs).where(c.id.in_(deletes)))
-        if updates:
-            conn.execute(update(sample_runs).where(c.id == bindparam("rid"))
-                         .values(t0=bindparam("a"), t1=bindparam("b")), updates)
+        if updates:  # one UPDATE per service and gap each batch: compiled once, the driver's executemany
+            compiled = _RUN_UPDATE.get(conn.dialect.name)
+            if compiled is None:
+                compiled = _RUN_UPDATE[conn.dialect.name] = update(sample_runs).where(
+                    c.id == bindparam("rid", type_=Integer())).values(
+                    t0=bindparam("a", type_=Double()), t1=bindparam("b", type_=Double())).compile(dialect=conn.dialect)
+            order: Sequence[str] = compiled.positiontup or ()
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(compiled.string, [tuple(u[k] for k in order) for u in updates]
+                                   if compiled.positional else updates)
+            finally:
+                cursor.close()
         if inserts:
             conn.execute(sample_runs.insert(), inserts)
 
@@ -855,6 +865,7 @@ def _compiled_rows(conn: Connection, compiled: Any, params: Mapping[str, Any]) -
         cursor.close()
 
 
+_RUN_UPDATE: dict[str, Any] = {}  # dialect name -> the compiled run UPDATE of Store._extend_runs
 _RUN_QUERIES: dict[str, tuple[Any, ...]] = {}  # dialect name -> the compiled statements of _run_queries
 
 
