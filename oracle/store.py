@@ -460,8 +460,8 @@ class Store:
                     deletes += dels
                     inserts += [{"agreement": agreement, "service": svc, "gap": gap, "t0": t0, "t1": t1}
                                 for t0, t1 in ins]
-        if deletes:
-            conn.execute(delete(sample_runs).where(c.id.in_(deletes)))
+        for k in range(0, len(deletes), 10_000):  # runs joined by late samples; SQLite caps bound values
+            conn.execute(delete(sample_runs).where(c.id.in_(deletes[k:k + 10_000])))
         if updates:  # one UPDATE per service and gap each batch: compiled once, the driver's executemany
             compiled = _RUN_UPDATE.get(conn.dialect.name)
             if compiled is None:
