@@ -429,12 +429,15 @@ class Store:
         agreement is tracked at (oracle.sample_runs.merge), in the caller's transaction."""
         g = sample_run_gaps.c
         agreements = sorted({r["agreement"] for r in rows})
+        # Locked BEFORE reading which gaps are tracked: a track_slices committing in between
+        # would otherwise chain the samples it saw and miss this batch's (PostgreSQL reads
+        # committed data statement by statement).
+        self._lock_runs(conn, agreements)
         tracked: dict[str, list[int]] = {}
         for a, gap in conn.execute(select(g.agreement, g.gap).where(g.agreement.in_(agreements))):
             tracked.setdefault(a, []).append(int(gap))
         if not tracked:
             return
-        self._lock_runs(conn, list(tracked))
         by_service: dict[tuple[str, str], list[float]] = {}
         for r in rows:
             if r["agreement"] in tracked:
