@@ -382,13 +382,22 @@ class Store:
         agreement = _norm(agreement)
         with self._tx() as conn:
             self._lock_runs(conn, [agreement])
-            if not self._insert_ignore(conn, sample_run_gaps, {"agreement": agreement, "gap": slice_seconds},
-                                       ("agreement", "gap")):
+            row = {"agreement": agreement, "gap": slice_seconds}
+            if conn.dialect.name == "postgresql":
+                # psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING, so the
+                # insert-if-absent cannot say whether it inserted: asked under the agreement's lock.
+                g = sample_run_gaps.c
+                if conn.execute(select(g.gap).where(g.agreement == agreement, g.gap == slice_seconds)).first():
+                    return False
+                conn.execute(sample_run_gaps.insert().values(**row))
+            elif not self._insert_ignore(conn, sample_run_gaps, row, ("agreement", "gap")):
                 return False
             c = samples.c
             # Streamed in (service, ts) order from the index: memory is one service's open run.
-            rows = conn.execution_options(yield_per=50_000).execute(
-                select(c.service, c.ts).where(c.agreement == agreement).order_by(c.service, c.ts))
+            # (on the statement: Connection.execution_options would make the INSERTs below
+            # server-side cursors too, which psycopg refuses for executemany)
+            rows = conn.execute(select(c.service, c.ts).where(c.agreement == agreement).order_by(c.service, c.ts)
+                                .execution_options(yield_per=50_000))
             pending: list[dict[str, Any]] = []
             service: str | None = None
             t0 = t1 = 0.0

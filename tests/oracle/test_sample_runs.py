@@ -8,9 +8,10 @@ import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from oracle.evidence import SliceData
 from oracle.probes import Sample
@@ -90,6 +91,14 @@ def test_pruning_keeps_the_runs_equal_to_the_samples(store: Store) -> None:
     assert data == SliceData(measured=((1_440, 2_879),))  # nothing before the cut, all after it
 
 
+def test_tracking_chains_the_samples_already_stored_once(store: Store) -> None:
+    store.add_samples(AGREEMENT, at(0, 30, 60, 200, 230))
+    assert store.track_slices(AGREEMENT, 60) is True
+    assert store.track_slices(AGREEMENT, 60) is False  # already tracked: nothing chained twice
+    assert store.tracked_gaps(AGREEMENT) == [60]
+    assert runs_of(store, 60) == said_by_samples(store, 60) == [(T, T + 60), (T + 200, T + 230)]
+
+
 def test_concurrent_writers_of_one_service_leave_the_runs_the_samples_say(store_url: str) -> None:
     # A fleet handing an agreement over: two daemons write its samples at the same time.
     with Store.open(store_url) as s:
@@ -131,3 +140,43 @@ def test_a_schema_4_store_is_upgraded_and_its_samples_chained_when_tracked(tmp_p
         assert runs_of(s, 60) == said_by_samples(s, 60) == [(T, T + 570), (T + 750, T + 1_470)]
         assert s.slice_data(AGREEMENT, "api", T, T + 3_000, 60) == before == SliceData(
             measured=((0, 9), (12, 24)), down=frozenset({3}))
+
+
+def test_tracking_while_a_batch_is_being_written_loses_none_of_its_samples(store_url: str) -> None:
+    # The batch has read which gaps are tracked (none yet) when the agreement gets tracked and
+    # its stored samples chained; the batch then commits. Its samples must be in the runs.
+    with Store.open(store_url) as s:
+        s.add_samples(AGREEMENT, at(0, 30))
+    writer, tracker = Store.open(store_url, busy_timeout_s=30), Store.open(store_url, busy_timeout_s=30)
+    read_gaps, resume = threading.Event(), threading.Event()
+
+    @event.listens_for(writer.engine, "after_cursor_execute")
+    def pause(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "sample_run_gaps" in statement and statement.lstrip().upper().startswith("SELECT"):
+            read_gaps.set()
+            resume.wait(10)
+
+    try:
+        w = threading.Thread(target=writer.add_samples, args=(AGREEMENT, at(60, 90)))
+        w.start()
+        assert read_gaps.wait(10)
+        errors: list[BaseException] = []
+
+        def track() -> None:
+            try:
+                tracker.track_slices(AGREEMENT, 60)
+            except BaseException as exc:  # shown by the assertion below
+                errors.append(exc)
+
+        t = threading.Thread(target=track)
+        t.start()
+        t.join(1.5)  # with the lock it waits for the writer; without, it commits now
+        resume.set()
+        w.join(10)
+        t.join(30)
+        assert errors == [] and not t.is_alive() and not w.is_alive()
+        assert runs_of(tracker, 60) == said_by_samples(tracker, 60) == [(T, T + 90)]
+    finally:
+        resume.set()
+        writer.close()
+        tracker.close()
