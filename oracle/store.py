@@ -675,6 +675,8 @@ class Store:
                              f"(retention {self.min_sample_retention_s:.0f} s); asked for {older_than_ts:.0f}")
         r, c = sample_runs.c, samples.c
         with self._tx() as conn:
+            # Every tracked agreement's runs change: no writer may extend them from an older read.
+            self._lock_runs(conn, list(conn.execute(select(sample_run_gaps.c.agreement).distinct()).scalars()))
             pruned = conn.execute(delete(samples).where(c.ts < older_than_ts)).rowcount
             # The runs follow the samples: a run wholly before the cut goes; a run crossing it now
             # starts at its first sample left (a chain without its head is still a chain).
