@@ -326,6 +326,12 @@ class Daemon:
                         self.config.grace_for({n: probes[n] for n in names})
                         + (2 * FLUSH_EVERY_S if self.fleet is not None else 0.0))
         served.next_due = terms.period_end(0) + served.grace_s
+        # The store keeps this agreement's samples chained at its slice length too
+        # (oracle.sample_runs): a period's measured slices are then a few runs, not a month of rows.
+        try:
+            self.store.track_slices(agreement.address, slice_seconds)
+        except StoreError as exc:  # not fatal: slice_data reads the samples themselves
+            log.error("could not track sample runs", extra={"agreement": agreement.address, "error": str(exc)})
         self.served[agreement.address] = served
         self._follow_running(served)
         if self.prober is not None and self._loop is not None:  # discovered while running

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     delete,
     func,
@@ -54,15 +55,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from smartsla.database import open_engine, transaction
 from smartsla.versioned_schema import LOCK_KEY, VersionedSchema, version_table
 
+from . import sample_runs as runs_
 from .evidence import SliceData, index_runs
 from .probes import Sample
 from .sli import PeriodFigure, Window, maintenance_slices
 from .transactions import ATTEMPTS as TX_ATTEMPTS
 
 # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet).
-# 4: evidence bundles (oracle.evidence), one per reported period.
-SCHEMA_VERSION = 4
+# 4: evidence bundles (oracle.evidence), one per reported period. 5: sample runs (oracle.sample_runs).
+SCHEMA_VERSION = 5
 SCHEMA_LOCK_KEY = LOCK_KEY  # PostgreSQL advisory lock held while the schema is created or migrated
+# PostgreSQL advisory lock class (with hashtext(agreement)) held while an agreement's sample runs
+# change: two writers of one agreement (a fleet handing it over) must not both extend a run.
+RUNS_LOCK_CLASS = 0x5A5A_0002
 # Raw samples are evidence until a period can no longer be disputed: a monthly period plus a
 # two-week dispute window. Pruning anything newer is refused.
 DEFAULT_MIN_SAMPLE_RETENTION_S = 45 * 86_400
@@ -109,6 +114,26 @@ samples = Table(
     Index("ix_samples_ts", "ts"),  # for pruning by age
     # The failed checks of a period are an index seek (ok = false), not a scan of the period.
     Index("ix_samples_failed", "agreement", "service", "ok", "ts"),
+)
+
+# The samples of an agreement's services chained into runs (oracle.sample_runs), at each gap the
+# agreement is tracked with (sample_run_gaps); written in the transaction of the samples they
+# summarise, so a period's measured slices are read from a few runs, not a month of samples.
+sample_runs = Table(
+    "sample_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agreement", String(42), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("gap", Integer, nullable=False),
+    Column("t0", Double, nullable=False),
+    Column("t1", Double, nullable=False),
+    Index("ix_sample_runs", "agreement", "service", "gap", "t1"),
+)
+
+sample_run_gaps = Table(
+    "sample_run_gaps", metadata,
+    Column("agreement", String(42), primary_key=True),
+    Column("gap", Integer, primary_key=True, autoincrement=False),
 )
 
 period_results = Table(
@@ -199,9 +224,17 @@ def _upgrade_to_4(conn: Connection) -> None:
     evidence.create(conn, checkfirst=True)
 
 
+def _upgrade_to_5(conn: Connection) -> None:
+    """Schema 5: the sample runs tables. New tables only; the runs of an agreement are built from
+    its stored samples when it is first tracked (`Store.track_slices`, called by the daemon with
+    the agreement's slice length, which the upgrade cannot know)."""
+    sample_runs.create(conn, checkfirst=True)
+    sample_run_gaps.create(conn, checkfirst=True)
+
+
 SCHEMA = VersionedSchema(
     component="oracle store", owner="oracle", metadata=metadata, table=schema_version, version=SCHEMA_VERSION,
-    upgrades={2: _upgrade_to_2, 3: _upgrade_to_3, 4: _upgrade_to_4},
+    upgrades={2: _upgrade_to_2, 3: _upgrade_to_3, 4: _upgrade_to_4, 5: _upgrade_to_5},
     error=StoreError, too_new=SchemaTooNewError,
 )
 
@@ -302,8 +335,129 @@ class Store:
         if not rows:
             return 0
         with self._tx() as conn:
-            conn.execute(samples.insert(), rows)
+            conn.execute(samples.insert(), rows)  # first: takes SQLite's write lock before the runs are read
+            self._extend_runs(conn, rows)
         return len(rows)
+
+    # -- sample runs (oracle.sample_runs) -------------------------------------------------------
+
+    def track_slices(self, agreement: str, slice_seconds: int) -> bool:
+        """Keep the sample runs of `agreement` at gap `slice_seconds` from now on, so its periods'
+        measured slices (slice_data) are read from runs. The first call builds the runs from the
+        samples already stored, in the same transaction; later calls do nothing. True when it
+        started tracking."""
+        if slice_seconds < 1:
+            raise StoreError(f"slice_seconds must be at least 1, got {slice_seconds}")
+        agreement = _norm(agreement)
+        with self._tx() as conn:
+            self._lock_runs(conn, [agreement])
+            row = {"agreement": agreement, "gap": slice_seconds}
+            if conn.dialect.name == "postgresql":
+                # psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING, so the
+                # insert-if-absent cannot say whether it inserted: asked under the agreement's lock.
+                g = sample_run_gaps.c
+                if conn.execute(select(g.gap).where(g.agreement == agreement, g.gap == slice_seconds)).first():
+                    return False
+                conn.execute(sample_run_gaps.insert().values(**row))
+            elif not self._insert_ignore(conn, sample_run_gaps, row, ("agreement", "gap")):
+                return False
+            c = samples.c
+            # Streamed in (service, ts) order from the index: memory is one service's open run.
+            # (on the statement: Connection.execution_options would make the INSERTs below
+            # server-side cursors too, which psycopg refuses for executemany)
+            rows = conn.execute(select(c.service, c.ts).where(c.agreement == agreement).order_by(c.service, c.ts)
+                                .execution_options(yield_per=50_000))
+            pending: list[dict[str, Any]] = []
+            service: str | None = None
+            t0 = t1 = 0.0
+            for svc, ts in rows:
+                if svc == service and ts - t1 <= slice_seconds:
+                    t1 = ts
+                    continue
+                if service is not None:
+                    pending.append({"agreement": agreement, "service": service, "gap": slice_seconds,
+                                    "t0": t0, "t1": t1})
+                service, t0, t1 = svc, ts, ts
+                if len(pending) >= 10_000:
+                    conn.execute(sample_runs.insert(), pending)
+                    pending = []
+            if service is not None:
+                pending.append({"agreement": agreement, "service": service, "gap": slice_seconds, "t0": t0, "t1": t1})
+            if pending:
+                conn.execute(sample_runs.insert(), pending)
+        return True
+
+    def tracked_gaps(self, agreement: str) -> list[int]:
+        """The gaps `agreement`'s sample runs are kept at (track_slices), ascending."""
+        g = sample_run_gaps.c
+        with self._tx() as conn:
+            return [int(x) for x in conn.execute(select(g.gap).where(g.agreement == _norm(agreement)).order_by(g.gap))
+                    .scalars()]
+
+    @staticmethod
+    def _lock_runs(conn: Connection, agreements: Sequence[str]) -> None:
+        """PostgreSQL: serialise run changes per agreement (sorted: no deadlock). SQLite has one
+        writer at a time already."""
+        if conn.dialect.name == "postgresql":
+            for a in sorted(set(agreements)):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:c, hashtext(:a))"), {"c": RUNS_LOCK_CLASS, "a": a})
+
+    def _extend_runs(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add the timestamps of freshly inserted sample rows to the runs of every gap their
+        agreement is tracked at (oracle.sample_runs.merge), in the caller's transaction."""
+        g = sample_run_gaps.c
+        agreements = sorted({r["agreement"] for r in rows})
+        # Locked BEFORE reading which gaps are tracked: a track_slices committing in between
+        # would otherwise chain the samples it saw and miss this batch's (PostgreSQL reads
+        # committed data statement by statement).
+        self._lock_runs(conn, agreements)
+        tracked: dict[str, list[int]] = {}
+        for a, gap in conn.execute(select(g.agreement, g.gap).where(g.agreement.in_(agreements))):
+            tracked.setdefault(a, []).append(int(gap))
+        if not tracked:
+            return
+        by_service: dict[tuple[str, str], list[float]] = {}
+        for r in rows:
+            if r["agreement"] in tracked:
+                by_service.setdefault((r["agreement"], r["service"]), []).append(float(r["ts"]))
+        c = sample_runs.c
+        updates: list[dict[str, Any]] = []
+        deletes: list[int] = []
+        inserts: list[dict[str, Any]] = []
+        for agreement, gaps in tracked.items():
+            services = {s: ts for (a, s), ts in by_service.items() if a == agreement}
+            lo = min(min(ts) for ts in services.values())
+            hi = max(max(ts) for ts in services.values())
+            for gap in gaps:
+                # Every stored run within `gap` of a new timestamp (and a few more: the widest range).
+                existing: dict[str, list[tuple[int, float, float]]] = {}
+                for rid, svc, t0, t1 in conn.execute(select(c.id, c.service, c.t0, c.t1).where(
+                        c.agreement == agreement, c.service.in_(sorted(services)), c.gap == gap,
+                        c.t1 >= lo - gap, c.t0 <= hi + gap)):
+                    existing.setdefault(svc, []).append((rid, t0, t1))
+                for svc, ts in services.items():
+                    up, dels, ins = runs_.merge(existing.get(svc, []), ts, gap)
+                    updates += [{"rid": rid, "a": t0, "b": t1} for rid, t0, t1 in up]
+                    deletes += dels
+                    inserts += [{"agreement": agreement, "service": svc, "gap": gap, "t0": t0, "t1": t1}
+                                for t0, t1 in ins]
+        for k in range(0, len(deletes), 10_000):  # runs joined by late samples; SQLite caps bound values
+            conn.execute(delete(sample_runs).where(c.id.in_(deletes[k:k + 10_000])))
+        if updates:  # one UPDATE per service and gap each batch: compiled once, the driver's executemany
+            compiled = _RUN_UPDATE.get(conn.dialect.name)
+            if compiled is None:
+                compiled = _RUN_UPDATE[conn.dialect.name] = update(sample_runs).where(
+                    c.id == bindparam("rid", type_=Integer())).values(
+                    t0=bindparam("a", type_=Double()), t1=bindparam("b", type_=Double())).compile(dialect=conn.dialect)
+            order: Sequence[str] = compiled.positiontup or ()
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(compiled.string, [tuple(u[k] for k in order) for u in updates]
+                                   if compiled.positional else updates)
+            finally:
+                cursor.close()
+        if inserts:
+            conn.execute(sample_runs.insert(), inserts)
 
     def samples(self, agreement: str, service: str, start: float, end: float) -> list[Sample]:
         """Samples with start <= ts < end, oldest first."""
@@ -384,8 +538,12 @@ class Store:
             return SliceData.from_slices(self.slice_states(agreement, service, start, end, slice_seconds,
                                                            failure_threshold))
         c = samples.c
-        where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
         with self._tx() as conn:
+            if not latency:
+                from_runs = self._slice_data_from_runs(conn, _norm(agreement), service, start, end, slice_seconds)
+                if from_runs is not None:
+                    return from_runs
+            where = (c.agreement == _norm(agreement), c.service == service, c.ts >= start, c.ts < end)
             if latency:  # one row per measured slice, taken apart column by column
                 rows = self._slice_rows(conn, where, start, slice_seconds)
                 ids = list(map(itemgetter(0), rows))
@@ -398,6 +556,30 @@ class Store:
             measured = index_runs(map(itemgetter(0), _raw_rows(conn, select(idx).distinct().where(*where))))
             down = frozenset(int(i) for (i,) in _raw_rows(conn, select(idx).distinct().where(*where, c.ok.is_(False))))
         return SliceData(measured=measured, down=down)
+
+    def _slice_data_from_runs(self, conn: Connection, agreement: str, service: str, start: float, end: float,
+                              slice_seconds: int) -> SliceData | None:
+        """slice_data (threshold 1, no latency) from the sample runs at the widest tracked gap
+        <= slice_seconds (oracle.sample_runs says why that is exact); None when the agreement
+        has no such gap tracked."""
+        gap_q, runs_q, last_q, failed_q = _run_queries(conn)
+        params: dict[str, Any] = {"a": agreement, "s": service, "lo": float(start), "hi": float(end),
+                                  "L": slice_seconds}
+        gap = _compiled_rows(conn, gap_q, params)[0][0]
+        if gap is None:
+            return None
+        spans: list[tuple[int, int]] = []
+        for t0, t1 in _compiled_rows(conn, runs_q, {**params, "gap": gap}):
+            # A run crossing the period's end: its last sample inside the period, an index seek
+            # (it belongs to this run, which holds every sample from t0 to t1; None: the run has
+            # no sample in the period). A run crossing the start measures slice 0: its first
+            # sample at or after the start follows one before it by at most gap <= slice_seconds.
+            last = t1 if t1 < end else _compiled_rows(conn, last_q, params)[0][0]
+            if last is None:
+                continue
+            spans.append(runs_.slice_span(max(t0, start), last, start, slice_seconds))
+        down = frozenset(int((ts - start) // slice_seconds) for (ts,) in _compiled_rows(conn, failed_q, params))
+        return SliceData(measured=runs_.join_spans(spans), down=down)
 
     def slice_data_many(self, requests: Sequence[DataRequest], workers: int = READ_WORKERS) -> list[SliceData]:
         """:meth:`slice_data` of several (agreement, service, period) at once, in that order, on
@@ -460,8 +642,18 @@ class Store:
         if older_than_ts > floor:
             raise StoreError(f"refusing to prune samples newer than {floor:.0f} "
                              f"(retention {self.min_sample_retention_s:.0f} s); asked for {older_than_ts:.0f}")
+        r, c = sample_runs.c, samples.c
         with self._tx() as conn:
-            return conn.execute(delete(samples).where(samples.c.ts < older_than_ts)).rowcount
+            # Every tracked agreement's runs change: no writer may extend them from an older read.
+            self._lock_runs(conn, list(conn.execute(select(sample_run_gaps.c.agreement).distinct()).scalars()))
+            pruned = conn.execute(delete(samples).where(c.ts < older_than_ts)).rowcount
+            # The runs follow the samples: a run wholly before the cut goes; a run crossing it now
+            # starts at its first sample left (a chain without its head is still a chain).
+            conn.execute(delete(sample_runs).where(r.t1 < older_than_ts))
+            first_left = (select(func.min(c.ts)).where(c.agreement == r.agreement, c.service == r.service,
+                                                       c.ts >= older_than_ts).scalar_subquery())
+            conn.execute(update(sample_runs).where(r.t0 < older_than_ts).values(t0=first_left))
+            return pruned
 
     # -- period results ------------------------------------------------------------------------
 
@@ -642,15 +834,44 @@ def _raw_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
     `conn`: tens of thousands of per-slice rows cost several times more as SQLAlchemy rows.
     Only for queries whose columns need no type conversion (integers, floats, NULL)."""
     compiled = query.compile(dialect=conn.dialect)
-    params: Any = compiled.construct_params()
-    if compiled.positional:
-        params = tuple(params[k] for k in compiled.positiontup)
+    return _compiled_rows(conn, compiled, compiled.construct_params())
+
+
+def _compiled_rows(conn: Connection, compiled: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of an already compiled statement with these bound values (as `_raw_rows`)."""
+    args: Any = tuple(params[k] for k in compiled.positiontup) if compiled.positional else dict(params)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(compiled.string, params)
+        cursor.execute(compiled.string, args)
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+_RUN_UPDATE: dict[str, Any] = {}  # dialect name -> the compiled run UPDATE of Store._extend_runs
+_RUN_QUERIES: dict[str, tuple[Any, ...]] = {}  # dialect name -> the compiled statements of _run_queries
+
+
+def _run_queries(conn: Connection) -> tuple[Any, ...]:
+    """The statements of Store._slice_data_from_runs, compiled once per dialect: building and
+    compiling them cost several times more than running them (a service-month is 3-4 index
+    seeks). Bound values: a(greement), s(ervice), lo/hi (period), L (slice length), gap."""
+    name = conn.dialect.name
+    compiled = _RUN_QUERIES.get(name)
+    if compiled is None:
+        g, r, c = sample_run_gaps.c, sample_runs.c, samples.c
+        a, s = bindparam("a", type_=String()), bindparam("s", type_=String())
+        lo: Any = bindparam("lo", type_=Double())
+        hi: Any = bindparam("hi", type_=Double())
+        own = (c.agreement == a, c.service == s, c.ts >= lo, c.ts < hi)
+        compiled = tuple(q.compile(dialect=conn.dialect) for q in (
+            select(func.max(g.gap)).where(g.agreement == a, g.gap <= bindparam("L", type_=Integer())),
+            select(r.t0, r.t1).where(r.agreement == a, r.service == s, r.gap == bindparam("gap", type_=Integer()),
+                                     r.t1 >= lo, r.t0 < hi).order_by(r.t1),
+            select(func.max(c.ts)).where(*own),
+            select(c.ts).where(*own, c.ok.is_(False))))
+        _RUN_QUERIES[name] = compiled
+    return compiled
 
 
 def _to_report(row: Any) -> Report:

@@ -26,6 +26,7 @@ from daemon_helpers import EC2, ETHER, World, stop, wait_until
 from node_helpers import start_or_skip
 from service_helpers import ScheduledService
 
+from oracle.store import Store
 from smartsla.client import Status
 from smartsla.credit import period_outcome
 from smartsla.terms import Service, Terms, Tier
@@ -53,6 +54,9 @@ def test_settled_credit_equals_what_the_outage_schedule_implies(world: World, se
     expected = [period_outcome(ag.terms, [v], ag.terms.collateral).paid_credit for v in (850_000, 950_000)]
     assert [x.credit_paid for x in settlements] == expected == [ETHER, 3 * ETHER // 10]
     assert '"msg": "oracle stopped"' in world.log_text()  # SIGTERM: a graceful stop
+    # The figures above were read from the sample runs (oracle.sample_runs), kept at the slice length.
+    with Store.open(f"sqlite:///{world.tmp / 'oracle.db'}") as store:
+        assert store.tracked_gaps(ag.address) == [ag.terms.slice_seconds]
 
 
 @pytest.mark.parametrize("crash_at", ["before-broadcast", "after-broadcast"])

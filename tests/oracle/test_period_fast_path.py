@@ -11,15 +11,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from oracle import evidence as ev
 from oracle.probes import Sample
+from oracle.sample_runs import chain
 from oracle.sli import PeriodFigure, count_slices, figure_from_counts, maintenance_slices, nearest_rank, slice_count
-from oracle.store import Store
+from oracle.store import Store, sample_runs
 from smartsla.forecast import latency_figure_ms
 
 START = 1_800_000_000
@@ -98,6 +101,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         yield s
 
 
+@pytest.fixture(scope="module")
+def runs_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('runs') / 'store.db'}"
+
+
 Burst = tuple[float, int, float, float, float | None]  # first ts, samples, step, failure rate, latency
 # Runs of consecutive samples (so measured runs, gaps and flapping all occur), some outside the period.
 samples_st = st.lists(st.tuples(st.floats(-50, 1_250, allow_nan=False), st.integers(1, 40), st.floats(0.5, 30),
@@ -139,3 +147,94 @@ def test_the_fast_record_is_the_reference_record(store: Store, bursts: list[Burs
     request = (agreement, "api", start, end, slice_seconds, threshold, kind == "latency")
     assert store.slice_data_many([request, other, other], workers=2) == [
         data, store.slice_data(*other), store.slice_data(*other)]
+
+
+def stored_runs(store: Store, agreement: str, gap: int) -> dict[str, list[tuple[float, float]]]:
+    """The sample_runs rows of an agreement at `gap`, per service, sorted."""
+    r = sample_runs.c
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(r.service, r.t0, r.t1).where(r.agreement == agreement.lower(), r.gap == gap)
+                            .order_by(r.service, r.t0)).all()
+    out: dict[str, list[tuple[float, float]]] = {}
+    for service, t0, t1 in rows:
+        out.setdefault(service, []).append((t0, t1))
+    return out
+
+
+def chained_samples(store: Store, agreement: str, gap: int) -> dict[str, list[tuple[float, float]]]:
+    """The runs the samples themselves say (oracle.sample_runs.chain over every stored sample)."""
+    by_service: dict[str, list[float]] = {}
+    for s in store.samples(agreement, "api", -math.inf, math.inf) + store.samples(agreement, "web", -math.inf,
+                                                                                     math.inf):
+        by_service.setdefault(s.service, []).append(s.ts)
+    return {service: chain(ts, gap) for service, ts in sorted(by_service.items())}
+
+
+# As samples_st, with whole-second starts and steps of exactly a slice length or a tracked gap
+# (1, 7, 60, 300 and one more) half the time: gaps equal to the gap must chain, one more must not.
+exact_st = st.lists(st.tuples(st.one_of(st.floats(-50, 1_250, allow_nan=False), st.integers(-50, 1_250).map(float)),
+                              st.integers(1, 40),
+                              st.one_of(st.floats(0.5, 30), st.sampled_from([1.0, 2.0, 7.0, 8.0, 60.0, 61.0, 300.0])),
+                              st.floats(0, 1), st.one_of(st.none(), st.floats(0, 2_000, allow_nan=False))),
+                    max_size=8)
+
+
+@pytest.mark.slow  # 150 examples of several SQLite commits each (5-15 s)
+@settings(max_examples=150, deadline=None)
+@given(bursts=exact_st, windows=windows_st, slice_seconds=st.sampled_from([1, 7, 60, 300]),
+       length=st.integers(1, 1_200), threshold=st.sampled_from([1, 1, 1, 2]),
+       kind=st.sampled_from(["availability", "availability", "latency"]),
+       gaps=st.sampled_from(["slice", "smaller", "larger", "none"]), batches=st.integers(0, 6),
+       track_after=st.integers(0, 6), reopen_after=st.integers(0, 7), duplicate=st.booleans(),
+       seed=st.randoms(use_true_random=False))
+def test_the_record_from_sample_runs_is_the_reference_record(
+        runs_url: str, bursts: list[Burst], windows: list[tuple[int, float, float]],
+        slice_seconds: int, length: int, threshold: int, kind: str, gaps: str, batches: int, track_after: int,
+        reopen_after: int, duplicate: bool, seed: Any) -> None:
+    """Samples written in batches out of order, some twice, some long after their time, the
+    agreement tracked before, during or after the writes (its runs then built from the stored
+    samples), the store closed and reopened mid-stream: the runs are what the samples say, and
+    the record, hash and figure from them are the reference's, byte for byte."""
+    agreement = f"0x{next(_ids):040x}"  # one agreement per example: the examples share the file
+    url = runs_url
+    start, end = START, START + length
+    samples: list[Sample] = []
+    for t0, n, step, fail_rate, ms in bursts:
+        for k in range(n):
+            ok = seed.random() >= fail_rate
+            samples.append(Sample(seed.choice(["api", "api", "web"]), start + t0 + k * step, ok, ms if ok else None,
+                                  ""))
+    written = samples + (seed.sample(samples, len(samples) // 3) if duplicate and samples else [])
+    seed.shuffle(written)  # late and out of order: any sample may come in any batch
+    # batches 0: one sample per transaction (the daemon's usual write, merge's one-sample path),
+    # for the first 25 samples (a commit each), then the rest at once
+    cut = list(range(1, min(len(written), 25))) if batches == 0 else sorted(
+        seed.randrange(len(written) + 1) for _ in range(batches - 1))
+    chunks = [written[a:b] for a, b in zip([0, *cut], [*cut, len(written)], strict=True)]
+    track = {"slice": [slice_seconds], "smaller": [max(1, slice_seconds // 3), slice_seconds],
+             "larger": [slice_seconds + 1], "none": []}[gaps]
+    store = Store.open(url)
+    try:
+        for k, chunk in enumerate(chunks + [[]]):
+            if k == track_after or (k == len(chunks) and track_after > k):
+                for gap in track:
+                    store.track_slices(agreement, gap)
+            if k == reopen_after:  # a restart mid-stream: the runs live in the database
+                store.close()
+                store = Store.open(url)
+            store.add_samples(agreement, chunk)
+        for gap in track:
+            assert stored_runs(store, agreement, gap) == chained_samples(store, agreement, gap)
+        excluded = [(w, start + a, start + a + d) for w, a, d in windows]
+        want = reference_record(start=start, end=end, slice_seconds=slice_seconds, kind=kind, windows=excluded,
+                                slices=reference_slices([s for s in written if s.service == "api"], start, end,
+                                                        slice_seconds, threshold))
+        data = store.slice_data(agreement, "api", start, end, slice_seconds, threshold, kind == "latency")
+        got = ev.build_record(chain_id=1, agreement="0x" + "ab" * 20, period=3, start=start, end=end,
+                              slice_seconds=slice_seconds, index=0, name="api", kind=kind, slices=data,
+                              windows=excluded)
+        assert ev.canonical_bytes(got) == ev.canonical_bytes(want)
+        assert ev.record_hash(got) == ev.record_hash(want)
+        assert ev.figure_from_record(got, percentile=95, objective_ms=300) == reference_figure(want, 95, 300)
+    finally:
+        store.close()

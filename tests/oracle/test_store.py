@@ -12,7 +12,7 @@ from sqlalchemy import event, text
 
 from oracle.probes import Sample
 from oracle.sli import PeriodFigure, availability
-from oracle.store import IllegalTransitionError, SchemaTooNewError, Store, StoreError
+from oracle.store import SCHEMA_VERSION, IllegalTransitionError, SchemaTooNewError, Store, StoreError
 
 AGREEMENT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 NOW = 1_800_000_000.0
@@ -135,10 +135,11 @@ def test_report_walks_its_states_and_never_back(store: Store) -> None:
 def test_newer_schema_is_refused(store_url: str) -> None:
     Store.open(store_url).close()
     with Store.open(store_url) as s:  # reopening the current version is fine
-        assert s.schema_version() == 4
+        assert s.schema_version() == SCHEMA_VERSION
         with s.engine.begin() as conn:
-            conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (5, 0)"))
-    with pytest.raises(SchemaTooNewError, match="schema version 5 is newer than this oracle's 4"):
+            conn.execute(text(f"INSERT INTO schema_version (version, applied_at) VALUES ({SCHEMA_VERSION + 1}, 0)"))
+    with pytest.raises(SchemaTooNewError, match=f"schema version {SCHEMA_VERSION + 1} is newer than this oracle's "
+                                                f"{SCHEMA_VERSION}"):
         Store.open(store_url)
 
 
@@ -180,7 +181,7 @@ def test_schema_1_store_is_migrated(tmp_path: Path) -> None:
         conn.execute(text("DELETE FROM schema_version WHERE version >= 2"))
         conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)"))
     with Store.open(str(path)) as s:
-        assert s.schema_version() == 4
+        assert s.schema_version() == SCHEMA_VERSION
         s.save_period_results(AGREEMENT, 0, {"api": figure()})
         assert s.period_results(AGREEMENT, 0)["api"].figure.measured_ppm == 987_654
         s.save_evidence(AGREEMENT, 0, "0x01", "{}")  # schema 4: the evidence table
