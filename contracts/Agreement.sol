@@ -93,7 +93,13 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     event PeriodFinalized(uint256 indexed period, uint256 creditPaid, uint256 feeEarned);
 
     // ---------------------------------------------------------------- state
-    // Packed so that a settlement on the fast path touches three slots.
+    // Packed so that a settlement writes one slot when the objective was met and two when a
+    // credit is paid (issue 15: batch settlement). A period's fee moves from the escrow to the
+    // provider by counting, not by moving amounts: the fee is fixed by the terms, so
+    //   fees escrowed        = _feesEscrowed - fee x _settledPeriods (0 once _feesEscrowed is 0)
+    //   owed to the provider = _owedToProvider + fee x _feesOwedPeriods
+    //   pending to provider  = fee x _pendingPeriods
+    // and a settlement only increments counters of the first slot (see `snapshot`).
     Status private _status;
     uint16 private _settledPeriods;
     bool private _feesDeposited;
@@ -101,15 +107,18 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     bool private _disasterOccurred;
     uint16 private _pendingPeriods;
     uint32 private _maintenanceUsed; // seconds of excluded maintenance declared so far
+    uint16 private _feesOwedPeriods; // final periods whose fee the provider has not withdrawn
 
-    uint128 private _feesEscrowed;
+    // What a credit moves: the collateral to the customer.
     uint128 private _collateralEscrowed;
-
     uint128 private _owedToCustomer;
-    uint128 private _owedToProvider;
+
+    // Written at deposits, endings and withdrawals only. `_feesEscrowed` is the fees deposited
+    // (fee x periodCount) until termination, expiry or cancellation set it to 0.
+    uint128 private _feesEscrowed;
+    uint128 private _owedToProvider; // collateral returned and fees earned pro rata
 
     uint128 private _pendingToCustomer;
-    uint128 private _pendingToProvider;
 
     struct Pending {
         uint128 credit;
@@ -155,12 +164,12 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             feesDeposited: _feesDeposited,
             collateralDeposited: _collateralDeposited,
             disasterOccurred: _disasterOccurred,
-            feesEscrowed: _feesEscrowed,
+            feesEscrowed: _feesLeft(),
             collateralEscrowed: _collateralEscrowed,
             owedToCustomer: _owedToCustomer,
-            owedToProvider: _owedToProvider,
+            owedToProvider: _providerOwed(),
             pendingToCustomer: _pendingToCustomer,
-            pendingToProvider: _pendingToProvider,
+            pendingToProvider: uint128(_fee() * _pendingPeriods),
             pendingPeriods: _pendingPeriods
         });
     }
@@ -440,21 +449,24 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         uint16 settled = _checkSettle(t, o, period, measuredPpm);
         (uint32[] memory values, uint256[] memory serviceCredits, uint256 credit, bool disaster) =
             _credits(t, o, period, reported);
-        uint128 collateral = _collateralEscrowed;
-        if (credit > collateral) {
-            emit CollateralExhausted(period, credit - collateral);
-            credit = collateral;
+        if (credit != 0) {
+            // Only a credit reads and writes the collateral's slot.
+            uint128 collateral = _collateralEscrowed;
+            if (credit > collateral) {
+                emit CollateralExhausted(period, credit - collateral);
+                credit = collateral;
+            }
+            _collateralEscrowed = collateral - uint128(credit);
+            if (o.disputeWindow == 0) _owedToCustomer += uint128(credit);
         }
         uint128 fee = t.feePerPeriod;
 
-        // Effects only: nothing leaves the contract here (pull payments).
+        // Effects only: nothing leaves the contract here (pull payments). The period's fee leaves
+        // the escrow by the count of settled periods (see the state's comment).
         _settledPeriods = settled + 1;
-        _feesEscrowed -= fee;
-        _collateralEscrowed = collateral - uint128(credit);
         if (o.disputeWindow == 0) {
             if (disaster) _disasterOccurred = true;
-            _owedToCustomer += uint128(credit);
-            _owedToProvider += fee;
+            _feesOwedPeriods += 1;
         } else {
             // The disaster clause follows the final figure: a report that can still be disputed
             // (or is overturned later) does not open it.
@@ -466,7 +478,6 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             });
             _pendingPeriods += 1;
             _pendingToCustomer += uint128(credit);
-            _pendingToProvider += fee;
         }
         emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster, measuredPpm);
         if (settled + 1 == t.periodCount) {
@@ -511,10 +522,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (disaster) _disasterOccurred = true;
         _collateralEscrowed = uint128(available - credit);
         _pendingToCustomer -= previous;
-        _pendingToProvider -= fee;
         _pendingPeriods -= 1;
         _owedToCustomer += uint128(credit);
-        _owedToProvider += fee;
+        _feesOwedPeriods += 1;
         emit DisputeResolved(period, values, previous, credit);
         emit PeriodFinalized(period, credit, fee);
         _releaseCollateralIfDone();
@@ -534,10 +544,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         p.state = PeriodState.Final;
         if (p.disaster) _disasterOccurred = true;
         _pendingToCustomer -= credit;
-        _pendingToProvider -= fee;
         _pendingPeriods -= 1;
         _owedToCustomer += credit;
-        _owedToProvider += fee;
+        _feesOwedPeriods += 1;
         emit PeriodFinalized(period, credit, fee);
         _releaseCollateralIfDone();
     }
@@ -565,7 +574,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         uint256 periodStartsAt = _periodEnd(t, o, settled - 1);
         uint128 earned =
             uint128(uint256(t.feePerPeriod) * (block.timestamp - periodStartsAt) / (periodEndsAt - periodStartsAt));
-        uint128 refund = _feesEscrowed - earned;
+        uint128 refund = _feesLeft() - earned;
         _status = Status.Terminated;
         _feesEscrowed = 0;
         _owedToCustomer += refund;
@@ -581,7 +590,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (_status != Status.Active) revert WrongStatus(_status);
         uint256 expiresAt = _periodEnd(t, o, t.periodCount - 1) + REPORT_DEADLINE;
         if (block.timestamp < expiresAt) revert NotExpired(expiresAt);
-        uint128 refund = _feesEscrowed;
+        uint128 refund = _feesLeft();
         uint256 unreported = t.periodCount - _settledPeriods;
         _status = Status.Expired;
         _feesEscrowed = 0;
@@ -604,8 +613,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             amount = _owedToCustomer;
             _owedToCustomer = 0;
         } else if (msg.sender == _provider()) {
-            amount = _owedToProvider;
+            amount = _providerOwed();
             _owedToProvider = 0;
+            _feesOwedPeriods = 0;
         } else {
             revert Unauthorized(msg.sender);
         }
@@ -655,6 +665,21 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     function _periodEnd(Terms memory t, Options memory o, uint256 period) private pure returns (uint256) {
         if (o.periodEnds.length == 0) return uint256(t.start) + (period + 1) * uint256(t.periodLength);
         return uint256(t.start) + o.periodEnds[period];
+    }
+
+    function _fee() private view returns (uint256) {
+        return _arg(TermsCodec.FEE_OFFSET, 128);
+    }
+
+    /// @dev The prepaid fees of the periods not settled yet (see the state's comment).
+    function _feesLeft() private view returns (uint128) {
+        uint128 deposited = _feesEscrowed;
+        return deposited == 0 ? 0 : uint128(deposited - _fee() * _settledPeriods);
+    }
+
+    /// @dev Everything the provider may withdraw: the fees of its final periods and the rest.
+    function _providerOwed() private view returns (uint128) {
+        return uint128(_owedToProvider + _fee() * _feesOwedPeriods);
     }
 
     /// @dev Returns the collateral left to the provider when nothing can still claim it: the

@@ -1,0 +1,133 @@
+"""Where the gas of one SettlementBatch item goes, opcode by opcode.
+
+Run: .venv/bin/python bench/batch_gas_profile.py [N] [met|missed]   (default 5 met). Settles N
+single-oracle agreements in one batch on Anvil, traces the transaction with the struct logger
+(debug_traceTransaction) and prints, for the middle item, the gas it cost grouped by call depth
+(1 = the batch, 2 = the clone's forwarding code, 3 = Agreement's code) and by opcode, with the
+SSTOREs listed one by one; then the calldata cost per item. Not run by pytest.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from oracle.evidence import opaque_root
+from oracle.sli import PeriodFigure
+from oracle.store import Store
+from oracle.submitter import Submitter
+from smartsla.chain import Chain
+from smartsla.client import Agreement, Factory
+from smartsla.localnode import start_node
+from smartsla.terms import Service, Terms, Tier
+
+ROOT = opaque_root([b"U" * 43_200])
+ETHER = 10**18
+TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))
+CALLS = {"CALL", "DELEGATECALL", "STATICCALL", "CALLCODE"}
+
+
+def exclusive_costs(logs: list[dict[str, Any]]) -> list[int]:
+    """Gas each step cost on its own (a CALL's cost without what its callee spent)."""
+    costs = [0] * len(logs)
+    for i, step in enumerate(logs):
+        nxt = i + 1
+        if step["op"] in CALLS and nxt < len(logs) and logs[nxt]["depth"] > step["depth"]:
+            # find the step after the callee returned
+            j = nxt
+            while j < len(logs) and logs[j]["depth"] > step["depth"]:
+                j += 1
+            child = sum(costs[nxt:j]) if False else None  # filled below
+            costs[i] = -j  # marker: resolved in a second pass
+            del child
+        elif nxt < len(logs) and logs[nxt]["depth"] == step["depth"]:
+            costs[i] = step["gas"] - logs[nxt]["gas"]
+        else:
+            costs[i] = step["gasCost"]
+    for i in range(len(logs) - 1, -1, -1):  # callees first (they come later)
+        if costs[i] < 0:
+            j = -costs[i]
+            inclusive = logs[i]["gas"] - (logs[j]["gas"] if j < len(logs) else 0)
+            costs[i] = inclusive - sum(costs[i + 1:j])
+    return costs
+
+
+def main(n: int, kind: str) -> None:
+    node = start_node("anvil", extra_args=("--steps-tracing",))
+    try:
+        chain = Chain.connect(node.url)
+        a = chain.accounts
+        factory = Factory.deploy(chain, a[0])
+        batch, _ = chain.deploy("SettlementBatch", a[0])
+        oracle, key = chain.new_account(fund_from=a[0], amount=10 * ETHER)
+        account = chain.w3.eth.account.from_key(key)
+        start = chain.now() + 100
+
+        def make() -> Agreement:
+            terms = Terms(provider=a[1], customer=a[2], start=start, period_length=1000, period_count=2,
+                          fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
+                          services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),),
+                          oracles=(oracle,), slice_seconds=1)
+            ag = factory.create_agreement(terms, a[0])
+            ag.deposit_fees(a[2])
+            ag.deposit_collateral(a[1])
+            return ag
+
+        agreements = [make() for _ in range(n)]
+        chain.mine_at(start + 1001)
+        sub = Submitter(chain, account, Store.open(f"sqlite:///{Path(tempfile.mkdtemp()) / 'o.db'}"),
+                        receipt_wait_s=30)
+        value = 999_950 if kind == "met" else 999_000
+        fig = {"web": PeriodFigure(value_ppm=value, good_slices=1, total_slices=1, excluded_slices=0,
+                                   maintenance_slices=0, missing_slices=0, slice_seconds=1)}
+        outcomes = sub.process_batch(batch, [(ag, 0, fig, ROOT) for ag in agreements])
+        assert all(o.state == "confirmed" for o in outcomes.values()), outcomes
+        tx_hash = next(iter(outcomes.values())).tx_hash
+        tx = chain.w3.eth.get_transaction(tx_hash)
+        receipt = chain.w3.eth.get_transaction_receipt(tx_hash)
+        data = bytes(tx["input"])
+        calldata_gas = sum(16 if b else 4 for b in data)
+        trace = chain.w3.provider.make_request("debug_traceTransaction",
+                                               [tx_hash, {"enableMemory": False, "disableStack": False,
+                                                          "disableStorage": True}])
+        logs = trace["result"]["structLogs"]
+        costs = exclusive_costs(logs)
+        # items: the depth-1 CALLs into agreements; take the middle one and the batch code around it
+        calls = [i for i, s in enumerate(logs) if s["depth"] == 1 and s["op"] == "CALL"]
+        mid = len(calls) // 2
+        lo = calls[mid - 1] + 1 if mid > 0 else 0
+        while lo < len(logs) and logs[lo]["depth"] > 1:
+            lo += 1
+        hi = calls[mid] + 1
+        while hi < len(logs) and logs[hi]["depth"] > 1:
+            hi += 1
+        # the slice from after the previous item's CALL up to this item's CALL's return holds the
+        # batch's per-item work (abi-encoding, event of the previous item) and this item's call
+        by: dict[tuple[int, str], int] = defaultdict(int)
+        sstores: list[str] = []
+        for i in range(lo, hi):
+            s = logs[i]
+            by[(s["depth"], s["op"])] += costs[i]
+            if s["op"] == "SSTORE":
+                sstores.append(f"    SSTORE slot {s['stack'][-1]} cost {costs[i]}")
+            if s["op"] == "SLOAD" and costs[i] > 100:
+                sstores.append(f"    SLOAD  slot {s['stack'][-1]} cost {costs[i]} (cold)")
+        total = sum(by.values())
+        print(f"batch of {n} ({kind}): {receipt['gasUsed']:,} gas, {receipt['gasUsed'] / n:,.0f} per item; "
+              f"calldata {calldata_gas:,} gas ({len(data)} bytes), {calldata_gas / n:,.0f} per item")
+        print(f"one item's execution (item {mid}): {total:,} gas")
+        for depth in (1, 2, 3):
+            part = {op: g for (d, op), g in by.items() if d == depth}
+            print(f"  depth {depth}: {sum(part.values()):,}")
+            for op, g in sorted(part.items(), key=lambda kv: -kv[1])[:40]:
+                print(f"    {op:14s} {g:7,}")
+        print("\n".join(sstores))
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5, sys.argv[2] if len(sys.argv) > 2 else "met")
