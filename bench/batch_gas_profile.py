@@ -125,9 +125,65 @@ def main(n: int, kind: str) -> None:
             for op, g in sorted(part.items(), key=lambda kv: -kv[1])[:40]:
                 print(f"    {op:14s} {g:7,}")
         print("\n".join(sstores))
+        print("  depth 3 by source function:")
+        source_profile(logs, costs, lo, hi)
     finally:
         node.stop()
 
 
+
+def source_profile(logs: list[dict[str, Any]], costs: list[int], lo: int, hi: int, depth: int = 3) -> None:
+    """Gas of the steps at `depth` in [lo, hi) by enclosing Solidity function, through the source
+    map of Forge's build of Agreement (run `forge build` first; same compiler settings as the
+    committed artifacts, so the same code)."""
+    import json
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    art = json.loads((root / "build/forge/out/Agreement.sol/Agreement.json").read_text())
+    infos = [json.loads(p.read_text()) for p in (root / "build/forge/out/build-info").glob("*.json")]
+    paths = max(infos, key=lambda d: len(d["source_id_to_path"]))["source_id_to_path"]
+    code = bytes.fromhex(art["deployedBytecode"]["object"][2:])
+    pc_to_index: dict[int, int] = {}
+    pc = index = 0
+    while pc < len(code):
+        pc_to_index[pc] = index
+        op = code[pc]
+        pc += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+        index += 1
+    entries: list[tuple[int, int]] = []
+    s = f = 0
+    for item in art["deployedBytecode"]["sourceMap"].split(";"):
+        parts = item.split(":")
+        if parts and parts[0]:
+            s = int(parts[0])
+        if len(parts) > 2 and parts[2]:
+            f = int(parts[2])
+        entries.append((s, f))
+    texts: dict[int, str] = {}
+    funcs: dict[int, list[tuple[int, str]]] = {}
+
+    def where(file_id: int, offset: int) -> str:
+        if str(file_id) not in paths:
+            return "(compiler)"
+        if file_id not in texts:
+            texts[file_id] = (root / paths[str(file_id)]).read_text()
+            funcs[file_id] = [(m.start(), m.group(1)) for m in
+                              re.finditer(r"(?:function|modifier|event|error)\s+(\w+)", texts[file_id])]
+        name = "(top)"
+        for start, fn in funcs[file_id]:
+            if start <= offset:
+                name = fn
+        return f"{Path(paths[str(file_id)]).name}:{name}"
+
+    by: dict[str, int] = defaultdict(int)
+    for i in range(lo, hi):
+        if logs[i]["depth"] != depth:
+            continue
+        idx = pc_to_index.get(logs[i]["pc"])
+        label = "(unknown)" if idx is None or idx >= len(entries) else where(entries[idx][1], entries[idx][0])
+        by[label] += costs[i]
+    for label, g in sorted(by.items(), key=lambda kv: -kv[1])[:30]:
+        print(f"    {label:48s} {g:7,}")
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 5, sys.argv[2] if len(sys.argv) > 2 else "met")

@@ -20,7 +20,7 @@ TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, cred
 ITEMS = 20
 # The target is 35,000 per agreement-period in a batch of 50 (tx base 420 per item);
 # with 20 items the base costs 1,050 per item, hence the margin.
-BUDGET = 53_500  # tightened as the savings land
+BUDGET = 51_000  # tightened as the savings land
 
 
 def figure(value_ppm: int) -> dict[str, PeriodFigure]:
@@ -60,4 +60,5 @@ def test_batch_settles_each_agreement_period_within_the_gas_budget(anvil, tmp_pa
         per_item[label] = receipt["gasUsed"] // ITEMS
     assert all(ag.snapshot().settled_periods == 3 for ag in agreements)
     assert all(ag.snapshot().owed_to_customer > 0 for ag in agreements)  # the credit was paid
+    print(per_item)
     assert max(per_item.values()) <= BUDGET, per_item
