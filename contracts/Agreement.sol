@@ -379,34 +379,54 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
         uint256 n = t.services.length;
         uint256 signers = 0;
-        uint32[][] memory columns = new uint32[][](n + 1); // one per service, then the measured shares
-        for (uint256 s = 0; s <= n; ++s) {
-            columns[s] = new uint32[](k);
-        }
         for (uint256 i = 0; i < k; ++i) {
             SignedReport calldata r = reports[i];
             if (r.deadline < block.timestamp) revert ReportExpired(i, r.deadline);
             uint32[] calldata values = r.valuesPpm;
             if (values.length != n) revert WrongNumberOfValues(n, values.length);
             if (r.evidenceRoot == bytes32(0)) revert MissingEvidence();
-            address signer =
-                ECDSA.recover(reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature);
+            address signer = _recover(
+                reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature
+            );
             uint256 index = SlaCommittee.memberIndex(t.oracles, signer);
             if (index == type(uint256).max) revert NotACommitteeMember(signer);
             if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
             signers |= 1 << index;
             emit EvidenceCommitted(period, signer, r.evidenceRoot);
-            for (uint256 s = 0; s < n; ++s) {
-                columns[s][i] = values[s];
-            }
-            columns[n][i] = r.measuredPpm;
-        }
-        uint32[] memory medians = new uint32[](n);
-        for (uint256 s = 0; s < n; ++s) {
-            medians[s] = SlaCommittee.median(columns[s]);
         }
         emit ReportsAccepted(period, signers);
-        _settle(t, o, period, medians, SlaCommittee.median(columns[n]));
+        if (k == 1) {
+            // One report (quorum 1): it is its own median, no columns to sort.
+            _settle(t, o, period, reports[0].valuesPpm, reports[0].measuredPpm);
+            return;
+        }
+        uint32[] memory column = new uint32[](k);
+        uint32[] memory medians = new uint32[](n);
+        for (uint256 s = 0; s <= n; ++s) {
+            // column s: every report's value of service s; column n: the measured shares
+            for (uint256 i = 0; i < k; ++i) {
+                column[i] = s < n ? reports[i].valuesPpm[s] : reports[i].measuredPpm;
+            }
+            uint32 m = SlaCommittee.median(column);
+            if (s < n) medians[s] = m;
+            else _settle(t, o, period, medians, m);
+        }
+    }
+
+    /// @dev The signer of `digest`, with the checks of OpenZeppelin's ECDSA.recover (65 bytes, s
+    /// in the lower half, not the zero address: ECDSAInvalidSignature*), reading the signature
+    /// straight from the calldata instead of copying it to memory first.
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) revert ECDSA.ECDSAInvalidSignatureLength(signature.length);
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            r := calldataload(signature.offset)
+            s := calldataload(add(signature.offset, 0x20))
+            v := byte(0, calldataload(add(signature.offset, 0x40)))
+        }
+        return ECDSA.recover(digest, v, r, s);
     }
 
     /// @notice The EIP-712 digest an oracle signs for `valuesPpm`, `measuredPpm` and the
