@@ -27,6 +27,7 @@ from smartsla.terms import Service, Terms, Tier
 ROOT = opaque_root([b"U" * 43_200])
 ETHER = 10**18
 TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))
+BY_LINE = "--by-line" in sys.argv
 CALLS = {"CALL", "DELEGATECALL", "STATICCALL", "CALLCODE"}
 
 
@@ -176,6 +177,8 @@ def source_profile(logs: list[dict[str, Any]], costs: list[int], lo: int, hi: in
         for start, fn in funcs[file_id]:
             if start <= offset:
                 name = fn
+        if BY_LINE:
+            return f"{Path(paths[str(file_id)]).name}:{texts[file_id].count(chr(10), 0, offset) + 1}:{name}"
         return f"{Path(paths[str(file_id)]).name}:{name}"
 
     by: dict[str, int] = defaultdict(int)
@@ -185,7 +188,8 @@ def source_profile(logs: list[dict[str, Any]], costs: list[int], lo: int, hi: in
         idx = pc_to_index.get(logs[i]["pc"])
         label = "(unknown)" if idx is None or idx >= len(entries) else where(entries[idx][1], entries[idx][0])
         by[label] += costs[i]
-    for label, g in sorted(by.items(), key=lambda kv: -kv[1])[:30]:
+    for label, g in sorted(by.items(), key=lambda kv: -kv[1])[:60]:
         print(f"    {label:48s} {g:7,}")
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5, sys.argv[2] if len(sys.argv) > 2 else "met")
+    args = [x for x in sys.argv[1:] if not x.startswith("--")]
+    main(int(args[0]) if args else 5, args[1] if len(args) > 1 else "met")

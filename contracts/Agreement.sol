@@ -99,7 +99,11 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     //   fees escrowed        = _feesEscrowed - fee x _settledPeriods (0 once _feesEscrowed is 0)
     //   owed to the provider = _owedToProvider + fee x _feesOwedPeriods
     //   pending to provider  = fee x _pendingPeriods
-    // and a settlement only increments counters of the first slot (see `snapshot`).
+    // and a settlement only increments counters of the first slot (see `snapshot`). Likewise the
+    // collateral left at the end is released to the provider by a flag, not moved: once
+    // `_collateralReleased`, `_collateralEscrowed` is the provider's until it withdraws.
+    // Slot 1 (with the deposits' flags): status and counters, and `_feesEscrowed`, the fees
+    // deposited (fee x periodCount) until termination, expiry or cancellation set it to 0.
     Status private _status;
     uint16 private _settledPeriods;
     bool private _feesDeposited;
@@ -108,16 +112,15 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     uint16 private _pendingPeriods;
     uint32 private _maintenanceUsed; // seconds of excluded maintenance declared so far
     uint16 private _feesOwedPeriods; // final periods whose fee the provider has not withdrawn
+    bool private _collateralReleased;
+    uint128 private _feesEscrowed;
 
-    // What a credit moves: the collateral to the customer.
+    // Slot 2, what a credit moves: the collateral to the customer.
     uint128 private _collateralEscrowed;
     uint128 private _owedToCustomer;
 
-    // Written at deposits, endings and withdrawals only. `_feesEscrowed` is the fees deposited
-    // (fee x periodCount) until termination, expiry or cancellation set it to 0.
-    uint128 private _feesEscrowed;
-    uint128 private _owedToProvider; // collateral returned and fees earned pro rata
-
+    // Slot 3: collateral returned and fees earned pro rata at termination; credits in dispute.
+    uint128 private _owedToProvider;
     uint128 private _pendingToCustomer;
 
     struct Pending {
@@ -165,7 +168,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             collateralDeposited: _collateralDeposited,
             disasterOccurred: _disasterOccurred,
             feesEscrowed: _feesLeft(),
-            collateralEscrowed: _collateralEscrowed,
+            collateralEscrowed: _collateralReleased ? 0 : _collateralEscrowed,
             owedToCustomer: _owedToCustomer,
             owedToProvider: _providerOwed(),
             pendingToCustomer: _pendingToCustomer,
@@ -636,6 +639,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             amount = _providerOwed();
             _owedToProvider = 0;
             _feesOwedPeriods = 0;
+            if (_collateralReleased) _collateralEscrowed = 0;
         } else {
             revert Unauthorized(msg.sender);
         }
@@ -697,18 +701,20 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         return deposited == 0 ? 0 : uint128(deposited - _fee() * _settledPeriods);
     }
 
-    /// @dev Everything the provider may withdraw: the fees of its final periods and the rest.
+    /// @dev Everything the provider may withdraw: the fees of its final periods, the collateral
+    /// once released, and the rest.
     function _providerOwed() private view returns (uint128) {
-        return uint128(_owedToProvider + _fee() * _feesOwedPeriods);
+        uint256 released = _collateralReleased ? _collateralEscrowed : 0;
+        return uint128(_owedToProvider + _fee() * _feesOwedPeriods + released);
     }
 
     /// @dev Returns the collateral left to the provider when nothing can still claim it: the
     /// agreement is over and no settled period waits for its dispute window.
+    /// Released once, by the flag (see the state's comment): the amount stays where it is.
     function _releaseCollateral() private returns (uint128 amount) {
-        if (_pendingPeriods != 0) return 0;
+        if (_pendingPeriods != 0 || _collateralReleased) return 0;
         amount = _collateralEscrowed;
-        _collateralEscrowed = 0;
-        _owedToProvider += amount;
+        _collateralReleased = true;
     }
 
     function _releaseCollateralIfDone() private {
