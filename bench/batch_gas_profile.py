@@ -142,10 +142,11 @@ def source_profile(logs: list[dict[str, Any]], costs: list[int], lo: int, hi: in
 
     root = Path(__file__).resolve().parent.parent
     art = json.loads((root / "build/forge/out/Agreement.sol/Agreement.json").read_text())
-    # the build that produced out/Agreement.sol (the latest one that compiled it)
-    infos = sorted((root / "build/forge/out/build-info").glob("*.json"), key=lambda q: q.stat().st_mtime)
-    paths = next(d["source_id_to_path"] for d in (json.loads(q.read_text()) for q in reversed(infos))
-                 if "contracts/Agreement.sol" in d["source_id_to_path"].values())
+    # the build that produced out/Agreement.sol: the latest full one (`forge build --force` first
+    # when in doubt: partial rebuilds number the sources differently)
+    infos = [(json.loads(q.read_text())["source_id_to_path"], q.stat().st_mtime)
+             for q in (root / "build/forge/out/build-info").glob("*.json")]
+    paths = max(infos, key=lambda pm: (len(pm[0]), pm[1]))[0]
     code = bytes.fromhex(art["deployedBytecode"]["object"][2:])
     pc_to_index: dict[int, int] = {}
     pc = index = 0

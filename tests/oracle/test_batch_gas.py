@@ -1,6 +1,6 @@
 """Gas of batch settlement (issue 15, item 4): a SettlementBatch transaction settles each
-agreement-period for at most BUDGET gas (tx base share included), whether the objective was met
-or a credit was paid, first period or a later one. Measured on a real Anvil transaction."""
+agreement-period within a budget (tx base share included), whether the objective was met or a
+credit was paid, first period or a later one. Measured on a real Anvil transaction."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from smartsla.terms import Service, Terms, Tier
 ETHER = 10**18
 TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))
 ITEMS = 20
-# The issue's target is 35,000 per agreement-period in a batch of 50 (tx base 420 per item);
-# with 20 items the base costs 1,050 per item, hence the margin.
-BUDGET = 49_000  # tightened as the savings land
+# The issue's target is 35,000 per agreement-period in a batch of 50 (not met: docs/oracle.md
+# breaks down where the gas goes). These bounds hold what was reached (base share of a batch of 20
+# included: 1,050 per item), so that a change that makes settlement dearer fails here; on main
+# 15ff5ba the items cost 71,927 / 57,981 / 59,890.
+BUDGET_MET = 42_700
+BUDGET_CREDIT = 49_000
 
 
 def figure(value_ppm: int) -> dict[str, PeriodFigure]:
@@ -60,5 +63,6 @@ def test_batch_settles_each_agreement_period_within_the_gas_budget(anvil, tmp_pa
         per_item[label] = receipt["gasUsed"] // ITEMS
     assert all(ag.snapshot().settled_periods == 3 for ag in agreements)
     assert all(ag.snapshot().owed_to_customer > 0 for ag in agreements)  # the credit was paid
-    print(per_item)
-    assert max(per_item.values()) <= BUDGET, per_item
+    assert per_item["met, first period"] <= BUDGET_MET, per_item
+    assert per_item["met, after a credit"] <= BUDGET_MET, per_item
+    assert per_item["credit, first credit"] <= BUDGET_CREDIT, per_item
