@@ -93,7 +93,17 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     event PeriodFinalized(uint256 indexed period, uint256 creditPaid, uint256 feeEarned);
 
     // ---------------------------------------------------------------- state
-    // Packed so that a settlement on the fast path touches three slots.
+    // Packed so that a settlement writes one slot when the objective was met and two when a
+    // credit is paid (issue 15: batch settlement). A period's fee moves from the escrow to the
+    // provider by counting, not by moving amounts: the fee is fixed by the terms, so
+    //   fees escrowed        = _feesEscrowed - fee x _settledPeriods (0 once _feesEscrowed is 0)
+    //   owed to the provider = _owedToProvider + fee x _feesOwedPeriods
+    //   pending to provider  = fee x _pendingPeriods
+    // and a settlement only increments counters of the first slot (see `snapshot`). Likewise the
+    // collateral left at the end is released to the provider by a flag, not moved: once
+    // `_collateralReleased`, `_collateralEscrowed` is the provider's until it withdraws.
+    // Slot 1 (with the deposits' flags): status and counters, and `_feesEscrowed`, the fees
+    // deposited (fee x periodCount) until termination, expiry or cancellation set it to 0.
     Status private _status;
     uint16 private _settledPeriods;
     bool private _feesDeposited;
@@ -101,15 +111,17 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     bool private _disasterOccurred;
     uint16 private _pendingPeriods;
     uint32 private _maintenanceUsed; // seconds of excluded maintenance declared so far
-
+    uint16 private _feesOwedPeriods; // final periods whose fee the provider has not withdrawn
+    bool private _collateralReleased;
     uint128 private _feesEscrowed;
+
+    // Slot 2, what a credit moves: the collateral to the customer.
     uint128 private _collateralEscrowed;
-
     uint128 private _owedToCustomer;
-    uint128 private _owedToProvider;
 
+    // Slot 3: collateral returned and fees earned pro rata at termination; credits in dispute.
+    uint128 private _owedToProvider;
     uint128 private _pendingToCustomer;
-    uint128 private _pendingToProvider;
 
     struct Pending {
         uint128 credit;
@@ -155,12 +167,12 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             feesDeposited: _feesDeposited,
             collateralDeposited: _collateralDeposited,
             disasterOccurred: _disasterOccurred,
-            feesEscrowed: _feesEscrowed,
-            collateralEscrowed: _collateralEscrowed,
+            feesEscrowed: _feesLeft(),
+            collateralEscrowed: _collateralReleased ? 0 : _collateralEscrowed,
             owedToCustomer: _owedToCustomer,
-            owedToProvider: _owedToProvider,
+            owedToProvider: _providerOwed(),
             pendingToCustomer: _pendingToCustomer,
-            pendingToProvider: _pendingToProvider,
+            pendingToProvider: uint128(_fee() * _pendingPeriods),
             pendingPeriods: _pendingPeriods
         });
     }
@@ -370,34 +382,54 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
         uint256 n = t.services.length;
         uint256 signers = 0;
-        uint32[][] memory columns = new uint32[][](n + 1); // one per service, then the measured shares
-        for (uint256 s = 0; s <= n; ++s) {
-            columns[s] = new uint32[](k);
-        }
         for (uint256 i = 0; i < k; ++i) {
             SignedReport calldata r = reports[i];
             if (r.deadline < block.timestamp) revert ReportExpired(i, r.deadline);
             uint32[] calldata values = r.valuesPpm;
             if (values.length != n) revert WrongNumberOfValues(n, values.length);
             if (r.evidenceRoot == bytes32(0)) revert MissingEvidence();
-            address signer =
-                ECDSA.recover(reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature);
+            address signer = _recover(
+                reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature
+            );
             uint256 index = SlaCommittee.memberIndex(t.oracles, signer);
             if (index == type(uint256).max) revert NotACommitteeMember(signer);
             if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
             signers |= 1 << index;
             emit EvidenceCommitted(period, signer, r.evidenceRoot);
-            for (uint256 s = 0; s < n; ++s) {
-                columns[s][i] = values[s];
-            }
-            columns[n][i] = r.measuredPpm;
-        }
-        uint32[] memory medians = new uint32[](n);
-        for (uint256 s = 0; s < n; ++s) {
-            medians[s] = SlaCommittee.median(columns[s]);
         }
         emit ReportsAccepted(period, signers);
-        _settle(t, o, period, medians, SlaCommittee.median(columns[n]));
+        if (k == 1) {
+            // One report (quorum 1): it is its own median, no columns to sort.
+            _settle(t, o, period, reports[0].valuesPpm, reports[0].measuredPpm);
+            return;
+        }
+        uint32[] memory column = new uint32[](k);
+        uint32[] memory medians = new uint32[](n);
+        for (uint256 s = 0; s <= n; ++s) {
+            // column s: every report's value of service s; column n: the measured shares
+            for (uint256 i = 0; i < k; ++i) {
+                column[i] = s < n ? reports[i].valuesPpm[s] : reports[i].measuredPpm;
+            }
+            uint32 m = SlaCommittee.median(column);
+            if (s < n) medians[s] = m;
+            else _settle(t, o, period, medians, m);
+        }
+    }
+
+    /// @dev The signer of `digest`, with the checks of OpenZeppelin's ECDSA.recover (65 bytes, s
+    /// in the lower half, not the zero address: ECDSAInvalidSignature*), reading the signature
+    /// straight from the calldata instead of copying it to memory first.
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) revert ECDSA.ECDSAInvalidSignatureLength(signature.length);
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            r := calldataload(signature.offset)
+            s := calldataload(add(signature.offset, 0x20))
+            v := byte(0, calldataload(add(signature.offset, 0x40)))
+        }
+        return ECDSA.recover(digest, v, r, s);
     }
 
     /// @notice The EIP-712 digest an oracle signs for `valuesPpm`, `measuredPpm` and the
@@ -440,21 +472,24 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         uint16 settled = _checkSettle(t, o, period, measuredPpm);
         (uint32[] memory values, uint256[] memory serviceCredits, uint256 credit, bool disaster) =
             _credits(t, o, period, reported);
-        uint128 collateral = _collateralEscrowed;
-        if (credit > collateral) {
-            emit CollateralExhausted(period, credit - collateral);
-            credit = collateral;
+        if (credit != 0) {
+            // Only a credit reads and writes the collateral's slot.
+            uint128 collateral = _collateralEscrowed;
+            if (credit > collateral) {
+                emit CollateralExhausted(period, credit - collateral);
+                credit = collateral;
+            }
+            _collateralEscrowed = collateral - uint128(credit);
+            if (o.disputeWindow == 0) _owedToCustomer += uint128(credit);
         }
         uint128 fee = t.feePerPeriod;
 
-        // Effects only: nothing leaves the contract here (pull payments).
+        // Effects only: nothing leaves the contract here (pull payments). The period's fee leaves
+        // the escrow by the count of settled periods (see the state's comment).
         _settledPeriods = settled + 1;
-        _feesEscrowed -= fee;
-        _collateralEscrowed = collateral - uint128(credit);
         if (o.disputeWindow == 0) {
             if (disaster) _disasterOccurred = true;
-            _owedToCustomer += uint128(credit);
-            _owedToProvider += fee;
+            _feesOwedPeriods += 1;
         } else {
             // The disaster clause follows the final figure: a report that can still be disputed
             // (or is overturned later) does not open it.
@@ -466,7 +501,6 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             });
             _pendingPeriods += 1;
             _pendingToCustomer += uint128(credit);
-            _pendingToProvider += fee;
         }
         emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster, measuredPpm);
         if (settled + 1 == t.periodCount) {
@@ -511,10 +545,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (disaster) _disasterOccurred = true;
         _collateralEscrowed = uint128(available - credit);
         _pendingToCustomer -= previous;
-        _pendingToProvider -= fee;
         _pendingPeriods -= 1;
         _owedToCustomer += uint128(credit);
-        _owedToProvider += fee;
+        _feesOwedPeriods += 1;
         emit DisputeResolved(period, values, previous, credit);
         emit PeriodFinalized(period, credit, fee);
         _releaseCollateralIfDone();
@@ -534,10 +567,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         p.state = PeriodState.Final;
         if (p.disaster) _disasterOccurred = true;
         _pendingToCustomer -= credit;
-        _pendingToProvider -= fee;
         _pendingPeriods -= 1;
         _owedToCustomer += credit;
-        _owedToProvider += fee;
+        _feesOwedPeriods += 1;
         emit PeriodFinalized(period, credit, fee);
         _releaseCollateralIfDone();
     }
@@ -565,7 +597,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         uint256 periodStartsAt = _periodEnd(t, o, settled - 1);
         uint128 earned =
             uint128(uint256(t.feePerPeriod) * (block.timestamp - periodStartsAt) / (periodEndsAt - periodStartsAt));
-        uint128 refund = _feesEscrowed - earned;
+        uint128 refund = _feesLeft() - earned;
         _status = Status.Terminated;
         _feesEscrowed = 0;
         _owedToCustomer += refund;
@@ -581,7 +613,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (_status != Status.Active) revert WrongStatus(_status);
         uint256 expiresAt = _periodEnd(t, o, t.periodCount - 1) + REPORT_DEADLINE;
         if (block.timestamp < expiresAt) revert NotExpired(expiresAt);
-        uint128 refund = _feesEscrowed;
+        uint128 refund = _feesLeft();
         uint256 unreported = t.periodCount - _settledPeriods;
         _status = Status.Expired;
         _feesEscrowed = 0;
@@ -604,8 +636,10 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             amount = _owedToCustomer;
             _owedToCustomer = 0;
         } else if (msg.sender == _provider()) {
-            amount = _owedToProvider;
+            amount = _providerOwed();
             _owedToProvider = 0;
+            _feesOwedPeriods = 0;
+            if (_collateralReleased) _collateralEscrowed = 0;
         } else {
             revert Unauthorized(msg.sender);
         }
@@ -657,13 +691,30 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         return uint256(t.start) + o.periodEnds[period];
     }
 
+    function _fee() private view returns (uint256) {
+        return _arg(TermsCodec.FEE_OFFSET, 128);
+    }
+
+    /// @dev The prepaid fees of the periods not settled yet (see the state's comment).
+    function _feesLeft() private view returns (uint128) {
+        uint128 deposited = _feesEscrowed;
+        return deposited == 0 ? 0 : uint128(deposited - _fee() * _settledPeriods);
+    }
+
+    /// @dev Everything the provider may withdraw: the fees of its final periods, the collateral
+    /// once released, and the rest.
+    function _providerOwed() private view returns (uint128) {
+        uint256 released = _collateralReleased ? _collateralEscrowed : 0;
+        return uint128(_owedToProvider + _fee() * _feesOwedPeriods + released);
+    }
+
     /// @dev Returns the collateral left to the provider when nothing can still claim it: the
     /// agreement is over and no settled period waits for its dispute window.
+    /// Released once, by the flag (see the state's comment): the amount stays where it is.
     function _releaseCollateral() private returns (uint128 amount) {
-        if (_pendingPeriods != 0) return 0;
+        if (_pendingPeriods != 0 || _collateralReleased) return 0;
         amount = _collateralEscrowed;
-        _collateralEscrowed = 0;
-        _owedToProvider += amount;
+        _collateralReleased = true;
     }
 
     function _releaseCollateralIfDone() private {

@@ -216,6 +216,28 @@ contract CommitteeTest is Fixture {
         a.settleWithReports(0, r);
     }
 
+    /// @notice The signature is read straight from calldata (issue 15): the same checks as
+    /// OpenZeppelin's ECDSA.recover, a 64- or 66-byte signature and a v other than 27/28 refused.
+    function test_signatureLengthAndVAreChecked() public {
+        _toEnd(a, 0);
+        SignedReport[] memory r = _three(0, _values(PPM, PPM), _values(PPM, PPM), _values(PPM, PPM));
+        bytes memory good = r[1].signature;
+        r[1].signature = new bytes(64);
+        vm.expectRevert(abi.encodeWithSelector(ECDSA.ECDSAInvalidSignatureLength.selector, 64));
+        a.settleWithReports(0, r);
+        r[1].signature = abi.encodePacked(good, uint8(0));
+        vm.expectRevert(abi.encodeWithSelector(ECDSA.ECDSAInvalidSignatureLength.selector, 66));
+        a.settleWithReports(0, r);
+        bytes memory badV = abi.encodePacked(good);
+        badV[64] = bytes1(uint8(29));
+        r[1].signature = badV;
+        vm.expectRevert(abi.encodeWithSelector(ECDSA.ECDSAInvalidSignature.selector));
+        a.settleWithReports(0, r);
+        r[1].signature = good;
+        a.settleWithReports(0, r);
+        assertEq(a.snapshot().settledPeriods, 1, "the good signature settles");
+    }
+
     function test_reportsBeforeThePeriodEndsAreRefused() public {
         uint256 end = a.periodEnd(0);
         vm.warp(end - 1);

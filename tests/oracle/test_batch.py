@@ -65,8 +65,8 @@ def test_one_failing_item_does_not_stop_the_others_and_alone_is_retried(anvil, t
     assert all(o.state == "confirmed" for o in again.values()), again
     assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
     retry = chain.w3.eth.get_transaction_receipt(again[(late.address, 0)].tx_hash)
-    settled_in_retry = batch.events.ItemSettled().process_receipt(retry, errors=DISCARD)
-    assert [e["args"]["agreement"] for e in settled_in_retry] == [late.address]  # only the failed one
+    settled_in_retry = late.contract.events.PeriodSettled().process_receipt(retry, errors=DISCARD)
+    assert [e["address"] for e in settled_in_retry] == [late.address]  # only the failed one
     for ag in agreements:
         assert len(ag.settlements()) == 1  # every period settled exactly once
 
