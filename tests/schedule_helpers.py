@@ -14,7 +14,7 @@ after most of the rest. Here:
   has run out of work. A unit is a whole module (its module- and session-scoped fixtures set up
   once, as with the default chunks), except in SPLIT_MODULES, whose tests are long and independent
   (function-scoped chains and daemons): there each test is a unit of its own, so they run side by
-  side.
+  side; modules that share an expensive session fixture (SHARED_UNITS) make one unit.
 
 An xdist worker starts a test only once it holds the next one (it must know whether to tear down
 the module's fixtures): whatever is handed out after a long test waits for it. So a worker whose
@@ -46,6 +46,14 @@ SPLIT_MODULES = frozenset({
     "tests/oracle/test_fleet.py",
     "tests/test_properties.py",
 })
+
+# Modules sharing a session-scoped fixture that takes seconds to build (one per worker that runs
+# any of them): one unit, so it is built once.
+SHARED_UNITS: dict[str, str] = {
+    **dict.fromkeys(("tests/web/test_api.py", "tests/web/test_dashboard_browser.py",
+                     "tests/web/test_forecast_api.py", "tests/web/test_forecast_browser.py"),
+                    "tests/web: the demo_server fixture"),
+}
 
 # Estimated seconds per test (the longest match of a node id prefix wins): measured with
 # `--durations=0` on 2 cores busy with other work too (so some 1.5-3x long); a module prefix
@@ -107,9 +115,9 @@ def cost(nodeid: str) -> float:
 
 
 def unit_of(nodeid: str) -> str:
-    """A module, or the test itself in SPLIT_MODULES."""
+    """A module, or the test itself in SPLIT_MODULES, or the group of SHARED_UNITS."""
     module = nodeid.split("::", 1)[0]
-    return nodeid if module in SPLIT_MODULES else module
+    return nodeid if module in SPLIT_MODULES else SHARED_UNITS.get(module, module)
 
 
 def order_longest_first(items: list[pytest.Item]) -> None:
