@@ -4,11 +4,14 @@ wants one node for all its tests declares `anvil = node_fixture("anvil", scope="
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from node_helpers import node_fixture
+from schedule_helpers import LongestFirstScheduling, order_longest_first
 from sla_helpers import make_terms
 
 from smartsla.chain import Chain
@@ -58,6 +61,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if (item.path.name in SLOW_MODULES or any(item.get_closest_marker(m) for m in SLOW_MARKERS)
                 or any(f in getattr(item, "fixturenames", ()) for f in SLOW_FIXTURES)):
             item.add_marker(pytest.mark.slow)
+    if hasattr(config, "workerinput"):  # an xdist worker: the order is the schedule (schedule_helpers)
+        order_longest_first(items)
+
+
+# ---------------------------------------------------------------------------- the parallel schedule
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's addopts): four workers more than cores. Most of a full run's longest
+    tests wait on wall-clock time (real periods on Anvil and Ganache, a daemon's probes, the
+    operator's path end to end: minutes each, a few percent of a core), so with one worker per core
+    the CPU-bound rest (Forge, Hypothesis on the embedded chain, compilers) queued behind them.
+    Forge and Slither run niced (test_static_and_invariants), so they take what the others leave."""
+    cores = len(os.sched_getaffinity(0))
+    # The fast loop (-m "not slow") is all CPU: a worker per core, no more fixtures to build.
+    return cores if "not slow" in (config.getoption("markexpr") or "") else cores + 4
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LongestFirstScheduling | None:
+    """Longest first, modules whole (schedule_helpers); an explicit `--dist` other than load wins."""
+    return LongestFirstScheduling(config, log) if config.getoption("dist") == "load" else None
 
 
 # One line at the end of a run: the time spent per group (top-level test folder, and the slow

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
+from cli_helpers import invoke
 
 from smartsla import artifacts, compiler
 
 
 @pytest.mark.node
 def test_committed_artifacts_match_a_fresh_compilation() -> None:
+    """`smartsla compile --check`: one fresh compilation (a few CPU-seconds of solcjs) checks both the
+    command and the committed artifacts, every one of them both ways (differing, missing, extra)."""
     if shutil.which("node") is None:
         pytest.fail("node is not installed: the compiler front end needs it")
-    fresh = compiler.compile_contracts()
-    assert sorted(fresh) == artifacts.names()
-    stale = [name for name, art in fresh.items()
-             if compiler.artifact_text(art) != (artifacts.ARTIFACTS_DIR / f"{name}.json").read_text()]
-    assert not stale, f"committed artifacts differ from contracts/ for {stale}: run `smartsla compile`"
+    code, out, err = invoke("compile", "--check")
+    assert code == 0, f"committed artifacts differ from contracts/: run `smartsla compile`\n{out}{err}"
+    assert "up to date" in out, out
+    listed = re.search(r"(\d+) contracts match the sources \(([^)]*)\)", " ".join(out.split()))
+    assert listed, out
+    assert listed.group(2).split(", ") == artifacts.names() and int(listed.group(1)) == len(artifacts.names())
 
 
 @pytest.mark.node

@@ -152,15 +152,6 @@ def test_help_lists_the_command_groups() -> None:
         assert command in proc.stdout
 
 
-@pytest.mark.node
-def test_compile_check_on_committed_artifacts() -> None:
-    if not (ROOT / "node_modules" / "solc").is_dir():
-        pytest.skip("node_modules/solc missing: run npm ci")
-    proc = run_cli("compile", "--check")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "up to date" in proc.stdout
-
-
 def test_status_of_a_non_address_is_a_one_line_error() -> None:
     proc = run_cli("agreement", "status", "not-an-address", "--rpc-url", DEAD_URL)
     assert proc.returncode != 0

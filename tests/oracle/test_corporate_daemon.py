@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 from cli_helpers import invoke
-from daemon_helpers import World, stop, wait_until
+from daemon_helpers import World, lead, stop, wait_until
 from service_helpers import ScheduledService
 
 from smartsla.chain import Chain
@@ -61,7 +61,7 @@ def _corporate(world: World, tmp_path: Path, count: int, committee: tuple[str, .
         dep["payout"] = payout
     for service in body["services"]:  # the agreed slice divides these short periods
         service["slo"]["timeSliceWindow"] = "1s"
-    body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time()) + start_in, dt.UTC).isoformat(),
+    body["timeWindow"] = {"start": dt.datetime.fromtimestamp(int(time.time() + lead(start_in)), dt.UTC).isoformat(),
                           "duration": f"{PERIOD_S}s", "count": count}
     path = tmp_path / "corporate.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

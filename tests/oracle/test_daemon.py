@@ -168,7 +168,8 @@ def test_bad_configuration_stops_at_start_with_the_field(world: World, service: 
     assert "services.web.http.url" in run(bad)
 
     bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": world.customer}]}))
-    assert "agreements[0].address" in run(bad) and "was not created by the factory" in run(bad)
+    err = run(bad)
+    assert "agreements[0].address" in err and "was not created by the factory" in err
 
     # Every problem is listed, each with its field (no "(and N more)").
     bad.write_text(yaml.safe_dump({**good, "grace_seconds": 3, "report_check_s": -1,
@@ -180,16 +181,19 @@ def test_bad_configuration_stops_at_start_with_the_field(world: World, service: 
     # A probe for a service the agreement does not have: named, with the agreement's services.
     bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": ag.address, "services": {
         "wbe": {"http": {"url": service.url, "timeout_s": 0.25}, "interval_s": 0.25}}}]}))
-    assert "agreements[0].services: wbe not in agreement" in run(bad) and "(its services: web)" in run(bad)
+    err = run(bad)
+    assert "agreements[0].services: wbe not in agreement" in err and "(its services: web)" in err
     bad.write_text(yaml.safe_dump({**good, "services": {**good["services"], "webb": good["services"]["web"]}}))
     assert "services: webb not in any listed agreement" in run(bad)
 
     # Removed knobs fail with a message naming what replaced them.
     bad.write_text(yaml.safe_dump({**good, "missing_data": "down"}))
-    assert "missing_data was removed" in run(bad) and "min_measured_ppm" in run(bad)
+    err = run(bad)
+    assert "missing_data was removed" in err and "min_measured_ppm" in err
     bad.write_text(yaml.safe_dump({**good, "agreements": [{"address": ag.address,
                                                            "maintenance": [{"start": 1, "end": 2}]}]}))
-    assert "agreements.0.maintenance" in run(bad) and "declare the window on-chain" in run(bad)
+    err = run(bad)
+    assert "agreements.0.maintenance" in err and "declare the window on-chain" in err
 
     # Timeouts longer than the interval; discover mode without a provider allowlist.
     bad.write_text(yaml.safe_dump({**good, "services": {"web": {"http": {"url": service.url, "timeout_s": 1},

@@ -1,0 +1,172 @@
+"""The schedule of a parallel run (`pytest -n auto`, pytest-xdist): longest first, and modules kept
+whole where their tests share an expensive fixture (issue 13 item 9: the full command under 8
+minutes on 2 cores).
+
+A full run ends about when its longest test does *if that test starts first*: Forge's CI campaign
+(minutes of CPU) and the operator's path on Anvil and on Ganache (minutes of real periods, mostly
+waiting) each add their whole length when they start last. xdist's default (`--dist load`) hands
+out the tests in collection order in chunks, so those long tests (late in the alphabet) started
+after most of the rest. Here:
+
+- `order_longest_first` (tests/conftest.py calls it on each worker, so every worker collects the
+  same order) sorts the *units* by their estimated cost, highest first (Graham's LPT rule);
+- `LongestFirstScheduling` hands the units out one at a time, in that order, to whichever worker
+  has run out of work. A unit is a whole module (its module- and session-scoped fixtures set up
+  once, as with the default chunks), except in SPLIT_MODULES, whose tests are long and independent
+  (function-scoped chains and daemons): there each test is a unit of its own, so they run side by
+  side; modules that share an expensive session fixture (SHARED_UNITS) make one unit.
+
+An xdist worker starts a test only once it holds the next one (it must know whether to tear down
+the module's fixtures): whatever is handed out after a long test waits for it. So a worker whose
+only queued test is long gets the *cheapest* unit left as its successor, never the next long one.
+
+The costs are estimates (seconds, measured on 2 cores); a stale figure only makes the order a bit
+worse, never a result wrong. Tests not listed cost DEFAULT_COST each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+DEFAULT_COST = 1.0
+# A test this long (estimated) must not hold the next long one behind it on its worker.
+LONG = 30.0
+
+# Modules whose tests are long and independent: one unit per test (see the module docstring).
+SPLIT_MODULES = frozenset({
+    "tests/test_static_and_invariants.py",
+    "tests/test_operator_e2e.py",
+    "tests/oracle/test_daemon.py",
+    "tests/oracle/test_corporate_daemon.py",
+    "tests/oracle/test_running_metrics.py",
+    "tests/oracle/test_forecast_from_daemon.py",
+    "tests/oracle/test_fleet.py",
+    "tests/test_properties.py",
+})
+
+# Modules sharing a session-scoped fixture that takes seconds to build (one per worker that runs
+# any of them): one unit, so it is built once.
+SHARED_UNITS: dict[str, str] = {
+    **dict.fromkeys(("tests/web/test_api.py", "tests/web/test_dashboard_browser.py",
+                     "tests/web/test_forecast_api.py", "tests/web/test_forecast_browser.py"),
+                    "tests/web: the demo_server fixture"),
+}
+
+# Estimated seconds per test (the longest match of a node id prefix wins): measured with
+# `--durations=0` on 2 cores busy with other work too (so some 1.5-3x long); a module prefix
+# (`path::`) gives the average of its tests. Only what is well above DEFAULT_COST is listed.
+COSTS: dict[str, float] = {
+    "tests/test_static_and_invariants.py::test_forge_fuzz_and_invariants_ci_profile": 827,
+    "tests/test_operator_e2e.py::test_operator_path_settles_every_period_and_pays_the_promised_credits": 328,
+    "tests/test_properties.py::test_contract_credit_equals_the_reference_model": 101,
+    "tests/test_static_and_invariants.py::test_slither_finds_no_high_or_medium_and_no_untriaged_low": 99,
+    "tests/test_properties.py::test_funds_are_conserved_over_random_sequences": 76,
+    "tests/oracle/test_daemon.py::test_bad_configuration_stops_at_start_with_the_field": 62,
+    "tests/oracle/test_daemon.py::test_settled_credit_equals_what_the_outage_schedule_implies": 52,
+    "tests/oracle/test_fleet.py::test_two_daemons_share_agreements_and_survive_a_sigkill": 39,
+    "tests/oracle/test_daemon.py::test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing": 36,
+    "tests/oracle/test_daemon.py::test_overload_is_never_recorded_as_an_outage": 33,
+    "tests/oracle/test_daemon.py::test_maintenance_declared_on_chain_with_notice_is_excluded_and_latency_reporte": 32,
+    "tests/oracle/test_verify_e2e.py::": 29,
+    "tests/oracle/test_running_metrics.py::test_credit_at_risk_fires_in_prometheus_before_the_tier_is_crossed_an": 29,
+    "tests/oracle/test_forecast_from_daemon.py::test_api_and_page_show_the_daemons_forecast_before_the_period_se": 28,
+    "tests/oracle/test_daemon.py::test_sigkill_during_submission_then_restart_settles_exactly_once": 26,
+    "tests/oracle/test_corporate_daemon.py::test_a_committee_of_three_daemons_reports_once_on_the_median_and_a_l": 26,
+    "tests/oracle/test_watchdog.py::": 25,
+    "tests/oracle/test_daemon.py::test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing": 25,
+    "tests/oracle/test_corporate_daemon.py::test_daemon_settles_two_periods_and_two_departments_withdraw": 24,
+    "tests/test_brownie.py::": 24,
+    "tests/oracle/test_corporate_daemon.py::test_sigkill_around_the_report_then_restart_reports_and_settles_once": 24,
+    "tests/oracle/test_daemon.py::test_period_measured_below_the_minimum_gets_no_report": 22,
+    "tests/oracle/test_daemon.py::test_chain_down_for_a_while_then_the_report_still_arrives": 20,
+    "tests/oracle/test_daemon.py::test_hanging_targets_do_not_delay_or_spoil_other_targets": 18,
+    "tests/oracle/test_daemon.py::test_oracle_refuses_to_start_with_a_method_other_than_the_agreements": 11,
+    "tests/web/test_evidence_browser.py::": 11,
+    "tests/test_verify_checks.py::": 9,
+    "tests/web/test_corporate_serve.py::": 8,
+    "tests/test_packaging.py::": 7,
+    "tests/oracle/test_daemon.py::test_discover_serves_only_agreements_of_listed_providers": 7,
+    "tests/oracle/test_prometheus.py::": 6,
+    "tests/oracle/test_daemon.py::test_slices_that_cannot_hold_a_sample_are_refused_at_start": 5,
+    "tests/test_artifacts.py::": 5,
+    "tests/test_demo_cli.py::": 5,
+    "tests/web/test_corporate_browser.py::": 5,
+    "tests/test_corporate_committee.py::": 4,
+    "tests/test_corporate_cli.py::": 4,
+    "tests/web/test_cli_web.py::": 4,
+    "tests/oracle/test_transactions.py::": 4,
+    "tests/web/test_dashboard_browser.py::": 3,
+    "tests/test_committee.py::": 2,
+    "tests/test_local_nodes.py::": 2,
+}
+
+
+def cost(nodeid: str) -> float:
+    """The estimated seconds of one test (by the longest matching prefix in COSTS)."""
+    nodeid = nodeid.split("@", 1)[0]
+    best, found = -1, DEFAULT_COST
+    for prefix, seconds in COSTS.items():
+        if nodeid.startswith(prefix) and len(prefix) > best:
+            best, found = len(prefix), seconds
+    return found
+
+
+def unit_of(nodeid: str) -> str:
+    """A module, or the test itself in SPLIT_MODULES, or the group of SHARED_UNITS."""
+    module = nodeid.split("::", 1)[0]
+    return nodeid if module in SPLIT_MODULES else SHARED_UNITS.get(module, module)
+
+
+def order_longest_first(items: list[pytest.Item]) -> None:
+    """Reorder `items` in place: units by estimated cost, highest first; a unit's own tests keep
+    their order (and stay together)."""
+    unit_cost: dict[str, float] = {}
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        unit = unit_of(item.nodeid)
+        unit_cost[unit] = unit_cost.get(unit, 0.0) + cost(item.nodeid)
+        first_seen.setdefault(unit, index)
+    position = {item.nodeid: index for index, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[float, int, int]:
+        unit = unit_of(item.nodeid)
+        return (-unit_cost[unit], first_seen[unit], position[item.nodeid])
+
+    items.sort(key=key)
+
+
+class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
+    """xdist's scope scheduler with our units, handed out in collection order (longest first), one
+    at a time, and the cheapest unit as the successor of a lone long test."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        super().__init__(config, log)
+        config.option.loadscopereorder = False  # the collection order is already the schedule
+
+    def _split_scope(self, nodeid: str) -> str:
+        return unit_of(nodeid)
+
+    def _reschedule(self, node: Any) -> None:
+        if node.shutting_down:
+            return
+        if not self.workqueue:
+            node.shutdown()
+            return
+        pending = [nodeid for unit in self.assigned_work[node].values()
+                   for nodeid, done in unit.items() if not done]
+        if len(pending) > 1:
+            return  # running one and holding its successor: enough
+        self._assign(node, cheapest=bool(pending) and cost(pending[0]) >= LONG)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        self._assign(node, cheapest=False)
+
+    def _assign(self, node: Any, *, cheapest: bool) -> None:
+        scope, work_unit = self.workqueue.popitem(last=cheapest)
+        self.assigned_work.setdefault(node, {})[scope] = work_unit
+        collection = self.registered_collections[node]
+        node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+

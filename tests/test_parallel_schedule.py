@@ -1,0 +1,78 @@
+"""The parallel run's schedule (tests/schedule_helpers.py): the longest units first, modules whole,
+and a lone long test never holds the next long one behind it on its worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from schedule_helpers import LongestFirstScheduling, cost, order_longest_first, unit_of
+
+FORGE = "tests/test_static_and_invariants.py::test_forge_fuzz_and_invariants_ci_profile"
+E2E = "tests/test_operator_e2e.py::test_operator_path_settles_every_period_and_pays_the_promised_credits"
+PROPS = "tests/test_properties.py::test_contract_credit_equals_the_reference_model"
+
+
+@dataclass
+class Item:
+    nodeid: str
+
+
+def test_units_are_modules_except_the_split_and_shared_ones() -> None:
+    assert unit_of("tests/test_terms.py::test_a") == "tests/test_terms.py"
+    assert unit_of(f"{E2E}[anvil]") == f"{E2E}[anvil]"  # long and independent: one unit per test
+    assert unit_of("tests/web/test_api.py::t") == unit_of("tests/web/test_forecast_browser.py::t")  # demo_server
+    assert cost(FORGE) > cost(f"{E2E}[ganache]") > cost(PROPS) > cost("tests/test_terms.py::test_a") == 1.0
+
+
+def test_the_longest_units_come_first_and_a_modules_tests_stay_together_in_order() -> None:
+    ids = ["tests/oracle/test_sli.py::a", "tests/oracle/test_sli.py::b", f"{E2E}[anvil]",
+           "tests/test_terms.py::a", PROPS, "tests/test_terms.py::b", f"{E2E}[ganache]", FORGE]
+    items = [Item(i) for i in ids]
+    order_longest_first(items)  # type: ignore[arg-type]
+    got = [i.nodeid for i in items]
+    assert got[:4] == [FORGE, f"{E2E}[anvil]", f"{E2E}[ganache]", PROPS]
+    assert got[4:] in (["tests/oracle/test_sli.py::a", "tests/oracle/test_sli.py::b", "tests/test_terms.py::a",
+                        "tests/test_terms.py::b"],
+                       ["tests/test_terms.py::a", "tests/test_terms.py::b", "tests/oracle/test_sli.py::a",
+                        "tests/oracle/test_sli.py::b"])
+
+
+@dataclass(eq=False)
+class Node:
+    """What the scheduler sees of an xdist worker: it is sent test indices, or told to shut down."""
+    name: str
+    sent: list[int] = field(default_factory=list)
+    shutting_down: bool = False
+
+    @property
+    def gateway(self) -> SimpleNamespace:
+        return SimpleNamespace(id=self.name)
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def test_a_lone_long_test_gets_the_cheapest_unit_as_its_successor_not_the_next_long_one() -> None:
+    collection = [FORGE, f"{E2E}[anvil]", f"{E2E}[ganache]", PROPS, "tests/test_spec.py::a",
+                  "tests/test_spec.py::b", "tests/test_terms.py::a"]
+    config = SimpleNamespace(getvalue=lambda name: ["2*popen"] if name == "tx" else None,
+                             option=SimpleNamespace(loadscopereorder=True))
+    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
+    w0, w1 = Node("gw0"), Node("gw1")
+    for node in (w0, w1):
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    # Each worker starts a long test; as each holds only that one, it gets the cheapest unit left
+    # (an xdist worker starts a test once it holds the next): never a long test waiting behind Forge.
+    assert [collection[i] for i in w0.sent] == [FORGE, "tests/test_terms.py::a"]
+    assert [collection[i] for i in w1.sent] == [f"{E2E}[anvil]", "tests/test_spec.py::a", "tests/test_spec.py::b"]
+    # gw1's end-to-end test finishes: it holds two short tests, enough; after them, the next long one.
+    sched.mark_test_complete(w1, 1)
+    assert len(w1.sent) == 3
+    sched.mark_test_complete(w1, 4)
+    assert [collection[i] for i in w1.sent[3:]] == [f"{E2E}[ganache]"]
