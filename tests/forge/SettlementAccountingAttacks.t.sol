@@ -5,7 +5,7 @@ import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {Agreement} from "contracts/Agreement.sol";
-import {Terms, Options, Snapshot, SignedReport, PeriodState, PPM} from "contracts/SlaTypes.sol";
+import {Terms, Options, Status, Snapshot, SignedReport, PeriodState, PPM} from "contracts/SlaTypes.sol";
 import {TestToken} from "contracts/test/TestToken.sol";
 import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
@@ -35,6 +35,10 @@ contract SettlementAccountingAttacksTest is Fixture {
     // What each contract paid out by withdrawal, per party: must match between them.
     uint256 internal paidNew;
     uint256 internal paidOld;
+    // Successes per selector and reverts per error, for the reach test (not vacuous).
+    mapping(bytes4 => uint256) internal successes;
+    mapping(bytes4 => uint256) internal failures;
+    uint256 internal exhausted;
 
     function setUp() public {
         _setUpFixture(3);
@@ -48,7 +52,7 @@ contract SettlementAccountingAttacksTest is Fixture {
     function _open() internal {
         bool erc20 = _rand() % 2 == 0;
         Terms memory t = _terms(_rand() % 2 == 0 ? 1 : 3, erc20 ? address(token) : address(0));
-        t.periodCount = uint16(1 + _rand() % 4);
+        t.periodCount = uint16(1 + _rand() % 6);
         // Small collateral half the time, so that credits exhaust it.
         t.collateral = _rand() % 2 == 0 ? 0.35 ether : 2 ether;
         Options memory o = _defaultOptions();
@@ -94,6 +98,8 @@ contract SettlementAccountingAttacksTest is Fixture {
         vm.prank(sender);
         (bool okOld, bytes memory outOld) = address(od).call{value: value}(callOld);
         assertTrue(okNew == okOld, string.concat("same outcome: new ", okNew ? "succeeded" : "reverted"));
+        if (okNew) ++successes[bytes4(callNew)];
+        else ++failures[bytes4(outNew)];
         if (!okNew && keccak256(outNew) != keccak256(outOld)) {
             // A mutated signature names its own recovered signer or s, which depend on the
             // digest, and the digest on the contract's address: the same error, another argument.
@@ -124,12 +130,13 @@ contract SettlementAccountingAttacksTest is Fixture {
             + s.pendingToCustomer + s.pendingToProvider;
     }
 
-    function _compare() internal view {
+    function _compare() internal {
         Snapshot memory sn = nw.snapshot();
         Snapshot memory so = od.snapshot();
         assertEq(abi.encode(sn), abi.encode(so), "same snapshot");
         assertEq(_held(address(nw)), _books(sn), "new: holdings = books");
         assertEq(_held(address(od)), _books(so), "old: holdings = books");
+        if (sn.status == Status.Active && sn.collateralEscrowed == 0) ++exhausted;
         for (uint256 p = 0; p < periodCount; ++p) {
             (PeriodState a, uint256 b, uint256 c) = nw.periodState(p);
             (PeriodState x, uint256 y, uint256 z) = od.periodState(p);
@@ -140,8 +147,9 @@ contract SettlementAccountingAttacksTest is Fixture {
     // ------------------------------------------------------------ reports
 
     function _value() internal returns (uint32) {
-        uint256 r = _rand() % 8;
+        uint256 r = _rand() % 9;
         if (r < 3) return PPM;
+        if (r == 8) return 700_000;
         if (r == 3) return 999_950; // tier 1 of compute
         if (r == 4) return 995_000;
         if (r == 5) return 989_000;
@@ -187,14 +195,15 @@ contract SettlementAccountingAttacksTest is Fixture {
         uint256 r = _rand() % 10;
         if (r == 0 && period > 0) period -= 1; // already settled
         else if (r == 1) period += 1; // out of order
-        uint256 k = 1 + _rand() % 3;
+        // Quorum 1: one to three reports; quorum 3: three, sometimes two (refused).
+        uint256 k = nw.terms().quorum == 1 ? 1 + _rand() % 3 : (_rand() % 6 == 0 ? 2 : 3);
         SignedReport[] memory repNew = new SignedReport[](k);
         SignedReport[] memory repOld = new SignedReport[](k);
         uint256 first = _rand() % 3;
         bool duplicate = _rand() % 12 == 0;
         for (uint256 i = 0; i < k; ++i) {
             uint32[] memory values = _values(_value(), _value());
-            uint32 measured = _rand() % 10 == 0 ? 850_000 : (_rand() % 2 == 0 ? PPM : 950_000);
+            uint32 measured = _rand() % 5 == 0 ? 850_000 : (_rand() % 2 == 0 ? PPM : 950_000);
             uint64 deadline = _rand() % 15 == 0 ? uint64(block.timestamp - 1) : uint64(block.timestamp + 1 days);
             uint256 key = oracleKeys[duplicate ? first : (first + i) % 3];
             repNew[i] = _report(address(nw), key, period, values, measured, deadline);
@@ -207,12 +216,17 @@ contract SettlementAccountingAttacksTest is Fixture {
                 repOld[i].signature = _mutate(repOld[i].signature);
             }
         }
-        _both(
+        bool settledNow = _both(
             stranger,
             abi.encodeCall(Agreement.settleWithReports, (period, repNew)),
             abi.encodeCall(AgreementV0.settleWithReports, (period, repOld)),
             0
         );
+        // A customer who just got its disaster often terminates at once, mid-period.
+        if (settledNow && nw.snapshot().disasterOccurred && _rand() % 2 == 0) {
+            vm.warp(block.timestamp + _rand() % 1 days);
+            _same(customer, abi.encodeCall(Agreement.terminate, ()), 0);
+        }
     }
 
     // ------------------------------------------------------------ the random walk
@@ -220,10 +234,14 @@ contract SettlementAccountingAttacksTest is Fixture {
     function _step() internal {
         uint256 action = _rand() % 16;
         uint256 settled = nw.snapshot().settledPeriods;
-        uint256 anyPeriod = _rand() % periodCount;
-        if (_rand() % 4 == 0) {
-            uint256[6] memory jumps = [uint256(1), 1 hours, 2 days, 4 days, 31 days, 31 days];
-            vm.warp(block.timestamp + jumps[_rand() % 6]);
+        // Mostly the last settled period (the one a dispute can still reach), sometimes any.
+        uint256 anyPeriod = settled > 0 && _rand() % 3 != 0 ? settled - 1 : _rand() % periodCount;
+        if (_rand() % 3 == 0) {
+            // Short jumps, to the end of the period to report (most often), or a long one.
+            uint256[8] memory jumps = [uint256(1), 1 hours, 2 days, 4 days, 0, 0, 0, 31 days];
+            uint256 j = _rand() % (seed % 2 == 0 ? 8 : 7); // odd seeds: no long jump
+            if (jumps[j] != 0) vm.warp(block.timestamp + jumps[j]);
+            else if (settled < periodCount && block.timestamp < nw.periodEnd(settled)) vm.warp(nw.periodEnd(settled));
         }
         if (action == 0) {
             _same(customer, abi.encodeCall(Agreement.attestSatisfaction, (anyPeriod, PPM)), 0);
@@ -246,7 +264,11 @@ contract SettlementAccountingAttacksTest is Fixture {
             );
         } else if (action == 8) {
             address who = [customer, provider, stranger][_rand() % 3];
-            _same(who, abi.encodeCall(Agreement.dispute, (anyPeriod, bytes32(uint256(1)))), 0);
+            bool disputed = _same(who, abi.encodeCall(Agreement.dispute, (anyPeriod, bytes32(uint256(1)))), 0);
+            // The arbiter often answers at once (then the period is final with its figures).
+            if (disputed && _rand() % 2 == 0) {
+                _same(arbiter, abi.encodeCall(Agreement.resolveDispute, (anyPeriod, _values(_value(), _value()))), 0);
+            }
         } else if (action == 9) {
             address who = _rand() % 6 == 0 ? stranger : arbiter;
             _same(who, abi.encodeCall(Agreement.resolveDispute, (anyPeriod, _values(_value(), _value()))), 0);
@@ -293,6 +315,46 @@ contract SettlementAccountingAttacksTest is Fixture {
             _step();
         }
         _windDown();
+    }
+
+    /// @notice The walk is not vacuous: over a few fixed seeds every action succeeds sometimes,
+    /// credits exhaust the collateral, and every mutated signature and wrong order is refused.
+    function test_walkReachesEveryAction() public {
+        for (uint256 i = 1; i <= 24; ++i) {
+            vm.warp(1_700_000_000);
+            (nonce, paidNew, paidOld) = (0, 0, 0);
+            testFuzz_sameBooksAsTheOldAccounting(i);
+        }
+        bytes4[11] memory acts = [
+            Agreement.depositFees.selector,
+            Agreement.depositCollateral.selector,
+            Agreement.cancel.selector,
+            Agreement.settleWithReports.selector,
+            Agreement.settle.selector,
+            Agreement.dispute.selector,
+            Agreement.resolveDispute.selector,
+            Agreement.finalize.selector,
+            Agreement.terminate.selector,
+            Agreement.expire.selector,
+            Agreement.withdrawTo.selector
+        ];
+        for (uint256 i = 0; i < acts.length; ++i) {
+            assertGe(successes[acts[i]], 1, string.concat("action succeeded: ", vmx.toString(abi.encode(acts[i]))));
+        }
+        assertGe(successes[Agreement.withdraw.selector], 1, "withdraw succeeded");
+        assertGe(exhausted, 1, "a credit exhausted the collateral");
+        bytes4[7] memory errs = [
+            ECDSA.ECDSAInvalidSignatureS.selector,
+            ECDSA.ECDSAInvalidSignature.selector,
+            ECDSA.ECDSAInvalidSignatureLength.selector,
+            ISlaErrors.DuplicateSigner.selector,
+            ISlaErrors.QuorumNotReached.selector,
+            ISlaErrors.ReportExpired.selector,
+            ISlaErrors.PeriodNotMeasured.selector
+        ];
+        for (uint256 i = 0; i < errs.length; ++i) {
+            assertGe(failures[errs[i]], 1, string.concat("refused with: ", vmx.toString(abi.encode(errs[i]))));
+        }
     }
 
     function _step1Deposits() internal {
