@@ -11,6 +11,7 @@ import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 import {Fixture} from "./utils/Fixture.sol";
 import {AgreementV0} from "./mocks/AgreementV0.sol";
+import {SettlementBatch, ISettleWithReports} from "contracts/SettlementBatch.sol";
 
 /// @title The counted-fee / flagged-collateral accounting (issue 15, helper W) against the
 /// accounting it replaced, on the same random sequences (helper Z's review, Z-1).
@@ -305,7 +306,10 @@ contract SettlementAccountingAttacksTest is Fixture {
         assertEq(paidNew, paidOld, "same total paid");
     }
 
-    /// @notice Random sequences of every action, on the old and the new accounting.
+    /// @notice Random sequences of every action, on the old and the new accounting. Each run is
+    /// a 40-step walk on two agreements (about 40 ms): fewer runs than the suite's fuzz default.
+    /// forge-config: ci.fuzz.runs = 1000
+    /// forge-config: nightly.fuzz.runs = 10000
     function testFuzz_sameBooksAsTheOldAccounting(uint256 seed_) public {
         seed = seed_;
         _open();
@@ -363,5 +367,140 @@ contract SettlementAccountingAttacksTest is Fixture {
         _same(customer, abi.encodeCall(Agreement.depositFees, ()), fees);
         _same(provider, abi.encodeCall(Agreement.depositCollateral, ()), collateral);
         vm.warp(start);
+    }
+}
+
+/// @notice A provider contract that, while its withdrawal pays it, makes the last period final
+/// (which releases the collateral) and tries to withdraw again.
+contract ReenteringProvider {
+    Agreement public agreement;
+    uint256 public finalizeOnReceipt = type(uint256).max;
+    bytes public secondWithdrawal;
+    bool public finalizedInside;
+
+    function set(Agreement a) external {
+        agreement = a;
+    }
+
+    function armFinalize(uint256 period) external {
+        finalizeOnReceipt = period;
+    }
+
+    function deposit() external payable {
+        agreement.depositCollateral{value: msg.value}();
+    }
+
+    function withdraw() external {
+        agreement.withdraw();
+    }
+
+    receive() external payable {
+        if (finalizeOnReceipt == type(uint256).max) return;
+        uint256 period = finalizeOnReceipt;
+        finalizeOnReceipt = type(uint256).max;
+        agreement.finalize(period); // not guarded: anyone may finalize
+        finalizedInside = true;
+        try agreement.withdraw() {
+            secondWithdrawal = "paid";
+        } catch (bytes memory reason) {
+            secondWithdrawal = reason;
+        }
+    }
+}
+
+/// @title Reentrancy through withdraw and duplicate batch items against the counted books.
+contract SettlementAccountingReentryTest is Fixture {
+    function _settle(Agreement a, uint256 period, uint32 value) internal {
+        _toEnd(a, period);
+        SignedReport[] memory r = new SignedReport[](1);
+        r[0] = _sign(a, oracleKeys[0], period, _values(value, value));
+        a.settleWithReports(period, r);
+    }
+
+    /// @notice The provider re-enters during its withdrawal: finalizing the last period there
+    /// releases the collateral (a flag, the amount stays in its slot), and a second withdrawal
+    /// inside is refused by the guard. The next withdrawal pays the last fee and the collateral
+    /// left exactly once; the customer's credit is untouched.
+    function test_reenteringProviderIsPaidEachFeeAndTheCollateralOnce() public {
+        _setUpFixture(1);
+        ReenteringProvider p = new ReenteringProvider();
+        Terms memory t = _terms(1, address(0));
+        t.provider = address(p);
+        Options memory o = _defaultOptions();
+        o.disputeWindow = 3 days;
+        o.arbiter = stranger;
+        Agreement a = Agreement(factory.createAgreementWithOptions(t, o));
+        p.set(a);
+        uint256 fees = uint256(t.feePerPeriod) * t.periodCount;
+        vm.deal(customer, fees);
+        vm.prank(customer);
+        a.depositFees{value: fees}();
+        p.deposit{value: t.collateral}();
+        _settle(a, 0, PPM);
+        _settle(a, 1, 989_000); // a credit
+        _settle(a, 2, PPM); // the last period: Ended, collateral held until it is final
+        vm.warp(block.timestamp + 3 days);
+        a.finalize(0);
+        a.finalize(1);
+        uint256 credit = a.snapshot().owedToCustomer;
+        assertTrue(credit > 0, "a credit");
+        assertEq(a.snapshot().collateralEscrowed, t.collateral - credit, "collateral held while period 2 is pending");
+
+        p.armFinalize(2);
+        p.withdraw(); // pays fees 0 and 1; inside: finalize(2), withdraw again
+        assertTrue(p.finalizedInside(), "period 2 finalized inside the payment");
+        assertEq(bytes4(p.secondWithdrawal()), bytes4(keccak256("ReentrancyGuardReentrantCall()")), "guarded");
+        assertEq(address(p).balance, 2 * uint256(t.feePerPeriod), "first withdrawal: two fees");
+        Snapshot memory s = a.snapshot();
+        assertEq(s.collateralEscrowed, 0, "collateral released (to the provider)");
+        assertEq(s.owedToProvider, t.feePerPeriod + t.collateral - credit, "last fee and the collateral left");
+        assertEq(address(a).balance, uint256(s.owedToProvider) + s.owedToCustomer, "books");
+
+        p.withdraw();
+        assertEq(address(p).balance, fees + t.collateral - credit, "every fee and the collateral left, once");
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NothingToWithdraw.selector, address(p)));
+        p.withdraw();
+        vm.prank(customer);
+        a.withdraw();
+        assertEq(customer.balance, credit, "the customer's credit");
+        assertEq(address(a).balance, 0, "nothing left");
+    }
+
+    /// @notice A batch submitter repeats one item, and adds one for the implementation (not a
+    /// clone): the period settles once, its fee
+    /// is counted once, the others are reported as failures.
+    function test_duplicateBatchItemsSettleOnce() public {
+        _setUpFixture(1);
+        SettlementBatch batch = new SettlementBatch();
+        Terms memory t = _terms(1, address(0));
+        Agreement a = _open(t);
+        _fund(a, t);
+        _toEnd(a, 0);
+        SignedReport[] memory r = new SignedReport[](1);
+        r[0] = _sign(a, oracleKeys[0], 0, _values(989_000, PPM));
+        bytes memory call = abi.encodeCall(ISettleWithReports.settleWithReports, (0, r));
+        SettlementBatch.Item[] memory items = new SettlementBatch.Item[](4);
+        items[0] = SettlementBatch.Item(address(a), call);
+        items[1] = SettlementBatch.Item(address(a), call);
+        items[2] = SettlementBatch.Item(factory.implementation(), call);
+        items[3] = SettlementBatch.Item(address(a), call);
+        vm.prank(stranger);
+        bool[] memory ok = batch.settleMany(items);
+        assertTrue(ok[0] && !ok[1] && !ok[2] && !ok[3], "only the first settles");
+        Snapshot memory s = a.snapshot();
+        assertEq(s.settledPeriods, 1, "one period");
+        assertEq(s.owedToProvider, t.feePerPeriod, "one fee");
+        assertEq(s.feesEscrowed, uint256(t.feePerPeriod) * (t.periodCount - 1), "one fee out of the escrow");
+        assertTrue(s.owedToCustomer > 0, "one credit");
+        assertEq(address(a).balance, _books(s), "books");
+        // The implementation refuses: a settlement there is not a settlement of anything.
+        Agreement implementation = Agreement(factory.implementation());
+        vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotAClone.selector));
+        implementation.settleWithReports(0, r);
+    }
+
+    function _books(Snapshot memory s) internal pure returns (uint256) {
+        return uint256(s.feesEscrowed) + s.collateralEscrowed + s.owedToCustomer + s.owedToProvider
+            + s.pendingToCustomer + s.pendingToProvider;
     }
 }
