@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {TestBase} from "./utils/TestBase.sol";
+import {RefModel} from "./utils/RefModel.sol";
 
 import {CorporateAgreement} from "contracts/CorporateAgreement.sol";
 import {CorporateAgreementFactory} from "contracts/CorporateAgreementFactory.sol";
@@ -126,8 +127,8 @@ contract CorporateCommitteeTest is TestBase {
         vm.prank(submitter);
         a.settleWithReports(0, reports);
         uint32[] memory got = a.reportedValues(0);
-        assertEq(got[0], _median(xs), "median of the first service");
-        assertEq(got[1], _median(ys), "median of the second service");
+        assertEq(got[0], RefModel.median(xs), "median of the first service");
+        assertEq(got[1], RefModel.median(ys), "median of the second service");
         assertEq(a.snapshot().reportedPeriods, 1, "one period reported");
     }
 
@@ -222,22 +223,5 @@ contract CorporateCommitteeTest is TestBase {
             v := byte(0, mload(add(sig, 96)))
         }
         return ecrecover(c.reportDigest(period, r.valuesPpm, r.measuredPpm, r.evidenceRoot, r.deadline), v, rr, s);
-    }
-
-    /// @dev Reference median (insertion sort; of an even count, the floor of the middle two's mean).
-    function _median(uint32[] memory v) internal pure returns (uint32) {
-        uint32[] memory s = new uint32[](v.length);
-        for (uint256 i = 0; i < v.length; ++i) {
-            uint32 x = v[i];
-            uint256 j = i;
-            while (j > 0 && s[j - 1] > x) {
-                s[j] = s[j - 1];
-                --j;
-            }
-            s[j] = x;
-        }
-        uint256 n = s.length;
-        if (n % 2 == 1) return s[n / 2];
-        return uint32((uint256(s[n / 2 - 1]) + uint256(s[n / 2])) / 2);
     }
 }
