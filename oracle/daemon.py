@@ -101,6 +101,8 @@ class Served:
     next_period: int = 0
     next_due: float = 0.0
     unmeasured: set[int] = field(default_factory=set)  # periods refused for lack of measurement
+    # Every stored report of a period below this is known to be confirmed (Submitter.confirm_settled).
+    confirmed_below: int = 0
     done: bool = False
 
 
@@ -527,6 +529,11 @@ class Daemon:
         terms = agreement.terms
         while True:
             snap = agreement.snapshot()
+            # Settled while this daemon was not looking (killed after a broadcast, a peer's
+            # settlement, a depth not reached yet): the store must say so too.
+            if (snap.settled_periods > served.confirmed_below
+                    and self.submitter.confirm_settled(agreement, snap.settled_periods) == 0):
+                served.confirmed_below = snap.settled_periods
             if snap.status.terminal:  # Expired included: it used to be polled forever
                 served.done = True
                 log.info("agreement finished", extra={"agreement": agreement.address, "status": snap.status.name})

@@ -822,6 +822,14 @@ class Store:
         with self._tx() as conn:
             return [_to_report(r) for r in conn.execute(query)]
 
+    def unconfirmed_reports(self, agreement: str) -> list[Report]:
+        """The agreement's reports signed or submitted but not confirmed, oldest period first."""
+        query = (select(reports).where(reports.c.agreement == _norm(agreement),
+                                       reports.c.state.in_(("signed", "submitted")))
+                 .order_by(reports.c.period))
+        with self._tx() as conn:
+            return [_to_report(r) for r in conn.execute(query)]
+
     @staticmethod
     def _report(conn: Connection, agreement: str, period: int) -> Report | None:
         row = conn.execute(select(reports).where(reports.c.agreement == agreement,

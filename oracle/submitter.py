@@ -268,6 +268,23 @@ class Submitter:
         # an agreement in an end state settles nothing more (Expired refuses reports): stop trying
         return snap.settled_periods > period or snap.status.terminal
 
+    def confirm_settled(self, agreement: Agreement, settled_periods: int) -> int:
+        """Confirm the stored reports of periods below `settled_periods` (the chain's count at its
+        latest block) that are still 'signed' or 'submitted' although the chain settled them: the
+        daemon was killed between the broadcast and its record, another committee member sent
+        the settlement, or the pass that sent it had not reached the confirmation depth. The
+        report loop starts from the chain's count and would never look at them again. Each is
+        confirmed only once settled `confirmations` deep; returns how many still wait for that."""
+        waiting = 0
+        for report in self.store.unconfirmed_reports(agreement.address):
+            if report.period >= settled_periods:
+                continue
+            if self._settled_on_chain(agreement, report.period):
+                self._confirm(agreement, report.period, report, "settled on-chain")
+            else:
+                waiting += 1
+        return waiting
+
     def _confirm(self, agreement: Agreement, period: int, report: Any, why: str) -> Outcome:
         if report is not None and report.state in ("signed", "submitted"):
             self.store.transition_report(agreement.address, period, report.state, "confirmed")

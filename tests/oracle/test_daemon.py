@@ -78,6 +78,10 @@ def test_sigkill_during_submission_then_restart_settles_exactly_once(world: Worl
     assert ag.settlements()[0].values_ppm == (PPM,)
     # No reverted duplicate either: the oracle sent at most one settle transaction that mined.
     assert world.chain.w3.eth.get_transaction_count(world.oracle) == 1
+    # The store agrees with the chain: killed after the broadcast, the report was left
+    # 'submitted' and the restarted daemon (starting from the chain's count) never looked at it.
+    with sqlite3.connect(world.tmp / "oracle.db") as conn:
+        assert conn.execute("SELECT state FROM reports WHERE period = 0").fetchone() == ("confirmed",)
 
 
 def test_chain_down_for_a_while_then_the_report_still_arrives(world: World, service: ScheduledService,
