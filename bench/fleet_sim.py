@@ -7,7 +7,7 @@ Full size, as run on the 2-core bench machine (docs/oracle.md "Fleet"):
   --lease 15 --batch --kill
 Needs PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh) and Anvil.
 Creates N single-service agreements (one HTTP or TCP service on 127.0.0.1 that is always up; the
-3N set-up transactions are sent pipelined in JSON-RPC batches without waiting for each receipt,
+3N set-up transactions are sent pipelined, one request after another without waiting for a receipt,
 and every receipt's status is checked before the run goes on), starts D
 daemons in fleet mode on one throwaway PostgreSQL, optionally SIGKILLs the sender in the middle
 of period 0, waits until every agreement ended and prints:
@@ -43,7 +43,8 @@ import yaml
 from sqlalchemy import text
 from web3 import Web3
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracle"))
+# tests/oracle/conftest.py imports tests/node_helpers.py: both folders on the path.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("oracle", ".")]
 from conftest import PgServer, _pg_bindir  # noqa: E402 - the tests' throwaway PostgreSQL
 
 from oracle.store import Store  # noqa: E402
@@ -103,7 +104,17 @@ def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], chunk: int = 500) ->
 def send_all(url: str, txs: list[dict[str, str]]) -> list[Any]:
     """Send every transaction without waiting (the node assigns the unlocked senders' nonces in
     order and mines many per second), then fetch every receipt and abort unless all succeeded."""
-    hashes = rpc_batch(url, [("eth_sendTransaction", [tx]) for tx in txs])
+    # Our own nonces: the node would give a batch's identical transactions the same one.
+    senders = sorted({tx["from"] for tx in txs})
+    nonce = dict(zip(senders, (int(n, 16) for n in rpc_batch(
+        url, [("eth_getTransactionCount", [a, "pending"]) for a in senders])), strict=True))
+    numbered = []
+    for tx in txs:
+        numbered.append({**tx, "nonce": hex(nonce[tx["from"]])})
+        nonce[tx["from"]] += 1
+    # One request each, in order (keep-alive, no wait for the receipt): Anvil handles a batch's
+    # calls concurrently, and transactions arriving above a nonce gap were left queued.
+    hashes = rpc_batch(url, [("eth_sendTransaction", [tx]) for tx in numbered], chunk=1)
     receipts: list[Any] = [None] * len(hashes)
     for _ in range(600):
         missing = [i for i, r in enumerate(receipts) if r is None]
@@ -113,7 +124,10 @@ def send_all(url: str, txs: list[dict[str, str]]) -> list[Any]:
                         strict=True):
             receipts[i] = r
         if any(r is None for r in receipts):
-            time.sleep(0.5)
+            # Anvil's automine mines when a transaction arrives; what did not fit in the block
+            # waits for the next arrival, so mine the rest explicitly.
+            rpc_batch(url, [("evm_mine", [])])
+            time.sleep(0.2)
     failed = [i for i, r in enumerate(receipts) if r is None or int(r["status"], 16) != 1]
     if failed:
         sys.exit(f"set-up aborted: {len(failed)} of {len(txs)} transactions failed or not mined "
@@ -143,6 +157,8 @@ def main() -> None:
     ap.add_argument("--batch", action="store_true", help="settle through a SettlementBatch contract")
     ap.add_argument("--kill", action="store_true", help="SIGKILL the sender in the middle of period 0")
     args = ap.parse_args()
+    # SIGTERM (or Ctrl-C) still runs the clean-up below: no orphaned daemons, Anvil or PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     bindir = _pg_bindir()
     if bindir is None:
         sys.exit("PostgreSQL server binaries not found (Debian package postgresql)")
