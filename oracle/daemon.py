@@ -506,7 +506,7 @@ class Daemon:
                     self._report_agreement(served, now, batch)
             if batch is not None and len(batch) >= self.config.chain.batch_size:
                 # Send each full batch at once: holding every batch until the whole pass was
-                # computed delayed the first settlement by the pass (~40 ms an agreement, so
+                # computed delayed the first settlement by the pass (~65 ms an agreement, so
                 # minutes at 10,000 agreements ending together).
                 self._settle_batches(batch)
                 batch.clear()
