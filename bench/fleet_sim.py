@@ -1,23 +1,33 @@
 """A fleet of oracle daemons (one key) sharing agreements through PostgreSQL, on Anvil.
 
 Run: .venv/bin/python bench/fleet_sim.py [--agreements N] [--daemons D] [--period S] [--periods P]
+         [--slice S] [--interval S] [--probe http|tcp] [--lease S] [--setup-s S] [--drain-s S]
          [--batch] [--kill]
+The fifth-session runs (docs/oracle.md "Fleet"): --daemons 3 --period 120 --periods 2 --slice 10
+  --interval 10 --probe tcp --lease 15 --batch --kill with --agreements 2000 --setup-s 240 (done)
+  and --agreements 10000 --setup-s 600 (not done on the 2-core machine: the daemons' start-up,
+  ~75 ms per agreement, outlasted the set-up budget).
 Needs PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh) and Anvil.
-Creates N single-service agreements (one HTTP service on 127.0.0.1 that is always up), starts D
+Creates N single-service agreements (one HTTP or TCP service on 127.0.0.1 that is always up; the
+3N set-up transactions are sent pipelined, one request after another without waiting for a receipt,
+and every receipt's status is checked before the run goes on), starts D
 daemons in fleet mode on one throwaway PostgreSQL, optionally SIGKILLs the sender in the middle
-of period 0, waits until every agreement ended and prints:
+of period 0, waits until every period settled (or --drain-s after the last end) and prints:
 * period-end-to-settlement delay (block timestamp of PeriodSettled - period end) p50 / p99 / max;
 * gas per agreement-period (sum of the oracle's mined transactions / settled periods);
-* PeriodSettled count against the expected count, and the oracle's nonce.
+* PeriodSettled count against the expected count (and any period settled twice), the oracle's nonce;
+* set-up time (creation, deposits, daemons holding every lease) and each daemon's CPU seconds.
 Real time, no time warp: the probes measure real seconds, so an agreement's period must last as
-long as its slices (the full-size run, 10,000 agreements, needs a machine that can create 30,000
-set-up transactions and probe 10,000 targets per slice; see docs/oracle.md "Fleet").
+long as its slices. At 10,000 agreements, 1 check/s per target would be 10,000 checks/s on 2 cores
+next to Anvil and PostgreSQL, so the full-size run uses 10-s slices and checks (--slice, --interval)
+and 120-s periods (12 slices each).
 Not run by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import statistics
@@ -28,16 +38,20 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import requests
 import yaml
 from sqlalchemy import text
+from web3 import Web3
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "oracle"))
+# tests/oracle/conftest.py imports tests/node_helpers.py: both folders on the path.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / d) for d in ("oracle", ".")]
 from conftest import PgServer, _pg_bindir  # noqa: E402 - the tests' throwaway PostgreSQL
 
 from oracle.store import Store  # noqa: E402
 from smartsla.chain import Chain  # noqa: E402
-from smartsla.client import Factory, Status  # noqa: E402
+from smartsla.client import Agreement, Factory  # noqa: E402
 from smartsla.localnode import start_node  # noqa: E402
 from smartsla.terms import Service, Terms, Tier  # noqa: E402
 
@@ -60,16 +74,97 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered))) - 1))]
 
 
+def serve_tcp() -> int:
+    """An always-up TCP service on 127.0.0.1 (accept and close, in its own event loop thread):
+    far cheaper than an HTTP server at 1,000 checks/s on this machine. Returns the port."""
+    loop = asyncio.new_event_loop()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = loop.run_until_complete(asyncio.start_server(accept, "127.0.0.1", 0, backlog=4096))
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return int(server.sockets[0].getsockname()[1])
+
+
+def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], chunk: int = 500) -> list[Any]:
+    """JSON-RPC batch requests of `chunk` calls; any error aborts the run loudly (a set-up
+    transaction the node refused must never be silently missing)."""
+    results: list[Any] = []
+    session = requests.Session()
+    for i in range(0, len(calls), chunk):
+        body = [{"jsonrpc": "2.0", "id": i + j, "method": m, "params": p}
+                for j, (m, p) in enumerate(calls[i:i + chunk])]
+        replies = sorted(session.post(url, json=body, timeout=600).json(), key=lambda r: r["id"])
+        errors = [r for r in replies if "error" in r]
+        if errors or len(replies) != len(body):
+            sys.exit(f"set-up aborted: {len(errors)} of {len(body)} calls refused, first: {errors[:1]}")
+        results += [r["result"] for r in replies]
+    return results
+
+
+def send_all(url: str, txs: list[dict[str, str]], window: int = 250) -> list[Any]:
+    """Send the transactions `window` at a time without waiting for each receipt (the node mines
+    many per block), then fetch that window's receipts; abort unless every one succeeded. A
+    window, not all at once: with thousands pending, Anvil slowed to a stall (10,000 creations
+    sent at once: 2,668 mined, 6,000 pending and no block for seconds)."""
+    # Our own nonces: the node would give a batch's identical transactions the same one.
+    senders = sorted({tx["from"] for tx in txs})
+    nonce = dict(zip(senders, (int(n, 16) for n in rpc_batch(
+        url, [("eth_getTransactionCount", [a, "pending"]) for a in senders])), strict=True))
+    receipts: list[Any] = []
+    for w in range(0, len(txs), window):
+        numbered = []
+        for tx in txs[w:w + window]:
+            numbered.append({**tx, "nonce": hex(nonce[tx["from"]])})
+            nonce[tx["from"]] += 1
+        # One request each, in order (keep-alive): Anvil handles a batch's calls concurrently,
+        # and transactions arriving above a nonce gap were left queued.
+        hashes = rpc_batch(url, [("eth_sendTransaction", [tx]) for tx in numbered], chunk=1)
+        got: list[Any] = [None] * len(hashes)
+        for _ in range(600):
+            missing = [i for i, r in enumerate(got) if r is None]
+            if not missing:
+                break
+            for i, r in zip(missing, rpc_batch(url, [("eth_getTransactionReceipt", [hashes[i]]) for i in missing]),
+                            strict=True):
+                got[i] = r
+            if any(r is None for r in got):
+                # Anvil's automine mines when a transaction arrives; what did not fit in the
+                # block waits for the next arrival, so mine the rest explicitly.
+                rpc_batch(url, [("evm_mine", [])])
+        receipts += got
+    failed = [i for i, r in enumerate(receipts) if r is None or int(r["status"], 16) != 1]
+    if failed:
+        sys.exit(f"set-up aborted: {len(failed)} of {len(txs)} transactions failed or not mined "
+                 f"(first index {failed[0]})")
+    return receipts
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agreements", type=int, default=200)
     ap.add_argument("--daemons", type=int, default=3)
     ap.add_argument("--period", type=int, default=30)
     ap.add_argument("--periods", type=int, default=2)
+    ap.add_argument("--slice", type=int, default=1, help="slice length in seconds (terms and daemons)")
+    ap.add_argument("--interval", type=float, default=1.0, help="seconds between two checks of one target")
+    ap.add_argument("--probe", choices=("http", "tcp"), default="http", help="the always-up service's kind")
     ap.add_argument("--lease", type=float, default=5.0)
+    ap.add_argument("--setup-s", type=float, default=None,
+                    help="seconds from launch to the agreements' start (default 0.02 s per agreement + 40 s)")
+    ap.add_argument("--drain-s", type=float, default=600, help="how long to wait after the last period end")
     ap.add_argument("--batch", action="store_true", help="settle through a SettlementBatch contract")
     ap.add_argument("--kill", action="store_true", help="SIGKILL the sender in the middle of period 0")
     args = ap.parse_args()
+    # SIGTERM (or Ctrl-C) still runs the clean-up below: no orphaned daemons, Anvil or PostgreSQL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     bindir = _pg_bindir()
     if bindir is None:
         sys.exit("PostgreSQL server binaries not found (Debian package postgresql)")
@@ -82,38 +177,54 @@ def main() -> None:
     node = start_node("anvil")
     tmp = Path(tempfile.mkdtemp(prefix="fleet-sim-"))
     procs: list[subprocess.Popen[bytes]] = []
+    cpu: dict[int, float] = {}
     try:
-        chain = Chain.connect(node.url)
+        chain = Chain.connect(node.url, timeout_s=120)
         deployer, provider, customer = chain.accounts[:3]
         factory = Factory.deploy(chain, deployer)
-        oracle, key = chain.new_account(fund_from=deployer, amount=100 * ETHER)
+        oracle, key = chain.new_account(fund_from=deployer, amount=1000 * ETHER)
         batch_address = chain.deploy("SettlementBatch", deployer)[0].address if args.batch else None
         t0 = time.time()
-        setup_s = 0.12 * args.agreements + 20  # measured: ~0.1 s per agreement (3 transactions)
-        start = int(time.time() + setup_s)
+        setup_s = args.setup_s if args.setup_s is not None else 0.02 * args.agreements + 40
+        start = int(t0 + setup_s)
         service = Service(name="web", objective_ppm=999_900, tiers=(Tier(below_ppm=999_900, credit_bps=1_000),))
-        agreements = []
-        for _ in range(args.agreements):
-            terms = Terms(provider=provider, customer=customer, start=start, period_length=args.period,
-                          period_count=args.periods, fee_per_period=ETHER // 1000,
-                          collateral=args.periods * ETHER // 1000, termination_ppm=0, services=(service,),
-                          oracles=(oracle,), slice_seconds=1, min_measured_ppm=300_000)
-            ag = factory.create_agreement(terms, deployer)
-            ag.deposit_fees(customer)
-            ag.deposit_collateral(provider)
-            agreements.append(ag)
-        print(f"created {args.agreements} agreements in {time.time() - t0:.1f} s", flush=True)
-        if time.time() > start - 5:
-            sys.exit("set-up took longer than planned: raise setup_s")
-        url = f"http://127.0.0.1:{server.server_address[1]}/health"
-        chain_cfg: dict[str, object] = {"rpc_url": node.url, "factory": factory.address, "timeout_s": 5}
+        terms = Terms(provider=provider, customer=customer, start=start, period_length=args.period,
+                      period_count=args.periods, fee_per_period=ETHER // 1000,
+                      collateral=args.periods * ETHER // 1000, termination_ppm=0, services=(service,),
+                      oracles=(oracle,), slice_seconds=args.slice, min_measured_ppm=300_000)
+        # Every agreement has the same terms (each its own clone), so one calldata and one gas
+        # estimate serve them all (+30 %: no per-transaction estimate, which would cost a call each).
+        create = factory.contract.functions.createAgreementWithOptions(terms.to_abi(), terms.options_abi())
+        create_data = create._encode_transaction_data()
+        create_gas = hex(int(create.estimate_gas({"from": deployer}) * 1.3))
+        receipts = send_all(node.url, [{"from": deployer, "to": factory.address, "data": create_data,
+                                        "gas": create_gas}] * args.agreements)
+        created_topic = Web3.keccak(text="AgreementCreated(address,address,address,address)").to_0x_hex()
+        addresses = []
+        for r in receipts:  # the agreement is the event's first indexed argument
+            logs = [lg for lg in r["logs"] if lg["address"].lower() == factory.address.lower()
+                    and lg["topics"][0] == created_topic]
+            if len(logs) != 1:
+                sys.exit(f"set-up aborted: creation {r['transactionHash']} has {len(logs)} AgreementCreated events")
+            addresses.append(Web3.to_checksum_address("0x" + logs[0]["topics"][1][-40:]))
+        if len(set(addresses)) != args.agreements:
+            sys.exit(f"set-up aborted: {len(set(addresses))} distinct agreements for {args.agreements} creations")
+        t_created = time.time()
+        print(f"created {args.agreements} agreements in {t_created - t0:.1f} s", flush=True)
+        # The daemons start now: they read the 10,000 agreements' terms while the deposits go in.
+        if args.probe == "http":
+            probe: dict[str, object] = {"http": {"url": f"http://127.0.0.1:{server.server_address[1]}/health",
+                                                 "timeout_s": 0.5}}
+        else:
+            probe = {"tcp": {"host": "127.0.0.1", "port": serve_tcp(), "timeout_s": 0.5}}
+        chain_cfg: dict[str, object] = {"rpc_url": node.url, "factory": factory.address, "timeout_s": 30}
         if batch_address:
             chain_cfg["batch_contract"] = batch_address
         for i in range(args.daemons):
             cfg = {"chain": chain_cfg, "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": pg_url,
-                   "slice_seconds": 1, "grace_s": 1, "report_check_s": 0.5, "listen": "127.0.0.1:0",
-                   "agreements": [{"address": ag.address} for ag in agreements],
-                   "services": {"web": {"http": {"url": url, "timeout_s": 0.5}, "interval_s": 1}},
+                   "slice_seconds": args.slice, "grace_s": 1, "report_check_s": 0.5, "listen": "127.0.0.1:0",
+                   "agreements": [{"address": a} for a in addresses],
+                   "services": {"web": {**probe, "interval_s": args.interval}},
                    "max_in_flight": 256, "fleet": {"lease_s": args.lease, "id": f"d{i}"}}
             path = tmp / f"oracle{i}.yaml"
             path.write_text(yaml.safe_dump(cfg))
@@ -121,27 +232,84 @@ def main() -> None:
             procs.append(subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(path)],
                                           env=dict(os.environ, SMARTSLA_ORACLE_KEY=key),
                                           stdout=out, stderr=subprocess.STDOUT))
+        first = Agreement(chain, addresses[0], factory=factory, terms=terms)
+        fees_fn, coll_fn = first.contract.functions.depositFees(), first.contract.functions.depositCollateral()
+        fees_gas = hex(int(fees_fn.estimate_gas({"from": customer, "value": terms.total_fees}) * 1.3))
+        coll_gas = hex(int(coll_fn.estimate_gas({"from": provider, "value": terms.collateral}) * 1.3))
+        fees_data, coll_data = fees_fn._encode_transaction_data(), coll_fn._encode_transaction_data()
+        deposits: list[dict[str, str]] = []
+        for a in addresses:
+            deposits.append({"from": customer, "to": a, "data": fees_data, "gas": fees_gas,
+                             "value": hex(terms.total_fees)})
+            deposits.append({"from": provider, "to": a, "data": coll_data, "gas": coll_gas,
+                             "value": hex(terms.collateral)})
+        send_all(node.url, deposits)
+        t_funded = time.time()
+        print(f"funded {args.agreements} agreements ({2 * args.agreements} deposits) in {t_funded - t_created:.1f} s; "
+              f"set-up transactions {3 * args.agreements} in {t_funded - t0:.1f} s", flush=True)
+        if time.time() > start - 5:
+            sys.exit("set-up took longer than planned: raise --setup-s")
         store = Store.open(pg_url)
+        # Ready: every agreement's lease held by a live daemon (the table exists once one started).
+        held = 0
+        while time.time() < start:
+            time.sleep(1)
+            with store.engine.connect() as conn:
+                try:
+                    held = conn.execute(text(
+                        "SELECT count(*) FROM fleet_leases WHERE name <> 'sender' AND holder IS NOT NULL "
+                        "AND expires_at > extract(epoch FROM now())")).scalar() or 0
+                except Exception:  # the schema is not created yet
+                    conn.rollback()
+                    continue
+            if held >= args.agreements:
+                break
+        t_ready = time.time()
+        print(f"daemons hold {held} leases {t_ready - t_created:.1f} s after their launch; "
+              f"{start - t_ready:.1f} s before period 0 starts; logs in {tmp}", flush=True)
+        if held < args.agreements:
+            print(f"WARNING: only {held} of {args.agreements} leases held at the start", flush=True)
+        cpu_at_start = {p.pid: cpu_seconds(p.pid) for p in procs}
         if args.kill:
             while time.time() < start + args.period / 2:
                 time.sleep(0.2)
             with store.engine.connect() as conn:
                 sender = conn.execute(text("SELECT holder FROM fleet_leases WHERE name = 'sender'")).scalar()
             victim = int(str(sender)[1:])
+            cpu[procs[victim].pid] = cpu_seconds(procs[victim].pid)
             procs[victim].send_signal(signal.SIGKILL)
             print(f"SIGKILLed d{victim} (the sender) at period 0 + {time.time() - start:.1f} s", flush=True)
-        deadline = start + args.period * args.periods + 600
-        pending = list(agreements)
-        while pending and time.time() < deadline:
-            time.sleep(2)
-            pending = [ag for ag in pending if ag.snapshot().status is not Status.Ended]
+        # Wait for the settlements from the logs (one query per poll, not a call per agreement).
+        expected = args.agreements * args.periods
+        deadline = start + args.period * args.periods + args.drain_s
+        topic = Web3.keccak(text="PeriodSettled(uint256,uint32[],uint256[],uint256,uint256,bool,uint32)").to_0x_hex()
+        ours = {a.lower() for a in addresses}
+        settled: dict[tuple[str, int], list[int]] = {}
+        next_block = 0
+        while time.time() < deadline:
+            latest = chain.w3.eth.block_number
+            if latest >= next_block:
+                (logs,) = rpc_batch(node.url, [("eth_getLogs", [{"fromBlock": hex(next_block), "toBlock": hex(latest),
+                                                                  "topics": [topic]}])])
+                for lg in logs:  # the period is the event's indexed argument
+                    if lg["address"].lower() in ours:
+                        settled.setdefault((lg["address"].lower(), int(lg["topics"][1], 16)), []).append(
+                            int(lg["blockNumber"], 16))
+                next_block = latest + 1
+            if len(settled) >= expected and time.time() > start + args.period * args.periods:
+                break
+            time.sleep(5)
+        for p in procs:
+            if p.poll() is None:
+                cpu[p.pid] = cpu_seconds(p.pid)
+        times: dict[int, int] = {}
         delays: list[float] = []
-        settled = 0
-        for ag in agreements:
-            for log in ag.contract.events.PeriodSettled().get_logs(from_block=0):
-                settled += 1
-                block = chain.w3.eth.get_block(log["blockNumber"])
-                delays.append(block["timestamp"] - ag.terms.period_end(log["args"]["period"]))
+        for (_, period), blocks in settled.items():
+            for b in blocks:
+                if b not in times:
+                    times[b] = chain.w3.eth.get_block(b)["timestamp"]
+                delays.append(times[b] - terms.period_end(period))
+        twice = sum(1 for blocks in settled.values() if len(blocks) > 1)
         with store.engine.connect() as conn:
             hashes = [h for (h,) in conn.execute(text("SELECT tx_hash FROM oracle_tx_attempts"))]
         store.close()
@@ -151,15 +319,23 @@ def main() -> None:
                 gas += chain.w3.eth.get_transaction_receipt(h)["gasUsed"]
             except Exception:  # a replaced or dropped attempt was never mined
                 continue
-        expected = args.agreements * args.periods
+        count = sum(len(b) for b in settled.values())
         nonce = chain.w3.eth.get_transaction_count(oracle)
+        run_s = time.time() - start
         print(f"daemons {args.daemons}, agreements {args.agreements}, periods {args.periods} x {args.period} s, "
+              f"slice {args.slice} s, interval {args.interval} s, probe {args.probe}, lease {args.lease} s, "
               f"batch {bool(batch_address)}, kill {args.kill}")
-        print(f"PeriodSettled {settled} / expected {expected}; unfinished agreements {len(pending)}")
+        print(f"PeriodSettled {count} / expected {expected}; distinct periods {len(settled)}; settled twice {twice}")
         if delays:
             print(f"period end -> settlement: p50 {statistics.median(delays):.1f} s, p99 {pct(delays, 99):.1f} s, "
                   f"max {max(delays):.1f} s")
-        print(f"oracle transactions (nonce) {nonce}; gas per agreement-period {gas / max(settled, 1):,.0f}")
+        print(f"oracle transactions (nonce) {nonce}; gas per agreement-period {gas / max(count, 1):,.0f}")
+        print(f"set-up: {3 * args.agreements} transactions {t_funded - t0:.1f} s, daemons ready "
+              f"{t_ready - t_created:.1f} s after launch (in parallel with the deposits)")
+        print("daemon CPU s, start-up (until all leases held): " + ", ".join(
+            f"d{i} {cpu_at_start[p.pid]:.0f}" for i, p in enumerate(procs)))
+        print(f"daemon CPU s, from then to the end ({run_s + start - t_ready:.0f} s; the killed one until its kill): "
+              + ", ".join(f"d{i} {cpu.get(p.pid, 0) - cpu_at_start[p.pid]:.0f}" for i, p in enumerate(procs)))
     finally:
         for p in procs:
             if p.poll() is None:

@@ -506,6 +506,12 @@ class Daemon:
                     report_corporate(self, served, now)
                 else:
                     self._report_agreement(served, now, batch)
+            if batch is not None and len(batch) >= self.config.chain.batch_size:
+                # Send each full batch at once: holding every batch until the whole pass was
+                # computed delayed the first settlement by the pass (~65 ms an agreement, so
+                # minutes at 10,000 agreements ending together).
+                self._settle_batches(batch)
+                batch.clear()
         if batch:
             self._settle_batches(batch)
 

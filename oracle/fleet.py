@@ -108,8 +108,10 @@ class Fleet:
             conn.execute(update(fleet_leases).where(c.holder == self.member, c.name != SENDER)
                          .values(expires_at=until))
             mine = sorted(conn.execute(select(c.name).where(c.holder == self.member, c.name != SENDER)).scalars())
-            gone = [n for n in mine if n not in names]  # no longer served (finished): let go
-            mine = [n for n in mine if n in names]
+            # A set: `n in names` on the list cost 0.28-0.45 s a step at 10,000 agreements.
+            wanted = set(names)
+            gone = [n for n in mine if n not in wanted]  # no longer served (finished): let go
+            mine = [n for n in mine if n in wanted]
             extra = mine[share:] if len(mine) > share else []
             if gone or extra:
                 # Above our share (a member joined): give the surplus back, free at once.

@@ -125,3 +125,47 @@ def test_batch_settings_are_checked():
     text = str(info.value)
     assert "batch_contract" in text and "not an Ethereum address" in text
     assert "batch_size" in text and "max_fee_gwei" in text
+
+
+def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp_path: Path, monkeypatch):
+    """At 10,000 agreements ending together the pass computes evidence for minutes: a batch that
+    waits for the whole pass delays every settlement by it (bench/fleet_sim.py). The first full
+    batch must be on-chain before the evidence of the agreements after it is computed."""
+    from oracle.config import OracleConfig
+    from oracle.daemon import Daemon
+    from oracle.probes import Sample
+
+    chain = Chain.connect(anvil.url)
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    start = chain.now() + 100
+    agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
+    config = OracleConfig.model_validate({
+        "chain": {"rpc_url": anvil.url, "factory": factory.address, "timeout_s": 2,
+                  "batch_contract": batch.address, "batch_size": 2},
+        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'o.db'}",
+        "slice_seconds": 1, "grace_s": 0, "listen": "127.0.0.1:0",
+        "agreements": [{"address": ag.address} for ag in agreements],
+        "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
+    })
+    daemon = Daemon(config)
+    daemon.prepare(wait_for_chain_s=5)
+    for ag in agreements:
+        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    chain.mine_at(start + 11)
+    nonce0 = chain.w3.eth.get_transaction_count(oracle)
+    sent_before: list[int] = []  # oracle transactions mined when each agreement's evidence is computed
+    real_evidence = daemon.evidence
+
+    def spying_evidence(served, period):  # the real computation; only the chain's nonce is read
+        sent_before.append(chain.w3.eth.get_transaction_count(oracle) - nonce0)
+        return real_evidence(served, period)
+
+    monkeypatch.setattr(daemon, "evidence", spying_evidence)
+    daemon.report_due_periods()
+    assert sent_before == [0, 0, 1, 1]  # batch 1 (agreements 0, 1) went out before agreement 2's evidence
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
+    assert [ag.snapshot().settled_periods for ag in agreements] == [1, 1, 1, 1]
