@@ -72,9 +72,9 @@ def fill(db: Path, agreements: int, periods: int, seed: int = 7) -> list[str]:
     customers = [_address(rng) for _ in range(200)]
     oracle = _address(rng)
     factory = _address(rng)
-    tiers = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
-             Tier(below_ppm=950_000, credit_bps=10_000))
-    services = tuple(Service(name=n, objective_ppm=999_900, weight_bps=w, tiers=tiers)
+    tiers = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000),
+             Tier(threshold=950_000, credit_bps=10_000))
+    services = tuple(Service(name=n, objective=999_900, weight_bps=w, tiers=tiers)
                      for n, w in zip(SERVICES, (5_000, 3_000, 2_000), strict=True))
     store = IndexStore.open(str(db))
     store.init_cursor(31337, factory, 0)

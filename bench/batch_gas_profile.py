@@ -26,7 +26,7 @@ from smartsla.terms import Service, Terms, Tier
 
 ROOT = opaque_root([b"U" * 43_200])
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))
+TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000))
 BY_LINE = "--by-line" in sys.argv
 CALLS = {"CALL", "DELEGATECALL", "STATICCALL", "CALLCODE"}
 
@@ -70,7 +70,7 @@ def main(n: int, kind: str) -> None:
         def make() -> Agreement:
             terms = Terms(provider=a[1], customer=a[2], start=start, period_length=1000, period_count=2,
                           fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
-                          services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),),
+                          services=(Service(name="web", objective=999_900, tiers=TIERS),),
                           oracles=(oracle,), slice_seconds=1)
             ag = factory.create_agreement(terms, a[0])
             ag.deposit_fees(a[2])

@@ -187,7 +187,7 @@ def main() -> None:
         t0 = time.time()
         setup_s = args.setup_s if args.setup_s is not None else 0.02 * args.agreements + 40
         start = int(t0 + setup_s)
-        service = Service(name="web", objective_ppm=999_900, tiers=(Tier(below_ppm=999_900, credit_bps=1_000),))
+        service = Service(name="web", objective=999_900, tiers=(Tier(threshold=999_900, credit_bps=1_000),))
         terms = Terms(provider=provider, customer=customer, start=start, period_length=args.period,
                       period_count=args.periods, fee_per_period=ETHER // 1000,
                       collateral=args.periods * ETHER // 1000, termination_ppm=0, services=(service,),

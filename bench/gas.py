@@ -35,8 +35,8 @@ from smartsla.reports import sign_report
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
-         Tier(below_ppm=950_000, credit_bps=10_000))  # AWS EC2 region level
+TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000),
+         Tier(threshold=950_000, credit_bps=10_000))  # AWS EC2 region level
 CREATE_TARGET = 400_000
 SETTLE_1_TARGET = 80_000
 CREDIT_VALUE = 995_000  # below 99.99 %: earns the 10 % tier, so the customer's balance is written
@@ -93,7 +93,7 @@ class Bench:
             asset=asset or "0x" + "00" * 20, start=self.chain.now() + 60, period_length=3600, period_count=periods,
             fee_per_period=ETHER, collateral=3 * ETHER, credit_cap_bps=10_000, termination_ppm=900_000,
             services=tuple(
-                Service(name=f"service-{i}", objective_ppm=999_900,
+                Service(name=f"service-{i}", objective=999_900,
                         weight_bps=weight + (10_000 - weight * services if i == 0 else 0), tiers=TIERS)
                 for i in range(services)
             ),

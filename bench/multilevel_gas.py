@@ -32,10 +32,10 @@ ETHER = 10**18
 ROOT = b"\x11" * 32  # an evidence root (any non-zero root costs the same)
 SETTLE_LIMIT = 144_837  # a department's settlement on main 006b6fa (the bound)
 SERVICES = (
-    Service(name="email", objective_ppm=999_000, tiers=(Tier(below_ppm=999_000, credit_bps=1_000),
-                                                         Tier(below_ppm=990_000, credit_bps=2_500))),
-    Service(name="erp", objective_ppm=995_000, tiers=(Tier(below_ppm=995_000, credit_bps=1_000),)),
-    Service(name="vpn", objective_ppm=990_000, tiers=(Tier(below_ppm=990_000, credit_bps=2_000),)),
+    Service(name="email", objective=999_000, tiers=(Tier(threshold=999_000, credit_bps=1_000),
+                                                         Tier(threshold=990_000, credit_bps=2_500))),
+    Service(name="erp", objective=995_000, tiers=(Tier(threshold=995_000, credit_bps=1_000),)),
+    Service(name="vpn", objective=990_000, tiers=(Tier(threshold=990_000, credit_bps=2_000),)),
 )
 
 

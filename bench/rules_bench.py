@@ -33,15 +33,15 @@ from smartsla import rules  # noqa: E402
 from smartsla.spec import load_spec  # noqa: E402
 from smartsla.terms import Service, Terms, Tier  # noqa: E402
 
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
-         Tier(below_ppm=950_000, credit_bps=10_000))
+TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000),
+         Tier(threshold=950_000, credit_bps=10_000))
 
 
 def terms_with(n: int) -> Terms:
     base = Terms(provider="0x" + "11" * 20, customer="0x" + "22" * 20, oracle="0x" + "33" * 20, start=0,
                  period_length=30 * 86_400, period_count=12, fee_per_period=10**18, collateral=0,
-                 services=(Service(name="s0", objective_ppm=999_900, tiers=TIERS),))
-    services = tuple(Service(name=f"service-{i:03d}", objective_ppm=999_900, weight_bps=100, tiers=TIERS)
+                 services=(Service(name="s0", objective=999_900, tiers=TIERS),))
+    services = tuple(Service(name=f"service-{i:03d}", objective=999_900, weight_bps=100, tiers=TIERS)
                      for i in range(n))
     return base.model_copy(update={"services": services})  # past MAX_SERVICES on purpose (see above)
 

@@ -183,8 +183,8 @@ contract AgreementFactory {
             for (uint256 k = 0; k < i; ++k) {
                 if (terms.services[k].id == s.id) revert InvalidService(i, "duplicate id");
             }
-            if (s.objectivePpm == 0) revert InvalidService(i, "objective is zero");
-            if (kind != KIND_LATENCY && s.objectivePpm > PPM) revert InvalidService(i, "objective above 100%");
+            if (s.objective == 0) revert InvalidService(i, "objective is zero");
+            if (kind != KIND_LATENCY && s.objective > PPM) revert InvalidService(i, "objective above 100%");
             if (s.weightBps == 0) revert InvalidService(i, "zero weight");
             weights += s.weightBps;
             _validateTiers(s, i, kind == KIND_LATENCY);
@@ -215,15 +215,15 @@ contract AgreementFactory {
             Tier memory tier = s.tiers[j];
             if (tier.creditBps == 0 || tier.creditBps > BPS) revert InvalidService(i, "tier credit outside 1..10000 bps");
             if (latency) {
-                if (tier.belowPpm < s.objectivePpm) revert InvalidService(i, "latency tier below objective");
-            } else if (tier.belowPpm > s.objectivePpm) {
+                if (tier.threshold < s.objective) revert InvalidService(i, "latency tier below objective");
+            } else if (tier.threshold > s.objective) {
                 revert InvalidService(i, "tier threshold above objective");
             }
             if (j == 0) continue;
-            if (latency && tier.belowPpm <= s.tiers[j - 1].belowPpm) {
+            if (latency && tier.threshold <= s.tiers[j - 1].threshold) {
                 revert InvalidService(i, "latency tier thresholds not rising");
             }
-            if (!latency && tier.belowPpm >= s.tiers[j - 1].belowPpm) {
+            if (!latency && tier.threshold >= s.tiers[j - 1].threshold) {
                 revert InvalidService(i, "tier thresholds not falling");
             }
             if (tier.creditBps <= s.tiers[j - 1].creditBps) revert InvalidService(i, "tier credits not rising");

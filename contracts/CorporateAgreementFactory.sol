@@ -137,7 +137,7 @@ contract CorporateAgreementFactory {
         if (n == 0 || n > MAX_SERVICES) revert InvalidServiceCount(n);
         for (uint256 i = 0; i < n; ++i) {
             Service memory s = t.services[i];
-            if (s.id == bytes32(0) || s.objectivePpm == 0 || s.objectivePpm > PPM || s.weightBps != 0) {
+            if (s.id == bytes32(0) || s.objective == 0 || s.objective > PPM || s.weightBps != 0) {
                 revert InvalidService(i);
             }
             for (uint256 k = 0; k < i; ++k) {
@@ -147,10 +147,10 @@ contract CorporateAgreementFactory {
             if (tiers == 0 || tiers > MAX_TIERS) revert InvalidTier(i, tiers);
             for (uint256 j = 0; j < tiers; ++j) {
                 Tier memory tier = s.tiers[j];
-                if (tier.creditBps == 0 || tier.creditBps > BPS || tier.belowPpm > s.objectivePpm) {
+                if (tier.creditBps == 0 || tier.creditBps > BPS || tier.threshold > s.objective) {
                     revert InvalidTier(i, j);
                 }
-                if (j > 0 && (tier.belowPpm >= s.tiers[j - 1].belowPpm || tier.creditBps <= s.tiers[j - 1].creditBps)) {
+                if (j > 0 && (tier.threshold >= s.tiers[j - 1].threshold || tier.creditBps <= s.tiers[j - 1].creditBps)) {
                     revert InvalidTier(i, j);
                 }
             }
@@ -228,7 +228,7 @@ contract CorporateAgreementFactory {
             uint32 objective = d.objectives[i];
             if (objective > PPM) revert InvalidDepartment(index);
             // The mildest tier moves to an override: it must stay above the second tier.
-            if (objective != 0 && services[i].tiers.length > 1 && objective <= services[i].tiers[1].belowPpm) {
+            if (objective != 0 && services[i].tiers.length > 1 && objective <= services[i].tiers[1].threshold) {
                 revert InvalidDepartment(index);
             }
             weights += d.weightsBps[i];

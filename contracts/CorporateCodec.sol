@@ -17,8 +17,8 @@ import {CorporateTerms, Department, Service, Tier} from "./SlaTypes.sol";
 ///   152 maintenanceNotice(4) 156 maintenanceBudget(4) 160 sliceLength(4) 164 minMeasuredPpm(4)
 ///   168 departmentCount(2) 170 recordLength(2) 172 chunkCapacity(2) 174 chunkCount(1)
 ///   175 quorum(1) 176 oracleCount(1) 177 serviceCount(1)
-///   178 oracles: address(20) each; chunks: address(20) each; services: id(32) objectivePpm(4)
-///   tierCount(1), then per tier belowPpm(4) creditBps(2).
+///   178 oracles: address(20) each; chunks: address(20) each; services: id(32) objective(4)
+///   tierCount(1), then per tier threshold(4) creditBps(2).
 /// Department record (`recordLength` = 58 + 6 x serviceCount bytes): payout(20) feePerPeriod(16)
 ///   worstCredit(16) serviceMask(4) creditCapBps(2), then per service objective(4) weightBps(2).
 library CorporateCodec {
@@ -106,10 +106,10 @@ library CorporateCodec {
         for (uint256 i = 0; i < t.services.length; ++i) {
             Service memory s = t.services[i];
             off = _put(out, off, uint256(s.id), 256);
-            off = _put(out, off, s.objectivePpm, 32);
+            off = _put(out, off, s.objective, 32);
             off = _put(out, off, s.tiers.length, 8);
             for (uint256 j = 0; j < s.tiers.length; ++j) {
-                off = _put(out, off, s.tiers[j].belowPpm, 32);
+                off = _put(out, off, s.tiers[j].threshold, 32);
                 off = _put(out, off, s.tiers[j].creditBps, 16);
             }
         }
@@ -153,12 +153,12 @@ library CorporateCodec {
         for (uint256 i = 0; i < n; ++i) {
             Service memory s = out[i];
             s.id = bytes32(read(b, off, 256));
-            s.objectivePpm = uint32(read(b, off + 32, 32));
+            s.objective = uint32(read(b, off + 32, 32));
             uint256 tierCount = read(b, off + 36, 8);
             off += 37;
             s.tiers = new Tier[](tierCount);
             for (uint256 j = 0; j < tierCount; ++j) {
-                s.tiers[j] = Tier({belowPpm: uint32(read(b, off, 32)), creditBps: uint16(read(b, off + 4, 16))});
+                s.tiers[j] = Tier({threshold: uint32(read(b, off, 32)), creditBps: uint16(read(b, off + 4, 16))});
                 off += 6;
             }
         }

@@ -14,16 +14,16 @@ library CreditMath {
     function tierCredit(Service memory service, uint8 kind, uint32 value) internal pure returns (uint16 creditBps) {
         Tier[] memory tiers = service.tiers;
         if (kind == KIND_LATENCY) {
-            if (value <= service.objectivePpm) return 0;
+            if (value <= service.objective) return 0;
             for (uint256 i = 0; i < tiers.length; ++i) {
-                if (value > tiers[i].belowPpm) creditBps = tiers[i].creditBps;
+                if (value > tiers[i].threshold) creditBps = tiers[i].creditBps;
                 else break;
             }
             return creditBps;
         }
-        if (value >= service.objectivePpm) return 0;
+        if (value >= service.objective) return 0;
         for (uint256 i = 0; i < tiers.length; ++i) {
-            if (value < tiers[i].belowPpm) creditBps = tiers[i].creditBps;
+            if (value < tiers[i].threshold) creditBps = tiers[i].creditBps;
             else break;
         }
     }

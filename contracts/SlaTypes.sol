@@ -22,19 +22,20 @@ uint8 constant KIND_SATISFACTION = 2;
 uint8 constant KIND_COMPOSITE = 3;
 
 /// @notice One step of a credit schedule. For availability, satisfaction and composite services a
-/// value strictly below `belowPpm` earns `creditBps` of the service's share of the period fee; for
-/// latency services `belowPpm` is a bound in milliseconds and a value strictly above it earns it.
+/// value strictly below `threshold` earns `creditBps` of the service's share of the period fee; for
+/// latency services `threshold` is a bound in milliseconds and a value strictly above it earns it.
 struct Tier {
-    uint32 belowPpm;
+    uint32 threshold;
     uint16 creditBps;
 }
 
-/// @notice One service covered by an agreement.
+/// @notice One service covered by an agreement. `objective` and the tiers' `threshold`s are in
+/// ppm for availability, satisfaction and composite services, in milliseconds for latency services.
 /// @dev `weightBps` is the service's share of the period fee; the shares of all services sum
 /// to 100 %. Tiers are ordered from the mildest to the harshest.
 struct Service {
     bytes32 id;
-    uint32 objectivePpm;
+    uint32 objective;
     uint16 weightBps;
     Tier[] tiers;
 }

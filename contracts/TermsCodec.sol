@@ -17,8 +17,8 @@ import {Terms, Options, Service, Tier} from "./SlaTypes.sol";
 ///   114 oracles: address(20) each
 ///   then disputeWindow(4) arbiter(20) maintenanceNotice(4) maintenanceBudget(4) sliceLength(4)
 ///   minMeasuredPpm(4) specHash(32) periodEndCount(2) periodEnds(4 each)
-///   then serviceCount(1) and services: id(32) objectivePpm(4) weightBps(2) kind(1)
-///   latencyPercentile(1) tierCount(1), then per tier belowPpm(4) creditBps(2)
+///   then serviceCount(1) and services: id(32) objective(4) weightBps(2) kind(1)
+///   latencyPercentile(1) tierCount(1), then per tier threshold(4) creditBps(2)
 library TermsCodec {
     /// @notice The packed terms are not exactly as long as what their counts describe (a
     /// truncated or an over-long buffer): `consumed` bytes were read, the buffer holds `length`.
@@ -42,7 +42,7 @@ library TermsCodec {
     uint256 internal constant ORACLE_LENGTH = 20;
     uint256 internal constant PERIOD_END_LENGTH = 4;
     uint256 internal constant TIER_LENGTH = 6;
-    /// @dev Offset of creditBps inside a tier (belowPpm is at 0).
+    /// @dev Offset of creditBps inside a tier (threshold is at 0).
     uint256 internal constant CREDIT_BPS_OFFSET = 4;
     /// @dev disputeWindow, arbiter, maintenanceNotice, maintenanceBudget, sliceLength,
     /// minMeasuredPpm, specHash, periodEndCount.
@@ -55,7 +55,7 @@ library TermsCodec {
     uint256 internal constant MIN_MEASURED_OFFSET = 36;
     uint256 internal constant SPEC_HASH_OFFSET = 40;
     uint256 internal constant PERIOD_END_COUNT_OFFSET = 72;
-    /// @dev id, objectivePpm, weightBps, kind, latencyPercentile, tierCount (then a tier each).
+    /// @dev id, objective, weightBps, kind, latencyPercentile, tierCount (then a tier each).
     uint256 internal constant SERVICE_LENGTH = 41;
     /// @dev Offsets inside a service record.
     uint256 internal constant OBJECTIVE_OFFSET = 32;
@@ -113,13 +113,13 @@ library TermsCodec {
         for (uint256 i = 0; i < t.services.length; ++i) {
             Service memory s = t.services[i];
             off = _put(out, off, uint256(s.id), 256);
-            off = _put(out, off, s.objectivePpm, 32);
+            off = _put(out, off, s.objective, 32);
             off = _put(out, off, s.weightBps, 16);
             off = _put(out, off, o.serviceKinds.length == 0 ? 0 : o.serviceKinds[i], 8);
             off = _put(out, off, o.latencyPercentiles.length == 0 ? 0 : o.latencyPercentiles[i], 8);
             off = _put(out, off, s.tiers.length, 8);
             for (uint256 j = 0; j < s.tiers.length; ++j) {
-                off = _put(out, off, s.tiers[j].belowPpm, 32);
+                off = _put(out, off, s.tiers[j].threshold, 32);
                 off = _put(out, off, s.tiers[j].creditBps, 16);
             }
         }
@@ -188,7 +188,7 @@ library TermsCodec {
             for (uint256 i = 0; i < serviceCount; ++i) {
                 Service memory s = t.services[i];
                 s.id = bytes32(_read(b, off, 256));
-                s.objectivePpm = uint32(_read(b, off + OBJECTIVE_OFFSET, 32));
+                s.objective = uint32(_read(b, off + OBJECTIVE_OFFSET, 32));
                 s.weightBps = uint16(_read(b, off + WEIGHT_OFFSET, 16));
                 o.serviceKinds[i] = uint8(_read(b, off + KIND_OFFSET, 8));
                 if (withMethod) o.latencyPercentiles[i] = uint8(_read(b, off + PERCENTILE_OFFSET, 8));
@@ -196,7 +196,7 @@ library TermsCodec {
                 off += SERVICE_LENGTH;
                 s.tiers = new Tier[](tierCount);
                 for (uint256 j = 0; j < tierCount; ++j) {
-                    s.tiers[j] = Tier({belowPpm: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + CREDIT_BPS_OFFSET, 16))});
+                    s.tiers[j] = Tier({threshold: uint32(_read(b, off, 32)), creditBps: uint16(_read(b, off + CREDIT_BPS_OFFSET, 16))});
                     off += TIER_LENGTH;
                 }
             }

@@ -643,7 +643,7 @@ class Daemon:
                                   kind=service.kind.name, slices=slices, windows=windows)
             records.append(record)
             out[service.name] = figure_from_record(record, percentile=probe.latency_percentile,
-                                                   objective_ms=service.objective_ppm)
+                                                   objective_ms=service.objective)
         return out, Bundle(self.account.address, tuple(records), chain_id=self.chain.chain_id,
                            agreement=address.lower(), period=period, start=start, end=end, slice_seconds=slice_s)
 
@@ -658,7 +658,7 @@ class Daemon:
             self.metrics.credit_reported.labels(address, name)
         for s in served.agreement.terms.services:
             if s.kind is Kind.latency and s.name in served.runners:
-                self._latency_objective[(address, s.name)] = s.objective_ppm  # ms for latency services
+                self._latency_objective[(address, s.name)] = s.objective  # ms for latency services
                 self.metrics.checks_slow.labels(address, s.name)
         self.running.serve(address, served.agreement.terms, probed_thresholds(served.probes),
                            lambda: self.maintenance(served), decimals=self._decimals(served),

@@ -227,12 +227,12 @@ def corporate_terms_to_spec(terms: CorporateTerms, name: str = "on-chain") -> di
     for s in terms.services:
         credits = []
         for i, t in enumerate(s.tiers):
-            r: dict[str, Any] = {"below": _pct(t.below_ppm, PPM)}
+            r: dict[str, Any] = {"below": _pct(t.threshold, PPM)}
             if i + 1 < len(s.tiers):
-                r["atLeast"] = _pct(s.tiers[i + 1].below_ppm, PPM)
+                r["atLeast"] = _pct(s.tiers[i + 1].threshold, PPM)
             r["credit"] = _pct(t.credit_bps, BPS)
             credits.append(r)
-        slo: dict[str, Any] = {"sli": "availability", "objective": _pct(s.objective_ppm, PPM)}
+        slo: dict[str, Any] = {"sli": "availability", "objective": _pct(s.objective, PPM)}
         if terms.slice_seconds != DEFAULT_SLICE_SECONDS:
             slo["timeSliceWindow"] = f"{terms.slice_seconds}s"
         services.append({"name": s.name, "slo": slo, "credits": credits})
@@ -342,7 +342,7 @@ class CorporateTerms:
     def to_abi(self) -> tuple:
         """The contract's CorporateTerms struct (services with weight 0: departments weigh them)."""
         assert all(s.kind is Kind.availability for s in self.services)
-        services = [(service_id_bytes(s.name), s.objective_ppm, 0, [(t.below_ppm, t.credit_bps) for t in s.tiers])
+        services = [(service_id_bytes(s.name), s.objective, 0, [(t.threshold, t.credit_bps) for t in s.tiers])
                     for s in self.services]
         return (self.provider, self.organisation, self.asset, self.start, self.period_length, self.period_count,
                 self.collateral, self.credit_cap_bps, self.termination_ppm, list(self.committee), self.quorum,
@@ -373,8 +373,8 @@ class CorporateTerms:
                 continue
             tiers = service.tiers
             if dep.objectives[i]:  # the mildest tier moves with an overridden objective
-                tiers = (tiers[0].model_copy(update={"below_ppm": dep.objectives[i]}), *tiers[1:])
-            s = service.model_copy(update={"objective_ppm": dep.objectives[i] or service.objective_ppm,
+                tiers = (tiers[0].model_copy(update={"threshold": dep.objectives[i]}), *tiers[1:])
+            s = service.model_copy(update={"objective": dep.objectives[i] or service.objective,
                                            "weight_bps": dep.weights_bps[i], "tiers": tiers})
             credits.append(service_credit(s, value, dep.fee_per_period))
         cap = dep.fee_per_period * (dep.credit_cap_bps or self.credit_cap_bps) // BPS
@@ -454,9 +454,9 @@ def decode_packed_terms(raw: bytes) -> dict[str, Any]:
     for _ in range(service_count):
         sid, objective, tier_count = raw[off:off + 32], rd(off + 32, 4), rd(off + 36, 1)
         off += 37
-        tiers = tuple(Tier(below_ppm=rd(off + 6 * j, 4), credit_bps=rd(off + 6 * j + 4, 2)) for j in range(tier_count))
+        tiers = tuple(Tier(threshold=rd(off + 6 * j, 4), credit_bps=rd(off + 6 * j + 4, 2)) for j in range(tier_count))
         off += 6 * tier_count
-        services.append(Service(name=service_name(sid), objective_ppm=objective, tiers=tiers))
+        services.append(Service(name=service_name(sid), objective=objective, tiers=tiers))
     return {"provider": addr(0), "organisation": addr(20), "asset": addr(40), "start": rd(60, 8),
             "period_length": rd(68, 4), "period_count": rd(72, 2), "collateral": rd(74, 16),
             "credit_cap_bps": rd(122, 2), "termination_ppm": rd(124, 4), "dispute_window": rd(128, 4),

@@ -403,8 +403,8 @@ def effective_service(terms: CorporateTerms, index: int, k: int) -> Service:
     s = terms.services[k]
     tiers = s.tiers
     if dep.objectives[k]:
-        tiers = (Tier(below_ppm=dep.objectives[k], credit_bps=tiers[0].credit_bps), *tiers[1:])
-    return s.model_copy(update={"objective_ppm": dep.objectives[k] or s.objective_ppm,
+        tiers = (Tier(threshold=dep.objectives[k], credit_bps=tiers[0].credit_bps), *tiers[1:])
+    return s.model_copy(update={"objective": dep.objectives[k] or s.objective,
                                 "weight_bps": dep.weights_bps[k] or 1, "tiers": tiers})
 
 
@@ -471,14 +471,14 @@ def compliance(terms: CorporateTerms, state: dict[str, Any], events: Sequence[di
                 continue
             eff = effective_service(terms, index, k)
             row: dict[str, Any] = {"service": s.name, "weight_bps": dep.weights_bps[k],
-                                   "objective_ppm": eff.objective_ppm, "own_objective": bool(dep.objectives[k]),
+                                   "objective_ppm": eff.objective, "own_objective": bool(dep.objectives[k]),
                                    "measured_ppm": None, "tier": None, "tier_credit_bps": 0, "credit": None,
                                    "met": None}
             if values is not None:
                 tier, bps = _tier(eff, values[k])
                 credit = int(ev["serviceCredits"][k]) if ev is not None else model_credits[k]
                 row.update(measured_ppm=values[k], tier=tier, tier_credit_bps=bps, credit=str(credit),
-                           met=values[k] >= eff.objective_ppm)
+                           met=values[k] >= eff.objective)
             services.append(row)
         out.append({
             "period": p, "start": start, "end": end, "status": status, "services": services,
@@ -520,7 +520,7 @@ def department_view(row: dict[str, Any], events: Sequence[dict[str, Any]], index
         "fee_per_period": str(dep.fee_per_period),
         "credit_cap_bps": dep.credit_cap_bps or terms.credit_cap_bps, "own_cap": bool(dep.credit_cap_bps),
         "services": [{"service": s.name, "weight_bps": dep.weights_bps[k],
-                      "objective_ppm": effective_service(terms, index, k).objective_ppm,
+                      "objective_ppm": effective_service(terms, index, k).objective,
                       "own_objective": bool(dep.objectives[k])}
                      for k, s in enumerate(terms.services) if dep.service_mask & (1 << k)],
         "settled_periods": settled, "reported_periods": state.get("reported_periods", 0),

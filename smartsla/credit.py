@@ -18,12 +18,12 @@ def tier_credit_bps(service: Service, value: int) -> int:
     """Credit share earned by a measured value: the harshest tier it is strictly beyond (below for
     availability-like services, above for latency); nothing when the objective is met."""
     if service.lower_is_better:
-        if value <= service.objective_ppm:
+        if value <= service.objective:
             return 0
-        return max((t.credit_bps for t in service.tiers if value > t.below_ppm), default=0)
-    if value >= service.objective_ppm:
+        return max((t.credit_bps for t in service.tiers if value > t.threshold), default=0)
+    if value >= service.objective:
         return 0
-    return max((t.credit_bps for t in service.tiers if value < t.below_ppm), default=0)
+    return max((t.credit_bps for t in service.tiers if value < t.threshold), default=0)
 
 
 def service_credit(service: Service, value: int, fee_per_period: int) -> int:

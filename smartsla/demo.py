@@ -44,7 +44,7 @@ class DemoMismatch(SmartSLAError):
 
 # ---------------------------------------------------------------------------- the scenario
 def _tiers(*steps: tuple[str, str]) -> tuple[Tier, ...]:
-    return tuple(Tier(below_ppm=percent_to_ppm(b), credit_bps=percent_to_bps(c)) for b, c in steps)
+    return tuple(Tier(threshold=percent_to_ppm(b), credit_bps=percent_to_bps(c)) for b, c in steps)
 
 
 # AWS EC2 region level: below 99.99 % 10 %, below 99.0 % 30 %, below 95.0 % 100 %.
@@ -55,10 +55,10 @@ S3_TIERS = _tiers(("99.9", "10"), ("99.0", "25"), ("95.0", "100"))
 EC2_INSTANCE_TIERS = _tiers(("99.5", "10"), ("99.0", "30"), ("95.0", "100"))
 
 DEMO_SERVICES = (
-    Service(name="compute", objective_ppm=percent_to_ppm("99.99"), weight_bps=percent_to_bps(50),
+    Service(name="compute", objective=percent_to_ppm("99.99"), weight_bps=percent_to_bps(50),
             tiers=EC2_REGION_TIERS),
-    Service(name="storage", objective_ppm=percent_to_ppm("99.9"), weight_bps=percent_to_bps(30), tiers=S3_TIERS),
-    Service(name="api", objective_ppm=percent_to_ppm("99.5"), weight_bps=percent_to_bps(20),
+    Service(name="storage", objective=percent_to_ppm("99.9"), weight_bps=percent_to_bps(30), tiers=S3_TIERS),
+    Service(name="api", objective=percent_to_ppm("99.5"), weight_bps=percent_to_bps(20),
             tiers=EC2_INSTANCE_TIERS),
 )
 
@@ -218,13 +218,13 @@ class DemoResult:
 # ---------------------------------------------------------------------------- formatting
 def tier_label(service: Service, value_ppm: int) -> str:
     """Which step of the schedule a value falls in, as people read it."""
-    if value_ppm >= service.objective_ppm:
+    if value_ppm >= service.objective:
         return "[green]met[/]"
-    hit = [t for t in service.tiers if value_ppm < t.below_ppm]
+    hit = [t for t in service.tiers if value_ppm < t.threshold]
     if not hit:  # below the objective but above the mildest tier's threshold
         return "[yellow]missed, no tier[/]"
     tier = hit[-1]
-    return f"[yellow]< {ppm_to_percent(tier.below_ppm)} → {bps_to_percent(tier.credit_bps)}[/]"
+    return f"[yellow]< {ppm_to_percent(tier.threshold)} → {bps_to_percent(tier.credit_bps)}[/]"
 
 
 # ---------------------------------------------------------------------------- checks
@@ -501,9 +501,9 @@ def print_terms(console: Console, terms: Terms, *, parties: bool = False,
     for col in ("service", "weight (share of the fee)", "objective", "credit tiers"):
         services.add_column(col)
     for s in terms.services:
-        tiers = ", ".join(f"< {ppm_to_percent(t.below_ppm)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
+        tiers = ", ".join(f"< {ppm_to_percent(t.threshold)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
         share = terms.fee_per_period * s.weight_bps // 10_000
-        services.add_row(s.name, f"{bps_to_percent(s.weight_bps)} ({fmt(share)})", ppm_to_percent(s.objective_ppm),
+        services.add_row(s.name, f"{bps_to_percent(s.weight_bps)} ({fmt(share)})", ppm_to_percent(s.objective),
                          tiers)
     console.print(services)
 

@@ -155,7 +155,7 @@ def run_multilevel_demo(console: Console | None = None, chain_url: str = EMBEDDE
             for k, (s, c) in enumerate(zip(terms.services, service_credits, strict=True)):
                 if not dep.service_mask & (1 << k):
                     continue
-                objective = dep.objectives[k] or s.objective_ppm
+                objective = dep.objectives[k] or s.objective
                 value = result.values[period][k]
                 if c:
                     tier_bps = c * BPS * BPS // (dep.fee_per_period * dep.weights_bps[k])
@@ -163,7 +163,7 @@ def run_multilevel_demo(console: Console | None = None, chain_url: str = EMBEDDE
                                f"{tier_bps / 100:g}% credit x {dep.weights_bps[k] / 100:g}% weight x "
                                f"{_eth(dep.fee_per_period)} ETH fee = {_eth(c)} ETH")
             if not any(dep.service_mask & (1 << k) and result.values[period][k] < (dep.objectives[k] or
-                       s.objective_ppm) for k, s in enumerate(terms.services)):
+                       s.objective) for k, s in enumerate(terms.services)):
                 why.append("every service it uses met its objective")
             elif sum(service_credits) > capped:
                 why.append(f"capped at {(dep.credit_cap_bps or terms.credit_cap_bps) / 100:g}% of its fee")

@@ -104,9 +104,9 @@ def tier_index(terms: Terms, service_index: int, value_ppm: int) -> int | None:
     """The tier an availability figure earns (the harshest threshold it is strictly below), or
     None when it earns no credit. Mirrors `smartsla.credit.tier_credit_bps`."""
     service = terms.services[service_index]
-    if value_ppm >= service.objective_ppm:
+    if value_ppm >= service.objective:
         return None
-    hit = [i for i, t in enumerate(service.tiers) if value_ppm < t.below_ppm]
+    hit = [i for i, t in enumerate(service.tiers) if value_ppm < t.threshold]
     return hit[-1] if hit else None
 
 
@@ -155,7 +155,7 @@ def forecast(terms: Terms, service_index: int, period: int, now: int, good_s: fl
     next_tier: int | None = None
     budget = 0.0
     for k, t in enumerate(service.tiers):
-        allowed = good + remaining - Fraction(t.below_ppm) * total / PPM
+        allowed = good + remaining - Fraction(t.threshold) * total / PPM
         if allowed >= 0:
             next_tier = k
             whole = terms.slice_seconds
@@ -205,12 +205,12 @@ def forecast_latency(terms: Terms, service_index: int, period: int, now: int, la
 
     start, end = terms.period_start(period), terms.period_end(period)
     n = len(latencies_ms)
-    value = latency_figure_ms(latencies_ms, percentile, service.objective_ppm,
+    value = latency_figure_ms(latencies_ms, percentile, service.objective,
                               bool(n) if measured is None else measured)
     tier, credit, next_tier = latency_outcome(terms, service_index, value)
     left = 0
     if next_tier is not None:  # f values <= b keep the percentile <= b up to floor(100 f / p) - n values
-        bound = service.tiers[next_tier].below_ppm
+        bound = service.tiers[next_tier].threshold
         fast = sum(1 for v in latencies_ms if v <= bound)  # ceil(v) <= b  <=>  v <= b
         left = max(0, 100 * fast // percentile - n)
     return Forecast(period=period, period_start=start, period_end=end, now=now, good_s=float(good_s),
@@ -239,9 +239,9 @@ def latency_outcome(terms: Terms, service_index: int, value_ms: int) -> tuple[in
     API calls it with the figure the oracle exports (an integer, exact in a gauge)."""
     service = terms.services[service_index]
     credit = capped_credit(terms, service_index, value_ms)
-    hit = [i for i, t in enumerate(service.tiers) if value_ms > t.below_ppm]
-    tier = hit[-1] if hit and value_ms > service.objective_ppm else None
-    next_tier = next((k for k, t in enumerate(service.tiers) if value_ms <= t.below_ppm), None)
+    hit = [i for i, t in enumerate(service.tiers) if value_ms > t.threshold]
+    tier = hit[-1] if hit and value_ms > service.objective else None
+    next_tier = next((k for k, t in enumerate(service.tiers) if value_ms <= t.threshold), None)
     return tier, credit, next_tier
 
 

@@ -55,7 +55,7 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
         pid += 1
         y += 1
         # a latency service's "good" check is one at or under the objective: p95 holds while 95 % are
-        objective = s.objective_ppm / PPM if s.kind is Kind.availability else percentiles.get(s.name, 95) / 100
+        objective = s.objective / PPM if s.kind is Kind.availability else percentiles.get(s.name, 95) / 100
         budget = 1 - objective
         panels.append(_panel(pid, "SLI (share of good checks)", "timeseries", 0, y, 8, 8, [
             (f"1 - smartsla:sli_error:ratio_rate5m{{{sel}}}", "5m {{agreement}}"),
@@ -88,7 +88,7 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
             panels.append(_panel(pid, "Figure so far / projected", "stat", 8, y, 8, 4, [
                 (f"smartsla_oracle_period_value_ppm{{{sel}}} / 1e6", "so far {{agreement}}"),
                 (f"smartsla_oracle_period_projected_ppm{{{sel}}} / 1e6", "projected {{agreement}}")],
-                "percentunit", f"Tiers: {', '.join(f'< {t.below_ppm / 1e4:g}%' for t in s.tiers)}", None))
+                "percentunit", f"Tiers: {', '.join(f'< {t.threshold / 1e4:g}%' for t in s.tiers)}", None))
         else:
             panels.append(_panel(pid, "Slow checks left before the next credit tier", "stat", 0, y, 8, 4, [
                 (f"smartsla_oracle_period_slow_checks_left{{{sel}}}", "{{agreement}}")],
@@ -98,8 +98,8 @@ def dashboard(spec: AgreementSpec, agreement: str | None = None) -> dict[str, An
             percentile = percentiles.get(s.name, 95)
             panels.append(_panel(pid, f"p{percentile} so far (ms)", "stat", 8, y, 8, 4, [
                 (f"smartsla_oracle_period_value_ppm{{{sel}}}", "so far {{agreement}}")],
-                "ms", f"Objective {s.objective_ppm} ms; tiers: "
-                + ", ".join(f"> {t.below_ppm} ms" for t in s.tiers), [(float(s.objective_ppm) + 1, "red")]))
+                "ms", f"Objective {s.objective} ms; tiers: "
+                + ", ".join(f"> {t.threshold} ms" for t in s.tiers), [(float(s.objective) + 1, "red")]))
         pid += 1
         panels.append(_panel(pid, "Alerts", "table", 16, y, 8, 4, [
             (f'ALERTS{{alertname=~"Smartsla.*", alertstate="firing", {sel}}}', "{{alertname}} {{tier}}")],

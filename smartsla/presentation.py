@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from .credit import tier_credit_bps
 from .terms import Kind, Terms
@@ -18,7 +18,7 @@ from .units import ppm_to_percent
 
 __all__ = [
     "ETH_DECIMALS", "MIN_AMOUNT_DECIMALS", "duration_words", "fmt_amount", "fmt_days", "fmt_duration", "fmt_eth",
-    "fmt_time", "format_amount", "measure", "period_services", "service_state", "short_address",
+    "fmt_time", "format_amount", "measure", "period_services", "service_state", "short_address", "value_unit",
 ]
 
 DAY = 86_400
@@ -76,11 +76,17 @@ def short_address(address: str | None) -> str:
     return "–" if not address else f"{address[:8]}…{address[-4:]}"
 
 
+def value_unit(service: Any) -> Literal["ppm", "ms"]:
+    """The unit of `service`'s objective, tier thresholds and measured values (a Service or its
+    JSON): milliseconds for latency services, ppm for availability, satisfaction and composite."""
+    kind = service.kind.name if hasattr(service, "kind") and hasattr(service.kind, "name") else service.get("kind")
+    return "ms" if kind == "latency" else "ppm"
+
+
 def measure(service: Any, value: int) -> str:
     """A measured value or objective of `service` (a Service or its JSON) as people read it:
-    99.9900% or 250 ms (latency services carry milliseconds where others carry ppm)."""
-    kind = service.kind.name if hasattr(service, "kind") and hasattr(service.kind, "name") else service.get("kind")
-    return f"{value} ms" if kind == "latency" else ppm_to_percent(value)
+    99.9900% or 250 ms (value_unit: latency services carry milliseconds where others carry ppm)."""
+    return f"{value} ms" if value_unit(service) == "ms" else ppm_to_percent(value)
 
 
 # ---------------------------------------------------------------------------- amounts
@@ -144,10 +150,10 @@ def period_services(terms: Terms, values_ppm: list[int], service_credits: list[i
             tier = 1 + [t.credit_bps for t in service.tiers].index(bps)
         harshest = tier is not None and tier == len(service.tiers)
         disaster = service.kind in (Kind.availability, Kind.composite) and value < terms.termination_ppm
-        met = value <= service.objective_ppm if service.lower_is_better else value >= service.objective_ppm
+        met = value <= service.objective if service.lower_is_better else value >= service.objective
         state = service_state(met=met, harshest_tier=harshest, disaster=disaster)
-        out.append({"service": service.name, "kind": service.kind.name, "objective_ppm": service.objective_ppm,
-                    "value_ppm": value, "objective": measure(service, service.objective_ppm),
+        out.append({"service": service.name, "kind": service.kind.name, "objective_value": service.objective,
+                    "value": value, "unit": value_unit(service), "objective": measure(service, service.objective),
                     "measured": measure(service, value), "met": met, "tier": tier, "tier_credit_bps": bps,
                     "credit": str(credit), "disaster": disaster, "state": state})
     return out

@@ -206,7 +206,7 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
         for name in gauges:
             rules.append({"record": f"smartsla:period_{RECORDED_AS.get(name, name)}", "labels": {"slo": service.name},
                           "expr": f"max by ({BY}) ({PERIOD_METRIC.format(name)}{sel})"})
-    budget = Decimal(PPM - service.objective_ppm) / PPM
+    budget = Decimal(PPM - service.objective) / PPM
     if not availability:
         # p95 <= objective exactly when at most 5 % of the checks are slower than it
         budget = Decimal(100 - dict(ctx.percentiles).get(service.name, 95)) / 100
@@ -226,7 +226,7 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
                 "summary": (f"{service.name}: error budget burning {_num(f)}x too fast over {pair.long} and "
                             f"{pair.short} ({_num(pair.budget_share * 100)} % of the period's budget in "
                             f"{pair.long})"),
-                "objective": ppm_to_percent(service.objective_ppm) if availability else f"{service.objective_ppm} ms",
+                "objective": ppm_to_percent(service.objective) if availability else f"{service.objective} ms",
             },
         })
     if availability:
@@ -234,7 +234,7 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
         cap = terms.fee_per_period * terms.credit_cap_bps // BPS
         g, b, r = (f"smartsla:period_{n}_seconds{sel}" for n in ("good", "bad", "remaining"))
         for k, tier in enumerate(service.tiers):
-            allowed = f"{_num(Decimal(PPM - tier.below_ppm) / PPM)} * ({g} + {b} + {r})"
+            allowed = f"{_num(Decimal(PPM - tier.threshold) / PPM)} * ({g} + {b} + {r})"
             credit = min(terms.fee_per_period * service.weight_bps * tier.credit_bps // (BPS * BPS), cap)
             alerts.append({
                 "alert": "SmartslaCreditAtRisk",
@@ -243,10 +243,10 @@ def service_rules(ctx: Context, terms: Terms, index: int, agreement: str | None 
                 "labels": {"severity": "page", "slo": service.name, **who, "tier": str(k)},
                 "annotations": {
                     "summary": (f"{service.name}: at the last {cw}'s burn the period ends below "
-                                f"{ppm_to_percent(tier.below_ppm)}: credit tier {k} "
+                                f"{ppm_to_percent(tier.threshold)}: credit tier {k} "
                                 f"({bps_to_percent(tier.credit_bps)} of the fee) costs "
                                 f"{_amount(credit, decimals)} {symbol}"),
-                    "tier_threshold": ppm_to_percent(tier.below_ppm),
+                    "tier_threshold": ppm_to_percent(tier.threshold),
                     "credit_share": bps_to_percent(tier.credit_bps),
                     "credit_amount": f"{_amount(credit, decimals)} {symbol}",
                     "credit_base_units": str(credit),
@@ -287,9 +287,9 @@ def _latency_credit_alerts(ctx: Context, terms: Terms, service: Service, sel: st
             "labels": {"severity": "page", "slo": service.name, **who, "tier": str(k)},
             "annotations": {
                 "summary": (f"{service.name}: at the last {cw}'s rate of slow checks the period's latency ends "
-                            f"above {tier.below_ppm} ms: credit tier {k} ({bps_to_percent(tier.credit_bps)} of "
+                            f"above {tier.threshold} ms: credit tier {k} ({bps_to_percent(tier.credit_bps)} of "
                             f"the fee) costs {_amount(credit, decimals)} {symbol}"),
-                "tier_threshold": f"{tier.below_ppm} ms",
+                "tier_threshold": f"{tier.threshold} ms",
                 "credit_share": bps_to_percent(tier.credit_bps),
                 "credit_amount": f"{_amount(credit, decimals)} {symbol}",
                 "credit_base_units": str(credit),
@@ -329,8 +329,8 @@ def generate_corporate(spec: CorporateSpec, agreement: str | None = None) -> dic
         for i, service in enumerate(corp.services):
             tiers = service.tiers
             if dep.objectives[i]:  # the mildest tier moves with an overridden objective (department_credit)
-                tiers = (tiers[0].model_copy(update={"below_ppm": dep.objectives[i]}), *tiers[1:])
-            services.append(service.model_copy(update={"objective_ppm": dep.objectives[i] or service.objective_ppm,
+                tiers = (tiers[0].model_copy(update={"threshold": dep.objectives[i]}), *tiers[1:])
+            services.append(service.model_copy(update={"objective": dep.objectives[i] or service.objective,
                                                        "weight_bps": dep.weights_bps[i] or 1, "tiers": tiers}))
         terms = _terms_like(corp, tuple(services), dep.fee_per_period, dep.credit_cap_bps or corp.credit_cap_bps)
         for i in range(len(services)):

@@ -286,13 +286,13 @@ class ServiceSpec(_Strict):
         if latency:
             objective = int(self.slo.objective)
             # the validator above refused a latency tier without `above`
-            tiers = tuple(Tier(below_ppm=int(c.above or 0), credit_bps=_bps(c.credit)) for c in self.credits)
+            tiers = tuple(Tier(threshold=int(c.above or 0), credit_bps=_bps(c.credit)) for c in self.credits)
         else:
             objective = _ppm(Decimal(self.slo.objective))
-            tiers = tuple(Tier(below_ppm=_ppm(c.below), credit_bps=_bps(c.credit)) for c in self.credits)
+            tiers = tuple(Tier(threshold=_ppm(c.below), credit_bps=_bps(c.credit)) for c in self.credits)
         # A latency service's percentile is part of the terms (Options.latencyPercentiles): the
         # spec's, or the oracles' default of 95 when it names none, so the method is explicit.
-        return Service(name=self.name, kind=Kind[self.slo.sli], objective_ppm=objective,
+        return Service(name=self.name, kind=Kind[self.slo.sli], objective=objective,
                        weight_bps=_bps(self.weight), tiers=tiers,
                        latency_percentile=(self.slo.percentile or DEFAULT_LATENCY_PERCENTILE) if latency else 0)
 
@@ -499,16 +499,16 @@ def terms_to_spec(terms: Terms, name: str = "on-chain", decimals: int = 18) -> d
         for i, t in enumerate(s.tiers):
             nxt = s.tiers[i + 1] if i + 1 < len(s.tiers) else None
             if latency:
-                r: dict[str, Any] = {"above": f"{t.below_ppm}ms"}
+                r: dict[str, Any] = {"above": f"{t.threshold}ms"}
                 if nxt:
-                    r["upTo"] = f"{nxt.below_ppm}ms"
+                    r["upTo"] = f"{nxt.threshold}ms"
             else:
-                r = {"below": _pct(t.below_ppm, PPM)}
+                r = {"below": _pct(t.threshold, PPM)}
                 if nxt:
-                    r["atLeast"] = _pct(nxt.below_ppm, PPM)
+                    r["atLeast"] = _pct(nxt.threshold, PPM)
             r["credit"] = _pct(t.credit_bps, BPS)
             ranges.append(r)
-        objective = f"{s.objective_ppm}ms" if latency else _pct(s.objective_ppm, PPM)
+        objective = f"{s.objective}ms" if latency else _pct(s.objective, PPM)
         slo: dict[str, Any] = {"sli": s.kind.name, "objective": objective}
         if s.latency_percentile:
             slo["percentile"] = s.latency_percentile

@@ -45,16 +45,12 @@ def service_name(raw: bytes) -> str:
 
 
 class Tier(BaseModel):
-    """Beyond `below_ppm` the service earns `credit_bps` of its share of the period fee: strictly
+    """Beyond `threshold` the service earns `credit_bps` of its share of the period fee: strictly
     below it for availability-like services (ppm), strictly above it for latency services (ms)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    below_ppm: Annotated[int, Field(ge=0, lt=2**32)]
+    threshold: Annotated[int, Field(ge=0, lt=2**32)]
     credit_bps: Annotated[int, Field(gt=0, le=BPS)]
-
-    @property
-    def threshold(self) -> int:
-        return self.below_ppm
 
 
 class Kind(IntEnum):
@@ -67,9 +63,12 @@ class Kind(IntEnum):
 
 
 class Service(BaseModel):
+    """One service of an agreement. `objective` and the tiers' `threshold`s are in ppm for availability,
+    satisfaction and composite services, in milliseconds for latency services (Kind)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: Annotated[str, Field(min_length=1)]
-    objective_ppm: Annotated[int, Field(gt=0, lt=2**32)]
+    objective: Annotated[int, Field(gt=0, lt=2**32)]
     weight_bps: Annotated[int, Field(gt=0, le=BPS)] = BPS
     tiers: tuple[Tier, ...]
     kind: Kind = Kind.availability
@@ -106,21 +105,21 @@ class Service(BaseModel):
         if self.latency_percentile and self.latency_percentile not in LATENCY_PERCENTILES:
             raise ValueError(f"service {self.name!r}: latency percentile {self.latency_percentile} is not one of "
                              f"{', '.join(map(str, LATENCY_PERCENTILES))}")
-        if not self.lower_is_better and self.objective_ppm > PPM:
-            raise ValueError(f"service {self.name!r}: objective {self.objective_ppm} ppm is above 100 %")
+        if not self.lower_is_better and self.objective > PPM:
+            raise ValueError(f"service {self.name!r}: objective {self.objective} ppm is above 100 %")
         if not 1 <= len(self.tiers) <= MAX_TIERS:
             raise ValueError(f"service {self.name!r}: needs 1..{MAX_TIERS} tiers, has {len(self.tiers)}")
         for i, tier in enumerate(self.tiers):
-            if self.lower_is_better and tier.below_ppm < self.objective_ppm:
-                raise ValueError(f"service {self.name!r}: latency tier {i} bound {tier.below_ppm} ms is below the "
+            if self.lower_is_better and tier.threshold < self.objective:
+                raise ValueError(f"service {self.name!r}: latency tier {i} bound {tier.threshold} ms is below the "
                                  "objective")
-            if not self.lower_is_better and tier.below_ppm > self.objective_ppm:
-                raise ValueError(f"service {self.name!r}: tier {i} threshold {tier.below_ppm} is above the objective")
+            if not self.lower_is_better and tier.threshold > self.objective:
+                raise ValueError(f"service {self.name!r}: tier {i} threshold {tier.threshold} is above the objective")
             if i:
                 prev = self.tiers[i - 1]
-                if self.lower_is_better and tier.below_ppm <= prev.below_ppm:
+                if self.lower_is_better and tier.threshold <= prev.threshold:
                     raise ValueError(f"service {self.name!r}: latency tier {i} bound must rise above tier {i - 1}'s")
-                if not self.lower_is_better and tier.below_ppm >= prev.below_ppm:
+                if not self.lower_is_better and tier.threshold >= prev.threshold:
                     raise ValueError(f"service {self.name!r}: tier {i} threshold must fall below tier {i - 1}'s")
                 if tier.credit_bps <= prev.credit_bps:
                     raise ValueError(f"service {self.name!r}: tier {i} credit must rise above tier {i - 1}'s")
@@ -329,7 +328,7 @@ class Terms(BaseModel):
     def to_abi(self) -> tuple[Any, ...]:
         """The Terms struct as the contracts' ABI expects it."""
         services = [
-            (service_id_bytes(s.name), s.objective_ppm, s.weight_bps, [(t.below_ppm, t.credit_bps) for t in s.tiers])
+            (service_id_bytes(s.name), s.objective, s.weight_bps, [(t.threshold, t.credit_bps) for t in s.tiers])
             for s in self.services
         ]
         return (
@@ -369,9 +368,9 @@ class Terms(BaseModel):
             fee_per_period=raw.feePerPeriod, collateral=raw.collateral, credit_cap_bps=raw.creditCapBps,
             termination_ppm=raw.terminationPpm, **method,
             services=tuple(
-                Service(name=service_name(s.id), objective_ppm=s.objectivePpm, weight_bps=s.weightBps,
+                Service(name=service_name(s.id), objective=s.objective, weight_bps=s.weightBps,
                         kind=Kind(kind), latency_percentile=pct,
-                        tiers=tuple(Tier(below_ppm=t.belowPpm, credit_bps=t.creditBps) for t in s.tiers))
+                        tiers=tuple(Tier(threshold=t.threshold, credit_bps=t.creditBps) for t in s.tiers))
                 for s, kind, pct in zip(services, kinds or [0] * len(services),
                                         percentiles or [0] * len(services), strict=True)
             ),

@@ -207,7 +207,7 @@ def check_bundle(agreement: Agreement, chain_id: int, period: int, bundle: Bundl
             p.append(f"{where}: {r.name}: {len(wrong) - 5} more slices wrongly excluded")
         check.records[r.index] = r
         check.figures[r.index] = figure_from_record(r, percentile=agreed_percentile(terms, r.index),
-                                                    objective_ms=s.objective_ppm)
+                                                    objective_ms=s.objective)
     check.measured_ppm = min((f.measured_ppm for f in check.figures.values()), default=PPM)
     return check
 

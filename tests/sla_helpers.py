@@ -11,8 +11,8 @@ from smartsla.terms import Service, Terms, Tier
 
 # AWS EC2 region-level schedule (aws.amazon.com/compute/sla): below 99.99 % 10 %, below 99 % 30 %,
 # below 95 % 100 %.
-EC2_TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
-             Tier(below_ppm=950_000, credit_bps=10_000))
+EC2_TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000),
+             Tier(threshold=950_000, credit_bps=10_000))
 ETHER = 10**18
 
 
@@ -22,7 +22,7 @@ def make_terms(roles: dict[str, str], start: int, **overrides: Any) -> Terms:
         provider=roles["provider"], customer=roles["customer"], oracle=roles["oracle"], start=start,
         period_length=3600, period_count=3, fee_per_period=ETHER, collateral=3 * ETHER,
         credit_cap_bps=10_000, termination_ppm=900_000,
-        services=(Service(name="compute", objective_ppm=999_900, tiers=EC2_TIERS),),
+        services=(Service(name="compute", objective=999_900, tiers=EC2_TIERS),),
     )
     if "oracles" in overrides:
         fields.pop("oracle")

@@ -21,9 +21,9 @@ ETHER = 10**18
 ROOT = b"\x11" * 32  # an evidence root (the contract stores any non-zero root)
 UP = [1_000_000, 1_000_000]
 SERVICES = (
-    Service(name="email", objective_ppm=999_000, tiers=(Tier(below_ppm=999_000, credit_bps=1_000),
-                                                        Tier(below_ppm=990_000, credit_bps=3_000))),
-    Service(name="erp", objective_ppm=995_000, tiers=(Tier(below_ppm=995_000, credit_bps=2_000),)),
+    Service(name="email", objective=999_000, tiers=(Tier(threshold=999_000, credit_bps=1_000),
+                                                        Tier(threshold=990_000, credit_bps=3_000))),
+    Service(name="erp", objective=995_000, tiers=(Tier(threshold=995_000, credit_bps=2_000),)),
 )
 
 

@@ -283,7 +283,7 @@ def test_library_errors_become_one_line(monkeypatch: pytest.MonkeyPatch) -> None
 
     def validation_error() -> ValidationError:
         try:
-            Tier(below_ppm=-1, credit_bps=0)
+            Tier(threshold=-1, credit_bps=0)
         except ValidationError as exc:
             return exc
         raise AssertionError("no error")

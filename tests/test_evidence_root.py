@@ -60,24 +60,24 @@ def test_a_signature_over_one_root_cannot_carry_another(chain, factory, roles, t
 
 
 def _latency_services(percentile_web: int, percentile_api: int) -> tuple[Service, ...]:
-    return (Service.model_construct(name="web", objective_ppm=999_900, weight_bps=5_000, tiers=EC2_TIERS,
+    return (Service.model_construct(name="web", objective=999_900, weight_bps=5_000, tiers=EC2_TIERS,
                                     kind=Kind.availability, latency_percentile=percentile_web),
-            Service.model_construct(name="api", objective_ppm=300, weight_bps=5_000,
-                                    tiers=(Tier(below_ppm=500, credit_bps=1_000),), kind=Kind.latency,
+            Service.model_construct(name="api", objective=300, weight_bps=5_000,
+                                    tiers=(Tier(threshold=500, credit_bps=1_000),), kind=Kind.latency,
                                     latency_percentile=percentile_api))
 
 
 def test_a_percentile_on_an_availability_service_is_refused(chain, factory, roles, terms_for):
     # Python refuses first, naming the service and the rule...
     with pytest.raises(ValidationError, match="a latency percentile \\(99\\) is only for latency services"):
-        Service(name="web", objective_ppm=999_900, tiers=EC2_TIERS, latency_percentile=99)
+        Service(name="web", objective=999_900, tiers=EC2_TIERS, latency_percentile=99)
     with pytest.raises(ValidationError, match="latency percentile 90 is not one of 50, 95, 99"):
-        Service(name="api", kind="latency", objective_ppm=300, tiers=(Tier(below_ppm=500, credit_bps=1_000),),
+        Service(name="api", kind="latency", objective=300, tiers=(Tier(threshold=500, credit_bps=1_000),),
                 latency_percentile=90)
     # ... and the factory refuses whoever skips Python (terms built without validation).
-    good = terms_for(services=(Service(name="web", objective_ppm=999_900, weight_bps=5_000, tiers=EC2_TIERS),
-                               Service(name="api", kind="latency", objective_ppm=300, weight_bps=5_000,
-                                       latency_percentile=95, tiers=(Tier(below_ppm=500, credit_bps=1_000),))))
+    good = terms_for(services=(Service(name="web", objective=999_900, weight_bps=5_000, tiers=EC2_TIERS),
+                               Service(name="api", kind="latency", objective=300, weight_bps=5_000,
+                                       latency_percentile=95, tiers=(Tier(threshold=500, credit_bps=1_000),))))
     for services, error in ((_latency_services(99, 95), "PercentileOnNonLatencyService"),
                             (_latency_services(0, 90), "UnsupportedPercentile")):
         bad = good.model_construct(**{**dict(good), "services": services})

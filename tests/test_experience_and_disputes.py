@@ -10,15 +10,15 @@ from smartsla.credit import Books, period_outcome
 from smartsla.errors import ContractReverted
 from smartsla.terms import Kind, Service, Tier
 
-LATENCY = Service(name="p95-latency", kind="latency", objective_ppm=300, weight_bps=2_000,
-                  tiers=(Tier(below_ppm=300, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000),
-                         Tier(below_ppm=1_000, credit_bps=10_000)))
-CSAT = Service(name="csat", kind="satisfaction", objective_ppm=800_000, weight_bps=2_000,
-               tiers=(Tier(below_ppm=800_000, credit_bps=2_500), Tier(below_ppm=600_000, credit_bps=5_000)))
-MAIL = Service(name="mail", objective_ppm=999_000, weight_bps=2_000, tiers=EC2_TIERS[1:])
-FILES = Service(name="files", objective_ppm=999_000, weight_bps=2_000, tiers=EC2_TIERS[1:])
-COMBINED = Service(name="combined", kind="composite", objective_ppm=999_500, weight_bps=2_000,
-                   tiers=(Tier(below_ppm=999_500, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=5_000)))
+LATENCY = Service(name="p95-latency", kind="latency", objective=300, weight_bps=2_000,
+                  tiers=(Tier(threshold=300, credit_bps=1_000), Tier(threshold=500, credit_bps=3_000),
+                         Tier(threshold=1_000, credit_bps=10_000)))
+CSAT = Service(name="csat", kind="satisfaction", objective=800_000, weight_bps=2_000,
+               tiers=(Tier(threshold=800_000, credit_bps=2_500), Tier(threshold=600_000, credit_bps=5_000)))
+MAIL = Service(name="mail", objective=999_000, weight_bps=2_000, tiers=EC2_TIERS[1:])
+FILES = Service(name="files", objective=999_000, weight_bps=2_000, tiers=EC2_TIERS[1:])
+COMBINED = Service(name="combined", kind="composite", objective=999_500, weight_bps=2_000,
+                   tiers=(Tier(threshold=999_500, credit_bps=1_000), Tier(threshold=990_000, credit_bps=5_000)))
 
 
 def reverted(name: str):
@@ -201,10 +201,10 @@ def test_options_are_validated(terms_for, roles):
     with pytest.raises(ValidationError, match="composite service needs availability"):
         terms_for(services=(COMBINED.model_copy(update={"weight_bps": 10_000}),))
     with pytest.raises(ValidationError, match="latency tier 1 bound must rise"):
-        Service(name="lat", kind="latency", objective_ppm=300,
-                tiers=(Tier(below_ppm=500, credit_bps=1_000), Tier(below_ppm=400, credit_bps=2_000)))
+        Service(name="lat", kind="latency", objective=300,
+                tiers=(Tier(threshold=500, credit_bps=1_000), Tier(threshold=400, credit_bps=2_000)))
     with pytest.raises(ValidationError, match="unknown kind 'speed'"):
-        Service(name="x", kind="speed", objective_ppm=300, tiers=(Tier(below_ppm=300, credit_bps=1),))
+        Service(name="x", kind="speed", objective=300, tiers=(Tier(threshold=300, credit_bps=1),))
 
 
 def test_calendar_periods_end_where_the_terms_say(chain, factory, roles, terms_for):

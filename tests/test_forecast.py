@@ -32,8 +32,8 @@ def make_terms(objective: int = 999_000, tiers: tuple[tuple[int, int], ...] = ((
                                                                               (950_000, 10_000)),
                period: int = 30 * DAY, slice_s: int = 60, cap_bps: int = 10_000, extra: tuple[Service, ...] = ()
                ) -> Terms:
-    svc = Service(name="api", objective_ppm=objective, weight_bps=10_000 - 100 * len(extra),
-                  tiers=tuple(Tier(below_ppm=b, credit_bps=c) for b, c in tiers))
+    svc = Service(name="api", objective=objective, weight_bps=10_000 - 100 * len(extra),
+                  tiers=tuple(Tier(threshold=b, credit_bps=c) for b, c in tiers))
     return Terms(provider=A, customer=B, oracle=ORACLE, start=1_000_000 * 60, period_length=period, period_count=3,
                  fee_per_period=10**18, collateral=3 * 10**18, credit_cap_bps=cap_bps, slice_seconds=slice_s,
                  services=(svc, *extra))
@@ -71,8 +71,8 @@ def test_a_recent_burn_projects_beyond_the_period_so_far() -> None:
 
 
 def test_refuses_what_it_cannot_forecast_naming_every_problem() -> None:
-    lat = Service(name="lat", objective_ppm=200, weight_bps=100, kind=Kind.latency,
-                  tiers=(Tier(below_ppm=300, credit_bps=500),))
+    lat = Service(name="lat", objective=200, weight_bps=100, kind=Kind.latency,
+                  tiers=(Tier(threshold=300, credit_bps=500),))
     terms = make_terms(extra=(lat,))
     with pytest.raises(ValueError) as err:
         forecast(terms, 1, 7, terms.start, good_s=-1, bad_s=float("nan"), burn=2)
@@ -118,29 +118,29 @@ def test_property_matches_the_reference_and_the_budget_is_exact(tiers: tuple[tup
     if f.next_tier is None:
         assert f.budget_left_s == 0
         # the harshest tier is certain even if every remaining slice is good
-        assert final_value(good + remaining, bad) < service.tiers[-1].below_ppm
+        assert final_value(good + remaining, bad) < service.tiers[-1].threshold
         return
     k = f.next_tier
     assert f.budget_left_s % slice_s == 0
     d = int(f.budget_left_s // slice_s)
     # spending exactly the budget keeps the period out of tier k ...
     if d <= remaining:
-        assert final_value(good + remaining - d, bad + d) >= service.tiers[k].below_ppm
+        assert final_value(good + remaining - d, bad + d) >= service.tiers[k].threshold
     # ... one more bad slice puts it in (when there is time left for one)
     if d + 1 <= remaining:
-        assert final_value(good + remaining - d - 1, bad + d + 1) < service.tiers[k].below_ppm
+        assert final_value(good + remaining - d - 1, bad + d + 1) < service.tiers[k].threshold
     # and every milder tier is already certain
     for j in range(k):
-        assert final_value(good + remaining, bad) < service.tiers[j].below_ppm
+        assert final_value(good + remaining, bad) < service.tiers[j].threshold
 
 
 # --------------------------------------------------------------------------- latency services
 def latency_terms() -> Terms:
     """200 ms objective; 10 % above 300 ms, 30 % above 500 ms (p95 of the successful checks)."""
-    lat = Service(name="lat", objective_ppm=200, weight_bps=5_000, kind=Kind.latency,
-                  tiers=(Tier(below_ppm=300, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000)))
-    avail = Service(name="api", objective_ppm=999_000, weight_bps=5_000,
-                    tiers=(Tier(below_ppm=999_000, credit_bps=1_000),))
+    lat = Service(name="lat", objective=200, weight_bps=5_000, kind=Kind.latency,
+                  tiers=(Tier(threshold=300, credit_bps=1_000), Tier(threshold=500, credit_bps=3_000)))
+    avail = Service(name="api", objective=999_000, weight_bps=5_000,
+                    tiers=(Tier(threshold=999_000, credit_bps=1_000),))
     return Terms(provider=A, customer=B, oracle=ORACLE, start=1_000_000 * 60, period_length=DAY, period_count=3,
                  fee_per_period=10**18, collateral=3 * 10**18, credit_cap_bps=10_000, slice_seconds=60,
                  services=(avail, lat))
@@ -196,10 +196,10 @@ def test_latency_forecast_matches_the_reference_and_its_budget_is_exact(values: 
     assert f.projected_credit == service_credit(service, value, terms.fee_per_period)
     assert (f.projected_tier is not None) == (tier_credit_bps(service, value) > 0)
     if f.next_tier is None:
-        assert all(value > t.below_ppm for t in service.tiers)
+        assert all(value > t.threshold for t in service.tiers)
         return
-    bound = service.tiers[f.next_tier].below_ppm
-    assert value <= bound and all(value > t.below_ppm for t in service.tiers[:f.next_tier])
+    bound = service.tiers[f.next_tier].threshold
+    assert value <= bound and all(value > t.threshold for t in service.tiers[:f.next_tier])
     left = f.slow_checks_left
     assert left is not None
 

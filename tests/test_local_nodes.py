@@ -46,8 +46,8 @@ GANACHE_KEYS = ("0x4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23
                 "0x6cbed15c793ce57650b9877cf6fa156fbef513c4e6134f022a85b1ffdd59b2a1",
                 "0x6370fd033278c143179d81c5526140625662b8daa446c22ee2d73db3707e620c",
                 "0x646f1ce2fdad0e6deeeb5c7e8e5543bdde65e86029e2fd9fc169899c440a7913")
-S3_TIERS = (Tier(below_ppm=999_000, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=2_500),
-            Tier(below_ppm=950_000, credit_bps=10_000))
+S3_TIERS = (Tier(threshold=999_000, credit_bps=1_000), Tier(threshold=990_000, credit_bps=2_500),
+            Tier(threshold=950_000, credit_bps=10_000))
 
 
 anvil = node_fixture("anvil", scope="module")
@@ -82,8 +82,8 @@ def run_lifecycle(url: str) -> None:
     chain = Chain.connect(url)
     roles = _roles(chain)
     factory = Factory.deploy(chain, roles["deployer"])
-    services = (Service(name="compute", objective_ppm=999_900, weight_bps=6_000, tiers=EC2_TIERS),
-                Service(name="storage", objective_ppm=999_000, weight_bps=4_000, tiers=S3_TIERS))
+    services = (Service(name="compute", objective=999_900, weight_bps=6_000, tiers=EC2_TIERS),
+                Service(name="storage", objective=999_000, weight_bps=4_000, tiers=S3_TIERS))
     terms = make_terms(roles, chain.now() + 60, period_count=len(PERIOD_VALUES), collateral=6 * ETHER // 5,
                        services=services)
     agreement = factory.create_agreement(terms, roles["deployer"])

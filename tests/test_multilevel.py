@@ -107,7 +107,7 @@ def test_cancel_before_both_deposits_returns_the_money(chain, roles):
     a = chain.accounts
     terms = CorporateTerms(roles["provider"], roles["customer"], roles["oracle"], "0x" + "00" * 20, chain.now() + 10,
                            3_600, 2, 5_000, 10**18,
-                           (Service(name="email", objective_ppm=999_000, tiers=(Tier(below_ppm=999_000,
+                           (Service(name="email", objective=999_000, tiers=(Tier(threshold=999_000,
                                                                                      credit_bps=1_000),)),),
                            (DepartmentTerms("d", a[6], 10**17, 1, 0, (0,), (10_000,)),))
     c = Corporate.deploy(chain, terms, roles["deployer"])
@@ -234,8 +234,8 @@ def test_factory_refuses_bad_tiers_and_duplicate_services(chain, roles, tmp_path
     with pytest.raises(ContractReverted, match=r"^InvalidService\(1\)"):
         Corporate.deploy(chain, dup, roles["deployer"])
     # The Python model refuses a 200 % credit: build it unchecked to reach the contract's rule.
-    tier = Tier.model_construct(below_ppm=999_000, credit_bps=20_000)
-    free = Service.model_construct(name="email", objective_ppm=999_000, weight_bps=10_000, tiers=(tier,),
+    tier = Tier.model_construct(threshold=999_000, credit_bps=20_000)
+    free = Service.model_construct(name="email", objective=999_000, weight_bps=10_000, tiers=(tier,),
                                    kind=terms.services[0].kind)
     over = replace(terms, services=(free, *terms.services[1:]))
     with pytest.raises(ContractReverted, match=r"^InvalidTier\(0, 0\)"):

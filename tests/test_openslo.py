@@ -36,9 +36,9 @@ def test_checkout_set_imports_to_the_agreement_it_describes(tmp_path: Path):
     spec_file.write_text(dump_spec(data))
     terms = load_spec(spec_file).to_terms()  # what `smartsla spec validate` accepts
     avail, latency = terms.services
-    assert (avail.kind, avail.objective_ppm, avail.weight_bps) == (Kind.availability, 999_000, 7_000)
-    assert (latency.kind, latency.objective_ppm, latency.weight_bps) == (Kind.latency, 300, 3_000)
-    assert [t.below_ppm for t in latency.tiers] == [300, 1000]
+    assert (avail.kind, avail.objective, avail.weight_bps) == (Kind.availability, 999_000, 7_000)
+    assert (latency.kind, latency.objective, latency.weight_bps) == (Kind.latency, 300, 3_000)
+    assert [t.threshold for t in latency.tiers] == [300, 1000]
     assert data["spec"]["services"][1]["slo"]["percentile"] == 95  # target 0.95 of an Occurrences SLO
     assert terms.slice_seconds == 60  # timeSliceWindow: 1m is one MINUTE
     # duration: 1M with a calendar is calendar months in Berlin: Jan 31 days, Feb 28 days (2027)

@@ -36,7 +36,7 @@ def tiers(draw, objective: int) -> tuple[Tier, ...]:
     n = draw(st.integers(1, min(4, objective + 1)))
     thresholds = sorted(draw(st.sets(st.integers(0, objective), min_size=n, max_size=n)), reverse=True)
     credits = sorted(draw(st.sets(st.integers(1, BPS), min_size=n, max_size=n)))
-    return tuple(Tier(below_ppm=b, credit_bps=c) for b, c in zip(thresholds, credits, strict=False))
+    return tuple(Tier(threshold=b, credit_bps=c) for b, c in zip(thresholds, credits, strict=False))
 
 
 @st.composite
@@ -44,7 +44,7 @@ def latency_tiers(draw, objective: int) -> tuple[Tier, ...]:
     n = draw(st.integers(1, 4))
     bounds = sorted(draw(st.sets(st.integers(objective, objective + 5_000), min_size=n, max_size=n)))
     credits = sorted(draw(st.sets(st.integers(1, BPS), min_size=n, max_size=n)))
-    return tuple(Tier(below_ppm=b, credit_bps=c) for b, c in zip(bounds, credits, strict=True))
+    return tuple(Tier(threshold=b, credit_bps=c) for b, c in zip(bounds, credits, strict=True))
 
 
 @st.composite
@@ -58,11 +58,11 @@ def services(draw) -> tuple[Service, ...]:
         kind = draw(st.sampled_from(["availability", "latency", "composite"])) if i else "availability"
         if kind == "latency":
             objective = draw(st.integers(1, 2_000))
-            out.append(Service(name=f"svc{i}", kind=kind, objective_ppm=objective, weight_bps=w,
+            out.append(Service(name=f"svc{i}", kind=kind, objective=objective, weight_bps=w,
                                tiers=draw(latency_tiers(objective))))
             continue
         objective = draw(st.integers(1, PPM))
-        out.append(Service(name=f"svc{i}", kind=kind, objective_ppm=objective, weight_bps=w,
+        out.append(Service(name=f"svc{i}", kind=kind, objective=objective, weight_bps=w,
                            tiers=draw(tiers(objective))))
     return tuple(out)
 

@@ -19,10 +19,10 @@ from smartsla.units import percent_to_bps, percent_to_ppm, ppm_to_percent
         ({"credit_cap_bps": 10_001}, "credit_cap_bps"),
         ({"termination_ppm": 1_000_001}, "termination_ppm"),
         ({"services": ()}, "1..16 services"),
-        ({"services": (Service(name="a", objective_ppm=999_000, weight_bps=5_000, tiers=EC2_TIERS[1:]),)},
+        ({"services": (Service(name="a", objective=999_000, weight_bps=5_000, tiers=EC2_TIERS[1:]),)},
          "weights must sum"),
-        ({"services": (Service(name="a", objective_ppm=999_900, weight_bps=5_000, tiers=EC2_TIERS),
-                       Service(name="a", objective_ppm=999_900, weight_bps=5_000, tiers=EC2_TIERS))},
+        ({"services": (Service(name="a", objective=999_900, weight_bps=5_000, tiers=EC2_TIERS),
+                       Service(name="a", objective=999_900, weight_bps=5_000, tiers=EC2_TIERS))},
          "duplicate service names: a"),
     ],
 )
@@ -40,20 +40,20 @@ def test_provider_cannot_be_the_customer(terms_for, roles):
 @pytest.mark.parametrize(
     ("tiers", "message"),
     [
-        ((Tier(below_ppm=990_000, credit_bps=3_000), Tier(below_ppm=999_000, credit_bps=1_000)), "must fall"),
-        ((Tier(below_ppm=999_000, credit_bps=3_000), Tier(below_ppm=990_000, credit_bps=1_000)), "must rise"),
-        ((Tier(below_ppm=999_990, credit_bps=1_000),), "above the objective"),
+        ((Tier(threshold=990_000, credit_bps=3_000), Tier(threshold=999_000, credit_bps=1_000)), "must fall"),
+        ((Tier(threshold=999_000, credit_bps=3_000), Tier(threshold=990_000, credit_bps=1_000)), "must rise"),
+        ((Tier(threshold=999_990, credit_bps=1_000),), "above the objective"),
         ((), "needs 1..8 tiers"),
     ],
 )
 def test_bad_tiers(tiers, message):
     with pytest.raises(ValidationError, match=message):
-        Service(name="api", objective_ppm=999_900, tiers=tiers)
+        Service(name="api", objective=999_900, tiers=tiers)
 
 
 def test_objective_above_one_hundred_percent():
     with pytest.raises(ValidationError, match="objective 1000001 ppm is above 100 %"):
-        Service(name="api", objective_ppm=1_000_001, tiers=EC2_TIERS)
+        Service(name="api", objective=1_000_001, tiers=EC2_TIERS)
 
 
 def test_percent_conversions_are_exact():

@@ -47,11 +47,11 @@ library DepartmentCredit {
     /// override (`objective` non-zero): the override replaces the objective and moves the mildest
     /// tier's threshold with it ("below it, the first credit applies").
     function tierCredit(Service memory s, uint32 objective, uint32 value) internal pure returns (uint256 creditBps) {
-        uint32 target = objective == 0 ? s.objectivePpm : objective;
+        uint32 target = objective == 0 ? s.objective : objective;
         if (value >= target) return 0;
         Tier[] memory tiers = s.tiers;
         for (uint256 j = 0; j < tiers.length; ++j) {
-            uint32 threshold = j == 0 && objective != 0 ? objective : tiers[j].belowPpm;
+            uint32 threshold = j == 0 && objective != 0 ? objective : tiers[j].threshold;
             if (value < threshold) creditBps = tiers[j].creditBps;
             else break;
         }

@@ -60,14 +60,15 @@ class AgreementPage(BaseModel):
 
 
 class TierOut(BaseModel):
-    below_ppm: int
+    threshold: int = Field(description="ppm, or ms for a latency service")
     credit_bps: int
 
 
 class ServiceTermsOut(BaseModel):
     name: str
     kind: str = Field(description="availability | latency (objective and values in ms) | satisfaction | composite")
-    objective_ppm: int
+    objective: int = Field(description="ppm, or ms for a latency service (see unit)")
+    unit: Literal["ppm", "ms"] = Field(description="the unit of objective and of the tiers' thresholds")
     weight_bps: int
     latency_percentile: int = Field(0, description="latency services: the agreed percentile (50/95/99); 0: not "
                                     "fixed by the agreement (the oracle's default, 95)")
@@ -155,8 +156,9 @@ class AgreementDetail(BaseModel):
 class ServicePeriodOut(BaseModel):
     service: str
     kind: str
-    objective_ppm: int = Field(description="ppm, or ms for a latency service")
-    value_ppm: int = Field(description="ppm, or ms for a latency service")
+    objective_value: int = Field(description="ppm, or ms for a latency service (see unit)")
+    value: int = Field(description="the settled figure: ppm, or ms for a latency service (see unit)")
+    unit: Literal["ppm", "ms"] = Field(description="the unit of objective_value and value")
     objective: str = Field(description="as people read it: 99.9900% or 250 ms")
     measured: str
     met: bool

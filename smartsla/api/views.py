@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..forecast import Forecast, forecast, latency_outcome
-from ..presentation import duration_words, fmt_amount, period_services
+from ..presentation import duration_words, fmt_amount, period_services, value_unit
 from ..terms import Kind, Service, Terms
 from ..units import BPS, PPM, ppm_to_percent
 from .oracle_feed import RunningInputs, as_json, inputs_for
@@ -110,9 +110,10 @@ def terms_json(terms: Terms) -> dict[str, Any]:
         "period_ends": list(terms.period_ends),
         # issue 12: the document's hash and the measurement method are part of the terms
         "spec_hash": terms.spec_hash, "slice_seconds": terms.slice_seconds, "min_measured_ppm": terms.min_measured_ppm,
-        "services": [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm, "weight_bps": s.weight_bps,
+        "services": [{"name": s.name, "kind": s.kind.name, "objective": s.objective, "unit": value_unit(s),
+                      "weight_bps": s.weight_bps,
                       "latency_percentile": s.latency_percentile,
-                      "tiers": [{"below_ppm": t.below_ppm, "credit_bps": t.credit_bps} for t in s.tiers]}
+                      "tiers": [{"threshold": t.threshold, "credit_bps": t.credit_bps} for t in s.tiers]}
                      for s in terms.services],
     }
 
@@ -197,7 +198,7 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, st
             rows.append({
                 "period": pj["period"], "period_start": pj["start"], "period_end": pj["end"],
                 "service": s["service"], "unit": "ms" if latency else "percent",
-                "objective": _number(s["objective_ppm"], latency), "measured": _number(s["value_ppm"], latency),
+                "objective": _number(s["objective_value"], latency), "measured": _number(s["value"], latency),
                 "met": s["met"],
                 "tier": s["tier"], "tier_credit_percent": f"{Decimal(s['tier_credit_bps']) / 100:.2f}",
                 "service_credit": s["credit"], "period_credit_paid": pj["credit_paid"],
@@ -239,9 +240,9 @@ def latency_budget_words(service: Service, next_tier: int | None, tier: int | No
         return prefix + "no latency budget left: the harshest tier is reached"
     t = service.tiers[next_tier]
     if slow_left is None:
-        return prefix + f"the period's percentile is within the {_tier_percent(t.credit_bps)} tier's {t.below_ppm} ms"
+        return prefix + f"the period's percentile is within the {_tier_percent(t.credit_bps)} tier's {t.threshold} ms"
     checks = "check" if slow_left == 1 else "checks"
-    return prefix + (f"{slow_left} more slow {checks} (above {t.below_ppm} ms, none faster) before the "
+    return prefix + (f"{slow_left} more slow {checks} (above {t.threshold} ms, none faster) before the "
                      f"{_tier_percent(t.credit_bps)} tier")
 
 
@@ -264,7 +265,7 @@ def _latency_json(terms: Terms, index: int, inputs: RunningInputs) -> dict[str, 
     return dict(
         available=True, oracle=as_json(inputs), period=inputs.period, period_start=terms.period_start(inputs.period),
         period_end=terms.period_end(inputs.period), now=now, value_so_far_ppm=ms, value_so_far=f"{ms} ms",
-        objective=f"{service.objective_ppm} ms", projected_ppm=ms, projected=f"{ms} ms",
+        objective=f"{service.objective} ms", projected_ppm=ms, projected=f"{ms} ms",
         projected_tier=None if tier is None else tier + 1,
         projected_tier_credit_bps=0 if tier is None else service.tiers[tier].credit_bps,
         projected_credit=str(credit), projected_credit_text=fmt_amount(credit, terms.asset),
@@ -306,7 +307,7 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
             item.update(
                 available=True, oracle=as_json(inputs), period=f.period, period_start=f.period_start,
                 period_end=f.period_end, now=f.now, value_so_far_ppm=f.value_so_far_ppm,
-                value_so_far=ppm_to_percent(f.value_so_far_ppm), objective=ppm_to_percent(s.objective_ppm),
+                value_so_far=ppm_to_percent(f.value_so_far_ppm), objective=ppm_to_percent(s.objective),
                 projected_ppm=f.projected_ppm, projected=ppm_to_percent(f.projected_ppm), projected_tier=tier,
                 projected_tier_credit_bps=0 if tier is None else s.tiers[tier - 1].credit_bps,
                 projected_credit=str(f.projected_credit),

@@ -246,11 +246,11 @@ def status(chain: Chain, address: str, spec_file: Path | None, as_json: bool) ->
         values.add_column("period", justify="right")
         values.add_column("state")
         for s in terms.services:
-            values.add_column(f"{s.name} (objective {ppm_to_percent(s.objective_ppm)})", justify="right")
+            values.add_column(f"{s.name} (objective {ppm_to_percent(s.objective)})", justify="right")
         for p, reported in enumerate(state.reported_values):
             ps = state.periods[p]
             shown = f"{ps.state} until {fmt_time(ps.final_after)}" if ps.state == "Pending" else ps.state
-            values.add_row(str(p), shown, *(ppm_to_percent(v) if v >= s.objective_ppm
+            values.add_row(str(p), shown, *(ppm_to_percent(v) if v >= s.objective
                                             else f"[red]{ppm_to_percent(v)}[/]"
                                             for v, s in zip(reported, terms.services, strict=True)))
         console.print(values)

@@ -38,8 +38,8 @@ def spec_validate(files: Annotated[list[Path], typer.Argument(help="Spec files t
         for s in terms.services:
             unit = (lambda v: f"{v} ms") if s.lower_is_better else ppm_to_percent
             sign = ">" if s.lower_is_better else "<"
-            tiers = ", ".join(f"{sign} {unit(t.below_ppm)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
-            table.add_row(s.name, s.kind.name, bps_to_percent(s.weight_bps), unit(s.objective_ppm), tiers)
+            tiers = ", ".join(f"{sign} {unit(t.threshold)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
+            table.add_row(s.name, s.kind.name, bps_to_percent(s.weight_bps), unit(s.objective), tiers)
         console.print(table)
         console.print(f"[green]valid[/]: {terms.period_count} periods, {len(terms.oracles)} oracle(s), quorum "
                       f"{terms.quorum}, dispute window {terms.dispute_window} s, maintenance notice "

@@ -61,12 +61,12 @@ def tier_text(service: Service, value: int) -> str:
     """The step of the schedule `value` falls in, in the direction of the service."""
     bps = tier_credit_bps(service, value)
     if bps == 0:
-        return "objective met" if (value <= service.objective_ppm if service.lower_is_better
-                                   else value >= service.objective_ppm) else "missed, no tier"
+        return "objective met" if (value <= service.objective if service.lower_is_better
+                                   else value >= service.objective) else "missed, no tier"
     tier = next(t for t in service.tiers if t.credit_bps == bps)
     if service.lower_is_better:
-        return f"tier > {tier.below_ppm:,} ms → {bps_to_percent(bps)} credit"
-    return f"tier < {ppm_to_percent(tier.below_ppm)} → {bps_to_percent(bps)} credit"
+        return f"tier > {tier.threshold:,} ms → {bps_to_percent(bps)} credit"
+    return f"tier < {ppm_to_percent(tier.threshold)} → {bps_to_percent(bps)} credit"
 
 
 def explain_service(check: OracleCheck, index: int, service: Service, declared: dict[int, int],
@@ -254,7 +254,7 @@ def review_cmd(
             out.print(f"[red]{escape(service.name)}: the bundles cover different slices[/]")
             continue
         figures = [figure_from_record(r, percentile=agreed_percentile(terms, i),  # type: ignore[arg-type]
-                                      objective_ms=service.objective_ppm).value_ppm for r in records]
+                                      objective_ms=service.objective).value_ppm for r in records]
         runs = diff_runs(states)
         n_diff = sum(n for _, n, _ in runs)
         table = Table(title=f"{service.name}: {n_diff:,} of {len(states[0]):,} slices differ")

@@ -67,15 +67,15 @@ def _nice_floor(value: float) -> float:
 
 
 def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str, Any]], period_count: int) -> Markup:
-    """services: [{name, objective_ppm}]; periods: period_json dicts (settled only)."""
+    """services: [{name, kind, objective_value}]; periods: period_json dicts (settled only)."""
     if not periods:
         return Markup('<p class="muted">No settled period yet.</p>')
     W, H, left, right, top, bottom = 640.0, 240.0, 56.0, 12.0, 12.0, 30.0
     shown = [i for i, s in enumerate(services) if s.get("kind") != "latency"]  # ms do not go on a % axis
     if not shown:
         return Markup('<p class="muted">No availability service.</p>')
-    values = [p["services"][i]["value_ppm"] / 10_000 for p in periods for i in shown if i < len(p["services"])]
-    objectives = [services[i]["objective_ppm"] / 10_000 for i in shown]
+    values = [p["services"][i]["value"] / 10_000 for p in periods for i in shown if i < len(p["services"])]
+    objectives = [services[i]["objective_value"] / 10_000 for i in shown]
     ymin = _nice_floor(min(values + objectives) - 0.05)
     span = max(100.0 - ymin, 0.01)
     n = max(period_count, 1)
@@ -100,18 +100,18 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
         if i not in shown:
             continue
         color = SERIES[i % len(SERIES)]
-        obj = service["objective_ppm"] / 10_000
+        obj = service["objective_value"] / 10_000
         parts.append(f'<line x1="{_f(left)}" x2="{_f(W - right)}" y1="{_f(y(obj))}" y2="{_f(y(obj))}" '
                      f'stroke="{color}" stroke-dasharray="5 4" stroke-opacity="0.6"><title>{escape(service["name"])} '
                      f'objective {obj:.4f}%</title></line>')
-        pts = [(x(p["period"]), y(p["services"][i]["value_ppm"] / 10_000), p, p["services"][i]) for p in periods
+        pts = [(x(p["period"]), y(p["services"][i]["value"] / 10_000), p, p["services"][i]) for p in periods
                if i < len(p["services"])]
         if len(pts) > 1:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
                          + " ".join(f"{_f(px)},{_f(py)}" for px, py, _, _ in pts) + '"/>')
         for px, py, row, figure in pts:
             parts.append(f'<circle cx="{_f(px)}" cy="{_f(py)}" r="3.5" fill="{color}"><title>period {row["period"]}: '
-                         f'{escape(service["name"])} {figure["value_ppm"] / 10_000:.4f}%</title></circle>')
+                         f'{escape(service["name"])} {figure["value"] / 10_000:.4f}%</title></circle>')
     parts.append("</svg>")
     legend = "".join(f'<span class="key"><i style="background:{SERIES[i % len(SERIES)]}"></i>{escape(s["name"])}'
                      "</span>" for i, s in enumerate(services) if i in shown)

@@ -30,7 +30,7 @@ from ..api import views
 from ..api.deps import AppState, State, checked_address
 from ..api.security import TOKEN_COOKIE, bearer, token_matches
 from ..api.tx import cli_command
-from ..presentation import fmt_amount, fmt_duration, fmt_time, measure, short_address
+from ..presentation import fmt_amount, fmt_duration, fmt_time, measure, short_address, value_unit
 from ..units import bps_to_percent, ppm_to_percent
 from . import charts, evidence_view
 
@@ -131,9 +131,9 @@ def _page_parts(state: AppState, row: dict[str, Any], terms: Any, data: dict[str
     terms as markup (rendered once, same environment and autoescaping), and the little the bars
     need to be drawn again when the period in progress changes state."""
     periods = [views.period_json(p, terms) for p in data["periods"]]
-    services = [{"name": s.name, "kind": s.kind.name, "objective_ppm": s.objective_ppm,
-                 "weight_bps": s.weight_bps, "objective": measure(s, s.objective_ppm),
-                 "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {measure(s, t.below_ppm)} → "
+    services = [{"name": s.name, "kind": s.kind.name, "objective_value": s.objective, "unit": value_unit(s),
+                 "weight_bps": s.weight_bps, "objective": measure(s, s.objective),
+                 "tiers": "; ".join(f"{'>' if s.lower_is_better else '<'} {measure(s, t.threshold)} → "
                                     f"{bps_to_percent(t.credit_bps)}" for t in s.tiers)}
                 for s in terms.services]
     fmt_units = lambda units: fmt_amount(units, row["asset"])  # noqa: E731

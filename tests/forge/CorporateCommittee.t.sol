@@ -52,11 +52,11 @@ contract CorporateCommitteeTest is TestBase {
         t.sliceLength = 60;
         t.services = new Service[](2);
         t.services[0].id = "email";
-        t.services[0].objectivePpm = 999_000;
+        t.services[0].objective = 999_000;
         t.services[0].tiers = new Tier[](1);
         t.services[0].tiers[0] = Tier(999_000, 2_000);
         t.services[1].id = "erp";
-        t.services[1].objectivePpm = 995_000;
+        t.services[1].objective = 995_000;
         t.services[1].tiers = new Tier[](1);
         t.services[1].tiers[0] = Tier(995_000, 3_000);
     }

@@ -21,15 +21,15 @@ contract CreditMathTest is TestBase {
         uint256 m = TermsGen.between(TermsGen.rand(seed, 1), 1, 8);
         s.id = bytes32(uint256(1));
         s.weightBps = uint16(TermsGen.between(TermsGen.rand(seed, 2), 1, BPS));
-        s.objectivePpm = uint32(TermsGen.between(TermsGen.rand(seed, 3), 1, 10_000));
+        s.objective = uint32(TermsGen.between(TermsGen.rand(seed, 3), 1, 10_000));
         s.tiers = new Tier[](m);
-        uint256 below = s.objectivePpm;
+        uint256 below = s.objective;
         uint256 credit = 0;
         for (uint256 j = 0; j < m; ++j) {
             uint256 r = TermsGen.rand(seed, 10 + j);
             below = j == 0 && r % 3 == 0 ? below : below + 1 + r % 5_000;
             credit = TermsGen.between(r >> 64, credit + 1, BPS - (m - 1 - j));
-            s.tiers[j] = Tier({belowPpm: uint32(below), creditBps: uint16(credit)});
+            s.tiers[j] = Tier({threshold: uint32(below), creditBps: uint16(credit)});
         }
     }
 
@@ -53,15 +53,15 @@ contract CreditMathTest is TestBase {
         uint256 creditHi = CreditMath.serviceCredit(s, KIND_AVAILABILITY, hi, fee);
         assertGe(creditLo, creditHi, "a worse value never earns less");
         assertLe(creditLo, uint256(fee) * s.weightBps / BPS, "at most the service's share of the fee");
-        if (hi >= s.objectivePpm) assertEq(creditHi, 0, "nothing at or above the objective");
+        if (hi >= s.objective) assertEq(creditHi, 0, "nothing at or above the objective");
         // just below the objective: the mildest tier if its threshold is the objective, else nothing
-        if (s.objectivePpm > 0) {
-            uint16 justBelow = CreditMath.tierCredit(s, KIND_AVAILABILITY, s.objectivePpm - 1);
-            assertEq(justBelow, s.tiers[0].belowPpm == s.objectivePpm ? s.tiers[0].creditBps : 0, "just below");
+        if (s.objective > 0) {
+            uint16 justBelow = CreditMath.tierCredit(s, KIND_AVAILABILITY, s.objective - 1);
+            assertEq(justBelow, s.tiers[0].threshold == s.objective ? s.tiers[0].creditBps : 0, "just below");
         }
         // zero measured earns the harshest tier (unless that tier's threshold is 0 itself)
         Tier memory harshest = s.tiers[s.tiers.length - 1];
-        if (harshest.belowPpm > 0) assertEq(CreditMath.tierCredit(s, KIND_AVAILABILITY, 0), harshest.creditBps, "zero value");
+        if (harshest.threshold > 0) assertEq(CreditMath.tierCredit(s, KIND_AVAILABILITY, 0), harshest.creditBps, "zero value");
     }
 
     function testFuzz_latencyCreditMatchesTheRestatementAndIsMonotone(uint256 seed, uint32 a, uint32 b, uint128 fee)
@@ -76,7 +76,7 @@ contract CreditMathTest is TestBase {
         uint256 creditHi = CreditMath.serviceCredit(s, KIND_LATENCY, hi, fee);
         assertLe(creditLo, creditHi, "slower never earns less");
         assertLe(creditHi, uint256(fee) * s.weightBps / BPS, "at most the service's share of the fee");
-        if (lo <= s.objectivePpm) assertEq(creditLo, 0, "nothing at or below the latency objective");
+        if (lo <= s.objective) assertEq(creditLo, 0, "nothing at or below the latency objective");
     }
 
     function testFuzz_capIsAShareOfTheFee(uint128 fee, uint16 capBps) public pure {

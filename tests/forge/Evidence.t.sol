@@ -121,9 +121,9 @@ contract EvidenceTest is Fixture {
     function _latencyTerms() internal view returns (Terms memory t, Options memory o) {
         t = _terms(1, address(0));
         t.start = uint64(block.timestamp + 1 hours);
-        t.services[1].objectivePpm = 500; // ms
+        t.services[1].objective = 500; // ms
         t.services[1].tiers = new Tier[](1);
-        t.services[1].tiers[0] = Tier({belowPpm: 1_000, creditBps: 1_000});
+        t.services[1].tiers[0] = Tier({threshold: 1_000, creditBps: 1_000});
         o = _defaultOptions();
         o.serviceKinds = new uint8[](2);
         o.serviceKinds[1] = KIND_LATENCY;

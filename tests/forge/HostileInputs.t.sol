@@ -423,8 +423,8 @@ contract HostileInputsTest is Fixture {
         else if (which == 13) t.services[1].weightBps = uint16(bound(noise, 1, 3_999));
         else if (which == 14) t.services[1].id = t.services[0].id;
         else if (which == 15) t.services[0].id = bytes32(0);
-        else if (which == 16) t.services[0].objectivePpm = uint32(bound(noise, PPM + 1, type(uint32).max));
-        else if (which == 17) t.services[0].tiers[1].belowPpm = t.services[0].tiers[0].belowPpm;
+        else if (which == 16) t.services[0].objective = uint32(bound(noise, PPM + 1, type(uint32).max));
+        else if (which == 17) t.services[0].tiers[1].threshold = t.services[0].tiers[0].threshold;
         else if (which == 18) t.services[0].tiers[1].creditBps = t.services[0].tiers[0].creditBps;
         else if (which == 19) t.services[0].tiers[2].creditBps = uint16(bound(noise, 10_001, type(uint16).max));
         else if (which == 20) t.services[0].tiers = new Tier[](0);

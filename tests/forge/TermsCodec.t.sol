@@ -116,11 +116,11 @@ contract TermsCodecTest is TestBase {
         for (uint256 i = 0; i < 16; ++i) {
             Service memory s = t.services[i];
             s.id = bytes32(i + 1);
-            s.objectivePpm = 1_000_000;
+            s.objective = 1_000_000;
             s.weightBps = uint16(i < 15 ? 625 : 10_000 - 15 * 625);
             s.tiers = new Tier[](8);
             for (uint256 j = 0; j < 8; ++j) {
-                s.tiers[j] = Tier({belowPpm: uint32(1_000_000 - 1_000 * j), creditBps: uint16(1_000 + 1_000 * j)});
+                s.tiers[j] = Tier({threshold: uint32(1_000_000 - 1_000 * j), creditBps: uint16(1_000 + 1_000 * j)});
             }
         }
         o.serviceKinds = new uint8[](0);

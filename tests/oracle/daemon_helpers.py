@@ -24,8 +24,8 @@ from smartsla.chain import Chain
 from smartsla.client import Factory
 from smartsla.terms import Service, Terms, Tier
 
-EC2 = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000),
-       Tier(below_ppm=950_000, credit_bps=10_000))
+EC2 = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000),
+       Tier(threshold=950_000, credit_bps=10_000))
 ETHER = 10**18
 
 
@@ -68,7 +68,7 @@ class World:
         self.oracle, self.oracle_key = self.chain.new_account(fund_from=self.deployer, amount=ETHER)
 
     def agreement(self, *, period_length: int, period_count: int, start_in: float = 8.0,
-                  services: tuple[Service, ...] = (Service(name="web", objective_ppm=999_900, tiers=EC2),),
+                  services: tuple[Service, ...] = (Service(name="web", objective=999_900, tiers=EC2),),
                   **options: object):
         start = int(time.time() + lead(start_in)) + 1
         options.setdefault("oracles", (self.oracle,))

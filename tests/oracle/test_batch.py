@@ -18,7 +18,7 @@ from smartsla.errors import decode_revert
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000),)
+TIERS = (Tier(threshold=999_900, credit_bps=1_000),)
 FIGURES = {"web": PeriodFigure(value_ppm=999_000, good_slices=999, total_slices=1000, excluded_slices=0,
                                maintenance_slices=0, missing_slices=0, slice_seconds=1)}
 
@@ -27,7 +27,7 @@ def make(chain: Chain, factory: Factory, oracle: str, start: int, period_length:
     a = chain.accounts
     terms = Terms(provider=a[1], customer=a[2], start=start, period_length=period_length, period_count=2,
                   fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
-                  services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),), oracles=(oracle,),
+                  services=(Service(name="web", objective=999_900, tiers=TIERS),), oracles=(oracle,),
                   slice_seconds=1)
     ag = factory.create_agreement(terms, a[0])
     ag.deposit_fees(a[2])

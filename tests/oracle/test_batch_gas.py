@@ -16,7 +16,7 @@ from smartsla.client import Agreement, Factory
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))
+TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000))
 ITEMS = 20
 # The target is 35,000 per agreement-period in a batch of 50 (not met: docs/oracle.md
 # breaks down where the gas goes). These bounds hold what was reached (base share of a batch of 20
@@ -42,7 +42,7 @@ def test_batch_settles_each_agreement_period_within_the_gas_budget(anvil, tmp_pa
     def make() -> Agreement:
         terms = Terms(provider=a[1], customer=a[2], start=start, period_length=1000, period_count=4,
                       fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
-                      services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),),
+                      services=(Service(name="web", objective=999_900, tiers=TIERS),),
                       oracles=(oracle,), slice_seconds=1)
         ag = factory.create_agreement(terms, a[0])
         ag.deposit_fees(a[2])

@@ -110,9 +110,9 @@ def test_chain_down_for_a_while_then_the_report_still_arrives(world: World, serv
 
 def test_maintenance_declared_on_chain_with_notice_is_excluded_and_latency_reported(
         world: World, service: ScheduledService):
-    services = (Service(name="web", objective_ppm=999_900, weight_bps=8_000, tiers=EC2),
-                Service(name="web-p95", kind="latency", objective_ppm=300, weight_bps=2_000,
-                        tiers=(Tier(below_ppm=300, credit_bps=1_000),)))
+    services = (Service(name="web", objective=999_900, weight_bps=8_000, tiers=EC2),
+                Service(name="web-p95", kind="latency", objective=300, weight_bps=2_000,
+                        tiers=(Tier(threshold=300, credit_bps=1_000),)))
     ag = world.agreement(period_length=20, period_count=1, services=services, maintenance_notice=5,
                          maintenance_budget=20)
     s = ag.terms.start
@@ -349,7 +349,7 @@ def test_fault_injection_random_sigkills_lose_nothing_and_repeat_nothing(world: 
 # agreement's minimum share gets no report (finding 10).
 
 def five_services() -> tuple[Service, ...]:
-    return tuple(Service(name=f"s{i}", objective_ppm=999_900, weight_bps=2_000, tiers=EC2) for i in range(5))
+    return tuple(Service(name=f"s{i}", objective=999_900, weight_bps=2_000, tiers=EC2) for i in range(5))
 
 
 @pytest.fixture
@@ -571,9 +571,9 @@ def test_oracle_refuses_to_start_with_a_method_other_than_the_agreements(world: 
     """Issue 12: the measurement method is in the terms. An oracle configured with another latency
     percentile or another slice length must not start (exit 2, naming the field and both values);
     on the old code the percentile was the configuration's alone and the daemon ran."""
-    services = (Service(name="web", objective_ppm=999_900, weight_bps=5_000, tiers=EC2),
-                Service(name="api", kind="latency", objective_ppm=300, weight_bps=5_000, latency_percentile=99,
-                        tiers=(Tier(below_ppm=500, credit_bps=1_000),)))
+    services = (Service(name="web", objective=999_900, weight_bps=5_000, tiers=EC2),
+                Service(name="api", kind="latency", objective=300, weight_bps=5_000, latency_percentile=99,
+                        tiers=(Tier(threshold=500, credit_bps=1_000),)))
     ag = world.agreement(period_length=60, period_count=1, services=services)
     assert [s.latency_percentile for s in ag.terms.services] == [0, 99]  # read back from the chain
     good = yaml.safe_load(world.config(ag.address, service.url).read_text())

@@ -190,7 +190,7 @@ def test_two_daemons_share_agreements_and_survive_a_sigkill(pg_url: str, tmp_pat
         factory = Factory.deploy(chain, deployer)
         oracle, key = chain.new_account(fund_from=deployer, amount=ether)
         start = int(time.time()) + 14
-        service = Service(name="web", objective_ppm=999_900, tiers=(Tier(below_ppm=999_900, credit_bps=1_000),))
+        service = Service(name="web", objective=999_900, tiers=(Tier(threshold=999_900, credit_bps=1_000),))
         agreements = []
         for _ in range(FLEET_AGREEMENTS):
             terms = Terms(provider=provider, customer=customer, start=start, period_length=FLEET_PERIOD_S,

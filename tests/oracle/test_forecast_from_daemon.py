@@ -36,7 +36,7 @@ anvil, world, service = daemon_helpers.anvil, daemon_helpers.world, daemon_helpe
 
 PERIOD = 60  # s, one-second slices
 DOWN_AT = 10  # s into the period the service goes down
-TIERS = (Tier(below_ppm=800_000, credit_bps=1_000), Tier(below_ppm=500_000, credit_bps=10_000))
+TIERS = (Tier(threshold=800_000, credit_bps=1_000), Tier(threshold=500_000, credit_bps=10_000))
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def test_api_and_page_show_the_daemons_forecast_before_the_period_settles(
         world: World, service: ScheduledService, free_port: Callable[[], int], tmp_path: Path) -> None:
     oracle_port = free_port()
     agreement = world.agreement(period_length=PERIOD, period_count=1, start_in=10.0,
-                                services=(Service(name="web", objective_ppm=950_000, tiers=TIERS),))
+                                services=(Service(name="web", objective=950_000, tiers=TIERS),))
     terms = agreement.terms
     service.down = [(terms.start + DOWN_AT, terms.end + 3600)]
     store = IndexStore.open(str(tmp_path / "index.db"))

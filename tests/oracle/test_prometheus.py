@@ -195,8 +195,8 @@ def test_running_period_gauges_of_a_prometheus_sourced_service(scenario: Scenari
     s = scenario
     start = math.floor(s.started) - 6 * SLICE
     now = start + SLICE * math.floor((s.ended - start) / SLICE)
-    web = Service(name="web", objective_ppm=990_000, tiers=(Tier(below_ppm=990_000, credit_bps=1_000),
-                                                             Tier(below_ppm=500_000, credit_bps=5_000)))
+    web = Service(name="web", objective=990_000, tiers=(Tier(threshold=990_000, credit_bps=1_000),
+                                                             Tier(threshold=500_000, credit_bps=5_000)))
     terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=start,
                   period_length=100 * SLICE, period_count=1, fee_per_period=10**18, collateral=0,
                   slice_seconds=SLICE, services=(web,))

@@ -40,8 +40,8 @@ anvil, world, service = daemon_helpers.anvil, daemon_helpers.world, daemon_helpe
 
 PERIOD = 60  # s; one-second slices
 DOWN_AT = 12  # s into the period the service goes down (and stays down)
-TIERS = (Tier(below_ppm=800_000, credit_bps=1_000), Tier(below_ppm=500_000, credit_bps=10_000))
-ALLOWED_BAD = PERIOD * (1_000_000 - TIERS[0].below_ppm) // 1_000_000  # 12 s before tier 0
+TIERS = (Tier(threshold=800_000, credit_bps=1_000), Tier(threshold=500_000, credit_bps=10_000))
+ALLOWED_BAD = PERIOD * (1_000_000 - TIERS[0].threshold) // 1_000_000  # 12 s before tier 0
 
 
 def metric(text: str, name: str, name_of_service: str = "web") -> float | None:
@@ -56,7 +56,7 @@ def test_credit_at_risk_fires_in_prometheus_before_the_tier_is_crossed_and_the_p
         tmp_path: Path) -> None:
     oracle_port, prom_port = free_port(), free_port()
     agreement = world.agreement(period_length=PERIOD, period_count=1, start_in=10.0,
-                                services=(Service(name="web", objective_ppm=950_000, tiers=TIERS),))
+                                services=(Service(name="web", objective=950_000, tiers=TIERS),))
     terms = agreement.terms
     service.down = [(terms.start + DOWN_AT, terms.end + 3600)]
     rule_file = tmp_path / "smartsla.rules.yml"
@@ -117,8 +117,8 @@ def test_tally_and_store_agree_and_a_restart_mid_period_picks_up_the_slices_befo
     a = "0x" + "11" * 20
     terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=1_000_000,
                   period_length=600, period_count=2, fee_per_period=ETHER, collateral=0, slice_seconds=10,
-                  services=(Service(name="web", objective_ppm=999_000, tiers=(Tier(below_ppm=990_000, credit_bps=500),
-                                                                               Tier(below_ppm=900_000,
+                  services=(Service(name="web", objective=999_000, tiers=(Tier(threshold=990_000, credit_bps=500),
+                                                                               Tier(threshold=900_000,
                                                                                     credit_bps=5_000))),))
     store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
     start = terms.period_start(1)
@@ -158,7 +158,7 @@ def test_metrics_endpoint_text_has_every_running_gauge() -> None:
     m = OracleMetrics()
     terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=0,
                   period_length=600, period_count=1, fee_per_period=ETHER, collateral=0, slice_seconds=10,
-                  services=(Service(name="web", objective_ppm=999_000, tiers=(Tier(below_ppm=990_000,
+                  services=(Service(name="web", objective=999_000, tiers=(Tier(threshold=990_000,
                                                                                   credit_bps=500),)),))
     m.running.publish([("0xA", "web", forecast(terms, 0, 0, 300, 290, 10), 18)])
     text = generate_latest(m.registry).decode()
@@ -171,8 +171,8 @@ def test_metrics_endpoint_text_has_every_running_gauge() -> None:
 
 def test_latency_service_running_figure_is_the_stores_percentile_and_counts_each_check_once(tmp_path: Path) -> None:
     a = "0x" + "11" * 20
-    lat = Service(name="lat", kind=Kind.latency, objective_ppm=100,
-                  tiers=(Tier(below_ppm=150, credit_bps=1_000), Tier(below_ppm=400, credit_bps=3_000)))
+    lat = Service(name="lat", kind=Kind.latency, objective=100,
+                  tiers=(Tier(threshold=150, credit_bps=1_000), Tier(threshold=400, credit_bps=3_000)))
     terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=1_000_000,
                   period_length=600, period_count=2, fee_per_period=ETHER, collateral=0, slice_seconds=10,
                   services=(lat,))

@@ -22,7 +22,7 @@ from smartsla.client import Agreement, Factory
 from smartsla.terms import Service, Terms, Tier
 
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000),)
+TIERS = (Tier(threshold=999_900, credit_bps=1_000),)
 
 
 anvil = node_fixture("anvil", block_time=1)
@@ -50,7 +50,7 @@ class Rig:
         start = int(time.time()) + 4
         terms = Terms(provider=self.provider, customer=self.customer, start=start, period_length=2,
                       period_count=1, fee_per_period=ETHER, collateral=ETHER, termination_ppm=0,
-                      services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),),
+                      services=(Service(name="web", objective=999_900, tiers=TIERS),),
                       oracles=(self.oracle,), slice_seconds=1)
         ag = self.factory.create_agreement(terms, self.deployer)
         ag.deposit_fees(self.customer)

@@ -31,7 +31,7 @@ from smartsla.terms import Service, Terms, Tier
 
 pytestmark = pytest.mark.anvil
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=950_000, credit_bps=5_000))
+TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=950_000, credit_bps=5_000))
 
 
 
@@ -44,7 +44,7 @@ def test_verify_a_settled_period_then_a_flipped_slice_then_missing_evidence(anvi
     terms = Terms(provider=provider, customer=customer, start=start, period_length=12, period_count=1,
                   fee_per_period=ETHER, collateral=ETHER, termination_ppm=0, oracles=(oracle,), slice_seconds=1,
                   maintenance_notice=3, maintenance_budget=10,
-                  services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),))
+                  services=(Service(name="web", objective=999_900, tiers=TIERS),))
     ag = factory.create_agreement(terms, deployer)
     ag.deposit_fees(customer)
     ag.deposit_collateral(provider)

@@ -29,7 +29,7 @@ from smartsla.units import PPM
 
 pytestmark = pytest.mark.anvil
 ETHER = 10**18
-TIERS = (Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=950_000, credit_bps=5_000))
+TIERS = (Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=950_000, credit_bps=5_000))
 
 
 def test_a_lying_oracle_is_disputed_by_the_customers_watchdog(anvil, outage: Outage, tmp_path: Path):  # noqa: F811
@@ -42,7 +42,7 @@ def test_a_lying_oracle_is_disputed_by_the_customers_watchdog(anvil, outage: Out
     terms = Terms(provider=provider, customer=customer, start=start, period_length=12, period_count=1,
                   fee_per_period=ETHER, collateral=ETHER, termination_ppm=0, oracles=(liar,), slice_seconds=1,
                   dispute_window=120, arbiter=arbiter,
-                  services=(Service(name="web", objective_ppm=999_900, tiers=TIERS),))
+                  services=(Service(name="web", objective=999_900, tiers=TIERS),))
     ag = factory.create_agreement(terms, deployer)
     ag.deposit_fees(customer)
     ag.deposit_collateral(provider)

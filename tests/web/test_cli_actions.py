@@ -26,9 +26,9 @@ def test_maintenance_dispute_satisfaction_and_finalize_from_the_command_line(anv
     a = chain.accounts
     customer, customer_ks = party_with_keystore(chain, tmp_path, "customer")
     provider, provider_ks = party_with_keystore(chain, tmp_path, "provider")
-    services = (Service(name="compute", objective_ppm=999_900, weight_bps=8_000, tiers=EC2_TIERS),
-                Service(name="csat", kind="satisfaction", objective_ppm=800_000, weight_bps=2_000,
-                        tiers=(Tier(below_ppm=800_000, credit_bps=5_000),)))
+    services = (Service(name="compute", objective=999_900, weight_bps=8_000, tiers=EC2_TIERS),
+                Service(name="csat", kind="satisfaction", objective=800_000, weight_bps=2_000,
+                        tiers=(Tier(threshold=800_000, credit_bps=5_000),)))
     terms = make_terms({"provider": provider, "customer": customer, "oracle": a[3]}, chain.now() + 60,
                        services=services, dispute_window=600, arbiter=a[4], maintenance_notice=300,
                        maintenance_budget=3_600)

@@ -144,8 +144,8 @@ def test_latency_service_forecast_from_the_oracles_gauges():
     from smartsla.forecast import forecast_latency
     from smartsla.terms import Kind, Service, Terms, Tier
 
-    lat = Service(name="lat", kind=Kind.latency, objective_ppm=200, weight_bps=10_000,
-                  tiers=(Tier(below_ppm=300, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000)))
+    lat = Service(name="lat", kind=Kind.latency, objective=200, weight_bps=10_000,
+                  tiers=(Tier(threshold=300, credit_bps=1_000), Tier(threshold=500, credit_bps=3_000)))
     terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=0,
                   period_length=3_600, period_count=2, fee_per_period=10**18, collateral=0, slice_seconds=60,
                   services=(lat,))

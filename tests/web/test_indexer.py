@@ -309,10 +309,10 @@ def test_disputes_maintenance_latency_and_calendar_periods(anvil: LocalNode, tmp
     roles = {"deployer": a[0], "provider": a[1], "customer": a[2], "oracle": a[3]}
     arbiter = a[5]
     services = (
-        Service(name="compute", objective_ppm=999_900, weight_bps=7_000, tiers=(
-            Tier(below_ppm=999_900, credit_bps=1_000), Tier(below_ppm=990_000, credit_bps=3_000))),
-        Service(name="latency", kind="latency", objective_ppm=200, weight_bps=3_000, tiers=(
-            Tier(below_ppm=200, credit_bps=1_000), Tier(below_ppm=500, credit_bps=3_000))),
+        Service(name="compute", objective=999_900, weight_bps=7_000, tiers=(
+            Tier(threshold=999_900, credit_bps=1_000), Tier(threshold=990_000, credit_bps=3_000))),
+        Service(name="latency", kind="latency", objective=200, weight_bps=3_000, tiers=(
+            Tier(threshold=200, credit_bps=1_000), Tier(threshold=500, credit_bps=3_000))),
     )
     factory = Factory.deploy(chain, roles["deployer"])
     start = chain.now() + 60  # deposits close at the start

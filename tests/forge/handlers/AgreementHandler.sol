@@ -864,7 +864,7 @@ contract AgreementHandler is Assertions {
         values = new uint32[](len);
         for (uint256 i = 0; i < len; ++i) {
             uint256 r = TermsGen.rand(seed, i);
-            uint256 objective = i < n ? t.services[i].objectivePpm : PPM;
+            uint256 objective = i < n ? t.services[i].objective : PPM;
             uint256 kind = r % 16;
             uint256 v;
             if (kind == 0) v = 0;

@@ -59,17 +59,17 @@ contract CorporateHandler is Assertions {
     function _deploy(uint64 start, uint128 pool) internal returns (CorporateAgreement c) {
         Service[] memory s = new Service[](3);
         s[0].id = "email";
-        s[0].objectivePpm = 999_000;
+        s[0].objective = 999_000;
         s[0].tiers = new Tier[](2);
         s[0].tiers[0] = Tier(999_000, 1_000);
         s[0].tiers[1] = Tier(990_000, 2_500);
         s[1].id = "erp";
-        s[1].objectivePpm = 995_000;
+        s[1].objective = 995_000;
         s[1].tiers = new Tier[](2);
         s[1].tiers[0] = Tier(995_000, 1_000);
         s[1].tiers[1] = Tier(980_000, 3_000);
         s[2].id = "vpn";
-        s[2].objectivePpm = 990_000;
+        s[2].objective = 990_000;
         s[2].tiers = new Tier[](1);
         s[2].tiers[0] = Tier(990_000, 2_000);
         CorporateTerms memory t;

@@ -9,18 +9,18 @@ import {Terms, Service, PPM, BPS} from "contracts/SlaTypes.sol";
 /// harsher the lower they go); nothing at or above the objective.
 library RefModel {
     function creditBps(Service memory s, uint256 valuePpm) internal pure returns (uint256 best) {
-        if (valuePpm >= s.objectivePpm) return 0;
+        if (valuePpm >= s.objective) return 0;
         for (uint256 j = s.tiers.length; j > 0; --j) {
-            if (valuePpm < s.tiers[j - 1].belowPpm && s.tiers[j - 1].creditBps > best) best = s.tiers[j - 1].creditBps;
+            if (valuePpm < s.tiers[j - 1].threshold && s.tiers[j - 1].creditBps > best) best = s.tiers[j - 1].creditBps;
         }
     }
 
     /// @notice Latency (lower is better, thresholds in ms): a value strictly above a tier's
     /// threshold earns it; the largest credit earned counts; nothing at or below the objective.
     function latencyCreditBps(Service memory s, uint256 valueMs) internal pure returns (uint256 best) {
-        if (valueMs <= s.objectivePpm) return 0;
+        if (valueMs <= s.objective) return 0;
         for (uint256 j = 0; j < s.tiers.length; ++j) {
-            if (valueMs > s.tiers[j].belowPpm && s.tiers[j].creditBps > best) best = s.tiers[j].creditBps;
+            if (valueMs > s.tiers[j].threshold && s.tiers[j].creditBps > best) best = s.tiers[j].creditBps;
         }
     }
 

@@ -28,12 +28,12 @@ library TermsGen {
     /// @notice AWS EC2 region-level schedule: objective 99.99 %, tiers 10 % / 30 % / 100 %.
     function awsService(bytes32 id, uint16 weightBps) internal pure returns (Service memory s) {
         s.id = id;
-        s.objectivePpm = 999_900;
+        s.objective = 999_900;
         s.weightBps = weightBps;
         s.tiers = new Tier[](3);
-        s.tiers[0] = Tier({belowPpm: 999_900, creditBps: 1_000});
-        s.tiers[1] = Tier({belowPpm: 990_000, creditBps: 3_000});
-        s.tiers[2] = Tier({belowPpm: 950_000, creditBps: 10_000});
+        s.tiers[0] = Tier({threshold: 999_900, creditBps: 1_000});
+        s.tiers[1] = Tier({threshold: 990_000, creditBps: 3_000});
+        s.tiers[2] = Tier({threshold: 950_000, creditBps: 10_000});
     }
 
     function example(
@@ -59,8 +59,8 @@ library TermsGen {
         t.services = new Service[](2);
         t.services[0] = awsService("compute", 6_000);
         t.services[1] = awsService("storage", 4_000);
-        t.services[1].objectivePpm = 999_000;
-        t.services[1].tiers[0].belowPpm = 999_000;
+        t.services[1].objective = 999_000;
+        t.services[1].tiers[0].threshold = 999_000;
     }
 
     /// @notice Random services that pass AgreementFactory.validate: weights sum to 100 %,
@@ -85,7 +85,7 @@ library TermsGen {
             uint256 objective = (r >> 40) % 4 == 0
                 ? between(r >> 48, m, PPM)
                 : between(r >> 48, 900_000, PPM);
-            s.objectivePpm = uint32(objective);
+            s.objective = uint32(objective);
             s.tiers = new Tier[](m);
             uint256 prevBelow = objective + 1;
             uint256 prevCredit = 0;
@@ -94,7 +94,7 @@ library TermsGen {
                 uint256 tiersAfter = m - 1 - j;
                 uint256 below = j == 0 && rj % 3 == 0 ? objective : between(rj >> 8, tiersAfter, prevBelow - 1);
                 uint256 credit = between(rj >> 128, prevCredit + 1, BPS - tiersAfter);
-                s.tiers[j] = Tier({belowPpm: uint32(below), creditBps: uint16(credit)});
+                s.tiers[j] = Tier({threshold: uint32(below), creditBps: uint16(credit)});
                 prevBelow = below;
                 prevCredit = credit;
             }
