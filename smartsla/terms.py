@@ -6,6 +6,7 @@ contract checks again, because the chain must not trust its callers.
 
 from __future__ import annotations
 
+import warnings
 from enum import IntEnum
 from typing import Annotated, Any
 
@@ -44,6 +45,18 @@ def service_name(raw: bytes) -> str:
     return raw.rstrip(b"\0").decode(errors="replace")
 
 
+def _renamed(data: Any, old: str, new: str) -> Any:
+    """Accept a field under its name before issue 13 (below_ppm, objective_ppm): terms the event
+    index stored as JSON before the rename, and JSON written by hand, keep loading."""
+    if not isinstance(data, dict) or old not in data:
+        return data
+    if new in data:
+        raise ValueError(f"both {old!r} (deprecated) and {new!r} given: keep {new!r}")
+    warnings.warn(f"{old!r} is deprecated: use {new!r} (ppm, or ms for a latency service)", DeprecationWarning,
+                  stacklevel=2)
+    return {new if k == old else k: v for k, v in data.items()}
+
+
 class Tier(BaseModel):
     """Beyond `threshold` the service earns `credit_bps` of its share of the period fee: strictly
     below it for availability-like services (ppm), strictly above it for latency services (ms)."""
@@ -51,6 +64,11 @@ class Tier(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     threshold: Annotated[int, Field(ge=0, lt=2**32)]
     credit_bps: Annotated[int, Field(gt=0, le=BPS)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data: Any) -> Any:
+        return _renamed(data, "below_ppm", "threshold")
 
 
 class Kind(IntEnum):
@@ -76,6 +94,11 @@ class Service(BaseModel):
     # is, fixed in the terms (Options.latencyPercentiles); 0 = not fixed (and always 0 for every
     # other kind).
     latency_percentile: Annotated[int, Field(ge=0, lt=256)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_name(cls, data: Any) -> Any:
+        return _renamed(data, "objective_ppm", "objective")
 
     @field_validator("name")
     @classmethod

@@ -91,3 +91,28 @@ def test_calendar_terms_too_large_for_a_clone_are_refused(terms_for):
     ends = tuple(60 * (i + 1) for i in range(6_200))
     with pytest.raises(ValidationError, match=r"packed terms take 25,068 bytes, more than a clone holds \(24,531\)"):
         terms_for(period_length=0, period_count=6_200, period_ends=ends)
+
+
+# Issue 13 item 4: Tier.below_ppm -> threshold and Service.objective_ppm -> objective. Terms stored
+# before the rename (the event index keeps Terms.model_dump as JSON, the corporate index too) and
+# JSON written by hand with the old keys still load, with a deprecation naming the new key.
+OLD_SERVICE = {"name": "web", "objective_ppm": 999_000, "kind": "availability",
+               "tiers": [{"below_ppm": 999_000, "credit_bps": 1_000}, {"below_ppm": 990_000, "credit_bps": 2_500}]}
+
+
+def test_terms_stored_with_the_old_field_names_still_load_with_a_deprecation():
+    with pytest.warns(DeprecationWarning) as caught:
+        service = Service.model_validate(OLD_SERVICE)
+    assert service == Service(name="web", objective=999_000, tiers=(Tier(threshold=999_000, credit_bps=1_000),
+                                                                    Tier(threshold=990_000, credit_bps=2_500)))
+    words = " ".join(str(w.message) for w in caught)
+    assert "'objective_ppm' is deprecated: use 'objective'" in words
+    assert "'below_ppm' is deprecated: use 'threshold'" in words
+    assert Service.model_validate(service.model_dump(mode="json")) == service  # the new names round-trip
+
+
+def test_old_and_new_field_names_together_are_refused():
+    with pytest.raises(ValidationError, match="both 'objective_ppm' .deprecated. and 'objective'"):
+        Service.model_validate({**OLD_SERVICE, "objective": 999_000})
+    with pytest.raises(ValidationError, match="both 'below_ppm' .deprecated. and 'threshold'"):
+        Tier.model_validate({"below_ppm": 1, "threshold": 1, "credit_bps": 1})
