@@ -59,7 +59,7 @@ from . import sample_runs as runs_
 from .evidence import SliceData, index_runs
 from .probes import Sample
 from .sli import PeriodFigure, Window, maintenance_slices
-from .transactions import ATTEMPTS as TX_ATTEMPTS
+from .transactions import TX_SCHEMA, TxLogError, TxLogTooNewError
 
 # 2: period_results.measured_ppm; index of failed checks. 3: fleet leases (oracle.fleet).
 # 4: evidence bundles (oracle.evidence), one per reported period. 5: sample runs (oracle.sample_runs).
@@ -300,9 +300,14 @@ class Store:
     def _init_schema(self) -> None:
         with self._tx() as conn:
             SCHEMA.ensure(conn)  # under the schema lock (PostgreSQL) until this transaction ends
-            # The transaction manager's table lives in the same database: created under the same
-            # lock (its own create_all then finds it).
-            TX_ATTEMPTS.create(conn, checkfirst=True)
+            # The transaction manager's table lives in the same database, with its own version
+            # table: created, adopted or checked under the same lock (TxManager then finds it).
+            try:
+                TX_SCHEMA.ensure(conn)
+            except TxLogTooNewError as exc:
+                raise SchemaTooNewError(str(exc)) from exc
+            except TxLogError as exc:
+                raise StoreError(str(exc)) from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -29,6 +29,8 @@ from sqlalchemy.engine import Engine
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from smartsla.versioned_schema import VersionedSchema, version_table
+
 log = logging.getLogger("oracle.transactions")
 
 GWEI = 10**9
@@ -57,6 +59,32 @@ ATTEMPTS = Table(
     Column("label", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+# Its own schema version (smartsla.versioned_schema): the attempts table shares the store's
+# database but is this module's, and changes with it. Version 1 is the table as the releases
+# before versions made it (adopted as is).
+TX_SCHEMA_VERSION = 1
+
+
+class TxLogError(RuntimeError):
+    """The transaction log's tables are damaged or foreign (oracle.store re-raises as StoreError)."""
+
+
+class TxLogTooNewError(TxLogError):
+    """The transaction log was written by a newer oracle."""
+
+
+TX_SCHEMA = VersionedSchema(
+    component="oracle transaction log", owner="oracle", metadata=_meta,
+    table=version_table(_meta, "oracle_tx_schema_version"), version=TX_SCHEMA_VERSION, upgrades={},
+    error=TxLogError, too_new=TxLogTooNewError, unversioned=(1, frozenset({ATTEMPTS.name})),
+)
+
+
+def ensure_tx_schema(engine: Engine) -> None:
+    """Create, adopt or check the attempts table's schema in a transaction of its own (the store
+    does it inside its opening transaction instead: oracle.store.Store.open)."""
+    with engine.begin() as conn:
+        TX_SCHEMA.ensure(conn)
 
 
 def default_confirmations(chain_id: int) -> int:
@@ -127,7 +155,7 @@ class TxManager:
         self.confirmations = confirmations if confirmations is not None else default_confirmations(cid)
         self._lock = threading.Lock()
         self._crash_hook = before_broadcast
-        _meta.create_all(engine, tables=[ATTEMPTS])
+        ensure_tx_schema(engine)
 
     # --------------------------------------------------------------- nonces
     def _next_nonce(self) -> int:
