@@ -357,14 +357,7 @@ class Store:
         with self._tx() as conn:
             self._lock_runs(conn, [agreement])
             row = {"agreement": agreement, "gap": slice_seconds}
-            if conn.dialect.name == "postgresql":
-                # psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING, so the
-                # insert-if-absent cannot say whether it inserted: asked under the agreement's lock.
-                g = sample_run_gaps.c
-                if conn.execute(select(g.gap).where(g.agreement == agreement, g.gap == slice_seconds)).first():
-                    return False
-                conn.execute(sample_run_gaps.insert().values(**row))
-            elif not self._insert_ignore(conn, sample_run_gaps, row, ("agreement", "gap")):
+            if not self._insert_ignore(conn, sample_run_gaps, row, ("agreement", "gap")):
                 return False
             c = samples.c
             # Streamed in (service, ts) order from the index: memory is one service's open run.
@@ -723,8 +716,11 @@ class Store:
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
             insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-            stmt = insert(table).values(**row).on_conflict_do_nothing(index_elements=list(keys))
-            return conn.execute(stmt).rowcount == 1
+            # RETURNING yields the row only when it went in: exact on both engines, where rowcount
+            # is not (psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING).
+            stmt = (insert(table).values(**row).on_conflict_do_nothing(index_elements=list(keys))
+                    .returning(table.c[keys[0]]))
+            return conn.execute(stmt).first() is not None
         if conn.execute(select(table.c[keys[0]]).where(*[table.c[k] == row[k] for k in keys])).first() is None:
             conn.execute(table.insert().values(**row))
             return True

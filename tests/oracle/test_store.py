@@ -305,3 +305,19 @@ def test_full_disk_raises_a_clear_error_and_keeps_what_was_committed(tmp_path: P
 def test_unopenable_url_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="cannot open store"):
         Store.open("nosuchdialect://x")
+
+
+def test_insert_ignore_says_whether_it_inserted(store: Store) -> None:
+    """Store._insert_ignore ("insert unless present", race-free) must tell the caller whether its
+    row went in. psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING, so on
+    PostgreSQL it answered False even for a fresh row (the old code failed here on PostgreSQL)."""
+    from sqlalchemy import func, select
+
+    from oracle.store import sample_run_gaps
+
+    key = ("agreement", "gap")
+    with store._tx() as conn:
+        assert Store._insert_ignore(conn, sample_run_gaps, {"agreement": "0xab", "gap": 2}, key)
+        assert not Store._insert_ignore(conn, sample_run_gaps, {"agreement": "0xab", "gap": 2}, key)
+        assert Store._insert_ignore(conn, sample_run_gaps, {"agreement": "0xab", "gap": 3}, key)
+        assert conn.execute(select(func.count()).select_from(sample_run_gaps)).scalar() == 2
