@@ -200,6 +200,7 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
     departments = len(view.corporate_terms.departments)
     while True:
         reported = reported_periods(corporate)
+        _confirm_reported(daemon, served, reported)
         # Departments settle FINAL periods only (after the dispute window, or the arbiter's
         # ruling); a terminated department has no period from its end on.
         behind = [d.settled_periods for d in map(corporate.department_status, range(departments))
@@ -255,6 +256,37 @@ def report_corporate(daemon: Daemon, served: Served, now: float) -> None:
                                          "values": [figures[s.name].value_ppm for s in terms.services]})
         if outcome.state != "confirmed":
             return
+
+
+def _confirm_reported(daemon: Daemon, served: Served, reported: int) -> None:
+    """Confirm the stored reports of periods below `reported` (the chain's count at its latest
+    block) still 'signed' or 'submitted', once reported `confirmations` deep (R-1, as
+    Submitter.confirm_settled for an Agreement): the pass that sent a report may not have seen it
+    deep enough, a committee peer may have sent it, or the daemon was killed after the broadcast;
+    the loop below starts from the chain's count and would never look at them again. A shallower
+    report is left 'submitted' (a reorganisation can still undo it). `served.confirmed_below`
+    keeps this to one chain read per newly reported period."""
+    if reported <= served.confirmed_below:
+        return
+    view: CorporateServed = served.agreement
+    deep = reported
+    depth = daemon.submitter.tx.confirmations
+    if depth > 1:
+        block = max(0, int(daemon.chain.w3.eth.block_number) - (depth - 1))
+        deep = int(view.corporate.contract.functions.snapshot().call(block_identifier=block)[1])  # reportedPeriods
+    waiting = 0
+    for report in daemon.store.unconfirmed_reports(view.address):
+        if report.period >= reported:
+            continue
+        if report.period < deep:
+            daemon.store.transition_report(view.address, report.period, report.state, "confirmed")
+            daemon.metrics.mark_report()
+            log.info("report confirmed", extra={"agreement": view.address, "period": report.period,
+                                                "confirmations": depth, "multi_level": True})
+        else:
+            waiting += 1
+    if waiting == 0:
+        served.confirmed_below = reported
 
 
 def _advance_report(daemon: Daemon, view: CorporateServed, period: int, figures: Any, root: bytes,

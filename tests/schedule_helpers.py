@@ -78,6 +78,7 @@ COSTS: dict[str, float] = {
     "tests/oracle/test_watchdog.py::": 25,
     "tests/oracle/test_daemon.py::test_three_daemons_settle_by_median_and_a_wrong_one_changes_nothing": 25,
     "tests/oracle/test_corporate_daemon.py::test_daemon_settles_two_periods_and_two_departments_withdraw": 24,
+    "tests/oracle/test_corporate_daemon.py::test_with_a_confirmation_depth_of_two_every_report_ends_confirmed": 24,
     "tests/test_brownie.py::": 24,
     "tests/oracle/test_corporate_daemon.py::test_sigkill_around_the_report_then_restart_reports_and_settles_once": 24,
     "tests/oracle/test_daemon.py::test_period_measured_below_the_minimum_gets_no_report": 22,

@@ -24,6 +24,7 @@ from cli_helpers import invoke
 from daemon_helpers import World, lead, stop, wait_until
 from service_helpers import ScheduledService
 
+from oracle.store import Store
 from smartsla.chain import Chain
 from smartsla.corporate import Corporate, load_corporate_spec
 from smartsla.multilevel import read_state
@@ -120,6 +121,34 @@ def test_daemon_settles_two_periods_and_two_departments_withdraw(world: World, s
         assert code == 0, err
         assert ("finance" if i == 0 else "engineering") in out
         assert expected[i] - 10**16 < world.chain.balance(payout) - before <= expected[i]
+
+
+
+def test_with_a_confirmation_depth_of_two_every_report_ends_confirmed(world: World, services, tmp_path: Path):
+    """R-1 (docs/security.md): with `chain.confirmations` above 1 the pass that sends a report
+    leaves it 'submitted' (not deep enough yet), and the next pass starts from the chain's count
+    of reported periods, which already includes it: the store kept it 'submitted' forever (both
+    periods failed so on the old code). Each must end 'confirmed' once reported that deep."""
+    corporate, _ = _corporate(world, tmp_path, count=2)
+    terms = corporate.terms
+    assert terms is not None
+    config = _config(world, corporate.address, services)
+    data = yaml.safe_load(config.read_text())
+    data["chain"]["confirmations"] = 2
+    config.write_text(yaml.safe_dump(data))
+    proc = world.start(config)
+    try:
+        world.wait_ready(terms.start)
+        wait_until(lambda: '"msg": "agreement finished"' in world.log_text(), 60, "the daemon to finish the agreement",
+                   world.log_text)
+    finally:
+        assert stop(proc) == 0, world.log_text()[-2000:]
+    assert read_state(corporate, terms).settled_periods == 2
+    with Store.open(f"sqlite:///{world.tmp / 'oracle.db'}") as store:
+        states = [getattr(store.report(corporate.address, p), "state", None) for p in range(2)]
+    assert states == ["confirmed", "confirmed"], world.log_text()[-2000:]
+    # One report and one settlement per period: waiting for the depth repeats nothing.
+    assert world.chain.w3.eth.get_transaction_count(world.oracle) == 4
 
 
 @pytest.mark.parametrize("crash_at", ["before-broadcast", "after-broadcast", "settle-before-broadcast"])
