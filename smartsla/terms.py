@@ -46,7 +46,7 @@ def service_name(raw: bytes) -> str:
 
 
 def _renamed(data: Any, old: str, new: str) -> Any:
-    """Accept a field under its name before issue 13 (below_ppm, objective_ppm): terms the event
+    """Accept a field under its name before issue 13 ('below_ppm', 'objective_ppm'): terms the event
     index stored as JSON before the rename, and JSON written by hand, keep loading."""
     if not isinstance(data, dict) or old not in data:
         return data

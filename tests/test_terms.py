@@ -93,7 +93,7 @@ def test_calendar_terms_too_large_for_a_clone_are_refused(terms_for):
         terms_for(period_length=0, period_count=6_200, period_ends=ends)
 
 
-# Issue 13 item 4: Tier.below_ppm -> threshold and Service.objective_ppm -> objective. Terms stored
+# Issue 13 item 4: Tier 'below_ppm' -> threshold and Service 'objective_ppm' -> objective. Terms stored
 # before the rename (the event index keeps Terms.model_dump as JSON, the corporate index too) and
 # JSON written by hand with the old keys still load, with a deprecation naming the new key.
 OLD_SERVICE = {"name": "web", "objective_ppm": 999_000, "kind": "availability",

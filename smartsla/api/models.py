@@ -157,8 +157,8 @@ class ServicePeriodOut(BaseModel):
     service: str
     kind: str
     objective_value: int = Field(description="ppm, or ms for a latency service (see unit)")
-    value: int = Field(description="the settled figure: ppm, or ms for a latency service (see unit)")
-    unit: Literal["ppm", "ms"] = Field(description="the unit of objective_value and value")
+    measured_value: int = Field(description="the settled figure behind measured (see unit)")
+    unit: Literal["ppm", "ms"] = Field(description="the unit of objective_value and measured_value")
     objective: str = Field(description="as people read it: 99.9900% or 250 ms")
     measured: str
     met: bool
@@ -293,10 +293,13 @@ class ServiceForecastOut(BaseModel):
     period_start: int | None = None
     period_end: int | None = None
     now: int | None = Field(None, description="the oracle's instant (period_end - remaining_seconds)")
-    value_so_far_ppm: int | None = None
+    value_so_far_value: int | None = Field(None, description="the integer behind value_so_far (see unit)")
     value_so_far: str | None = None
     objective: str | None = None
-    projected_ppm: int | None = Field(None, description="at period end, at the burn so far")
+    projected_value: int | None = Field(None, description="the integer behind projected (see unit): at period "
+                                       "end, at the burn so far")
+    unit: Literal["ppm", "ms"] | None = Field(None, description="the unit of value_so_far_value and "
+                                                "projected_value: ms for a latency service")
     projected: str | None = None
     projected_tier: int | None = Field(None, description="1 = mildest, as in /periods; null: no credit")
     projected_tier_credit_bps: int | None = None

@@ -198,7 +198,7 @@ def report_rows(periods: list[dict[str, Any]], terms: Terms, roots: dict[int, st
             rows.append({
                 "period": pj["period"], "period_start": pj["start"], "period_end": pj["end"],
                 "service": s["service"], "unit": "ms" if latency else "percent",
-                "objective": _number(s["objective_value"], latency), "measured": _number(s["value"], latency),
+                "objective": _number(s["objective_value"], latency), "measured": _number(s["measured_value"], latency),
                 "met": s["met"],
                 "tier": s["tier"], "tier_credit_percent": f"{Decimal(s['tier_credit_bps']) / 100:.2f}",
                 "service_credit": s["credit"], "period_credit_paid": pj["credit_paid"],
@@ -264,8 +264,8 @@ def _latency_json(terms: Terms, index: int, inputs: RunningInputs) -> dict[str, 
         if reported.get("projected_ppm", ms) != ms else []
     return dict(
         available=True, oracle=as_json(inputs), period=inputs.period, period_start=terms.period_start(inputs.period),
-        period_end=terms.period_end(inputs.period), now=now, value_so_far_ppm=ms, value_so_far=f"{ms} ms",
-        objective=f"{service.objective} ms", projected_ppm=ms, projected=f"{ms} ms",
+        period_end=terms.period_end(inputs.period), now=now, value_so_far_value=ms, value_so_far=f"{ms} ms",
+        objective=f"{service.objective} ms", unit="ms", projected_value=ms, projected=f"{ms} ms",
         projected_tier=None if tier is None else tier + 1,
         projected_tier_credit_bps=0 if tier is None else service.tiers[tier].credit_bps,
         projected_credit=str(credit), projected_credit_text=fmt_amount(credit, terms.asset),
@@ -306,9 +306,10 @@ def forecast_json(row: dict[str, Any], data: dict[tuple[str, str], RunningInputs
             differ = [f"{k} {v:g} (here {ours[k]:g})" for k, v in inputs.reported if k in ours and v != ours[k]]
             item.update(
                 available=True, oracle=as_json(inputs), period=f.period, period_start=f.period_start,
-                period_end=f.period_end, now=f.now, value_so_far_ppm=f.value_so_far_ppm,
+                period_end=f.period_end, now=f.now, value_so_far_value=f.value_so_far_ppm,
                 value_so_far=ppm_to_percent(f.value_so_far_ppm), objective=ppm_to_percent(s.objective),
-                projected_ppm=f.projected_ppm, projected=ppm_to_percent(f.projected_ppm), projected_tier=tier,
+                unit="ppm", projected_value=f.projected_ppm, projected=ppm_to_percent(f.projected_ppm),
+                projected_tier=tier,
                 projected_tier_credit_bps=0 if tier is None else s.tiers[tier - 1].credit_bps,
                 projected_credit=str(f.projected_credit),
                 projected_credit_text=fmt_amount(f.projected_credit, terms.asset),

@@ -74,7 +74,7 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
     shown = [i for i, s in enumerate(services) if s.get("kind") != "latency"]  # ms do not go on a % axis
     if not shown:
         return Markup('<p class="muted">No availability service.</p>')
-    values = [p["services"][i]["value"] / 10_000 for p in periods for i in shown if i < len(p["services"])]
+    values = [p["services"][i]["measured_value"] / 10_000 for p in periods for i in shown if i < len(p["services"])]
     objectives = [services[i]["objective_value"] / 10_000 for i in shown]
     ymin = _nice_floor(min(values + objectives) - 0.05)
     span = max(100.0 - ymin, 0.01)
@@ -104,14 +104,14 @@ def uptime_chart(services: Sequence[dict[str, Any]], periods: Sequence[dict[str,
         parts.append(f'<line x1="{_f(left)}" x2="{_f(W - right)}" y1="{_f(y(obj))}" y2="{_f(y(obj))}" '
                      f'stroke="{color}" stroke-dasharray="5 4" stroke-opacity="0.6"><title>{escape(service["name"])} '
                      f'objective {obj:.4f}%</title></line>')
-        pts = [(x(p["period"]), y(p["services"][i]["value"] / 10_000), p, p["services"][i]) for p in periods
+        pts = [(x(p["period"]), y(p["services"][i]["measured_value"] / 10_000), p, p["services"][i]) for p in periods
                if i < len(p["services"])]
         if len(pts) > 1:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
                          + " ".join(f"{_f(px)},{_f(py)}" for px, py, _, _ in pts) + '"/>')
         for px, py, row, figure in pts:
             parts.append(f'<circle cx="{_f(px)}" cy="{_f(py)}" r="3.5" fill="{color}"><title>period {row["period"]}: '
-                         f'{escape(service["name"])} {figure["value"] / 10_000:.4f}%</title></circle>')
+                         f'{escape(service["name"])} {figure["measured_value"] / 10_000:.4f}%</title></circle>')
     parts.append("</svg>")
     legend = "".join(f'<span class="key"><i style="background:{SERIES[i % len(SERIES)]}"></i>{escape(s["name"])}'
                      "</span>" for i, s in enumerate(services) if i in shown)

@@ -85,7 +85,7 @@ def test_api_and_page_show_the_daemons_forecast_before_the_period_settles(
             # the daemon's own value, projection and budget (same scrape) equal the API's
             assert web["oracle_agrees"] is True, web
             good, bad = web["oracle"]["good_seconds"], web["oracle"]["bad_seconds"]
-            assert web["value_so_far_ppm"] == int(good * 1_000_000 // (good + bad))
+            assert web["value_so_far_value"] == int(good * 1_000_000 // (good + bad))
             # tier 0 (80 %) allows 12 s of the 60: the budget is what is left of them
             assert web["next_tier"] == 1 and web["budget_left_seconds"] == 12 - bad
             assert web["budget_words"].endswith("of downtime left before the 10 % tier")

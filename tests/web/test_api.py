@@ -114,7 +114,7 @@ def test_periods_match_the_reference_model(client: TestClient, demo_server: Demo
     for item, values, measured in zip(body["items"], DEMO_VALUES_PPM, DEMO_MEASURED_PPM, strict=True):
         outcome = books.settle(list(values))
         assert item["measured_ppm"] == measured
-        assert [s["value"] for s in item["services"]] == list(values)
+        assert [s["measured_value"] for s in item["services"]] == list(values)
         assert [int(s["credit"]) for s in item["services"]] == list(outcome.service_credits)
         assert int(item["credit_paid"]) == outcome.paid_credit
         assert item["disaster"] == outcome.disaster

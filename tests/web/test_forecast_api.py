@@ -38,7 +38,7 @@ def test_forecast_equals_the_oracle_metrics_and_says_the_budget_in_words(live, d
     for name in ("compute", "storage"):
         s, g = by[name], gauges[name]
         assert s["available"] is True
-        assert s["value_so_far_ppm"] == g["value_ppm"] and s["projected_ppm"] == g["projected_ppm"]
+        assert s["value_so_far_value"] == g["value_ppm"] and s["projected_value"] == g["projected_ppm"]
         assert s["budget_left_seconds"] == g["budget_left_seconds"]
         assert float(s["projected_credit"]) == g["projected_credit"]
         assert (s["projected_tier"] or 0) - 1 == g["projected_tier"] and (s["next_tier"] or 0) - 1 == g["next_tier"]
