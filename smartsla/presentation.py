@@ -153,7 +153,8 @@ def period_services(terms: Terms, values_ppm: list[int], service_credits: list[i
         met = value <= service.objective if service.lower_is_better else value >= service.objective
         state = service_state(met=met, harshest_tier=harshest, disaster=disaster)
         out.append({"service": service.name, "kind": service.kind.name, "objective_value": service.objective,
-                    "measured_value": value, "unit": value_unit(service), "objective": measure(service, service.objective),
+                    "measured_value": value, "unit": value_unit(service),
+                    "objective": measure(service, service.objective),
                     "measured": measure(service, value), "met": met, "tier": tier, "tier_credit_bps": bps,
                     "credit": str(credit), "disaster": disaster, "state": state})
     return out

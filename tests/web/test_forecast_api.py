@@ -48,6 +48,7 @@ def test_forecast_equals_the_oracle_metrics_and_says_the_budget_in_words(live, d
     # Before 99.0 %: good + remaining - 0.99 x 30 days = 1,033,200 + 1,555,200 - 2,566,080 = 22,320 s.
     c = by["compute"]
     assert c["value_so_far"] == "99.6527%"  # rounded down, like the report
+    assert (c["value_so_far_value"], c["unit"]) == (996_527, "ppm")
     assert c["projected_tier"] == 1 and c["projected_tier_credit_bps"] == 1_000
     assert c["budget_left_seconds"] == 22_320
     assert c["budget_words"] == "the 10 % tier is already certain; 6 hours 12 minutes of downtime left before " \
@@ -159,6 +160,7 @@ def test_latency_service_forecast_from_the_oracles_gauges():
     (s,) = forecast_json(row, data, None, "test")["services"]
     assert s["available"] is True and s["reason"] is None and s["oracle_agrees"] is True
     assert s["value_so_far"] == "250 ms" and s["projected_tier"] is None and s["projected_credit"] == "0"
+    assert (s["value_so_far_value"], s["projected_value"], s["unit"]) == (250, 250, "ms")  # not ppm
     assert s["next_tier"] == 1 and s["slow_checks_left"] == 100 * 38 // 95 - 40 == 0
     assert s["budget_words"] == "0 more slow checks (above 300 ms, none faster) before the 10 % tier"
     assert s["now"] == 3_600 + 1_200
@@ -170,3 +172,25 @@ def test_latency_service_forecast_from_the_oracles_gauges():
     assert s["slow_checks_left"] == 100 * 41 // 95 - 41 == 2
     assert s["budget_words"] == "the 10 % tier is reached; 2 more slow checks (above 500 ms, none faster) before " \
         "the 30 % tier"
+
+
+def test_every_figure_in_the_json_says_its_unit():
+    """Issue 13 item 4: the objective, tier thresholds and settled values carry ms for a latency
+    service and ppm for the others; the JSON names them without a unit and says it in `unit`."""
+    from smartsla.api.views import terms_json
+    from smartsla.presentation import period_services
+    from smartsla.terms import Kind, Service, Terms, Tier
+
+    lat = Service(name="lat", kind=Kind.latency, objective=200, weight_bps=5_000,
+                  tiers=(Tier(threshold=300, credit_bps=1_000),))
+    up = Service(name="up", objective=999_000, weight_bps=5_000, tiers=(Tier(threshold=999_000, credit_bps=1_000),))
+    terms = Terms(provider="0x" + "22" * 20, customer="0x" + "33" * 20, oracle="0x" + "44" * 20, start=0,
+                  period_length=3_600, period_count=2, fee_per_period=10**18, collateral=0, slice_seconds=60,
+                  services=(lat, up))
+    services = terms_json(terms)["services"]
+    assert [(s["objective"], s["unit"], s["tiers"][0]["threshold"]) for s in services] == [
+        (200, "ms", 300), (999_000, "ppm", 999_000)]
+    assert not any(k.endswith("_ppm") for s in services for k in s)
+    out = period_services(terms, [350, 998_000], [1, 2])
+    assert [(s["objective_value"], s["measured_value"], s["unit"], s["measured"]) for s in out] == [
+        (200, 350, "ms", "350 ms"), (999_000, 998_000, "ppm", "99.8000%")]
