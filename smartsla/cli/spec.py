@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from ..corporate import load_any_spec
+from ..presentation import measure
 from ..spec import SpecError, dump_spec
-from ..units import bps_to_percent, ppm_to_percent
+from ..units import bps_to_percent
 from .common import _console, _load_spec, cli_errors, fail
 
 app = typer.Typer(help="Agreement specs in YAML.", no_args_is_help=True)
@@ -36,10 +37,9 @@ def spec_validate(files: Annotated[list[Path], typer.Argument(help="Spec files t
         for col in ("service", "kind", "weight", "objective", "tiers"):
             table.add_column(col)
         for s in terms.services:
-            unit = (lambda v: f"{v} ms") if s.lower_is_better else ppm_to_percent
             sign = ">" if s.lower_is_better else "<"
-            tiers = ", ".join(f"{sign} {unit(t.threshold)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
-            table.add_row(s.name, s.kind.name, bps_to_percent(s.weight_bps), unit(s.objective), tiers)
+            tiers = ", ".join(f"{sign} {measure(s, t.threshold)} → {bps_to_percent(t.credit_bps)}" for t in s.tiers)
+            table.add_row(s.name, s.kind.name, bps_to_percent(s.weight_bps), measure(s, s.objective), tiers)
         console.print(table)
         console.print(f"[green]valid[/]: {terms.period_count} periods, {len(terms.oracles)} oracle(s), quorum "
                       f"{terms.quorum}, dispute window {terms.dispute_window} s, maintenance notice "
