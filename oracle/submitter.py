@@ -353,6 +353,9 @@ class Submitter:
                 data = response.json()
                 report = _report(agreement.address, self.chain.chain_id, period, data, data["signer"],
                                  data["signature"])
+                # A report the compact calldata cannot carry (a signature other than 65 bytes, a
+                # number out of range: ValueError) would make the whole submission unsendable.
+                pack(period, [report])
                 signer = recover_signer(report)
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
