@@ -386,6 +386,9 @@ contract AgreementHandler is Assertions {
             expected = abi.encodeWithSelector(Agreement.MalformedReports.selector, wanted, packed.length);
         } else if (reports.length < c.t.quorum || reports.length == 0) {
             expected = abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, c.t.quorum, reports.length);
+        } else if (_misframed(reports, p.n)) {
+            _expectMisframedRefused(b, c, packed);
+            return;
         } else if (expected.length == 0) {
             expected = _settleError(c.t, c.s, c.period, p.medians, p.measured);
         }
@@ -416,6 +419,35 @@ contract AgreementHandler is Assertions {
         }
         assertEq(committed, p.signers, "EvidenceCommitted by exactly the signers");
         _afterSettle(b, c.t, c.s, c.period, p.medians, p.measured, logs);
+    }
+
+    /// @dev Some report has a wrong number of values although the buffer's length is right (one
+    /// report a value short, another one over).
+    function _misframed(SignedReport[] memory reports, uint256 n) internal pure returns (bool) {
+        for (uint256 i = 0; i < reports.length; ++i) {
+            if (reports[i].valuesPpm.length != n) return true;
+        }
+        return false;
+    }
+
+    /// @dev Counts that cancel out keep the length right but shift the reports after the first
+    /// wrong one: each is read at the wrong offsets, so its signature recovers to a stranger or
+    /// none (or an earlier check of an aligned report fails). Which error depends on the bytes
+    /// read; what matters is that the call is refused and nothing settles.
+    function _expectMisframedRefused(Book storage b, ReportCall memory c, bytes memory packed) internal {
+        vm.prank(c.who);
+        try b.agreement.settleCompact(packed) {
+            fail("settleCompact of misframed reports succeeded");
+        } catch (bytes memory e) {
+            bytes4 sel = bytes4(e);
+            assertTrue(
+                sel == ISlaErrors.NotACommitteeMember.selector || sel == ECDSA.ECDSAInvalidSignature.selector
+                    || sel == ECDSA.ECDSAInvalidSignatureS.selector || sel == ISlaErrors.ReportExpired.selector
+                    || sel == ISlaErrors.DuplicateSigner.selector || sel == ISlaErrors.MissingEvidence.selector,
+                string.concat("misframed reports refused, not with ", vmx.toString(e))
+            );
+        }
+        assertEq(b.agreement.snapshot().settledPeriods, c.s.settledPeriods, "misframed reports settle nothing");
     }
 
     function terminate(uint256 aSeed, uint256 actorSeed) external {
