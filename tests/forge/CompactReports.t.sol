@@ -97,6 +97,32 @@ contract CompactReportsTest is Fixture {
         assertEq(a.snapshot().settledPeriods, 0, "nothing settled");
     }
 
+    /// @notice Value counts that cancel out (one report a value over, the next a value short)
+    /// keep the buffer's length right: the reports are read at the terms' offsets, so the second
+    /// one is read shifted and its signature (over other bytes) recovers to a stranger. Refused,
+    /// nothing settled; the contract never trusts a report's own idea of its length.
+    function test_valueCountsThatCancelOutAreReadMisframedAndRefused() public {
+        SignedReport[] memory r = new SignedReport[](3);
+        uint32[] memory three = new uint32[](3);
+        (three[0], three[1], three[2]) = (PPM, PPM, 0);
+        uint32[] memory one = new uint32[](1);
+        one[0] = PPM;
+        r[0] = _sign(a, oracleKeys[0], 0, three);
+        r[1] = _sign(a, oracleKeys[1], 0, one);
+        r[2] = _sign(a, oracleKeys[2], 0, _values(PPM, PPM));
+        bytes memory packed = CompactReports.encode(0, r);
+        assertEq(packed.length, 3 + 3 * CompactReports.reportLength(2), "the length of three good reports");
+        (bool ok, bytes memory out) = _settle(packed);
+        assertTrue(!ok, "refused");
+        bytes4 sel = bytes4(out);
+        assertTrue(
+            sel == ISlaErrors.NotACommitteeMember.selector || sel == bytes4(keccak256("ECDSAInvalidSignature()"))
+                || sel == bytes4(keccak256("ECDSAInvalidSignatureS(bytes32)")),
+            "by a signature that does not verify"
+        );
+        assertEq(a.snapshot().settledPeriods, 0, "nothing settled");
+    }
+
     /// @notice Every byte counts: changing any one byte of a valid buffer (period, count, measured
     /// share, evidence root, deadline, signature, any value) makes it refused.
     function testFuzz_anyChangedByteIsRefused(uint256 pos, uint8 delta) public {
