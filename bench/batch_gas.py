@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/batch_gas.py [N]   (default 50; Anvil, single-oracle agreements with
 one service, settled through signed reports). Prints the batch's gas, gas per item, and for
-comparison one agreement settled alone with `settle` and with `settleWithReports`.
+comparison one agreement settled alone with `settle`. The items are packed (`settleMany(bytes)`, each
+agreement's reports as `settleCompact` reads them, smartsla/compact_reports.py).
 Not run by pytest.
 """
 

@@ -25,6 +25,7 @@ import {ISlaErrors} from "./interfaces/ISlaErrors.sol";
 import {ISlaEvents} from "./interfaces/ISlaEvents.sol";
 import {SlaEscrow} from "./libraries/SlaEscrow.sol";
 import {SlaCommittee} from "./libraries/SlaCommittee.sol";
+import {CompactReports} from "./libraries/CompactReports.sol";
 
 /// @title One Service Level Agreement between a provider and a customer.
 /// @notice The customer prepays every period's fee and the provider deposits a collateral bond,
@@ -47,6 +48,10 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     error NoSatisfactionService();
     /// @notice `period` has ended and waits for its report; its fee is the provider's.
     error PeriodAwaitingReport(uint256 period);
+    /// @notice The packed reports of `settleCompact` are not exactly `expected` bytes long (what
+    /// their report count and the terms' service count make, see CompactReports), or shorter
+    /// than their 3-byte header: `length` bytes were given. Nothing past the end is ever read.
+    error MalformedReports(uint256 expected, uint256 length);
 
     /// @notice The most maintenance windows one agreement may declare, so that every reader (the
     /// oracles, anyone auditing the figures) reads a bounded list.
@@ -365,71 +370,147 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         _settle(t, o, period, valuesPpm, measuredPpm);
     }
 
-    /// @notice Anyone submits the signed reports of at least `quorum` distinct members; the period
+    /// @notice Anyone submits the signed reports of at least `quorum` distinct members, packed
+    /// tightly (CompactReports: the period, the count, then each report's measured share,
+    /// evidence root, deadline, 65-byte signature and one 4-byte value per service); the period
     /// settles on each service's median, and the median measured share. With an odd number of
     /// reports the median is the middle one; with an even number (more than the odd quorum) it is
     /// the mean of the two middle ones, rounded down, which favours neither side for higher-is-
-    /// better and lower-is-better services alike.
+    /// better and lower-is-better services alike. Each accepted report emits `EvidenceCommitted`
+    /// (its signer and evidence root).
     /// @dev The signatures are the authority, not the sender: each is bound to this chain, this
-    /// agreement, the period, the values, the evidence root and a deadline, a quorum of distinct members is needed,
-    /// and a period settles once. With f lying members, a quorum of 2f+1 keeps every median
-    /// between honest values.
-    /// @param period zero-based period index; must be the next unsettled period
-    /// @param reports signed reports, each with one value per service
-    function settleWithReports(uint256 period, SignedReport[] calldata reports) external onlyClone {
+    /// agreement, the period, the values, the measured share, the evidence root and a deadline
+    /// (the EIP-712 `Report`, REPORT_TYPEHASH); a quorum of distinct members is needed, and a
+    /// period settles once. With f lying members, a quorum of 2f+1 keeps every median between
+    /// honest values. The buffer is read in place with calldataload at fixed offsets, after one
+    /// check that it is exactly as long as its count and the terms' service count make it
+    /// (MalformedReports): no read runs past its end. It replaced `settleWithReports` with
+    /// ABI-encoded `SignedReport[]` (issue 15: about 5,000 gas less per settlement, and the
+    /// contract stays under the 24,576-byte code limit).
+    /// @param packed CompactReports.encode(period, reports)
+    function settleCompact(bytes calldata packed) external onlyClone {
         (Terms memory t, Options memory o) = _load();
-        uint256 k = reports.length;
-        if (k < t.quorum || k == 0) revert QuorumNotReached(t.quorum, k);
-        uint256 n = t.services.length;
+        (uint256 period, uint256 k, uint256 size) = _compactHeader(packed, t.services.length, t.quorum);
+        // One report's values, one word each as abi.encodePacked(uint32[]) hashes them; with a
+        // single report they are also the values settled.
+        uint32[] memory values = new uint32[](t.services.length);
         uint256 signers = 0;
         for (uint256 i = 0; i < k; ++i) {
-            SignedReport calldata r = reports[i];
-            if (r.deadline < block.timestamp) revert ReportExpired(i, r.deadline);
-            uint32[] calldata values = r.valuesPpm;
-            if (values.length != n) revert WrongNumberOfValues(n, values.length);
-            if (r.evidenceRoot == bytes32(0)) revert MissingEvidence();
-            address signer = _recover(
-                reportDigest(period, values, r.measuredPpm, r.evidenceRoot, r.deadline), r.signature
-            );
+            (address signer, bytes32 root) = _compactSigner(packed, i, size, period, values);
             uint256 index = SlaCommittee.memberIndex(t.oracles, signer);
             if (index == type(uint256).max) revert NotACommitteeMember(signer);
             if (signers & (1 << index) != 0) revert DuplicateSigner(signer);
             signers |= 1 << index;
-            emit EvidenceCommitted(period, signer, r.evidenceRoot);
+            emit EvidenceCommitted(period, signer, root);
         }
-        emit ReportsAccepted(period, signers);
-        if (k == 1) {
-            // One report (quorum 1): it is its own median, no columns to sort.
-            _settle(t, o, period, reports[0].valuesPpm, reports[0].measuredPpm);
-            return;
-        }
-        uint32[] memory column = new uint32[](k);
-        uint32[] memory medians = new uint32[](n);
-        for (uint256 s = 0; s <= n; ++s) {
-            // column s: every report's value of service s; column n: the measured shares
-            for (uint256 i = 0; i < k; ++i) {
-                column[i] = s < n ? reports[i].valuesPpm[s] : reports[i].measuredPpm;
-            }
-            uint32 m = SlaCommittee.median(column);
-            if (s < n) medians[s] = m;
-            else _settle(t, o, period, medians, m);
-        }
+        _settle(t, o, period, values, _compactMedians(packed, k, size, values));
     }
 
-    /// @dev The signer of `digest`, with the checks of OpenZeppelin's ECDSA.recover (65 bytes, s
-    /// in the lower half, not the zero address: ECDSAInvalidSignature*), reading the signature
-    /// straight from the calldata instead of copying it to memory first.
-    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
-        if (signature.length != 65) revert ECDSA.ECDSAInvalidSignatureLength(signature.length);
+    /// @dev The period, the report count and one report's size of `settleCompact`'s buffer, after
+    /// checking that it is exactly as long as they make it (every later read is inside it) and
+    /// that it holds a quorum of reports.
+    function _compactHeader(bytes calldata packed, uint256 services, uint256 quorum)
+        private
+        pure
+        returns (uint256 period, uint256 k, uint256 size)
+    {
+        if (packed.length < CompactReports.HEADER_LENGTH) {
+            revert MalformedReports(CompactReports.HEADER_LENGTH, packed.length);
+        }
+        assembly ("memory-safe") {
+            let head := calldataload(packed.offset)
+            period := shr(240, head)
+            k := byte(2, head)
+        }
+        size = CompactReports.reportLength(services);
+        uint256 expected = CompactReports.HEADER_LENGTH + k * size;
+        if (packed.length != expected) revert MalformedReports(expected, packed.length);
+        if (k < quorum || k == 0) revert QuorumNotReached(quorum, k);
+    }
+
+    /// @dev The measured share to settle, and the values in `values`: one report's own (already
+    /// there), or each service's median over the `k` reports and the median measured share.
+    function _compactMedians(bytes calldata packed, uint256 k, uint256 size, uint32[] memory values)
+        private
+        pure
+        returns (uint32)
+    {
+        if (k == 1) return uint32(_compactMeasured(packed, 0, size));
+        uint256 n = values.length;
+        uint32[] memory column = new uint32[](k);
+        for (uint256 s = 0; s < n; ++s) {
+            for (uint256 i = 0; i < k; ++i) {
+                column[i] = uint32(_compactValue(packed, i, size, s));
+            }
+            values[s] = SlaCommittee.median(column);
+        }
+        for (uint256 i = 0; i < k; ++i) {
+            column[i] = uint32(_compactMeasured(packed, i, size));
+        }
+        return SlaCommittee.median(column);
+    }
+
+    /// @dev Checks report `i` of `settleCompact`'s checked buffer (deadline, evidence root, the
+    /// signature as OpenZeppelin's ECDSA.recover does) and returns its signer and evidence root;
+    /// copies its values into `values`, one word each, which is also how the EIP-712 struct hashes
+    /// them (keccak256(abi.encodePacked(uint32[]))). Offsets as in CompactReports: 3 (header),
+    /// then measured 0, root 4, deadline 36, r 44, s 76, v 108, values 109.
+    function _compactSigner(bytes calldata packed, uint256 i, uint256 size, uint256 period, uint32[] memory values)
+        private
+        view
+        returns (address signer, bytes32 root)
+    {
+        uint256 at;
+        uint256 deadline;
+        bytes32 structHash;
+        bytes32 typehash = REPORT_TYPEHASH;
+        assembly ("memory-safe") {
+            at := add(add(packed.offset, 3), mul(i, size))
+            let measured := shr(224, calldataload(at))
+            root := calldataload(add(at, 4))
+            deadline := shr(192, calldataload(add(at, 36)))
+            let n := mload(values)
+            let src := add(at, 109)
+            let dst := add(values, 32)
+            for { let j := 0 } lt(j, n) { j := add(j, 1) } {
+                mstore(add(dst, shl(5, j)), shr(224, calldataload(add(src, shl(2, j)))))
+            }
+            // keccak256(abi.encode(REPORT_TYPEHASH, period, keccak256(abi.encodePacked(values)),
+            // measuredPpm, evidenceRoot, deadline)), built past the free memory pointer.
+            let p := mload(0x40)
+            mstore(p, typehash)
+            mstore(add(p, 0x20), period)
+            mstore(add(p, 0x40), keccak256(dst, shl(5, n)))
+            mstore(add(p, 0x60), measured)
+            mstore(add(p, 0x80), root)
+            mstore(add(p, 0xa0), deadline)
+            structHash := keccak256(p, 0xc0)
+        }
+        if (deadline < block.timestamp) revert ReportExpired(i, deadline);
+        if (root == bytes32(0)) revert MissingEvidence();
         bytes32 r;
         bytes32 s;
         uint8 v;
         assembly ("memory-safe") {
-            r := calldataload(signature.offset)
-            s := calldataload(add(signature.offset, 0x20))
-            v := byte(0, calldataload(add(signature.offset, 0x40)))
+            r := calldataload(add(at, 44))
+            s := calldataload(add(at, 76))
+            v := byte(0, calldataload(add(at, 108)))
         }
-        return ECDSA.recover(digest, v, r, s);
+        signer = ECDSA.recover(_hashTypedDataV4(structHash), v, r, s);
+    }
+
+    /// @dev Report `i`'s value of service `s` in `settleCompact`'s checked buffer.
+    function _compactValue(bytes calldata packed, uint256 i, uint256 size, uint256 s) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := shr(224, calldataload(add(add(add(packed.offset, 112), mul(i, size)), shl(2, s))))
+        }
+    }
+
+    /// @dev Report `i`'s measured share in `settleCompact`'s checked buffer.
+    function _compactMeasured(bytes calldata packed, uint256 i, uint256 size) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            v := shr(224, calldataload(add(add(packed.offset, 3), mul(i, size))))
+        }
     }
 
     /// @notice The EIP-712 digest an oracle signs for `valuesPpm`, `measuredPpm` and the

@@ -34,6 +34,7 @@ from web3.logs import DISCARD
 
 from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Snapshot
+from smartsla.compact_reports import pack, pack_batch
 from smartsla.errors import ContractReverted, decode_revert
 from smartsla.reports import SignedReport, recover_signer, root_bytes, sign_report
 
@@ -163,12 +164,10 @@ class Submitter:
             ready.append((agreement, period, report, reports))
         if not ready:
             return outcomes
-        # Each item carries its settleWithReports call already encoded: the batch forwards the
-        # bytes as they are (re-encoding nested reports on-chain cost ~2,000 gas per item).
-        fn = batch.functions.settleMany([
-            (ag.address, ag.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
-             ._encode_transaction_data())
-            for ag, period, _, reports in ready])
+        # Each item is the agreement's address and its reports packed as settleCompact reads them
+        # (smartsla.compact_reports): the batch copies the bytes into the call as they are.
+        fn = batch.functions.settleMany(pack_batch((ag.address, pack(period, reports))
+                                                   for ag, period, _, reports in ready))
         # A try/catch item gets only 63/64 of the gas left: an estimate made at an older block
         # (items refused there as PeriodNotEnded cost almost nothing) would starve them at
         # inclusion. Give every item its worst case; unused gas is not charged.
@@ -231,9 +230,9 @@ class Submitter:
     def signed_reports(self, agreement: Any, period: int, report: Any) -> list[SignedReport]:
         """This member's signed report of `period` (a stored report past 'computed') and, when the
         committee's quorum is above 1, the valid ones its peers offer (`_collect`): what a
-        settleWithReports transaction carries. `agreement` is anything with `address` and `terms`
-        (oracles, quorum): an Agreement, or a multi-level agreement (oracle.corporate), which
-        shares the signed report's type and domain."""
+        settleCompact (or a multi-level settleWithReports) transaction carries. `agreement` is
+        anything with `address` and `terms` (oracles, quorum): an Agreement, or a multi-level
+        agreement (oracle.corporate), which shares the signed report's type and domain."""
         assert report.signature is not None  # past 'computed' a report is signed (Store.advance checks it)
         own = _report(agreement.address, self.chain.chain_id, period, report.payload, self.account.address,
                       report.signature)
@@ -354,6 +353,9 @@ class Submitter:
                 data = response.json()
                 report = _report(agreement.address, self.chain.chain_id, period, data, data["signer"],
                                  data["signature"])
+                # A report the compact calldata cannot carry (a signature other than 65 bytes, a
+                # number out of range: ValueError) would make the whole submission unsendable.
+                pack(period, [report])
                 signer = recover_signer(report)
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
@@ -376,7 +378,7 @@ class Submitter:
             reports = self.signed_reports(agreement, period, report)
             if len(reports) < terms.quorum:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
-            fn = agreement.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
+            fn = agreement.contract.functions.settleCompact(pack(period, reports))
         sender = self.account.address
         try:
             gas = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)

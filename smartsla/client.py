@@ -16,6 +16,7 @@ from web3.contract.contract import Contract
 from web3.logs import DISCARD
 
 from .chain import Chain, TxResult
+from .compact_reports import pack
 from .errors import ContractReverted, InvalidTermsError, NotAnAgreement, errors_of
 from .reports import SignedReport, root_bytes
 from .terms import Terms
@@ -261,8 +262,9 @@ class Agreement:
 
     def settle_with_reports(self, period: int, reports: list[SignedReport], sender: str) -> Settlement:
         """Submit the signed reports of at least `quorum` members; settles on the medians. Anyone
-        may submit them: the signatures are the authority."""
-        fn = self.contract.functions.settleWithReports(period, [r.to_abi() for r in reports])
+        may submit them: the signatures are the authority. They travel packed
+        (`settleCompact`, smartsla.compact_reports), the agreement's only signed-report entry."""
+        fn = self.contract.functions.settleCompact(pack(period, reports))
         return self._settled(self.chain.transact(fn, sender,
                                                  action=f"settle period {period} with {len(reports)} reports"))
 

@@ -6,6 +6,7 @@ import {Terms, Snapshot, SignedReport, PPM} from "contracts/SlaTypes.sol";
 import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 import {Fixture} from "./utils/Fixture.sol";
+import {CompactReports} from "contracts/libraries/CompactReports.sol";
 
 /// @title Fees released by counting settled periods, collateral released by a flag (issue 15):
 /// a provider withdrawing between settlements and after the end gets each fee and the collateral
@@ -29,7 +30,7 @@ contract CountedFeesTest is Fixture {
         _toEnd(a, period);
         SignedReport[] memory r = new SignedReport[](1);
         r[0] = _sign(a, oracleKeys[0], period, _values(value, value));
-        a.settleWithReports(period, r);
+        a.settleCompact(CompactReports.encode(period, r));
     }
 
     function _booksMatch() internal view {

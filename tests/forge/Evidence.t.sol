@@ -10,6 +10,7 @@ import {Terms, Options, Snapshot, SignedReport, Tier, PPM, KIND_LATENCY} from "c
 
 import {Fixture} from "./utils/Fixture.sol";
 import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
+import {CompactReports} from "contracts/libraries/CompactReports.sol";
 
 /// @title Issue 12: every report carries its evidence root, and the terms fix the measurement
 /// method (slice, least measured share, latency percentiles) and the signed document's hash.
@@ -61,7 +62,7 @@ contract EvidenceTest is Fixture {
         r[1] = _sign(committee, oracleKeys[1], 0, _values(PPM, PPM));
         r[2] = _signEvidence(committee, oracleKeys[2], 0, _values(PPM, PPM), PPM, bytes32(0), deadline);
         vm.expectRevert(ISlaErrors.MissingEvidence.selector);
-        committee.settleWithReports(0, r);
+        committee.settleCompact(CompactReports.encode(0, r));
         assertEq(committee.snapshot().settledPeriods, 0, "nothing settled");
     }
 
@@ -79,7 +80,7 @@ contract EvidenceTest is Fixture {
         );
         assertTrue(recovered != oracles[2], "the digest depends on the root");
         vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotACommitteeMember.selector, recovered));
-        committee.settleWithReports(0, r);
+        committee.settleCompact(CompactReports.encode(0, r));
         assertEq(committee.snapshot().settledPeriods, 0, "nothing settled");
     }
 
@@ -95,7 +96,7 @@ contract EvidenceTest is Fixture {
             vm.expectEmit(true, true, false, true, address(committee));
             emit EvidenceCommitted(0, oracles[i], r[i].evidenceRoot);
         }
-        committee.settleWithReports(0, r);
+        committee.settleCompact(CompactReports.encode(0, r));
         assertEq(committee.snapshot().settledPeriods, 1, "settled");
     }
 

@@ -8,6 +8,7 @@ import {Terms, Options, Snapshot, SignedReport, MaintenanceWindow, Service, Tier
 import {Fixture} from "./utils/Fixture.sol";
 import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 import {ISlaEvents} from "contracts/interfaces/ISlaEvents.sol";
+import {CompactReports} from "contracts/libraries/CompactReports.sol";
 
 /// @notice A party that cannot receive ether (a multisig without a receive function, say).
 contract EtherRefuser {}
@@ -202,7 +203,7 @@ contract ReviewFindingsTest is Fixture {
         SignedReport[] memory r = new SignedReport[](2);
         r[0] = _sign(a, oracleKeys[0], 0, _values(980_000, PPM));
         r[1] = _sign(a, oracleKeys[1], 0, _values(PPM, PPM));
-        a.settleWithReports(0, r);
+        a.settleCompact(CompactReports.encode(0, r));
         // median of compute: (980,000 + 1,000,000) / 2 = 990,000: the 10 % tier of 60 % of 1 ether
         assertEq(a.snapshot().owedToCustomer, 0.06 ether, "neutral median");
     }
@@ -333,7 +334,7 @@ contract ReviewFindingsTest is Fixture {
         for (uint256 i = 0; i < 3; ++i) r[i] = _signFull(a, oracleKeys[i], 0, _values(0, 0), PPM, deadline);
         vm.warp(deadline + 1);
         vm.expectRevert(abi.encodeWithSelector(ISlaErrors.ReportExpired.selector, 0, deadline));
-        a.settleWithReports(0, r);
+        a.settleCompact(CompactReports.encode(0, r));
     }
 
     // ------------------------------------------------------------ finding 10
@@ -356,7 +357,7 @@ contract ReviewFindingsTest is Fixture {
         r[1] = _signFull(a, oracleKeys[1], 0, _values(0, 0), 500_000, deadline);
         r[2] = _signFull(a, oracleKeys[2], 0, _values(0, 0), 400_000, deadline);
         vm.expectRevert(abi.encodeWithSelector(ISlaErrors.PeriodNotMeasured.selector, 0, 500_000, 900_000));
-        a.settleWithReports(0, r);
+        a.settleCompact(CompactReports.encode(0, r));
         vm.expectEmit(true, false, false, true, address(a));
         uint32[] memory v = _values(PPM, PPM);
         emit Agreement.PeriodSettled(0, v, new uint256[](2), 0, t.feePerPeriod, false, 950_000);
@@ -378,7 +379,7 @@ contract ReviewFindingsTest is Fixture {
         vm.prank(stranger);
         a.settle(0, _values(PPM, PPM), PPM, EVIDENCE_ROOT);
         vm.prank(stranger);
-        a.settleWithReports(0, r);
+        a.settleCompact(CompactReports.encode(0, r));
         assertEq(a.snapshot().settledPeriods, 1, "settled by a stranger's submission");
         assertEq(a.snapshot().owedToCustomer, 0.18 ether, "on the members' figures");
     }

@@ -11,7 +11,8 @@ import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 
 import {Fixture} from "./utils/Fixture.sol";
 import {AgreementV0} from "./mocks/AgreementV0.sol";
-import {SettlementBatch, ISettleWithReports} from "contracts/SettlementBatch.sol";
+import {SettlementBatch} from "contracts/SettlementBatch.sol";
+import {CompactReports} from "contracts/libraries/CompactReports.sol";
 
 /// @title The counted-fee / flagged-collateral accounting (issue 15, helper W) against the
 /// accounting it replaced, on the same random sequences (helper Z's review, Z-1).
@@ -217,9 +218,22 @@ contract SettlementAccountingAttacksTest is Fixture {
                 repOld[i].signature = _mutate(repOld[i].signature);
             }
         }
+        // The new contract takes the same reports packed (CompactReports), the old one ABI-encoded.
+        for (uint256 i = 0; i < k; ++i) {
+            if (repNew[i].signature.length != 65) {
+                // A 64- or 66-byte signature cannot be packed at all (65 bytes per report): it
+                // never reaches the new contract; the old one refused it too, so both books stay.
+                vm.prank(stranger);
+                (bool okOld, bytes memory outOld) =
+                    address(od).call(abi.encodeCall(AgreementV0.settleWithReports, (period, repOld)));
+                assertTrue(!okOld, "old: a signature of another length is refused");
+                ++failures[bytes4(outOld)];
+                return;
+            }
+        }
         bool settledNow = _both(
             stranger,
-            abi.encodeCall(Agreement.settleWithReports, (period, repNew)),
+            abi.encodeCall(Agreement.settleCompact, (CompactReports.encode(period, repNew))),
             abi.encodeCall(AgreementV0.settleWithReports, (period, repOld)),
             0
         );
@@ -333,7 +347,7 @@ contract SettlementAccountingAttacksTest is Fixture {
             Agreement.depositFees.selector,
             Agreement.depositCollateral.selector,
             Agreement.cancel.selector,
-            Agreement.settleWithReports.selector,
+            Agreement.settleCompact.selector,
             Agreement.settle.selector,
             Agreement.dispute.selector,
             Agreement.resolveDispute.selector,
@@ -414,7 +428,7 @@ contract SettlementAccountingReentryTest is Fixture {
         _toEnd(a, period);
         SignedReport[] memory r = new SignedReport[](1);
         r[0] = _sign(a, oracleKeys[0], period, _values(value, value));
-        a.settleWithReports(period, r);
+        a.settleCompact(CompactReports.encode(period, r));
     }
 
     /// @notice The provider re-enters during its withdrawal: finalizing the last period there
@@ -478,15 +492,12 @@ contract SettlementAccountingReentryTest is Fixture {
         _toEnd(a, 0);
         SignedReport[] memory r = new SignedReport[](1);
         r[0] = _sign(a, oracleKeys[0], 0, _values(989_000, PPM));
-        bytes memory call = abi.encodeCall(ISettleWithReports.settleWithReports, (0, r));
-        SettlementBatch.Item[] memory items = new SettlementBatch.Item[](4);
-        items[0] = SettlementBatch.Item(address(a), call);
-        items[1] = SettlementBatch.Item(address(a), call);
-        items[2] = SettlementBatch.Item(factory.implementation(), call);
-        items[3] = SettlementBatch.Item(address(a), call);
+        bytes memory payload = CompactReports.encode(0, r);
+        bytes memory item = abi.encodePacked(address(a), uint16(payload.length), payload);
+        bytes memory packed = abi.encodePacked(item, item);
+        packed = abi.encodePacked(packed, factory.implementation(), uint16(payload.length), payload, item);
         vm.prank(stranger);
-        bool[] memory ok = batch.settleMany(items);
-        assertTrue(ok[0] && !ok[1] && !ok[2] && !ok[3], "only the first settles");
+        assertEq(batch.settleMany(packed), 1, "only the first settles");
         Snapshot memory s = a.snapshot();
         assertEq(s.settledPeriods, 1, "one period");
         assertEq(s.owedToProvider, t.feePerPeriod, "one fee");
@@ -496,7 +507,7 @@ contract SettlementAccountingReentryTest is Fixture {
         // The implementation refuses: a settlement there is not a settlement of anything.
         Agreement implementation = Agreement(factory.implementation());
         vm.expectRevert(abi.encodeWithSelector(ISlaErrors.NotAClone.selector));
-        implementation.settleWithReports(0, r);
+        implementation.settleCompact(payload);
     }
 
     function _books(Snapshot memory s) internal pure returns (uint256) {

@@ -75,7 +75,7 @@ def test_batch_refuses_an_empty_or_oversized_list(anvil):
     chain = Chain.connect(anvil.url)
     batch, _ = chain.deploy("SettlementBatch", chain.accounts[0])
     with pytest.raises(REVERTS) as info:
-        batch.functions.settleMany([]).call()
+        batch.functions.settleMany(b"").call()
     assert decode_revert(_revert_data(info.value)).name == "BadBatchSize"
 
 

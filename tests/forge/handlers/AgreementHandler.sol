@@ -15,6 +15,7 @@ import {RefModel} from "../utils/RefModel.sol";
 import {ForceSend} from "../mocks/ForceSend.sol";
 import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 import {ISlaEvents} from "contracts/interfaces/ISlaEvents.sol";
+import {CompactReports} from "contracts/libraries/CompactReports.sol";
 
 /// @notice What the handler knows about one agreement: the money that went in and out, from
 /// its own calls and from the events the agreement emitted.
@@ -362,6 +363,9 @@ contract AgreementHandler is Assertions {
         c.who = actorSeed % 4 != 0 ? c.t.oracles[(actorSeed >> 8) % c.t.oracles.length] : _actor(actorSeed >> 8);
         c.s = b.agreement.snapshot();
         c.period = _choosePeriod(periodSeed, c.s.settledPeriods);
+        // The compact reports carry a two-byte period (an agreement has at most 65,535 periods):
+        // the far-out-of-range choices become the largest ones it can express, still out of order.
+        if (c.period > type(uint16).max) c.period = type(uint16).max - (c.period & 1);
         _maybeReachEnd(b, periodSeed >> 64, c.period, c.s);
         c.valueSeed = valueSeed;
         c.signerSeed = signerSeed;
@@ -374,8 +378,17 @@ contract AgreementHandler is Assertions {
         ReportPlan memory p = _reports(b.agreement, c.t, c.period, keys, c.valueSeed, c.signerSeed);
         SignedReport[] memory reports = p.reports;
         bytes memory expected = p.expected;
-        if (reports.length < c.t.quorum || reports.length == 0) {
+        bytes memory packed = CompactReports.encode(c.period, reports);
+        uint256 wanted = CompactReports.HEADER_LENGTH + reports.length * CompactReports.reportLength(p.n);
+        if (packed.length != wanted) {
+            // A report with a wrong number of values makes the buffer's length wrong: refused
+            // before anything else is read.
+            expected = abi.encodeWithSelector(Agreement.MalformedReports.selector, wanted, packed.length);
+        } else if (reports.length < c.t.quorum || reports.length == 0) {
             expected = abi.encodeWithSelector(ISlaErrors.QuorumNotReached.selector, c.t.quorum, reports.length);
+        } else if (_misframed(reports, p.n)) {
+            _expectMisframedRefused(b, c, packed);
+            return;
         } else if (expected.length == 0) {
             expected = _settleError(c.t, c.s, c.period, p.medians, p.measured);
         }
@@ -384,7 +397,7 @@ contract AgreementHandler is Assertions {
         bytes memory err;
         vmx.recordLogs();
         vm.prank(c.who);
-        try b.agreement.settleWithReports(c.period, reports) {
+        try b.agreement.settleCompact(packed) {
             ok = true;
         } catch (bytes memory e) {
             err = e;
@@ -393,16 +406,48 @@ contract AgreementHandler is Assertions {
         _expect(ok, err, expected, "settleWithReports");
         if (!ok) return;
         _success("settleWithReports");
-        bool sawAccepted;
+        // The accepted signers are the oracles of the EvidenceCommitted events (one per report).
+        uint256 committed;
         for (uint256 i = 0; i < logs.length; ++i) {
-            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == ISlaEvents.ReportsAccepted.selector) {
-                assertEq(uint256(logs[i].topics[1]), c.period, "ReportsAccepted period");
-                assertEq(abi.decode(logs[i].data, (uint256)), p.signers, "ReportsAccepted signers");
-                sawAccepted = true;
+            if (logs[i].emitter == address(b.agreement) && logs[i].topics[0] == ISlaEvents.EvidenceCommitted.selector) {
+                assertEq(uint256(logs[i].topics[1]), c.period, "EvidenceCommitted period");
+                address oracle = address(uint160(uint256(logs[i].topics[2])));
+                for (uint256 m = 0; m < c.t.oracles.length; ++m) {
+                    if (c.t.oracles[m] == oracle) committed |= 1 << m;
+                }
             }
         }
-        assertTrue(sawAccepted, "ReportsAccepted emitted");
+        assertEq(committed, p.signers, "EvidenceCommitted by exactly the signers");
         _afterSettle(b, c.t, c.s, c.period, p.medians, p.measured, logs);
+    }
+
+    /// @dev Some report has a wrong number of values although the buffer's length is right (one
+    /// report a value short, another one over).
+    function _misframed(SignedReport[] memory reports, uint256 n) internal pure returns (bool) {
+        for (uint256 i = 0; i < reports.length; ++i) {
+            if (reports[i].valuesPpm.length != n) return true;
+        }
+        return false;
+    }
+
+    /// @dev Counts that cancel out keep the length right but shift the reports after the first
+    /// wrong one: each is read at the wrong offsets, so its signature recovers to a stranger or
+    /// none (or an earlier check of an aligned report fails). Which error depends on the bytes
+    /// read; what matters is that the call is refused and nothing settles.
+    function _expectMisframedRefused(Book storage b, ReportCall memory c, bytes memory packed) internal {
+        vm.prank(c.who);
+        try b.agreement.settleCompact(packed) {
+            fail("settleCompact of misframed reports succeeded");
+        } catch (bytes memory e) {
+            bytes4 sel = bytes4(e);
+            assertTrue(
+                sel == ISlaErrors.NotACommitteeMember.selector || sel == ECDSA.ECDSAInvalidSignature.selector
+                    || sel == ECDSA.ECDSAInvalidSignatureS.selector || sel == ISlaErrors.ReportExpired.selector
+                    || sel == ISlaErrors.DuplicateSigner.selector || sel == ISlaErrors.MissingEvidence.selector,
+                string.concat("misframed reports refused, not with ", vmx.toString(e))
+            );
+        }
+        assertEq(b.agreement.snapshot().settledPeriods, c.s.settledPeriods, "misframed reports settle nothing");
     }
 
     function terminate(uint256 aSeed, uint256 actorSeed) external {
@@ -1244,7 +1289,7 @@ contract AgreementHandler is Assertions {
                     SignedReport({valuesPpm: values, measuredPpm: PPM, evidenceRoot: EVIDENCE_ROOT, deadline: deadline, signature: abi.encodePacked(r, ss, v)});
             }
             vm.prank(t.oracles[0]);
-            b.agreement.settleWithReports(s.settledPeriods, reports);
+            b.agreement.settleCompact(CompactReports.encode(s.settledPeriods, reports));
         }
         _afterSettle(b, t, s, s.settledPeriods, values, PPM, _logs());
     }
