@@ -203,7 +203,8 @@ contract SettlementBatchAttacksTest is Fixture {
 
     /// @notice A revert-data bomb: an item reverting with 200,000 bytes makes the batch copy them
     /// into memory and emit them (ItemFailed.reason); with enough gas the batch still completes
-    /// and the next item settles; the batch pays for the copy (memory expansion) and the log.
+    /// and the next item settles; the batch pays for the copy (memory expansion) and the log,
+    /// about 25 times what the bomb paid. Informational (Z7-4): only a non-clone item can do it.
     function test_hugeRevertDataIsReportedAndTheNextItemSettles() public {
         ReturnBomb bomb = new ReturnBomb();
         bytes memory p = _payload(ags[0], 0);
@@ -217,6 +218,9 @@ contract SettlementBatchAttacksTest is Fixture {
         (uint256[] memory idx, bytes[] memory reasons) = _failedIndexes();
         assertEq(idx.length, 1, "the bomb reported");
         assertEq(reasons[0].length, 200_000, "all its revert data");
-        assertGe(g, 1_000_000, "at the batch's expense");
+        // Measured 2,594,794 gas for the batch, of which the bomb's own memory and revert about
+        // 0.1 M: the batch copies the data to memory, ABI-encodes it again for the event and
+        // logs it at 8 gas a byte (amplification about 25x, Z7-4).
+        assertGe(g, 2_000_000, "at the batch's expense");
     }
 }
