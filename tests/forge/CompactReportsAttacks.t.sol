@@ -217,7 +217,7 @@ contract CompactReportsDifferentialTest is Fixture {
 
     /// @notice Same outcome, state and medians on random report sets, over a few rounds (replays
     /// of a settled period included).
-    /// forge-config: ci.fuzz.runs = 1500
+    /// forge-config: ci.fuzz.runs = 1000
     function testFuzz_compactMatchesTheOldAbiPath(uint256 seed_) public {
         seed = seed_;
         uint256 services = _open();
@@ -361,6 +361,7 @@ contract CompactReportsParsingTest is Fixture {
 
     /// @notice A buffer of the exact shape (period 0, count 1..5, the right length) and random
     /// content never settles.
+    /// forge-config: ci.fuzz.runs = 2000
     function testFuzz_randomContentOfTheRightShapeNeverSettles(uint256 s, uint8 count) public {
         uint256 k = 1 + uint256(count) % 5;
         uint256 len = 3 + k * CompactReports.reportLength(2);
@@ -371,6 +372,7 @@ contract CompactReportsParsingTest is Fixture {
     }
 
     /// @notice Random bytes of any length never settle.
+    /// forge-config: ci.fuzz.runs = 2000
     function testFuzz_randomBytesNeverSettle(bytes calldata x) public {
         _refused(x, "random bytes");
     }
