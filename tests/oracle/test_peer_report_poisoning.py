@@ -2,12 +2,15 @@
 peers (oracle.submitter.Submitter.signed_reports, sent packed to settleCompact or in a batch
 item) must be reports the contract accepts. One lying member of five (quorum 3) serves its
 report over HTTP with a signature the contract refuses (v 0/1, the high-s twin), over a zero
-evidence root, or with a value beyond 32 bits. The honest members' reports are a quorum: the
-period must settle from what the submitter collected, and collecting must not raise."""
+evidence root, with a value beyond 32 bits, or with a deadline that has passed at the chain's
+time although not by the submitter's clock (the contract compares with the block's time). The
+honest members' reports are a quorum: the period must settle from what the submitter collected,
+and collecting must not raise."""
 
 from __future__ import annotations
 
 import json
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,6 +40,9 @@ def _poison(kind: str, key: str, chain_id: int, agreement: str, deadline: int) -
     """The lying member's report, as its HTTP endpoint serves it."""
     if kind == "zero evidence root":
         return _json(sign_report(key, chain_id, agreement, 0, [999_000], 1_000_000, b"\0" * 32, deadline))
+    if kind == "deadline at the chain's time":
+        # Ahead of the submitter's wall clock (the filter in _collect), behind the next block.
+        return _json(sign_report(key, chain_id, agreement, 0, [999_000], 1_000_000, EVIDENCE_ROOT, deadline))
     if kind == "value beyond 32 bits":
         good = _json(sign_report(key, chain_id, agreement, 0, [999_000], 1_000_000, EVIDENCE_ROOT, deadline))
         return good | {"values": [2**32]}
@@ -49,7 +55,8 @@ def _poison(kind: str, key: str, chain_id: int, agreement: str, deadline: int) -
     return doc | {"signature": "0x" + sig.hex()}
 
 
-@pytest.mark.parametrize("kind", ["v of 0/1", "high s", "zero evidence root", "value beyond 32 bits"])
+@pytest.mark.parametrize("kind", ["v of 0/1", "high s", "zero evidence root", "value beyond 32 bits",
+                                  "deadline at the chain's time"])
 def test_one_lying_peer_cannot_block_the_honest_quorum(chain, factory, roles, terms_for, http_server,
                                                        tmp_path: Path, kind: str) -> None:
     members = [chain.new_account(fund_from=roles["deployer"]) for _ in range(5)]
@@ -62,7 +69,9 @@ def test_one_lying_peer_cannot_block_the_honest_quorum(chain, factory, roles, te
     served = {f"/m{i}/reports/{ag.address}/0": _json(sign_report(members[i][1], chain.chain_id, ag.address, 0,
                                                                   [999_000], 1_000_000, EVIDENCE_ROOT, deadline))
               for i in (1, 2)}
-    served[f"/m3/reports/{ag.address}/0"] = _poison(kind, members[3][1], chain.chain_id, ag.address, deadline)
+    liar_deadline = chain.now() if kind == "deadline at the chain's time" else deadline
+    assert liar_deadline > time.time()  # the chain runs ahead of the wall clock here (mine_at)
+    served[f"/m3/reports/{ag.address}/0"] = _poison(kind, members[3][1], chain.chain_id, ag.address, liar_deadline)
 
     class Peers(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
