@@ -66,6 +66,7 @@ class World:
         self.deployer, self.provider, self.customer = a[0], a[1], a[2]
         self.factory = Factory.deploy(self.chain, self.deployer)
         self.oracle, self.oracle_key = self.chain.new_account(fund_from=self.deployer, amount=ETHER)
+        self.started: list[subprocess.Popen] = []  # every daemon start(): killed at teardown
 
     def agreement(self, *, period_length: int, period_count: int, start_in: float = 8.0,
                   services: tuple[Service, ...] = (Service(name="web", objective=999_900, tiers=EC2),),
@@ -107,9 +108,11 @@ class World:
         if crash_at:
             env["SMARTSLA_ORACLE_CRASH_AT"] = crash_at
         log = open(self.tmp / "oracle.log", "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(config)], env=env,
                                 stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=(lambda: os.nice(nice)) if nice else None)
+        self.started.append(proc)
+        return proc
 
     def wait_ready(self, before: float) -> None:
         """Wait for the daemon to listen; it must be measuring before the agreement starts, or
@@ -126,8 +129,15 @@ class World:
 
 
 @pytest.fixture
-def world(anvil, tmp_path: Path) -> World:
-    return World(anvil.url, tmp_path)
+def world(anvil, tmp_path: Path) -> Iterator[World]:
+    """A failed assertion must not leave its daemon running: an orphan retries its dead chain
+    every 50 ms and steals the CPU that later timing-bound tests of the same run need."""
+    w = World(anvil.url, tmp_path)
+    yield w
+    for proc in w.started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, log: Callable[[], str]) -> None:
