@@ -64,6 +64,7 @@ from .running import RunningPeriods, probed_thresholds
 from .sli import NEUTRAL_FIGURE, PeriodFigure, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
+from .terms_batch import read_terms_many
 from .transactions import TxManager
 
 log = logging.getLogger("oracle")
@@ -201,6 +202,11 @@ class Daemon:
         self._latency_objective: dict[Hashable, int] = {}  # (agreement, service) -> objective ms
         self._asset_decimals: dict[str, int] = {}
         self.fleet: Fleet | None = None  # fleet mode (oracle.fleet): leases in the shared store
+        # Fleet mode: the agreements whose probes and running-period gauges this member runs,
+        # i.e. those it held at its last fleet step (_sync_held); outside fleet mode, all.
+        self._following: set[str] = set()
+        # Agreements served by prepare whose sample runs are started in one go at its end.
+        self._track_later: list[tuple[str, int]] | None = None
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
@@ -236,9 +242,15 @@ class Daemon:
                                    self.metrics, tx=txm)
         problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
         covered: set[str] = set()
+        # Every listed agreement's terms in a few batch requests (oracle.terms_batch); what the
+        # batch could not read is read one by one below, which names any problem.
+        known = read_terms_many(self.chain, self.factory, [e.address for e in self.config.agreements])
+        self._track_later = []
         for i, entry in enumerate(self.config.agreements):
             try:
-                agreement = self.factory.agreement(entry.address)
+                terms = known.get(Web3.to_checksum_address(entry.address)) if Web3.is_address(entry.address) else None
+                agreement = (Agreement(self.chain, entry.address, factory=self.factory, terms=terms)
+                             if terms is not None else self.factory.agreement(entry.address))
             except NotAnAgreement as exc:
                 # Not the factory's: a multi-level agreement (oracle.corporate), or a mistake.
                 agreement = open_corporate(self, entry.address)  # type: ignore[assignment]
@@ -252,6 +264,11 @@ class Daemon:
                 problems.append(f"agreements[{i}].services: {', '.join(unknown)} not in agreement {agreement.address} "
                                 f"(its services: {', '.join(s.name for s in agreement.terms.services)})")
             problems += self._serve(agreement, f"agreements[{i}]")
+        track, self._track_later = self._track_later, None
+        try:
+            self.store.track_slices_many(track)
+        except StoreError as exc:  # not fatal: slice_data reads the samples themselves
+            log.error("could not track sample runs", extra={"agreements": len(track), "error": str(exc)})
         if self.config.agreements and not self.config.discover:
             unknown = sorted(set(self.config.services) - covered)
             if unknown:
@@ -269,7 +286,15 @@ class Daemon:
         delay = 0.5
         while True:
             try:
-                return Chain.connect(self.config.chain.rpc_url, timeout_s=self.config.chain.timeout_s)
+                chain = Chain.connect(self.config.chain.rpc_url, timeout_s=self.config.chain.timeout_s)
+                # web3's validation asks the node for its chain id before EVERY eth_call and
+                # transaction (two requests for one); a node's chain id does not change, so the
+                # answer is cached (only eth_chainId: block reads must stay fresh).
+                provider = cast(Any, chain.w3.provider)
+                if hasattr(provider, "cache_allowed_requests"):
+                    provider.cacheable_requests = {"eth_chainId"}
+                    provider.cache_allowed_requests = True
+                return chain
             except ChainUnavailable as exc:
                 if time.monotonic() > deadline:
                     raise ConfigError(f"chain.rpc_url: {exc}") from exc
@@ -330,11 +355,17 @@ class Daemon:
         served.next_due = terms.period_end(0) + served.grace_s
         # The store keeps this agreement's samples chained at its slice length too
         # (oracle.sample_runs): a period's measured slices are then a few runs, not a month of rows.
-        try:
-            self.store.track_slices(agreement.address, slice_seconds)
-        except StoreError as exc:  # not fatal: slice_data reads the samples themselves
-            log.error("could not track sample runs", extra={"agreement": agreement.address, "error": str(exc)})
+        if self._track_later is not None:  # prepare: all at once at its end
+            self._track_later.append((agreement.address, slice_seconds))
+        else:
+            try:
+                self.store.track_slices(agreement.address, slice_seconds)
+            except StoreError as exc:  # not fatal: slice_data reads the samples themselves
+                log.error("could not track sample runs", extra={"agreement": agreement.address, "error": str(exc)})
         self.served[agreement.address] = served
+        if self.fleet is not None:
+            return []  # probed and followed once held (_sync_held)
+        self._following.add(agreement.address)
         self._follow_running(served)
         if self.prober is not None and self._loop is not None:  # discovered while running
             for target in self._targets(served):
@@ -415,12 +446,16 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self.writer = SampleWriter(self.store)
         self.writer.start()
-        targets = [t for served in self.served.values() for t in self._targets(served)]
+        # In a fleet, none yet: the member probes what it holds (_sync_held after each step).
+        targets = [t for a in self._following for t in self._targets(self.served[a])]
         self.prober = Prober(targets, max_in_flight=self.config.max_in_flight, on_sample=self._on_sample,
                              on_skip=self._on_skip)
         runner = await self._start_http()
         if self.fleet is not None:
+            if self.running is None:  # its loop must run even if nothing is held yet
+                self.running = RunningPeriods(self.store, self.metrics.running)
             await asyncio.to_thread(self.fleet.step, list(self.served))  # lease before the first probe
+            self._sync_held()
         try:
             await asyncio.gather(self.prober.run(stop), self._report_loop(stop),
                                  *([self._fleet_loop(stop)] if self.fleet is not None else []),
@@ -434,6 +469,26 @@ class Daemon:
             self.store.close()
             log.info("oracle stopped")
 
+    def _sync_held(self) -> None:
+        """Fleet mode, on the event loop after each step: probe and follow (running-period
+        gauges, maintenance windows) exactly the agreements held now. A member configured with
+        10,000 agreements used to keep a probe task, gauges and a maintenance-window read a
+        minute for every one of them, though it probed only its share (the others' checks
+        returned at once). The lease check in each probe (_Leased) still guards every check."""
+        assert self.fleet is not None and self.prober is not None
+        held = {a for a in self.served if a.lower() in self.fleet.status.held}
+        gained, lost = held - self._following, self._following - held
+        if lost:
+            self.prober.remove([(a, n) for a in lost for n in self.served[a].runners])
+            if self.running is not None:
+                for a in lost:
+                    self.running.unserve(a)
+        for a in sorted(gained):
+            self._follow_running(self.served[a])
+            for target in self._targets(self.served[a]):
+                self.prober.add(target)
+        self._following = held
+
     async def _fleet_loop(self, stop: asyncio.Event) -> None:
         """Heartbeat and leases every lease/3 (oracle.fleet)."""
         assert self.fleet is not None
@@ -444,6 +499,7 @@ class Daemon:
             try:
                 before = self.fleet.status
                 status = await asyncio.to_thread(self.fleet.step, [a for a, s in self.served.items() if not s.done])
+                self._sync_held()
                 if status.sender != before.sender or status.taken_over or len(status.held) != len(before.held):
                     log.info("fleet leases", extra={"member": self.fleet.member, "held": len(status.held),
                                                     "share": status.share, "live": status.live,

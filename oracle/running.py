@@ -100,6 +100,17 @@ class RunningPeriods:
                     src = PrometheusSource(src.base_url, PROMETHEUS_TIMEOUT_S, src.headers, src.verify_tls)
                 self._prometheus[(agreement, s.name)] = (src, query, threshold, inclusive)
 
+    def unserve(self, agreement: str) -> None:
+        """Stop following `agreement` (a fleet member lost its lease): its gauges leave /metrics
+        at the next refresh and its maintenance windows are no longer read. Call it on the event
+        loop (as `refresh`); `_inputs` in its worker thread reads copies of these tables."""
+        for key in [k for k in self._services if k[0] == agreement]:
+            for table in (self._services, self._percentile, self._tallies, self._prometheus, self._prom_last):
+                table.pop(key, None)
+        self._seeded = {k for k in self._seeded if k[0] != agreement}
+        self._maintenance.pop(agreement, None)
+        self._windows_of.pop(agreement, None)
+
     def on_sample(self, agreement: str, service: str, ts: float, ok: bool,
                   latency_ms: float | None = None) -> None:
         key = (agreement, service)
@@ -122,7 +133,7 @@ class RunningPeriods:
         """Blocking reads (a worker thread): maintenance windows due for a re-read, and the
         store's verdicts (latency services: and ok latencies by slice) of periods not yet seeded."""
         windows: dict[str, list[Window]] = {}
-        for agreement, read in self._windows_of.items():
+        for agreement, read in list(self._windows_of.items()):  # (un)served on the loop meanwhile
             last = self._maintenance.get(agreement)
             if last is None or now - last[0] >= MAINTENANCE_REFRESH_S:
                 try:
@@ -179,8 +190,11 @@ class RunningPeriods:
                 seeds: dict[tuple[str, str, int], Seed] | None = None) -> list[Forecast]:
         """Merge what `_inputs` read, recompute every forecast and publish the gauges."""
         for agreement, ws in (windows or {}).items():
-            self._maintenance[agreement] = (now, ws)
+            if agreement in self._windows_of:  # not unserved while they were read
+                self._maintenance[agreement] = (now, ws)
         for (agreement, name, seeded), (verdicts, latencies) in (seeds or {}).items():
+            if (agreement, name) not in self._services:  # unserved while its seed was read
+                continue
             terms, _, threshold, _ = self._services[(agreement, name)]
             tally = self._tallies.get((agreement, name))
             if tally is None or tally.period != seeded:
