@@ -366,11 +366,24 @@ class Store:
             tracked = {(a, int(s)) for a, s in conn.execute(select(g.agreement, g.gap))}
         todo = sorted(wanted - tracked)
         started = 0
+        c = samples.c
         for i in range(0, len(todo), chunk):
             part = todo[i:i + chunk]
+            names = sorted({a for a, _ in part})
             with self._tx() as conn:
-                self._lock_runs(conn, [a for a, _ in part])
-                started += sum(self._track_locked(conn, a, s) for a, s in part)
+                self._lock_runs(conn, names)
+                # Under the locks: what is tracked now, and which agreements have samples yet.
+                now_tracked = {(a, int(s)) for a, s in conn.execute(
+                    select(g.agreement, g.gap).where(g.agreement.in_(names)))}
+                with_samples = set(conn.execute(select(c.agreement).where(c.agreement.in_(names)).distinct())
+                                   .scalars())
+                fresh = [{"agreement": a, "gap": s} for a, s in part
+                         if (a, s) not in now_tracked and a not in with_samples]
+                if fresh:  # no sample to chain yet: just the rows, in one statement
+                    conn.execute(sample_run_gaps.insert(), fresh)
+                    started += len(fresh)
+                started += sum(self._track_locked(conn, a, s) for a, s in part
+                               if (a, s) not in now_tracked and a in with_samples)
         return started
 
     def _track_locked(self, conn: Connection, agreement: str, slice_seconds: int) -> bool:

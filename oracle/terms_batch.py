@@ -77,6 +77,26 @@ def _batch(chain: Chain, calls: list[tuple[str, str]]) -> list[bytes]:
     return out
 
 
+def read_views(chain: Chain, addresses: Sequence[str], name: str, contract: str = "Agreement") -> dict[str, Any]:
+    """checksum address -> what `contract.name()` (a view without arguments) returns at the latest
+    block, shaped as web3 would (named tuples), for many contracts in a few batch requests. A
+    chunk that fails is left out (the caller reads those one by one)."""
+    reader = _Reader(artifacts.load(contract)["abi"], name)
+    out: dict[str, Any] = {}
+    valid = [Web3.to_checksum_address(a) for a in addresses]
+    if not hasattr(chain.w3.provider, "make_batch_request"):
+        return out
+    for i in range(0, len(valid), CHUNK):
+        part = valid[i:i + CHUNK]
+        try:
+            for a, raw in zip(part, _batch(chain, [(a, reader.selector) for a in part]), strict=True):
+                out[a] = reader.shape(chain.w3.codec.decode(reader.types, raw)[0])
+        except Exception as exc:  # noqa: BLE001 - the one-by-one path decides
+            log.warning("batched read failed", extra={"call": name, "first": part[0], "count": len(part),
+                                                       "error": f"{type(exc).__name__}: {exc}"})
+    return out
+
+
 def read_terms_many(chain: Chain, factory: Factory, addresses: Sequence[str]) -> dict[str, Terms]:
     """checksum address -> terms, for each of `addresses` that `factory` created and whose terms
     read cleanly; the others are absent (read them one by one)."""
