@@ -23,7 +23,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "bench"),
                 str(Path(__file__).resolve().parents[1] / "tests" / "oracle"),
                 str(Path(__file__).resolve().parents[1] / "tests")]
 from conftest import PgServer, _pg_bindir  # noqa: E402
-from fleet_sim import send_all  # noqa: E402
+from fleet_sim import limit_wal, send_all  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 from oracle.config import OracleConfig  # noqa: E402
@@ -59,6 +59,7 @@ def main() -> None:
     pg = PgServer(_pg_bindir() or sys.exit("no PostgreSQL"))
     pg.start()
     pg_url = pg.new_database()
+    limit_wal(pg)
     node = start_node("anvil")
     try:
         chain = Chain.connect(node.url, timeout_s=120)

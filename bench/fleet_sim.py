@@ -69,6 +69,16 @@ class Up(BaseHTTPRequestHandler):
         pass
 
 
+def limit_wal(pg: PgServer) -> None:
+    """Keep PostgreSQL's write-ahead log small (the default lets it grow to 1 GB between
+    checkpoints; the bench machine's disk is shared and was full once)."""
+    import psycopg
+
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET max_wal_size = '96MB'")
+        conn.execute("SELECT pg_reload_conf()")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered))) - 1))]
@@ -171,6 +181,7 @@ def main() -> None:
     pg = PgServer(bindir)
     pg.start()
     pg_url = pg.new_database()
+    limit_wal(pg)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Up)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -456,7 +456,7 @@ class Daemon:
         runner = await self._start_http()
         if self.fleet is not None:
             if self.running is None:  # its loop must run even if nothing is held yet
-                self.running = RunningPeriods(self.store, self.metrics.running)
+                self.running = self._new_running()
             await asyncio.to_thread(self.fleet.step, list(self.served))  # lease before the first probe
             self._sync_held()
         try:
@@ -749,7 +749,7 @@ class Daemon:
     def _follow_running(self, served: Served) -> None:
         """Export `served`'s period in progress on /metrics (oracle.running)."""
         if self.running is None:
-            self.running = RunningPeriods(self.store, self.metrics.running)
+            self.running = self._new_running()
         address = served.agreement.address
         for name in served.runners:  # a failure series from the start: rules see 0, not "no data"
             self.metrics.check_failures.labels(address, name)
@@ -767,6 +767,12 @@ class Daemon:
         if sources:  # their query is evaluated over the elapsed period (oracle.running)
             self.running.serve_prometheus(address, served.agreement.terms, sources, lambda: self.maintenance(served),
                                           decimals=self._decimals(served))
+
+    def _new_running(self) -> RunningPeriods:
+        def declared(addresses: list[str]) -> dict[str, int]:  # maintenance counts, batched
+            return {a: int(n) for a, n in read_views(self.chain, addresses, "maintenanceCount").items()}
+
+        return RunningPeriods(self.store, self.metrics.running, declared=declared)
 
     def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
         """The credits panel of the dashboard: what this oracle's settled figures imply."""

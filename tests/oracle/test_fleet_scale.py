@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from web3 import Web3
 
 from oracle.config import OracleConfig
@@ -182,6 +182,11 @@ def test_a_member_probes_and_follows_only_what_it_holds_and_takes_over_a_dead_me
         daemon.writer.flush()  # type: ignore[union-attr]
         for a in addresses:
             assert [s for s in daemon.store.samples(a, "web", taken - 0.5, time.time()) if s.ok], a
+        # their maintenance windows are known, counted in a batch request: no call of their own
+        while len(daemon.running._maintenance) < 6:  # noqa: SLF001
+            assert time.time() < taken + 5, "maintenance windows of the taken-over agreements not read"
+            time.sleep(0.1)
+        assert seen[0].single["eth_call maintenanceCount"] == 0, seen[0].single
     finally:
         loop.call_soon_threadsafe(stop.set)
         runner.join(30)
@@ -244,3 +249,25 @@ def test_track_slices_many_tracks_like_one_by_one(store_url: str) -> None:
                 select(r.agreement, r.gap, r.t0, r.t1).where(r.service == "api")))
     assert runs == sorted([(old, 60, 0.0, 60.0), (old, 60, 200.0, 230.0), (fresh, 10, 0.0, 5.0),
                            (fresh, 60, 0.0, 5.0), (again, 60, 0.0, 0.0)])
+
+
+def test_a_fleet_step_inserts_each_lease_row_once(pg_url: str) -> None:
+    """Every step used to upsert one row per configured agreement (10,000 every lease/3 from each
+    member at full size); the rows are never deleted, so each is inserted once."""
+    names = [f"0x{i:040x}" for i in range(1, 101)]
+    with Store.open(pg_url) as store:
+        rows: list[int] = []
+
+        @event.listens_for(store.engine, "before_cursor_execute")
+        def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO FLEET_LEASES"):
+                rows.append(len(context.compiled_parameters))
+
+        member = Fleet(store, 3.0, "a")
+        assert len(member.step(names).held) == 100
+        assert sum(rows) == 101  # every agreement's row, and the sender's
+        rows.clear()
+        for _ in range(2):
+            assert len(member.step(names).held) == 100
+        assert sum(rows) == 2, rows  # the sender's row only (an upsert of one)
+        assert len(member.step([*names, "0x" + "ff" * 20]).held) == 101  # a new agreement: its row
