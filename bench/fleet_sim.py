@@ -157,6 +157,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a live process in MB (Linux /proc); 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agreements", type=int, default=200)
@@ -281,6 +292,8 @@ def main() -> None:
         if held < args.agreements:
             print(f"WARNING: only {held} of {args.agreements} leases held at the start", flush=True)
         cpu_at_start = {p.pid: cpu_seconds(p.pid) for p in procs}
+        rss_at_start = {p.pid: rss_mb(p.pid) for p in procs}
+        rss_peak = dict(rss_at_start)
         if args.kill:
             while time.time() < start + args.period / 2:
                 time.sleep(0.2)
@@ -307,6 +320,8 @@ def main() -> None:
                         settled.setdefault((lg["address"].lower(), int(lg["topics"][1], 16)), []).append(
                             int(lg["blockNumber"], 16))
                 next_block = latest + 1
+            for p in procs:
+                rss_peak[p.pid] = max(rss_peak[p.pid], rss_mb(p.pid))
             if len(settled) >= expected and time.time() > start + args.period * args.periods:
                 break
             time.sleep(5)
@@ -345,6 +360,8 @@ def main() -> None:
               f"{t_ready - t_created:.1f} s after launch (in parallel with the deposits)")
         print("daemon CPU s, start-up (until all leases held): " + ", ".join(
             f"d{i} {cpu_at_start[p.pid]:.0f}" for i, p in enumerate(procs)))
+        print("daemon RSS MB, when ready / peak: " + ", ".join(
+            f"d{i} {rss_at_start[p.pid]:.0f} / {rss_peak[p.pid]:.0f}" for i, p in enumerate(procs)))
         print(f"daemon CPU s, from then to the end ({run_s + start - t_ready:.0f} s; the killed one until its kill): "
               + ", ".join(f"d{i} {cpu.get(p.pid, 0) - cpu_at_start[p.pid]:.0f}" for i, p in enumerate(procs)))
     finally:
