@@ -4,7 +4,9 @@ Run: .venv/bin/python bench/fleet_profile.py [--agreements N] [--cprofile]
 Prints: Daemon.prepare wall/CPU time and resident memory per agreement, one fleet step, and the
 sender's report pass over N due periods (batched, 50 a transaction) with its per-period cost.
 Samples are written straight into the store (3 per agreement, all up), so the pass has real
-figures to report. Not run by pytest.
+figures to report. --cprofile sees only the calling thread: with a PostgreSQL store the pass
+runs its batches in worker threads (oracle.daemon.SENDER_WORKERS), so profile those with
+SENDER_WORKERS = 1. Not run by pytest.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def main() -> None:
               f"first 50 settled: {settled}; RSS {rss_mb():.0f} MB", flush=True)
         if prof:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         daemon.store.close()
     finally:
         node.stop()

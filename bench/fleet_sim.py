@@ -6,7 +6,9 @@ Run: .venv/bin/python bench/fleet_sim.py [--agreements N] [--daemons D] [--perio
 The fifth-session runs (docs/oracle.md "Fleet"): --daemons 3 --period 120 --periods 2 --slice 10
   --interval 10 --probe tcp --lease 15 --batch --kill with --agreements 2000 --setup-s 240 (done)
   and --agreements 10000 --setup-s 600 (not done on the 2-core machine: the daemons' start-up,
-  ~75 ms per agreement, outlasted the set-up budget).
+  ~75 ms per agreement, outlasted the set-up budget). Sixth session, after the start-up, memory
+  and per-member fixes (docs/oracle.md "Fleet"): --agreements 200 (sanity) and --agreements 10000
+  --setup-s 600 --drain-s 1000, same other options, run niced.
 Needs PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh) and Anvil.
 Creates N single-service agreements (one HTTP or TCP service on 127.0.0.1 that is always up; the
 3N set-up transactions are sent pipelined, one request after another without waiting for a receipt,
