@@ -573,12 +573,17 @@ class Daemon:
         declared = read_views(self.chain, addresses, "maintenanceCount")
         no_windows = {a for a, n in declared.items() if n == 0}
 
+        def still_sender() -> bool:
+            return self.fleet is None or self.fleet.is_sender()
+
         def report(served: Served, batch: list[BatchItem] | None) -> None:
             a = served.agreement.address
             self._report_agreement(served, now, batch, snap=snaps.get(a), no_windows=a in no_windows)
 
         if self.batch is None:
             for served in plain:
+                if not still_sender():
+                    return
                 report(served, None)
             return
         # Batches of due periods, two at once (SENDER_WORKERS threads): one batch's node and
@@ -593,10 +598,16 @@ class Daemon:
         chunks = [plain[i:i + size] for i in range(0, len(plain), size)]
 
         def work(chunk: list[Served]) -> None:
+            # A pass at scale lasts longer than a lease: checking the sender lease only at its
+            # start let a member that lost it (starved, its steps late) go on broadcasting next
+            # to the new sender, their nonces clashing (bench/fleet_sim.py at 2,000, security
+            # finding F-1). Each batch is computed and sent only while the lease is held.
+            if not still_sender():
+                return
             batch: list[BatchItem] = []
             for served in chunk:
                 report(served, batch)
-            if batch:
+            if batch and still_sender():
                 self._settle_batches(batch)
 
         # SQLite takes one writer at a time (concurrent batches would fail with "database is

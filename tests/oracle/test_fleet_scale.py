@@ -271,3 +271,35 @@ def test_a_fleet_step_inserts_each_lease_row_once(pg_url: str) -> None:
             assert len(member.step(names).held) == 100
         assert sum(rows) == 2, rows  # the sender's row only (an upsert of one)
         assert len(member.step([*names, "0x" + "ff" * 20]).held) == 101  # a new agreement: its row
+
+
+def test_a_sender_that_loses_its_lease_mid_pass_sends_no_further_batch(
+        anvil, pg_url: str, monkeypatch, listening_port: int) -> None:
+    """A pass at scale outlasts a lease. The sender lease was checked only at the start of a
+    pass, so a member that lost it mid-pass went on broadcasting next to the new sender (seen in
+    bench/fleet_sim.py at 2,000: two senders, clashing nonces). Finding F-1."""
+    chain = Chain.connect(anvil.url)
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    start = chain.now() + 60
+    ags = agreements(chain, factory, oracle, 4, start, funded=True)
+    monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
+    daemon = Daemon(config_for(anvil.url, factory, ags, pg_url, listening_port,
+                               chain={"batch_contract": batch.address, "batch_size": 2},
+                               fleet={"lease_s": 3, "id": "me"}))
+    daemon.prepare(wait_for_chain_s=5)
+    for ag in ags:
+        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    chain.mine_at(start + 11)
+    assert daemon.fleet is not None
+    daemon.fleet.step([ag.address for ag in ags])
+    # held for the pass's first check and its first batch (start, send); then the lease is lost
+    answers = iter([True, True, True])
+    monkeypatch.setattr(daemon.fleet, "is_sender", lambda: next(answers, False))
+    monkeypatch.setattr("oracle.daemon.SENDER_WORKERS", 1, raising=False)  # one batch after the other
+    nonce0 = chain.w3.eth.get_transaction_count(oracle)
+    daemon.report_due_periods()
+    assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 1  # before: + 2 (both batches)
+    assert sorted(ag.snapshot().settled_periods for ag in ags) == [0, 0, 1, 1]
