@@ -6,7 +6,9 @@ Run: .venv/bin/python bench/fleet_sim.py [--agreements N] [--daemons D] [--perio
 The fifth-session runs (docs/oracle.md "Fleet"): --daemons 3 --period 120 --periods 2 --slice 10
   --interval 10 --probe tcp --lease 15 --batch --kill with --agreements 2000 --setup-s 240 (done)
   and --agreements 10000 --setup-s 600 (not done on the 2-core machine: the daemons' start-up,
-  ~75 ms per agreement, outlasted the set-up budget).
+  ~75 ms per agreement, outlasted the set-up budget). Sixth session, after the start-up, memory
+  and per-member fixes (docs/oracle.md "Fleet"): --agreements 200 (sanity) and --agreements 10000
+  --setup-s 600 --drain-s 1000, same other options, run niced.
 Needs PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh) and Anvil.
 Creates N single-service agreements (one HTTP or TCP service on 127.0.0.1 that is always up; the
 3N set-up transactions are sent pipelined, one request after another without waiting for a receipt,
@@ -67,6 +69,16 @@ class Up(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def limit_wal(pg: PgServer) -> None:
+    """Keep PostgreSQL's write-ahead log small (the default lets it grow to 1 GB between
+    checkpoints; the bench machine's disk is shared and was full once)."""
+    import psycopg
+
+    with psycopg.connect(pg.url("postgres"), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET max_wal_size = '96MB'")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -147,6 +159,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a live process in MB (Linux /proc); 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agreements", type=int, default=200)
@@ -171,6 +194,7 @@ def main() -> None:
     pg = PgServer(bindir)
     pg.start()
     pg_url = pg.new_database()
+    limit_wal(pg)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Up)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -270,6 +294,8 @@ def main() -> None:
         if held < args.agreements:
             print(f"WARNING: only {held} of {args.agreements} leases held at the start", flush=True)
         cpu_at_start = {p.pid: cpu_seconds(p.pid) for p in procs}
+        rss_at_start = {p.pid: rss_mb(p.pid) for p in procs}
+        rss_peak = dict(rss_at_start)
         if args.kill:
             while time.time() < start + args.period / 2:
                 time.sleep(0.2)
@@ -296,6 +322,8 @@ def main() -> None:
                         settled.setdefault((lg["address"].lower(), int(lg["topics"][1], 16)), []).append(
                             int(lg["blockNumber"], 16))
                 next_block = latest + 1
+            for p in procs:
+                rss_peak[p.pid] = max(rss_peak[p.pid], rss_mb(p.pid))
             if len(settled) >= expected and time.time() > start + args.period * args.periods:
                 break
             time.sleep(5)
@@ -334,6 +362,8 @@ def main() -> None:
               f"{t_ready - t_created:.1f} s after launch (in parallel with the deposits)")
         print("daemon CPU s, start-up (until all leases held): " + ", ".join(
             f"d{i} {cpu_at_start[p.pid]:.0f}" for i, p in enumerate(procs)))
+        print("daemon RSS MB, when ready / peak: " + ", ".join(
+            f"d{i} {rss_at_start[p.pid]:.0f} / {rss_peak[p.pid]:.0f}" for i, p in enumerate(procs)))
         print(f"daemon CPU s, from then to the end ({run_s + start - t_ready:.0f} s; the killed one until its kill): "
               + ", ".join(f"d{i} {cpu.get(p.pid, 0) - cpu_at_start[p.pid]:.0f}" for i, p in enumerate(procs)))
     finally:

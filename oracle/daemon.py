@@ -39,7 +39,7 @@ from web3.exceptions import Web3Exception
 
 from smartsla import deployments
 from smartsla.chain import Chain
-from smartsla.client import Agreement, Factory, Status
+from smartsla.client import Agreement, Factory, Snapshot, Status
 from smartsla.credit import service_credit
 from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
@@ -64,6 +64,7 @@ from .running import RunningPeriods, probed_thresholds
 from .sli import NEUTRAL_FIGURE, PeriodFigure, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
+from .terms_batch import read_terms_many, read_views
 from .transactions import TxManager
 
 log = logging.getLogger("oracle")
@@ -74,6 +75,7 @@ PRUNE_EVERY_S = 3_600
 FLUSH_EVERY_S = 0.5
 FLUSH_BATCH = 2_000
 UNMEASURED_RECHECK_S = 60.0  # how often a period left to dispute/expire is looked at again
+BatchItem = tuple[Agreement, int, dict[str, PeriodFigure], bytes]
 
 
 def _runner(name: str, probe: ServiceProbe) -> HttpProbe | TcpProbe | None:
@@ -201,6 +203,11 @@ class Daemon:
         self._latency_objective: dict[Hashable, int] = {}  # (agreement, service) -> objective ms
         self._asset_decimals: dict[str, int] = {}
         self.fleet: Fleet | None = None  # fleet mode (oracle.fleet): leases in the shared store
+        # Fleet mode: the agreements whose probes and running-period gauges this member runs,
+        # i.e. those it held at its last fleet step (_sync_held); outside fleet mode, all.
+        self._following: set[str] = set()
+        # Agreements served by prepare whose sample runs are started in one go at its end.
+        self._track_later: list[tuple[str, int]] | None = None
 
     # ------------------------------------------------------------------ start-up
     def prepare(self, *, wait_for_chain_s: float = 60.0) -> None:
@@ -236,9 +243,15 @@ class Daemon:
                                    self.metrics, tx=txm)
         problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
         covered: set[str] = set()
+        # Every listed agreement's terms in a few batch requests (oracle.terms_batch); what the
+        # batch could not read is read one by one below, which names any problem.
+        known = read_terms_many(self.chain, self.factory, [e.address for e in self.config.agreements])
+        self._track_later = []
         for i, entry in enumerate(self.config.agreements):
             try:
-                agreement = self.factory.agreement(entry.address)
+                terms = known.get(Web3.to_checksum_address(entry.address)) if Web3.is_address(entry.address) else None
+                agreement = (Agreement(self.chain, entry.address, factory=self.factory, terms=terms)
+                             if terms is not None else self.factory.agreement(entry.address))
             except NotAnAgreement as exc:
                 # Not the factory's: a multi-level agreement (oracle.corporate), or a mistake.
                 agreement = open_corporate(self, entry.address)  # type: ignore[assignment]
@@ -252,6 +265,11 @@ class Daemon:
                 problems.append(f"agreements[{i}].services: {', '.join(unknown)} not in agreement {agreement.address} "
                                 f"(its services: {', '.join(s.name for s in agreement.terms.services)})")
             problems += self._serve(agreement, f"agreements[{i}]")
+        track, self._track_later = self._track_later, None
+        try:
+            self.store.track_slices_many(track)
+        except StoreError as exc:  # not fatal: slice_data reads the samples themselves
+            log.error("could not track sample runs", extra={"agreements": len(track), "error": str(exc)})
         if self.config.agreements and not self.config.discover:
             unknown = sorted(set(self.config.services) - covered)
             if unknown:
@@ -269,7 +287,15 @@ class Daemon:
         delay = 0.5
         while True:
             try:
-                return Chain.connect(self.config.chain.rpc_url, timeout_s=self.config.chain.timeout_s)
+                chain = Chain.connect(self.config.chain.rpc_url, timeout_s=self.config.chain.timeout_s)
+                # web3's validation asks the node for its chain id before EVERY eth_call and
+                # transaction (two requests for one); a node's chain id does not change, so the
+                # answer is cached (only eth_chainId: block reads must stay fresh).
+                provider = cast(Any, chain.w3.provider)
+                if hasattr(provider, "cache_allowed_requests"):
+                    provider.cacheable_requests = {"eth_chainId"}
+                    provider.cache_allowed_requests = True
+                return chain
             except ChainUnavailable as exc:
                 if time.monotonic() > deadline:
                     raise ConfigError(f"chain.rpc_url: {exc}") from exc
@@ -330,11 +356,17 @@ class Daemon:
         served.next_due = terms.period_end(0) + served.grace_s
         # The store keeps this agreement's samples chained at its slice length too
         # (oracle.sample_runs): a period's measured slices are then a few runs, not a month of rows.
-        try:
-            self.store.track_slices(agreement.address, slice_seconds)
-        except StoreError as exc:  # not fatal: slice_data reads the samples themselves
-            log.error("could not track sample runs", extra={"agreement": agreement.address, "error": str(exc)})
+        if self._track_later is not None:  # prepare: all at once at its end
+            self._track_later.append((agreement.address, slice_seconds))
+        else:
+            try:
+                self.store.track_slices(agreement.address, slice_seconds)
+            except StoreError as exc:  # not fatal: slice_data reads the samples themselves
+                log.error("could not track sample runs", extra={"agreement": agreement.address, "error": str(exc)})
         self.served[agreement.address] = served
+        if self.fleet is not None:
+            return []  # probed and followed once held (_sync_held)
+        self._following.add(agreement.address)
         self._follow_running(served)
         if self.prober is not None and self._loop is not None:  # discovered while running
             for target in self._targets(served):
@@ -415,12 +447,16 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self.writer = SampleWriter(self.store)
         self.writer.start()
-        targets = [t for served in self.served.values() for t in self._targets(served)]
+        # In a fleet, none yet: the member probes what it holds (_sync_held after each step).
+        targets = [t for a in self._following for t in self._targets(self.served[a])]
         self.prober = Prober(targets, max_in_flight=self.config.max_in_flight, on_sample=self._on_sample,
                              on_skip=self._on_skip)
         runner = await self._start_http()
         if self.fleet is not None:
+            if self.running is None:  # its loop must run even if nothing is held yet
+                self.running = self._new_running()
             await asyncio.to_thread(self.fleet.step, list(self.served))  # lease before the first probe
+            self._sync_held()
         try:
             await asyncio.gather(self.prober.run(stop), self._report_loop(stop),
                                  *([self._fleet_loop(stop)] if self.fleet is not None else []),
@@ -434,6 +470,26 @@ class Daemon:
             self.store.close()
             log.info("oracle stopped")
 
+    def _sync_held(self) -> None:
+        """Fleet mode, on the event loop after each step: probe and follow (running-period
+        gauges, maintenance windows) exactly the agreements held now. A member configured with
+        10,000 agreements used to keep a probe task, gauges and a maintenance-window read a
+        minute for every one of them, though it probed only its share (the others' checks
+        returned at once). The lease check in each probe (_Leased) still guards every check."""
+        assert self.fleet is not None and self.prober is not None
+        held = {a for a in self.served if a.lower() in self.fleet.status.held}
+        gained, lost = held - self._following, self._following - held
+        if lost:
+            self.prober.remove([(a, n) for a in lost for n in self.served[a].runners])
+            if self.running is not None:
+                for a in lost:
+                    self.running.unserve(a)
+        for a in sorted(gained):
+            self._follow_running(self.served[a])
+            for target in self._targets(self.served[a]):
+                self.prober.add(target)
+        self._following = held
+
     async def _fleet_loop(self, stop: asyncio.Event) -> None:
         """Heartbeat and leases every lease/3 (oracle.fleet)."""
         assert self.fleet is not None
@@ -444,6 +500,7 @@ class Daemon:
             try:
                 before = self.fleet.status
                 status = await asyncio.to_thread(self.fleet.step, [a for a, s in self.served.items() if not s.done])
+                self._sync_held()
                 if status.sender != before.sender or status.taken_over or len(status.held) != len(before.held):
                     log.info("fleet leases", extra={"member": self.fleet.member, "held": len(status.held),
                                                     "share": status.share, "live": status.live,
@@ -498,22 +555,54 @@ class Daemon:
             return
         # The contract compares with block time; dev chains may run ahead of the wall clock.
         now = max(wall, self.chain.now())
-        batch: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]] | None = \
-            [] if self.batch is not None else None
-        for served in candidates:
-            if now >= served.next_due:
-                if isinstance(served.agreement, CorporateServed):
-                    report_corporate(self, served, now)
-                else:
-                    self._report_agreement(served, now, batch)
-            if batch is not None and len(batch) >= self.config.chain.batch_size:
-                # Send each full batch at once: holding every batch until the whole pass was
-                # computed delayed the first settlement by the pass (~65 ms an agreement, so
-                # minutes at 10,000 agreements ending together).
+        due = [s for s in candidates if now >= s.next_due]
+        if not due:
+            return
+        if self.writer is not None:
+            self.writer.flush()  # the due periods' last samples must be in the store (once a pass)
+        plain = [s for s in due if not isinstance(s.agreement, CorporateServed)]
+        for served in due:
+            if isinstance(served.agreement, CorporateServed):
+                report_corporate(self, served, now)
+        # What every due agreement's first step reads, in a few batch requests instead of two
+        # calls each (oracle.terms_batch): its snapshot, and whether it declared any maintenance.
+        addresses = [s.agreement.address for s in plain]
+        snaps = {a: Snapshot.from_abi(raw) for a, raw in read_views(self.chain, addresses, "snapshot").items()}
+        declared = read_views(self.chain, addresses, "maintenanceCount")
+        no_windows = {a for a, n in declared.items() if n == 0}
+
+        def still_sender() -> bool:
+            return self.fleet is None or self.fleet.is_sender()
+
+        def report(served: Served, batch: list[BatchItem] | None) -> None:
+            a = served.agreement.address
+            self._report_agreement(served, now, batch, snap=snaps.get(a), no_windows=a in no_windows)
+
+        if self.batch is None:
+            for served in plain:
+                if not still_sender():
+                    return
+                report(served, None)
+            return
+        # Batches of due periods, one after the other, each sent as soon as it is computed
+        # (holding every batch until the whole pass was computed delayed the first settlement by
+        # the pass). Sending two batches from threads side by side was tried for the fleet
+        # (sixth session): no faster on 2 cores, and a 2,000-agreement run under heavy load
+        # mined none of its batches for reasons not understood; one sender thread until that
+        # is explained.
+        size = self.config.chain.batch_size
+        for i in range(0, len(plain), size):
+            # A pass at scale lasts longer than a lease: checking the sender lease only at its
+            # start let a member that lost it (starved, its steps late) go on broadcasting next
+            # to the new sender, their nonces clashing (bench/fleet_sim.py at 2,000, security
+            # finding F-1). Each batch is computed and sent only while the lease is held.
+            if not still_sender():
+                return
+            batch: list[BatchItem] = []
+            for served in plain[i:i + size]:
+                report(served, batch)
+            if batch and still_sender():
                 self._settle_batches(batch)
-                batch.clear()
-        if batch:
-            self._settle_batches(batch)
 
     def _settle_batches(self, items: Sequence[tuple[Agreement, int, dict[str, PeriodFigure] | None, bytes | None]]
                         ) -> None:
@@ -526,15 +615,18 @@ class Daemon:
                 log.info("period report", extra={"agreement": address, "period": period, "state": outcome.state,
                                                  "detail": outcome.detail, "batched": True})
 
-    def _report_agreement(self, served: Served, now: float,
-                          batch: list[tuple[Agreement, int, dict[str, PeriodFigure], bytes]] | None = None
-                          ) -> None:
+    def _report_agreement(self, served: Served, now: float, batch: list[BatchItem] | None = None, *,
+                          snap: Snapshot | None = None, no_windows: bool = False) -> None:
         """Report the agreement's due periods; with `batch`, queue its first due period there
-        instead (the next ones are due on the next pass, once it is settled)."""
+        instead (the next ones are due on the next pass, once it is settled). `snap`: its
+        snapshot read at the start of the pass; `no_windows`: it had declared no maintenance
+        window then (both for the first period only; the next ones read again)."""
         agreement = served.agreement
         terms = agreement.terms
         while True:
-            snap = agreement.snapshot()
+            if snap is None:
+                snap = agreement.snapshot()
+                no_windows = False
             # Settled while this daemon was not looking (killed after a broadcast, a peer's
             # settlement, a depth not reached yet): the store must say so too.
             if (snap.settled_periods > served.confirmed_below
@@ -556,9 +648,8 @@ class Daemon:
                 # Already refused: the contract's dispute/expire path decides; look again later.
                 served.next_due = now + UNMEASURED_RECHECK_S
                 return
-            if self.writer is not None:
-                self.writer.flush()  # the period's last samples must be in the store
-            figures, bundle = self.evidence(served, period)
+            figures, bundle = self.evidence(served, period, windows=[] if no_windows else None)
+            snap = None
             # Kept (and served) before anything is signed: the root in the report commits to it.
             self.save_evidence(agreement.address, period, bundle)
             enough, lowest = meets_minimum({n: figures[n] for n in served.probes}, served.min_measured_ppm)
@@ -606,14 +697,16 @@ class Daemon:
     def figures(self, served: Served, period: int) -> dict[str, PeriodFigure]:
         return self.evidence(served, period)[0]
 
-    def evidence(self, served: Served, period: int) -> tuple[dict[str, PeriodFigure], Bundle]:
+    def evidence(self, served: Served, period: int, windows: list[ExcludedWindow] | None = None
+                 ) -> tuple[dict[str, PeriodFigure], Bundle]:
         """Every service's figure and the period's evidence bundle. Each measured service's slice
         record (oracle.evidence) is built from per-slice aggregates of the store (never a month
         of samples as Python objects), and its figure is computed FROM THE RECORD, the way
         `smartsla verify` recomputes it: what is reported is exactly what the evidence shows."""
         terms = served.agreement.terms
         start, end = terms.period_start(period), terms.period_end(period)
-        windows = self.excluded_windows(served)
+        if windows is None:  # (given: read for the whole pass, see report_due_periods)
+            windows = self.excluded_windows(served)
         slice_s = served.slice_seconds
         address = served.agreement.address
         out: dict[str, PeriodFigure] = {}
@@ -651,7 +744,7 @@ class Daemon:
     def _follow_running(self, served: Served) -> None:
         """Export `served`'s period in progress on /metrics (oracle.running)."""
         if self.running is None:
-            self.running = RunningPeriods(self.store, self.metrics.running)
+            self.running = self._new_running()
         address = served.agreement.address
         for name in served.runners:  # a failure series from the start: rules see 0, not "no data"
             self.metrics.check_failures.labels(address, name)
@@ -669,6 +762,12 @@ class Daemon:
         if sources:  # their query is evaluated over the elapsed period (oracle.running)
             self.running.serve_prometheus(address, served.agreement.terms, sources, lambda: self.maintenance(served),
                                           decimals=self._decimals(served))
+
+    def _new_running(self) -> RunningPeriods:
+        def declared(addresses: list[str]) -> dict[str, int]:  # maintenance counts, batched
+            return {a: int(n) for a, n in read_views(self.chain, addresses, "maintenanceCount").items()}
+
+        return RunningPeriods(self.store, self.metrics.running, declared=declared)
 
     def _count_credit(self, served: Served, figures: dict[str, PeriodFigure]) -> None:
         """The credits panel of the dashboard: what this oracle's settled figures imply."""

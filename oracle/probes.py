@@ -437,13 +437,36 @@ class Prober:
         self._next_hold = 0
         self._session: aiohttp.ClientSession | None = None
         self._stop: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._task_of: dict[Hashable, asyncio.Task[None]] = {}
 
     def add(self, target: Target) -> None:
         """Start checking one more target (e.g. a discovered agreement's service)."""
         self.targets.append(target)
         if self._stop is not None:
-            self._tasks.append(asyncio.get_running_loop().create_task(self._target_loop(target, self._stop)))
+            self._start(target, self._stop)
+
+    def remove(self, keys: Collection[Hashable]) -> None:
+        """Stop checking the targets with these keys (a fleet member lost their agreement's
+        lease): their tasks are cancelled, so they cost nothing any more. One pass for many."""
+        keys = set(keys)
+        if not keys:
+            return
+        self.targets = [t for t in self.targets if t.key not in keys]
+        for key in keys:
+            task = self._task_of.pop(key, None)
+            if task is not None:
+                task.cancel()
+
+    def _start(self, target: Target, stop: asyncio.Event) -> None:
+        task = asyncio.get_running_loop().create_task(self._target_loop(target, stop))
+        self._tasks.add(task)
+        self._task_of[target.key] = task
+        # a finished task leaves the list (removed targets would otherwise pile up there)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._slots = _Slots(self.max_in_flight)
@@ -451,15 +474,19 @@ class Prober:
         async with new_session() as session:
             self._session = session
             self._stop = stop
-            self._tasks = [asyncio.create_task(self._target_loop(t, stop)) for t in self.targets]
+            self._tasks = set()
+            for t in self.targets:
+                self._start(t, stop)
             helpers = [asyncio.create_task(self._lag_monitor(stop)), asyncio.create_task(self._release_held(stop))]
             try:
                 await stop.wait()
             finally:
                 self._stop = None
-                for task in [*self._tasks, *helpers]:
+                tasks = [*self._tasks, *helpers]
+                self._task_of.clear()
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(*self._tasks, *helpers, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _release_held(self, stop: asyncio.Event) -> None:
         """Give the slot of each check running for hold_s to the next check, on time: one timer

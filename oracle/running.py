@@ -58,9 +58,13 @@ CHAIN_ERRORS: tuple[type[BaseException], ...] = (Exception,)  # a failed read ke
 class RunningPeriods:
     """Tallies of the period in progress for every (agreement, service) the daemon probes."""
 
-    def __init__(self, store: Store, collector: RunningPeriodCollector) -> None:
+    def __init__(self, store: Store, collector: RunningPeriodCollector,
+                 declared: Callable[[list[str]], dict[str, int]] | None = None) -> None:
+        """`declared(agreements)`: how many windows each has declared, read for many at once
+        (batched); an agreement with none needs no read of its windows. Missing: read each."""
         self.store = store
         self.collector = collector
+        self.declared = declared
         # (agreement, service) -> (terms, service index, failure threshold, decimals)
         self._services: dict[tuple[str, str], tuple[Terms, int, int, int]] = {}
         self._percentile: dict[tuple[str, str], int] = {}  # latency services -> the reported percentile
@@ -100,6 +104,17 @@ class RunningPeriods:
                     src = PrometheusSource(src.base_url, PROMETHEUS_TIMEOUT_S, src.headers, src.verify_tls)
                 self._prometheus[(agreement, s.name)] = (src, query, threshold, inclusive)
 
+    def unserve(self, agreement: str) -> None:
+        """Stop following `agreement` (a fleet member lost its lease): its gauges leave /metrics
+        at the next refresh and its maintenance windows are no longer read. Call it on the event
+        loop (as `refresh`); `_inputs` in its worker thread reads copies of these tables."""
+        for key in [k for k in self._services if k[0] == agreement]:
+            for table in (self._services, self._percentile, self._tallies, self._prometheus, self._prom_last):
+                table.pop(key, None)
+        self._seeded = {k for k in self._seeded if k[0] != agreement}
+        self._maintenance.pop(agreement, None)
+        self._windows_of.pop(agreement, None)
+
     def on_sample(self, agreement: str, service: str, ts: float, ok: bool,
                   latency_ms: float | None = None) -> None:
         key = (agreement, service)
@@ -122,14 +137,25 @@ class RunningPeriods:
         """Blocking reads (a worker thread): maintenance windows due for a re-read, and the
         store's verdicts (latency services: and ok latencies by slice) of periods not yet seeded."""
         windows: dict[str, list[Window]] = {}
-        for agreement, read in self._windows_of.items():
-            last = self._maintenance.get(agreement)
-            if last is None or now - last[0] >= MAINTENANCE_REFRESH_S:
-                try:
-                    windows[agreement] = list(read())
-                except CHAIN_ERRORS as exc:
-                    log.warning("could not read maintenance windows", extra={"agreement": agreement,
-                                                                            "error": str(exc)})
+        due = [(agreement, read) for agreement, read in list(self._windows_of.items())  # (un)served meanwhile
+               if (last := self._maintenance.get(agreement)) is None or now - last[0] >= MAINTENANCE_REFRESH_S]
+        counts: dict[str, int] = {}
+        if self.declared is not None and due:
+            # A fleet member following 3,000 agreements read every one's windows each minute
+            # (two calls each); most declare none, which one batched count says.
+            try:
+                counts = self.declared([a for a, _ in due])
+            except CHAIN_ERRORS as exc:
+                log.warning("could not count maintenance windows", extra={"error": str(exc)})
+        for agreement, read in due:
+            if counts.get(agreement) == 0:
+                windows[agreement] = []
+                continue
+            try:
+                windows[agreement] = list(read())
+            except CHAIN_ERRORS as exc:
+                log.warning("could not read maintenance windows", extra={"agreement": agreement,
+                                                                        "error": str(exc)})
         seeds: dict[tuple[str, str, int], Seed] = {}
         for (agreement, name), (terms, _, threshold, _) in list(self._services.items()):
             period = current_period(terms, int(now))
@@ -179,8 +205,11 @@ class RunningPeriods:
                 seeds: dict[tuple[str, str, int], Seed] | None = None) -> list[Forecast]:
         """Merge what `_inputs` read, recompute every forecast and publish the gauges."""
         for agreement, ws in (windows or {}).items():
-            self._maintenance[agreement] = (now, ws)
+            if agreement in self._windows_of:  # not unserved while they were read
+                self._maintenance[agreement] = (now, ws)
         for (agreement, name, seeded), (verdicts, latencies) in (seeds or {}).items():
+            if (agreement, name) not in self._services:  # unserved while its seed was read
+                continue
             terms, _, threshold, _ = self._services[(agreement, name)]
             tally = self._tallies.get((agreement, name))
             if tally is None or tally.period != seeded:

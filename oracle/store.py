@@ -356,33 +356,70 @@ class Store:
         agreement = _norm(agreement)
         with self._tx() as conn:
             self._lock_runs(conn, [agreement])
-            row = {"agreement": agreement, "gap": slice_seconds}
-            if not self._insert_ignore(conn, sample_run_gaps, row, ("agreement", "gap")):
-                return False
-            c = samples.c
-            # Streamed in (service, ts) order from the index: memory is one service's open run.
-            # (on the statement: Connection.execution_options would make the INSERTs below
-            # server-side cursors too, which psycopg refuses for executemany)
-            rows = conn.execute(select(c.service, c.ts).where(c.agreement == agreement).order_by(c.service, c.ts)
-                                .execution_options(yield_per=50_000))
-            pending: list[dict[str, Any]] = []
-            service: str | None = None
-            t0 = t1 = 0.0
-            for svc, ts in rows:
-                if svc == service and ts - t1 <= slice_seconds:
-                    t1 = ts
-                    continue
-                if service is not None:
-                    pending.append({"agreement": agreement, "service": service, "gap": slice_seconds,
-                                    "t0": t0, "t1": t1})
-                service, t0, t1 = svc, ts, ts
-                if len(pending) >= 10_000:
-                    conn.execute(sample_runs.insert(), pending)
-                    pending = []
+            return self._track_locked(conn, agreement, slice_seconds)
+
+    def track_slices_many(self, items: Sequence[tuple[str, int]], chunk: int = 200) -> int:
+        """`track_slices` of many (agreement, slice_seconds) pairs: the pairs already tracked are
+        found with one query, the others are started `chunk` to a transaction (a daemon
+        configured with 10,000 agreements used to spend a transaction on each at start-up).
+        Returns how many started tracking."""
+        wanted = {(_norm(a), int(s)) for a, s in items}
+        if any(s < 1 for _, s in wanted):
+            raise StoreError("slice_seconds must be at least 1")
+        g = sample_run_gaps.c
+        with self._tx() as conn:
+            tracked = {(a, int(s)) for a, s in conn.execute(select(g.agreement, g.gap))}
+        todo = sorted(wanted - tracked)
+        started = 0
+        c = samples.c
+        for i in range(0, len(todo), chunk):
+            part = todo[i:i + chunk]
+            names = sorted({a for a, _ in part})
+            with self._tx() as conn:
+                self._lock_runs(conn, names)
+                # Under the locks: what is tracked now, and which agreements have samples yet.
+                now_tracked = {(a, int(s)) for a, s in conn.execute(
+                    select(g.agreement, g.gap).where(g.agreement.in_(names)))}
+                with_samples = set(conn.execute(select(c.agreement).where(c.agreement.in_(names)).distinct())
+                                   .scalars())
+                fresh = [{"agreement": a, "gap": s} for a, s in part
+                         if (a, s) not in now_tracked and a not in with_samples]
+                if fresh:  # no sample to chain yet: just the rows, in one statement
+                    conn.execute(sample_run_gaps.insert(), fresh)
+                    started += len(fresh)
+                started += sum(self._track_locked(conn, a, s) for a, s in part
+                               if (a, s) not in now_tracked and a in with_samples)
+        return started
+
+    def _track_locked(self, conn: Connection, agreement: str, slice_seconds: int) -> bool:
+        """track_slices' work, in the caller's transaction, the agreement's runs locked."""
+        row = {"agreement": agreement, "gap": slice_seconds}
+        if not self._insert_ignore(conn, sample_run_gaps, row, ("agreement", "gap")):
+            return False
+        c = samples.c
+        # Streamed in (service, ts) order from the index: memory is one service's open run.
+        # (on the statement: Connection.execution_options would make the INSERTs below
+        # server-side cursors too, which psycopg refuses for executemany)
+        rows = conn.execute(select(c.service, c.ts).where(c.agreement == agreement).order_by(c.service, c.ts)
+                            .execution_options(yield_per=50_000))
+        pending: list[dict[str, Any]] = []
+        service: str | None = None
+        t0 = t1 = 0.0
+        for svc, ts in rows:
+            if svc == service and ts - t1 <= slice_seconds:
+                t1 = ts
+                continue
             if service is not None:
-                pending.append({"agreement": agreement, "service": service, "gap": slice_seconds, "t0": t0, "t1": t1})
-            if pending:
+                pending.append({"agreement": agreement, "service": service, "gap": slice_seconds,
+                                "t0": t0, "t1": t1})
+            service, t0, t1 = svc, ts, ts
+            if len(pending) >= 10_000:
                 conn.execute(sample_runs.insert(), pending)
+                pending = []
+        if service is not None:
+            pending.append({"agreement": agreement, "service": service, "gap": slice_seconds, "t0": t0, "t1": t1})
+        if pending:
+            conn.execute(sample_runs.insert(), pending)
         return True
 
     def tracked_gaps(self, agreement: str) -> list[int]:

@@ -31,7 +31,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from smartsla.client import Agreement
+from smartsla.client import Agreement, Snapshot
 from smartsla.terms import Kind
 from smartsla.yamlfile import load_model
 
@@ -80,10 +80,12 @@ class Watchdog(Daemon):
         return [f"key: {self.account.address} is not the customer of {agreement.address} ({customer}): only the "
                 f"customer's watchdog may dispute for it [{where}]"]
 
-    def _report_agreement(self, served: Served, now: float, batch: object = None) -> None:
-        """Look at every period settled since the last pass (none is reported by the watchdog)."""
+    def _report_agreement(self, served: Served, now: float, batch: object = None, *,
+                          snap: Snapshot | None = None, no_windows: bool = False) -> None:
+        """Look at every period settled since the last pass (none is reported by the watchdog).
+        `snap`: the snapshot the pass read for it (batched), else read here."""
         agreement = served.agreement
-        snap = agreement.snapshot()
+        snap = snap or agreement.snapshot()
         if served.next_period < snap.settled_periods and self.writer is not None:
             self.writer.flush()  # the period's last samples must be in the store
         while served.next_period < snap.settled_periods:

@@ -94,6 +94,9 @@ class Chain:
         self.embedded = embedded
         self.url = url
         self._local: dict[str, LocalAccount] = {}
+        # One contract class per ABI: building it costs ~9 ms and ~150 KB (a class per function
+        # and event), too much to repeat for each of 10,000 agreements (issue 15 item 5).
+        self._classes: dict[str, type[Contract]] = {}
 
     # ------------------------------------------------------------------ connecting
     @classmethod
@@ -161,8 +164,10 @@ class Chain:
     def contract(self, name: str, address: str) -> Contract:
         """The deployed contract `name` at `address`; struct results decode as named tuples, so
         readers use the Solidity field names rather than positions."""
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.load(name)["abi"],
-                                    decode_tuples=True)
+        cls = self._classes.get(name)
+        if cls is None:
+            cls = self._classes[name] = self.w3.eth.contract(abi=artifacts.load(name)["abi"], decode_tuples=True)
+        return cls(address=Web3.to_checksum_address(address))
 
     def deploy(self, name: str, sender: str, *args: Any) -> tuple[Contract, TxResult]:
         art = artifacts.load(name)

@@ -160,9 +160,9 @@ def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp
     sent_before: list[int] = []  # oracle transactions mined when each agreement's evidence is computed
     real_evidence = daemon.evidence
 
-    def spying_evidence(served, period):  # the real computation; only the chain's nonce is read
+    def spying_evidence(served, period, **kw):  # the real computation; only the chain's nonce is read
         sent_before.append(chain.w3.eth.get_transaction_count(oracle) - nonce0)
-        return real_evidence(served, period)
+        return real_evidence(served, period, **kw)
 
     monkeypatch.setattr(daemon, "evidence", spying_evidence)
     daemon.report_due_periods()
