@@ -344,6 +344,8 @@ def _advance_report(daemon: Daemon, view: CorporateServed, period: int, figures:
         if reported_periods(view.corporate) > period:
             return confirm(f"reported by then ({exc.name})")
         log.warning("report refused", extra={"agreement": address, "period": period, "error": str(exc)})
+        if quorum > 1:  # a peer report the chain refused by name is not collected again (Z7-1)
+            submitter.drop_refused(view, period, reports, exc)
         return Outcome(from_state, f"refused: {exc}")
     daemon.metrics.reports_submitted.inc()
     if submitter.tx.confirmations > 1:

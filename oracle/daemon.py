@@ -45,6 +45,7 @@ from smartsla.errors import ChainUnavailable, NotAnAgreement, SmartSLAError
 from smartsla.terms import Kind
 
 from .config import ConfigError, OracleConfig, ServiceProbe, probe_problems
+from .contract_probe import agreement_problem, batch_problem
 from .corporate import CorporateServed, created_corporates, open_corporate, report_corporate
 from .evidence import (
     Bundle,
@@ -239,6 +240,9 @@ class Daemon:
             if not self.chain.w3.eth.get_code(where):
                 raise ConfigError(f"chain.batch_contract: no contract at {where} on chain {self.chain.chain_id}")
             self.batch = self.chain.contract("SettlementBatch", where)
+            wrong = batch_problem(self.batch, self.account.address)  # Z7-6: a pre-compact batch contract
+            if wrong:
+                raise ConfigError(f"chain.batch_contract: {wrong}")
         self.submitter = Submitter(self.chain, self.account, self.store, [str(p) for p in self.config.peers],
                                    self.metrics, tx=txm)
         problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
@@ -257,6 +261,11 @@ class Daemon:
                 agreement = open_corporate(self, entry.address)  # type: ignore[assignment]
                 if agreement is None:
                     problems.append(f"agreements[{i}].address: {exc}")
+                    continue
+            if isinstance(agreement, Agreement) and (agreement.terms.quorum > 1 or self.batch is not None):
+                wrong = agreement_problem(agreement, self.account.address)  # Z7-6: a pre-compact factory's
+                if wrong:
+                    problems.append(f"agreements[{i}].address: {wrong}")
                     continue
             names = {s.name for s in agreement.terms.services}
             covered |= names

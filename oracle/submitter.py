@@ -23,7 +23,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -36,8 +36,9 @@ from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Snapshot
 from smartsla.compact_reports import pack, pack_batch
 from smartsla.errors import ContractReverted, decode_revert
-from smartsla.reports import SignedReport, recover_signer, root_bytes, sign_report
+from smartsla.reports import SignedReport, root_bytes, sign_report
 
+from .peer_reports import DEADLINE_MARGIN_S, accepted_signer, ppm_bounds, refusal_culprit
 from .sli import PeriodFigure
 from .store import Store
 from .transactions import FeeCapExceeded, TxManager
@@ -104,6 +105,9 @@ class Submitter:
         self.store = store
         self.peers = [str(p).rstrip("/") for p in (peers or [])]
         self.metrics = metrics
+        # (agreement, period, signer) of peer reports the chain refused although they passed
+        # oracle.peer_reports' checks: never collected again (Z7-1's defence in depth).
+        self.refused_reports: set[tuple[str, int, str]] = set()
 
     # ------------------------------------------------------------------ public
     def process(self, agreement: Agreement, period: int, figures: dict[str, PeriodFigure] | None,
@@ -203,6 +207,7 @@ class Submitter:
                 outcomes[key] = Outcome("submitted", "batch pending", tx_hash)
             elif i in failed:
                 error = decode_revert(failed[i], f"settle period {period}")
+                self.drop_refused(ag, period, ready[i][3], error)  # the next pass collects without it
                 log.warning("batch item failed; will retry", extra={"agreement": ag.address, "period": period,
                                                                    "error": str(error)})
                 outcomes[key] = Outcome("submitted", f"failed in batch: {error.name}; will retry", tx_hash)
@@ -341,9 +346,19 @@ class Submitter:
         return None  # mined but reverted (or a batch item that failed), period still open: try again
 
     def _collect(self, agreement: Agreement, period: int, own: SignedReport) -> list[SignedReport]:
-        """Own report plus valid peer reports, one per distinct committee member."""
-        committee = set(agreement.terms.oracles)
-        found = {own.signer: own}
+        """Own report plus the peer reports the contract accepts (oracle.peer_reports: one check
+        for both kinds of agreement), one per distinct committee member. One refused report makes
+        the contract refuse the whole set, so anything doubtful is left out (Z7-1)."""
+        committee = list(agreement.terms.oracles)
+        services = len(agreement.terms.services)
+        bounds = ppm_bounds(agreement.terms)
+        # The contract compares a deadline with the including block's time: keep a margin past the
+        # latest block's; and never keep one the wall clock has passed.
+        try:
+            not_before = max(self.chain.now() + DEADLINE_MARGIN_S, self.clock())
+        except Exception:  # noqa: BLE001 - the chain unreachable: the send fails anyway; judge by the clock
+            not_before = self.clock() + DEADLINE_MARGIN_S
+        found: dict[str, SignedReport] = {Web3.to_checksum_address(own.signer): own}
         for peer in self.peers:
             url = f"{peer}/reports/{agreement.address}/{period}"
             try:
@@ -351,24 +366,36 @@ class Submitter:
                 if response.status_code != 200:
                     continue
                 data = response.json()
-                report = _report(agreement.address, self.chain.chain_id, period, data, data["signer"],
+                report = _report(agreement.address, self.chain.chain_id, period, data, str(data["signer"]),
                                  data["signature"])
-                # A report the compact calldata cannot carry (a signature other than 65 bytes, a
-                # number out of range: ValueError) would make the whole submission unsendable.
-                pack(period, [report])
-                signer = recover_signer(report)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                log.warning("peer report unusable", extra={"peer": peer, "error": str(exc)})
+                signer = accepted_signer(report, services=services, committee=committee,
+                                         not_before=not_before, ppm_bounded=bounds)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("peer report unusable", extra={"peer": peer, "agreement": agreement.address,
+                                                           "period": period, "error": str(exc)})
                 continue
-            if report.deadline <= self.clock():
-                continue  # expired: the contract would refuse the whole batch (ReportExpired)
-            if signer in committee and signer not in found and len(report.values_ppm) == len(own.values_ppm):
-                found[signer] = report
+            if signer not in found and (agreement.address, period, signer) not in self.refused_reports:
+                found[signer] = replace(report, signer=signer)
         return list(found.values())
+
+    def drop_refused(self, agreement: Any, period: int, reports: list[SignedReport],
+                     error: ContractReverted) -> bool:
+        """If `error` (the chain's refusal of `reports`) names one peer report, remove it from
+        `reports`, never collect it again, and return True (then try the rest)."""
+        bad = refusal_culprit(error, reports, self.account.address, len(agreement.terms.services))
+        if bad is None:
+            return False
+        reports.remove(bad)
+        self.refused_reports.add((agreement.address, period, Web3.to_checksum_address(bad.signer)))
+        log.warning("peer report refused by the chain; dropped", extra={"agreement": agreement.address,
+                                                                        "period": period, "signer": bad.signer,
+                                                                        "error": str(error)})
+        return True
 
     def _submit(self, agreement: Agreement, period: int, report: Any) -> Outcome:
         values = list(report.payload["values"])
         terms = agreement.terms
+        reports: list[SignedReport] = []
         if terms.quorum == 1:
             fn = agreement.contract.functions.settle(period, values, int(report.payload["measured_ppm"]),
                                                      root_bytes(report.payload["evidence_root"]))
@@ -380,10 +407,20 @@ class Submitter:
                 return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports")
             fn = agreement.contract.functions.settleCompact(pack(period, reports))
         sender = self.account.address
-        try:
-            gas = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
-        except REVERTS as exc:
-            error = decode_revert(_revert_data(exc), f"settle period {period}")
+        while True:
+            error: ContractReverted | None = None
+            try:
+                gas = int(fn.estimate_gas({"from": sender}) * GAS_MARGIN)
+            except REVERTS as exc:
+                error = decode_revert(_revert_data(exc), f"settle period {period}")
+            if error is None or terms.quorum == 1 or not self.drop_refused(agreement, period, reports, error):
+                break
+            # The chain refused the set naming one peer's report (Z7-1): try the rest, never the same set.
+            if len(reports) < terms.quorum:
+                return Outcome(report.state, f"waiting for peers: {len(reports)} of {terms.quorum} reports "
+                                             f"(one refused: {error})")
+            fn = agreement.contract.functions.settleCompact(pack(period, reports))
+        if error is not None:
             if error.name != "PeriodNotEnded" or self.clock() < terms.period_end(period):
                 return self._refused(agreement, period, report, error)
             # The period has ended by the wall clock, but the node estimates against its latest
