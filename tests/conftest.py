@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cpu_helpers import ENABLED as CPU_PROFILE
+from cpu_helpers import CpuProfile
 from node_helpers import node_fixture
-from schedule_helpers import LongestFirstScheduling, order_longest_first
+from schedule_helpers import PRIORITY_WORKER, WORKER_NICE, LongestFirstScheduling, is_priority, order_longest_first
 from sla_helpers import make_terms
 
 from smartsla.chain import Chain
@@ -66,6 +68,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---------------------------------------------------------------------------- the parallel schedule
+def pytest_configure(config: pytest.Config) -> None:
+    if CPU_PROFILE:  # SMARTSLA_CPU_PROFILE=1: CPU seconds per test (cpu_helpers)
+        config.pluginmanager.register(CpuProfile(), "smartsla-cpu-profile")
+    worker = getattr(config, "workerinput", None)
+    if worker and worker["workercount"] > 1 and worker["workerid"] != PRIORITY_WORKER:
+        os.nice(WORKER_NICE)  # the timing-bound tests run on PRIORITY_WORKER (schedule_helpers)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """PRIORITY_WORKER runs the timing-bound tests first, at normal priority; from its first other
+    test on it is niced like every worker (schedule_helpers, "CPU priority")."""
+    worker = getattr(item.config, "workerinput", None)
+    if (worker and worker["workercount"] > 1 and worker["workerid"] == PRIORITY_WORKER
+            and not is_priority(item.nodeid) and os.nice(0) < WORKER_NICE):
+        os.nice(WORKER_NICE - os.nice(0))
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (pyproject's addopts): one worker per core. Four more than cores made the full run
     9-10 min instead of 16 on 2 cores (most long tests wait on wall-clock time), but in one clean CI

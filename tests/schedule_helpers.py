@@ -22,6 +22,14 @@ only queued test is long gets the *cheapest* unit left as its successor, never t
 
 The costs are estimates (seconds, measured on 2 cores); a stale figure only makes the order a bit
 worse, never a result wrong. Tests not listed cost DEFAULT_COST each.
+
+CPU priority. The run has more workers than cores (most long tests wait on wall-clock time), so
+the cores are contended. A few tests are timing-bound on the *test's* side: their target HTTP
+servers are threads of the pytest worker, and a target answering late reads as a slow target
+(security.md L-3). Those units (PRIORITY) go only to PRIORITY_WORKER, first; every other worker
+runs at `os.nice(WORKER_NICE)` from its start, and PRIORITY_WORKER joins them once its first
+test outside PRIORITY starts (tests/conftest.py). So while the timing-bound tests run, their
+targets win the CPU over everything else the run does (niceness 0 against 10: ~9 to 1).
 """
 
 from __future__ import annotations
@@ -46,6 +54,16 @@ SPLIT_MODULES = frozenset({
     "tests/oracle/test_fleet.py",
     "tests/test_properties.py",
 })
+
+# Timing-bound on the test's side (see the module docstring): node id prefixes, run first and only
+# on PRIORITY_WORKER, at normal priority while the other workers run niced.
+PRIORITY: tuple[str, ...] = (
+    "tests/oracle/test_daemon.py::test_hanging_targets_do_not_delay_or_spoil_other_targets",
+    "tests/oracle/test_daemon.py::test_overload_is_never_recorded_as_an_outage",
+    "tests/oracle/test_probes.py",  # the whole module (one unit)
+)
+PRIORITY_WORKER = "gw0"
+WORKER_NICE = 10
 
 # Modules sharing a session-scoped fixture that takes seconds to build (one per worker that runs
 # any of them): one unit, so it is built once.
@@ -120,6 +138,10 @@ def unit_of(nodeid: str) -> str:
     return nodeid if module in SPLIT_MODULES else SHARED_UNITS.get(module, module)
 
 
+def is_priority(nodeid: str) -> bool:
+    return nodeid.startswith(PRIORITY)
+
+
 def order_longest_first(items: list[pytest.Item]) -> None:
     """Reorder `items` in place: units by estimated cost, highest first; a unit's own tests keep
     their order (and stay together)."""
@@ -140,7 +162,8 @@ def order_longest_first(items: list[pytest.Item]) -> None:
 
 class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
     """xdist's scope scheduler with our units, handed out in collection order (longest first), one
-    at a time, and the cheapest unit as the successor of a lone long test."""
+    at a time, and the cheapest unit as the successor of a lone long test; PRIORITY units only to
+    PRIORITY_WORKER, before anything else it runs."""
 
     def __init__(self, config: pytest.Config, log: Any = None) -> None:
         super().__init__(config, log)
@@ -152,20 +175,39 @@ class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
     def _reschedule(self, node: Any) -> None:
         if node.shutting_down:
             return
-        if not self.workqueue:
-            node.shutdown()
-            return
-        pending = [nodeid for unit in self.assigned_work[node].values()
+        pending = [nodeid for unit in self.assigned_work.get(node, {}).values()
                    for nodeid, done in unit.items() if not done]
+        if not self._eligible(node):
+            if not pending:
+                node.shutdown()
+            return
         if len(pending) > 1:
             return  # running one and holding its successor: enough
         self._assign(node, cheapest=bool(pending) and cost(pending[0]) >= LONG)
 
     def _assign_work_unit(self, node: Any) -> None:
-        self._assign(node, cheapest=False)
+        if self._eligible(node):
+            self._assign(node, cheapest=False)
+
+    def _is_priority_worker(self, node: Any) -> bool:
+        return bool(node.gateway.id == PRIORITY_WORKER)
+
+    def _eligible(self, node: Any) -> list[str]:
+        """The queued units `node` may take, in queue order: PRIORITY ones only (all of them)
+        for PRIORITY_WORKER while any is left; never for the others."""
+        scopes = list(self.workqueue)
+        if self._is_priority_worker(node):
+            first = [s for s in scopes if is_priority(s)]
+            if first:
+                return first
+        elif any(self._is_priority_worker(other) for other in self.nodes):
+            return [s for s in scopes if not is_priority(s)]
+        return scopes
 
     def _assign(self, node: Any, *, cheapest: bool) -> None:
-        scope, work_unit = self.workqueue.popitem(last=cheapest)
+        eligible = self._eligible(node)
+        scope = eligible[-1 if cheapest else 0]
+        work_unit = self.workqueue.pop(scope)
         self.assigned_work.setdefault(node, {})[scope] = work_unit
         collection = self.registered_collections[node]
         node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
