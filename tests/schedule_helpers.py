@@ -27,13 +27,24 @@ CPU priority. The run has more workers than cores (most long tests wait on wall-
 the cores are contended. A few tests are timing-bound on the *test's* side: their target HTTP
 servers are threads of the pytest worker, and a target answering late reads as a slow target
 (security.md L-3). Those units (PRIORITY) go only to PRIORITY_WORKER, first; every other worker
-runs at `os.nice(WORKER_NICE)` from its start, and PRIORITY_WORKER joins them once its first
-test outside PRIORITY starts (tests/conftest.py). So while the timing-bound tests run, their
-targets win the CPU over everything else the run does (niceness 0 against 10: ~9 to 1).
+runs at `os.nice(WORKER_NICE)` from its start (WorkerPriority, called by tests/conftest.py). So
+while the timing-bound tests run, their targets win the CPU over everything else the run does
+(niceness 0 against 10: ~9 to 1). That phase lasts about a minute: once PRIORITY_WORKER starts its
+first other test, the other workers go back to the run's niceness where the system allows it
+(root, or RLIMIT_NICE) — each worker's threads and the processes it started meanwhile (a node, a
+daemon), at once, by a thread watching for that moment; where it does not, PRIORITY_WORKER is
+niced like them instead, so the workers stay equal. Long CPU-bound children without a deadline
+(Forge, Slither) run at `background()`, below every worker in both phases.
 """
 
 from __future__ import annotations
 
+import os
+import resource
+import tempfile
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,6 +75,104 @@ PRIORITY: tuple[str, ...] = (
 )
 PRIORITY_WORKER = "gw0"
 WORKER_NICE = 10
+BASE_NICE = os.nice(0)  # the run's niceness, read at import (before a worker nices itself)
+
+
+def set_nice(target: int) -> bool:
+    """Set this process's niceness to `target`; lowering it needs root or RLIMIT_NICE: False if
+    refused (the niceness is then unchanged)."""
+    current = os.nice(0)
+    if target > current:
+        os.nice(target - current)
+    elif target < current:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, target)
+        except PermissionError:
+            return False
+    return True
+
+
+def can_lower_nice() -> bool:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)  # lowest allowed niceness: 20 - soft
+    return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or 20 - soft <= BASE_NICE
+
+
+def background() -> None:
+    """For a child's preexec_fn: below every worker, even a niced one (Forge, Slither: minutes of
+    CPU without a deadline take what the tests leave)."""
+    set_nice(BASE_NICE + WORKER_NICE + 5)
+
+
+def _tree(root: int) -> list[int]:
+    """`root` and its live descendants (from /proc)."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                text = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry)] = int(text[text.rindex(")") + 2:].split()[1])
+    found, todo = [root], [root]
+    while todo:
+        pid = todo.pop()
+        kids = [child for child, ppid in parent.items() if ppid == pid]
+        found += kids
+        todo += kids
+    return found
+
+
+def _renice_tree(old: int, new: int) -> None:
+    """Every thread of this process and of its descendants at niceness `old` goes to `new`
+    (niceness is per thread on Linux; Forge and Slither, below `old`, keep theirs)."""
+    for pid in _tree(os.getpid()):
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) == old:
+                    os.setpriority(os.PRIO_PROCESS, tid, new)
+            except OSError:
+                pass  # gone meanwhile
+
+
+class WorkerPriority:
+    """One xdist worker's part of the CPU-priority phase (see the module docstring)."""
+
+    def __init__(self, workerinput: dict[str, Any], basetemp: str | None) -> None:
+        self.active = workerinput["workercount"] > 1
+        self.priority = workerinput["workerid"] == PRIORITY_WORKER
+        # The run's workers share this file: PRIORITY_WORKER creates it when the phase is over. In
+        # the run's temporary folder (xdist gives each worker a `popen-gwN` folder in it; pytest
+        # removes old ones), else in the system's.
+        folder = Path(basetemp).parent if basetemp else Path(tempfile.gettempdir())
+        self.marker = folder / f"smartsla-priority-over-{workerinput['testrunuid']}"
+        self.over = False
+
+    def start(self) -> None:
+        if self.active and not self.priority:
+            set_nice(BASE_NICE + WORKER_NICE)
+            if can_lower_nice():
+                threading.Thread(target=self._back_to_normal, name="priority-phase", daemon=True).start()
+
+    def _back_to_normal(self) -> None:
+        while not self.marker.exists():
+            time.sleep(0.25)
+        _renice_tree(BASE_NICE + WORKER_NICE, BASE_NICE)
+
+    def before_test(self, nodeid: str) -> None:
+        if self.active and self.priority and not self.over and not is_priority(nodeid):
+            self.over = True
+            if not can_lower_nice():
+                set_nice(BASE_NICE + WORKER_NICE)  # the others stay niced: all equal again
+            self.marker.touch()
+
+    def finish(self) -> None:
+        """PRIORITY_WORKER is done (it may have run nothing but PRIORITY units): phase over."""
+        if self.active and self.priority:
+            self.marker.touch()
 
 # Modules sharing a session-scoped fixture that takes seconds to build (one per worker that runs
 # any of them): one unit, so it is built once.
