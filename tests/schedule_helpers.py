@@ -64,7 +64,22 @@ SPLIT_MODULES = frozenset({
     "tests/oracle/test_forecast_from_daemon.py",
     "tests/oracle/test_fleet.py",
     "tests/test_properties.py",
+    # The fast loop's longest modules (function-scoped chains; the demo_run group below): one
+    # module of 2 minutes on one worker was the tail of `-m "not slow"`.
+    "tests/test_demo_cli.py",
+    "tests/test_spec.py",
+    "tests/test_corporate_committee.py",
+    "tests/test_multilevel.py",
+    "tests/test_corporate_cli.py",
+    "tests/test_openslo.py",
+    "tests/test_committee.py",
+    "tests/test_agreement.py",
 })
+
+# Tests of a split module that share a module-scoped fixture: one unit (node id prefix -> unit).
+GROUPS: dict[str, str] = {
+    "tests/test_demo_cli.py::test_demo_": "tests/test_demo_cli.py: the demo_run fixture",
+}
 
 # Timing-bound on the test's side (see the module docstring): node id prefixes, run first and only
 # on PRIORITY_WORKER, at normal priority while the other workers run niced.
@@ -242,9 +257,12 @@ def cost(nodeid: str) -> float:
 
 
 def unit_of(nodeid: str) -> str:
-    """A module, or the test itself in SPLIT_MODULES, or the group of SHARED_UNITS."""
+    """A module, or the test itself in SPLIT_MODULES (or its GROUPS unit), or the group of
+    SHARED_UNITS."""
     module = nodeid.split("::", 1)[0]
-    return nodeid if module in SPLIT_MODULES else SHARED_UNITS.get(module, module)
+    if module in SPLIT_MODULES:
+        return next((unit for prefix, unit in GROUPS.items() if nodeid.startswith(prefix)), nodeid)
+    return SHARED_UNITS.get(module, module)
 
 
 def is_priority(nodeid: str) -> bool:
