@@ -32,7 +32,7 @@ def _terms(chain: Chain, roles: dict[str, str], payouts: list[str], **clauses) -
     deps = (DepartmentTerms("finance", payouts[0], ETHER, 0b11, 0, (0, 0), (5_000, 5_000)),
             DepartmentTerms("sales", payouts[1], ETHER // 2, 0b10, 0, (0, 0), (0, 10_000)))
     terms = CorporateTerms(roles["provider"], roles["customer"], roles["oracle"], "0x" + "00" * 20,
-                           chain.now() + 10, 3_600, 3, 10_000, 3 * ETHER, SERVICES, deps)
+                           chain.now() + 60, 3_600, 3, 10_000, 3 * ETHER, SERVICES, deps)
     return replace(terms, **clauses)
 
 

@@ -26,7 +26,7 @@ def _example_terms(chain, roles, tmp_path, *, count: int = 2, collateral: str | 
     body["oracle"] = roles["oracle"]
     for dep, payout in zip(body["departments"], a[5:8], strict=True):
         dep["payout"] = payout
-    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 10, dt.UTC).isoformat()
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 60, dt.UTC).isoformat()
     body["timeWindow"]["count"] = count
     if collateral is not None:
         body["collateral"] = collateral
@@ -105,7 +105,7 @@ def test_cancel_before_both_deposits_returns_the_money(chain, roles):
     from smartsla.terms import Service, Tier
 
     a = chain.accounts
-    terms = CorporateTerms(roles["provider"], roles["customer"], roles["oracle"], "0x" + "00" * 20, chain.now() + 10,
+    terms = CorporateTerms(roles["provider"], roles["customer"], roles["oracle"], "0x" + "00" * 20, chain.now() + 60,
                            3_600, 2, 5_000, 10**18,
                            (Service(name="email", objective=999_000, tiers=(Tier(threshold=999_000,
                                                                                      credit_bps=1_000),)),),
@@ -161,7 +161,7 @@ def test_silent_oracle_cannot_lock_fees_and_pool(chain, roles, corporate):
 def _payouts(chain, roles, terms, order) -> dict[str, int]:
     from dataclasses import replace
 
-    terms = replace(terms, start=chain.now() + 10)  # the factory refuses a start in the past
+    terms = replace(terms, start=chain.now() + 60)  # the factory refuses a start in the past
     c = Corporate.deploy(chain, terms, roles["deployer"])
     c.deposit_fees(roles["customer"])
     c.deposit_collateral(roles["provider"])

@@ -43,7 +43,7 @@ def build_site(tmp: Path, *, server_signing: bool = False) -> CorporateSite:
     body["oracle"] = roles["oracle"]
     for dep, payout in zip(body["departments"], a[5:8], strict=True):
         dep["payout"] = payout
-    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 10, dt.UTC).isoformat()
+    body["timeWindow"]["start"] = dt.datetime.fromtimestamp(chain.now() + 60, dt.UTC).isoformat()
     body["timeWindow"]["count"] = 2
     path = tmp / "corporate.yaml"
     path.write_text(yaml.safe_dump(data))
