@@ -22,29 +22,10 @@ only queued test is long gets the *cheapest* unit left as its successor, never t
 
 The costs are estimates (seconds, measured on 2 cores); a stale figure only makes the order a bit
 worse, never a result wrong. Tests not listed cost DEFAULT_COST each.
-
-CPU priority. The run has more workers than cores (most long tests wait on wall-clock time), so
-the cores are contended. A few tests are timing-bound on the *test's* side: their target HTTP
-servers are threads of the pytest worker, and a target answering late reads as a slow target
-(security.md L-3). Those units (PRIORITY) go only to PRIORITY_WORKER, first; every other worker
-runs at `os.nice(WORKER_NICE)` from its start (WorkerPriority, called by tests/conftest.py). So
-while the timing-bound tests run, their targets win the CPU over everything else the run does
-(niceness 0 against 10: ~9 to 1). That phase lasts about a minute: once PRIORITY_WORKER starts its
-first other test, the other workers go back to the run's niceness where the system allows it
-(root, or RLIMIT_NICE) — each worker's threads and the processes it started meanwhile (a node, a
-daemon), at once, by a thread watching for that moment; where it does not, PRIORITY_WORKER is
-niced like them instead, so the workers stay equal. Long CPU-bound children without a deadline
-(Forge, Slither) run at `background()`, below every worker in both phases.
 """
 
 from __future__ import annotations
 
-import os
-import resource
-import tempfile
-import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,130 +45,7 @@ SPLIT_MODULES = frozenset({
     "tests/oracle/test_forecast_from_daemon.py",
     "tests/oracle/test_fleet.py",
     "tests/test_properties.py",
-    # The fast loop's longest modules (function-scoped chains; the demo_run group below): one
-    # module of 2 minutes on one worker was the tail of `-m "not slow"`.
-    "tests/test_demo_cli.py",
-    "tests/test_spec.py",
-    "tests/test_corporate_committee.py",
-    "tests/test_multilevel.py",
-    "tests/test_corporate_cli.py",
-    "tests/test_openslo.py",
-    "tests/test_committee.py",
-    "tests/test_agreement.py",
 })
-
-# Tests of a split module that share a module-scoped fixture: one unit (node id prefix -> unit).
-GROUPS: dict[str, str] = {
-    "tests/test_demo_cli.py::test_demo_": "tests/test_demo_cli.py: the demo_run fixture",
-}
-
-# Timing-bound on the test's side (see the module docstring): node id prefixes, run first and only
-# on PRIORITY_WORKER, at normal priority while the other workers run niced.
-PRIORITY: tuple[str, ...] = (
-    "tests/oracle/test_daemon.py::test_hanging_targets_do_not_delay_or_spoil_other_targets",
-    "tests/oracle/test_daemon.py::test_overload_is_never_recorded_as_an_outage",
-    "tests/oracle/test_probes.py",  # the whole module (one unit)
-)
-PRIORITY_WORKER = "gw0"
-WORKER_NICE = 10
-BASE_NICE = os.nice(0)  # the run's niceness, read at import (before a worker nices itself)
-
-
-def set_nice(target: int) -> bool:
-    """Set this process's niceness to `target`; lowering it needs root or RLIMIT_NICE: False if
-    refused (the niceness is then unchanged)."""
-    current = os.nice(0)
-    if target > current:
-        os.nice(target - current)
-    elif target < current:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, target)
-        except PermissionError:
-            return False
-    return True
-
-
-def can_lower_nice() -> bool:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)  # lowest allowed niceness: 20 - soft
-    return os.geteuid() == 0 or soft == resource.RLIM_INFINITY or 20 - soft <= BASE_NICE
-
-
-def background() -> None:
-    """For a child's preexec_fn: below every worker, even a niced one (Forge, Slither: minutes of
-    CPU without a deadline take what the tests leave)."""
-    set_nice(BASE_NICE + WORKER_NICE + 5)
-
-
-def _tree(root: int) -> list[int]:
-    """`root` and its live descendants (from /proc)."""
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                text = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent[int(entry)] = int(text[text.rindex(")") + 2:].split()[1])
-    found, todo = [root], [root]
-    while todo:
-        pid = todo.pop()
-        kids = [child for child, ppid in parent.items() if ppid == pid]
-        found += kids
-        todo += kids
-    return found
-
-
-def _renice_tree(old: int, new: int) -> None:
-    """Every thread of this process and of its descendants at niceness `old` goes to `new`
-    (niceness is per thread on Linux; Forge and Slither, below `old`, keep theirs)."""
-    for pid in _tree(os.getpid()):
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                if os.getpriority(os.PRIO_PROCESS, tid) == old:
-                    os.setpriority(os.PRIO_PROCESS, tid, new)
-            except OSError:
-                pass  # gone meanwhile
-
-
-class WorkerPriority:
-    """One xdist worker's part of the CPU-priority phase (see the module docstring)."""
-
-    def __init__(self, workerinput: dict[str, Any], basetemp: str | None) -> None:
-        self.active = workerinput["workercount"] > 1
-        self.priority = workerinput["workerid"] == PRIORITY_WORKER
-        # The run's workers share this file: PRIORITY_WORKER creates it when the phase is over. In
-        # the run's temporary folder (xdist gives each worker a `popen-gwN` folder in it; pytest
-        # removes old ones), else in the system's.
-        folder = Path(basetemp).parent if basetemp else Path(tempfile.gettempdir())
-        self.marker = folder / f"smartsla-priority-over-{workerinput['testrunuid']}"
-        self.over = False
-
-    def start(self) -> None:
-        if self.active and not self.priority:
-            set_nice(BASE_NICE + WORKER_NICE)
-            if can_lower_nice():
-                threading.Thread(target=self._back_to_normal, name="priority-phase", daemon=True).start()
-
-    def _back_to_normal(self) -> None:
-        while not self.marker.exists():
-            time.sleep(0.25)
-        _renice_tree(BASE_NICE + WORKER_NICE, BASE_NICE)
-
-    def before_test(self, nodeid: str) -> None:
-        if self.active and self.priority and not self.over and not is_priority(nodeid):
-            self.over = True
-            if not can_lower_nice():
-                set_nice(BASE_NICE + WORKER_NICE)  # the others stay niced: all equal again
-            self.marker.touch()
-
-    def finish(self) -> None:
-        """PRIORITY_WORKER is done (it may have run nothing but PRIORITY units): phase over."""
-        if self.active and self.priority:
-            self.marker.touch()
 
 # Modules sharing a session-scoped fixture that takes seconds to build (one per worker that runs
 # any of them): one unit, so it is built once.
@@ -259,16 +117,9 @@ def cost(nodeid: str) -> float:
 
 
 def unit_of(nodeid: str) -> str:
-    """A module, or the test itself in SPLIT_MODULES (or its GROUPS unit), or the group of
-    SHARED_UNITS."""
+    """A module, or the test itself in SPLIT_MODULES, or the group of SHARED_UNITS."""
     module = nodeid.split("::", 1)[0]
-    if module in SPLIT_MODULES:
-        return next((unit for prefix, unit in GROUPS.items() if nodeid.startswith(prefix)), nodeid)
-    return SHARED_UNITS.get(module, module)
-
-
-def is_priority(nodeid: str) -> bool:
-    return nodeid.startswith(PRIORITY)
+    return nodeid if module in SPLIT_MODULES else SHARED_UNITS.get(module, module)
 
 
 def order_longest_first(items: list[pytest.Item]) -> None:
@@ -291,8 +142,7 @@ def order_longest_first(items: list[pytest.Item]) -> None:
 
 class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
     """xdist's scope scheduler with our units, handed out in collection order (longest first), one
-    at a time, and the cheapest unit as the successor of a lone long test; PRIORITY units only to
-    PRIORITY_WORKER, before anything else it runs."""
+    at a time, and the cheapest unit as the successor of a lone long test."""
 
     def __init__(self, config: pytest.Config, log: Any = None) -> None:
         super().__init__(config, log)
@@ -304,39 +154,20 @@ class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
     def _reschedule(self, node: Any) -> None:
         if node.shutting_down:
             return
-        pending = [nodeid for unit in self.assigned_work.get(node, {}).values()
-                   for nodeid, done in unit.items() if not done]
-        if not self._eligible(node):
-            if not pending:
-                node.shutdown()
+        if not self.workqueue:
+            node.shutdown()
             return
+        pending = [nodeid for unit in self.assigned_work[node].values()
+                   for nodeid, done in unit.items() if not done]
         if len(pending) > 1:
             return  # running one and holding its successor: enough
         self._assign(node, cheapest=bool(pending) and cost(pending[0]) >= LONG)
 
     def _assign_work_unit(self, node: Any) -> None:
-        if self._eligible(node):
-            self._assign(node, cheapest=False)
-
-    def _is_priority_worker(self, node: Any) -> bool:
-        return bool(node.gateway.id == PRIORITY_WORKER)
-
-    def _eligible(self, node: Any) -> list[str]:
-        """The queued units `node` may take, in queue order: PRIORITY ones only (all of them)
-        for PRIORITY_WORKER while any is left; never for the others."""
-        scopes = list(self.workqueue)
-        if self._is_priority_worker(node):
-            first = [s for s in scopes if is_priority(s)]
-            if first:
-                return first
-        elif any(self._is_priority_worker(other) for other in self.nodes):
-            return [s for s in scopes if not is_priority(s)]
-        return scopes
+        self._assign(node, cheapest=False)
 
     def _assign(self, node: Any, *, cheapest: bool) -> None:
-        eligible = self._eligible(node)
-        scope = eligible[-1 if cheapest else 0]
-        work_unit = self.workqueue.pop(scope)
+        scope, work_unit = self.workqueue.popitem(last=cheapest)
         self.assigned_work.setdefault(node, {})[scope] = work_unit
         collection = self.registered_collections[node]
         node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
