@@ -8,6 +8,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _TargetServer(ThreadingHTTPServer):
+    """A healthy target must take a burst of connections as a real server does. socketserver's
+    listen backlog is 5: with ~30 targets checked each second on fresh connections, a burst
+    overflowed it, the kernel dropped the SYN, the client retried it only after 1 s, and a
+    healthy target read as a 1-s timeout (test_hanging_targets_... failed so, on old code too)."""
+
+    request_queue_size = 256
+
 class ScheduledService:
     """Answers `down_status` inside the windows of `down` (wall-clock [start, end) pairs, which a
     test may change at any time), 200 otherwise; waits `delay_s` before each answer; counts hits."""
@@ -35,7 +43,7 @@ class ScheduledService:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _TargetServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
