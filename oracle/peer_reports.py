@@ -37,8 +37,8 @@ from smartsla.compact_reports import MAX_PERIOD
 from smartsla.errors import ContractReverted
 from smartsla.reports import SignedReport, recover_signer
 from smartsla.terms import Kind
+from smartsla.units import PPM
 
-PPM = 1_000_000
 # secp256k1's group order; OpenZeppelin's ECDSA refuses s above half of it (malleability).
 CURVE_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 # A report is kept only if still valid this long after the chain's latest block: the transaction
