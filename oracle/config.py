@@ -126,8 +126,10 @@ class ChainConfig(_Strict):
     # 3 elsewhere. A settlement reorganised out before then is sent again.
     confirmations: Annotated[int, Field(ge=1, le=128)] | None = None
     # A deployed SettlementBatch: due periods of many agreements settle in one transaction (at
-    # most batch_size items), each through signed reports. None: one transaction per period.
-    batch_contract: str | None = None
+    # most batch_size items), each through signed reports. None (the default): the one
+    # `smartsla deploy` recorded for the chain id beside the factory in use, if any; false: one
+    # transaction per period.
+    batch_contract: str | Literal[False] | None = None
     batch_size: Annotated[int, Field(ge=1, le=200)] = 50
 
     @field_validator("rpc_url")
@@ -139,8 +141,8 @@ class ChainConfig(_Strict):
 
     @field_validator("factory", "batch_contract")
     @classmethod
-    def _factory(cls, v: str | None) -> str | None:
-        return None if v is None else parse_address(v, None)
+    def _factory(cls, v: str | Literal[False] | None) -> str | Literal[False] | None:
+        return v if v is None or v is False else parse_address(v, None)
 
 
 class FleetConfig(_Strict):

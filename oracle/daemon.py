@@ -235,14 +235,16 @@ class Daemon:
         txm = TxManager(self.chain.w3, self.account, self.store.engine, chain_id=self.chain.chain_id,
                         max_fee_gwei=self.config.chain.max_fee_gwei, confirmations=self.config.chain.confirmations)
         self.batch = None
-        if self.config.chain.batch_contract:
-            where = Web3.to_checksum_address(self.config.chain.batch_contract)
+        batch_address, origin = self._batch_address(factory_address)
+        if batch_address is not None:
+            where = Web3.to_checksum_address(batch_address)
             if not self.chain.w3.eth.get_code(where):
-                raise ConfigError(f"chain.batch_contract: no contract at {where} on chain {self.chain.chain_id}")
+                raise ConfigError(f"chain.batch_contract{origin}: no contract at {where} "
+                                  f"on chain {self.chain.chain_id}")
             self.batch = self.chain.contract("SettlementBatch", where)
             wrong = batch_problem(self.batch, self.account.address)  # Z7-6: a pre-compact batch contract
             if wrong:
-                raise ConfigError(f"chain.batch_contract: {wrong}")
+                raise ConfigError(f"chain.batch_contract{origin}: {wrong}")
         self.submitter = Submitter(self.chain, self.account, self.store, [str(p) for p in self.config.peers],
                                    self.metrics, tx=txm)
         problems = [f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in self.config.problems()]
@@ -296,6 +298,25 @@ class Daemon:
             self._discover()
         log.info("oracle ready", extra={"oracle": self.account.address, "chain_id": self.chain.chain_id,
                                         "agreements": list(self.served)})
+
+    def _batch_address(self, factory_address: str) -> tuple[str | None, str]:
+        """The SettlementBatch to settle through, and where it came from (for messages).
+
+        Configured: that one; `false`: none. Unset: the one `smartsla deploy` recorded for this
+        chain id, but only beside the factory in use: a batch recorded with another factory may be
+        of another contract version, and an operator who names a factory of their own has not
+        chosen that record. A deployments file written before batches were recorded has none, so
+        such a daemon goes on settling one transaction per period."""
+        configured = self.config.chain.batch_contract
+        if configured is False:
+            return None, ""
+        if configured is not None:
+            return configured, ""
+        recorded_factory = deployments.lookup(self.chain.chain_id)
+        if recorded_factory is None or recorded_factory.lower() != factory_address.lower():
+            return None, ""
+        recorded = deployments.lookup(self.chain.chain_id, deployments.SETTLEMENT_BATCH)
+        return recorded, f" (unset; recorded in {deployments.deployments_path()})" if recorded else ""
 
     def _connect(self, wait_s: float) -> Chain:
         deadline = time.monotonic() + wait_s

@@ -49,7 +49,8 @@ DEPLOYMENTS_ENV = "SMARTSLA_DEPLOYMENTS"
 
 def deploy(rpc_url: str = DEFAULT_RPC_URL, *, private_key: str | None = None, sender: str | None = None,
            deployments_file: Path | None = None) -> tuple[str, Path, int]:
-    """Deploy the factory from the chosen sender; returns (address, deployments file, chain id)."""
+    """Deploy the factory and the SettlementBatch from the chosen sender; returns (the factory's
+    address, deployments file, chain id)."""
     from smartsla import deployments
     from smartsla.chain import Chain
     from smartsla.client import Factory
@@ -72,8 +73,12 @@ def deploy(rpc_url: str = DEFAULT_RPC_URL, *, private_key: str | None = None, se
             raise SmartSLAError(f"the node at {rpc_url} unlocks no account: pass --private-key or set ${KEY_ENV}")
         sender = unlocked[0]
     factory = Factory.deploy(chain, sender)
+    # The oracle settles the due periods of many agreements in one transaction through it, and
+    # finds it in the record beside the factory (oracle/config.py, chain.batch_contract).
+    batch, _ = chain.deploy(deployments.SETTLEMENT_BATCH, sender)
     chain_id = chain.chain_id
     path = deployments.record(chain_id, "AgreementFactory", factory.address, path=deployments_file)
+    deployments.record(chain_id, deployments.SETTLEMENT_BATCH, batch.address, path=deployments_file)
     return factory.address, path, chain_id
 
 

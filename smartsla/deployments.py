@@ -16,6 +16,8 @@ from pathlib import Path
 from web3 import Web3
 
 DEFAULT_FILE = "deployments.json"
+# The SettlementBatch `smartsla deploy` records beside the factories (its contract name, as they are).
+SETTLEMENT_BATCH = "SettlementBatch"
 
 
 def deployments_path() -> Path:

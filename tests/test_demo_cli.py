@@ -320,6 +320,8 @@ def test_deploy_demo_and_status_on_a_dev_chain(kind: str, tmp_path: Path) -> Non
         assert recorded is not None and recorded in proc.stdout
         corporate = deployments.lookup(node.chain_id, "CorporateAgreementFactory", path=tmp_path / "deployments.json")
         assert corporate is not None and corporate in proc.stdout  # multi-level agreements are created by it
+        batch = deployments.lookup(node.chain_id, deployments.SETTLEMENT_BATCH, path=tmp_path / "deployments.json")
+        assert batch is not None and batch in proc.stdout  # the oracle settles through it by default
 
         evidence = tmp_path / "evidence"
         demo = run_cli("demo", "--rpc-url", node.url, "--evidence-dir", str(evidence), env=env)

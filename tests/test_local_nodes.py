@@ -24,6 +24,7 @@ from sla_helpers import EC2_TIERS, ETHER, EVIDENCE_ROOT, make_terms
 from web3 import Web3
 from web3.logs import DISCARD
 
+from oracle.contract_probe import batch_problem
 from oracle.sli import PeriodFigure
 from oracle.store import Store
 from oracle.submitter import Submitter
@@ -180,7 +181,12 @@ def test_deploy_script_records_factory(anvil: LocalNode, tmp_path: Path) -> None
     address = deployments.lookup(31337, path=path)
     assert address is not None
     assert address in proc.stdout and str(path) in proc.stdout
-    _assert_is_factory(Chain.connect(anvil.url), address)
+    chain = Chain.connect(anvil.url)
+    _assert_is_factory(chain, address)
+    # and the SettlementBatch the oracle finds beside it (its start-up probe: the compact interface)
+    batch = deployments.lookup(31337, deployments.SETTLEMENT_BATCH, path=path)
+    assert batch is not None
+    assert batch_problem(chain.contract(deployments.SETTLEMENT_BATCH, batch), chain.accounts[0]) is None
 
 
 @pytest.mark.anvil

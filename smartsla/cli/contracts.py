@@ -83,8 +83,8 @@ def deploy(
                                                         help="Name of an environment variable holding the "
                                                         "sender's private key (signed locally).")] = None,
 ) -> None:
-    """Deploy the AgreementFactory and the CorporateAgreementFactory (multi-level agreements) and
-    record their addresses for the chain's id."""
+    """Deploy the AgreementFactory, the CorporateAgreementFactory (multi-level agreements) and the
+    SettlementBatch (the oracle's batched settlements) and record their addresses for the chain's id."""
     console = _console()
     chain = _connect(rpc_url)
     sender = _sender(chain, from_, private_key_env)
@@ -95,9 +95,13 @@ def deploy(
     console.print(f"  Agreement implementation at {factory.contract.functions.implementation().call()}")
     corporate = CorporateFactory.deploy(chain, sender)
     console.print(f"CorporateAgreementFactory deployed at [bold cyan]{corporate.address}[/] (multi-level agreements)")
+    batch, _ = chain.deploy(deployments.SETTLEMENT_BATCH, sender)
+    console.print(f"SettlementBatch deployed at [bold cyan]{batch.address}[/] (the oracle settles due periods "
+                  "of many agreements in one transaction)")
     if chain.embedded:
         console.print("  [yellow]not recorded[/]: the embedded chain disappears when this command ends")
         return
     path = deployments.record(chain.chain_id, "AgreementFactory", factory.address)
     deployments.record(chain.chain_id, CORPORATE_FACTORY, corporate.address)
+    deployments.record(chain.chain_id, deployments.SETTLEMENT_BATCH, batch.address)
     console.print(f"  recorded in {path}")
