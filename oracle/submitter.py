@@ -209,6 +209,10 @@ class Submitter:
         except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
             receipt = None
         failed = _batch_failures(batch, receipt) if receipt is not None and receipt["status"] == 1 else {}
+        # An item counts as settled only by its own agreement's PeriodSettled in the receipt, not by
+        # the batch's silence: the batch is only a transport, and one that skips an item without
+        # saying so (another contract, an address without code) must not have it marked confirmed.
+        settled = _settled_in(ready[0][0], receipt) if receipt is not None and receipt["status"] == 1 else set()
         for i, (ag, period, _, _) in enumerate(ready):
             key = (ag.address, period)
             if receipt is None:
@@ -219,6 +223,10 @@ class Submitter:
                 log.warning("batch item failed; will retry", extra={"agreement": ag.address, "period": period,
                                                                    "error": str(error)})
                 outcomes[key] = Outcome("submitted", f"failed in batch: {error.name}; will retry", tx_hash)
+            elif receipt["status"] == 1 and (ag.address, period) not in settled:
+                log.warning("batch mined without settling the item; will check again",
+                            extra={"agreement": ag.address, "period": period, "tx": tx_hash})
+                outcomes[key] = Outcome("submitted", "batch mined, period not settled by it; will retry", tx_hash)
             elif receipt["status"] == 1 and self.tx.confirmations <= 1:
                 self.store.transition_report(ag.address, period, "submitted", "confirmed")
                 if self.metrics is not None:
@@ -513,6 +521,13 @@ def _report(agreement: str, chain_id: int, period: int, data: dict[str, Any], si
                         evidence_root=root_bytes(str(data["evidence_root"])),
                         deadline=int(data["deadline"]), signer=signer,
                         signature=bytes.fromhex(str(signature).removeprefix("0x")))
+
+
+def _settled_in(agreement: Agreement, receipt: Any) -> set[tuple[str, int]]:
+    """(agreement, period) of every PeriodSettled log in `receipt` (any agreement: the event's ABI
+    is theirs in common; the log's address is the emitting contract's, which no caller can forge)."""
+    events = agreement.contract.events.PeriodSettled().process_receipt(receipt, errors=DISCARD)
+    return {(Web3.to_checksum_address(e["address"]), int(e["args"]["period"])) for e in events}
 
 
 def _batch_failures(batch: Any, receipt: Any) -> dict[int, bytes]:

@@ -169,3 +169,31 @@ def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp
     assert sent_before == [0, 0, 1, 1]  # batch 1 (agreements 0, 1) went out before agreement 2's evidence
     assert chain.w3.eth.get_transaction_count(oracle) == nonce0 + 2
     assert [ag.snapshot().settled_periods for ag in agreements] == [1, 1, 1, 1]
+
+
+def test_a_batch_that_settles_nothing_confirms_nothing(anvil, tmp_path: Path):
+    """The batch is only a transport: an item counts as settled by its agreement's PeriodSettled,
+    not by the batch's silence. Failed before: sent to an address without code (a mined
+    transaction, no ItemFailed) every item was marked 'confirmed' though no period was settled,
+    and the daemon never sent them again (seventh session, N7-2)."""
+    chain = Chain.connect(anvil.url)
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    start = chain.now() + 100
+    agreements = [make(chain, factory, oracle, start, 1000) for _ in range(2)]
+    hollow = chain.contract("SettlementBatch", chain.new_account()[0])  # no code: takes anything, settles nothing
+    sub = Submitter(chain, chain.w3.eth.account.from_key(key), Store.open(f"sqlite:///{tmp_path / 'o.db'}"),
+                    receipt_wait_s=5)
+    chain.mine_at(start + 1001)
+
+    outcomes = sub.process_batch(hollow, [(ag, 0, FIGURES, EVIDENCE_ROOT) for ag in agreements])
+
+    assert [outcomes[(ag.address, 0)].state for ag in agreements] == ["submitted"] * 2, outcomes
+    assert [sub.store.report(ag.address, 0).state for ag in agreements] == ["submitted"] * 2
+    assert [ag.snapshot().settled_periods for ag in agreements] == [0, 0]
+    # and through a real batch on the next pass, each period settles once
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    again = sub.process_batch(batch, [(ag, 0, FIGURES, EVIDENCE_ROOT) for ag in agreements])
+    assert [again[(ag.address, 0)].state for ag in agreements] == ["confirmed"] * 2, again
+    assert [len(ag.settlements()) for ag in agreements] == [1, 1]
