@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from batch_helpers import ETHER, daemon_config
+from batch_helpers import funded_agreement as make
 from sla_helpers import EVIDENCE_ROOT
 from web3.logs import DISCARD
 
@@ -13,26 +15,11 @@ from oracle.sli import PeriodFigure
 from oracle.store import Store
 from oracle.submitter import Submitter
 from smartsla.chain import REVERTS, Chain, _revert_data
-from smartsla.client import Agreement, Factory
+from smartsla.client import Factory
 from smartsla.errors import decode_revert
-from smartsla.terms import Service, Terms, Tier
 
-ETHER = 10**18
-TIERS = (Tier(threshold=999_900, credit_bps=1_000),)
 FIGURES = {"web": PeriodFigure(value_ppm=999_000, good_slices=999, total_slices=1000, excluded_slices=0,
                                maintenance_slices=0, missing_slices=0, slice_seconds=1)}
-
-
-def make(chain: Chain, factory: Factory, oracle: str, start: int, period_length: int) -> Agreement:
-    a = chain.accounts
-    terms = Terms(provider=a[1], customer=a[2], start=start, period_length=period_length, period_count=2,
-                  fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
-                  services=(Service(name="web", objective=999_900, tiers=TIERS),), oracles=(oracle,),
-                  slice_seconds=1)
-    ag = factory.create_agreement(terms, a[0])
-    ag.deposit_fees(a[2])
-    ag.deposit_collateral(a[1])
-    return ag
 
 
 def test_one_failing_item_does_not_stop_the_others_and_alone_is_retried(anvil, tmp_path: Path):
@@ -80,7 +67,6 @@ def test_batch_refuses_an_empty_or_oversized_list(anvil):
 
 
 def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, monkeypatch):
-    from oracle.config import OracleConfig
     from oracle.daemon import Daemon
     from oracle.probes import Sample
 
@@ -92,14 +78,8 @@ def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, 
     start = chain.now() + 100
     agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
-    config = OracleConfig.model_validate({
-        "chain": {"rpc_url": anvil.url, "factory": factory.address, "timeout_s": 2,
-                  "batch_contract": batch.address, "batch_size": 3},
-        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'o.db'}",
-        "slice_seconds": 1, "grace_s": 0, "listen": "127.0.0.1:0",
-        "agreements": [{"address": ag.address} for ag in agreements],
-        "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
-    })
+    config = daemon_config(anvil.url, tmp_path / "o.db", agreements, factory=factory.address,
+                           batch_contract=batch.address, batch_size=3)
     daemon = Daemon(config)
     daemon.prepare(wait_for_chain_s=5)
     for ag in agreements:  # every slice of period 0 measured up
@@ -131,7 +111,6 @@ def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp
     """At 10,000 agreements ending together the pass computes evidence for minutes: a batch that
     waits for the whole pass delays every settlement by it (bench/fleet_sim.py). The first full
     batch must be on-chain before the evidence of the agreements after it is computed."""
-    from oracle.config import OracleConfig
     from oracle.daemon import Daemon
     from oracle.probes import Sample
 
@@ -143,14 +122,8 @@ def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp
     start = chain.now() + 100
     agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
-    config = OracleConfig.model_validate({
-        "chain": {"rpc_url": anvil.url, "factory": factory.address, "timeout_s": 2,
-                  "batch_contract": batch.address, "batch_size": 2},
-        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'o.db'}",
-        "slice_seconds": 1, "grace_s": 0, "listen": "127.0.0.1:0",
-        "agreements": [{"address": ag.address} for ag in agreements],
-        "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
-    })
+    config = daemon_config(anvil.url, tmp_path / "o.db", agreements, factory=factory.address,
+                           batch_contract=batch.address, batch_size=2)
     daemon = Daemon(config)
     daemon.prepare(wait_for_chain_s=5)
     for ag in agreements:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_helpers import ETHER, daemon_config, funded_agreement
 from sla_helpers import EVIDENCE_ROOT
 
 from oracle.config import ChainConfig, ConfigError, OracleConfig
@@ -21,22 +22,6 @@ from oracle.submitter import Submitter
 from smartsla import deployments
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory
-from smartsla.terms import Service, Terms, Tier
-
-ETHER = 10**18
-TIERS = (Tier(threshold=999_900, credit_bps=1_000),)
-
-
-def _agreement(chain: Chain, factory: Factory, oracle: str, start: int) -> Agreement:
-    a = chain.accounts
-    terms = Terms(provider=a[1], customer=a[2], start=start, period_length=10, period_count=2,
-                  fee_per_period=ETHER, collateral=2 * ETHER, termination_ppm=0,
-                  services=(Service(name="web", objective=999_900, tiers=TIERS),), oracles=(oracle,),
-                  slice_seconds=1)
-    ag = factory.create_agreement(terms, a[0])
-    ag.deposit_fees(a[2])
-    ag.deposit_collateral(a[1])
-    return ag
 
 
 @pytest.fixture(autouse=True)
@@ -59,13 +44,7 @@ def _pass(chain: Chain, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     """One report pass of a daemon over `agreements` (period 0 measured all up); returns the daemon
     and the oracle's transactions that pass sent (oldest first)."""
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
-    config = OracleConfig.model_validate({
-        "chain": {"rpc_url": url, "timeout_s": 2, **chain_config},
-        "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": f"sqlite:///{tmp_path / 'o.db'}",
-        "slice_seconds": 1, "grace_s": 0, "listen": "127.0.0.1:0",
-        "agreements": [{"address": ag.address} for ag in agreements],
-        "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
-    })
+    config = daemon_config(url, tmp_path / "o.db", agreements, **chain_config)
     daemon = Daemon(config)
     daemon.prepare(wait_for_chain_s=5)
     for ag in agreements:
@@ -86,7 +65,7 @@ def test_an_unconfigured_daemon_settles_through_the_recorded_batch(anvil, tmp_pa
     factory, batch = _deployed(chain)
     oracle, key = chain.new_account(fund_from=chain.accounts[0], amount=ETHER)
     start = chain.now() + 100
-    agreements = [_agreement(chain, factory, oracle, start) for _ in range(3)]
+    agreements = [funded_agreement(chain, factory, oracle, start, 10) for _ in range(3)]
 
     daemon, sent = _pass(chain, anvil.url, tmp_path, monkeypatch, {}, agreements, key, start)
 
@@ -101,7 +80,7 @@ def test_false_keeps_one_transaction_per_period(anvil, tmp_path: Path, monkeypat
     factory, _ = _deployed(chain)
     oracle, key = chain.new_account(fund_from=chain.accounts[0], amount=ETHER)
     start = chain.now() + 100
-    agreements = [_agreement(chain, factory, oracle, start) for _ in range(2)]
+    agreements = [funded_agreement(chain, factory, oracle, start, 10) for _ in range(2)]
 
     daemon, sent = _pass(chain, anvil.url, tmp_path, monkeypatch, {"batch_contract": False}, agreements, key, start)
 
@@ -117,7 +96,7 @@ def test_a_factory_of_the_operators_choosing_is_not_paired_with_the_recorded_bat
     own = Factory.deploy(chain, chain.accounts[0])  # not the recorded one
     oracle, key = chain.new_account(fund_from=chain.accounts[0], amount=ETHER)
     start = chain.now() + 100
-    agreements = [_agreement(chain, own, oracle, start) for _ in range(2)]
+    agreements = [funded_agreement(chain, own, oracle, start, 10) for _ in range(2)]
 
     daemon, sent = _pass(chain, anvil.url, tmp_path, monkeypatch, {"factory": own.address}, agreements, key, start)
 
@@ -148,7 +127,7 @@ def test_a_lone_due_period_goes_through_the_agreement_not_a_batch_of_one(anvil, 
     factory, batch = _deployed(chain)
     oracle, key = chain.new_account(fund_from=chain.accounts[0], amount=ETHER)
     start = chain.now() + 100
-    ag = _agreement(chain, factory, oracle, start)
+    ag = funded_agreement(chain, factory, oracle, start, 10)
     sub = Submitter(chain, chain.w3.eth.account.from_key(key), Store.open(f"sqlite:///{tmp_path / 'o.db'}"),
                     receipt_wait_s=5)
     chain.mine_at(start + 11)
