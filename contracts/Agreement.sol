@@ -151,6 +151,14 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
 
     address private immutable _implementation;
 
+    /// @dev The EIP-712 domain of every agreement (EIP712("smartsla Agreement", "1") below, with
+    /// the chain id and the clone's address), for `_compactSigner`; `reportDigest` builds the same
+    /// through OpenZeppelin's EIP712 (the tests sign what it returns and settle compactly).
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant _NAME_HASH = keccak256("smartsla Agreement");
+    bytes32 private constant _VERSION_HASH = keccak256("1");
+
     uint8 private constant COLLATERAL_HELD = 0;
     uint8 private constant COLLATERAL_RELEASED = 1;
     uint8 private constant COLLATERAL_WITHDRAWN = 2;
@@ -520,7 +528,29 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
             s := calldataload(add(at, 76))
             v := byte(0, calldataload(add(at, 108)))
         }
-        signer = ECDSA.recover(_hashTypedDataV4(structHash), v, r, s);
+        signer = ECDSA.recover(_typedDataHash(structHash), v, r, s);
+    }
+
+    /// @dev `_hashTypedDataV4(structHash)`: a clone is never the contract that cached the domain
+    /// separator, so OpenZeppelin's EIP712 rebuilds it with abi.encode on every call; the same
+    /// words here, past the free memory pointer, then MessageHashUtils.toTypedDataHash.
+    function _typedDataHash(bytes32 structHash) private view returns (bytes32 digest) {
+        bytes32 domainTypehash = _DOMAIN_TYPEHASH;
+        bytes32 nameHash = _NAME_HASH;
+        bytes32 versionHash = _VERSION_HASH;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, domainTypehash)
+            mstore(add(p, 0x20), nameHash)
+            mstore(add(p, 0x40), versionHash)
+            mstore(add(p, 0x60), chainid())
+            mstore(add(p, 0x80), address())
+            let domain := keccak256(p, 0xa0)
+            mstore(p, hex"1901")
+            mstore(add(p, 0x02), domain)
+            mstore(add(p, 0x22), structHash)
+            digest := keccak256(p, 0x42)
+        }
     }
 
     /// @dev Report `i`'s value of service `s` in `settleCompact`'s checked buffer.
@@ -613,7 +643,14 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
         emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster, measuredPpm);
         if (settled + 1 == t.periodCount) {
             _status = Status.Ended;
-            emit Ended(_releaseCollateral());
+            if (o.disputeWindow == 0) {
+                // `_releaseCollateral` without its checks: no period is ever pending without a
+                // dispute window, and the collateral is held until the agreement ends.
+                _collateralStage = COLLATERAL_RELEASED;
+                emit Ended(_collateralEscrowed);
+            } else {
+                emit Ended(_releaseCollateral());
+            }
         }
     }
 
@@ -884,7 +921,9 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
     {
         uint256 n = t.services.length;
         if (reported.length != n) revert WrongNumberOfValues(n, reported.length);
-        values = new uint32[](n);
+        // In place: every caller passes its own copy (the compact path's decoded values, or a
+        // calldata array copied to memory), so no second array is allocated.
+        values = reported;
         uint256 weighted = 0;
         uint256 weights = 0;
         for (uint256 i = 0; i < n; ++i) {
