@@ -159,6 +159,9 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
     bytes32 private constant _NAME_HASH = keccak256("smartsla Agreement");
     bytes32 private constant _VERSION_HASH = keccak256("1");
 
+    /// @dev Byte offset of `_entered` in its slot (`forge inspect Agreement storageLayout`; a
+    /// test checks that the guard refuses a reentrant withdrawal).
+    uint256 private constant _ENTERED_OFFSET = 15;
     uint8 private constant COLLATERAL_HELD = 0;
     uint8 private constant COLLATERAL_RELEASED = 1;
     uint8 private constant COLLATERAL_WITHDRAWN = 2;
@@ -171,10 +174,22 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
     /// function reads or writes anyway (a separate slot cost each deposit and withdrawal ~2,100
     /// gas more).
     modifier nonReentrant() {
-        if (_entered) revert ReentrancyGuardReentrantCall();
-        _entered = true;
+        _enter();
         _;
         _entered = false;
+    }
+
+    /// @dev The check and the write of `nonReentrant`'s flag with one read of the slot.
+    function _enter() private {
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(_entered.slot)
+        }
+        uint256 flag = 1 << (8 * _ENTERED_OFFSET);
+        if (word & flag != 0) revert ReentrancyGuardReentrantCall();
+        assembly ("memory-safe") {
+            sstore(_entered.slot, or(word, flag))
+        }
     }
 
     modifier onlyClone() {
@@ -776,9 +791,19 @@ contract Agreement is EIP712, ISlaErrors, ISlaEvents {
         if (to == address(0)) revert InvalidRecipient();
         uint256 amount = 0;
         if (msg.sender == _customer()) {
-            amount = _customerOwed();
-            _owedToCustomer = 0;
-            _collateralMark = _collateralEscrowed; // every credit so far is in `amount`
+            // `_customerOwed()` from one read of each slot; every credit so far is in `amount`:
+            // the balance goes to 0 and the mark to the collateral, in one write of the second
+            // slot (`_collateralMark` its low 16 bytes, `_owedToCustomer` its high 16: `forge
+            // inspect Agreement storageLayout`).
+            uint128 collateral = _collateralEscrowed;
+            uint256 books;
+            assembly ("memory-safe") {
+                books := sload(_collateralMark.slot)
+            }
+            amount = (books >> 128) + (uint128(books) - collateral);
+            assembly ("memory-safe") {
+                sstore(_collateralMark.slot, collateral)
+            }
         } else if (msg.sender == _provider()) {
             amount = _providerOwed();
             _owedToProvider = 0;
