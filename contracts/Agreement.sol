@@ -2,7 +2,6 @@
 pragma solidity ^0.8.24;
 
 import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
@@ -39,7 +38,7 @@ import {CompactReports} from "./libraries/CompactReports.sol";
 /// @dev Deployed as an EIP-1167 clone by AgreementFactory with the packed terms appended to the
 /// clone's code (see TermsCodec), so the terms are immutable and need no initializer. The
 /// implementation contract itself refuses every call.
-contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
+contract Agreement is EIP712, ISlaErrors, ISlaEvents {
 
     // ---------------------------------------------------------------- errors
     /// @notice `period` is already settled.
@@ -52,6 +51,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     /// their report count and the terms' service count make, see CompactReports), or shorter
     /// than their 3-byte header: `length` bytes were given. Nothing past the end is ever read.
     error MalformedReports(uint256 expected, uint256 length);
+    /// @notice A deposit or a withdrawal was entered again before it returned (the error of
+    /// OpenZeppelin's ReentrancyGuard, whose flag this contract keeps in its first slot).
+    error ReentrancyGuardReentrantCall();
 
     /// @notice The most maintenance windows one agreement may declare, so that every reader (the
     /// oracles, anyone auditing the figures) reads a bounded list.
@@ -98,17 +100,24 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     event PeriodFinalized(uint256 indexed period, uint256 creditPaid, uint256 feeEarned);
 
     // ---------------------------------------------------------------- state
-    // Packed so that a settlement writes one slot when the objective was met and two when a
-    // credit is paid (issue 15: batch settlement). A period's fee moves from the escrow to the
-    // provider by counting, not by moving amounts: the fee is fixed by the terms, so
-    //   fees escrowed        = _feesEscrowed - fee x _settledPeriods (0 once _feesEscrowed is 0)
+    // Packed so that a settlement writes one slot, whether the objective was met or a credit is
+    // paid (issue 15: batch settlement). A period's fee moves from the escrow to the provider by
+    // counting, not by moving amounts: the fee is fixed by the terms, so
+    //   fees escrowed        = fee x (periodCount - _settledPeriods) once deposited, 0 after
+    //                          cancellation, termination or expiry (they hand the rest back)
     //   owed to the provider = _owedToProvider + fee x _feesOwedPeriods
     //   pending to provider  = fee x _pendingPeriods
     // and a settlement only increments counters of the first slot (see `snapshot`). Likewise the
     // collateral left at the end is released to the provider by a flag, not moved: once
-    // `_collateralReleased`, `_collateralEscrowed` is the provider's until it withdraws.
-    // Slot 1 (with the deposits' flags): status and counters, and `_feesEscrowed`, the fees
-    // deposited (fee x periodCount) until termination, expiry or cancellation set it to 0.
+    // `_collateralStage` is COLLATERAL_RELEASED, `_collateralEscrowed` is the provider's until it
+    // withdraws it (COLLATERAL_WITHDRAWN; the amount stays, for the customer's balance below).
+    // A credit paid at settlement (no dispute window) moves collateral to the customer by
+    // lowering `_collateralEscrowed` alone, in the first slot:
+    //   owed to the customer = _owedToCustomer + (_collateralMark - _collateralEscrowed)
+    // Every other change of the collateral goes through `_setCollateral`, which first folds the
+    // credits into `_owedToCustomer` and then moves the mark with the collateral, so the
+    // difference only ever counts credits the customer has not been credited with yet.
+    // Slot 1: status, flags and counters, the reentrancy guard, and the collateral in escrow.
     Status private _status;
     uint16 private _settledPeriods;
     bool private _feesDeposited;
@@ -117,11 +126,12 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     uint16 private _pendingPeriods;
     uint32 private _maintenanceUsed; // seconds of excluded maintenance declared so far
     uint16 private _feesOwedPeriods; // final periods whose fee the provider has not withdrawn
-    bool private _collateralReleased;
-    uint128 private _feesEscrowed;
-
-    // Slot 2, what a credit moves: the collateral to the customer.
+    uint8 private _collateralStage; // COLLATERAL_HELD, COLLATERAL_RELEASED or COLLATERAL_WITHDRAWN
+    bool private _entered; // nonReentrant
     uint128 private _collateralEscrowed;
+
+    // Slot 2: the customer's balance, and the collateral at its last change other than a credit.
+    uint128 private _collateralMark;
     uint128 private _owedToCustomer;
 
     // Slot 3: collateral returned and fees earned pro rata at termination; credits in dispute.
@@ -141,8 +151,45 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
 
     address private immutable _implementation;
 
+    /// @dev The EIP-712 domain of every agreement (EIP712("smartsla Agreement", "1") below, with
+    /// the chain id and the clone's address), for `_compactSigner`; `reportDigest` builds the same
+    /// through OpenZeppelin's EIP712 (the tests sign what it returns and settle compactly).
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant _NAME_HASH = keccak256("smartsla Agreement");
+    bytes32 private constant _VERSION_HASH = keccak256("1");
+
+    /// @dev Byte offset of `_entered` in its slot (`forge inspect Agreement storageLayout`; a
+    /// test checks that the guard refuses a reentrant withdrawal).
+    uint256 private constant _ENTERED_OFFSET = 15;
+    uint8 private constant COLLATERAL_HELD = 0;
+    uint8 private constant COLLATERAL_RELEASED = 1;
+    uint8 private constant COLLATERAL_WITHDRAWN = 2;
+
     constructor() EIP712("smartsla Agreement", "1") {
         _implementation = address(this);
+    }
+
+    /// @dev OpenZeppelin's ReentrancyGuard with its flag in the first slot, which every guarded
+    /// function reads or writes anyway (a separate slot cost each deposit and withdrawal ~2,100
+    /// gas more).
+    modifier nonReentrant() {
+        _enter();
+        _;
+        _entered = false;
+    }
+
+    /// @dev The check and the write of `nonReentrant`'s flag with one read of the slot.
+    function _enter() private {
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(_entered.slot)
+        }
+        uint256 flag = 1 << (8 * _ENTERED_OFFSET);
+        if (word & flag != 0) revert ReentrancyGuardReentrantCall();
+        assembly ("memory-safe") {
+            sstore(_entered.slot, or(word, flag))
+        }
     }
 
     modifier onlyClone() {
@@ -172,9 +219,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             feesDeposited: _feesDeposited,
             collateralDeposited: _collateralDeposited,
             disasterOccurred: _disasterOccurred,
-            feesEscrowed: _feesLeft(),
-            collateralEscrowed: _collateralReleased ? 0 : _collateralEscrowed,
-            owedToCustomer: _owedToCustomer,
+            feesEscrowed: _feesLeft(_fee(), _arg(TermsCodec.PERIOD_COUNT_OFFSET, 16)),
+            collateralEscrowed: _collateralStage == COLLATERAL_HELD ? _collateralEscrowed : 0,
+            owedToCustomer: _customerOwed(),
             owedToProvider: _providerOwed(),
             pendingToCustomer: _pendingToCustomer,
             pendingToProvider: uint128(_fee() * _pendingPeriods),
@@ -253,7 +300,6 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (block.timestamp >= start) revert TermStarted(start);
         uint256 amount = _arg(TermsCodec.FEE_OFFSET, 128) * _arg(TermsCodec.PERIOD_COUNT_OFFSET, 16);
         _feesDeposited = true;
-        _feesEscrowed = uint128(amount);
         emit FeesDeposited(msg.sender, amount);
         _maybeActivate();
         SlaEscrow.pull(_asset(), amount, msg.value);
@@ -270,7 +316,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (block.timestamp >= start) revert TermStarted(start);
         uint128 collateral = uint128(_arg(TermsCodec.COLLATERAL_OFFSET, 128));
         _collateralDeposited = true;
+        // Nothing to fold: no credit before the term starts.
         _collateralEscrowed = collateral;
+        _collateralMark = collateral;
         emit CollateralDeposited(msg.sender, collateral);
         _maybeActivate();
         SlaEscrow.pull(_asset(), collateral, msg.value);
@@ -282,11 +330,10 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     function cancel() external onlyClone {
         if (msg.sender != _customer() && msg.sender != _provider()) revert Unauthorized(msg.sender);
         if (_status != Status.Pending) revert WrongStatus(_status);
-        uint128 fees = _feesEscrowed;
+        uint128 fees = _feesLeft(_fee(), _arg(TermsCodec.PERIOD_COUNT_OFFSET, 16));
         uint128 collateral = _collateralEscrowed;
         _status = Status.Cancelled;
-        _feesEscrowed = 0;
-        _collateralEscrowed = 0;
+        _setCollateral(0);
         _owedToCustomer += fees;
         _owedToProvider += collateral;
         emit Cancelled(msg.sender, fees, collateral);
@@ -496,7 +543,29 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
             s := calldataload(add(at, 76))
             v := byte(0, calldataload(add(at, 108)))
         }
-        signer = ECDSA.recover(_hashTypedDataV4(structHash), v, r, s);
+        signer = ECDSA.recover(_typedDataHash(structHash), v, r, s);
+    }
+
+    /// @dev `_hashTypedDataV4(structHash)`: a clone is never the contract that cached the domain
+    /// separator, so OpenZeppelin's EIP712 rebuilds it with abi.encode on every call; the same
+    /// words here, past the free memory pointer, then MessageHashUtils.toTypedDataHash.
+    function _typedDataHash(bytes32 structHash) private view returns (bytes32 digest) {
+        bytes32 domainTypehash = _DOMAIN_TYPEHASH;
+        bytes32 nameHash = _NAME_HASH;
+        bytes32 versionHash = _VERSION_HASH;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, domainTypehash)
+            mstore(add(p, 0x20), nameHash)
+            mstore(add(p, 0x40), versionHash)
+            mstore(add(p, 0x60), chainid())
+            mstore(add(p, 0x80), address())
+            let domain := keccak256(p, 0xa0)
+            mstore(p, hex"1901")
+            mstore(add(p, 0x02), domain)
+            mstore(add(p, 0x22), structHash)
+            digest := keccak256(p, 0x42)
+        }
     }
 
     /// @dev Report `i`'s value of service `s` in `settleCompact`'s checked buffer.
@@ -560,8 +629,11 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
                 emit CollateralExhausted(period, credit - collateral);
                 credit = collateral;
             }
-            _collateralEscrowed = collateral - uint128(credit);
-            if (o.disputeWindow == 0) _owedToCustomer += uint128(credit);
+            // Without a dispute window the customer's balance grows by what the collateral loses
+            // (see the state's comment): the same slot, no second write. With one, the credit
+            // waits in `_pendingToCustomer`.
+            if (o.disputeWindow == 0) _collateralEscrowed = collateral - uint128(credit);
+            else _setCollateral(collateral - uint128(credit));
         }
         uint128 fee = t.feePerPeriod;
 
@@ -586,7 +658,14 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         emit PeriodSettled(period, values, serviceCredits, credit, fee, disaster, measuredPpm);
         if (settled + 1 == t.periodCount) {
             _status = Status.Ended;
-            emit Ended(_releaseCollateral());
+            if (o.disputeWindow == 0) {
+                // `_releaseCollateral` without its checks: no period is ever pending without a
+                // dispute window, and the collateral is held until the agreement ends.
+                _collateralStage = COLLATERAL_RELEASED;
+                emit Ended(_collateralEscrowed);
+            } else {
+                emit Ended(_releaseCollateral());
+            }
         }
     }
 
@@ -624,7 +703,7 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         p.disaster = disaster;
         // The corrected figure decides: a corrected non-disaster leaves the clause closed.
         if (disaster) _disasterOccurred = true;
-        _collateralEscrowed = uint128(available - credit);
+        _setCollateral(uint128(available - credit));
         _pendingToCustomer -= previous;
         _pendingPeriods -= 1;
         _owedToCustomer += uint128(credit);
@@ -678,9 +757,8 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         uint256 periodStartsAt = _periodEnd(t, o, settled - 1);
         uint128 earned =
             uint128(uint256(t.feePerPeriod) * (block.timestamp - periodStartsAt) / (periodEndsAt - periodStartsAt));
-        uint128 refund = _feesLeft() - earned;
+        uint128 refund = _feesLeft(t.feePerPeriod, t.periodCount) - earned;
         _status = Status.Terminated;
-        _feesEscrowed = 0;
         _owedToCustomer += refund;
         _owedToProvider += earned;
         emit Terminated(msg.sender, refund, _releaseCollateral(), earned);
@@ -694,10 +772,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (_status != Status.Active) revert WrongStatus(_status);
         uint256 expiresAt = _periodEnd(t, o, t.periodCount - 1) + REPORT_DEADLINE;
         if (block.timestamp < expiresAt) revert NotExpired(expiresAt);
-        uint128 refund = _feesLeft();
+        uint128 refund = _feesLeft(t.feePerPeriod, t.periodCount);
         uint256 unreported = t.periodCount - _settledPeriods;
         _status = Status.Expired;
-        _feesEscrowed = 0;
         _owedToCustomer += refund;
         uint128 returned = _pendingPeriods == 0 ? _releaseCollateral() : 0;
         emit Expired(unreported, refund, returned);
@@ -714,13 +791,24 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         if (to == address(0)) revert InvalidRecipient();
         uint256 amount = 0;
         if (msg.sender == _customer()) {
-            amount = _owedToCustomer;
-            _owedToCustomer = 0;
+            // `_customerOwed()` from one read of each slot; every credit so far is in `amount`:
+            // the balance goes to 0 and the mark to the collateral, in one write of the second
+            // slot (`_collateralMark` its low 16 bytes, `_owedToCustomer` its high 16: `forge
+            // inspect Agreement storageLayout`).
+            uint128 collateral = _collateralEscrowed;
+            uint256 books;
+            assembly ("memory-safe") {
+                books := sload(_collateralMark.slot)
+            }
+            amount = (books >> 128) + (uint128(books) - collateral);
+            assembly ("memory-safe") {
+                sstore(_collateralMark.slot, collateral)
+            }
         } else if (msg.sender == _provider()) {
             amount = _providerOwed();
             _owedToProvider = 0;
             _feesOwedPeriods = 0;
-            if (_collateralReleased) _collateralEscrowed = 0;
+            if (_collateralStage == COLLATERAL_RELEASED) _collateralStage = COLLATERAL_WITHDRAWN;
         } else {
             revert Unauthorized(msg.sender);
         }
@@ -776,16 +864,35 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
         return _arg(TermsCodec.FEE_OFFSET, 128);
     }
 
-    /// @dev The prepaid fees of the periods not settled yet (see the state's comment).
-    function _feesLeft() private view returns (uint128) {
-        uint128 deposited = _feesEscrowed;
-        return deposited == 0 ? 0 : uint128(deposited - _fee() * _settledPeriods);
+    /// @dev The prepaid fees of the periods not settled yet (see the state's comment): none
+    /// before the deposit, nor once cancellation, termination or expiry handed them back.
+    function _feesLeft(uint256 fee, uint256 periodCount) private view returns (uint128) {
+        Status status = _status;
+        if (!_feesDeposited || status == Status.Cancelled || status == Status.Terminated || status == Status.Expired) {
+            return 0;
+        }
+        return uint128(fee * (periodCount - _settledPeriods));
+    }
+
+    /// @dev Everything the customer may withdraw: its balance and the credits paid out of the
+    /// collateral since the collateral's last other change (see the state's comment).
+    function _customerOwed() private view returns (uint128) {
+        return _owedToCustomer + (_collateralMark - _collateralEscrowed);
+    }
+
+    /// @dev Sets the collateral in escrow for any reason but a settlement's credit without a
+    /// dispute window: the credits paid since the mark go to the customer's balance first, then
+    /// the mark follows the collateral.
+    function _setCollateral(uint128 amount) private {
+        _owedToCustomer += _collateralMark - _collateralEscrowed;
+        _collateralMark = amount;
+        _collateralEscrowed = amount;
     }
 
     /// @dev Everything the provider may withdraw: the fees of its final periods, the collateral
     /// once released, and the rest.
     function _providerOwed() private view returns (uint128) {
-        uint256 released = _collateralReleased ? _collateralEscrowed : 0;
+        uint256 released = _collateralStage == COLLATERAL_RELEASED ? _collateralEscrowed : 0;
         return uint128(_owedToProvider + _fee() * _feesOwedPeriods + released);
     }
 
@@ -793,9 +900,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     /// agreement is over and no settled period waits for its dispute window.
     /// Released once, by the flag (see the state's comment): the amount stays where it is.
     function _releaseCollateral() private returns (uint128 amount) {
-        if (_pendingPeriods != 0 || _collateralReleased) return 0;
+        if (_pendingPeriods != 0 || _collateralStage != COLLATERAL_HELD) return 0;
         amount = _collateralEscrowed;
-        _collateralReleased = true;
+        _collateralStage = COLLATERAL_RELEASED;
     }
 
     function _releaseCollateralIfDone() private {
@@ -839,7 +946,9 @@ contract Agreement is ReentrancyGuard, EIP712, ISlaErrors, ISlaEvents {
     {
         uint256 n = t.services.length;
         if (reported.length != n) revert WrongNumberOfValues(n, reported.length);
-        values = new uint32[](n);
+        // In place: every caller passes its own copy (the compact path's decoded values, or a
+        // calldata array copied to memory), so no second array is allocated.
+        values = reported;
         uint256 weighted = 0;
         uint256 weights = 0;
         for (uint256 i = 0; i < n; ++i) {
