@@ -316,7 +316,7 @@ contract CreditLayoutDifferentialTest is Fixture {
         assertEq(paidNewCustomer + paidNewProvider, uint256(t.feePerPeriod) * t.periodCount + t.collateral, "all paid");
     }
 
-    /// forge-config: ci.fuzz.runs = 2000
+    /// forge-config: ci.fuzz.runs = 1000
     function testFuzz_creditsMatchTheModelAndTheOldContract(uint256 seed_) public {
         _run(seed_);
     }
