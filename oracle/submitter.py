@@ -183,8 +183,10 @@ class Submitter:
         call = {"to": batch.address, "value": 0, "gas": gas, "data": fn._encode_transaction_data()}
 
         def record(tx_hash: str) -> None:
-            for ag, period, report, _ in ready:
-                self.store.transition_report(ag.address, period, report.state, "submitted", tx_hash=tx_hash)
+            # Every item 'submitted' with the hash in one transaction, before the broadcast: after a
+            # crash here all of them (or none, and nothing was sent) name the batch.
+            self.store.transition_reports([(ag.address, period, report.state) for ag, period, report, _ in ready],
+                                          "submitted", tx_hash=tx_hash)
             _crash_point("before-broadcast")
 
         try:
@@ -201,6 +203,9 @@ class Submitter:
         except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
             receipt = None
         failed = _batch_failures(batch, receipt) if receipt is not None and receipt["status"] == 1 else {}
+        settled = [] if receipt is None or receipt["status"] != 1 or self.tx.confirmations > 1 else \
+            [(ag.address, period, "submitted") for i, (ag, period, _, _) in enumerate(ready) if i not in failed]
+        self.store.transition_reports(settled, "confirmed")  # one transaction for the batch
         for i, (ag, period, _, _) in enumerate(ready):
             key = (ag.address, period)
             if receipt is None:
@@ -212,7 +217,6 @@ class Submitter:
                                                                    "error": str(error)})
                 outcomes[key] = Outcome("submitted", f"failed in batch: {error.name}; will retry", tx_hash)
             elif receipt["status"] == 1 and self.tx.confirmations <= 1:
-                self.store.transition_report(ag.address, period, "submitted", "confirmed")
                 if self.metrics is not None:
                     self.metrics.mark_report()
                 outcomes[key] = Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
