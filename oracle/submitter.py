@@ -36,11 +36,12 @@ from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Snapshot
 from smartsla.compact_reports import pack, pack_batch
 from smartsla.errors import ContractReverted, decode_revert
-from smartsla.reports import SignedReport, root_bytes, sign_report
+from smartsla.reports import ReportSigner, SignedReport, root_bytes, sign_report
 
 from .peer_reports import DEADLINE_MARGIN_S, accepted_signer, ppm_bounds, refusal_culprit
 from .sli import PeriodFigure
 from .store import Store
+from .terms_batch import read_views
 from .transactions import FeeCapExceeded, TxManager
 
 log = logging.getLogger("oracle.submitter")
@@ -102,6 +103,7 @@ class Submitter:
         # older (a dev chain that mines on demand); injectable to test a clock running ahead.
         self.clock = clock
         self.account = account
+        self._signer = ReportSigner(account.key)  # the public key derived once, not per report
         self.store = store
         self.peers = [str(p).rstrip("/") for p in (peers or [])]
         self.metrics = metrics
@@ -142,10 +144,21 @@ class Submitter:
         (agreement, period, figures, evidence root), as the arguments of `process`."""
         outcomes: dict[tuple[str, int], Outcome] = {}
         ready: list[tuple[Agreement, int, Any, list[SignedReport]]] = []
+        # Every item's on-chain state in one batch request (oracle.terms_batch) rather than a
+        # `snapshot` call each; at a confirmation depth above 1 (or if the batch read fails) each
+        # is read at its depth, one by one (_settled_on_chain).
+        snaps = {} if self.tx.confirmations > 1 else \
+            read_views(self.chain, [ag.address for ag, _, _, _ in items], "snapshot")
         for agreement, period, figures, evidence_root in items:
             key = (agreement.address, period)
             report = self.store.report(agreement.address, period)
-            if self._settled_on_chain(agreement, period):
+            raw = snaps.get(agreement.address)
+            if raw is not None:
+                snap = Snapshot.from_abi(raw)
+                settled = snap.settled_periods > period or snap.status.terminal
+            else:
+                settled = self._settled_on_chain(agreement, period)
+            if settled:
                 outcomes[key] = self._confirm(agreement, period, report, "already settled on-chain")
                 continue
             if report is None or report.state == "computed":
@@ -203,9 +216,9 @@ class Submitter:
         except Exception:  # noqa: BLE001 - web3's TimeExhausted: a later pass follows it up
             receipt = None
         failed = _batch_failures(batch, receipt) if receipt is not None and receipt["status"] == 1 else {}
-        settled = [] if receipt is None or receipt["status"] != 1 or self.tx.confirmations > 1 else \
+        mined = [] if receipt is None or receipt["status"] != 1 or self.tx.confirmations > 1 else \
             [(ag.address, period, "submitted") for i, (ag, period, _, _) in enumerate(ready) if i not in failed]
-        self.store.transition_reports(settled, "confirmed")  # one transaction for the batch
+        self.store.transition_reports(mined, "confirmed")  # one transaction for the batch
         for i, (ag, period, _, _) in enumerate(ready):
             key = (ag.address, period)
             if receipt is None:
@@ -323,7 +336,7 @@ class Submitter:
         report = self.store.put_computed_report(agreement.address, period, payload)
         if report.state != "computed":
             return report  # signed earlier with the same payload
-        signed = sign_report(self.account.key, self.chain.chain_id, agreement.address, period,
+        signed = sign_report(self._signer, self.chain.chain_id, agreement.address, period,
                              report.payload["values"], report.payload["measured_ppm"],
                              report.payload["evidence_root"], report.payload["deadline"])
         log.info("signed report", extra={"agreement": agreement.address, "period": period,
