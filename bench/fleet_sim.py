@@ -8,11 +8,15 @@ The fifth-session runs (docs/oracle.md "Fleet"): --daemons 3 --period 120 --peri
   and --agreements 10000 --setup-s 600 (not done on the 2-core machine: the daemons' start-up,
   ~75 ms per agreement, outlasted the set-up budget). Sixth session, after the start-up, memory
   and per-member fixes (docs/oracle.md "Fleet"): --agreements 200 (sanity) and --agreements 10000
-  --setup-s 600 --drain-s 1000, same other options, run niced.
+  --setup-s 600 --drain-s 1000, same other options, run niced (the 10,000 set-up did not finish).
+  Seventh session (wave 8): the start is planned from a measured pilot (no --setup-s), the set-up
+  mined a window of 500 transactions per block; --agreements 300 (--period 60), 2000 and 10000,
+  same other options, niced (figures in docs/oracle.md "Fleet").
 Needs PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh) and Anvil.
 Creates N single-service agreements (one HTTP or TCP service on 127.0.0.1 that is always up; the
-3N set-up transactions are sent pipelined, one request after another without waiting for a receipt,
-and every receipt's status is checked before the run goes on), starts D
+3N set-up transactions are sent pipelined, 500 at a time with the node's automine off and one
+block mined per window, and every receipt's status is checked before the run goes on; the start
+is planned from a pilot's measured rate so the funding cannot outrun it), starts D
 daemons in fleet mode on one throwaway PostgreSQL, optionally SIGKILLs the sender in the middle
 of period 0, waits until every period settled (or --drain-s after the last end) and prints:
 * period-end-to-settlement delay (block timestamp of PeriodSettled - period end) p50 / p99 / max;
