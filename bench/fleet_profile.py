@@ -24,7 +24,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "bench"),
                 str(Path(__file__).resolve().parents[1] / "tests" / "oracle"),
                 str(Path(__file__).resolve().parents[1] / "tests")]
 from conftest import PgServer, _pg_bindir  # noqa: E402
-from fleet_sim import limit_wal, send_all  # noqa: E402
+from fleet_sim import SET_UP_ANVIL, limit_wal, mining_on_demand, send_all  # noqa: E402
 from web3 import Web3  # noqa: E402
 
 from oracle.config import OracleConfig  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
     pg.start()
     pg_url = pg.new_database()
     limit_wal(pg)
-    node = start_node("anvil")
+    node = start_node("anvil", extra_args=SET_UP_ANVIL)
     try:
         chain = Chain.connect(node.url, timeout_s=120)
         deployer, provider, customer = chain.accounts[:3]
@@ -90,6 +90,7 @@ def main() -> None:
             deposits.append({"from": provider, "to": a, "data": coll_fn._encode_transaction_data(),
                              "gas": hex(200_000), "value": hex(terms.collateral)})
         send_all(node.url, deposits)
+        mining_on_demand(node.url)
         print(f"{n} agreements created and funded; {start - time.time():.0f} s before period 0", flush=True)
         os.environ["SMARTSLA_ORACLE_KEY"] = key
         config = OracleConfig.model_validate({

@@ -8,11 +8,15 @@ The fifth-session runs (docs/oracle.md "Fleet"): --daemons 3 --period 120 --peri
   and --agreements 10000 --setup-s 600 (not done on the 2-core machine: the daemons' start-up,
   ~75 ms per agreement, outlasted the set-up budget). Sixth session, after the start-up, memory
   and per-member fixes (docs/oracle.md "Fleet"): --agreements 200 (sanity) and --agreements 10000
-  --setup-s 600 --drain-s 1000, same other options, run niced.
+  --setup-s 600 --drain-s 1000, same other options, run niced (the 10,000 set-up did not finish).
+  Seventh session (wave 8): the start is planned from a measured pilot (no --setup-s), the set-up
+  mined a window of 500 transactions per block; --agreements 300 (--period 60), 2000 and 10000,
+  same other options, niced (figures in docs/oracle.md "Fleet").
 Needs PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh) and Anvil.
 Creates N single-service agreements (one HTTP or TCP service on 127.0.0.1 that is always up; the
-3N set-up transactions are sent pipelined, one request after another without waiting for a receipt,
-and every receipt's status is checked before the run goes on), starts D
+3N set-up transactions are sent pipelined, 500 at a time with the node's automine off and one
+block mined per window, and every receipt's status is checked before the run goes on; the start
+is planned from a pilot's measured rate so the funding cannot outrun it), starts D
 daemons in fleet mode on one throwaway PostgreSQL, optionally SIGKILLs the sender in the middle
 of period 0, waits until every period settled (or --drain-s after the last end) and prints:
 * period-end-to-settlement delay (block timestamp of PeriodSettled - period end) p50 / p99 / max;
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -115,11 +120,16 @@ def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], chunk: int = 500) ->
     return results
 
 
-def send_all(url: str, txs: list[dict[str, str]], window: int = 250) -> list[Any]:
-    """Send the transactions `window` at a time without waiting for each receipt (the node mines
-    many per block), then fetch that window's receipts; abort unless every one succeeded. A
-    window, not all at once: with thousands pending, Anvil slowed to a stall (10,000 creations
-    sent at once: 2,668 mined, 6,000 pending and no block for seconds)."""
+def send_all(url: str, txs: list[dict[str, str]], window: int = 500) -> list[Any]:
+    """Send the transactions `window` at a time with the node's automatic mining off, then mine
+    blocks until every one of the window is in (its receipts fetched and checked: abort unless
+    every one succeeded). One block per window instead of one per transaction: with automine on,
+    10,000 agreements' 20,000 deposits went in at ~17/s while the daemons started (seventh
+    session), and the agreements' start passed before they were funded. The node (SET_UP_ANVIL)
+    has a block gas limit far above a window's gas, so blocks stay under half full and the base
+    fee falls (full blocks raise it 12.5 % each: thousands of them would take it far above any
+    fee cap). The caller turns automine back on (mining_on_demand) before the daemons send."""
+    rpc_batch(url, [("evm_setAutomine", [False])])
     # Our own nonces: the node would give a batch's identical transactions the same one.
     senders = sorted({tx["from"] for tx in txs})
     nonce = dict(zip(senders, (int(n, 16) for n in rpc_batch(
@@ -134,23 +144,69 @@ def send_all(url: str, txs: list[dict[str, str]], window: int = 250) -> list[Any
         # and transactions arriving above a nonce gap were left queued.
         hashes = rpc_batch(url, [("eth_sendTransaction", [tx]) for tx in numbered], chunk=1)
         got: list[Any] = [None] * len(hashes)
-        for _ in range(600):
+        for _ in range(60):
+            rpc_batch(url, [("evm_mine", [])])
             missing = [i for i, r in enumerate(got) if r is None]
-            if not missing:
-                break
             for i, r in zip(missing, rpc_batch(url, [("eth_getTransactionReceipt", [hashes[i]]) for i in missing]),
                             strict=True):
                 got[i] = r
-            if any(r is None for r in got):
-                # Anvil's automine mines when a transaction arrives; what did not fit in the
-                # block waits for the next arrival, so mine the rest explicitly.
-                rpc_batch(url, [("evm_mine", [])])
+            if all(r is not None for r in got):
+                break
         receipts += got
     failed = [i for i, r in enumerate(receipts) if r is None or int(r["status"], 16) != 1]
     if failed:
         sys.exit(f"set-up aborted: {len(failed)} of {len(txs)} transactions failed or not mined "
                  f"(first index {failed[0]})")
     return receipts
+
+
+def mining_on_demand(url: str) -> None:
+    """Automine back on: from now on every transaction (the oracle's) is mined when it arrives."""
+    rpc_batch(url, [("evm_setAutomine", [True])])
+
+
+# The simulation's node: no chain history kept beyond the latest states (--prune-history: 30,000
+# set-up transactions must not fill the disk with states nobody reads), and a block gas limit of
+# 2,000 M gas (a set-up window of 500 creations is ~140 M; see send_all).
+SET_UP_ANVIL = ("--prune-history", "--gas-limit", "2000000000")
+
+
+def set_up(url: str, factory: Factory, terms: Terms, n: int, deployer: Any, customer: Any, provider: Any,
+           on_created: Callable[[list[Any]], None] | None = None) -> tuple[list[Any], float]:
+    """Create `n` agreements with `terms` (each its own clone), call `on_created(addresses)`, then
+    deposit their fees and collateral; every receipt checked (send_all). Returns the addresses and
+    the seconds it took."""
+    t0 = time.time()
+    # One calldata and one gas estimate serve every creation (+30 %: no estimate per transaction).
+    create = factory.contract.functions.createAgreementWithOptions(terms.to_abi(), terms.options_abi())
+    create_gas = hex(int(create.estimate_gas({"from": deployer}) * 1.3))
+    receipts = send_all(url, [{"from": deployer, "to": factory.address, "data": create._encode_transaction_data(),
+                               "gas": create_gas}] * n)
+    created_topic = Web3.keccak(text="AgreementCreated(address,address,address,address)").to_0x_hex()
+    addresses = []
+    for r in receipts:  # the agreement is the event's first indexed argument
+        logs = [lg for lg in r["logs"] if lg["address"].lower() == factory.address.lower()
+                and lg["topics"][0] == created_topic]
+        if len(logs) != 1:
+            sys.exit(f"set-up aborted: creation {r['transactionHash']} has {len(logs)} AgreementCreated events")
+        addresses.append(Web3.to_checksum_address("0x" + logs[0]["topics"][1][-40:]))
+    if len(set(addresses)) != n:
+        sys.exit(f"set-up aborted: {len(set(addresses))} distinct agreements for {n} creations")
+    if on_created is not None:
+        on_created(addresses)
+    first = Agreement(factory.chain, addresses[0], factory=factory, terms=terms)
+    fees_fn, coll_fn = first.contract.functions.depositFees(), first.contract.functions.depositCollateral()
+    fees_gas = hex(int(fees_fn.estimate_gas({"from": customer, "value": terms.total_fees}) * 1.3))
+    coll_gas = hex(int(coll_fn.estimate_gas({"from": provider, "value": terms.collateral}) * 1.3))
+    fees_data, coll_data = fees_fn._encode_transaction_data(), coll_fn._encode_transaction_data()
+    deposits: list[dict[str, str]] = []
+    for a in addresses:
+        deposits.append({"from": customer, "to": a, "data": fees_data, "gas": fees_gas,
+                         "value": hex(terms.total_fees)})
+        deposits.append({"from": provider, "to": a, "data": coll_data, "gas": coll_gas,
+                         "value": hex(terms.collateral)})
+    send_all(url, deposits)
+    return addresses, time.time() - t0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -198,7 +254,7 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Up)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    node = start_node("anvil")
+    node = start_node("anvil", extra_args=SET_UP_ANVIL)
     tmp = Path(tempfile.mkdtemp(prefix="fleet-sim-"))
     procs: list[subprocess.Popen[bytes]] = []
     cpu: dict[int, float] = {}
@@ -208,66 +264,64 @@ def main() -> None:
         factory = Factory.deploy(chain, deployer)
         oracle, key = chain.new_account(fund_from=deployer, amount=1000 * ETHER)
         batch_address = chain.deploy("SettlementBatch", deployer)[0].address if args.batch else None
-        t0 = time.time()
-        setup_s = args.setup_s if args.setup_s is not None else 0.02 * args.agreements + 40
-        start = int(t0 + setup_s)
         service = Service(name="web", objective=999_900, tiers=(Tier(threshold=999_900, credit_bps=1_000),))
-        terms = Terms(provider=provider, customer=customer, start=start, period_length=args.period,
-                      period_count=args.periods, fee_per_period=ETHER // 1000,
-                      collateral=args.periods * ETHER // 1000, termination_ppm=0, services=(service,),
-                      oracles=(oracle,), slice_seconds=args.slice, min_measured_ppm=300_000)
-        # Every agreement has the same terms (each its own clone), so one calldata and one gas
-        # estimate serve them all (+30 %: no per-transaction estimate, which would cost a call each).
-        create = factory.contract.functions.createAgreementWithOptions(terms.to_abi(), terms.options_abi())
-        create_data = create._encode_transaction_data()
-        create_gas = hex(int(create.estimate_gas({"from": deployer}) * 1.3))
-        receipts = send_all(node.url, [{"from": deployer, "to": factory.address, "data": create_data,
-                                        "gas": create_gas}] * args.agreements)
-        created_topic = Web3.keccak(text="AgreementCreated(address,address,address,address)").to_0x_hex()
-        addresses = []
-        for r in receipts:  # the agreement is the event's first indexed argument
-            logs = [lg for lg in r["logs"] if lg["address"].lower() == factory.address.lower()
-                    and lg["topics"][0] == created_topic]
-            if len(logs) != 1:
-                sys.exit(f"set-up aborted: creation {r['transactionHash']} has {len(logs)} AgreementCreated events")
-            addresses.append(Web3.to_checksum_address("0x" + logs[0]["topics"][1][-40:]))
-        if len(set(addresses)) != args.agreements:
-            sys.exit(f"set-up aborted: {len(set(addresses))} distinct agreements for {args.agreements} creations")
-        t_created = time.time()
-        print(f"created {args.agreements} agreements in {t_created - t0:.1f} s", flush=True)
-        # The daemons start now: they read the 10,000 agreements' terms while the deposits go in.
-        if args.probe == "http":
-            probe: dict[str, object] = {"http": {"url": f"http://127.0.0.1:{server.server_address[1]}/health",
-                                                 "timeout_s": 0.5}}
+
+        def terms_at(start: int) -> Terms:
+            return Terms(provider=provider, customer=customer, start=start, period_length=args.period,
+                         period_count=args.periods, fee_per_period=ETHER // 1000,
+                         collateral=args.periods * ETHER // 1000, termination_ppm=0, services=(service,),
+                         oracles=(oracle,), slice_seconds=args.slice, min_measured_ppm=300_000)
+
+        t0 = time.time()
+        if args.setup_s is not None:
+            setup_s = args.setup_s
         else:
-            probe = {"tcp": {"host": "127.0.0.1", "port": serve_tcp(), "timeout_s": 0.5}}
-        chain_cfg: dict[str, object] = {"rpc_url": node.url, "factory": factory.address, "timeout_s": 30}
-        if batch_address:
-            chain_cfg["batch_contract"] = batch_address
-        for i in range(args.daemons):
-            cfg = {"chain": chain_cfg, "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": pg_url,
-                   "slice_seconds": args.slice, "grace_s": 1, "report_check_s": 0.5, "listen": "127.0.0.1:0",
-                   "agreements": [{"address": a} for a in addresses],
-                   "services": {"web": {**probe, "interval_s": args.interval}},
-                   "max_in_flight": 256, "fleet": {"lease_s": args.lease, "id": f"d{i}"}}
-            path = tmp / f"oracle{i}.yaml"
-            path.write_text(yaml.safe_dump(cfg))
-            out = open(tmp / f"oracle{i}.log", "ab")  # noqa: SIM115 - closed with the process
-            procs.append(subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(path)],
-                                          env=dict(os.environ, SMARTSLA_ORACLE_KEY=key),
-                                          stdout=out, stderr=subprocess.STDOUT))
-        first = Agreement(chain, addresses[0], factory=factory, terms=terms)
-        fees_fn, coll_fn = first.contract.functions.depositFees(), first.contract.functions.depositCollateral()
-        fees_gas = hex(int(fees_fn.estimate_gas({"from": customer, "value": terms.total_fees}) * 1.3))
-        coll_gas = hex(int(coll_fn.estimate_gas({"from": provider, "value": terms.collateral}) * 1.3))
-        fees_data, coll_data = fees_fn._encode_transaction_data(), coll_fn._encode_transaction_data()
-        deposits: list[dict[str, str]] = []
-        for a in addresses:
-            deposits.append({"from": customer, "to": a, "data": fees_data, "gas": fees_gas,
-                             "value": hex(terms.total_fees)})
-            deposits.append({"from": provider, "to": a, "data": coll_data, "gas": coll_gas,
-                             "value": hex(terms.collateral)})
-        send_all(node.url, deposits)
+            # The start must not pass before every agreement is funded and the daemons hold their
+            # leases: measure this machine's set-up rate on a pilot (agreements starting in a day,
+            # not part of the run), then plan twice the predicted set-up plus the daemons' start-up
+            # (they start after the creations, in parallel with the deposits; ~30 ms an agreement).
+            pilot = min(100, args.agreements)
+            pilot_rate = 3 * pilot / set_up(node.url, factory, terms_at(int(t0) + 86_400), pilot, deployer,
+                                            customer, provider)[1]
+            setup_s = 2 * 3 * args.agreements / pilot_rate + 0.03 * args.agreements + 30
+            print(f"pilot: {3 * pilot} set-up transactions at {pilot_rate:.0f}/s; period 0 starts in {setup_s:.0f} s",
+                  flush=True)
+            t0 = time.time()
+        start = int(t0 + setup_s)
+        terms = terms_at(start)
+        t_created = 0.0
+
+        def created(_: list[str]) -> None:
+            nonlocal t_created
+            t_created = time.time()
+            print(f"created {args.agreements} agreements in {t_created - t0:.1f} s", flush=True)
+            launch(_)
+
+        # The daemons start once the agreements exist: they read their terms while the deposits go in.
+        def launch(addresses: list[str]) -> None:
+            if args.probe == "http":
+                probe: dict[str, object] = {"http": {"url": f"http://127.0.0.1:{server.server_address[1]}/health",
+                                                     "timeout_s": 0.5}}
+            else:
+                probe = {"tcp": {"host": "127.0.0.1", "port": serve_tcp(), "timeout_s": 0.5}}
+            chain_cfg: dict[str, object] = {"rpc_url": node.url, "factory": factory.address, "timeout_s": 30}
+            if batch_address:
+                chain_cfg["batch_contract"] = batch_address
+            for i in range(args.daemons):
+                cfg = {"chain": chain_cfg, "key": {"env": "SMARTSLA_ORACLE_KEY"}, "store": pg_url,
+                       "slice_seconds": args.slice, "grace_s": 1, "report_check_s": 0.5, "listen": "127.0.0.1:0",
+                       "agreements": [{"address": a} for a in addresses],
+                       "services": {"web": {**probe, "interval_s": args.interval}},
+                       "max_in_flight": 256, "fleet": {"lease_s": args.lease, "id": f"d{i}"}}
+                path = tmp / f"oracle{i}.yaml"
+                path.write_text(yaml.safe_dump(cfg))
+                out = open(tmp / f"oracle{i}.log", "ab")  # noqa: SIM115 - closed with the process
+                procs.append(subprocess.Popen([sys.executable, "-m", "oracle", "--config", str(path)],
+                                              env=dict(os.environ, SMARTSLA_ORACLE_KEY=key),
+                                              stdout=out, stderr=subprocess.STDOUT))
+        addresses, _ = set_up(node.url, factory, terms, args.agreements, deployer, customer, provider,
+                              on_created=created)
+        mining_on_demand(node.url)
         t_funded = time.time()
         print(f"funded {args.agreements} agreements ({2 * args.agreements} deposits) in {t_funded - t_created:.1f} s; "
               f"set-up transactions {3 * args.agreements} in {t_funded - t0:.1f} s", flush=True)
@@ -349,6 +403,15 @@ def main() -> None:
                 continue
         count = sum(len(b) for b in settled.values())
         nonce = chain.w3.eth.get_transaction_count(oracle)
+        pending_nonce = chain.w3.eth.get_transaction_count(oracle, "pending")
+        (pool,) = rpc_batch(node.url, [("txpool_status", [])])
+        base_fee = chain.w3.eth.fee_history(1, "latest", [])["baseFeePerGas"][-1]
+        said: dict[str, int] = {}
+        for i in range(len(procs)):  # what the daemons said about sending (F8-1)
+            for line in (tmp / f"oracle{i}.log").read_text(errors="replace").splitlines():
+                for what in ("sending blocked", "replaced a transaction", "dropped by the node", "broadcast refused"):
+                    if what in line:
+                        said[what] = said.get(what, 0) + 1
         run_s = time.time() - start
         print(f"daemons {args.daemons}, agreements {args.agreements}, periods {args.periods} x {args.period} s, "
               f"slice {args.slice} s, interval {args.interval} s, probe {args.probe}, lease {args.lease} s, "
@@ -358,6 +421,8 @@ def main() -> None:
             print(f"period end -> settlement: p50 {statistics.median(delays):.1f} s, p99 {pct(delays, 99):.1f} s, "
                   f"max {max(delays):.1f} s")
         print(f"oracle transactions (nonce) {nonce}; gas per agreement-period {gas / max(count, 1):,.0f}")
+        print(f"at the end: oracle pending nonce {pending_nonce}, node pool {pool}, next base fee "
+              f"{base_fee / 1e9:.9f} gwei; daemon logs: {said or 'no sending trouble'}")
         print(f"set-up: {3 * args.agreements} transactions {t_funded - t0:.1f} s, daemons ready "
               f"{t_ready - t_created:.1f} s after launch (in parallel with the deposits)")
         print("daemon CPU s, start-up (until all leases held): " + ", ".join(

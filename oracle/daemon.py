@@ -66,7 +66,7 @@ from .sli import NEUTRAL_FIGURE, PeriodFigure, meets_minimum
 from .store import Store, StoreError
 from .submitter import Submitter
 from .terms_batch import read_terms_many, read_views
-from .transactions import TxManager
+from .transactions import GWEI, TxManager
 
 log = logging.getLogger("oracle")
 
@@ -234,6 +234,7 @@ class Daemon:
         self.factory = Factory(self.chain, factory_address)
         txm = TxManager(self.chain.w3, self.account, self.store.engine, chain_id=self.chain.chain_id,
                         max_fee_gwei=self.config.chain.max_fee_gwei, confirmations=self.config.chain.confirmations)
+        self.metrics.bind_sender(txm)
         self.batch = None
         batch_address, origin = self._batch_address(factory_address)
         if batch_address is not None:
@@ -846,7 +847,24 @@ class Daemon:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, _: web.Request) -> web.Response:
-        return web.json_response({"oracle": self.account.address, "agreements": list(self.served)})
+        return web.json_response({"oracle": self.account.address, "agreements": list(self.served),
+                                  "sending": self.sending_status()})
+
+    def sending_status(self) -> dict[str, Any]:
+        """Whether this oracle's settlements can be mined now (F8-1): {"state": "ok"} or
+        {"state": "blocked", "reason": "fee_cap" | "stuck", "detail", "base_fee_gwei", "cap_gwei",
+        "blocked_s"}. `smartsla oracle status` prints it and exits 1 when blocked."""
+        tx = getattr(getattr(self, "submitter", None), "tx", None)
+        if tx is None:
+            return {"state": "starting"}
+        base = None if tx.last_base_fee is None else tx.last_base_fee / GWEI
+        block = tx.blocked
+        if block is None:
+            return {"state": "ok", "base_fee_gwei": base, "cap_gwei": tx.cap_wei / GWEI,
+                    "replacements": tx.replacements}
+        return {"state": "blocked", "reason": block.reason, "detail": block.detail,
+                "base_fee_gwei": block.base_fee / GWEI, "cap_gwei": block.cap / GWEI,
+                "blocked_s": round(time.time() - block.since, 1), "replacements": tx.replacements}
 
     async def _report(self, request: web.Request) -> web.Response:
         address = request.match_info["agreement"]

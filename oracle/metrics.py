@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
@@ -51,6 +52,34 @@ class OracleMetrics:
             "and the collateral limit) implied by the figures of the periods this oracle got settled",
             ["agreement", "service"], registry=self.registry)
         self.running = RunningPeriodCollector(self.registry)
+        # The sender's fee state (F8-1), read from the TxManager at each scrape (bind_sender).
+        self._sender: Any = None
+        self.sending_blocked = Gauge(
+            "smartsla_oracle_sending_blocked", "1 while settlements cannot be mined: the base fee is at or above "
+            "chain.max_fee_gwei, or a sent transaction is stuck below the base fee and its replacement would "
+            "exceed the cap (reports wait; see /healthz 'sending')", registry=self.registry)
+        self.sending_blocked.set_function(lambda: 0.0 if self._sender is None or self._sender.blocked is None else 1.0)
+        self.sending_blocked_seconds = Gauge(
+            "smartsla_oracle_sending_blocked_seconds", "How long sending has been blocked (0: not blocked)",
+            registry=self.registry)
+        self.sending_blocked_seconds.set_function(
+            lambda: 0.0 if self._sender is None or self._sender.blocked is None
+            else time.time() - self._sender.blocked.since)
+        self.base_fee_gwei = Gauge("smartsla_oracle_base_fee_gwei", "The next block's base fee when last seen "
+                                   "(-1: not yet)", registry=self.registry)
+        self.base_fee_gwei.set_function(
+            lambda: -1.0 if self._sender is None or self._sender.last_base_fee is None
+            else self._sender.last_base_fee / 1e9)
+        self.fee_cap_gwei = Gauge("smartsla_oracle_fee_cap_gwei", "The configured fee cap (chain.max_fee_gwei)",
+                                  registry=self.registry)
+        self.fee_cap_gwei.set_function(lambda: -1.0 if self._sender is None else self._sender.cap_wei / 1e9)
+        self.tx_replacements = Gauge("smartsla_oracle_tx_replacements", "Transactions stuck below the base fee "
+                                     "replaced (same nonce, bumped fees) since the start", registry=self.registry)
+        self.tx_replacements.set_function(lambda: 0.0 if self._sender is None else float(self._sender.replacements))
+
+    def bind_sender(self, sender: Any) -> None:
+        """The oracle.transactions.TxManager whose fee state the gauges above export."""
+        self._sender = sender
 
     def mark_report(self) -> None:
         self._last_report = time.time()

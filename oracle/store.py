@@ -848,6 +848,36 @@ class Store:
                                              f"{from_state}, but {found}")
             return self._report(conn, agreement, period)  # type: ignore[return-value]
 
+    def transition_reports(self, moves: Sequence[tuple[str, int, str]], to_state: str, *,
+                           tx_hash: str | None = None) -> None:
+        """`transition_report` for many reports in ONE transaction (a batch's items): each
+        (agreement, period, from_state) moved to `to_state` by a conditional update, all or none
+        (IllegalTransitionError names the first report not in its expected state, and nothing
+        moves). One commit instead of one per report: the sender's pass at 10,000 agreements."""
+        for _, _, from_state in moves:
+            if to_state not in ALLOWED_TRANSITIONS.get(from_state, frozenset()):
+                raise IllegalTransitionError(f"report transition {from_state} -> {to_state} is not allowed")
+        if to_state == "signed":
+            raise IllegalTransitionError("moving a report to 'signed' needs its signature: use transition_report")
+        if to_state == "submitted" and not tx_hash:
+            raise IllegalTransitionError("moving a report to 'submitted' needs the transaction hash")
+        if not moves:
+            return
+        values: dict[str, Any] = {"state": to_state, "updated_at": time.time()}
+        if tx_hash is not None:
+            values["tx_hash"] = tx_hash
+        c = reports.c
+        with self._tx() as conn:
+            for agreement, period, from_state in moves:
+                agreement = _norm(agreement)
+                moved = conn.execute(update(reports).where(c.agreement == agreement, c.period == period,
+                                                           c.state == from_state).values(**values)).rowcount
+                if moved != 1:
+                    current = self._report(conn, agreement, period)
+                    found = "no report" if current is None else f"it is {current.state}"
+                    raise IllegalTransitionError(f"report for period {period} of {agreement}: expected state "
+                                                 f"{from_state}, but {found}")
+
     def report(self, agreement: str, period: int) -> Report | None:
         with self._tx() as conn:
             return self._report(conn, _norm(agreement), period)

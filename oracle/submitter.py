@@ -36,11 +36,12 @@ from smartsla.chain import REVERTS, Chain, _revert_data
 from smartsla.client import Agreement, Snapshot
 from smartsla.compact_reports import pack, pack_batch
 from smartsla.errors import ContractReverted, decode_revert
-from smartsla.reports import SignedReport, root_bytes, sign_report
+from smartsla.reports import ReportSigner, SignedReport, root_bytes, sign_report
 
 from .peer_reports import DEADLINE_MARGIN_S, accepted_signer, ppm_bounds, refusal_culprit
 from .sli import PeriodFigure
 from .store import Store
+from .terms_batch import read_views
 from .transactions import FeeCapExceeded, TxManager
 
 log = logging.getLogger("oracle.submitter")
@@ -102,6 +103,7 @@ class Submitter:
         # older (a dev chain that mines on demand); injectable to test a clock running ahead.
         self.clock = clock
         self.account = account
+        self._signer = ReportSigner(account.key)  # the public key derived once, not per report
         self.store = store
         self.peers = [str(p).rstrip("/") for p in (peers or [])]
         self.metrics = metrics
@@ -143,10 +145,21 @@ class Submitter:
         (agreement, period, figures, evidence root), as the arguments of `process`."""
         outcomes: dict[tuple[str, int], Outcome] = {}
         ready: list[tuple[Agreement, int, Any, list[SignedReport]]] = []
+        # Every item's on-chain state in one batch request (oracle.terms_batch) rather than a
+        # `snapshot` call each; at a confirmation depth above 1 (or if the batch read fails) each
+        # is read at its depth, one by one (_settled_on_chain).
+        snaps = {} if self.tx.confirmations > 1 else \
+            read_views(self.chain, [ag.address for ag, _, _, _ in items], "snapshot")
         for agreement, period, figures, evidence_root in items:
             key = (agreement.address, period)
             report = self.store.report(agreement.address, period)
-            if self._settled_on_chain(agreement, period):
+            raw = snaps.get(agreement.address)
+            if raw is not None:
+                snap = Snapshot.from_abi(raw)
+                settled = snap.settled_periods > period or snap.status.terminal
+            else:
+                settled = self._settled_on_chain(agreement, period)
+            if settled:
                 outcomes[key] = self._confirm(agreement, period, report, "already settled on-chain")
                 continue
             if report is None or report.state == "computed":
@@ -191,8 +204,10 @@ class Submitter:
         call = {"to": batch.address, "value": 0, "gas": gas, "data": fn._encode_transaction_data()}
 
         def record(tx_hash: str) -> None:
-            for ag, period, report, _ in ready:
-                self.store.transition_report(ag.address, period, report.state, "submitted", tx_hash=tx_hash)
+            # Every item 'submitted' with the hash in one transaction, before the broadcast: after a
+            # crash here all of them (or none, and nothing was sent) name the batch.
+            self.store.transition_reports([(ag.address, period, report.state) for ag, period, report, _ in ready],
+                                          "submitted", tx_hash=tx_hash)
             _crash_point("before-broadcast")
 
         try:
@@ -212,7 +227,12 @@ class Submitter:
         # An item counts as settled only by its own agreement's PeriodSettled in the receipt, not by
         # the batch's silence: the batch is only a transport, and one that skips an item without
         # saying so (another contract, an address without code) must not have it marked confirmed.
-        settled = _settled_in(ready[0][0], receipt) if receipt is not None and receipt["status"] == 1 else set()
+        mined_ok = receipt is not None and receipt["status"] == 1
+        settled_by_batch = _settled_in(ready[0][0], receipt) if mined_ok else set()
+        mined = [] if receipt is None or receipt["status"] != 1 or self.tx.confirmations > 1 else \
+            [(ag.address, period, "submitted") for i, (ag, period, _, _) in enumerate(ready)
+             if i not in failed and (ag.address, period) in settled_by_batch]
+        self.store.transition_reports(mined, "confirmed")  # one transaction for the batch
         for i, (ag, period, _, _) in enumerate(ready):
             key = (ag.address, period)
             if receipt is None:
@@ -223,12 +243,11 @@ class Submitter:
                 log.warning("batch item failed; will retry", extra={"agreement": ag.address, "period": period,
                                                                    "error": str(error)})
                 outcomes[key] = Outcome("submitted", f"failed in batch: {error.name}; will retry", tx_hash)
-            elif receipt["status"] == 1 and (ag.address, period) not in settled:
+            elif receipt["status"] == 1 and (ag.address, period) not in settled_by_batch:
                 log.warning("batch mined without settling the item; will check again",
                             extra={"agreement": ag.address, "period": period, "tx": tx_hash})
                 outcomes[key] = Outcome("submitted", "batch mined, period not settled by it; will retry", tx_hash)
             elif receipt["status"] == 1 and self.tx.confirmations <= 1:
-                self.store.transition_report(ag.address, period, "submitted", "confirmed")
                 if self.metrics is not None:
                     self.metrics.mark_report()
                 outcomes[key] = Outcome("confirmed", f"settled in block {receipt['blockNumber']}", tx_hash)
@@ -335,7 +354,7 @@ class Submitter:
         report = self.store.put_computed_report(agreement.address, period, payload)
         if report.state != "computed":
             return report  # signed earlier with the same payload
-        signed = sign_report(self.account.key, self.chain.chain_id, agreement.address, period,
+        signed = sign_report(self._signer, self.chain.chain_id, agreement.address, period,
                              report.payload["values"], report.payload["measured_ppm"],
                              report.payload["evidence_root"], report.payload["deadline"])
         log.info("signed report", extra={"agreement": agreement.address, "period": period,

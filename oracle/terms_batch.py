@@ -63,18 +63,22 @@ class _Reader:
         (self.shape,) = [_shape(o) for o in fn["outputs"]]  # our readers return one value
 
 
-def _batch(chain: Chain, calls: list[tuple[str, str]]) -> list[bytes]:
-    """eth_call each (to, data) at the latest block in one request; raises on any error reply."""
-    replies = chain.w3.provider.make_batch_request(  # type: ignore[attr-defined]
-        [("eth_call", [{"to": to, "data": data}, "latest"]) for to, data in calls])
-    if not isinstance(replies, list) or len(replies) != len(calls):
-        raise ValueError(f"batch reply: {str(replies)[:200]}")
-    out = []
-    for r in replies:
-        if "error" in r or "result" not in r:
-            raise ValueError(f"batched call failed: {r.get('error')}")
-        out.append(bytes.fromhex(r["result"][2:]))
-    return out
+def _batch(chain: Chain, calls: list[tuple[str, str]], attempts: int = 2) -> list[bytes]:
+    """eth_call each (to, data) at the latest block in one request; raises on any error reply
+    after `attempts` tries. Read-only, so a retry is harmless: Anvil answered a batch with
+    "BlockOutOfRangeError: block height is 13 but requested was 12" while another request mined a
+    block (bench/fleet_sim.py's set-up), and 200 agreements were then read one by one."""
+    for attempt in range(attempts):
+        replies = chain.w3.provider.make_batch_request(  # type: ignore[attr-defined]
+            [("eth_call", [{"to": to, "data": data}, "latest"]) for to, data in calls])
+        if not isinstance(replies, list) or len(replies) != len(calls):
+            raise ValueError(f"batch reply: {str(replies)[:200]}")
+        bad = next((r for r in replies if "error" in r or "result" not in r), None)
+        if bad is None:
+            return [bytes.fromhex(r["result"][2:]) for r in replies]
+        if attempt == attempts - 1:
+            raise ValueError(f"batched call failed: {bad.get('error')}")
+    raise AssertionError("unreachable")
 
 
 def read_views(chain: Chain, addresses: Sequence[str], name: str, contract: str = "Agreement") -> dict[str, Any]:

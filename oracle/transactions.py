@@ -94,11 +94,34 @@ def default_confirmations(chain_id: int) -> int:
 class FeeCapExceeded(RuntimeError):
     """The network's base fee is above the configured cap: nothing is sent until it falls."""
 
+    def __init__(self, message: str, base_fee: int = 0) -> None:
+        super().__init__(message)
+        self.base_fee = base_fee
+
+
+@dataclass(frozen=True)
+class SendBlock:
+    """Why the sender cannot get a transaction mined now (F8-1): the network's base fee is at or
+    above the operator's cap ('fee_cap': nothing is sent), or a sent transaction is stuck below
+    the base fee and a replacement within the cap is impossible ('stuck'). Reports wait; the
+    customer's fees go back to them at expiry if this lasts, so it must never be silent."""
+
+    reason: str
+    detail: str
+    base_fee: int
+    cap: int
+    since: float
+
+
+# While blocked, the error is logged again at most this often (and at once on any change).
+BLOCKED_LOG_EVERY_S = 60.0
+
 
 @dataclass(frozen=True)
 class Fees:
     max_fee: int
     priority_fee: int
+    base_fee: int = 0  # the next block's base fee they were computed from (0: not known)
 
 
 def suggest_fees(w3: Web3, cap_wei: int) -> Fees:
@@ -112,9 +135,10 @@ def suggest_fees(w3: Web3, cap_wei: int) -> Fees:
     except Exception:  # noqa: BLE001 - a node without eth_maxPriorityFeePerGas: a common tip
         priority = FALLBACK_PRIORITY_WEI
     if base >= cap_wei:
-        raise FeeCapExceeded(f"base fee {base / GWEI:.3f} gwei is at or above the cap {cap_wei / GWEI:.3f} gwei")
+        raise FeeCapExceeded(f"base fee {base / GWEI:.3f} gwei is at or above the cap {cap_wei / GWEI:.3f} gwei",
+                             base)
     max_fee = min(cap_wei, 2 * base + priority)
-    return Fees(max_fee=max_fee, priority_fee=min(priority, max_fee - base))
+    return Fees(max_fee=max_fee, priority_fee=min(priority, max_fee - base), base_fee=base)
 
 
 def bumped(old: Fees, fresh: Fees, cap_wei: int) -> Fees | None:
@@ -155,7 +179,47 @@ class TxManager:
         self.confirmations = confirmations if confirmations is not None else default_confirmations(cid)
         self._lock = threading.Lock()
         self._crash_hook = before_broadcast
+        # Why nothing can be mined now (None: sending works); read by the daemon's /metrics and
+        # /healthz (oracle.daemon), set and cleared by every send and follow-up.
+        self.blocked: SendBlock | None = None
+        self.last_base_fee: int | None = None
+        self.replacements = 0  # stuck transactions replaced (same nonce, bumped fees)
+        self._stuck_nonce: int | None = None
+        self._blocked_logged = 0.0
         ensure_tx_schema(engine)
+
+    # --------------------------------------------------------------- blocked or not
+    def _block(self, reason: str, detail: str, base: int) -> None:
+        """Record that sending is blocked and say so loudly: an ERROR log on the first time and
+        every BLOCKED_LOG_EVERY_S while it lasts (reports wait; nothing is lost yet)."""
+        now = time.time()
+        old = self.blocked
+        since = old.since if old is not None and old.reason == reason else now
+        self.blocked = SendBlock(reason, detail, base, self.cap_wei, since)
+        if old is None or old.reason != reason or now - self._blocked_logged >= BLOCKED_LOG_EVERY_S:
+            self._blocked_logged = now
+            log.error("sending blocked: reports wait until the base fee falls below the cap (chain.max_fee_gwei)",
+                      extra={"reason": reason, "detail": detail, "base_fee_gwei": base / GWEI,
+                             "cap_gwei": self.cap_wei / GWEI, "blocked_s": round(now - since, 1)})
+
+    def _unblock(self) -> None:
+        if self.blocked is not None:
+            log.warning("sending unblocked: the base fee is below the cap again",
+                        extra={"was": self.blocked.reason, "blocked_s": round(time.time() - self.blocked.since, 1)})
+            self.blocked = None
+
+    def _fees(self) -> Fees:
+        """suggest_fees, recording the base fee seen and a cap block (FeeCapExceeded re-raised)."""
+        try:
+            fees = suggest_fees(self.w3, self.cap_wei)
+        except FeeCapExceeded as exc:
+            self.last_base_fee = exc.base_fee
+            self._block("fee_cap", str(exc), exc.base_fee)
+            raise
+        self.last_base_fee = fees.base_fee
+        if self.blocked is not None and self.blocked.reason == "fee_cap":
+            self._unblock()
+        return fees
 
     # --------------------------------------------------------------- nonces
     def _next_nonce(self) -> int:
@@ -169,7 +233,7 @@ class TxManager:
         """Sign `tx` (to, data, gas; no nonce or fees) with a fresh nonce and current fees, call
         `on_hash(hash)` (the caller records it), record the attempt, then broadcast."""
         with self._lock:
-            fees = suggest_fees(self.w3, self.cap_wei)
+            fees = self._fees()
             nonce = self._next_nonce()
             return self._sign_record_send(dict(tx), nonce, fees, label, on_hash)
 
@@ -226,19 +290,24 @@ class TxManager:
                 continue
             depth = latest_block - int(receipt["blockNumber"]) + 1
             kind = "confirmed" if depth >= self.confirmations else "mined"
+            self._unstuck(int(attempt["nonce"]))
             return TxStatus(kind, attempt["tx_hash"], ok=receipt["status"] == 1, block=int(receipt["blockNumber"]))
         newest = attempts[-1]
         nonce = int(newest["nonce"])
         if int(self.w3.eth.get_transaction_count(self.account.address, "latest")) > nonce:
             # The nonce was used, by none of ours: a transaction of another family filled the gap
             # after ours were dropped. Nothing of this family can ever be mined.
+            self._unstuck(nonce)
             return TxStatus("gone", newest["tx_hash"])
         in_pool = any(self._known(a["tx_hash"]) for a in attempts)
         base = int(self.w3.eth.fee_history(1, "latest", [])["baseFeePerGas"][-1])
+        self.last_base_fee = base
         if newest["max_fee"] < base:
-            replaced = self._replace(newest)
+            replaced = self._replace(newest, base)
             if replaced is not None:
                 return TxStatus("pending", replaced)
+        else:
+            self._unstuck(nonce)
         if not in_pool:
             log.warning("transaction dropped by the node; broadcasting it again",
                         extra={"tx": newest["tx_hash"], "nonce": nonce})
@@ -251,25 +320,37 @@ class TxManager:
         except TransactionNotFound:
             return False
 
-    def _replace(self, attempt: dict[str, Any]) -> str | None:
+    def _unstuck(self, nonce: int) -> None:
+        """The family of `nonce` is mined, gone or no longer below the base fee: if it was what
+        blocked sending, sending is unblocked."""
+        if self.blocked is not None and self.blocked.reason == "stuck" and self._stuck_nonce == nonce:
+            self._stuck_nonce = None
+            self._unblock()
+
+    def _replace(self, attempt: dict[str, Any], base: int) -> str | None:
         """Same nonce, same call, fees bumped within the cap; None when the cap forbids it (the
-        transaction waits for the base fee to fall)."""
+        transaction waits for the base fee to fall; sending is marked blocked, loudly)."""
         try:
             fresh = suggest_fees(self.w3, self.cap_wei)
         except FeeCapExceeded as exc:
-            log.warning("transaction stuck below the base fee; the cap forbids a replacement",
-                        extra={"tx": attempt["tx_hash"], "error": str(exc)})
+            self._stuck_nonce = int(attempt["nonce"])
+            self._block("stuck", f"transaction {attempt['tx_hash']} (nonce {attempt['nonce']}) below the base fee; "
+                                 f"the cap forbids a replacement: {exc}", exc.base_fee)
             return None
         fees = bumped(Fees(attempt["max_fee"], attempt["priority_fee"]), fresh, self.cap_wei)
         if fees is None:
-            log.warning("transaction stuck below the base fee; a replacement would exceed the cap",
-                        extra={"tx": attempt["tx_hash"]})
+            self._stuck_nonce = int(attempt["nonce"])
+            self._block("stuck", f"transaction {attempt['tx_hash']} (nonce {attempt['nonce']}) below the base fee "
+                                 f"{base / GWEI:.3f} gwei; a replacement would exceed the cap", base)
             return None
         decoded = _decode(attempt["raw"])
         with self._lock:
             new_hash = self._sign_record_send(decoded, int(attempt["nonce"]), fees, attempt["label"], None)
-        log.info("replaced a transaction stuck below the base fee",
-                 extra={"old": attempt["tx_hash"], "new": new_hash, "max_fee": fees.max_fee})
+        self.replacements += 1
+        log.warning("replaced a transaction stuck below the base fee",
+                    extra={"old": attempt["tx_hash"], "new": new_hash, "nonce": attempt["nonce"],
+                           "max_fee": fees.max_fee, "base_fee": base})
+        self._unstuck(int(attempt["nonce"]))
         return new_hash
 
 

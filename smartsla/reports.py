@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys import keys as eth_keys
 from web3 import Web3
 
 DOMAIN_NAME = "smartsla Agreement"
@@ -76,20 +77,36 @@ def digest(chain_id: int, agreement: str, period: int, values_ppm: list[int] | t
     return Web3.keccak(b"\x19" + signable.version + signable.header + signable.body)
 
 
-def sign_report(private_key: str | bytes, chain_id: int, agreement: str, period: int,
+def sign_report(private_key: str | bytes | ReportSigner, chain_id: int, agreement: str, period: int,
                 values_ppm: list[int] | tuple[int, ...], measured_ppm: int, evidence_root: bytes | str,
                 deadline: int) -> SignedReport:
     """Sign a report with an oracle's key. The key never leaves this function. `measured_ppm`:
     the share of the period's countable time measured (least over the services);
     `evidence_root`: the Merkle root of the oracle's evidence for the period
     (oracle.evidence.period_root); `deadline`: unix time after which the contract refuses the
-    report."""
-    account = Account.from_key(private_key)
+    report. `private_key` may be a ReportSigner (a daemon signing thousands of reports)."""
+    signer = private_key if isinstance(private_key, ReportSigner) else ReportSigner(private_key)
     root = root_bytes(evidence_root)
-    signed = account.sign_typed_data(full_message=typed_data(chain_id, agreement, period, values_ppm, measured_ppm,
-                                                             root, deadline))
+    signature = signer.sign_digest(digest(chain_id, agreement, period, values_ppm, measured_ppm, root, deadline))
     return SignedReport(Web3.to_checksum_address(agreement), chain_id, period, tuple(values_ppm), measured_ppm,
-                        root, deadline, account.address, bytes(signed.signature))
+                        root, deadline, signer.address, signature)
+
+
+class ReportSigner:
+    """An oracle key ready to sign EIP-712 digests: its public key derived once. eth_account derives
+    it again on every signature (`Account.from_key`, then `sign_typed_data` parses the key anew):
+    two elliptic-curve multiplications, about 5 ms of CPU a report in pure Python, a third of the
+    sender's work per agreement-period at 10,000 agreements (bench/fleet_profile.py)."""
+
+    def __init__(self, private_key: str | bytes) -> None:
+        raw = bytes.fromhex(private_key.removeprefix("0x")) if isinstance(private_key, str) else bytes(private_key)
+        self._key = eth_keys.PrivateKey(raw)
+        self.address = self._key.public_key.to_checksum_address()
+
+    def sign_digest(self, message_hash: bytes) -> bytes:
+        """r || s || v (v = 27 or 28), the signature eth_account returns and the contract recovers."""
+        sig = self._key.sign_msg_hash(message_hash)
+        return sig.r.to_bytes(32, "big") + sig.s.to_bytes(32, "big") + bytes([sig.v + 27])
 
 
 def recover_signer(report: SignedReport) -> str:

@@ -321,3 +321,22 @@ def test_insert_ignore_says_whether_it_inserted(store: Store) -> None:
         assert not Store._insert_ignore(conn, sample_run_gaps, {"agreement": "0xab", "gap": 2}, key)
         assert Store._insert_ignore(conn, sample_run_gaps, {"agreement": "0xab", "gap": 3}, key)
         assert conn.execute(select(func.count()).select_from(sample_run_gaps)).scalar() == 2
+
+
+def test_a_batch_of_reports_moves_all_or_none(store: Store) -> None:
+    """Store.transition_reports (a batch's items, one transaction): one report not in its expected
+    state (another sender moved it) and nothing moves, so no item names a hash it was not sent in."""
+    for period in range(3):
+        store.put_computed_report(AGREEMENT, period, {"valuesPpm": [period]})
+        store.transition_report(AGREEMENT, period, "computed", "signed", signature="0xsig")
+    store.transition_report(AGREEMENT, 1, "signed", "submitted", tx_hash="0xother")
+    with pytest.raises(IllegalTransitionError, match="period 1"):
+        store.transition_reports([(AGREEMENT, p, "signed") for p in range(3)], "submitted", tx_hash="0xbatch")
+    assert [store.report(AGREEMENT, p).state for p in range(3)] == ["signed", "submitted", "signed"]
+    assert store.report(AGREEMENT, 0).tx_hash is None
+    store.transition_reports([(AGREEMENT, 0, "signed"), (AGREEMENT, 2, "signed")], "submitted", tx_hash="0xbatch")
+    store.transition_reports([(AGREEMENT, p, "submitted") for p in range(3)], "confirmed")
+    assert [(r.state, r.tx_hash) for r in (store.report(AGREEMENT, p) for p in range(3))] == [
+        ("confirmed", "0xbatch"), ("confirmed", "0xother"), ("confirmed", "0xbatch")]
+    with pytest.raises(IllegalTransitionError, match="needs the transaction hash"):
+        store.transition_reports([(AGREEMENT, 5, "signed")], "submitted")
