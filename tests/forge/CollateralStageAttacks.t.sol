@@ -233,4 +233,23 @@ contract CollateralStageAttacksTest is Fixture {
         assertEq(provider.balance, 1 ether, "provider: one fee, no collateral");
         assertEq(customer.balance, 1.35 ether, "customer: refund and collateral");
     }
+
+    /// @notice The EIP-712 domain, now hashed in scratch memory, still follows the chain: a
+    /// report signed before a fork to another chain id is refused there, one signed over
+    /// `reportDigest` on the new chain (OpenZeppelin's EIP712) is accepted.
+    function testFuzz_reportsAreBoundToTheChain(uint64 otherChain) public {
+        vm.assume(otherChain != block.chainid && otherChain != 0);
+        Terms memory t = _terms(1, address(0));
+        Agreement a = _open(t);
+        _fund(a, t);
+        _toEnd(a, 0);
+        bytes memory signedHere = _settlePayload(a, 0, 800_000);
+        vm.chainId(otherChain);
+        // The recovered address is some other one: only the error is predictable.
+        (bool ok, bytes memory out) = address(a).call(abi.encodeCall(Agreement.settleCompact, (signedHere)));
+        assertTrue(!ok, "a report of the old chain accepted");
+        assertEq(bytes32(bytes4(out)), bytes32(ISlaErrors.NotACommitteeMember.selector), "refused as a stranger's");
+        a.settleCompact(_settlePayload(a, 0, 800_000));
+        assertEq(a.snapshot().settledPeriods, 1, "settled on the new chain");
+    }
 }
