@@ -64,6 +64,7 @@ COSTS: dict[str, float] = {
     "tests/test_properties.py::test_contract_credit_equals_the_reference_model": 101,
     "tests/test_static_and_invariants.py::test_slither_finds_no_high_or_medium_and_no_untriaged_low": 99,
     "tests/test_properties.py::test_funds_are_conserved_over_random_sequences": 76,
+    "tests/test_properties.py::test_signed_settlements_pay_the_reference_credit_and_books": 40,
     "tests/oracle/test_daemon.py::test_bad_configuration_stops_at_start_with_the_field": 62,
     "tests/oracle/test_daemon.py::test_settled_credit_equals_what_the_outage_schedule_implies": 52,
     "tests/oracle/test_fleet.py::test_two_daemons_share_agreements_and_survive_a_sigkill": 39,

@@ -9,6 +9,7 @@ was withdrawn by exactly one party.
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sla_helpers import ETHER, EVIDENCE_ROOT, make_terms
@@ -17,6 +18,7 @@ from smartsla.chain import Chain
 from smartsla.client import Factory, Status
 from smartsla.credit import Books, period_outcome
 from smartsla.errors import ContractReverted
+from smartsla.reports import sign_report
 from smartsla.terms import Service, Tier
 from smartsla.units import BPS, PPM
 
@@ -48,9 +50,9 @@ def latency_tiers(draw, objective: int) -> tuple[Tier, ...]:
 
 
 @st.composite
-def services(draw) -> tuple[Service, ...]:
+def services(draw, max_services: int = 4) -> tuple[Service, ...]:
     """Availability services, sometimes a latency one (ms, lower is better) and a composite."""
-    n = draw(st.integers(1, 4))
+    n = draw(st.integers(1, max_services))
     cuts = sorted(draw(st.sets(st.integers(1, BPS - 1), min_size=n - 1, max_size=n - 1)))
     weights = [b - a for a, b in zip([0, *cuts], [*cuts, BPS], strict=False)]
     out = []
@@ -82,6 +84,52 @@ def test_contract_credit_equals_the_reference_model(env, svcs, fee, cap, data):
         expected = period_outcome(terms, values, collateral_left=2**256)
         assert tuple(credits) == expected.service_credits
         assert capped == expected.capped_credit
+
+
+ORACLE_KEY = "0x" + "c8" * 32  # the one committee member of the signed-settlement test
+
+
+@settings(SETTINGS, max_examples=15)
+@given(svcs=services(max_services=5), collateral=st.integers(0, 3 * ETHER), cap=st.integers(1, BPS),
+       data=st.data())
+def test_signed_settlements_pay_the_reference_credit_and_books(env, svcs, collateral, cap, data):
+    """Each period settled with a signed compact report (the batch path) pays what the reference
+    model pays, limited by the collateral left; the customer's and the provider's balances,
+    withdrawn at random between periods, and the collateral follow the model (the credit is kept
+    in the collateral's slot until the customer withdraws: helper C, wave 8)."""
+    chain, roles, factory = env
+    oracle = Account.from_key(ORACLE_KEY)
+    terms = make_terms(roles, chain.now() + 60, services=svcs, collateral=collateral, credit_cap_bps=cap,
+                       oracles=(oracle.address,))
+    ag = factory.create_agreement(terms, roles["deployer"])
+    ag.deposit_fees(roles["customer"])
+    ag.deposit_collateral(roles["provider"])
+    books = Books(terms)
+    books.deposit_fees()
+    books.deposit_collateral()
+    for period in range(terms.period_count):
+        values = data.draw(st.lists(values_ppm, min_size=len(svcs), max_size=len(svcs)))
+        chain.mine_at(terms.period_end(period))
+        report = sign_report(ORACLE_KEY, chain.chain_id, ag.address, period, values, PPM, EVIDENCE_ROOT,
+                             terms.period_end(period) + 86_400)
+        settled = ag.settle_with_reports(period, [report], roles["stranger"])
+        assert settled.credit_paid == books.settle(values).paid_credit
+        for party in ("customer", "provider"):
+            if data.draw(st.booleans(), label=f"{party} withdraws after period {period}"):
+                if books.owed[party]:
+                    assert ag.withdraw(roles[party]) == books.withdraw(party)
+                else:
+                    with pytest.raises(ContractReverted, match="NothingToWithdraw"):
+                        ag.withdraw(roles[party])
+        snap = ag.snapshot()
+        assert (snap.owed_to_customer, snap.owed_to_provider, snap.collateral_escrowed) == (
+            books.owed["customer"], books.owed["provider"], books.collateral_escrowed)
+    assert ag.snapshot().status == Status.Ended
+    for party in ("customer", "provider"):
+        if books.owed[party]:
+            assert ag.withdraw(roles[party]) == books.withdraw(party)
+    assert chain.w3.eth.get_balance(ag.address) == 0
+    assert books.withdrawn["customer"] + books.withdrawn["provider"] == terms.total_fees + terms.collateral
 
 
 operations = st.lists(
