@@ -141,6 +141,7 @@ contract CollateralStageAttacksTest is Fixture {
     /// collateral sometimes exhausted: the customer receives exactly the credits (each period's
     /// quoted credit, limited by the collateral left) and the provider exactly the fees and the
     /// collateral left, whatever the order; a second withdrawal at the end is refused for both.
+    /// forge-config: ci.fuzz.runs = 1000
     function testFuzz_withdrawalOrderPaysTheModel(uint256 seed, bool small) public {
         Terms memory t = _terms(1, address(0));
         t.periodCount = 4;
@@ -237,6 +238,7 @@ contract CollateralStageAttacksTest is Fixture {
     /// @notice The EIP-712 domain, now hashed in scratch memory, still follows the chain: a
     /// report signed before a fork to another chain id is refused there, one signed over
     /// `reportDigest` on the new chain (OpenZeppelin's EIP712) is accepted.
+    /// forge-config: ci.fuzz.runs = 256
     function testFuzz_reportsAreBoundToTheChain(uint64 otherChain) public {
         vm.assume(otherChain != block.chainid && otherChain != 0);
         Terms memory t = _terms(1, address(0));

@@ -275,6 +275,7 @@ contract ReentrantPartiesDifferentialTest is Fixture {
         assertEq(paidOld, deposited, "old: paid out what was deposited");
     }
 
+    /// forge-config: ci.fuzz.runs = 1000
     function testFuzz_reentrantPartiesSameBooksAsV0(uint256 seed_) public {
         seed = seed_;
         _open();

@@ -178,6 +178,7 @@ contract TermsCodecDifferentialTest is TestBase {
     /// counts describe fewer bytes than the buffer holds (every read stayed inside it), both
     /// name the same count of bytes read; past the end each read its own memory, so only the
     /// refusal is compared.
+    /// forge-config: ci.fuzz.runs = 2000
     function testFuzz_decodersAgree(uint256 seed, uint8 kind, uint256 r, bool withMethod) public view {
         bytes memory packed = _packed(seed);
         bytes memory b = _damage(packed, kind % 5, r);
@@ -197,6 +198,7 @@ contract TermsCodecDifferentialTest is TestBase {
 
     /// @notice Undamaged terms always decode, identically (not vacuous: the fuzz above may
     /// mostly see refusals).
+    /// forge-config: ci.fuzz.runs = 1000
     function testFuzz_validTermsDecodeIdentically(uint256 seed, bool withMethod) public view {
         bytes memory b = _packed(seed);
         (bool okNew, bytes memory outNew, bool okOld, bytes memory outOld) = _both(b, withMethod);
@@ -206,6 +208,7 @@ contract TermsCodecDifferentialTest is TestBase {
 
     /// @notice Two decodes share no memory, and nothing decoded lies past the free memory
     /// pointer (memory allocated afterwards never changes a decoded value).
+    /// forge-config: ci.fuzz.runs = 1000
     function testFuzz_decodesDoNotAlias(uint256 seed, bool withMethod) public view {
         (bytes32 before2, bytes32 after2, bytes32 expected1, bytes32 after1) = pair.aliasing(_packed(seed), withMethod);
         assertEq(after2, before2, "writing into one decode changed another, or fresh memory overlapped it");
