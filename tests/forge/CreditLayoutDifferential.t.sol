@@ -15,6 +15,23 @@ import {ISlaErrors} from "contracts/interfaces/ISlaErrors.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {TermsGen} from "./utils/TermsGen.sol";
 import {AgreementV0} from "./mocks/AgreementV0.sol";
+import {Vm} from "forge-std/Vm.sol";
+
+/// @dev Receives a withdrawal and records the agreement's first state slot (storage slot 2, after
+/// EIP712's two strings) as it is during the payment.
+contract SlotProbe {
+    Vm internal constant VM = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    address internal immutable target;
+    uint256 public seen;
+
+    constructor(address target_) {
+        target = target_;
+    }
+
+    receive() external payable {
+        seen = uint256(VM.load(target, bytes32(uint256(2))));
+    }
+}
 
 /// @title Credits paid by `Agreement` equal an independent model and the old contract (helper C,
 /// wave 8: the credit's storage layout).
@@ -405,5 +422,34 @@ contract CreditLayoutDifferentialTest is Fixture {
         vm.prank(provider);
         a.withdraw();
         assertEq(address(a).balance, 0, "all paid out");
+    }
+    /// @notice The layout the assembly relies on (docs/security.md C-1, C-3): the reentrancy flag is
+    /// byte 15 of the first state slot (set during the payment, clear before and after), the
+    /// collateral its high 16 bytes, the customer's mark and balance the next slot's low and high
+    /// halves. A reordering of the state variables fails here before it can flip another field.
+    function test_storageLayoutTheAssemblyReliesOn() public {
+        Terms memory tm = _terms(1, address(0));
+        Agreement a = _open(tm);
+        _fund(a, tm);
+        uint32[] memory low = new uint32[](2);
+        low[0] = 949_999; // 0.6 ether of credit
+        low[1] = PPM;
+        _toEnd(a, 0);
+        SignedReport[] memory rep = new SignedReport[](1);
+        rep[0] = _sign(a, oracleKeys[0], 0, low);
+        a.settleCompact(CompactReports.encode(0, rep));
+        uint256 first = uint256(vm.load(address(a), bytes32(uint256(2))));
+        uint256 second = uint256(vm.load(address(a), bytes32(uint256(3))));
+        assertEq(first >> 128, 1.4 ether, "collateral: high half of the first slot");
+        assertEq((first >> 120) & 0xff, 0, "guard clear");
+        assertEq(uint128(second), 2 ether, "mark: low half of the second slot");
+        assertEq(second >> 128, 0, "balance: high half (the credit is not folded yet)");
+        SlotProbe probe = new SlotProbe(address(a));
+        vm.prank(customer);
+        a.withdrawTo(payable(address(probe)));
+        assertEq(address(probe).balance, 0.6 ether, "the credit paid");
+        assertEq((probe.seen() >> 120) & 0xff, 1, "guard set during the payment");
+        assertEq((uint256(vm.load(address(a), bytes32(uint256(2)))) >> 120) & 0xff, 0, "guard clear after");
+        assertEq(uint256(vm.load(address(a), bytes32(uint256(3)))), 1.4 ether, "mark = collateral, balance 0");
     }
 }
