@@ -20,7 +20,7 @@ contract AgreementInvariantTest is TestBase {
     function setUp() public {
         handler = new AgreementHandler();
         targetContract(address(handler));
-        bytes4[] memory selectors = new bytes4[](14);
+        bytes4[] memory selectors = new bytes4[](15);
         selectors[0] = AgreementHandler.createAgreement.selector;
         selectors[1] = AgreementHandler.depositFees.selector;
         selectors[2] = AgreementHandler.depositCollateral.selector;
@@ -36,6 +36,7 @@ contract AgreementInvariantTest is TestBase {
         selectors[11] = AgreementHandler.dispute.selector;
         selectors[12] = AgreementHandler.resolveDispute.selector;
         selectors[13] = AgreementHandler.finalize.selector;
+        selectors[14] = AgreementHandler.expire.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
@@ -118,7 +119,10 @@ contract AgreementInvariantTest is TestBase {
                 assertEq(s.feesEscrowed, b.fee * (b.count - s.settledPeriods), "fees of the unsettled periods escrowed");
             }
             if (s.status == Status.Ended) assertEq(s.settledPeriods, b.count, "ended early");
-            if (s.status == Status.Ended || s.status == Status.Terminated || s.status == Status.Cancelled) {
+            if (
+                s.status == Status.Ended || s.status == Status.Terminated || s.status == Status.Cancelled
+                    || s.status == Status.Expired
+            ) {
                 assertEq(s.feesEscrowed, 0, "terminal status keeps fees");
                 if (s.pendingPeriods == 0) assertEq(s.collateralEscrowed, 0, "collateral kept with nothing pending");
             }

@@ -491,6 +491,50 @@ contract AgreementHandler is Assertions {
         _observe(b);
     }
 
+    /// @notice Anyone ends an agreement whose periods were not all reported within
+    /// REPORT_DEADLINE of the term's end; half the time the clock first jumps to that deadline
+    /// (or a second before it), since a run's warps rarely get there. The unsettled periods' fees
+    /// go back to the customer, the collateral left to the provider once nothing is pending
+    /// (helper Z's review, Z8-8: the campaign never expired an agreement before).
+    function expire(uint256 aSeed, uint256 actorSeed, uint256 jumpSeed) external {
+        _count("expire");
+        (, Book storage b) = _pickFor(aSeed, ACTIVE);
+        Agreement a = b.agreement;
+        uint256 expiresAt = a.periodEnd(b.count - 1) + a.REPORT_DEADLINE();
+        if (jumpSeed % 2 == 0) {
+            uint256 target = (jumpSeed >> 8) % 4 == 0 ? expiresAt - 1 : expiresAt;
+            if (target > clock) clock = target;
+        }
+        vm.warp(clock);
+        address who = _actor(actorSeed);
+        Snapshot memory s = a.snapshot();
+        bytes memory expected;
+        if (s.status != Status.Active) expected = abi.encodeWithSelector(ISlaErrors.WrongStatus.selector, s.status);
+        else if (block.timestamp < expiresAt) expected = abi.encodeWithSelector(ISlaErrors.NotExpired.selector, expiresAt);
+        bool ok;
+        bytes memory err;
+        vm.prank(who);
+        try a.expire() {
+            ok = true;
+        } catch (bytes memory e) {
+            err = e;
+        }
+        _expect(ok, err, expected, "expire");
+        if (!ok) return;
+        _success("expire");
+        uint256 released = s.pendingPeriods == 0 ? s.collateralEscrowed : 0;
+        b.feesRefunded += s.feesEscrowed;
+        b.collateralReturned += released;
+        Snapshot memory n = a.snapshot();
+        assertTrue(n.status == Status.Expired, "expired");
+        assertEq(n.feesEscrowed, 0, "no fee left in escrow");
+        assertEq(n.collateralEscrowed, s.collateralEscrowed - released, "collateral kept only for pending periods");
+        assertEq(n.owedToCustomer, s.owedToCustomer + s.feesEscrowed, "unreported fees back");
+        assertEq(n.owedToProvider, s.owedToProvider + released, "collateral left back");
+        assertEq(n.pendingToCustomer, s.pendingToCustomer, "pending credits stay pending");
+        _observe(b);
+    }
+
     function withdraw(uint256 aSeed, uint256 actorSeed) external {
         _count("withdraw");
         vm.warp(clock);
@@ -709,7 +753,8 @@ contract AgreementHandler is Assertions {
         }
         b.collateralReturned += amount;
         Snapshot memory n = b.agreement.snapshot();
-        bool done = (n.status == Status.Ended || n.status == Status.Terminated) && n.pendingPeriods == 0;
+        bool done = (n.status == Status.Ended || n.status == Status.Terminated || n.status == Status.Expired)
+            && n.pendingPeriods == 0;
         if (done) assertEq(n.collateralEscrowed, 0, "collateral released once nothing is pending");
     }
 
@@ -1299,7 +1344,7 @@ contract AgreementHandler is Assertions {
         Status st = b.agreement.snapshot().status;
         if (b.terminal) {
             assertTrue(st == b.terminalStatus, "a terminal status changed");
-        } else if (st == Status.Ended || st == Status.Terminated || st == Status.Cancelled) {
+        } else if (st == Status.Ended || st == Status.Terminated || st == Status.Cancelled || st == Status.Expired) {
             b.terminal = true;
             b.terminalStatus = st;
         }
