@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cpu_helpers import ENABLED as CPU_PROFILE
+from cpu_helpers import CpuProfile
 from node_helpers import node_fixture
 from schedule_helpers import LongestFirstScheduling, order_longest_first
 from sla_helpers import make_terms
@@ -66,6 +68,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---------------------------------------------------------------------------- the parallel schedule
+def pytest_configure(config: pytest.Config) -> None:
+    if CPU_PROFILE:  # SMARTSLA_CPU_PROFILE=1: CPU seconds per test and module (cpu_helpers)
+        config.pluginmanager.register(CpuProfile(), "smartsla-cpu-profile")
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (pyproject's addopts): one worker per core. Four more than cores made the full run
     9-10 min instead of 16 on 2 cores (most long tests wait on wall-clock time), but in one clean CI

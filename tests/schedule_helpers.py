@@ -45,7 +45,37 @@ SPLIT_MODULES = frozenset({
     "tests/oracle/test_forecast_from_daemon.py",
     "tests/oracle/test_fleet.py",
     "tests/test_properties.py",
+    # The fast loop's longest modules (`-m "not slow"`: function-scoped embedded chains, except the
+    # GROUPS below): one unit per test, since one such module of half a minute on one worker was
+    # its tail.
+    "tests/test_demo_cli.py",
+    "tests/web/test_corporate_api.py",
+    "tests/test_corporate_committee.py",
+    "tests/test_multilevel.py",
+    "tests/test_agreement.py",
+    "tests/test_committee.py",
+    "tests/test_spec.py",
+    "tests/test_corporate_cli.py",
+    "tests/test_experience_and_disputes.py",
+    "tests/test_openslo.py",
 })
+
+# Tests of a split module that share a module-scoped fixture: one unit, so it is built once
+# (node id prefix -> unit; a test missed here only builds the fixture once more, on its worker).
+GROUPS: dict[str, str] = {
+    **dict.fromkeys(("tests/test_demo_cli.py::test_demo_balance_sheet_balances",
+                     "tests/test_demo_cli.py::test_demo_credits_match_the_reference_model",
+                     "tests/test_demo_cli.py::test_demo_tiers_cover_every_schedule_step",
+                     "tests/test_demo_cli.py::test_demo_wallets_moved_by_exactly_the_agreement_flows",
+                     "tests/test_demo_cli.py::test_demo_output_tells_the_story"),
+                    "tests/test_demo_cli.py: the demo_run fixture"),
+    **dict.fromkeys(("tests/web/test_corporate_api.py::test_organisation_shows_pool_departments_and_",
+                     "tests/web/test_corporate_api.py::test_compliance_report_",
+                     "tests/web/test_corporate_api.py::test_refusals_name_the_contracts_error",
+                     "tests/web/test_corporate_api.py::test_openapi_conformance_of_the_multi_level_routes",
+                     "tests/web/test_corporate_api.py::test_a_sender_with_a_wrong_checksum_is_a_named_"),
+                    "tests/web/test_corporate_api.py: the site fixture"),
+}
 
 # Modules sharing a session-scoped fixture that takes seconds to build (one per worker that runs
 # any of them): one unit, so it is built once.
@@ -94,7 +124,21 @@ COSTS: dict[str, float] = {
     "tests/oracle/test_prometheus.py::": 6,
     "tests/oracle/test_daemon.py::test_slices_that_cannot_hold_a_sample_are_refused_at_start": 5,
     "tests/test_artifacts.py::": 5,
-    "tests/test_demo_cli.py::": 5,
+    # The fast loop's (split modules: per test; seconds of wall, setup included, on 2 busy cores).
+    "tests/test_demo_cli.py::": 1.5,
+    "tests/test_demo_cli.py::test_demo_": 2,  # + the demo_run fixture's 4 s, once for the group
+    "tests/test_demo_cli.py::test_every_demo_period_verifies_and_a_flipped_slice_does_not": 8,
+    "tests/test_demo_cli.py::test_demo_console_script": 5,
+    "tests/test_corporate_cli.py::test_deposit_settle_withdraw_status": 8,
+    "tests/web/test_corporate_api.py::": 4,
+    "tests/test_corporate_committee.py::test_lifecycle_with_committee_and_dispute": 6,
+    "tests/test_corporate_committee.py::test_a_single_lying_member_cannot_set_the_figures": 5,
+    "tests/test_committee.py::test_only_members_sign_but_anyone_submits": 5,
+    "tests/test_multilevel.py::test_settlement_order_does_not_change_payouts": 5,
+    "tests/test_openslo.py::test_cli_import_export": 5,
+    "tests/test_spec.py::test_cli_validate_and_show": 3,
+    "tests/test_multilevel.py::": 1.5,
+    "tests/oracle/test_peer_report_poisoning.py::": 2,
     "tests/web/test_corporate_browser.py::": 5,
     "tests/test_corporate_committee.py::": 4,
     "tests/test_corporate_cli.py::": 4,
@@ -117,9 +161,12 @@ def cost(nodeid: str) -> float:
 
 
 def unit_of(nodeid: str) -> str:
-    """A module, or the test itself in SPLIT_MODULES, or the group of SHARED_UNITS."""
+    """A module, or the test itself in SPLIT_MODULES (or its GROUPS unit), or the group of
+    SHARED_UNITS."""
     module = nodeid.split("::", 1)[0]
-    return nodeid if module in SPLIT_MODULES else SHARED_UNITS.get(module, module)
+    if module in SPLIT_MODULES:
+        return next((unit for prefix, unit in GROUPS.items() if nodeid.startswith(prefix)), nodeid)
+    return SHARED_UNITS.get(module, module)
 
 
 def order_longest_first(items: list[pytest.Item]) -> None:

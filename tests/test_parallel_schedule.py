@@ -57,8 +57,8 @@ class Node:
 
 
 def test_a_lone_long_test_gets_the_cheapest_unit_as_its_successor_not_the_next_long_one() -> None:
-    collection = [FORGE, f"{E2E}[anvil]", f"{E2E}[ganache]", PROPS, "tests/test_spec.py::a",
-                  "tests/test_spec.py::b", "tests/test_terms.py::a"]
+    collection = [FORGE, f"{E2E}[anvil]", f"{E2E}[ganache]", PROPS, "tests/test_erc20.py::a",
+                  "tests/test_erc20.py::b", "tests/test_terms.py::a"]
     config = SimpleNamespace(getvalue=lambda name: ["2*popen"] if name == "tx" else None,
                              option=SimpleNamespace(loadscopereorder=True))
     sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
@@ -70,9 +70,20 @@ def test_a_lone_long_test_gets_the_cheapest_unit_as_its_successor_not_the_next_l
     # Each worker starts a long test; as each holds only that one, it gets the cheapest unit left
     # (an xdist worker starts a test once it holds the next): never a long test waiting behind Forge.
     assert [collection[i] for i in w0.sent] == [FORGE, "tests/test_terms.py::a"]
-    assert [collection[i] for i in w1.sent] == [f"{E2E}[anvil]", "tests/test_spec.py::a", "tests/test_spec.py::b"]
+    assert [collection[i] for i in w1.sent] == [f"{E2E}[anvil]", "tests/test_erc20.py::a", "tests/test_erc20.py::b"]
     # gw1's end-to-end test finishes: it holds two short tests, enough; after them, the next long one.
     sched.mark_test_complete(w1, 1)
     assert len(w1.sent) == 3
     sched.mark_test_complete(w1, 4)
     assert [collection[i] for i in w1.sent[3:]] == [f"{E2E}[ganache]"]
+
+
+def test_split_modules_keep_the_tests_of_a_module_fixture_together() -> None:
+    # test_demo_cli is split (its tests are independent), except the tests on its module-scoped
+    # demo_run fixture: one unit, so the demo runs once.
+    assert unit_of("tests/test_demo_cli.py::test_demo_balance_sheet_balances") == unit_of(
+        "tests/test_demo_cli.py::test_demo_output_tells_the_story")
+    assert unit_of("tests/test_demo_cli.py::test_help_lists_the_command_groups") == (
+        "tests/test_demo_cli.py::test_help_lists_the_command_groups")
+    refusal = "tests/web/test_corporate_api.py::test_refusals_name_the_contracts_error[deposit]"
+    assert unit_of(refusal) == unit_of("tests/web/test_corporate_api.py::test_compliance_report_as_csv_x")
