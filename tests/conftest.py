@@ -13,7 +13,7 @@ import pytest
 from cpu_helpers import ENABLED as CPU_PROFILE
 from cpu_helpers import CpuProfile
 from node_helpers import node_fixture
-from schedule_helpers import LongestFirstScheduling, order_longest_first
+from schedule_helpers import PRIORITY_WORKER, LongestFirstScheduling, order_longest_first, raise_priority
 from sla_helpers import make_terms
 
 from smartsla.chain import Chain
@@ -71,16 +71,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     if CPU_PROFILE:  # SMARTSLA_CPU_PROFILE=1: CPU seconds per test and module (cpu_helpers)
         config.pluginmanager.register(CpuProfile(), "smartsla-cpu-profile")
+    worker = getattr(config, "workerinput", None)
+    if worker and worker["workercount"] > 1 and worker["workerid"] == PRIORITY_WORKER:
+        raise_priority()  # it runs the timing-bound tests first (schedule_helpers, "CPU priority")
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto` (pyproject's addopts): one worker per core. Four more than cores made the full run
-    9-10 min instead of 16 on 2 cores (most long tests wait on wall-clock time), but in one clean CI
-    run of three the two timing-bound daemon tests (hanging targets, overload: their target server
-    is a thread of the pytest worker) were starved and failed; correctness before speed until those
-    targets run in a process of their own. Forge and Slither run niced (test_static_and_invariants),
-    so they take what the others leave; the longest-first schedule (schedule_helpers) stays."""
-    return len(os.sched_getaffinity(0))
+    """`-n auto` (pyproject's addopts): two workers more than cores. Most long tests wait on
+    wall-clock time (real periods, daemons, nodes), so one worker per core left the cores idle
+    (the full run 16-17 min on 2 cores). More workers starved the timing-bound tests when they ran
+    at the same priority as everything else: they run first, on a worker of higher priority
+    (schedule_helpers, "CPU priority"). Forge and Slither run niced (test_static_and_invariants)."""
+    return len(os.sched_getaffinity(0)) + 2
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LongestFirstScheduling | None:
