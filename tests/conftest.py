@@ -13,7 +13,15 @@ import pytest
 from cpu_helpers import ENABLED as CPU_PROFILE
 from cpu_helpers import CpuProfile
 from node_helpers import node_fixture
-from schedule_helpers import PRIORITY_WORKER, LongestFirstScheduling, order_longest_first, raise_priority
+from schedule_helpers import (
+    BASE_NICE,
+    PRIORITY_NICE,
+    PRIORITY_WORKER,
+    LongestFirstScheduling,
+    is_priority,
+    order_longest_first,
+    set_priority,
+)
 from sla_helpers import make_terms
 
 from smartsla.chain import Chain
@@ -71,9 +79,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     if CPU_PROFILE:  # SMARTSLA_CPU_PROFILE=1: CPU seconds per test and module (cpu_helpers)
         config.pluginmanager.register(CpuProfile(), "smartsla-cpu-profile")
-    worker = getattr(config, "workerinput", None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """PRIORITY_WORKER runs the timing-bound tests first, above the other workers where allowed,
+    then the rest at the run's priority (schedule_helpers, "CPU priority")."""
+    worker = getattr(item.config, "workerinput", None)
     if worker and worker["workercount"] > 1 and worker["workerid"] == PRIORITY_WORKER:
-        raise_priority()  # it runs the timing-bound tests first (schedule_helpers, "CPU priority")
+        set_priority(PRIORITY_NICE if is_priority(item.nodeid) else BASE_NICE)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

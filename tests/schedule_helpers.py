@@ -31,7 +31,8 @@ same priority the overload test failed (4 of 120 healthy checks timed out). Thos
 (PRIORITY) go only to PRIORITY_WORKER, first, and until the last of them ends the other workers
 take only BACKGROUND units (Forge, Slither: minutes of CPU in children niced 10, so the cores are
 not idle meanwhile) and otherwise wait. PRIORITY_WORKER also runs at PRIORITY_NICE where the
-system allows it (root, or RLIMIT_NICE; `raise_priority`, called by tests/conftest.py): the
+system allows it (root, or RLIMIT_NICE; `set_priority` from tests/conftest.py, for those tests
+only): the
 overload test's daemon, niced 10 below its worker, then still runs above ordinary (nice 0) load.
 Measured beside two CPU hogs at nice 0 (and three other helpers' runs, load 5-7): at nice 0 the
 overload test failed 2 rounds of 3 (4-5 of 120-179 healthy checks timed out); at nice -11, 1 of
@@ -204,16 +205,25 @@ def is_priority(nodeid: str) -> bool:
     return nodeid.startswith(PRIORITY)
 
 
-def raise_priority() -> bool:
+BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)  # the run's niceness, read before any change
+
+
+def set_priority(nice: int) -> bool:
     """This process, every thread it has (execnet's included) and every one it starts afterwards,
-    at PRIORITY_NICE; False where not allowed (not root and no RLIMIT_NICE): then it stays equal to
-    the other workers. Linux nice values are per thread, hence each thread of /proc/self/task."""
+    at `nice`; False where not allowed (below the current value: root or RLIMIT_NICE only). Linux
+    nice values are per thread, hence each thread of /proc/self/task."""
     try:
         for task in Path("/proc/self/task").iterdir():
-            os.setpriority(os.PRIO_PROCESS, int(task.name), PRIORITY_NICE)
+            os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
     except (PermissionError, FileNotFoundError, ProcessLookupError):
         return False
     return True
+
+
+def background() -> None:
+    """For a child with minutes of CPU and no deadline (Forge, Slither; a subprocess preexec_fn):
+    niced 10 below the run, whichever worker starts it."""
+    os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), BASE_NICE + 10))
 
 
 def order_longest_first(items: list[pytest.Item]) -> None:
