@@ -5,6 +5,7 @@ wants one node for all its tests declares `anvil = node_fixture("anvil", scope="
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,11 +124,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _GROUP_TESTS.setdefault(group, set()).add(report.nodeid)
 
 
+_STARTED = time.monotonic()  # at import: before collection, which the wall time includes
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _GROUP_SECONDS:
         return
+    workers = getattr(terminalreporter.config.option, "numprocesses", None)  # -n auto: resolved by then
     parts = [f"{g} {s:.0f} s/{len(_GROUP_TESTS[g])}" for g, s in sorted(_GROUP_SECONDS.items(), key=lambda kv: -kv[1])]
-    terminalreporter.write_line("time per group (seconds/tests): " + ", ".join(parts))
+    terminalreporter.write_line(
+        f"time per group (test seconds summed over {workers or 1} worker(s) / tests): " + ", ".join(parts)
+        + f"; wall {time.monotonic() - _STARTED:.0f} s")
 
 
 @pytest.fixture
