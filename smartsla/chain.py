@@ -32,6 +32,39 @@ except ImportError:  # eth-tester is the optional 'tester' extra: RPC-only insta
 REVERTS = (ContractLogicError, _TesterFailed)
 
 
+def _estimate_gas_embedded(state: Any, transaction: Any) -> int:
+    """``eth_estimateGas`` on the embedded chain, in two or three runs of the transaction instead
+    of py-evm's dozen.
+
+    py-evm's default estimator bisects between the intrinsic gas and the block's limit to within
+    21,000 gas: about 12 runs per estimate, and web3 estimates before every transaction, so it was
+    three quarters of the CPU of the embedded-chain tests and of ``smartsla demo`` (issue 13 item
+    9). Here: one run at the block's limit (a revert raises exactly as before, with its data), then
+    the gas that run used, confirmed by a run with that much; a call forwarding 63/64 of its gas can
+    need a little more, so a few larger tries, then py-evm's own search. Whatever it returns, the
+    transaction was seen to succeed with that gas, as with py-evm's."""
+    from eth.estimators.gas import binary_gas_search_intrinsic_tolerance
+    from eth.vm.spoof import SpoofTransaction
+
+    def run(gas: int, **spoof: Any) -> Any:
+        snapshot = state.snapshot()
+        try:
+            return state.apply_transaction(SpoofTransaction(transaction, gas=gas, **spoof))
+        finally:
+            state.revert(snapshot)
+
+    full = run(state.gas_limit, gas_price=0)
+    if full.is_error:
+        raise full.error
+    gas = transaction.intrinsic_gas + full.get_gas_used()
+    for _ in range(4):
+        gas = min(gas, state.gas_limit)
+        if not run(gas).is_error:
+            return int(gas)
+        gas = gas * 64 // 63 + 2_300
+    return int(binary_gas_search_intrinsic_tolerance(state, transaction))
+
+
 def _rpc_error_data(data: Any) -> str | None:
     """The revert data inside a JSON-RPC error's ``data`` field, whatever the node's shape.
 
@@ -114,6 +147,10 @@ class Chain:
 
             # Generous gas limit: the default block gas limit of eth-tester is small.
             backend = PyEVMBackend(genesis_parameters=PyEVMBackend.generate_genesis_params({"gas_limit": 30_000_000}))
+            # The chain copies its class's estimator when made (and the class is made afresh for
+            # each backend, so this touches no other chain): both, for a chain remade on a revert.
+            type(backend.chain).gas_estimator = staticmethod(_estimate_gas_embedded)
+            backend.chain.gas_estimator = _estimate_gas_embedded
             provider = EthereumTesterProvider(EthereumTester(backend))
             return cls(Web3(provider), embedded=True, url=url)
         if not url.startswith(("http://", "https://")):

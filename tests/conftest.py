@@ -5,13 +5,24 @@ wants one node for all its tests declares `anvil = node_fixture("anvil", scope="
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cpu_helpers import ENABLED as CPU_PROFILE
+from cpu_helpers import CpuProfile
 from node_helpers import node_fixture
-from schedule_helpers import LongestFirstScheduling, order_longest_first
+from schedule_helpers import (
+    BASE_NICE,
+    PRIORITY_NICE,
+    PRIORITY_WORKER,
+    LongestFirstScheduling,
+    is_priority,
+    order_longest_first,
+    set_priority,
+)
 from sla_helpers import make_terms
 
 from smartsla.chain import Chain
@@ -66,14 +77,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---------------------------------------------------------------------------- the parallel schedule
+def pytest_configure(config: pytest.Config) -> None:
+    if CPU_PROFILE:  # SMARTSLA_CPU_PROFILE=1: CPU seconds per test and module (cpu_helpers)
+        config.pluginmanager.register(CpuProfile(), "smartsla-cpu-profile")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """PRIORITY_WORKER runs the timing-bound tests first, above the other workers where allowed,
+    then the rest at the run's priority (schedule_helpers, "CPU priority")."""
+    worker = getattr(item.config, "workerinput", None)
+    if worker and worker["workercount"] > 1 and worker["workerid"] == PRIORITY_WORKER:
+        set_priority(PRIORITY_NICE if is_priority(item.nodeid) else BASE_NICE)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto` (pyproject's addopts): one worker per core. Four more than cores made the full run
-    9-10 min instead of 16 on 2 cores (most long tests wait on wall-clock time), but in one clean CI
-    run of three the two timing-bound daemon tests (hanging targets, overload: their target server
-    is a thread of the pytest worker) were starved and failed; correctness before speed until those
-    targets run in a process of their own. Forge and Slither run niced (test_static_and_invariants),
-    so they take what the others leave; the longest-first schedule (schedule_helpers) stays."""
-    return len(os.sched_getaffinity(0))
+    """`-n auto` (pyproject's addopts): two workers more than cores. Most long tests wait on
+    wall-clock time (real periods, daemons, nodes), so one worker per core left the cores idle
+    (the full run 16-17 min on 2 cores). More workers starved the timing-bound tests when they ran
+    at the same priority as everything else: they run first, on a worker of higher priority
+    (schedule_helpers, "CPU priority"). Forge and Slither run niced (test_static_and_invariants)."""
+    return len(os.sched_getaffinity(0)) + 2
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LongestFirstScheduling | None:
@@ -100,11 +124,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _GROUP_TESTS.setdefault(group, set()).add(report.nodeid)
 
 
+_STARTED = time.monotonic()  # at import: before collection, which the wall time includes
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _GROUP_SECONDS:
         return
+    workers = getattr(terminalreporter.config.option, "numprocesses", None)  # -n auto: resolved by then
     parts = [f"{g} {s:.0f} s/{len(_GROUP_TESTS[g])}" for g, s in sorted(_GROUP_SECONDS.items(), key=lambda kv: -kv[1])]
-    terminalreporter.write_line("time per group (seconds/tests): " + ", ".join(parts))
+    terminalreporter.write_line(
+        f"time per group (test seconds summed over {workers or 1} worker(s) / tests): " + ", ".join(parts)
+        + f"; wall {time.monotonic() - _STARTED:.0f} s")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from schedule_helpers import background
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_MIN_INVARIANT_RUNS = 10_000
@@ -27,21 +28,13 @@ def _forge_binary() -> str:
     return found[0]
 
 
-def _background() -> None:
-    """Run the child at a lower CPU priority: Forge's campaign and Slither are minutes of pure CPU
-    with no deadline, while the tests running beside them in a parallel run (daemons probing on a
-    schedule, the operator's path with its real periods) must get the CPU the moment they need it.
-    Forge then takes the cores that are left, about as long in total."""
-    os.nice(10)
-
-
 @pytest.mark.forge
 def test_forge_fuzz_and_invariants_ci_profile(capsys: pytest.CaptureFixture[str]) -> None:
     env = dict(os.environ, FOUNDRY_PROFILE="ci", NO_COLOR="1")
     started = time.monotonic()
     proc = subprocess.run(
         [_forge_binary(), "test", "--offline"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, preexec_fn=_background,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, preexec_fn=background,
     )
     elapsed = time.monotonic() - started
     output = proc.stdout + proc.stderr
@@ -72,7 +65,7 @@ def test_forge_fuzz_and_invariants_ci_profile(capsys: pytest.CaptureFixture[str]
 def test_slither_finds_no_high_or_medium_and_no_untriaged_low() -> None:
     proc = subprocess.run(
         [str(ROOT / "scripts" / "slither.sh")], cwd=ROOT, capture_output=True, text=True, timeout=1800,
-        preexec_fn=_background,
+        preexec_fn=background,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"scripts/slither.sh exited {proc.returncode}:\n{output[-6000:]}"

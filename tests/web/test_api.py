@@ -297,7 +297,9 @@ def test_wallet_signs_the_unsigned_transactions(tmp_path: Any) -> None:
 
 
 def test_rate_limit_answers_429(demo_server: DemoServer) -> None:
-    app = create_app(demo_server.store, settings=ApiSettings(rate_limit_per_s=0.5, rate_limit_burst=3))
+    # One token per 50 s: at 0.5/s a request slower than 2 s (a loaded machine: load 13) got a
+    # token back and read 200 where 429 was due.
+    app = create_app(demo_server.store, settings=ApiSettings(rate_limit_per_s=0.02, rate_limit_burst=3))
     with TestClient(app) as c:
         codes = [c.get("/api/agreements").status_code for _ in range(5)]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
