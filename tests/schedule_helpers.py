@@ -147,6 +147,7 @@ COSTS: dict[str, float] = {
     "tests/oracle/test_daemon.py::test_period_measured_below_the_minimum_gets_no_report": 22,
     "tests/oracle/test_daemon.py::test_chain_down_for_a_while_then_the_report_still_arrives": 20,
     "tests/oracle/test_daemon.py::test_hanging_targets_do_not_delay_or_spoil_other_targets": 18,
+    "tests/oracle/test_send_blocked_daemon.py::": 17,
     "tests/test_compact_reports_attacks.py::test_round_trip_on_a_real_chain": 15,
     "tests/oracle/test_daemon.py::test_oracle_refuses_to_start_with_a_method_other_than_the_agreements": 11,
     "tests/web/test_evidence_browser.py::": 11,
