@@ -836,17 +836,21 @@ class Store:
             values["signature"] = signature
         if tx_hash is not None:
             values["tx_hash"] = tx_hash
-        c = reports.c
         with self._tx() as conn:
-            # The state check is in the WHERE clause, so two processes cannot both make the move.
-            moved = conn.execute(update(reports).where(c.agreement == agreement, c.period == period,
-                                                       c.state == from_state).values(**values)).rowcount
-            if moved != 1:
-                current = self._report(conn, agreement, period)
-                found = "no report" if current is None else f"it is {current.state}"
-                raise IllegalTransitionError(f"report for period {period} of {agreement}: expected state "
-                                             f"{from_state}, but {found}")
+            self._move_report(conn, agreement, period, from_state, values)
             return self._report(conn, agreement, period)  # type: ignore[return-value]
+
+    def _move_report(self, conn: Any, agreement: str, period: int, from_state: str, values: dict[str, Any]) -> None:
+        """One report's move inside `conn`'s transaction. The state check is in the WHERE clause,
+        so two processes cannot both make the move; IllegalTransitionError when it did not apply."""
+        c = reports.c
+        moved = conn.execute(update(reports).where(c.agreement == agreement, c.period == period,
+                                                   c.state == from_state).values(**values)).rowcount
+        if moved != 1:
+            current = self._report(conn, agreement, period)
+            found = "no report" if current is None else f"it is {current.state}"
+            raise IllegalTransitionError(f"report for period {period} of {agreement}: expected state "
+                                         f"{from_state}, but {found}")
 
     def transition_reports(self, moves: Sequence[tuple[str, int, str]], to_state: str, *,
                            tx_hash: str | None = None) -> None:
@@ -866,17 +870,9 @@ class Store:
         values: dict[str, Any] = {"state": to_state, "updated_at": time.time()}
         if tx_hash is not None:
             values["tx_hash"] = tx_hash
-        c = reports.c
         with self._tx() as conn:
             for agreement, period, from_state in moves:
-                agreement = _norm(agreement)
-                moved = conn.execute(update(reports).where(c.agreement == agreement, c.period == period,
-                                                           c.state == from_state).values(**values)).rowcount
-                if moved != 1:
-                    current = self._report(conn, agreement, period)
-                    found = "no report" if current is None else f"it is {current.state}"
-                    raise IllegalTransitionError(f"report for period {period} of {agreement}: expected state "
-                                                 f"{from_state}, but {found}")
+                self._move_report(conn, _norm(agreement), period, from_state, values)
 
     def report(self, agreement: str, period: int) -> Report | None:
         with self._tx() as conn:
