@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from oracle.config import OracleConfig
+from oracle.probes import Sample
+from oracle.store import Store
 from smartsla.chain import Chain
 from smartsla.client import Agreement, Factory
 from smartsla.terms import Service, Terms, Tier
@@ -39,3 +41,19 @@ def daemon_config(url: str, store: Path, agreements: list[Agreement], **chain: A
         "agreements": [{"address": ag.address} for ag in agreements],
         "services": {"web": {"tcp": {"host": "127.0.0.1", "port": 9, "timeout_s": 0.25}, "interval_s": 0.5}},
     })
+
+
+def batch_set_up(chain: Chain) -> tuple[Factory, Any, str, str]:
+    """A factory and a SettlementBatch deployed by account 0, and a fresh oracle key funded for
+    gas: (factory, batch contract, oracle address, oracle key)."""
+    deployer = chain.accounts[0]
+    factory = Factory.deploy(chain, deployer)
+    batch, _ = chain.deploy("SettlementBatch", deployer)
+    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    return factory, batch, oracle, key
+
+
+def measure_period_up(store: Store, agreements: list[Agreement], start: int, seconds: int = 10) -> None:
+    """Every 1-s slice of the period starting at `start` measured up (one sample 0.1 s into each)."""
+    for ag in agreements:
+        store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(seconds)])

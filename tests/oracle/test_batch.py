@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from batch_helpers import ETHER, daemon_config
+from batch_helpers import ETHER, batch_set_up, daemon_config, measure_period_up
 from batch_helpers import funded_agreement as make
 from sla_helpers import EVIDENCE_ROOT
 from web3.logs import DISCARD
@@ -24,10 +24,7 @@ FIGURES = {"web": PeriodFigure(value_ppm=999_000, good_slices=999, total_slices=
 
 def test_one_failing_item_does_not_stop_the_others_and_alone_is_retried(anvil, tmp_path: Path):
     chain = Chain.connect(anvil.url)
-    deployer = chain.accounts[0]
-    factory = Factory.deploy(chain, deployer)
-    batch, _ = chain.deploy("SettlementBatch", deployer)
-    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    factory, batch, oracle, key = batch_set_up(chain)
     account = chain.w3.eth.account.from_key(key)
     start = chain.now() + 100
     # Nine agreements whose period 0 ends at start+1000; the late one's ends at start+2000.
@@ -68,13 +65,9 @@ def test_batch_refuses_an_empty_or_oversized_list(anvil):
 
 def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, monkeypatch):
     from oracle.daemon import Daemon
-    from oracle.probes import Sample
 
     chain = Chain.connect(anvil.url)
-    deployer = chain.accounts[0]
-    factory = Factory.deploy(chain, deployer)
-    batch, _ = chain.deploy("SettlementBatch", deployer)
-    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    factory, batch, oracle, key = batch_set_up(chain)
     start = chain.now() + 100
     agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
@@ -82,8 +75,7 @@ def test_daemon_batches_what_is_due_into_one_transaction(anvil, tmp_path: Path, 
                            batch_contract=batch.address, batch_size=3)
     daemon = Daemon(config)
     daemon.prepare(wait_for_chain_s=5)
-    for ag in agreements:  # every slice of period 0 measured up
-        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    measure_period_up(daemon.store, agreements, start)  # every slice of period 0 measured up
     chain.mine_at(start + 11)
     nonce0 = chain.w3.eth.get_transaction_count(oracle)
     daemon.report_due_periods()
@@ -112,13 +104,9 @@ def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp
     waits for the whole pass delays every settlement by it (bench/fleet_sim.py). The first full
     batch must be on-chain before the evidence of the agreements after it is computed."""
     from oracle.daemon import Daemon
-    from oracle.probes import Sample
 
     chain = Chain.connect(anvil.url)
-    deployer = chain.accounts[0]
-    factory = Factory.deploy(chain, deployer)
-    batch, _ = chain.deploy("SettlementBatch", deployer)
-    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    factory, batch, oracle, key = batch_set_up(chain)
     start = chain.now() + 100
     agreements = [make(chain, factory, oracle, start, 10) for _ in range(4)]
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
@@ -126,8 +114,7 @@ def test_a_full_batch_is_sent_before_the_rest_of_the_pass_is_computed(anvil, tmp
                            batch_contract=batch.address, batch_size=2)
     daemon = Daemon(config)
     daemon.prepare(wait_for_chain_s=5)
-    for ag in agreements:
-        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    measure_period_up(daemon.store, agreements, start)
     chain.mine_at(start + 11)
     nonce0 = chain.w3.eth.get_transaction_count(oracle)
     sent_before: list[int] = []  # oracle transactions mined when each agreement's evidence is computed

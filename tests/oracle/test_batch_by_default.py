@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batch_helpers import ETHER, daemon_config, funded_agreement
+from batch_helpers import ETHER, daemon_config, funded_agreement, measure_period_up
 from sla_helpers import EVIDENCE_ROOT
 
 from oracle.config import ChainConfig, ConfigError, OracleConfig
 from oracle.daemon import Daemon
-from oracle.probes import Sample
 from oracle.sli import PeriodFigure
 from oracle.store import Store
 from oracle.submitter import Submitter
@@ -47,8 +46,7 @@ def _pass(chain: Chain, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     config = daemon_config(url, tmp_path / "o.db", agreements, **chain_config)
     daemon = Daemon(config)
     daemon.prepare(wait_for_chain_s=5)
-    for ag in agreements:
-        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    measure_period_up(daemon.store, agreements, start)
     chain.mine_at(start + 11)
     first = chain.w3.eth.block_number + 1
     daemon.report_due_periods()

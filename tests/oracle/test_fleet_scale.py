@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_helpers import batch_set_up, measure_period_up
 from sqlalchemy import event, select
 from web3 import Web3
 
@@ -200,18 +201,14 @@ def test_a_report_pass_reads_snapshots_in_batches_and_sends_one_transaction_per_
     agreement-period took at 2,000), then sends its batches: every period settles once, one
     transaction per batch."""
     chain = Chain.connect(anvil.url)
-    deployer = chain.accounts[0]
-    factory = Factory.deploy(chain, deployer)
-    batch, _ = chain.deploy("SettlementBatch", deployer)
-    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    factory, batch, oracle, key = batch_set_up(chain)
     start = chain.now() + 60
     ags = agreements(chain, factory, oracle, 8, start, funded=True)
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
     daemon, seen = counting_daemon(config_for(anvil.url, factory, ags, pg_url, listening_port,
                                               chain={"batch_contract": batch.address, "batch_size": 2}))
     daemon.prepare(wait_for_chain_s=5)
-    for ag in ags:  # every slice of period 0 measured up
-        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    measure_period_up(daemon.store, ags, start)  # every slice of period 0 measured up
     chain.mine_at(start + 11)
     nonce0 = chain.w3.eth.get_transaction_count(oracle)
     (requests,) = seen
@@ -279,10 +276,7 @@ def test_a_sender_that_loses_its_lease_mid_pass_sends_no_further_batch(
     pass, so a member that lost it mid-pass went on broadcasting next to the new sender (seen in
     bench/fleet_sim.py at 2,000: two senders, clashing nonces). Finding F-1."""
     chain = Chain.connect(anvil.url)
-    deployer = chain.accounts[0]
-    factory = Factory.deploy(chain, deployer)
-    batch, _ = chain.deploy("SettlementBatch", deployer)
-    oracle, key = chain.new_account(fund_from=deployer, amount=ETHER)
+    factory, batch, oracle, key = batch_set_up(chain)
     start = chain.now() + 60
     ags = agreements(chain, factory, oracle, 4, start, funded=True)
     monkeypatch.setenv("SMARTSLA_ORACLE_KEY", key)
@@ -290,8 +284,7 @@ def test_a_sender_that_loses_its_lease_mid_pass_sends_no_further_batch(
                                chain={"batch_contract": batch.address, "batch_size": 2},
                                fleet={"lease_s": 3, "id": "me"}))
     daemon.prepare(wait_for_chain_s=5)
-    for ag in ags:
-        daemon.store.add_samples(ag.address, [Sample("web", start + t + 0.1, True, 1.0, "") for t in range(10)])
+    measure_period_up(daemon.store, ags, start)
     chain.mine_at(start + 11)
     assert daemon.fleet is not None
     daemon.fleet.step([ag.address for ag in ags])
