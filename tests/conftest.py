@@ -24,6 +24,8 @@ from schedule_helpers import (
     set_priority,
 )
 from sla_helpers import make_terms
+from timeline_helpers import PATH as TIMELINE_PATH
+from timeline_helpers import Timeline
 
 from smartsla.chain import Chain
 from smartsla.client import Factory
@@ -80,6 +82,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_configure(config: pytest.Config) -> None:
     if CPU_PROFILE:  # SMARTSLA_CPU_PROFILE=1: CPU seconds per test and module (cpu_helpers)
         config.pluginmanager.register(CpuProfile(), "smartsla-cpu-profile")
+    if TIMELINE_PATH:  # SMARTSLA_TIMELINE=FILE: when each test ran, on which worker (timeline_helpers)
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        config.pluginmanager.register(Timeline(Path(TIMELINE_PATH), worker), "smartsla-timeline")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -259,18 +259,21 @@ class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
         return unit_of(nodeid)
 
     def _reschedule(self, node: Any) -> None:
+        """Top `node` up to two pending tests (the one it runs and its successor). A worker holding a
+        single test does not start it, so stopping at one unit (as when an idle worker was woken at
+        the end of the priority phase and given one long test) left it idle for minutes."""
         if node.shutting_down:
             return
-        if not self.workqueue:
-            node.shutdown()  # it runs what it holds, then stops
-            return
-        if not self._eligible(node):
-            return  # waiting for the end of the priority phase (mark_test_complete wakes it)
-        pending = [nodeid for unit in self.assigned_work.get(node, {}).values()
-                   for nodeid, done in unit.items() if not done]
-        if len(pending) > 1:
-            return  # running one and holding its successor: enough
-        self._assign(node, cheapest=bool(pending) and cost(pending[0]) >= LONG)
+        while self.workqueue:
+            pending = [nodeid for unit in self.assigned_work.get(node, {}).values()
+                       for nodeid, done in unit.items() if not done]
+            if len(pending) > 1:
+                return  # running one and holding its successor: enough
+            cheapest = bool(pending) and cost(pending[0]) >= LONG
+            if not self._candidates(node, cheapest=cheapest):
+                return  # waiting for the end of the priority phase (mark_test_complete wakes it)
+            self._assign(node, cheapest=cheapest)
+        node.shutdown()  # nothing left to hand out: it runs what it holds, then stops
 
     def _assign_work_unit(self, node: Any) -> None:
         if self._eligible(node):
@@ -303,9 +306,19 @@ class LongestFirstScheduling(LoadScopeScheduling):  # type: ignore[misc]
                 if other is not node:
                     self._reschedule(other)
 
+    def _candidates(self, node: Any, *, cheapest: bool) -> list[str]:
+        """The units `node` may take now, in queue order. The successor of a long test (`cheapest`)
+        runs only after it, so outside PRIORITY_WORKER it may be any unit but a PRIORITY one: the
+        priority phase's limit to BACKGROUND units is about what runs meanwhile (with that limit,
+        Forge's worker took Slither as its successor, and with Forge alone it held one test and did
+        not start it before the phase ended)."""
+        if cheapest and node.gateway.id != PRIORITY_WORKER:
+            return [s for s in self.workqueue if not is_priority(s)]
+        return self._eligible(node)
+
     def _assign(self, node: Any, *, cheapest: bool) -> None:
-        eligible = self._eligible(node)
-        scope = eligible[-1 if cheapest else 0]
+        candidates = self._candidates(node, cheapest=cheapest)
+        scope = candidates[-1 if cheapest else 0]
         work_unit = self.workqueue.pop(scope)
         self.assigned_work.setdefault(node, {})[scope] = work_unit
         collection = self.registered_collections[node]
