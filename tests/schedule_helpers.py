@@ -121,8 +121,8 @@ SHARED_UNITS: dict[str, str] = {
 # `--durations=0` on 2 cores busy with other work too (so some 1.5-3x long); a module prefix
 # (`path::`) gives the average of its tests. Only what is well above DEFAULT_COST is listed.
 COSTS: dict[str, float] = {
-    "tests/test_static_and_invariants.py::test_forge_fuzz_and_invariants_ci_profile": 827,
-    "tests/test_operator_e2e.py::test_operator_path_settles_every_period_and_pays_the_promised_credits": 328,
+    "tests/test_static_and_invariants.py::test_forge_fuzz_and_invariants_ci_profile": 280,
+    "tests/test_operator_e2e.py::test_operator_path_settles_every_period_and_pays_the_promised_credits": 150,
     "tests/test_properties.py::test_contract_credit_equals_the_reference_model": 101,
     "tests/test_static_and_invariants.py::test_slither_finds_no_high_or_medium_and_no_untriaged_low": 99,
     "tests/test_properties.py::test_funds_are_conserved_over_random_sequences": 76,
