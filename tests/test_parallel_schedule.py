@@ -4,9 +4,11 @@ and a lone long test never holds the next long one behind it on its worker."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
 from schedule_helpers import PRIORITY_WORKER, LongestFirstScheduling, cost, is_priority, order_longest_first, unit_of
+from timeline_helpers import report
 
 FORGE = "tests/test_static_and_invariants.py::test_forge_fuzz_and_invariants_ci_profile"
 E2E = "tests/test_operator_e2e.py::test_operator_path_settles_every_period_and_pays_the_promised_credits"
@@ -145,3 +147,15 @@ def test_timing_bound_units_go_first_and_only_to_the_priority_worker_while_the_o
     priority_runs = [x for x in ran[PRIORITY_WORKER] if is_priority(x)]
     assert ran[PRIORITY_WORKER][:len(priority_runs)] == priority_runs == [  # all of them first, there only
         OVERLOAD, "tests/oracle/test_probes.py::a", "tests/oracle/test_probes.py::b", HANGING]
+
+
+def test_the_timeline_reports_each_workers_busy_time_and_its_long_tests(tmp_path: Path) -> None:
+    path = tmp_path / "timeline.txt"
+    path.write_text("100.00 101.00 gw0 tests/a.py::short\n"
+                    "100.00 400.00 gw1 tests/b.py::long [x]\n"
+                    "101.00 110.00 gw0 tests/c.py::medium\n")
+    lines = report(path).splitlines()
+    assert lines[0] == "gw0: 2 tests, busy 10 s, last end 10 s"
+    assert lines[1].split() == ["1", "9.0", "tests/c.py::medium"]  # 5 s or more: listed; the short one not
+    assert lines[2] == "gw1: 1 tests, busy 300 s, last end 300 s"
+    assert lines[3].split(None, 2) == ["0", "300.0", "tests/b.py::long [x]"]  # a node id with a space survives

@@ -32,7 +32,7 @@ class Timeline:
 def report(path: Path) -> str:
     rows = [line.split(" ", 3) for line in path.read_text().splitlines() if line]
     origin = min(float(r[0]) for r in rows)
-    lines = []
+    lines: list[str] = []
     for worker in sorted({r[2] for r in rows}):
         mine = sorted((float(r[0]) - origin, float(r[1]) - origin, r[3]) for r in rows if r[2] == worker)
         busy = sum(end - start for start, end, _ in mine)
